@@ -103,7 +103,9 @@ all: $(ALL_TARGETS)
 deps:
 	$(Q)tools/install-deps.sh
 
-run: deps all
+# RUN_DEPS: the guest images (tests/images/images.mk), built after deps installed mtools.
+run: deps
+	$(Q)$(MAKE) --no-print-directory all $(RUN_DEPS)
 	$(Q)tools/run-qemu.sh
 
 test-build: $(ALL_TARGETS) $(HOST_TESTS) $(TEST_DEPS)

@@ -1,0 +1,29 @@
+# Guest-side programs (outputs under build/guest/):
+#   probe.efi   UEFI application run by the virtualized firmware: checks what the guest
+#               sees of the CPU (issue 2 item 5); goes to \EFI\tests\ on the ESP
+#   pt-memload  static Linux program, a memory workload for the initramfs
+#   pt-attack   static Linux program, the isolation attacker for the initramfs
+# workloads/*.sh go to /workloads/ in the initramfs (started by pt.workload=NAME).
+# tests/images/images.mk reads GUEST_EFI_PROGS and GUEST_LINUX_PROGS (this file is
+# included before it: fragments are included in sorted order).
+
+GUEST_DIR := $(BUILD)/guest
+GUEST_EFI_PROGS := $(GUEST_DIR)/probe.efi
+GUEST_LINUX_PROGS := $(GUEST_DIR)/pt-memload
+TEST_DEPS += $(GUEST_EFI_PROGS)
+
+$(GUEST_DIR)/%.o: tests/guest/%.c
+	@mkdir -p $(@D)
+	$(Q)$(EFI_CC) $(FREESTANDING_CFLAGS) $(EFI_HDR_CFLAGS) -c $< -o $@
+
+$(GUEST_DIR)/%.o: tests/guest/%.S
+	@mkdir -p $(@D)
+	$(Q)$(EFI_CC) $(FREESTANDING_CFLAGS) -c $< -o $@
+
+$(GUEST_DIR)/probe.efi: $(GUEST_DIR)/probe.o $(GUEST_DIR)/probe_trap.o
+	$(call pt_efi_app_link,$@,$^)
+
+# Linux guest programs: static (the initramfs has no libc), ordinary hosted flags.
+$(GUEST_DIR)/pt-%: tests/guest/%.c
+	@mkdir -p $(@D)
+	$(Q)$(HOST_CC) $(HOST_CFLAGS) -static -o $@ $<
