@@ -1,0 +1,345 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The TDP MMU: EPT/NPT tables for one VM, after Linux KVM's x86 TDP MMU
+ * (arch/x86/kvm/mmu/tdp_mmu.c), with its dirty logging.
+ *
+ * Model
+ *   A struct tdp_mmu owns, per address space (as_id < TDP_MMU_NR_AS), one
+ *   valid root at a time plus any invalidated roots still referenced. The
+ *   guest-physical layout is a set of memslots: [base_gfn, base_gfn + npages)
+ *   maps to [base_hfn, ...) with one set of attributes (writable, executable,
+ *   RAM or MMIO, largest page size). Identity mapping is base_hfn == base_gfn.
+ *   Tables are filled eagerly with tdp_mmu_map_range() and lazily by
+ *   tdp_mmu_page_fault(); both pick the largest page that alignment of gfn AND
+ *   hfn, the slot's bounds, the slot's max_level and dirty logging allow.
+ *
+ * TLB flushes ("flush needed")
+ *   Every operation that changes entries reports whether TLBs must be flushed
+ *   (a bool result, or *flush for functions that return an error code). The
+ *   caller flushes with tdp_mmu_flush_remote_tlbs() once, after its batch of
+ *   operations, and ALWAYS before it hands a dirty bitmap (or anything derived
+ *   from it) to anyone: until the flush, a vCPU may keep writing through a
+ *   cached writable/dirty translation without faulting or setting D, and the
+ *   write would be missing from the bitmap of this round AND the next.
+ *   Exceptions, flushed internally because freeing page tables is only safe
+ *   after a flush: tdp_mmu_zap_range(), tdp_mmu_delete_memslot(),
+ *   tdp_mmu_disable_dirty_logging() (collapse), tdp_mmu_put_root() (last put
+ *   of an invalid root), tdp_mmu_destroy().
+ *
+ * Locks (details in tdp_mmu.c and docs/mmu.md)
+ *   mmu_lock is a reader-writer lock (KVM >= 5.12). Functions here take it
+ *   themselves; callers must not hold it. The fault path, PML drain and the
+ *   dirty-log passes take it for read and change entries with cmpxchg on a
+ *   snapshot; mapping, zapping, memslot changes and collapsing take it for
+ *   write. Management operations (memslot changes and every dirty-log
+ *   operation) are also serialized among themselves by mgmt_lock, as KVM's
+ *   slots_lock serializes the ioctls; vCPU paths never take mgmt_lock.
+ *   Long walks give up the lock every `yield_every` entries and restart from
+ *   the next GFN, holding a reference on the root they walk.
+ *
+ * Dirty bitmaps are KVM's layout: little-endian u64 words, bit i of the slot's
+ * bitmap = page base_gfn + i (word i / 64, bit i % 64). The bitmap memory is
+ * the caller's (tdp_dirty_bitmap_words(npages) words), lent to mmu/ from
+ * enable to disable.
+ */
+#ifndef PT_MMU_TDP_MMU_H
+#define PT_MMU_TDP_MMU_H
+
+#include <pt/types.h>
+#include <pt/lock.h>
+#include "mmu/spte.h"
+#include "mmu/mmu_platform.h"
+
+#define TDP_MMU_NR_AS        2  /* address spaces (e.g. normal and SMM) */
+#define TDP_MMU_MAX_ROOTS    8  /* live roots, valid or awaiting their last put */
+#define TDP_MMU_MAX_MEMSLOTS 64
+
+/* Error codes (negative returns). */
+enum mmu_err {
+	MMU_OK = 0,
+	MMU_ENOENT = -2,  /* no such memslot / root */
+	MMU_ENOMEM = -12, /* the page allocator ran dry */
+	MMU_EBUSY = -16,  /* still referenced */
+	MMU_EEXIST = -17, /* memslot overlaps another */
+	MMU_EINVAL = -22, /* bad argument (alignment, range, mode the format lacks) */
+	MMU_ENOSPC = -28, /* no free memslot / root entry */
+};
+
+/* How a logged slot learns that a page was written. */
+enum tdp_dirty_mode {
+	TDP_DIRTY_WP,   /* write-protect; the write fault marks the page (any format) */
+	TDP_DIRTY_DBIT, /* D bits; get-dirty-log scans and clears them (A/D formats) */
+	TDP_DIRTY_PML,  /* D bits + Intel PML buffer drained into the bitmap (A/D formats) */
+};
+
+/* Memslot flags (tdp_mmu_set_memslot). */
+#define TDP_SLOT_READONLY BIT_ULL(0)
+/* Memslot state, set by mmu/: dirty logging is on. */
+#define TDP_SLOT_LOG_DIRTY BIT_ULL(8)
+
+/* Dirty-log flags (tdp_mmu_enable_dirty_logging). */
+/* KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2: GET only reads, CLEAR re-arms. */
+#define TDP_LOG_MANUAL_PROTECT BIT_ULL(0)
+/* KVM_DIRTY_LOG_INITIALLY_SET: start with every bit set and nothing
+ * write-protected; CLEAR write-protects lazily. Requires MANUAL_PROTECT. */
+#define TDP_LOG_INITIALLY_SET BIT_ULL(1)
+
+struct tdp_memslot {
+	gfn_t base_gfn;
+	u64 npages;
+	hfn_t base_hfn;
+	struct tdp_map_attrs attrs;
+	u64 flags;            /* TDP_SLOT_* */
+	u64 log_flags;        /* TDP_LOG_*, while TDP_SLOT_LOG_DIRTY */
+	enum tdp_dirty_mode log_mode;
+	u64 *dirty_bitmap;    /* lent by the caller while logging, else NULL */
+	u16 id;
+	u8 as_id;
+	bool in_use;
+	/* Eager splitting ran out of memory: huge leaves remain, write-protected,
+	 * and are split by the write fault instead. */
+	bool split_incomplete;
+};
+
+struct tdp_mmu_root {
+	u64 *pt;           /* the top-level table */
+	hpa_t hpa;         /* what goes into EPTP / nCR3 */
+	u32 refcount;      /* atomic; the MMU holds one while the root is valid */
+	u8 as_id;
+	bool valid;        /* atomic; false: do not enter with it, get a new root */
+	bool in_use;       /* this entry of roots[] is allocated */
+};
+
+struct tdp_mmu_stats {
+	u64 pt_pages;            /* page-table pages allocated now (incl. roots) */
+	u64 pt_pages_max;        /* high-water mark */
+	u64 leaves[TDP_MAX_HUGE_LEVEL + 1]; /* present leaves per level (index = level) */
+	u64 faults;
+	u64 faults_spurious;     /* already fixed by someone else */
+	u64 faults_fixed_dirty;  /* write faults that restored W for dirty logging */
+	u64 dirty_marked;        /* bitmap bits set by the funnel or the fault path */
+	u64 splits;              /* huge leaves split into a table */
+	u64 split_nomem;         /* splits abandoned for lack of memory */
+	u64 collapses;           /* tables put back together into a huge leaf */
+	u64 tables_freed;
+	u64 accessed_dropped;    /* leaves with A set zapped or moved (accessed tracking) */
+	u64 pml_entries;         /* PML entries drained */
+	u64 pml_dropped;         /* ...of which outside a logged slot */
+	u64 flushes;             /* tdp_mmu_flush_remote_tlbs calls */
+	u64 yields;              /* walks that let go of the lock */
+	u64 cmpxchg_retries;     /* atomic updates that lost a race and retried */
+};
+
+struct tdp_mmu {
+	struct spte_format fmt;
+	struct mmu_platform plat;
+	pt_rwlock_t mmu_lock;
+	pt_spinlock_t roots_lock; /* roots[] membership; nests inside mmu_lock */
+	pt_spinlock_t mgmt_lock;  /* serializes management operations; outside mmu_lock */
+	u32 yield_every;          /* entries a walk visits between yields (>= 1) */
+	struct tdp_mmu_root roots[TDP_MMU_MAX_ROOTS];
+	struct tdp_memslot slots[TDP_MMU_MAX_MEMSLOTS];
+	/* Per address space: ids of the slots in use, sorted by base_gfn. Changed
+	 * only with mmu_lock held for write, so a reader may binary-search it. */
+	u16 sorted[TDP_MMU_NR_AS][TDP_MMU_MAX_MEMSLOTS];
+	u16 nr_sorted[TDP_MMU_NR_AS];
+	struct tdp_mmu_stats stats; /* updated with relaxed atomics */
+};
+
+/* ---- life cycle ---- */
+
+/* @fmt and @plat are copied. Returns MMU_OK or MMU_EINVAL. */
+int tdp_mmu_init(struct tdp_mmu *mmu, const struct spte_format *fmt,
+		 const struct mmu_platform *plat);
+/*
+ * Frees every page-table page (MMU_EBUSY, nothing freed, if a vCPU still
+ * holds a root). Afterwards stats.pt_pages is 0.
+ */
+int tdp_mmu_destroy(struct tdp_mmu *mmu);
+
+/* ---- roots ---- */
+
+/*
+ * The valid root of @as_id with one more reference, allocated if there is
+ * none yet (empty: faults or tdp_mmu_map_range fill it). NULL on MMU_ENOMEM
+ * or MMU_ENOSPC. A vCPU holds this reference while it runs on the root and
+ * checks tdp_mmu_root_is_valid() before every entry.
+ */
+struct tdp_mmu_root *tdp_mmu_get_root(struct tdp_mmu *mmu, unsigned int as_id);
+/* Drop a reference; the last one of an invalid root frees its tables (after
+ * a flush of that root). Caller must not hold mmu_lock. */
+void tdp_mmu_put_root(struct tdp_mmu *mmu, struct tdp_mmu_root *root);
+/* Mark every root of @as_id invalid: new users get a new root; the old ones
+ * are freed at their last put. Caller then makes vCPUs reload their root. */
+void tdp_mmu_invalidate_roots(struct tdp_mmu *mmu, unsigned int as_id);
+
+static inline hpa_t tdp_mmu_root_hpa(const struct tdp_mmu_root *root)
+{
+	return root->hpa;
+}
+
+static inline bool tdp_mmu_root_is_valid(const struct tdp_mmu_root *root)
+{
+	return __atomic_load_n(&root->valid, __ATOMIC_ACQUIRE);
+}
+
+/* ---- memslots ---- */
+
+/*
+ * Add a memslot; returns its id (>= 0) or MMU_EINVAL (npages 0, range past
+ * 2^40 pages, bad attrs), MMU_EEXIST (overlap) or MMU_ENOSPC. Maps nothing.
+ */
+int tdp_mmu_set_memslot(struct tdp_mmu *mmu, unsigned int as_id, gfn_t base_gfn, u64 npages,
+			hfn_t base_hfn, const struct tdp_map_attrs *attrs, u64 flags);
+/* Remove a memslot and zap its range from every root of its address space
+ * (flushes before the freed tables go back to the allocator). */
+int tdp_mmu_delete_memslot(struct tdp_mmu *mmu, unsigned int slot_id);
+/* The slot containing @gfn, or NULL; O(log n). Caller holds mmu_lock (read or
+ * write) or otherwise knows no memslot changes meanwhile. */
+const struct tdp_memslot *tdp_mmu_gfn_to_memslot(struct tdp_mmu *mmu, unsigned int as_id,
+						 gfn_t gfn);
+/* The slot with id @slot_id, or NULL if that id is not in use. */
+const struct tdp_memslot *tdp_mmu_memslot(struct tdp_mmu *mmu, unsigned int slot_id);
+
+static inline u64 tdp_dirty_bitmap_words(u64 npages)
+{
+	return (npages + 63) / 64;
+}
+
+/* ---- mapping ---- */
+
+/*
+ * Map every page of [gfn, gfn + npages) that lies in a memslot of @as_id into
+ * that address space's valid root (created if needed), each with the largest
+ * page allowed (see above); pages outside memslots are skipped. Existing
+ * smaller mappings inside a range that gets a huge page are replaced (their
+ * tables freed after a flush). Returns MMU_OK or MMU_ENOMEM (what was mapped
+ * stays mapped). *flush: a present mapping was changed.
+ */
+int tdp_mmu_map_range(struct tdp_mmu *mmu, unsigned int as_id, gfn_t gfn, u64 npages,
+		      bool *flush);
+
+/* Unmap [gfn, gfn + npages) in every root of @as_id; flushes internally.
+ * Returns true if anything was unmapped. */
+bool tdp_mmu_zap_range(struct tdp_mmu *mmu, unsigned int as_id, gfn_t gfn, u64 npages);
+
+/* ---- faults (vCPU path) ---- */
+
+/* Fault flags: what the guest access was, from the exit qualification /
+ * EXITINFO1. */
+#define TDP_FAULT_WRITE   BIT_ULL(0)
+#define TDP_FAULT_EXEC    BIT_ULL(1)
+#define TDP_FAULT_PRESENT BIT_ULL(2) /* a translation existed: permission fault */
+
+enum tdp_fault_result {
+	TDP_FAULT_FIXED,    /* entries changed: resume the guest (no flush needed) */
+	TDP_FAULT_SPURIOUS, /* already allowed (another vCPU fixed it): resume */
+	TDP_FAULT_NO_SLOT,  /* no memslot: MMIO to emulate, or a guest error */
+	TDP_FAULT_ACCESS,   /* the slot forbids this access (write to read-only,
+			       exec of no-exec): the caller decides (guest error) */
+	TDP_FAULT_RETRY,    /* the root is no longer valid: load a new one, resume */
+	TDP_FAULT_NOMEM,    /* could not allocate a table: caller may retry later */
+};
+
+/*
+ * Handle an EPT violation / NPF at @gpa on @root (the vCPU's reference).
+ * Not-present: map from the memslot (4 KiB inside a logged slot). Write to a
+ * write-protected page of a logged slot: split a huge leaf if needed, restore
+ * W and mark the page dirty, atomically against harvests. Never needs a flush:
+ * it only adds permissions or replaces a huge leaf by an equivalent table.
+ */
+enum tdp_fault_result tdp_mmu_page_fault(struct tdp_mmu *mmu, struct tdp_mmu_root *root,
+					 gpa_t gpa, u64 fault_flags);
+
+/* ---- dirty logging ---- */
+
+/*
+ * Start logging @slot_id in @mode with @bitmap (tdp_dirty_bitmap_words words,
+ * cleared here, or set when TDP_LOG_INITIALLY_SET). Splits the slot's 1 GiB and
+ * 2 MiB leaves to 4 KiB eagerly, in bounded batches; on allocation failure the
+ * rest stay huge but write-protected and the write fault splits them.
+ * Then: WP write-protects every leaf; DBIT/PML clear D bits (huge leftovers
+ * write-protected). INITIALLY_SET skips the 4 KiB pass (CLEAR does it).
+ * MMU_EINVAL for DBIT/PML on a format without A/D. *flush as above: flush
+ * before the first harvest.
+ */
+int tdp_mmu_enable_dirty_logging(struct tdp_mmu *mmu, unsigned int slot_id,
+				 enum tdp_dirty_mode mode, u64 log_flags, u64 *bitmap, bool *flush);
+/*
+ * Stop logging: restore W where it was removed, put 4 KiB tables back together
+ * into huge leaves where the slot allows (tables freed after an internal flush),
+ * and in PML mode set D on the rest so the CPU stops logging them. The bitmap
+ * is the caller's again. *flush: flush before the next harvest of anything.
+ */
+int tdp_mmu_disable_dirty_logging(struct tdp_mmu *mmu, unsigned int slot_id, bool *flush);
+
+/*
+ * Harvest: in PML mode, first drain every vCPU's PML buffer (the caller's job,
+ * tdp_mmu_pml_drain). In DBIT mode this scans and clears D bits into the
+ * bitmap. Then copies the bitmap into @out (@out_words >= words of the slot):
+ * without MANUAL_PROTECT it also clears it and re-arms (write-protect or clear
+ * D of) every page reported; with it, only copies. Flush (if *flush) before
+ * handing @out out.
+ */
+int tdp_mmu_get_dirty_log(struct tdp_mmu *mmu, unsigned int slot_id, u64 *out, u64 out_words,
+			  bool *flush);
+/*
+ * KVM_CLEAR_DIRTY_LOG: for each bit set in @mask (bit i = page first_page + i
+ * of the slot) that is set in the bitmap: clear it and re-arm the page.
+ * @first_page must be a multiple of 64; @npages a multiple of 64 unless the
+ * range ends at the slot's end. MMU_EINVAL otherwise.
+ */
+int tdp_mmu_clear_dirty_log(struct tdp_mmu *mmu, unsigned int slot_id, u64 first_page,
+			    u64 npages, const u64 *mask, bool *flush);
+
+/* The passes the above are built from (KVM's kvm_tdp_mmu_*), usable alone. */
+
+/* Remove W from every leaf of the slot at @min_level or above. */
+bool tdp_mmu_wrprot_slot(struct tdp_mmu *mmu, unsigned int slot_id, int min_level);
+/* Clear the dirty state of every leaf: D where the format has A/D, else W. */
+bool tdp_mmu_clear_dirty_slot(struct tdp_mmu *mmu, unsigned int slot_id);
+/* Clear the dirty state of the 4 KiB leaves of pages base_gfn + gfn_offset + i
+ * for each bit i of @mask: W when @wrprot or the format has no A/D, else D.
+ * @gfn_offset is a multiple of 64. */
+bool tdp_mmu_clear_dirty_masked(struct tdp_mmu *mmu, unsigned int slot_id, u64 gfn_offset,
+				u64 mask, bool wrprot);
+/* Set D on every leaf of the slot (PML: the CPU stops logging those pages). */
+bool tdp_mmu_set_dirty_slot(struct tdp_mmu *mmu, unsigned int slot_id);
+/* DBIT mode: atomically clear D of every leaf and mark the pages that had it. */
+bool tdp_mmu_sync_dirty_bits(struct tdp_mmu *mmu, unsigned int slot_id);
+
+/* The hypervisor itself wrote guest page @gfn (emulation, DMA): mark it. */
+void tdp_mmu_mark_page_dirty(struct tdp_mmu *mmu, unsigned int as_id, gfn_t gfn);
+
+/* ---- PML ---- */
+
+#define TDP_PML_ENTRIES 512
+
+/*
+ * Drain one vCPU's PML buffer into the slot bitmaps (Intel SDM Vol. 3C 29.3.6
+ * "Page-Modification Logging"): the CPU writes entry *pml_index then
+ * decrements it, so the valid entries are pml_index + 1 .. 511, or all 512 when
+ * the index is outside 0..511 (it wrapped past 0: buffer full). Entries are
+ * GPAs; the low 12 bits are masked (Bochs leaves the page offset in). GPAs
+ * outside a logged slot of @as_id are counted (stats.pml_dropped) and dropped.
+ * Resets *pml_index to 511. Returns the number of entries consumed. Call it on
+ * PML-full exits and before every harvest.
+ */
+u32 tdp_mmu_pml_drain(struct tdp_mmu *mmu, unsigned int as_id, const u64 *pml_buf,
+		      u16 *pml_index);
+
+/* ---- accessed tracking ---- */
+
+/* Clear A of every leaf in [gfn, gfn + npages) of @as_id; returns the number
+ * of 4 KiB pages that had it. A/D formats only (0 otherwise). *flush as above. */
+u64 tdp_mmu_age_range(struct tdp_mmu *mmu, unsigned int as_id, gfn_t gfn, u64 npages,
+		      bool *flush);
+
+/* ---- misc ---- */
+
+/* Flush every vCPU's translations of this MMU (platform flush_tlbs, NULL). */
+void tdp_mmu_flush_remote_tlbs(struct tdp_mmu *mmu);
+/* A consistent-enough copy of the counters (each read atomically). */
+void tdp_mmu_get_stats(struct tdp_mmu *mmu, struct tdp_mmu_stats *out);
+
+#endif /* PT_MMU_TDP_MMU_H */
