@@ -1,0 +1,839 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The management channel, hypervisor side: receives request frames from the
+ * UART a byte at a time, runs each command against the backend and queues the
+ * reply, which mgmt_poll() pushes out as the transmitter has room. Protocol:
+ * docs/protocol.md. Freestanding; bounded work per call.
+ */
+#include <hv/mgmt.h>
+
+/* A poll reads at most this many bytes: a 16550 FIFO holds 16. */
+#define MGMT_RX_BUDGET 64
+/* DIRTY_READ: at most this many blocks per reply (bounds the bit scan). */
+#define MGMT_READ_MAX_BLOCKS 256
+/* MEM_READ: at most this many pages looked at per reply (bounds the copy). */
+#define MGMT_MEM_MAX_PAGES 1024
+/* Smallest reply payload limit a host may ask for in HELLO. */
+#define MGMT_MIN_HOST_PAYLOAD 600
+
+static u64 popcount64(u64 v)
+{
+	/* No __builtin_popcountll: without SSE it becomes a libgcc call. */
+	v = v - ((v >> 1) & 0x5555555555555555ull);
+	v = (v & 0x3333333333333333ull) + ((v >> 2) & 0x3333333333333333ull);
+	v = (v + (v >> 4)) & 0x0f0f0f0f0f0f0f0full;
+	return (v * 0x0101010101010101ull) >> 56;
+}
+
+static void *carve(u8 **p, u8 *end, size_t len)
+{
+	u8 *q = (u8 *)(((uintptr_t)*p + 7) & ~(uintptr_t)7);
+
+	if (q > end || (size_t)(end - q) < len)
+		return NULL;
+	*p = q + len;
+	return q;
+}
+
+int mgmt_init(struct mgmt *m, void *mem, size_t mem_size, const struct mgmt_backend *be,
+	      void *be_ctx, const struct mgmt_transport *tp, void *tp_ctx)
+{
+	u8 *p = mem, *end = (u8 *)mem + mem_size;
+	u8 *rxbuf;
+	u8 *zero = (u8 *)m;
+
+	for (size_t i = 0; i < sizeof(*m); i++)
+		zero[i] = 0;
+	if (!be || !tp || !tp->rx_byte || !tp->tx_room || !tp->tx_bytes || !be->info ||
+	    !be->slot_get || !be->dirty_start || !be->dirty_stop || !be->dirty_snapshot ||
+	    !be->dirty_harvest || !be->dirty_clear || !be->pause || !be->resume ||
+	    !be->mem_read || !be->regs || !be->stat || !be->log_read)
+		return -PROTO_E_INTERNAL;
+	rxbuf = carve(&p, end, PROTO_MAX_REQ_FRAME);
+	m->payload = carve(&p, end, PROTO_MAX_PAYLOAD);
+	m->tx = carve(&p, end, PROTO_MAX_WIRE);
+	m->page = carve(&p, end, PAGE_SIZE);
+	m->lz = carve(&p, end, sizeof(struct proto_lz));
+	if (!rxbuf || !m->payload || !m->tx || !m->page || !m->lz)
+		return -PROTO_E_INTERNAL;
+	m->be = be;
+	m->be_ctx = be_ctx;
+	m->tp = tp;
+	m->tp_ctx = tp_ctx;
+	m->host_max_payload = PROTO_MAX_PAYLOAD;
+	proto_rx_init(&m->rx, rxbuf, PROTO_MAX_REQ_FRAME);
+	return 0;
+}
+
+/* --- Transmit ------------------------------------------------------------- */
+
+static bool tx_main_idle(const struct mgmt *m) { return m->tx_pos >= m->tx_len; }
+
+static void tx_pump(struct mgmt *m)
+{
+	u32 room = m->tp->tx_room(m->tp_ctx);
+
+	while (room) {
+		bool main_mid = m->tx_pos > 0 && m->tx_pos < m->tx_len;
+		const u8 *src;
+		u32 n, *pos;
+
+		/* Frames never interleave: an aux frame goes only between replies. */
+		if (m->sending_aux || (!main_mid && m->aux_pos < m->aux_len)) {
+			m->sending_aux = true;
+			src = m->aux;
+			pos = &m->aux_pos;
+			n = m->aux_len - m->aux_pos;
+		} else if (!tx_main_idle(m)) {
+			src = m->tx;
+			pos = &m->tx_pos;
+			n = m->tx_len - m->tx_pos;
+		} else {
+			break;
+		}
+		if (n > room)
+			n = room;
+		m->tp->tx_bytes(m->tp_ctx, src + *pos, n);
+		*pos += n;
+		room -= n;
+		m->c.tx_bytes += n;
+		if (m->sending_aux && m->aux_pos >= m->aux_len) {
+			m->sending_aux = false;
+			m->aux_len = 0;
+			m->aux_pos = 0;
+		}
+	}
+}
+
+/* Queues a CREDIT or NAK; false when one is already waiting. */
+static bool queue_aux(struct mgmt *m, u16 id, u8 cmd, const u8 *payload, u32 len)
+{
+	struct proto_hdr h = {PROTO_VERSION, PROTO_F_REPLY, id, cmd};
+
+	if (m->aux_len)
+		return false;
+	m->aux_len = proto_frame_encode(m->aux, sizeof(m->aux), &h, payload, len);
+	m->aux_pos = 0;
+	return m->aux_len != 0;
+}
+
+static void send_nak(struct mgmt *m, u8 err)
+{
+	u8 p[16];
+	struct proto_buf b;
+	u32 id_guess = 0;
+
+	switch (err) {
+	case PROTO_E_BAD_CRC: m->c.bad_crc++; break;
+	case PROTO_E_FRAMING: m->c.framing++; break;
+	case PROTO_E_TOO_BIG: m->c.too_big++; break;
+	case PROTO_E_TOO_SHORT: m->c.too_short++; break;
+	}
+	/* The id bytes may be damaged too: a hint for the host, id + 1, 0 = none. */
+	if (m->rx.len >= 4)
+		id_guess = (u32)(m->rx.buf[2] | m->rx.buf[3] << 8) + 1;
+	proto_wbuf_init(&b, p, sizeof(p));
+	proto_put_u8(&b, err);
+	proto_put_varint(&b, m->rx.raw);
+	proto_put_varint(&b, id_guess);
+	if (queue_aux(m, 0, PROTO_CMD_NAK, p, b.len))
+		m->c.naks_sent++;
+	else
+		m->c.naks_dropped++;
+}
+
+static void send_credit(struct mgmt *m)
+{
+	u8 p[8];
+	struct proto_buf b;
+	u16 id;
+
+	/* Only once the frame's id is known, so that the host can match it. */
+	if (m->rx.state != PROTO_RX_FRAME || m->rx.len < 4 || m->rx.raw <= m->credit_raw)
+		return;
+	id = (u16)(m->rx.buf[2] | m->rx.buf[3] << 8);
+	proto_wbuf_init(&b, p, sizeof(p));
+	proto_put_varint(&b, m->rx.raw);
+	if (queue_aux(m, id, PROTO_CMD_CREDIT, p, b.len)) {
+		m->credit_raw = m->rx.raw;
+		m->c.credits_sent++;
+	}
+}
+
+/* --- Replies --------------------------------------------------------------- */
+
+static void reply(struct mgmt *m, const struct proto_hdr *req, u8 flags, const u8 *payload,
+		  u32 len)
+{
+	struct proto_hdr h = {PROTO_VERSION, (u8)(PROTO_F_REPLY | flags), req->id, req->cmd};
+
+	m->tx_len = proto_frame_encode(m->tx, PROTO_MAX_WIRE, &h, payload, len);
+	m->tx_pos = 0;
+	if (!m->tx_len)
+		m->have_last = false;
+}
+
+static void reply_error(struct mgmt *m, const struct proto_hdr *req, int err)
+{
+	u8 p[24];
+	struct proto_buf b;
+
+	if (err < 0)
+		err = -err;
+	if (err <= PROTO_E_OK || err >= PROTO_E_NR)
+		err = PROTO_E_INTERNAL;
+	proto_wbuf_init(&b, p, sizeof(p));
+	proto_put_u8(&b, (u8)err);
+	proto_put_u8(&b, req->cmd);
+	if (err == PROTO_E_VERSION) {
+		proto_put_varint(&b, PROTO_VERSION); /* oldest spoken */
+		proto_put_varint(&b, PROTO_VERSION); /* newest spoken */
+	}
+	reply(m, req, PROTO_F_ERROR, p, b.len);
+}
+
+/* --- Slots and snapshots -------------------------------------------------- */
+
+static int find_slot(struct mgmt *m, u32 id, struct mgmt_slot *out)
+{
+	for (u32 i = 0; i < MGMT_MAX_SLOTS; i++) {
+		int r = m->be->slot_get(m->be_ctx, i, out);
+
+		if (r == -PROTO_E_RANGE)
+			break;
+		if (r)
+			return r;
+		if (out->id == id)
+			return 0;
+	}
+	return -PROTO_E_NO_SLOT;
+}
+
+static u32 *snap_gen(struct mgmt *m, u32 slot_id, bool create)
+{
+	for (u32 i = 0; i < m->nr_snaps; i++)
+		if (m->snaps[i].slot_id == slot_id)
+			return &m->snaps[i].gen;
+	if (!create || m->nr_snaps >= MGMT_MAX_SLOTS)
+		return NULL;
+	m->snaps[m->nr_snaps].slot_id = slot_id;
+	m->snaps[m->nr_snaps].gen = 0;
+	return &m->snaps[m->nr_snaps++].gen;
+}
+
+/* --- Commands -------------------------------------------------------------- */
+
+static int cmd_hello(struct mgmt *m, struct proto_buf *req, struct proto_buf *out)
+{
+	u64 host_caps = proto_get_varint(req);
+	u64 host_max = proto_get_varint(req);
+
+	(void)host_caps;
+	if (!proto_rbuf_done(req) || host_max < MGMT_MIN_HOST_PAYLOAD)
+		return -PROTO_E_BAD_REQUEST;
+	m->host_max_payload = host_max < PROTO_MAX_PAYLOAD ? (u32)host_max : PROTO_MAX_PAYLOAD;
+	/* A new session: its ids may repeat an old one's, so forget the cache. */
+	m->have_last = false;
+	proto_put_varint(out, PROTO_VERSION);
+	proto_put_varint(out, PROTO_VERSION);
+	proto_put_varint(out, PROTO_CAPS_ALL);
+	proto_put_varint(out, PROTO_MAX_REQ_PAYLOAD);
+	proto_put_varint(out, m->host_max_payload);
+	proto_put_varint(out, PROTO_WINDOW);
+	proto_put_str(out, "PageTrail");
+	return 0;
+}
+
+static int cmd_info(struct mgmt *m, struct proto_buf *req, struct proto_buf *out)
+{
+	struct mgmt_info info = {0};
+	struct mgmt_slot s;
+	u32 nr = 0;
+	int r;
+
+	if (!proto_rbuf_done(req))
+		return -PROTO_E_BAD_REQUEST;
+	r = m->be->info(m->be_ctx, &info);
+	if (r)
+		return r;
+	while (nr < MGMT_MAX_SLOTS && !m->be->slot_get(m->be_ctx, nr, &s))
+		nr++;
+	proto_put_str(out, info.backend);
+	proto_put_str(out, info.version);
+	proto_put_varint(out, info.vcpus);
+	proto_put_varint(out, info.dirty_modes);
+	proto_put_varint(out, info.mem_bytes);
+	proto_put_u8(out, info.paused);
+	proto_put_varint(out, nr);
+	return 0;
+}
+
+static int cmd_slots(struct mgmt *m, struct proto_buf *req, struct proto_buf *out)
+{
+	u64 start = proto_get_varint(req);
+	u8 *more, *count;
+
+	if (!proto_rbuf_done(req))
+		return -PROTO_E_BAD_REQUEST;
+	if (start > MGMT_MAX_SLOTS)
+		return -PROTO_E_RANGE;
+	/* Two fixed bytes, filled in at the end: more to come, entries here. */
+	more = out->p + out->len;
+	proto_put_u8(out, 0);
+	count = out->p + out->len;
+	proto_put_u8(out, 0);
+	if (out->err)
+		return -PROTO_E_INTERNAL;
+	for (u32 i = (u32)start; i < MGMT_MAX_SLOTS; i++) {
+		struct mgmt_slot s;
+		int r = m->be->slot_get(m->be_ctx, i, &s);
+
+		if (r == -PROTO_E_RANGE)
+			break;
+		if (r)
+			return r;
+		/* 32 bytes bound one entry (three varints and two bytes). */
+		if (proto_wbuf_room(out) < 32) {
+			*more = 1;
+			break;
+		}
+		proto_put_varint(out, s.id);
+		proto_put_varint(out, s.gpa);
+		proto_put_varint(out, s.size);
+		proto_put_u8(out, s.type);
+		proto_put_u8(out, s.dirty_mode);
+		(*count)++;
+	}
+	return 0;
+}
+
+static int dirty_start_stop(struct mgmt *m, struct proto_buf *req, struct proto_buf *out,
+			    bool start)
+{
+	u8 flags = proto_get_u8(req);
+	u64 slot = proto_get_varint(req);
+	u8 mode = start ? proto_get_u8(req) : PROTO_DIRTY_OFF;
+	struct mgmt_info info = {0};
+	struct mgmt_slot s;
+	u32 done = 0;
+	int r;
+
+	if (!proto_rbuf_done(req) || (flags & ~PROTO_START_ALL) || slot > 0xffffffffu)
+		return -PROTO_E_BAD_REQUEST;
+	if (start) {
+		if (mode < PROTO_DIRTY_WP || mode > PROTO_DIRTY_PML)
+			return -PROTO_E_BAD_REQUEST;
+		r = m->be->info(m->be_ctx, &info);
+		if (r)
+			return r;
+		if (!(info.dirty_modes & PROTO_DIRTY_MODE_BIT(mode)))
+			return -PROTO_E_UNSUPPORTED;
+	}
+	if (!(flags & PROTO_START_ALL)) {
+		r = find_slot(m, (u32)slot, &s);
+		if (r)
+			return r;
+		r = start ? m->be->dirty_start(m->be_ctx, s.id, (enum proto_dirty_mode)mode)
+			  : m->be->dirty_stop(m->be_ctx, s.id);
+		if (r)
+			return r;
+		done = 1;
+	} else {
+		/* Every RAM slot; ROM and MMIO have no writes to log. */
+		for (u32 i = 0; i < MGMT_MAX_SLOTS; i++) {
+			r = m->be->slot_get(m->be_ctx, i, &s);
+			if (r == -PROTO_E_RANGE)
+				break;
+			if (r)
+				return r;
+			if (s.type != PROTO_SLOT_RAM)
+				continue;
+			r = start ? m->be->dirty_start(m->be_ctx, s.id,
+						       (enum proto_dirty_mode)mode)
+				  : m->be->dirty_stop(m->be_ctx, s.id);
+			if (r)
+				return r;
+			done++;
+		}
+	}
+	proto_put_varint(out, done);
+	return 0;
+}
+
+static int cmd_dirty_snap(struct mgmt *m, struct proto_buf *req, struct proto_buf *out)
+{
+	u64 slot = proto_get_varint(req);
+	u8 flags = proto_get_u8(req);
+	struct mgmt_slot s;
+	u64 *snap, npages, ndirty = 0, t0 = 0, dt;
+	u32 *gen;
+	int r;
+
+	if (!proto_rbuf_done(req) || (flags & ~PROTO_SNAP_CLEAR) || slot > 0xffffffffu)
+		return -PROTO_E_BAD_REQUEST;
+	r = find_slot(m, (u32)slot, &s);
+	if (r)
+		return r;
+	if (s.dirty_mode == PROTO_DIRTY_OFF)
+		return -PROTO_E_STATE;
+	snap = m->be->dirty_snapshot(m->be_ctx, s.id);
+	gen = snap_gen(m, s.id, true);
+	if (!snap || !gen)
+		return -PROTO_E_INTERNAL;
+	if (m->be->now_ns)
+		t0 = m->be->now_ns(m->be_ctx);
+	/*
+	 * ORed into the snapshot: bits a host has not acknowledged (DIRTY_DONE)
+	 * stay there, so a reader that dies half way loses nothing.
+	 */
+	r = m->be->dirty_harvest(m->be_ctx, s.id, snap, flags & PROTO_SNAP_CLEAR);
+	if (r)
+		return r;
+	if (m->be->now_ns) {
+		dt = m->be->now_ns(m->be_ctx) - t0;
+		m->c.harvest_ns_last = dt;
+		m->c.harvest_ns_total += dt;
+		if (dt > m->c.harvest_ns_max)
+			m->c.harvest_ns_max = dt;
+	}
+	m->c.harvests++;
+	npages = s.size >> PAGE_SHIFT;
+	for (u64 w = 0; w < (npages + 63) / 64; w++)
+		ndirty += popcount64(snap[w]);
+	*gen = ++m->snap_gen_next;
+	if (!*gen)
+		*gen = ++m->snap_gen_next;
+	proto_put_varint(out, *gen);
+	proto_put_varint(out, npages);
+	proto_put_varint(out, ndirty);
+	return 0;
+}
+
+static int snap_lookup(struct mgmt *m, u64 slot, u64 gen, struct mgmt_slot *s, u64 **snap)
+{
+	u32 *g;
+	int r;
+
+	if (slot > 0xffffffffu)
+		return -PROTO_E_BAD_REQUEST;
+	r = find_slot(m, (u32)slot, s);
+	if (r)
+		return r;
+	g = snap_gen(m, s->id, false);
+	if (!g || *g != gen)
+		return -PROTO_E_STALE;
+	*snap = m->be->dirty_snapshot(m->be_ctx, s->id);
+	return *snap ? 0 : -PROTO_E_INTERNAL;
+}
+
+static int cmd_dirty_read(struct mgmt *m, struct proto_buf *req, struct proto_buf *out)
+{
+	u64 slot = proto_get_varint(req);
+	u64 gen = proto_get_varint(req);
+	u64 first = proto_get_varint(req);
+	struct mgmt_slot s;
+	u64 *snap, npages;
+	int r;
+
+	if (!proto_rbuf_done(req))
+		return -PROTO_E_BAD_REQUEST;
+	r = snap_lookup(m, slot, gen, &s, &snap);
+	if (r)
+		return r;
+	npages = s.size >> PAGE_SHIFT;
+	if (first >= npages)
+		return -PROTO_E_RANGE;
+	proto_put_varint(out, first);
+	for (u32 blk = 0; blk < MGMT_READ_MAX_BLOCKS && first < npages; blk++) {
+		u32 n = npages - first < PROTO_BITMAP_BLOCK ? (u32)(npages - first)
+							    : PROTO_BITMAP_BLOCK;
+
+		if (!proto_bitmap_encode_block(out, snap, first, n))
+			break;
+		first += n;
+	}
+	return 0;
+}
+
+static int cmd_dirty_done(struct mgmt *m, struct proto_buf *req, struct proto_buf *out)
+{
+	u64 slot = proto_get_varint(req);
+	u64 gen = proto_get_varint(req);
+	struct mgmt_slot s;
+	u64 *snap;
+	int r;
+
+	(void)out;
+	if (!proto_rbuf_done(req))
+		return -PROTO_E_BAD_REQUEST;
+	r = snap_lookup(m, slot, gen, &s, &snap);
+	if (r)
+		return r;
+	for (u64 w = 0; w < ((s.size >> PAGE_SHIFT) + 63) / 64; w++)
+		snap[w] = 0;
+	return 0;
+}
+
+static int cmd_dirty_clear(struct mgmt *m, struct proto_buf *req, struct proto_buf *out)
+{
+	u64 slot = proto_get_varint(req);
+	u64 first = proto_get_varint(req);
+	u64 count = proto_get_varint(req);
+	u64 *snap, *mask = (u64 *)m->page, npages, end, total = 0;
+	const u64 chunk = PAGE_SIZE * 8; /* pages per mask in m->page */
+	struct mgmt_slot s;
+	int r;
+
+	if (!proto_rbuf_done(req) || slot > 0xffffffffu)
+		return -PROTO_E_BAD_REQUEST;
+	r = find_slot(m, (u32)slot, &s);
+	if (r)
+		return r;
+	if (s.dirty_mode == PROTO_DIRTY_OFF)
+		return -PROTO_E_STATE;
+	npages = s.size >> PAGE_SHIFT;
+	if (count == 0 || first >= npages || count > npages - first)
+		return -PROTO_E_RANGE;
+	end = first + count;
+	snap = m->be->dirty_snapshot(m->be_ctx, s.id);
+	if (!snap)
+		return -PROTO_E_INTERNAL;
+	/*
+	 * Only pages the host was told about (set in the snapshot) are cleared:
+	 * a page first written after the snapshot keeps its logged bit
+	 * (KVM_CLEAR_DIRTY_LOG's mask). The backend wants 64-page alignment, so
+	 * the range is widened and the mask narrowed to [first, end).
+	 */
+	for (u64 base = first & ~63ull; base < end; base += chunk) {
+		u64 n = end - base < chunk ? end - base : chunk;
+		s64 done;
+
+		n = (n + 63) & ~63ull;
+		if (n > npages - base)
+			n = npages - base;
+		for (u64 w = 0; w < (n + 63) / 64; w++) {
+			u64 p0 = base + w * 64, bits = snap[p0 / 64];
+
+			if (p0 < first)
+				bits &= ~0ull << (first - p0);
+			if (p0 + 64 > end)
+				bits &= end - p0 >= 64 ? ~0ull : (1ull << (end - p0)) - 1;
+			mask[w] = bits;
+		}
+		done = m->be->dirty_clear(m->be_ctx, s.id, base, n, mask);
+		if (done < 0)
+			return (int)done;
+		total += (u64)done;
+	}
+	for (u64 i = first; i < end; i++)
+		snap[i / 64] &= ~(1ull << (i % 64));
+	proto_put_varint(out, total);
+	return 0;
+}
+
+static int cmd_pause_resume(struct mgmt *m, struct proto_buf *req, bool pause)
+{
+	if (!proto_rbuf_done(req))
+		return -PROTO_E_BAD_REQUEST;
+	return pause ? m->be->pause(m->be_ctx) : m->be->resume(m->be_ctx);
+}
+
+static bool all_zero(const u8 *p, u32 len)
+{
+	const u64 *w = (const u64 *)p;
+	u32 i;
+
+	for (i = 0; i < len / 8; i++)
+		if (w[i])
+			return false;
+	for (i = len & ~7u; i < len; i++)
+		if (p[i])
+			return false;
+	return true;
+}
+
+static int cmd_mem_read(struct mgmt *m, struct proto_buf *req, struct proto_buf *out)
+{
+	u64 gpa = proto_get_varint(req);
+	u64 len = proto_get_varint(req);
+	u8 flags = proto_get_u8(req);
+	u64 covered = 0, zpend = 0;
+	bool tokens = flags & PROTO_MEM_LZ;
+	int r;
+
+	if (!proto_rbuf_done(req) || (flags & ~PROTO_MEM_LZ))
+		return -PROTO_E_BAD_REQUEST;
+	if (len == 0 || gpa + len < gpa)
+		return -PROTO_E_RANGE;
+	proto_put_varint(out, gpa);
+	proto_put_u8(out, tokens ? PROTO_MEM_TOKENS : PROTO_MEM_RAW);
+
+	for (u32 pages = 0; pages < MGMT_MEM_MAX_PAGES && covered + zpend < len; pages++) {
+		u64 at = gpa + covered + zpend;
+		u32 chunk = (u32)(PAGE_SIZE - (at & (PAGE_SIZE - 1)));
+		u32 done;
+
+		if (chunk > len - covered - zpend)
+			chunk = (u32)(len - covered - zpend);
+		if (!tokens && chunk > proto_wbuf_room(out))
+			chunk = proto_wbuf_room(out);
+		if (!chunk || proto_wbuf_room(out) < 8)
+			break;
+		r = m->be->mem_read(m->be_ctx, at, m->page, chunk);
+		if (r) {
+			if (covered + zpend == 0)
+				return r;
+			break; /* the host asks again from here and gets the error */
+		}
+		if (!tokens) {
+			proto_put_bytes(out, m->page, chunk);
+			covered += chunk;
+			continue;
+		}
+		if (all_zero(m->page, chunk)) {
+			zpend += chunk;
+			continue;
+		}
+		if (zpend) {
+			if (!proto_put_zero_run(out, zpend))
+				break;
+			covered += zpend;
+			zpend = 0;
+		}
+		done = proto_lz_compress(m->lz, out, m->page, chunk);
+		covered += done;
+		if (done < chunk)
+			break;
+	}
+	if (zpend && proto_put_zero_run(out, zpend))
+		covered += zpend;
+	return covered ? 0 : -PROTO_E_INTERNAL;
+}
+
+static int cmd_regs(struct mgmt *m, struct proto_buf *req, struct proto_buf *out)
+{
+	u64 vcpu = proto_get_varint(req);
+	struct mgmt_regs regs = {0};
+	int r;
+
+	if (!proto_rbuf_done(req))
+		return -PROTO_E_BAD_REQUEST;
+	if (vcpu > 0xffffffffu)
+		return -PROTO_E_NO_VCPU;
+	r = m->be->regs(m->be_ctx, (u32)vcpu, &regs);
+	if (r)
+		return r;
+	proto_put_varint(out, vcpu);
+	proto_put_varint(out, PROTO_REG_NR);
+	for (int i = 0; i < PROTO_REG_NR; i++)
+		proto_put_u64le(out, regs.r[i]);
+	return 0;
+}
+
+/* The dispatcher's own counters, reported ahead of the backend's. */
+#define MGMT_STAT(field) {"proto." #field, offsetof(struct mgmt_counters, field)}
+static const struct {
+	const char *name;
+	size_t off;
+} mgmt_stats[] = {
+	MGMT_STAT(rx_bytes),	  MGMT_STAT(tx_bytes),	   MGMT_STAT(frames_ok),
+	MGMT_STAT(bad_crc),	  MGMT_STAT(framing),	   MGMT_STAT(too_big),
+	MGMT_STAT(too_short),	  MGMT_STAT(bad_version),  MGMT_STAT(unknown_cmd),
+	MGMT_STAT(bad_request),	  MGMT_STAT(line_errors),  MGMT_STAT(dup_requests),
+	MGMT_STAT(naks_sent),	  MGMT_STAT(naks_dropped), MGMT_STAT(credits_sent),
+	{"dirty.harvests", offsetof(struct mgmt_counters, harvests)},
+	{"dirty.harvest_ns_total", offsetof(struct mgmt_counters, harvest_ns_total)},
+	{"dirty.harvest_ns_max", offsetof(struct mgmt_counters, harvest_ns_max)},
+	{"dirty.harvest_ns_last", offsetof(struct mgmt_counters, harvest_ns_last)},
+};
+
+static int cmd_stats(struct mgmt *m, struct proto_buf *req, struct proto_buf *out)
+{
+	u64 start = proto_get_varint(req);
+	u32 nr_own = ARRAY_SIZE(mgmt_stats);
+	u8 *more;
+
+	if (!proto_rbuf_done(req) || start > 0xffffffffu)
+		return -PROTO_E_BAD_REQUEST;
+	more = out->p + out->len;
+	proto_put_u8(out, 0);
+	for (u64 i = start;; i++) {
+		const char *name;
+		u64 value;
+		u32 n = 0;
+
+		if (i < nr_own) {
+			name = mgmt_stats[i].name;
+			value = *(const u64 *)((const u8 *)&m->c + mgmt_stats[i].off);
+		} else {
+			int r = m->be->stat(m->be_ctx, (u32)(i - nr_own), &name, &value);
+
+			if (r == -PROTO_E_RANGE)
+				break;
+			if (r)
+				return r;
+		}
+		while (name && name[n] && n < 64)
+			n++;
+		if (proto_wbuf_room(out) < 1 + 64 + 10) {
+			*more = 1;
+			break;
+		}
+		proto_put_varint(out, n);
+		proto_put_bytes(out, name, n);
+		proto_put_varint(out, value);
+	}
+	return 0;
+}
+
+static int cmd_log(struct mgmt *m, struct proto_buf *req, struct proto_buf *out)
+{
+	u64 off = proto_get_varint(req);
+	u64 max = proto_get_varint(req);
+	u64 first = 0, end = 0;
+	u32 room, n;
+
+	if (!proto_rbuf_done(req))
+		return -PROTO_E_BAD_REQUEST;
+	m->be->log_read(m->be_ctx, 0, m->page, 0, &first, &end);
+	if (off < first)
+		off = first;
+	if (off > end)
+		off = end;
+	proto_put_varint(out, first);
+	proto_put_varint(out, end);
+	proto_put_varint(out, off);
+	room = proto_wbuf_room(out);
+	if (max > room)
+		max = room;
+	if (max > PAGE_SIZE)
+		max = PAGE_SIZE;
+	n = m->be->log_read(m->be_ctx, off, m->page, (u32)max, &first, &end);
+	if (n > max)
+		return -PROTO_E_INTERNAL;
+	proto_put_bytes(out, m->page, n);
+	return 0;
+}
+
+void mgmt_handle_frame(struct mgmt *m, const u8 *frame, u32 len)
+{
+	struct proto_hdr h;
+	struct proto_buf req, out;
+	u32 crc;
+	int r;
+
+	if (len < PROTO_MIN_FRAME)
+		return;
+	h.version = frame[0];
+	h.flags = frame[1];
+	h.id = (u16)(frame[2] | frame[3] << 8);
+	h.cmd = frame[4];
+	crc = (u32)frame[len - 4] | (u32)frame[len - 3] << 8 | (u32)frame[len - 2] << 16 |
+	      (u32)frame[len - 1] << 24;
+	if (h.version != PROTO_VERSION) {
+		m->c.bad_version++;
+		reply_error(m, &h, PROTO_E_VERSION);
+		return;
+	}
+	/* Our own replies echoed back (a loop on the line): never answer them. */
+	if (h.flags & PROTO_F_REPLY) {
+		m->c.bad_request++;
+		return;
+	}
+	/*
+	 * The host repeats a request whose reply it lost; running it again could
+	 * harvest twice, so the kept reply is sent again instead.
+	 */
+	if (m->have_last && h.id == m->last_id && crc == m->last_crc) {
+		m->c.dup_requests++;
+		m->tx_pos = 0;
+		return;
+	}
+	proto_rbuf_init(&req, frame + PROTO_HDR_LEN, len - PROTO_MIN_FRAME);
+	proto_wbuf_init(&out, m->payload, m->host_max_payload);
+	switch (h.cmd) {
+	case PROTO_CMD_HELLO: r = cmd_hello(m, &req, &out); break;
+	case PROTO_CMD_INFO: r = cmd_info(m, &req, &out); break;
+	case PROTO_CMD_SLOTS: r = cmd_slots(m, &req, &out); break;
+	case PROTO_CMD_DIRTY_START: r = dirty_start_stop(m, &req, &out, true); break;
+	case PROTO_CMD_DIRTY_STOP: r = dirty_start_stop(m, &req, &out, false); break;
+	case PROTO_CMD_DIRTY_SNAP: r = cmd_dirty_snap(m, &req, &out); break;
+	case PROTO_CMD_DIRTY_READ: r = cmd_dirty_read(m, &req, &out); break;
+	case PROTO_CMD_DIRTY_DONE: r = cmd_dirty_done(m, &req, &out); break;
+	case PROTO_CMD_DIRTY_CLEAR: r = cmd_dirty_clear(m, &req, &out); break;
+	case PROTO_CMD_PAUSE: r = cmd_pause_resume(m, &req, true); break;
+	case PROTO_CMD_RESUME: r = cmd_pause_resume(m, &req, false); break;
+	case PROTO_CMD_MEM_READ: r = cmd_mem_read(m, &req, &out); break;
+	case PROTO_CMD_REGS: r = cmd_regs(m, &req, &out); break;
+	case PROTO_CMD_STATS: r = cmd_stats(m, &req, &out); break;
+	case PROTO_CMD_LOG: r = cmd_log(m, &req, &out); break;
+	default:
+		m->c.unknown_cmd++;
+		r = -PROTO_E_UNKNOWN_CMD;
+		break;
+	}
+	if (!r && out.err)
+		r = -PROTO_E_INTERNAL; /* a reply outgrew its frame: a bug here */
+	if (r == -PROTO_E_BAD_REQUEST)
+		m->c.bad_request++;
+	if (r)
+		reply_error(m, &h, r);
+	else
+		reply(m, &h, 0, m->payload, out.len);
+	m->c.frames_ok++;
+	m->last_id = h.id;
+	m->last_crc = crc;
+	m->have_last = m->tx_len != 0;
+}
+
+/* --- Polling ---------------------------------------------------------------- */
+
+static void dispatch_rx(struct mgmt *m)
+{
+	mgmt_handle_frame(m, m->rx.buf, m->rx.len);
+	m->rx_held = false;
+	m->credit_raw = 0;
+}
+
+void mgmt_poll(struct mgmt *m)
+{
+	tx_pump(m);
+	if (m->rx_held && tx_main_idle(m))
+		dispatch_rx(m);
+
+	for (u32 budget = MGMT_RX_BUDGET; budget && !m->rx_held; budget--) {
+		int c = m->tp->rx_byte(m->tp_ctx);
+		enum proto_rx_result r;
+
+		if (c == MGMT_RX_NONE)
+			break;
+		if (c < 0 || c > 0xff) {
+			/* A byte was lost: the frame in progress cannot pass. */
+			m->c.line_errors++;
+			if (m->rx.state == PROTO_RX_FRAME) {
+				m->rx.state = PROTO_RX_DISCARD;
+				m->rx.err = PROTO_E_FRAMING;
+			}
+			continue;
+		}
+		m->c.rx_bytes++;
+		r = proto_rx_byte(&m->rx, (u8)c);
+		if (r == PROTO_RX_GOOD) {
+			/* The reply slot is busy: hold the request, read no further. */
+			if (tx_main_idle(m))
+				dispatch_rx(m);
+			else
+				m->rx_held = true;
+		} else if (r == PROTO_RX_BAD) {
+			send_nak(m, m->rx.err);
+			m->credit_raw = 0;
+		}
+	}
+	send_credit(m);
+	tx_pump(m);
+}
+
+bool mgmt_wants_poll(const struct mgmt *m)
+{
+	return !tx_main_idle(m) || m->aux_len || m->rx_held || m->rx.state != PROTO_RX_IDLE;
+}

@@ -1,0 +1,193 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The management channel, hypervisor side: a vendor-neutral dispatcher that
+ * speaks the protocol of docs/protocol.md over a byte transport (the 16550)
+ * and runs commands against a backend the hypervisor fills in.
+ *
+ * Wiring (hv/ core):
+ *   1. Fill a struct mgmt_transport (rx one byte, tx room, tx bytes) over the
+ *      management UART, and a struct mgmt_backend over the VM, its memslots,
+ *      the MMU's dirty logging and the vCPUs.
+ *   2. Give mgmt_init() MGMT_MEM_SIZE bytes of memory that stays mapped (page
+ *      allocator: the image's .bss is folded into .data by gnu-efi's script).
+ *   3. Call mgmt_poll() on EVERY VM exit, before resuming the guest, and in
+ *      every loop where the hypervisor waits (paused guest, halted vCPU). It
+ *      does bounded work: drains the receive FIFO (<= 16 bytes), runs at most
+ *      one command, pushes at most tx_room() bytes. While mgmt_wants_poll() is
+ *      true (a reply is still being sent), arrange an exit soon (a preemption
+ *      timer / a short VMCB timer intercept) so the channel keeps its rate.
+ *   4. While the guest is paused (backend pause()), keep calling mgmt_poll()
+ *      in a loop until resume(); the guest must not run in between.
+ *
+ * Freestanding: no libc, no allocation, no global state; mgmt_poll() is not
+ * reentrant: call it from one CPU at a time (the caller's lock, if any).
+ */
+#ifndef PT_HV_MGMT_H
+#define PT_HV_MGMT_H
+
+#include <pt/types.h>
+#include <hv/proto/proto.h>
+
+/* --- Transport ------------------------------------------------------------ */
+#define MGMT_RX_NONE (-1)	/* no byte waiting */
+#define MGMT_RX_LINE_ERROR (-2) /* overrun, parity or framing error: a byte was lost */
+
+struct mgmt_transport {
+	/* Next received byte (0..255), MGMT_RX_NONE or MGMT_RX_LINE_ERROR. Never waits. */
+	int (*rx_byte)(void *ctx);
+	/* How many bytes tx_bytes() can take now without waiting (16550: 16 if THRE). */
+	u32 (*tx_room)(void *ctx);
+	/* Writes len <= tx_room() bytes. */
+	void (*tx_bytes)(void *ctx, const u8 *buf, u32 len);
+};
+
+/* --- Backend ----------------------------------------------------------------
+ * Every callback returns 0 or a negative -PROTO_E_* code (which goes back to
+ * ptctl as a typed error), except where it says otherwise. All are called from
+ * mgmt_poll(), so from the exit path, with the guest not running on this CPU.
+ */
+struct mgmt_info {
+	const char *backend;  /* "svm" or "vmx" */
+	const char *version;  /* hypervisor version string */
+	u32 vcpus;
+	u32 dirty_modes;      /* PROTO_DIRTY_MODE_BIT(PROTO_DIRTY_WP) | ... */
+	u64 mem_bytes;        /* guest RAM */
+	bool paused;
+};
+
+struct mgmt_slot {
+	u32 id;
+	gpa_t gpa;	     /* page aligned */
+	u64 size;	     /* bytes, page multiple */
+	u8 type;	     /* enum proto_slot_type */
+	u8 dirty_mode;	     /* enum proto_dirty_mode, PROTO_DIRTY_OFF when not logging */
+};
+
+struct mgmt_regs {
+	u64 r[PROTO_REG_NR]; /* indexed by enum proto_reg */
+};
+
+struct mgmt_backend {
+	int (*info)(void *ctx, struct mgmt_info *out);
+	/* The slot at index 0, 1, ...; -PROTO_E_RANGE past the last one. */
+	int (*slot_get)(void *ctx, u32 index, struct mgmt_slot *out);
+
+	/* Start / stop dirty logging of one slot in a mode (-PROTO_E_UNSUPPORTED). */
+	int (*dirty_start)(void *ctx, u32 slot_id, enum proto_dirty_mode mode);
+	int (*dirty_stop)(void *ctx, u32 slot_id);
+	/*
+	 * The slot's snapshot bitmap: size/PAGE_SIZE bits, u64 words, bit i = page
+	 * i of the slot, zero at slot creation, owned by the backend, touched only
+	 * by mgmt.c (through the calls below). NULL: no such slot.
+	 */
+	u64 *(*dirty_snapshot)(void *ctx, u32 slot_id);
+	/*
+	 * OR the slot's logged dirty pages into bitmap (KVM_GET_DIRTY_LOG). With
+	 * clear: also clear them in the log and write-protect / clear D again, TLB
+	 * flushed before returning, so that no later write is missed.
+	 */
+	int (*dirty_harvest)(void *ctx, u32 slot_id, u64 *bitmap, bool clear);
+	/*
+	 * KVM_CLEAR_DIRTY_LOG (tdp_mmu_clear_dirty_log): for each bit i set in
+	 * mask (bit i = page first + i of the slot), clear the logged bit and
+	 * protect the page again (TLB flushed before returning). first is a
+	 * multiple of 64; count too unless the range ends at the slot's end.
+	 * Returns the number of pages re-protected.
+	 */
+	s64 (*dirty_clear)(void *ctx, u32 slot_id, u64 first, u64 count, const u64 *mask);
+
+	int (*pause)(void *ctx);
+	int (*resume)(void *ctx);
+	/*
+	 * Copies guest-physical memory gpa..gpa+len-1 (within one page) into buf.
+	 * -PROTO_E_FAULT when it is not RAM (MMIO, hole).
+	 */
+	int (*mem_read)(void *ctx, gpa_t gpa, void *buf, u32 len);
+	int (*regs)(void *ctx, u32 vcpu, struct mgmt_regs *out);
+	/*
+	 * Counter number index: name (static string, "exit.cpuid",
+	 * "fault.npf", "dirty.pml_full", ...) and value; -PROTO_E_RANGE past the last.
+	 */
+	int (*stat)(void *ctx, u32 index, const char **name, u64 *value);
+	/*
+	 * Log ring: copies up to len bytes from absolute offset off into buf and
+	 * returns the number copied; *first / *end receive the oldest offset still
+	 * held and the offset of the next byte to be written.
+	 */
+	u32 (*log_read)(void *ctx, u64 off, u8 *buf, u32 len, u64 *first, u64 *end);
+	/* Monotonic nanoseconds (harvest timing); may be NULL. */
+	u64 (*now_ns)(void *ctx);
+};
+
+/* --- The dispatcher ----------------------------------------------------------- */
+#define MGMT_MAX_SLOTS 64
+/* Memory mgmt_init() wants: receive frame, reply payload, transmit frame, a page, LZ table. */
+#define MGMT_MEM_SIZE                                                                              \
+	(PROTO_MAX_REQ_FRAME + PROTO_MAX_PAYLOAD + PROTO_MAX_WIRE + PAGE_SIZE +                    \
+	 sizeof(struct proto_lz) + 64)
+
+/* Protocol counters, reported first by STATS ("proto.*"). */
+struct mgmt_counters {
+	u64 rx_bytes, tx_bytes;
+	u64 frames_ok;	       /* requests executed */
+	u64 bad_crc, framing, too_big, too_short;
+	u64 bad_version, unknown_cmd, bad_request;
+	u64 line_errors;       /* MGMT_RX_LINE_ERROR from the transport */
+	u64 dup_requests;      /* answered from the reply cache */
+	u64 naks_sent, naks_dropped;
+	u64 credits_sent;
+	u64 harvests, harvest_ns_total, harvest_ns_max, harvest_ns_last;
+};
+
+struct mgmt {
+	const struct mgmt_backend *be;
+	void *be_ctx;
+	const struct mgmt_transport *tp;
+	void *tp_ctx;
+
+	struct proto_rx rx;
+	bool rx_held;		/* a complete request waits for the transmitter */
+
+	u8 *payload;		/* reply payload being built */
+	u8 *tx;			/* the last reply, wire form, kept for duplicates */
+	u32 tx_len, tx_pos;
+	u8 aux[32];		/* CREDIT / NAK frame, sent between replies */
+	u32 aux_len, aux_pos;
+	bool sending_aux;
+
+	u8 *page;		/* one guest page for MEM_READ */
+	struct proto_lz *lz;
+
+	u16 last_id;		/* the request answered by tx[] */
+	u32 last_crc;
+	bool have_last;
+	u32 credit_raw;		/* CREDIT already sent for this many bytes of the frame */
+	u32 host_max_payload;	/* reply payload limit the host asked for in HELLO */
+
+	u32 snap_gen_next;
+	struct {
+		u32 slot_id;
+		u32 gen;
+	} snaps[MGMT_MAX_SLOTS];
+	u32 nr_snaps;
+
+	struct mgmt_counters c;
+};
+
+/* Returns 0, or -PROTO_E_INTERNAL when mem is too small or a callback is missing. */
+int mgmt_init(struct mgmt *m, void *mem, size_t mem_size, const struct mgmt_backend *be,
+	      void *be_ctx, const struct mgmt_transport *tp, void *tp_ctx);
+
+/* Bounded work; call on every exit and in every wait loop (see above). */
+void mgmt_poll(struct mgmt *m);
+
+/* True while bytes remain to be sent or a frame is half received. */
+bool mgmt_wants_poll(const struct mgmt *m);
+
+/*
+ * Runs one decoded request and leaves its wire-form reply in m->tx (for tests
+ * and fuzzers; mgmt_poll() calls it). frame/len: the decoded frame, CRC included.
+ */
+void mgmt_handle_frame(struct mgmt *m, const u8 *frame, u32 len);
+
+#endif /* PT_HV_MGMT_H */
