@@ -14,6 +14,8 @@
 #
 # Options (for tests and for trying things):
 #   --no-term            COM1 to RUN_DIR/com1.log, stdin unused (tests)
+#   --com1-socket        COM1 to the unix socket RUN_DIR/com1.sock (server, nowait) and
+#                        RUN_DIR/com1.log, for tests that type into the Linux shell
 #   --run-dir DIR        where logs, sockets and the ESP/VARS copies go (default build/run)
 #   --timeout SECS       kill QEMU after SECS seconds (exit status 124)
 #   --kernel-args ARGS   append ARGS to the Linux command line of the default boot
@@ -42,6 +44,7 @@ usage() {
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--no-term) term=0 ;;
+	--com1-socket) term=2 ;;
 	--run-dir) run_dir=$2; shift ;;
 	--timeout) timeout_s=$2; shift ;;
 	--kernel-args) kernel_args="$kernel_args $2"; shift ;;
@@ -79,7 +82,7 @@ if [ -z "$boot_cfg" ]; then
 fi
 
 mkdir -p "$run_dir"
-rm -f "$run_dir"/{mgmt.sock,qmp.sock,hv.log,com1.log}
+rm -f "$run_dir"/{mgmt.sock,qmp.sock,com1.sock,hv.log,com1.log}
 # Private copies: the firmware writes its variables, and the guest could write the ESP.
 cp "$ovmf_vars" "$run_dir/OVMF_VARS.fd"
 cp --sparse=always "$esp_src" "$run_dir/esp.img"
@@ -89,6 +92,9 @@ MTOOLS_SKIP_CHECK=1 mcopy -o -i "$run_dir/esp.img" "$run_dir/boot.cfg" ::/pagetr
 if [ $term -eq 1 ]; then
 	com1=(-chardev "stdio,id=com1,mux=on,signal=off,logfile=$run_dir/com1.log"
 		-serial chardev:com1 -mon chardev=com1,mode=readline)
+elif [ $term -eq 2 ]; then
+	com1=(-chardev "socket,id=com1,path=$run_dir/com1.sock,server=on,wait=off,logfile=$run_dir/com1.log"
+		-serial chardev:com1)
 else
 	com1=(-chardev "file,id=com1,path=$run_dir/com1.log" -serial chardev:com1)
 fi
@@ -112,6 +118,8 @@ cmd=("$qemu" -machine q35 -accel tcg -cpu qemu64,+svm,+npt -smp 1 -m 1G
 	echo "run-qemu: QMP:                $run_dir/qmp.sock"
 	if [ $term -eq 1 ]; then
 		echo "run-qemu: COM1 on this terminal (also $run_dir/com1.log); Ctrl-A x quits QEMU"
+	elif [ $term -eq 2 ]; then
+		echo "run-qemu: COM1:               $run_dir/com1.sock (unix socket), log $run_dir/com1.log"
 	else
 		echo "run-qemu: COM1:               $run_dir/com1.log"
 	fi

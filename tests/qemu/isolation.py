@@ -1,0 +1,231 @@
+#!/usr/bin/env python3
+"""The guest side of tests/qemu/test_isolation.sh, driven over the Linux console.
+
+QEMU is already running (tools/run-qemu.sh --com1-socket) with Linux booting under the
+hypervisor into a shell. This script reads the hypervisor's hidden regions from its log,
+types `pt-attack mem ...` and `pt-attack uart ...` (tests/guest/attack.c) into the shell,
+sends bytes into the management port while the attacker listens on the UART, and then
+checks from outside the guest: the attacker's marker is nowhere in the hidden memory
+(QMP pmemsave), nothing the guest wrote to the UART came out of the management socket,
+and the hypervisor counted the accesses. Prints TAP-ish lines; exit status 0 if all ok.
+
+usage: isolation.py RUN_DIR TIMEOUT_SECONDS [negative]
+
+negative: the control run, Linux WITHOUT the hypervisor. The attacker is pointed at the
+first reserved range above 1 MiB in the guest's /proc/iomem and must succeed there (and
+report findings), which shows that it can reach reserved memory at all and that its
+"learned nothing" verdicts under the hypervisor are not vacuous.
+"""
+import json
+import os
+import re
+import socket
+import sys
+import threading
+import time
+
+ATTACK_MAGIC = b"PT-ATTACK-WROTE!"
+ATTACK_UART = b"UART-LEAK"  # a fragment of attack.c's ATTACK_UART
+HOST_SECRET = b"HOST-SECRET-FOR-THE-HYPERVISOR-ONLY\n"
+REGION_RE = re.compile(r"pagetrail: hidden region (0x[0-9a-fA-F]+)-(0x[0-9a-fA-F]+)")
+ESC_RE = re.compile(rb"\x1b\[[0-9;=?]*[A-Za-z]|\r")
+
+run_dir = sys.argv[1]
+deadline = time.time() + float(sys.argv[2])
+negative = len(sys.argv) > 3 and sys.argv[3] == "negative"
+failed = 0
+
+
+def ok(name):
+    print(f"ok {name}", flush=True)
+
+
+def not_ok(name, why):
+    global failed
+    failed += 1
+    print(f"not ok {name} {why}", flush=True)
+
+
+def check(cond, name, why):
+    ok(name) if cond else not_ok(name, why)
+
+
+def text(path):
+    try:
+        with open(path, "rb") as f:
+            return ESC_RE.sub(b"", f.read()).decode("utf-8", "replace")
+    except FileNotFoundError:
+        return ""
+
+
+def wait_file(path, regex, secs):
+    end = min(deadline, time.time() + secs)
+    while time.time() < end:
+        m = re.search(regex, text(path), re.M)
+        if m:
+            return m
+        time.sleep(0.2)
+    return None
+
+
+def connect(path, secs=30):
+    end = min(deadline, time.time() + secs)
+    while True:
+        try:
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.connect(path)
+            return s
+        except OSError:
+            if time.time() > end:
+                raise
+            time.sleep(0.2)
+
+
+class Reader(threading.Thread):
+    """Collects everything a socket sends."""
+
+    def __init__(self, sock):
+        super().__init__(daemon=True)
+        self.sock, self.data, self.lock = sock, b"", threading.Lock()
+        self.start()
+
+    def run(self):
+        while True:
+            try:
+                b = self.sock.recv(4096)
+            except OSError:
+                return
+            if not b:
+                return
+            with self.lock:
+                self.data += b
+
+    def text(self):
+        with self.lock:
+            return ESC_RE.sub(b"", self.data).decode("utf-8", "replace")
+
+    def wait(self, regex, secs):
+        end = min(deadline, time.time() + secs)
+        while time.time() < end:
+            m = re.search(regex, self.text(), re.M)
+            if m:
+                return m
+            time.sleep(0.1)
+        return None
+
+
+class Qmp:
+    def __init__(self, path):
+        self.sock = connect(path)
+        self.f = self.sock.makefile("rwb")
+        json.loads(self.f.readline())  # greeting
+        self.cmd("qmp_capabilities")
+
+    def cmd(self, name, **args):
+        self.f.write(json.dumps({"execute": name, "arguments": args}).encode() + b"\n")
+        self.f.flush()
+        while True:
+            r = json.loads(self.f.readline())
+            if "return" in r or "error" in r:
+                return r
+
+
+hv_log = os.path.join(run_dir, "hv.log")
+com1_log = os.path.join(run_dir, "com1.log")
+
+if not wait_file(com1_log, r"^pagetrail-init: shell", 240):
+    not_ok("isolation.linux_shell", "Linux did not reach its shell")
+    sys.exit(1)
+ok("isolation.linux_shell")
+console = connect(os.path.join(run_dir, "com1.sock"))
+con = Reader(console)
+
+
+def run_in_guest(cmdline, done_re, secs):
+    console.sendall(cmdline.encode() + b"\n")
+    return con.wait(done_re, secs)
+
+
+if negative:
+    m = run_in_guest("grep -m1 -E '^0*[1-9a-f][0-9a-f]{5,}-[0-9a-f]+ : Reserved' /proc/iomem"
+                     " | sed 's/^/iomem-reserved /'", r"^iomem-reserved ([0-9a-f]+)-([0-9a-f]+)", 30)
+    if not m:
+        not_ok("isolation.negative_control", "no reserved range in the guest's /proc/iomem")
+        sys.exit(1)
+    a = int(m.group(1), 16)
+    b = min(int(m.group(2), 16) + 1, a + 0x2000)
+    out = run_in_guest(f"pt-attack mem {a:x} {b:x}; echo attack-exit-mem $?", r"^attack-exit-mem \d+", 60)
+    check(out and re.search(r"^attack: not ok read_.*returned", con.text(), re.M),
+          "isolation.negative_control_attacker_reaches_reserved_memory_without_hv",
+          "without the hypervisor the attacker could not read reserved memory: its verdicts prove nothing")
+    console.sendall(b"poweroff -f\n")
+    sys.exit(1 if failed else 0)
+
+regions = [(int(a, 16), int(b, 16)) for a, b in REGION_RE.findall(text(hv_log))]
+if not regions:
+    not_ok("isolation.hidden_regions_published", "no 'pagetrail: hidden region' line in hv.log")
+    sys.exit(1)
+ok("isolation.hidden_regions_published")
+print("# hidden regions: " + " ".join(f"{a:#x}-{b:#x}" for a, b in regions), flush=True)
+hidden_access_before = text(hv_log).count("pagetrail: hidden access")
+
+# Memory: every region the hypervisor hides.
+args = " ".join(f"{a:x} {b:x}" for a, b in regions)
+if not run_in_guest(f"pt-attack mem {args}; echo attack-exit-mem $?", r"^attack-exit-mem \d+", 120):
+    not_ok("isolation.mem_attack_ran", "pt-attack mem did not finish")
+else:
+    out = con.text()
+    bad = re.findall(r"^attack: not ok .*$", out, re.M)
+    n_ok = len(re.findall(r"^attack: ok (read|write|load|store)_", out, re.M))
+    check(n_ok > 0 and not bad, "isolation.mem_guest_learned_nothing_changed_nothing",
+          f"{len(bad)} findings, first: {bad[0] if bad else '(no access attempted)'}")
+    print(f"# {n_ok} guest accesses to hidden memory faulted", flush=True)
+
+# Outside view: the attacker's marker must not be in the hidden memory.
+qmp = Qmp(os.path.join(run_dir, "qmp.sock"))
+found = []
+for a, b in regions:
+    dump = os.path.join(run_dir, f"hidden-{a:x}.bin")
+    r = qmp.cmd("pmemsave", val=a, size=b - a, filename=os.path.abspath(dump))
+    if "error" in r:
+        not_ok("isolation.pmemsave", str(r["error"]))
+        continue
+    with open(dump, "rb") as f:
+        data = f.read()
+    os.unlink(dump)
+    if ATTACK_MAGIC in data:
+        found.append(f"{a + data.index(ATTACK_MAGIC):#x}")
+check(not found, "isolation.hidden_memory_unchanged", "attacker's marker found at " + ", ".join(found))
+
+# The hypervisor saw (and counted) the accesses; it logs the first ones.
+time.sleep(0.5)
+check(text(hv_log).count("pagetrail: hidden access") > hidden_access_before,
+      "isolation.hv_counted_hidden_accesses", "no 'pagetrail: hidden access' line after the attack")
+
+# The management UART: connect only now (a client during firmware start confuses OVMF).
+mgmt = connect(os.path.join(run_dir, "mgmt.sock"))
+mg = Reader(mgmt)
+console.sendall(b"pt-attack uart 4; echo attack-exit-uart $?\n")
+if con.wait(r"^attack: uart listening", 30):
+    for _ in range(20):
+        mgmt.sendall(HOST_SECRET)
+        time.sleep(0.1)
+if not con.wait(r"^attack-exit-uart \d+", 60):
+    not_ok("isolation.uart_attack_ran", "pt-attack uart did not finish")
+else:
+    out = con.text()
+    m = re.search(r"^attack: uart regs:.*$", out, re.M)
+    print("# " + (m.group(0) if m else "no register dump"), flush=True)
+    bad = re.findall(r"^attack: not ok uart.*$", out, re.M)
+    check(not bad and re.search(r"^attack: ok uart_rbr_learned_nothing", out, re.M),
+          "isolation.uart_guest_learned_nothing", bad[0] if bad else "no result")
+time.sleep(1)
+check(ATTACK_UART.decode() not in mg.text(), "isolation.uart_guest_writes_go_nowhere",
+      "the guest's UART bytes came out of the management socket")
+mgmt.close()
+
+# The guest is still alive after all this, and shuts down cleanly.
+check(run_in_guest("echo still-alive-$((6*7))", r"^still-alive-42", 30) is not None,
+      "isolation.guest_alive", "the shell stopped answering")
+console.sendall(b"poweroff -f\n")
+sys.exit(1 if failed else 0)

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Issue 2, items 6, 7 and 11: Linux, booted under the hypervisor with iomem=relaxed nopat
+# (so /dev/mem reaches reserved memory), tries to read and write every region the
+# hypervisor hides and its management UART (tests/guest/attack.c, driven over the console
+# by tests/qemu/isolation.py). Then: nothing learned, nothing changed (checked from
+# outside with QMP pmemsave and the management socket), the hypervisor counted the
+# accesses, the guest goes on and powers off, and the hypervisor reports no fault.
+source "$(dirname "$0")/lib.sh"
+pt_init isolation
+
+PT_QEMU_TIMEOUT=300 pt_qemu_start --com1-socket --kernel-args 'iomem=relaxed nopat'
+python3 tests/qemu/isolation.py "$RUN_DIR" 280 || true
+pt_qemu_wait
+pt_check isolation.clean_poweroff "(QEMU status $pt_qemu_status)" test "$pt_qemu_status" -eq 0
+pt_check isolation.no_kernel_oops "(oops/panic on COM1)" \
+	eval '! pt_has "$RUN_DIR/com1.log" "(Kernel panic|BUG:|Oops)"'
+pt_hv_log_checks isolation
+
+# Control: without the hypervisor the same attacker must reach reserved memory.
+PT_QEMU_TIMEOUT=120 pt_qemu_start --com1-socket --no-hv --kernel-args 'iomem=relaxed nopat'
+python3 tests/qemu/isolation.py "$RUN_DIR" 110 negative || true
+pt_qemu_wait
+pt_finish

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Issue 2, item 5: what the guest sees. The virtualized firmware runs probe.efi
+# (tests/guest/probe.c) after pagetrail.efi; every probe check must pass. Negative
+# control: the probe started WITHOUT the hypervisor must fail its signature check
+# (bare QEMU answers leaf 0x40000000 with "TCGTCGTCGTCG"), else it proves nothing.
+source "$(dirname "$0")/lib.sh"
+pt_init probe
+
+checks="cpuid_hv_max_leaf cpuid_hv_signature cpuid_1_ecx_hypervisor_bit cpuid_svm_hidden
+	efer_svme_reads_zero efer_svme_write_harmless"
+for i in vmsave vmload vmrun clgi stgi skinit invlpga; do
+	checks="$checks ud_$i ud_${i}_after_svme_write"
+done
+
+# Under the hypervisor.
+PT_QEMU_TIMEOUT=120 pt_qemu_start --probe
+pt_qemu_wait
+com1=$RUN_DIR/com1.log
+if pt_has "$com1" '^probe: done'; then
+	pt_ok probe.ran_to_end
+else
+	pt_not_ok "probe.ran_to_end (QEMU status $pt_qemu_status, no 'probe: done' in $com1)"
+fi
+for c in $checks; do
+	if pt_has "$com1" "^ok $c\$"; then
+		pt_ok "probe.$c"
+	else
+		pt_not_ok "probe.$c $(pt_text "$com1" | grep -E -m1 "^not ok $c( |\$)" || echo '(not reported)')"
+	fi
+done
+pt_check probe.powered_off "(QEMU exit status $pt_qemu_status, want 0: ACPI power-off)" \
+	test "$pt_qemu_status" -eq 0
+pt_hv_log_checks probe
+
+# Negative control: same probe, same ESP, no hypervisor.
+PT_QEMU_TIMEOUT=120 pt_qemu_start --boot-cfg '\EFI\tests\probe.efi'
+pt_qemu_wait
+if pt_has "$com1" '^probe: done' && pt_has "$com1" '^not ok cpuid_hv_signature'; then
+	pt_ok probe.negative_control_fails_without_hv
+else
+	pt_not_ok "probe.negative_control_fails_without_hv (without pagetrail.efi the probe did not report 'not ok cpuid_hv_signature')"
+fi
+pt_finish
