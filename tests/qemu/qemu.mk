@@ -1,0 +1,10 @@
+# QEMU tests (TCG + OVMF, AMD SVM + NPT). Each script prints TAP-ish lines, bounds QEMU
+# with a timeout and kills it on exit; logs and sockets go to build/test-run/NAME/.
+#   test_probe.sh        the guest's view of the CPU (probe.efi) + negative control
+#   test_linux_boot.sh   Linux boots under the hypervisor, runs pt-memload, powers off
+#   test_isolation.sh    a Linux attacker against hidden memory and the management UART
+# bench_boot.py is the `make bench` step: Linux boot time with/without, exits/s.
+# A script is registered below only once it passes against the current hypervisor.
+
+QEMU_TEST_SCRIPTS :=
+TEST_SCRIPTS += $(QEMU_TEST_SCRIPTS)
