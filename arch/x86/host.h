@@ -1,0 +1,36 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The host context: the hypervisor's own GDT, IDT and identity-mapped page
+ * tables, all in the hidden pool, so that nothing the host runs on can be
+ * freed or changed by the firmware or the OS it boots.
+ */
+#ifndef PT_ARCH_X86_HOST_H
+#define PT_ARCH_X86_HOST_H
+
+#include <pt/types.h>
+
+/* Pushed by the stubs in arch/x86/host_entry.S; offsets in asm_offsets.h. */
+struct x86_exc_frame {
+	u64 r15, r14, r13, r12, r11, r10, r9, r8;
+	u64 rdi, rsi, rbp, rbx, rdx, rcx, rax;
+	u64 vector;
+	u64 error_code;
+	u64 rip, cs, rflags, rsp, ss;
+};
+
+#define X86_HOST_CS 0x08
+#define X86_HOST_DS 0x10
+
+/*
+ * Builds the host page tables (identity map of [0, top) with 2 MiB or
+ * 1 GiB pages), GDT and IDT. Returns 0 or -1 when the pool is exhausted.
+ */
+int x86_host_prepare(u64 top);
+/* Loads the host GDT, IDT and CR3 prepared above (host context only). */
+void x86_host_enter(void);
+/* Pages the host's own page tables use, for the footprint report. */
+u64 x86_host_table_pages(void);
+
+void x86_host_exception(struct x86_exc_frame *f);
+
+#endif /* PT_ARCH_X86_HOST_H */

@@ -1,0 +1,389 @@
+/* SPDX-License-Identifier: MIT */
+#include "arch/x86/svm/svm.h"
+
+#include "arch/x86/cpu.h"
+#include "arch/x86/host.h"
+#include "arch/x86/svm/svm_insn.h"
+#include "hv/hv.h"
+#include "hv/log.h"
+#include "hv/page_alloc.h"
+
+#include <pt/assert.h>
+
+static struct svm_vcpu svm_bsp;
+
+static struct svm_vcpu *to_svm(struct vcpu *v) { return v->arch; }
+
+int arch_hv_check_cpu(const char **why)
+{
+	if (x86_cpuid(0x80000000, 0).eax < 0x8000000a) {
+		*why = "no CPUID leaf 0x8000000A";
+		return -1;
+	}
+	if (!(x86_cpuid(0x80000001, 0).ecx & CPUID_80000001_ECX_SVM)) {
+		*why = "CPU has no SVM (CPUID 0x80000001 ECX bit 2)";
+		return -1;
+	}
+	if (!(x86_cpuid(0x8000000a, 0).edx & CPUID_8000000A_EDX_NP)) {
+		*why = "CPU has no nested paging (CPUID 0x8000000A EDX bit 0)";
+		return -1;
+	}
+	/* APM Vol. 2, 15.30.1: SVMDIS makes EFER.SVME writes #GP. */
+	if (x86_rdmsr(MSR_VM_CR) & VM_CR_SVMDIS) {
+		*why = "SVM disabled by firmware (VM_CR.SVMDIS)";
+		return -1;
+	}
+	if (x86_rdmsr(MSR_EFER) & EFER_SVME) {
+		*why = "EFER.SVME already set: another hypervisor owns this CPU";
+		return -1;
+	}
+	return 0;
+}
+
+void svm_intercept_io_port(struct svm_vcpu *s, u16 port)
+{
+	s->iopm[port / 8] |= (u8)(1u << (port % 8));
+}
+
+/*
+ * APM Vol. 2, 15.11 "MSR Intercepts": two bits per MSR (read, write) in three
+ * 2 KiB blocks for 0-1FFFh, C000_0000h-C000_1FFFh and C001_0000h-C001_1FFFh.
+ * MSRs outside the blocks are always intercepted.
+ */
+void svm_intercept_msr(struct svm_vcpu *s, u32 msr, bool read, bool write)
+{
+	static const u32 block_base[] = { 0x00000000u, 0xc0000000u, 0xc0010000u };
+	unsigned int b;
+
+	for (b = 0; b < ARRAY_SIZE(block_base); b++) {
+		u32 off = msr - block_base[b];
+		u32 bit;
+
+		if (msr < block_base[b] || off >= 0x2000)
+			continue;
+		bit = b * 0x800 * 8 + off * 2;
+		if (read)
+			s->msrpm[bit / 8] |= (u8)(1u << (bit % 8));
+		if (write)
+			s->msrpm[bit / 8] |= (u8)(1u << ((bit + 1) % 8));
+		return;
+	}
+}
+
+static void svm_seg_from_desc(struct vmcb_seg *seg, u16 sel, const struct x86_dtr *gdt,
+			      bool system)
+{
+	const u8 *table = (const u8 *)(uintptr_t)gdt->base;
+	u64 d, limit;
+
+	seg->selector = sel;
+	if ((sel & ~7u) == 0 || (sel & 4) || (sel | 7u) > gdt->limit) {
+		/* Null or LDT-relative selector: leave it unusable. */
+		seg->attrib = 0;
+		seg->limit = 0;
+		seg->base = 0;
+		return;
+	}
+	d = *(const u64 *)(table + (sel & ~7u));
+	seg->attrib = (u16)(((d >> 40) & 0xff) | (((d >> 52) & 0xf) << 8));
+	limit = (d & 0xffff) | ((d >> 32) & 0xf0000);
+	if (d & BIT_ULL(55))
+		limit = (limit << 12) | 0xfff;
+	seg->limit = (u32)limit;
+	seg->base = ((d >> 16) & 0xffffff) | (((d >> 56) & 0xff) << 24);
+	if (system)
+		seg->base |= (u64)*(const u32 *)(table + (sel & ~7u) + 8) << 32;
+}
+
+void arch_vcpu_capture_live_state(struct vcpu *v, const struct hv_takeover *t)
+{
+	struct vmcb_save *g = &to_svm(v)->vmcb->save;
+	struct x86_dtr gdt = x86_sgdt(), idt = x86_sidt();
+
+	svm_seg_from_desc(&g->cs, x86_read_cs(), &gdt, false);
+	svm_seg_from_desc(&g->ss, x86_read_ss(), &gdt, false);
+	svm_seg_from_desc(&g->ds, x86_read_ds(), &gdt, false);
+	svm_seg_from_desc(&g->es, x86_read_es(), &gdt, false);
+	svm_seg_from_desc(&g->fs, x86_read_fs(), &gdt, false);
+	svm_seg_from_desc(&g->gs, x86_read_gs(), &gdt, false);
+	svm_seg_from_desc(&g->tr, x86_read_tr(), &gdt, true);
+	svm_seg_from_desc(&g->ldtr, x86_read_ldtr(), &gdt, true);
+	g->fs.base = x86_rdmsr(MSR_FS_BASE);
+	g->gs.base = x86_rdmsr(MSR_GS_BASE);
+	g->gdtr.base = gdt.base;
+	g->gdtr.limit = gdt.limit;
+	g->idtr.base = idt.base;
+	g->idtr.limit = idt.limit;
+	g->cpl = (u8)(x86_read_cs() & 3);
+	/* VMRUN requires the guest EFER.SVME set (APM 15.5.1); the guest never sees it. */
+	g->efer = x86_rdmsr(MSR_EFER) | EFER_SVME;
+	g->cr0 = x86_read_cr0();
+	g->cr2 = x86_read_cr2();
+	g->cr3 = x86_read_cr3();
+	g->cr4 = x86_read_cr4();
+	g->dr7 = 0x400;
+	g->dr6 = 0xffff0ff0;
+	g->g_pat = x86_rdmsr(MSR_IA32_PAT);
+	g->rip = t->guest_rip;
+	g->rsp = t->guest_rsp;
+	g->rflags = t->guest_rflags;
+	g->rax = 0;
+	v->rip = g->rip;
+	v->rflags = g->rflags;
+	v->gprs.r[HV_GPR_RSP] = g->rsp;
+	v->gprs.r[HV_GPR_RAX] = 0;
+}
+
+static void svm_sync_ctrl(struct vcpu *v)
+{
+	const struct vmcb_save *g = &to_svm(v)->vmcb->save;
+
+	v->ctrl.cr0 = g->cr0;
+	v->ctrl.cr2 = g->cr2;
+	v->ctrl.cr3 = g->cr3;
+	v->ctrl.cr4 = g->cr4;
+	v->ctrl.efer = g->efer & ~EFER_SVME;
+	v->ctrl.cs_base = g->cs.base;
+	v->ctrl.cs_sel = g->cs.selector;
+	v->ctrl.cs_long = g->cs.attrib & BIT_ULL(9);
+	v->ctrl.cs_db = g->cs.attrib & BIT_ULL(10);
+	v->ctrl.cpl = g->cpl;
+}
+
+static const char *svm_exit_name(u64 code)
+{
+	switch ((u32)code) {
+	case SVM_EXIT_INTR:
+		return "INTR";
+	case SVM_EXIT_NMI:
+		return "NMI";
+	case SVM_EXIT_SMI:
+		return "SMI";
+	case SVM_EXIT_INIT:
+		return "INIT";
+	case SVM_EXIT_CPUID:
+		return "CPUID";
+	case SVM_EXIT_HLT:
+		return "HLT";
+	case SVM_EXIT_INVLPGA:
+		return "INVLPGA";
+	case SVM_EXIT_IOIO:
+		return "IOIO";
+	case SVM_EXIT_MSR:
+		return "MSR";
+	case SVM_EXIT_SHUTDOWN:
+		return "SHUTDOWN";
+	case SVM_EXIT_VMRUN:
+		return "VMRUN";
+	case SVM_EXIT_VMMCALL:
+		return "VMMCALL";
+	case SVM_EXIT_VMLOAD:
+		return "VMLOAD";
+	case SVM_EXIT_VMSAVE:
+		return "VMSAVE";
+	case SVM_EXIT_STGI:
+		return "STGI";
+	case SVM_EXIT_CLGI:
+		return "CLGI";
+	case SVM_EXIT_SKINIT:
+		return "SKINIT";
+	case SVM_EXIT_NPF:
+		return "NPF";
+	case SVM_EXIT_INVALID_32:
+		return "INVALID";
+	}
+	return "unexpected";
+}
+
+static void svm_decode_exit(struct vcpu *v, struct hv_exit *e)
+{
+	const struct vmcb_control *c = &to_svm(v)->vmcb->control;
+	u64 i1 = c->exit_info1;
+
+	e->raw_code = c->exit_code;
+	e->raw_info1 = i1;
+	e->raw_info2 = c->exit_info2;
+	e->name = svm_exit_name(c->exit_code);
+	switch ((u32)c->exit_code) {
+	case SVM_EXIT_CPUID:
+		e->reason = HV_EXIT_CPUID;
+		return;
+	case SVM_EXIT_MSR:
+		e->reason = i1 ? HV_EXIT_MSR_WRITE : HV_EXIT_MSR_READ;
+		e->msr = (u32)v->gprs.r[HV_GPR_RCX];
+		return;
+	case SVM_EXIT_IOIO:
+		e->reason = HV_EXIT_IO;
+		e->io.port = (u16)(i1 >> SVM_IOIO_PORT_SHIFT);
+		e->io.in = i1 & SVM_IOIO_TYPE_IN;
+		e->io.string = i1 & SVM_IOIO_STR;
+		e->io.rep = i1 & SVM_IOIO_REP;
+		e->io.size = (i1 & SVM_IOIO_SZ32) ? 4 : (i1 & SVM_IOIO_SZ16) ? 2 : 1;
+		/* APM 15.10.2: EXITINFO2 holds the rIP of the next instruction. */
+		e->io.next_rip = c->exit_info2;
+		return;
+	case SVM_EXIT_HLT:
+		e->reason = HV_EXIT_HLT;
+		return;
+	case SVM_EXIT_VMRUN:
+	case SVM_EXIT_VMMCALL:
+	case SVM_EXIT_VMLOAD:
+	case SVM_EXIT_VMSAVE:
+	case SVM_EXIT_STGI:
+	case SVM_EXIT_CLGI:
+	case SVM_EXIT_SKINIT:
+	case SVM_EXIT_INVLPGA:
+		e->reason = HV_EXIT_VIRT_INSN;
+		return;
+	case SVM_EXIT_NPF:
+		e->reason = HV_EXIT_TDP_FAULT;
+		e->tdp.gpa = c->exit_info2;
+		e->tdp.present = i1 & SVM_NPF_PRESENT;
+		e->tdp.write = i1 & SVM_NPF_WRITE;
+		e->tdp.user = i1 & SVM_NPF_USER;
+		e->tdp.fetch = i1 & SVM_NPF_FETCH;
+		return;
+	case SVM_EXIT_SHUTDOWN:
+		e->reason = HV_EXIT_SHUTDOWN;
+		return;
+	case SVM_EXIT_INVALID_32:
+		e->reason = HV_EXIT_ENTRY_FAILED;
+		return;
+	}
+	/* Not one we asked for: the core reports it and stops the guest. */
+	e->reason = HV_EXIT_UNKNOWN;
+}
+
+static void svm_run(struct vcpu *v, struct hv_exit *e)
+{
+	struct svm_vcpu *s = to_svm(v);
+	struct vmcb *vmcb = s->vmcb;
+
+	vmcb->save.rax = v->gprs.r[HV_GPR_RAX];
+	vmcb->save.rsp = v->gprs.r[HV_GPR_RSP];
+	vmcb->save.rip = v->rip;
+	vmcb->save.rflags = v->rflags;
+	vmcb->control.tlb_control = s->tlb_flush_pending ? SVM_TLB_CONTROL_FLUSH_ALL_ASIDS
+							 : SVM_TLB_CONTROL_DO_NOTHING;
+	s->tlb_flush_pending = false;
+	/* TCG has no clean bits; 0 is also always correct on hardware. */
+	vmcb->control.vmcb_clean = 0;
+
+	svm_vmrun(hv_pa(vmcb), &v->gprs);
+
+	v->gprs.r[HV_GPR_RAX] = vmcb->save.rax;
+	v->gprs.r[HV_GPR_RSP] = vmcb->save.rsp;
+	v->rip = vmcb->save.rip;
+	v->rflags = vmcb->save.rflags;
+	vmcb->control.event_inj = 0;
+	/*
+	 * APM 15.7.2 "Intercepts During IDT Interrupt Delivery": an exit taken
+	 * while an event was being delivered leaves it in EXITINTINFO; inject
+	 * it again so it is not lost.
+	 */
+	if (vmcb->control.exit_int_info & SVM_EVTINJ_VALID)
+		vmcb->control.event_inj = vmcb->control.exit_int_info;
+	svm_sync_ctrl(v);
+	svm_decode_exit(v, e);
+}
+
+static void svm_inject_exception(struct vcpu *v, u8 vector, bool has_error, u32 error)
+{
+	struct vmcb_control *c = &to_svm(v)->vmcb->control;
+	u64 ev = vector | SVM_EVTINJ_TYPE_EXCEPTION | SVM_EVTINJ_VALID;
+
+	if (has_error)
+		ev |= SVM_EVTINJ_EV | ((u64)error << SVM_EVTINJ_ERR_SHIFT);
+	if (c->event_inj & SVM_EVTINJ_VALID) {
+		/*
+		 * An interrupted delivery is pending re-injection. The new
+		 * exception comes from the instruction that was being entered;
+		 * deliver the new one, as the CPU would raise it first.
+		 */
+		hv_log("inject: vector %u replaces pending event 0x%lx", vector,
+		       c->event_inj);
+	}
+	c->event_inj = ev;
+}
+
+static void svm_set_efer(struct vcpu *v, u64 efer)
+{
+	/* APM 15.5.1: VMRUN requires the guest's EFER.SVME set; the guest never sees it. */
+	to_svm(v)->vmcb->save.efer = efer | EFER_SVME;
+	v->ctrl.efer = efer & ~EFER_SVME;
+}
+
+static void svm_flush_tlb(struct vcpu *v) { to_svm(v)->tlb_flush_pending = true; }
+
+static void svm_set_tdp_root(struct vcpu *v, hpa_t root)
+{
+	struct vmcb_control *c = &to_svm(v)->vmcb->control;
+
+	c->n_cr3 = root;
+	c->np_control = root ? SVM_NP_ENABLE : 0;
+	to_svm(v)->tlb_flush_pending = true;
+}
+
+static const struct vcpu_ops svm_vcpu_ops = {
+	.run = svm_run,
+	.inject_exception = svm_inject_exception,
+	.set_efer = svm_set_efer,
+	.flush_tlb = svm_flush_tlb,
+	.set_tdp_root = svm_set_tdp_root,
+};
+
+int arch_vcpu_create(struct vcpu *v, const struct hv_boot_info *bi)
+{
+	struct svm_vcpu *s = &svm_bsp;
+	struct vmcb_control *c;
+	u16 port;
+
+	(void)bi;
+	s->vmcb = hv_page_alloc();
+	s->host_save_area = hv_page_alloc();
+	s->iopm = hv_pages_alloc_contig(SVM_IOPM_PAGES);
+	s->msrpm = hv_pages_alloc_contig(SVM_MSRPM_PAGES);
+	if (!s->vmcb || !s->host_save_area || !s->iopm || !s->msrpm)
+		return -1;
+	v->arch = s;
+	v->ops = &svm_vcpu_ops;
+
+	for (port = UART_COM2_BASE; port < UART_COM2_BASE + UART_NR_PORTS; port++)
+		svm_intercept_io_port(s, port);
+	svm_intercept_msr(s, MSR_EFER, true, true);
+	svm_intercept_msr(s, MSR_VM_CR, true, true);
+	svm_intercept_msr(s, MSR_VM_HSAVE_PA, true, true);
+
+	c = &s->vmcb->control;
+	c->intercept_misc3 = SVM_INTERCEPT_CPUID | SVM_INTERCEPT_INVLPGA |
+			     SVM_INTERCEPT_IOIO_PROT | SVM_INTERCEPT_MSR_PROT |
+			     SVM_INTERCEPT_SHUTDOWN;
+	/* APM 15.5.1: VMRUN must be intercepted, or VMRUN fails. */
+	c->intercept_misc4 = SVM_INTERCEPT_VMRUN | SVM_INTERCEPT_VMMCALL |
+			     SVM_INTERCEPT_VMLOAD | SVM_INTERCEPT_VMSAVE |
+			     SVM_INTERCEPT_STGI | SVM_INTERCEPT_CLGI |
+			     SVM_INTERCEPT_SKINIT;
+	c->iopm_base_pa = hv_pa(s->iopm);
+	c->msrpm_base_pa = hv_pa(s->msrpm);
+	c->guest_asid = SVM_GUEST_ASID;
+	/*
+	 * V_INTR_MASKING = 0 and no INTR intercept: physical interrupts go
+	 * straight to the guest's IDT under the guest's RFLAGS.IF (APM 15.21
+	 * "Interrupt and LINT Virtualization"). The host runs with GIF = 0 and
+	 * never takes an interrupt itself.
+	 */
+	c->vintr = 0;
+	s->tlb_flush_pending = true;
+	return 0;
+}
+
+void arch_host_enter(void)
+{
+	x86_wrmsr(MSR_EFER, x86_rdmsr(MSR_EFER) | EFER_SVME);
+	/*
+	 * APM 15.17 "Global Interrupt Flag": keep GIF = 0 in the host, always
+	 * (CLGI needs EFER.SVME, hence after the WRMSR; IF is already 0).
+	 */
+	svm_clgi();
+	x86_wrmsr(MSR_VM_HSAVE_PA, hv_pa(svm_bsp.host_save_area));
+}

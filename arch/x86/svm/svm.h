@@ -1,0 +1,38 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * AMD SVM backend: implements struct vcpu_ops (hv/vcpu.h) with a VMCB.
+ *
+ * Single vCPU, ASID 1. QEMU TCG offers no NRIP save, no decode assists, no
+ * flush-by-ASID and no VMCB clean bits, so this backend uses none of them:
+ * instruction lengths are decoded by hv/, TLB flushes are TLB_CONTROL
+ * "flush all ASIDs", and vmcb_clean is always 0 (everything reloaded).
+ */
+#ifndef PT_ARCH_X86_SVM_SVM_H
+#define PT_ARCH_X86_SVM_SVM_H
+
+#include "arch/x86/svm/vmcb.h"
+#include "hv/vcpu.h"
+
+#define SVM_GUEST_ASID 1
+#define SVM_IOPM_PAGES 3  /* APM 15.10.1 "I/O Permissions Map": 12 KiB */
+#define SVM_MSRPM_PAGES 2 /* APM 15.11 "MSR Intercepts": 8 KiB */
+
+struct svm_vcpu {
+	struct vmcb *vmcb;
+	void *host_save_area; /* VM_HSAVE_PA */
+	u8 *iopm;
+	u8 *msrpm;
+	bool tlb_flush_pending;
+};
+
+/* x86 CPUID bits the backend needs (AMD APM Vol. 3, Appendix E). */
+#define CPUID_80000001_ECX_SVM BIT_ULL(2)
+#define CPUID_8000000A_EDX_NP BIT_ULL(0)
+
+void svm_vmrun(u64 vmcb_pa, struct hv_gprs *gprs);
+
+/* Marks `port` intercepted in the I/O permission map. */
+void svm_intercept_io_port(struct svm_vcpu *s, u16 port);
+void svm_intercept_msr(struct svm_vcpu *s, u32 msr, bool read, bool write);
+
+#endif /* PT_ARCH_X86_SVM_SVM_H */

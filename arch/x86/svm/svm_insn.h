@@ -1,0 +1,26 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Typed wrappers for the SVM instructions the host itself executes.
+ * INVLPGA takes an enum-typed ASID argument so a guest address cannot be
+ * passed where the ASID goes (Bareflank's INVEPT bug, issue #413).
+ */
+#ifndef PT_ARCH_X86_SVM_SVM_INSN_H
+#define PT_ARCH_X86_SVM_SVM_INSN_H
+
+#include <pt/types.h>
+
+enum svm_asid {
+	SVM_ASID_HOST = 0,
+	SVM_ASID_GUEST = 1,
+};
+
+/* AMD APM Vol. 3, "CLGI": GIF = 0, interrupts and NMIs held pending. */
+static inline void svm_clgi(void) { __asm__ volatile("clgi" ::: "memory"); }
+
+/* AMD APM Vol. 3, "INVLPGA": invalidate one page of one ASID. */
+static inline void svm_invlpga(u64 guest_va, enum svm_asid asid)
+{
+	__asm__ volatile("invlpga %%rax, %%ecx" : : "a"(guest_va), "c"((u32)asid) : "memory");
+}
+
+#endif /* PT_ARCH_X86_SVM_SVM_INSN_H */

@@ -1,0 +1,35 @@
+/* SPDX-License-Identifier: MIT */
+/* boot/ internals: the image copy, the memory map copy, the command line, chaining. */
+#ifndef PT_BOOT_BOOT_H
+#define PT_BOOT_BOOT_H
+
+#include <efi.h>
+#include <efilib.h>
+
+#include "hv/boot.h"
+
+/* Records where the firmware loaded this image. */
+void boot_image_init(EFI_LOADED_IMAGE *li);
+/* Bytes from ImageBase to __image_end (what the copy needs). */
+u64 boot_image_size(void);
+/*
+ * Copies the running image to `dst` and applies its R_X86_64_RELATIVE
+ * relocations again for the new base, so that the copy's pointers (function
+ * tables, string tables) point into the copy.
+ */
+void boot_relocate_copy(void *dst, u64 size);
+/* The copy's address of a symbol of this image. */
+void *boot_in_copy(const struct hv_boot_info *bi, void *sym);
+/* Fills bi->ranges from GetMemoryMap, the pool marked HV_MEM_HIDDEN. 0 or -1. */
+int boot_copy_memory_map(struct hv_boot_info *bi);
+
+struct boot_cmdline {
+	CHAR16 *path;	     /* next program, or NULL */
+	CHAR16 *child_opts;  /* "PATH ARGS...", its LoadOptions */
+	UINT32 child_opts_size;
+};
+
+void boot_parse_cmdline(EFI_LOADED_IMAGE *li, struct boot_cmdline *cmd);
+EFI_STATUS boot_chain(EFI_HANDLE image, EFI_LOADED_IMAGE *li, const struct boot_cmdline *cmd);
+
+#endif /* PT_BOOT_BOOT_H */

@@ -1,0 +1,96 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Command line and chaining (syntax in boot/efi_main.c):
+ *     pagetrail.efi [--] [PATH [ARGS...]]
+ * LoadOptions are UCS-2, argv[0] first (as the UEFI shell and the test
+ * loader pass them). A boot manager entry may pass binary optional data
+ * instead: anything that is not printable text is ignored.
+ */
+#include "boot/boot.h"
+
+#include "hv/log.h"
+
+static bool is_space(CHAR16 c) { return c == L' ' || c == L'\t'; }
+
+void boot_parse_cmdline(EFI_LOADED_IMAGE *li, struct boot_cmdline *cmd)
+{
+	const CHAR16 *opt = li->LoadOptions;
+	UINTN n = li->LoadOptionsSize / sizeof(CHAR16), i = 0, start, len;
+	CHAR16 *copy;
+
+	cmd->path = NULL;
+	cmd->child_opts = NULL;
+	cmd->child_opts_size = 0;
+	if (!opt || !n)
+		return;
+	for (len = 0; len < n && opt[len]; len++)
+		if (opt[len] < 0x20 || opt[len] > 0x7e) {
+			hv_log("boot: load options are not text; ignored");
+			return;
+		}
+	/* argv[0] */
+	while (i < len && is_space(opt[i]))
+		i++;
+	while (i < len && !is_space(opt[i]))
+		i++;
+	while (i < len && is_space(opt[i]))
+		i++;
+	if (i + 1 < len && opt[i] == L'-' && opt[i + 1] == L'-' &&
+	    (i + 2 == len || is_space(opt[i + 2]))) {
+		i += 2;
+		while (i < len && is_space(opt[i]))
+			i++;
+	}
+	if (i == len)
+		return;
+	start = i;
+	copy = AllocatePool((len - start + 1) * sizeof(CHAR16));
+	if (!copy)
+		return;
+	for (i = start; i < len; i++)
+		copy[i - start] = opt[i];
+	copy[len - start] = 0;
+	cmd->child_opts = copy;
+	cmd->child_opts_size = (UINT32)((len - start + 1) * sizeof(CHAR16));
+	/* PATH: the first token, NUL-terminated in its own copy. */
+	for (i = 0; copy[i] && !is_space(copy[i]); i++)
+		;
+	cmd->path = AllocatePool((i + 1) * sizeof(CHAR16));
+	if (!cmd->path)
+		return;
+	CopyMem(cmd->path, copy, i * sizeof(CHAR16));
+	cmd->path[i] = 0;
+}
+
+EFI_STATUS boot_chain(EFI_HANDLE image, EFI_LOADED_IMAGE *li, const struct boot_cmdline *cmd)
+{
+	EFI_DEVICE_PATH *dp = FileDevicePath(li->DeviceHandle, cmd->path);
+	EFI_LOADED_IMAGE *child_li = NULL;
+	EFI_HANDLE child = NULL;
+	EFI_STATUS st;
+	char path[128];
+	UINTN i;
+
+	for (i = 0; i + 1 < sizeof(path) && cmd->path[i]; i++)
+		path[i] = (char)cmd->path[i];
+	path[i] = 0;
+	if (!dp) {
+		hv_log("boot: chain: no device path for %s", path);
+		return EFI_NOT_FOUND;
+	}
+	st = BS->LoadImage(FALSE, image, dp, NULL, 0, &child);
+	if (EFI_ERROR(st)) {
+		hv_log("boot: chain: cannot load %s: %lx", path, (u64)st);
+		Print(L"pagetrail: cannot load %s: %r\n", cmd->path, st);
+		return st;
+	}
+	st = BS->HandleProtocol(child, &LoadedImageProtocol, (void **)&child_li);
+	if (EFI_ERROR(st))
+		return st;
+	child_li->LoadOptions = cmd->child_opts;
+	child_li->LoadOptionsSize = cmd->child_opts_size;
+	hv_log("boot: chain: starting %s", path);
+	st = BS->StartImage(child, NULL, NULL);
+	hv_log("boot: chain: %s returned %lx", path, (u64)st);
+	return st;
+}

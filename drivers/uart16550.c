@@ -1,0 +1,66 @@
+/* SPDX-License-Identifier: MIT */
+#include "drivers/uart16550.h"
+
+#include "arch/x86/cpu.h"
+
+#define UART_CLOCK_DIVISOR_BASE 115200u
+/* A byte at 9600 baud takes ~1 ms; this bounds a wait at well over that. */
+#define UART_TX_SPINS 200000u
+
+static u8 uart_in(struct uart16550 *u, enum uart_reg r)
+{
+	return x86_inb((u16)(u->base + r));
+}
+
+static void uart_out(struct uart16550 *u, enum uart_reg r, u8 v)
+{
+	x86_outb((u16)(u->base + r), v);
+}
+
+bool uart_init(struct uart16550 *u, u16 base, u32 baud)
+{
+	u32 div = UART_CLOCK_DIVISOR_BASE / (baud ? baud : 115200u);
+
+	u->base = base;
+	uart_out(u, UART_SCR, 0x5a);
+	u->present = uart_in(u, UART_SCR) == 0x5a;
+	if (!u->present)
+		return false;
+	uart_out(u, UART_IER, 0);
+	uart_out(u, UART_LCR, UART_LCR_DLAB);
+	uart_out(u, UART_RBR_THR, (u8)div);
+	uart_out(u, UART_IER, (u8)(div >> 8));
+	uart_out(u, UART_LCR, UART_LCR_8N1);
+	uart_out(u, UART_IIR_FCR, UART_FCR_ENABLE_CLEAR);
+	uart_out(u, UART_MCR, UART_MCR_DTR_RTS_OUT2);
+	return true;
+}
+
+bool uart_putc(struct uart16550 *u, u8 c)
+{
+	u32 spins;
+
+	if (!u->present)
+		return false;
+	for (spins = 0; !(uart_in(u, UART_LSR) & UART_LSR_THRE); spins++) {
+		if (spins >= UART_TX_SPINS)
+			return false;
+		x86_pause();
+	}
+	uart_out(u, UART_RBR_THR, c);
+	return true;
+}
+
+void uart_puts(struct uart16550 *u, const char *s)
+{
+	while (*s)
+		if (!uart_putc(u, (u8)*s++))
+			return;
+}
+
+int uart_getc_nowait(struct uart16550 *u)
+{
+	if (!u->present || !(uart_in(u, UART_LSR) & UART_LSR_DR))
+		return -1;
+	return uart_in(u, UART_RBR_THR);
+}

@@ -1,0 +1,50 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Polled 16550 UART: the hypervisor's management port (COM2, I/O 0x2F8).
+ * No interrupts: the hypervisor polls it from its exit loop. Every wait is
+ * bounded, so a missing or wedged UART slows the hypervisor, never hangs it.
+ */
+#ifndef PT_DRIVERS_UART16550_H
+#define PT_DRIVERS_UART16550_H
+
+#include <pt/types.h>
+
+#define UART_COM2_BASE 0x2f8
+#define UART_NR_PORTS 8
+
+/* Register offsets (NS16550A data sheet, "Register Summary"). */
+enum uart_reg {
+	UART_RBR_THR = 0, /* DLL when LCR.DLAB */
+	UART_IER = 1,     /* DLM when LCR.DLAB */
+	UART_IIR_FCR = 2,
+	UART_LCR = 3,
+	UART_MCR = 4,
+	UART_LSR = 5,
+	UART_MSR = 6,
+	UART_SCR = 7,
+};
+
+#define UART_LCR_8N1 0x03
+#define UART_LCR_DLAB 0x80
+#define UART_MCR_DTR_RTS_OUT2 0x0b
+#define UART_FCR_ENABLE_CLEAR 0x07
+#define UART_LSR_DR 0x01
+#define UART_LSR_THRE 0x20
+#define UART_LSR_TEMT 0x40
+#define UART_IIR_NO_INT 0x01
+#define UART_MSR_CTS_DSR_DCD 0xb0
+
+struct uart16550 {
+	u16 base;
+	bool present; /* scratch register answered at init */
+};
+
+/* Programs 8N1 at `baud`, FIFOs on, interrupts off. Returns false if absent. */
+bool uart_init(struct uart16550 *u, u16 base, u32 baud);
+/* Writes one byte, waiting a bounded time for room. False if it timed out. */
+bool uart_putc(struct uart16550 *u, u8 c);
+void uart_puts(struct uart16550 *u, const char *s);
+/* Next received byte, or -1 if none is waiting. Never waits. */
+int uart_getc_nowait(struct uart16550 *u);
+
+#endif /* PT_DRIVERS_UART16550_H */

@@ -1,0 +1,76 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The hand-off from boot/ (UEFI) to hv/: everything the hypervisor needs to
+ * know about the machine, in plain types. boot/ fills it in the hypervisor's
+ * own memory pool; hv/ never calls UEFI.
+ *
+ * The pool is one allocation of EfiReservedMemoryType pages: the OS treats
+ * them as reserved (Linux: e820 "reserved") and never uses them, and the
+ * firmware never frees them. It holds, in order: the relocated copy of the
+ * image (code, data, stacks), this structure, then pages handed out by
+ * hv_page_alloc (VMCB, host save area, IOPM/MSRPM, page tables).
+ */
+#ifndef PT_HV_BOOT_H
+#define PT_HV_BOOT_H
+
+#include <pt/types.h>
+
+enum hv_mem_type {
+	HV_MEM_RAM,	 /* conventional, loader, boot services, persistent */
+	HV_MEM_ACPI,	 /* ACPI reclaim and NVS */
+	HV_MEM_RUNTIME,	 /* UEFI runtime services code and data */
+	HV_MEM_RESERVED, /* firmware-reserved RAM, unusable */
+	HV_MEM_MMIO,	 /* memory-mapped I/O the firmware lists */
+	HV_MEM_HIDDEN,	 /* the hypervisor's own pool */
+	HV_MEM_NR_TYPES,
+};
+
+struct hv_mem_range {
+	u64 base;
+	u64 pages;
+	u32 type; /* enum hv_mem_type */
+	u32 efi_type;
+	u64 attr;
+};
+
+#define HV_MAX_MEM_RANGES 512
+
+/*
+ * Filled by x86_takeover (arch/x86/takeover.S) from the firmware's live
+ * state at the instant it hands the CPU over: where and how the firmware
+ * resumes as a guest.
+ */
+struct hv_takeover {
+	u64 guest_rip;
+	u64 guest_rsp;
+	u64 guest_rflags;
+};
+
+struct hv_boot_info {
+	u64 pool_base; /* hpa of the whole hidden pool */
+	u64 pool_size;
+	u64 image_base; /* the relocated copy, inside the pool */
+	u64 image_size;
+	u64 alloc_base; /* first page hv_page_alloc may hand out */
+	u64 host_stack_top;
+	u32 nr_cpus; /* enabled CPUs the firmware reports; only the BSP is virtualized */
+	u32 nr_ranges;
+	struct hv_takeover takeover;
+	struct hv_mem_range ranges[HV_MAX_MEM_RANGES];
+};
+
+/* Entry points boot/ calls in the relocated copy (hv/hv.c). */
+int hv_init(struct hv_boot_info *bi);
+__attribute__((noreturn)) void hv_start(struct hv_boot_info *bi);
+
+/*
+ * arch/x86/takeover.S: saves the firmware's callee-saved registers on its
+ * own stack, records where it resumes (a label in the caller's copy of the
+ * image, outside the hidden pool) into bi->takeover, switches to
+ * `host_stack_top` and calls `host_entry(bi)`, which never returns. The
+ * firmware, now a guest, resumes at that label and this returns 0.
+ */
+int x86_takeover(struct hv_boot_info *bi, void (*host_entry)(struct hv_boot_info *),
+		 u64 host_stack_top);
+
+#endif /* PT_HV_BOOT_H */

@@ -1,0 +1,346 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * What each VM exit means, vendor-neutral. Every reason in enum
+ * hv_exit_reason has a case; an exit nobody asked for is a guest-fatal,
+ * reported event, never silently resumed.
+ */
+#include "arch/x86/cpu.h"
+#include "hv/guest_mem.h"
+#include "hv/hv.h"
+#include "hv/log.h"
+#include "hv/vm.h"
+
+#include <pt/assert.h>
+
+/* CPUID bits the guest sees changed (AMD APM Vol. 3, Appendix E). */
+#define CPUID_1_ECX_HYPERVISOR BIT_ULL(31)
+#define CPUID_80000001_ECX_SVM BIT_ULL(2)
+
+#define HIDDEN_ACCESS_LOG_LIMIT 16
+/* Exit statistics go to the log every this many exits. */
+#define STATS_EVERY_EXITS 200000
+
+const char *hv_exit_reason_name(enum hv_exit_reason r)
+{
+	switch (r) {
+	case HV_EXIT_CPUID:
+		return "cpuid";
+	case HV_EXIT_MSR_READ:
+		return "rdmsr";
+	case HV_EXIT_MSR_WRITE:
+		return "wrmsr";
+	case HV_EXIT_IO:
+		return "io";
+	case HV_EXIT_HLT:
+		return "hlt";
+	case HV_EXIT_VIRT_INSN:
+		return "virt_insn";
+	case HV_EXIT_TDP_FAULT:
+		return "npf";
+	case HV_EXIT_SHUTDOWN:
+		return "shutdown";
+	case HV_EXIT_ENTRY_FAILED:
+		return "entry_failed";
+	case HV_EXIT_UNKNOWN:
+		return "unknown";
+	case HV_NR_EXIT_REASONS:
+		break;
+	}
+	return "?";
+}
+
+void hv_log_exit_stats(struct vcpu *v)
+{
+	const struct hv_exit_stats *s = &v->stats;
+
+	hv_log("exits total=%lu cpuid=%lu rdmsr=%lu wrmsr=%lu io=%lu hlt=%lu "
+	       "virt_insn=%lu npf=%lu hidden_access=%lu mgmt_port_io=%lu "
+	       "injected_ud=%lu injected_gp=%lu",
+	       s->total, s->by_reason[HV_EXIT_CPUID], s->by_reason[HV_EXIT_MSR_READ],
+	       s->by_reason[HV_EXIT_MSR_WRITE], s->by_reason[HV_EXIT_IO],
+	       s->by_reason[HV_EXIT_HLT], s->by_reason[HV_EXIT_VIRT_INSN],
+	       s->by_reason[HV_EXIT_TDP_FAULT], s->hidden_access, s->mgmt_port_io,
+	       s->injected_ud, s->injected_gp);
+}
+
+static void inject_ud(struct vcpu *v)
+{
+	v->stats.injected_ud++;
+	v->ops->inject_exception(v, X86_VEC_UD, false, 0);
+}
+
+static void inject_gp0(struct vcpu *v)
+{
+	v->stats.injected_gp++;
+	v->ops->inject_exception(v, X86_VEC_GP, true, 0);
+}
+
+/*
+ * Length of the instruction at RIP, which must be the two-byte opcode
+ * 0F op2 after legacy and REX prefixes. TCG has no NRIP save and no decode
+ * assists (see /work/shared/notes/emulators.md), so the bytes are read from
+ * guest memory. Returns 0 if the bytes are not that instruction.
+ */
+static unsigned int insn_len_0f(struct vcpu *v, u8 op2)
+{
+	u8 b[15];
+	unsigned int i;
+
+	if (hv_guest_read_linear(v, v->ctrl.cs_base + v->rip, b, 3) == 0 &&
+	    b[0] == 0x0f && b[1] == op2)
+		return 2;
+	if (hv_guest_read_linear(v, v->ctrl.cs_base + v->rip, b, sizeof(b)))
+		return 0;
+	for (i = 0; i + 1 < sizeof(b); i++) {
+		switch (b[i]) {
+		case 0x66: case 0x67: case 0xf2: case 0xf3: case 0xf0:
+		case 0x26: case 0x2e: case 0x36: case 0x3e: case 0x64: case 0x65:
+			continue;
+		}
+		if (v->ctrl.cs_long && (b[i] & 0xf0) == 0x40)
+			continue;
+		break;
+	}
+	if (i + 1 < sizeof(b) && b[i] == 0x0f && b[i + 1] == op2)
+		return i + 2;
+	return 0;
+}
+
+static void skip_insn(struct vcpu *v, u8 op2, const char *what)
+{
+	unsigned int len = insn_len_0f(v, op2);
+
+	if (!len)
+		hv_guest_fatal("FATAL: cannot decode %s at rip=0x%lx (cs.base=0x%lx)", what,
+			       v->rip, v->ctrl.cs_base);
+	v->rip += len;
+	if (!v->ctrl.cs_long)
+		v->rip &= 0xffffffffull;
+}
+
+static void handle_cpuid(struct vcpu *v)
+{
+	u32 leaf = (u32)vcpu_gpr(v, HV_GPR_RAX), sub = (u32)vcpu_gpr(v, HV_GPR_RCX);
+	struct x86_cpuid r;
+
+	if (leaf >= HV_CPUID_BASE && leaf <= HV_CPUID_RANGE_END) {
+		r = (struct x86_cpuid){ 0, 0, 0, 0 };
+		if (leaf == HV_CPUID_BASE) {
+			r.eax = HV_CPUID_MAX;
+			r.ebx = HV_CPUID_SIG_EBX;
+			r.ecx = HV_CPUID_SIG_ECX;
+			r.edx = HV_CPUID_SIG_EDX;
+		} else if (leaf == HV_CPUID_INFO) {
+			r.eax = HV_CPUID_VERSION;
+			r.ebx = hv.smp_unvirtualized ? HV_CPUID_FLAG_SMP_UNVIRTUALIZED : 0;
+		}
+	} else {
+		r = x86_cpuid(leaf, sub);
+		if (leaf == 1)
+			r.ecx |= CPUID_1_ECX_HYPERVISOR;
+		if (leaf == 0x80000001)
+			r.ecx &= ~CPUID_80000001_ECX_SVM;
+		if (leaf == 0x8000000a)
+			r = (struct x86_cpuid){ 0, 0, 0, 0 };
+	}
+	vcpu_set_gpr(v, HV_GPR_RAX, r.eax);
+	vcpu_set_gpr(v, HV_GPR_RBX, r.ebx);
+	vcpu_set_gpr(v, HV_GPR_RCX, r.ecx);
+	vcpu_set_gpr(v, HV_GPR_RDX, r.edx);
+	skip_insn(v, 0xa2, "CPUID");
+}
+
+/* EFER bits a guest may set (APM Vol. 2, 3.1.7 "Extended Feature Enable Register"). */
+#define EFER_GUEST_ALLOWED (EFER_SCE | EFER_LME | EFER_LMA | EFER_NXE | EFER_SVME | \
+			    BIT_ULL(13) | BIT_ULL(14) | BIT_ULL(15))
+
+static void handle_msr(struct vcpu *v, bool write, u32 msr)
+{
+	u64 val = (vcpu_gpr(v, HV_GPR_RDX) << 32) | (u32)vcpu_gpr(v, HV_GPR_RAX);
+
+	switch (msr) {
+	case MSR_EFER:
+		if (!write) {
+			val = v->ctrl.efer; /* SVME is hidden */
+			break;
+		}
+		if (val & ~EFER_GUEST_ALLOWED) {
+			inject_gp0(v);
+			return;
+		}
+		/* SVME: writing it is harmless (ignored); LMA: kept as the CPU has it. */
+		val = (val & ~(EFER_SVME | EFER_LMA)) | (v->ctrl.efer & EFER_LMA);
+		v->ops->set_efer(v, val);
+		break;
+	case MSR_VM_HSAVE_PA:
+		if (write)
+			hv.guest_vm_hsave_pa = val;
+		else
+			val = hv.guest_vm_hsave_pa;
+		break;
+	case MSR_VM_CR:
+		/* SVM reads as disabled and locked by firmware; writes are ignored. */
+		val = VM_CR_LOCK | VM_CR_SVMDIS;
+		break;
+	default:
+		/* Outside the MSR permission map's ranges: forward, #GP stays #GP. */
+		if (write ? x86_wrmsr_safe(msr, val) : x86_rdmsr_safe(msr, &val)) {
+			inject_gp0(v);
+			return;
+		}
+		break;
+	}
+	if (!write) {
+		vcpu_set_gpr(v, HV_GPR_RAX, (u32)val);
+		vcpu_set_gpr(v, HV_GPR_RDX, val >> 32);
+	}
+	skip_insn(v, write ? 0x30 : 0x32, write ? "WRMSR" : "RDMSR");
+}
+
+/*
+ * The management UART belongs to the hypervisor. The firmware's serial
+ * driver probed it before the takeover and still believes it has it: give
+ * it an idle UART with nothing to read, and drop what it writes.
+ */
+static u8 mgmt_port_read(unsigned int reg)
+{
+	struct hv_mgmt_shadow *sh = &hv.mgmt_shadow;
+	bool dlab = sh->reg[UART_LCR] & UART_LCR_DLAB;
+
+	switch (reg) {
+	case UART_RBR_THR:
+		return dlab ? sh->dll : 0;
+	case UART_IER:
+		return dlab ? sh->dlm : sh->reg[UART_IER];
+	case UART_IIR_FCR:
+		return UART_IIR_NO_INT;
+	case UART_LSR:
+		return UART_LSR_THRE | UART_LSR_TEMT;
+	case UART_MSR:
+		return UART_MSR_CTS_DSR_DCD;
+	}
+	return sh->reg[reg]; /* LCR, MCR, SCR */
+}
+
+static void mgmt_port_write(unsigned int reg, u8 val)
+{
+	struct hv_mgmt_shadow *sh = &hv.mgmt_shadow;
+	bool dlab = sh->reg[UART_LCR] & UART_LCR_DLAB;
+
+	if (reg == UART_RBR_THR && dlab)
+		sh->dll = val;
+	else if (reg == UART_IER && dlab)
+		sh->dlm = val;
+	else if (reg != UART_RBR_THR && reg != UART_IIR_FCR && reg != UART_LSR &&
+		 reg != UART_MSR)
+		sh->reg[reg] = val;
+}
+
+static void handle_io(struct vcpu *v, const struct hv_exit_io *io)
+{
+	unsigned int i;
+
+	if (io->port < UART_COM2_BASE || io->port >= UART_COM2_BASE + UART_NR_PORTS) {
+		/* Only the management UART is in the I/O permission map. */
+		hv_guest_fatal("FATAL: unexpected I/O exit port=0x%x rip=0x%lx", io->port, v->rip);
+	}
+	v->stats.mgmt_port_io++;
+	if (io->string) {
+		/* INS/OUTS at the management port: refused (documented in docs/hv.md). */
+		inject_gp0(v);
+		return;
+	}
+	if (io->in) {
+		u64 val = 0;
+
+		for (i = 0; i < io->size; i++) {
+			unsigned int reg = (io->port - UART_COM2_BASE + i) % UART_NR_PORTS;
+
+			val |= (u64)mgmt_port_read(reg) << (8 * i);
+		}
+		if (io->size == 4)
+			vcpu_set_gpr(v, HV_GPR_RAX, val);
+		else
+			vcpu_set_gpr(v, HV_GPR_RAX,
+				     (vcpu_gpr(v, HV_GPR_RAX) & ~((1ull << (8 * io->size)) - 1)) |
+					     val);
+	} else {
+		u64 val = vcpu_gpr(v, HV_GPR_RAX);
+
+		for (i = 0; i < io->size; i++)
+			mgmt_port_write((io->port - UART_COM2_BASE + i) % UART_NR_PORTS,
+					(u8)(val >> (8 * i)));
+	}
+	v->rip = io->next_rip;
+}
+
+static void handle_tdp_fault(struct vcpu *v, const struct hv_exit_tdp_fault *f)
+{
+	if (hv_gpa_is_hidden(hv.vm, f->gpa)) {
+		/*
+		 * The hypervisor's memory is in no slot and absent from the
+		 * nested page tables. The guest gets #GP(0) at the access: it
+		 * learns nothing and changes nothing (documented in docs/hv.md).
+		 */
+		if (v->stats.hidden_access++ < HIDDEN_ACCESS_LOG_LIMIT)
+			hv_log("hidden access gpa=0x%lx rip=0x%lx %s%s: #GP injected", f->gpa,
+			       v->rip, f->write ? "write" : "read", f->fetch ? " fetch" : "");
+		inject_gp0(v);
+		return;
+	}
+	vm_handle_tdp_fault(hv.vm, v, f);
+}
+
+void hv_handle_exit(struct vcpu *v, struct hv_exit *e)
+{
+	v->stats.total++;
+	v->stats.by_reason[e->reason]++;
+	switch (e->reason) {
+	case HV_EXIT_CPUID:
+		handle_cpuid(v);
+		break;
+	case HV_EXIT_MSR_READ:
+		handle_msr(v, false, e->msr);
+		break;
+	case HV_EXIT_MSR_WRITE:
+		handle_msr(v, true, e->msr);
+		break;
+	case HV_EXIT_IO:
+		handle_io(v, &e->io);
+		break;
+	case HV_EXIT_HLT:
+		/*
+		 * HLT is intercepted so that the management port is polled
+		 * while the guest idles: the host cannot halt (GIF = 0 holds
+		 * every interrupt), so the guest's HLT completes at once and
+		 * its idle loop comes back here.
+		 */
+		v->rip += 1;
+		break;
+	case HV_EXIT_VIRT_INSN:
+		/* SVM is hidden: as on a CPU without it, these raise #UD. */
+		inject_ud(v);
+		break;
+	case HV_EXIT_TDP_FAULT:
+		handle_tdp_fault(v, &e->tdp);
+		break;
+	case HV_EXIT_SHUTDOWN:
+		hv_guest_fatal("FATAL: guest shutdown (triple fault) rip=0x%lx cr0=0x%lx "
+			       "cr3=0x%lx",
+			       v->rip, v->ctrl.cr0, v->ctrl.cr3);
+	case HV_EXIT_ENTRY_FAILED:
+		hv_guest_fatal("FATAL: VMRUN failed (exit code 0x%lx) rip=0x%lx efer=0x%lx "
+			       "cr0=0x%lx cr4=0x%lx",
+			       e->raw_code, v->rip, v->ctrl.efer, v->ctrl.cr0, v->ctrl.cr4);
+	case HV_EXIT_UNKNOWN:
+	case HV_NR_EXIT_REASONS:
+		hv_guest_fatal("FATAL: unknown exit %s code=0x%lx info1=0x%lx info2=0x%lx "
+			       "rip=0x%lx",
+			       e->name, e->raw_code, e->raw_info1, e->raw_info2, v->rip);
+	}
+	if (v->stats.total >= hv.next_stats_exit) {
+		hv.next_stats_exit = v->stats.total + STATS_EVERY_EXITS;
+		hv_log_exit_stats(v);
+	}
+
+}

@@ -1,0 +1,66 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The hypervisor's global state: one VM (the firmware and the OS it boots),
+ * one vCPU (the boot CPU), the management UART.
+ */
+#ifndef PT_HV_HV_H
+#define PT_HV_HV_H
+
+#include "drivers/uart16550.h"
+#include "hv/boot.h"
+#include "hv/memslot.h"
+#include "hv/vcpu.h"
+
+#include <pt/types.h>
+
+/* CPUID leaves 0x40000000-0x400000ff belong to the hypervisor. */
+#define HV_CPUID_BASE 0x40000000u
+#define HV_CPUID_INFO 0x40000001u
+#define HV_CPUID_MAX HV_CPUID_INFO
+#define HV_CPUID_RANGE_END 0x400000ffu
+/* "PageTrailHV\0" in EBX, ECX, EDX (little-endian bytes). */
+#define HV_CPUID_SIG_EBX 0x65676150u /* "Page" */
+#define HV_CPUID_SIG_ECX 0x69617254u /* "Trai" */
+#define HV_CPUID_SIG_EDX 0x0056486cu /* "lHV\0" */
+/* Leaf 0x40000001: EAX = interface version, EBX = flags. */
+#define HV_CPUID_VERSION 1u
+#define HV_CPUID_FLAG_SMP_UNVIRTUALIZED BIT_ULL(0)
+
+/* Shadow of the management UART registers the guest may read back. */
+struct hv_mgmt_shadow {
+	u8 reg[UART_NR_PORTS];
+	u8 dll, dlm;
+};
+
+struct hv {
+	struct hv_boot_info *bi;
+	struct uart16550 mgmt_uart;
+	struct hv_mgmt_shadow mgmt_shadow;
+	struct vm *vm;
+	struct vcpu *vcpu;
+	/*
+	 * More CPUs exist than the one virtualized: their writes bypass the
+	 * nested page tables, so dirty logging must refuse to start.
+	 */
+	bool smp_unvirtualized;
+	u64 guest_vm_hsave_pa; /* what the guest last wrote to VM_HSAVE_PA */
+	u64 footprint_bytes;
+	u64 next_stats_exit;
+};
+
+extern struct hv hv;
+
+/* True when dirty logging may run (every CPU is virtualized). */
+static inline bool hv_dirty_logging_allowed(void) { return !hv.smp_unvirtualized; }
+
+/* hv/exit.c: handles one exit; returns when the vCPU may run again. */
+void hv_handle_exit(struct vcpu *v, struct hv_exit *exit);
+void hv_log_exit_stats(struct vcpu *v);
+
+/* arch backend hooks the core calls (arch/x86/svm/svm.c). */
+int arch_hv_check_cpu(const char **why);
+int arch_vcpu_create(struct vcpu *v, const struct hv_boot_info *bi);
+void arch_vcpu_capture_live_state(struct vcpu *v, const struct hv_takeover *t);
+void arch_host_enter(void);
+
+#endif /* PT_HV_HV_H */

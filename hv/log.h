@@ -1,0 +1,51 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Hypervisor log: lines on the debugcon port 0xE9 (QEMU isa-debugcon, Bochs
+ * port_e9_hack), each prefixed "pagetrail: ". Fatal events go to the
+ * management UART too (hv_report_fatal).
+ *
+ * Error policy (Xen's): return an error where the caller can cope; kill the
+ * guest (vm_bug_on -> hv_guest_fatal) where guest state is broken; hv_panic
+ * only where the hypervisor's own state is corrupt.
+ */
+#ifndef PT_HV_LOG_H
+#define PT_HV_LOG_H
+
+#include <pt/types.h>
+#include <stdarg.h>
+
+#define HV_DEBUGCON_PORT 0xe9
+
+__attribute__((format(printf, 1, 2))) void hv_log(const char *fmt, ...);
+void hv_vlog(const char *fmt, va_list ap);
+
+/* Bounded formatter: %s %c %d %u %x %p with l/ll, '0' flag and width. */
+int hv_vsnprintf(char *buf, size_t size, const char *fmt, va_list ap);
+__attribute__((format(printf, 3, 4))) int hv_snprintf(char *buf, size_t size,
+						       const char *fmt, ...);
+
+/*
+ * The hypervisor's own state is corrupt: log, report on the management port,
+ * stop the machine (never returns).
+ */
+__attribute__((noreturn, format(printf, 1, 2))) void hv_panic(const char *fmt,
+							       ...);
+
+/*
+ * The guest's state is broken beyond repair (or it asked to die: shutdown,
+ * triple fault): report it on both ports and stop the machine cleanly.
+ */
+__attribute__((noreturn, format(printf, 1, 2))) void hv_guest_fatal(
+	const char *fmt, ...);
+
+#define vm_bug_on(cond)                                                        \
+	do {                                                                   \
+		if (unlikely(cond))                                            \
+			hv_guest_fatal("guest-fatal: vm_bug_on(%s) at %s:%d",  \
+				       #cond, __FILE__, __LINE__);             \
+	} while (0)
+
+/* Stops QEMU (isa-debug-exit, then ACPI S5, then halts). Never returns. */
+__attribute__((noreturn)) void hv_machine_stop(int code);
+
+#endif /* PT_HV_LOG_H */

@@ -1,0 +1,54 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The guest-physical layout, built once from the UEFI memory map that boot/
+ * copied: OS RAM, ACPI, runtime and firmware-reserved memory as separate
+ * slots, MMIO (listed or in a gap of the map) as slots that are mapped
+ * uncacheable and never logged. The hypervisor's own pool is in no slot: it
+ * is absent from the nested page tables.
+ */
+#ifndef PT_HV_MEMSLOT_H
+#define PT_HV_MEMSLOT_H
+
+#include "hv/boot.h"
+
+#include <pt/types.h>
+
+#define HV_MAX_SLOTS 64
+
+struct hv_slot {
+	gfn_t base_gfn;
+	u64 npages;
+	enum hv_mem_type type; /* never HV_MEM_HIDDEN */
+	int mmu_id;	       /* tdp_mmu slot id, -1 before it is registered */
+};
+
+struct hv_hidden_range {
+	gpa_t start, end; /* [start, end) */
+};
+
+#define HV_MAX_HIDDEN 4
+
+struct vm {
+	struct hv_slot slots[HV_MAX_SLOTS];
+	unsigned int nr_slots;
+	struct hv_hidden_range hidden[HV_MAX_HIDDEN];
+	unsigned int nr_hidden;
+	gpa_t gpa_limit; /* 2^physical-address-bits: everything below is in a slot or hidden */
+	struct tdp_mmu *mmu;
+	void *tdp_root;	 /* struct tdp_mmu_root *, the vCPU's reference */
+	u64 ram_pages;	 /* pages in HV_MEM_RAM slots */
+};
+
+/*
+ * Builds vm->slots from the memory map: sorts, merges neighbours of one
+ * type, fills gaps below `gpa_limit` with MMIO, leaves hidden ranges out.
+ * Returns 0, or -1 if the map does not fit HV_MAX_SLOTS (logged).
+ */
+int hv_memslots_build(struct vm *vm, const struct hv_boot_info *bi, gpa_t gpa_limit);
+bool hv_gpa_is_hidden(const struct vm *vm, gpa_t gpa);
+/* The slot holding `gpa`, or NULL (hidden or above gpa_limit). */
+const struct hv_slot *hv_gpa_to_slot(const struct vm *vm, gpa_t gpa);
+const char *hv_mem_type_name(enum hv_mem_type t);
+void hv_memslots_log(const struct vm *vm);
+
+#endif /* PT_HV_MEMSLOT_H */

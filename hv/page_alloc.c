@@ -1,0 +1,84 @@
+/* SPDX-License-Identifier: MIT */
+#include "hv/page_alloc.h"
+
+#include "hv/log.h"
+
+struct free_page {
+	struct free_page *next;
+};
+
+static struct {
+	hpa_t next, end;
+	struct free_page *free_list;
+	u64 in_use, nr_free_list;
+} pool;
+
+void hv_page_alloc_init(hpa_t start, hpa_t end)
+{
+	pool.next = (start + PAGE_SIZE - 1) & PAGE_MASK;
+	pool.end = end & PAGE_MASK;
+}
+
+static void page_zero(void *p)
+{
+	u64 *q = p;
+	unsigned int i;
+
+	for (i = 0; i < PAGE_SIZE / sizeof(u64); i++)
+		q[i] = 0;
+}
+
+void *hv_page_alloc(void)
+{
+	void *p;
+
+	if (pool.free_list) {
+		p = pool.free_list;
+		pool.free_list = pool.free_list->next;
+		pool.nr_free_list--;
+	} else if (pool.next < pool.end) {
+		p = hv_va(pool.next);
+		pool.next += PAGE_SIZE;
+	} else {
+		return NULL;
+	}
+	page_zero(p);
+	pool.in_use++;
+	return p;
+}
+
+void *hv_pages_alloc_contig(u64 n)
+{
+	void *p;
+	u64 i;
+
+	if (n > (pool.end - pool.next) / PAGE_SIZE)
+		return NULL;
+	p = hv_va(pool.next);
+	pool.next += n * PAGE_SIZE;
+	for (i = 0; i < n; i++)
+		page_zero((char *)p + i * PAGE_SIZE);
+	pool.in_use += n;
+	return p;
+}
+
+void hv_page_free(void *page)
+{
+	struct free_page *f = page;
+
+	if (!page)
+		return;
+	if ((hv_pa(page) & ~PAGE_MASK) || hv_pa(page) >= pool.end)
+		hv_panic("hv_page_free: %p is not a pool page", page);
+	f->next = pool.free_list;
+	pool.free_list = f;
+	pool.nr_free_list++;
+	pool.in_use--;
+}
+
+u64 hv_pages_in_use(void) { return pool.in_use; }
+
+u64 hv_pages_free(void)
+{
+	return (pool.end - pool.next) / PAGE_SIZE + pool.nr_free_list;
+}

@@ -1,0 +1,139 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Vendor-neutral virtual CPU and VM exits. The arch backend (arch/x86/svm,
+ * later vmx) implements struct vcpu_ops; hv/exit.c decides what each exit
+ * means and never sees a VMCB or VMCS.
+ *
+ * The general-purpose registers live in vcpu->gprs, plus rip and rflags: the
+ * backend copies the ones its hardware keeps elsewhere (SVM: RAX, RSP, RIP,
+ * RFLAGS in the VMCB) in before the exit is handled and out before the next
+ * entry, so the core may read and change them all.
+ */
+#ifndef PT_HV_VCPU_H
+#define PT_HV_VCPU_H
+
+#include <pt/types.h>
+
+/* x86 register-number order (ModRM reg field); offsets in asm_offsets.h. */
+enum hv_gpr {
+	HV_GPR_RAX,
+	HV_GPR_RCX,
+	HV_GPR_RDX,
+	HV_GPR_RBX,
+	HV_GPR_RSP,
+	HV_GPR_RBP,
+	HV_GPR_RSI,
+	HV_GPR_RDI,
+	HV_GPR_R8,
+	HV_GPR_R9,
+	HV_GPR_R10,
+	HV_GPR_R11,
+	HV_GPR_R12,
+	HV_GPR_R13,
+	HV_GPR_R14,
+	HV_GPR_R15,
+	HV_NR_GPRS,
+};
+
+struct hv_gprs {
+	u64 r[HV_NR_GPRS];
+};
+
+/* Guest control state, refreshed by the backend on every exit (read-only). */
+struct hv_guest_ctrl {
+	u64 cr0, cr2, cr3, cr4, efer;
+	u64 cs_base;
+	u16 cs_sel;
+	bool cs_long; /* CS.L: 64-bit code */
+	bool cs_db;   /* CS.D/B: 32-bit default operand size */
+	u8 cpl;
+};
+
+enum hv_exit_reason {
+	HV_EXIT_CPUID,
+	HV_EXIT_MSR_READ,
+	HV_EXIT_MSR_WRITE,
+	HV_EXIT_IO,
+	HV_EXIT_HLT,
+	HV_EXIT_VIRT_INSN, /* a virtualization instruction the guest may not use */
+	HV_EXIT_TDP_FAULT, /* nested/extended page fault */
+	HV_EXIT_SHUTDOWN,  /* triple fault or shutdown */
+	HV_EXIT_ENTRY_FAILED,
+	HV_EXIT_UNKNOWN, /* an exit the backend did not ask for */
+	HV_NR_EXIT_REASONS,
+};
+
+struct hv_exit_io {
+	u16 port;
+	u8 size; /* 1, 2 or 4 bytes */
+	bool in;
+	bool string;
+	bool rep;
+	u64 next_rip;
+};
+
+struct hv_exit_tdp_fault {
+	gpa_t gpa;
+	bool present; /* a translation existed: a permission fault */
+	bool write;
+	bool fetch;
+	bool user;
+};
+
+struct hv_exit {
+	enum hv_exit_reason reason;
+	u64 raw_code; /* vendor exit code, for reports */
+	u64 raw_info1, raw_info2;
+	const char *name; /* vendor name of the raw exit */
+	union {
+		u32 msr;
+		struct hv_exit_io io;
+		struct hv_exit_tdp_fault tdp;
+	};
+};
+
+struct vcpu;
+
+struct vcpu_ops {
+	/* Enters the guest until the next exit; fills *exit. */
+	void (*run)(struct vcpu *v, struct hv_exit *exit);
+	/* Queues an exception for the next entry. */
+	void (*inject_exception)(struct vcpu *v, u8 vector, bool has_error,
+				 u32 error);
+	/* Sets the guest's EFER as the guest sees it (backend keeps its bits). */
+	void (*set_efer)(struct vcpu *v, u64 efer);
+	/* Flushes guest TLB entries derived from the TDP tables before next entry. */
+	void (*flush_tlb)(struct vcpu *v);
+	void (*set_tdp_root)(struct vcpu *v, hpa_t root);
+};
+
+struct hv_exit_stats {
+	u64 total;
+	u64 by_reason[HV_NR_EXIT_REASONS];
+	u64 hidden_access;   /* guest touched the hypervisor's memory */
+	u64 mgmt_port_io;    /* guest touched the management UART */
+	u64 injected_ud;
+	u64 injected_gp;
+};
+
+struct vcpu {
+	struct hv_gprs gprs;
+	u64 rip;
+	u64 rflags;
+	struct hv_guest_ctrl ctrl;
+	const struct vcpu_ops *ops;
+	void *arch; /* backend's per-vCPU state (struct svm_vcpu) */
+	struct hv_exit_stats stats;
+	bool paused;
+};
+
+static inline u64 vcpu_gpr(struct vcpu *v, enum hv_gpr r) { return v->gprs.r[r]; }
+
+static inline void vcpu_set_gpr(struct vcpu *v, enum hv_gpr r, u64 val)
+{
+	v->gprs.r[r] = val;
+}
+
+const char *hv_exit_reason_name(enum hv_exit_reason r);
+
+#endif /* PT_HV_VCPU_H */

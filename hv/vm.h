@@ -1,0 +1,24 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The one VM: memslots, and its nested page tables built by mmu/ (the TDP
+ * MMU) through the platform callbacks implemented in hv/vm.c.
+ */
+#ifndef PT_HV_VM_H
+#define PT_HV_VM_H
+
+#include "hv/memslot.h"
+#include "hv/vcpu.h"
+
+/*
+ * Builds the slots from the boot memory map and the nested page tables
+ * (identity map of every slot). Returns 0 or -1 (logged).
+ */
+int vm_create(struct vm *vm, const struct hv_boot_info *bi);
+/* Loads the VM's TDP root into the vCPU. */
+void vm_vcpu_attach(struct vm *vm, struct vcpu *v);
+/* A TDP fault outside the hidden ranges. */
+void vm_handle_tdp_fault(struct vm *vm, struct vcpu *v, const struct hv_exit_tdp_fault *f);
+/* Pages the nested page tables use now. */
+u64 vm_tdp_pages(struct vm *vm);
+
+#endif /* PT_HV_VM_H */
