@@ -1,0 +1,22 @@
+# Bochs 2.7 tests: Intel VMX + EPT + A/D + PML (issue 6). Outputs under build/bochs/.
+#   hello.efi    proves the harness (tests/bochs/lib.sh): console, port 0xE9, power-off
+#   test_*.sh    emulator tests, added to TEST_SCRIPTS only once they pass
+# (Fragments are included in sorted order: this one comes before guest.mk and images.mk,
+# so it names their outputs by path.) One Bochs at a time: lib.sh serializes runs.
+
+BOCHS_DIR := $(BUILD)/bochs
+
+$(BOCHS_DIR)/%.o: tests/bochs/%.c
+	@mkdir -p $(@D)
+	$(Q)$(EFI_CC) $(FREESTANDING_CFLAGS) $(EFI_HDR_CFLAGS) -c $< -o $@
+
+$(BOCHS_DIR)/hello.efi: $(BOCHS_DIR)/hello.o
+	$(call pt_efi_app_link,$@,$^)
+
+BOCHS_DEPS := $(BOCHS_DIR)/hello.efi $(BUILD)/pagetrail.efi $(BUILD)/guest/probe.efi \
+	$(BUILD)/images/ptboot.efi
+.PHONY: bochs-deps
+bochs-deps: $(BOCHS_DEPS)
+TEST_DEPS += $(BOCHS_DEPS)
+
+TEST_SCRIPTS += tests/bochs/test_harness.sh
