@@ -93,7 +93,7 @@ BENCH_STEPS :=
 FUZZ_TARGETS :=
 ALL_TARGETS := $(BUILD)/pagetrail.efi
 
-include $(sort $(wildcard boot/*.mk hv/*.mk mmu/*.mk arch/x86/*.mk drivers/*.mk tools/*.mk \
+include $(sort $(wildcard boot/*.mk hv/*.mk mmu/*.mk arch/x86/*.mk drivers/*.mk tools/*.mk tools/*/*.mk \
 	tests/*.mk tests/*/*.mk))
 
 .PHONY: all deps run test test-build bench fuzz clean format
