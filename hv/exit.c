@@ -15,6 +15,13 @@
 /* CPUID bits the guest sees changed (AMD APM Vol. 3, Appendix E). */
 #define CPUID_1_ECX_HYPERVISOR BIT_ULL(31)
 #define CPUID_80000001_ECX_SVM BIT_ULL(2)
+#define CPUID_1_ECX_VMX BIT_ULL(5)
+
+/* Intel SDM Vol. 4, "IA32_FEATURE_CONTROL" and the IA32_VMX_* capability MSRs. */
+#define MSR_IA32_FEATURE_CONTROL 0x0000003au
+#define FEATURE_CONTROL_LOCKED BIT_ULL(0)
+#define MSR_IA32_VMX_FIRST 0x00000480u
+#define MSR_IA32_VMX_LAST 0x00000491u
 
 #define HIDDEN_ACCESS_LOG_LIMIT 16
 /* Exit statistics go to the log every this many exits. */
@@ -137,7 +144,7 @@ static void handle_cpuid(struct vcpu *v)
 	} else {
 		r = x86_cpuid(leaf, sub);
 		if (leaf == 1)
-			r.ecx |= CPUID_1_ECX_HYPERVISOR;
+			r.ecx = (r.ecx | CPUID_1_ECX_HYPERVISOR) & ~CPUID_1_ECX_VMX;
 		if (leaf == 0x80000001)
 			r.ecx &= ~CPUID_80000001_ECX_SVM;
 		if (leaf == 0x8000000a)
@@ -182,6 +189,18 @@ static void handle_msr(struct vcpu *v, bool write, u32 msr)
 		/* SVM reads as disabled and locked by firmware; writes are ignored. */
 		val = VM_CR_LOCK | VM_CR_SVMDIS;
 		break;
+	case MSR_IA32_FEATURE_CONTROL:
+		/* Locked with VMXON disabled; writing a locked MSR raises #GP. */
+		if (write) {
+			inject_gp0(v);
+			return;
+		}
+		val = FEATURE_CONTROL_LOCKED;
+		break;
+	case MSR_IA32_VMX_FIRST ... MSR_IA32_VMX_LAST:
+		/* VMX is hidden: its capability MSRs do not exist. */
+		inject_gp0(v);
+		return;
 	default:
 		/* Outside the MSR permission map's ranges: forward, #GP stays #GP. */
 		if (write ? x86_wrmsr_safe(msr, val) : x86_rdmsr_safe(msr, &val)) {

@@ -1,18 +1,76 @@
 /* SPDX-License-Identifier: MIT */
+/*
+ * The VM's memory: memslots from the boot memory map, and the nested page
+ * tables, which mmu/ builds and changes. This file is mmu/'s platform: page
+ * allocation from the hidden pool, identity hpa<->pointer, TLB flushes
+ * through the vCPU (TLB_CONTROL on SVM), logging.
+ */
 #include "hv/vm.h"
 
 #include "arch/x86/cpu.h"
 #include "hv/hv.h"
 #include "hv/log.h"
+#include "hv/page_alloc.h"
+#include "mmu/tdp_mmu.h"
 
-int vm_create(struct vm *vm, const struct hv_boot_info *bi)
+#include <pt/assert.h>
+
+/* Address space 0: the only one (no SMM address space). */
+#define VM_AS 0
+
+static void *plat_alloc_pt_page(void *ctx, hpa_t *hpa)
 {
-	gpa_t limit = 1ull << x86_phys_addr_bits();
+	void *p = hv_page_alloc();
+
+	(void)ctx;
+	if (p)
+		*hpa = hv_pa(p);
+	return p;
+}
+
+static void plat_free_pt_page(void *ctx, void *va, hpa_t hpa)
+{
+	(void)ctx;
+	PT_ASSERT(hv_pa(va) == hpa);
+	hv_page_free(va);
+}
+
+static void *plat_hpa_to_va(void *ctx, hpa_t hpa)
+{
+	(void)ctx;
+	return hv_va(hpa);
+}
+
+/*
+ * One vCPU, and mmu/ runs only in the host context while it is outside the
+ * guest: flushing means "flush before the next VMRUN" (KVM's request model).
+ */
+static void plat_flush_tlbs(void *ctx, const struct tdp_mmu_root *root)
+{
+	(void)ctx;
+	(void)root;
+	if (hv.vcpu && hv.vcpu->ops)
+		hv.vcpu->ops->flush_tlb(hv.vcpu);
+}
+
+static void plat_log(void *ctx, enum mmu_log_level level, const char *msg, u64 a, u64 b)
+{
+	static const char *const names[] = { "error", "warning", "info", "debug" };
+
+	(void)ctx;
+	if (level == MMU_LOG_DEBUG)
+		return;
+	hv_log("mmu %s: %s 0x%lx 0x%lx", names[level], msg, a, b);
+}
+
+static int vm_collect_hidden(struct vm *vm, const struct hv_boot_info *bi)
+{
 	unsigned int i;
 
 	vm->nr_hidden = 0;
 	for (i = 0; i < bi->nr_ranges; i++) {
 		const struct hv_mem_range *r = &bi->ranges[i];
+		u64 end = r->base + r->pages * PAGE_SIZE;
 
 		if (r->type != HV_MEM_HIDDEN)
 			continue;
@@ -20,32 +78,142 @@ int vm_create(struct vm *vm, const struct hv_boot_info *bi)
 			hv_log("too many hidden ranges");
 			return -1;
 		}
-		vm->hidden[vm->nr_hidden++] = (struct hv_hidden_range){
-			r->base, r->base + r->pages * PAGE_SIZE
-		};
-		hv_log("hidden region 0x%lx-0x%lx", r->base, (u64)(r->base + r->pages * PAGE_SIZE));
+		vm->hidden[vm->nr_hidden++] = (struct hv_hidden_range){ r->base, end };
+		hv_log("hidden region 0x%lx-0x%lx", r->base, end);
 	}
-	if (hv_memslots_build(vm, bi, limit))
+	return 0;
+}
+
+static int vm_create_mmu(struct vm *vm)
+{
+	struct spte_format fmt;
+	struct mmu_platform plat = {
+		.ctx = vm,
+		.alloc_pt_page = plat_alloc_pt_page,
+		.free_pt_page = plat_free_pt_page,
+		.hpa_to_va = plat_hpa_to_va,
+		.flush_tlbs = plat_flush_tlbs,
+		.relax = NULL,
+		.log = plat_log,
+	};
+	u64 pages = (sizeof(struct tdp_mmu) + PAGE_SIZE - 1) / PAGE_SIZE;
+	unsigned int i;
+	bool flush = false;
+	int rc;
+
+	vm->mmu = hv_pages_alloc_contig(pages);
+	if (!vm->mmu)
+		return -1;
+	/*
+	 * 1 GiB nested pages only where the CPU has 1 GiB pages (qemu64 has
+	 * not: TCG's nested walk follows the guest CPU's paging features).
+	 */
+	spte_format_init_npt(&fmt, x86_has_1g_pages());
+	rc = tdp_mmu_init(vm->mmu, &fmt, &plat);
+	if (rc) {
+		hv_log("tdp_mmu_init: %d", rc);
+		return -1;
+	}
+	for (i = 0; i < vm->nr_slots; i++) {
+		struct hv_slot *s = &vm->slots[i];
+		struct tdp_map_attrs attrs = {
+			.writable = true,
+			.executable = true,
+			.memtype = s->type == HV_MEM_MMIO ? TDP_MEMTYPE_MMIO : TDP_MEMTYPE_RAM,
+			.max_level = TDP_LEVEL_1G,
+		};
+
+		rc = tdp_mmu_set_memslot(vm->mmu, VM_AS, s->base_gfn, s->npages, s->base_gfn,
+					 &attrs, 0);
+		if (rc < 0) {
+			hv_log("tdp_mmu_set_memslot(0x%lx, %lu pages): %d", s->base_gfn, s->npages,
+			       rc);
+			return -1;
+		}
+		s->mmu_id = rc;
+	}
+	vm->tdp_root = tdp_mmu_get_root(vm->mmu, VM_AS);
+	if (!vm->tdp_root) {
+		hv_log("no memory for the nested page table root");
+		return -1;
+	}
+	/*
+	 * Eagerly map the first 4 GiB (RAM, ACPI, firmware, low MMIO); MMIO
+	 * above is mapped when first touched (tdp_mmu_page_fault).
+	 */
+	rc = tdp_mmu_map_range(vm->mmu, VM_AS, 0, gpa_to_gfn(4ull << 30), &flush);
+	if (rc) {
+		hv_log("tdp_mmu_map_range: %d", rc);
+		return -1;
+	}
+	return 0;
+}
+
+int vm_create(struct vm *vm, const struct hv_boot_info *bi)
+{
+	if (vm_collect_hidden(vm, bi))
+		return -1;
+	if (hv_memslots_build(vm, bi, 1ull << x86_phys_addr_bits()))
 		return -1;
 	hv_memslots_log(vm);
-	return 0;
+	return vm_create_mmu(vm);
 }
 
 void vm_vcpu_attach(struct vm *vm, struct vcpu *v)
 {
-	(void)vm;
-	v->ops->set_tdp_root(v, 0);
+	v->ops->set_tdp_root(v, tdp_mmu_root_hpa(vm->tdp_root));
+}
+
+static void vm_reload_root(struct vm *vm, struct vcpu *v)
+{
+	struct tdp_mmu_root *old = vm->tdp_root;
+
+	vm->tdp_root = tdp_mmu_get_root(vm->mmu, VM_AS);
+	if (!vm->tdp_root)
+		hv_guest_fatal("FATAL: no memory for a new nested page table root");
+	v->ops->set_tdp_root(v, tdp_mmu_root_hpa(vm->tdp_root));
+	tdp_mmu_put_root(vm->mmu, old);
 }
 
 void vm_handle_tdp_fault(struct vm *vm, struct vcpu *v, const struct hv_exit_tdp_fault *f)
 {
-	(void)vm;
-	hv_guest_fatal("FATAL: nested page fault gpa=0x%lx rip=0x%lx without nested paging",
-		       f->gpa, v->rip);
+	u64 flags = (f->write ? TDP_FAULT_WRITE : 0) | (f->fetch ? TDP_FAULT_EXEC : 0) |
+		    (f->present ? TDP_FAULT_PRESENT : 0);
+	enum tdp_fault_result r;
+
+	if (!tdp_mmu_root_is_valid(vm->tdp_root)) {
+		vm_reload_root(vm, v);
+		return;
+	}
+	r = tdp_mmu_page_fault(vm->mmu, vm->tdp_root, f->gpa, flags);
+	switch (r) {
+	case TDP_FAULT_FIXED:
+	case TDP_FAULT_SPURIOUS:
+		return;
+	case TDP_FAULT_RETRY:
+		vm_reload_root(vm, v);
+		return;
+	case TDP_FAULT_NO_SLOT:
+	case TDP_FAULT_ACCESS:
+		/* Slots cover every address below gpa_limit but the hidden pool. */
+		hv_log("npf outside any slot or forbidden: gpa=0x%lx rip=0x%lx result=%d: #GP",
+		       f->gpa, v->rip, (int)r);
+		v->stats.injected_gp++;
+		v->ops->inject_exception(v, X86_VEC_GP, true, 0);
+		return;
+	case TDP_FAULT_NOMEM:
+		hv_guest_fatal("FATAL: out of pool memory for nested page tables (gpa=0x%lx)",
+			       f->gpa);
+	}
+	hv_panic("tdp_mmu_page_fault returned %d", (int)r);
 }
 
 u64 vm_tdp_pages(struct vm *vm)
 {
-	(void)vm;
-	return 0;
+	struct tdp_mmu_stats st;
+
+	if (!vm->mmu)
+		return 0;
+	tdp_mmu_get_stats(vm->mmu, &st);
+	return st.pt_pages;
 }
