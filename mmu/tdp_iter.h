@@ -8,11 +8,14 @@
  * entry pointer and old_spte, a snapshot that atomic updates compare against
  * and refresh.
  *
- * Yielding: a walk that has done its batch marks the iterator yielded
+ * Yielding: a walk that has done its batch (checked at the top of its loop,
+ * before it handles the current entry) marks the iterator yielded
  * (tdp_iter_yield) and lets go of the lock; the next tdp_iter_next() restarts
- * from the root at the first GFN after what was already handled (or at the
- * current entry's own range when the walk had yet to descend into it), so
+ * from the root at next_last_level_gfn, the first GFN not yet handled, so
  * tables changed or freed meanwhile are never touched through stale pointers.
+ * Entries above it on the way down are visited again (every pass is
+ * idempotent on them). A walk may yield again only once it has made progress
+ * (tdp_iter_can_yield), so even a batch of one entry always terminates.
  */
 #ifndef PT_MMU_TDP_ITER_H
 #define PT_MMU_TDP_ITER_H
@@ -23,6 +26,8 @@
 struct tdp_iter {
 	/* Where a restart resumes: the lowest GFN not yet fully handled. */
 	gfn_t next_last_level_gfn;
+	/* next_last_level_gfn at the last (re)start: no progress since, no yield. */
+	gfn_t yielded_gfn;
 	/* Table at each level on the way down: pt_path[level - 1]. */
 	u64 *pt_path[TDP_ROOT_LEVEL];
 	u64 *sptep;
@@ -52,6 +57,8 @@ void tdp_iter_next(struct tdp_iter *iter);
 void tdp_iter_refresh(struct tdp_iter *iter);
 /* Mark the walk yielded: the next tdp_iter_next() restarts from the root. */
 void tdp_iter_yield(struct tdp_iter *iter);
+/* The walk made progress since it (re)started, so yielding now cannot loop. */
+bool tdp_iter_can_yield(const struct tdp_iter *iter);
 
 /* The table at iter->level - 1 that a present non-leaf old_spte points to. */
 u64 *tdp_iter_child_pt(const struct tdp_iter *iter);

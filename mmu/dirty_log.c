@@ -1,0 +1,607 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Dirty logging: the per-root passes of the seed patch (write-protect a slot,
+ * clear its dirty state, clear it by 64-page mask, set D), eager splitting and
+ * re-collapsing of huge pages, and the harvest operations built on them
+ * (KVM_GET_DIRTY_LOG, KVM_CLEAR_DIRTY_LOG with manual protection).
+ *
+ * The invariant every harvest keeps, for a page P of a logged slot: if the
+ * guest can write P without the write reaching the bitmap (W set in WP mode,
+ * W set with D set in D-bit modes, counting translations cached in TLBs),
+ * then P's bit is set, or P's D bit is set (D-bit modes: the next sync or
+ * PML drain moves it to the bitmap). A harvest takes bits out of the bitmap
+ * only for pages it re-arms (W or D cleared) in the same pass, and the caller
+ * flushes before handing the bits out, so a write after the re-arm either
+ * faults (WP), sets D afresh (D-bit modes), or hits a page reported now.
+ */
+#include "mmu/tdp_mmu_internal.h"
+
+enum tdp_rearm {
+	TDP_REARM_WRPROT,  /* clear W */
+	TDP_REARM_CLEAR_D, /* clear D (PML: the CPU logs the next write) */
+	TDP_REARM_SYNC_D,  /* clear D and mark the page if D was set (DBIT) */
+};
+
+static struct tdp_memslot *tdp_logged_slot(struct tdp_mmu *mmu, unsigned int slot_id)
+{
+	if (slot_id >= TDP_MMU_MAX_MEMSLOTS || !mmu->slots[slot_id].in_use)
+		return NULL;
+	return &mmu->slots[slot_id];
+}
+
+/* ---- passes over one root, mmu_lock held for read ---- */
+
+/* Remove W from leaves at @min_level and above (seed: wrprot_gfn_range). */
+static bool wrprot_gfn_range(struct tdp_op *op, struct tdp_mmu_root *root, gfn_t start,
+			     gfn_t end, int min_level)
+{
+	const struct spte_format *f = &op->mmu->fmt;
+	struct tdp_iter iter;
+	bool changed = false;
+
+	tdp_for_each_pte_min_level(iter, op, root, min_level, start, end) {
+		if (tdp_op_cond_yield(op, &iter))
+			continue;
+retry:
+		if (!spte_is_present_leaf(f, iter.old_spte, iter.level) ||
+		    !spte_is_writable(f, iter.old_spte))
+			continue;
+		if (!tdp_mmu_set_spte_atomic(op, &iter, spte_clear_writable(f, iter.old_spte)))
+			goto retry;
+		op->flush = changed = true;
+	}
+	return changed;
+}
+
+/* The entry with its dirty state cleared, per @how; == old if nothing to do. */
+static u64 tdp_rearm_spte(const struct spte_format *f, u64 old_spte, enum tdp_rearm how)
+{
+	if (how == TDP_REARM_WRPROT || !f->has_ad)
+		return spte_is_writable(f, old_spte) ? spte_clear_writable(f, old_spte) : old_spte;
+	return old_spte & ~f->dirty_mask;
+}
+
+/* Clear the dirty state of every leaf: D, or W without A/D (seed:
+ * clear_dirty_gfn_range). With SYNC_D the pages that had D are marked. */
+static bool clear_dirty_gfn_range(struct tdp_op *op, struct tdp_mmu_root *root,
+				  const struct tdp_memslot *slot, gfn_t start, gfn_t end,
+				  enum tdp_rearm how)
+{
+	const struct spte_format *f = &op->mmu->fmt;
+	struct tdp_iter iter;
+	bool changed = false;
+	u64 new_spte;
+
+	tdp_for_each_pte(iter, op, root, start, end) {
+		if (tdp_op_cond_yield(op, &iter))
+			continue;
+retry:
+		if (!spte_is_present_leaf(f, iter.old_spte, iter.level))
+			continue;
+		new_spte = tdp_rearm_spte(f, iter.old_spte, how);
+		if (new_spte == iter.old_spte)
+			continue;
+		if (!tdp_mmu_set_spte_atomic(op, &iter, new_spte))
+			goto retry;
+		if (how == TDP_REARM_SYNC_D)
+			tdp_mark_dirty_range(op->mmu, slot, iter.gfn,
+					     tdp_pages_per_level(iter.level));
+		op->flush = changed = true;
+	}
+	return changed;
+}
+
+/*
+ * Re-arm the 4 KiB leaves of the pages gfn + i for each bit i of @mask (seed:
+ * clear_dirty_pt_masked). Huge leaves are skipped: in a logged slot they are
+ * write-protected until split.
+ */
+static bool clear_dirty_pt_masked(struct tdp_op *op, struct tdp_mmu_root *root,
+				  const struct tdp_memslot *slot, gfn_t gfn, u64 mask,
+				  enum tdp_rearm how)
+{
+	const struct spte_format *f = &op->mmu->fmt;
+	struct tdp_iter iter;
+	bool changed = false;
+	u64 new_spte, bit;
+
+	tdp_for_each_pte(iter, op, root, gfn + (u64)__builtin_ctzll(mask), gfn + 64) {
+		if (!mask)
+			break;
+retry:
+		if (iter.level > TDP_LEVEL_4K)
+			continue;
+		bit = 1ull << (iter.gfn - gfn);
+		if (!(mask & bit))
+			continue;
+		if (spte_is_present(iter.old_spte)) {
+			new_spte = tdp_rearm_spte(f, iter.old_spte, how);
+			if (new_spte != iter.old_spte) {
+				if (!tdp_mmu_set_spte_atomic(op, &iter, new_spte))
+					goto retry;
+				if (how == TDP_REARM_SYNC_D)
+					tdp_mark_dirty_range(op->mmu, slot, iter.gfn, 1);
+				op->flush = changed = true;
+			}
+		}
+		mask &= ~bit;
+	}
+	return changed;
+}
+
+/* Set D on every leaf (seed: set_dirty_gfn_range). */
+static bool set_dirty_gfn_range(struct tdp_op *op, struct tdp_mmu_root *root, gfn_t start,
+				gfn_t end)
+{
+	const struct spte_format *f = &op->mmu->fmt;
+	struct tdp_iter iter;
+	bool changed = false;
+
+	tdp_for_each_pte(iter, op, root, start, end) {
+		if (tdp_op_cond_yield(op, &iter))
+			continue;
+retry:
+		if (!spte_is_present_leaf(f, iter.old_spte, iter.level) ||
+		    (iter.old_spte & f->dirty_mask))
+			continue;
+		if (!tdp_mmu_set_spte_atomic(op, &iter, iter.old_spte | f->dirty_mask))
+			goto retry;
+		op->flush = changed = true;
+	}
+	return changed;
+}
+
+/*
+ * Split every huge leaf down to 4 KiB. Allocation failure stops the pass and
+ * sets *nomem: what is left stays huge (the caller write-protects it).
+ */
+static void split_gfn_range(struct tdp_op *op, struct tdp_mmu_root *root, gfn_t start,
+			    gfn_t end, bool *nomem)
+{
+	const struct spte_format *f = &op->mmu->fmt;
+	struct tdp_iter iter;
+	int r;
+
+	tdp_for_each_pte_min_level(iter, op, root, TDP_LEVEL_2M, start, end) {
+		if (tdp_op_cond_yield(op, &iter))
+			continue;
+retry:
+		if (!spte_is_present_leaf(f, iter.old_spte, iter.level))
+			continue;
+		r = tdp_mmu_split_huge_page(op, &iter);
+		if (r < 0) {
+			*nomem = true;
+			return;
+		}
+		if (r > 0)
+			goto retry;
+		/* The iterator steps down into the new table next. */
+	}
+}
+
+/* ---- passes over one root, mmu_lock held for write ---- */
+
+/*
+ * Logging stopped: put tables back into huge leaves wherever the slot allows
+ * one (built from the slot, which is what the 4 KiB leaves mapped), restore W
+ * on leaves left write-protected, and set D in PML mode (@set_d) so the CPU
+ * does not log pages nobody reads. Detached tables go on op->free.
+ */
+static bool collapse_gfn_range(struct tdp_op *op, struct tdp_mmu_root *root,
+			       const struct tdp_memslot *slot, bool set_d)
+{
+	struct tdp_mmu *mmu = op->mmu;
+	const struct spte_format *f = &mmu->fmt;
+	gfn_t start = slot->base_gfn, end = tdp_slot_end(slot);
+	struct tdp_iter iter;
+	bool changed = false;
+	u64 new_spte;
+
+	tdp_mmu_assert_held_write(mmu);
+	tdp_for_each_pte(iter, op, root, start, end) {
+		if (tdp_op_cond_yield(op, &iter))
+			continue;
+retry:
+		if (!spte_is_present(iter.old_spte))
+			continue;
+		if (!spte_is_leaf(f, iter.old_spte, iter.level)) {
+			if (iter.level > TDP_MAX_HUGE_LEVEL ||
+			    tdp_slot_max_level(mmu, slot, iter.gfn, iter.gfn, end) < iter.level)
+				continue;
+			new_spte = spte_make_leaf(f, iter.level,
+						  tdp_slot_gfn_to_hfn(slot, iter.gfn),
+						  &slot->attrs, slot->attrs.writable);
+			if (set_d)
+				new_spte |= f->dirty_mask;
+			if (!tdp_mmu_set_spte_atomic(op, &iter, new_spte))
+				goto retry;
+			tdp_stat_add(mmu, collapses, 1);
+			changed = true;
+			continue;
+		}
+		new_spte = spte_make_writable(f, iter.old_spte);
+		if (set_d)
+			new_spte |= f->dirty_mask;
+		if (new_spte == iter.old_spte)
+			continue;
+		if (!tdp_mmu_set_spte_atomic(op, &iter, new_spte))
+			goto retry;
+		changed = true;
+	}
+	return changed;
+}
+
+/* ---- slot-wide passes: every live root, shared ---- */
+
+enum tdp_pass {
+	TDP_PASS_WRPROT,
+	TDP_PASS_CLEAR_DIRTY,
+	TDP_PASS_SYNC_D,
+	TDP_PASS_SET_DIRTY,
+};
+
+static bool tdp_slot_pass(struct tdp_mmu *mmu, const struct tdp_memslot *slot,
+			  enum tdp_pass pass, int min_level)
+{
+	gfn_t start = slot->base_gfn, end = tdp_slot_end(slot);
+	struct tdp_root_set set;
+	struct tdp_op op;
+	bool flush;
+	unsigned int i;
+
+	tdp_mmu_assert_mgmt(mmu);
+	tdp_root_set_get(mmu, slot->as_id, &set);
+	/* Harvest passes record their own marks; the funnel must not re-mark. */
+	tdp_op_init(&op, mmu, slot->as_id, true, pass == TDP_PASS_SET_DIRTY);
+	tdp_op_lock(&op);
+	for (i = 0; i < set.n; i++) {
+		struct tdp_mmu_root *root = set.roots[i];
+
+		switch (pass) {
+		case TDP_PASS_WRPROT:
+			wrprot_gfn_range(&op, root, start, end, min_level);
+			break;
+		case TDP_PASS_CLEAR_DIRTY:
+			clear_dirty_gfn_range(&op, root, slot, start, end, TDP_REARM_CLEAR_D);
+			break;
+		case TDP_PASS_SYNC_D:
+			clear_dirty_gfn_range(&op, root, slot, start, end, TDP_REARM_SYNC_D);
+			break;
+		case TDP_PASS_SET_DIRTY:
+			set_dirty_gfn_range(&op, root, start, end);
+			break;
+		}
+	}
+	/* What changed since the last flush (a yield pays what it owes). */
+	flush = op.flush;
+	tdp_op_unlock(&op);
+	tdp_root_set_put(mmu, &set);
+	return flush;
+}
+
+bool tdp_mmu_wrprot_slot(struct tdp_mmu *mmu, unsigned int slot_id, int min_level)
+{
+	const struct tdp_memslot *slot;
+	bool flush = false;
+
+	if (min_level < TDP_LEVEL_4K || min_level > TDP_MAX_HUGE_LEVEL)
+		return false;
+	pt_spin_lock(&mmu->mgmt_lock);
+	slot = tdp_logged_slot(mmu, slot_id);
+	if (slot)
+		flush = tdp_slot_pass(mmu, slot, TDP_PASS_WRPROT, min_level);
+	pt_spin_unlock(&mmu->mgmt_lock);
+	return flush;
+}
+
+bool tdp_mmu_clear_dirty_slot(struct tdp_mmu *mmu, unsigned int slot_id)
+{
+	const struct tdp_memslot *slot;
+	bool flush = false;
+
+	pt_spin_lock(&mmu->mgmt_lock);
+	slot = tdp_logged_slot(mmu, slot_id);
+	if (slot)
+		flush = tdp_slot_pass(mmu, slot, TDP_PASS_CLEAR_DIRTY, TDP_LEVEL_4K);
+	pt_spin_unlock(&mmu->mgmt_lock);
+	return flush;
+}
+
+bool tdp_mmu_set_dirty_slot(struct tdp_mmu *mmu, unsigned int slot_id)
+{
+	const struct tdp_memslot *slot;
+	bool flush = false;
+
+	if (!mmu->fmt.has_ad)
+		return false;
+	pt_spin_lock(&mmu->mgmt_lock);
+	slot = tdp_logged_slot(mmu, slot_id);
+	if (slot)
+		flush = tdp_slot_pass(mmu, slot, TDP_PASS_SET_DIRTY, TDP_LEVEL_4K);
+	pt_spin_unlock(&mmu->mgmt_lock);
+	return flush;
+}
+
+bool tdp_mmu_sync_dirty_bits(struct tdp_mmu *mmu, unsigned int slot_id)
+{
+	const struct tdp_memslot *slot;
+	bool flush = false;
+
+	if (!mmu->fmt.has_ad)
+		return false;
+	pt_spin_lock(&mmu->mgmt_lock);
+	slot = tdp_logged_slot(mmu, slot_id);
+	if (slot && tdp_slot_is_logging(slot))
+		flush = tdp_slot_pass(mmu, slot, TDP_PASS_SYNC_D, TDP_LEVEL_4K);
+	pt_spin_unlock(&mmu->mgmt_lock);
+	return flush;
+}
+
+/* Re-arm the pages of one 64-page word in every root; mmu_lock held (read). */
+static bool tdp_rearm_masked(struct tdp_op *op, struct tdp_root_set *set,
+			     const struct tdp_memslot *slot, u64 word, u64 mask,
+			     enum tdp_rearm how)
+{
+	bool flush = false;
+	unsigned int i;
+
+	for (i = 0; i < set->n; i++)
+		flush |= clear_dirty_pt_masked(op, set->roots[i], slot,
+					       slot->base_gfn + word * 64, mask, how);
+	return flush;
+}
+
+static enum tdp_rearm tdp_rearm_for_mode(const struct tdp_mmu *mmu, enum tdp_dirty_mode mode)
+{
+	if (mode == TDP_DIRTY_WP || !mmu->fmt.has_ad)
+		return TDP_REARM_WRPROT;
+	return mode == TDP_DIRTY_DBIT ? TDP_REARM_SYNC_D : TDP_REARM_CLEAR_D;
+}
+
+bool tdp_mmu_clear_dirty_masked(struct tdp_mmu *mmu, unsigned int slot_id, u64 gfn_offset,
+				u64 mask, bool wrprot)
+{
+	const struct tdp_memslot *slot;
+	struct tdp_root_set set;
+	struct tdp_op op;
+	bool flush = false;
+
+	if (!mask || (gfn_offset % 64))
+		return false;
+	pt_spin_lock(&mmu->mgmt_lock);
+	slot = tdp_logged_slot(mmu, slot_id);
+	if (!slot || gfn_offset >= slot->npages)
+		goto out;
+	tdp_root_set_get(mmu, slot->as_id, &set);
+	tdp_op_init(&op, mmu, slot->as_id, true, false);
+	tdp_op_lock(&op);
+	flush = tdp_rearm_masked(&op, &set, slot, gfn_offset / 64, mask,
+				 wrprot ? TDP_REARM_WRPROT : TDP_REARM_CLEAR_D);
+	tdp_op_unlock(&op);
+	tdp_root_set_put(mmu, &set);
+out:
+	pt_spin_unlock(&mmu->mgmt_lock);
+	return flush;
+}
+
+/* ---- enabling and disabling ---- */
+
+int tdp_mmu_enable_dirty_logging(struct tdp_mmu *mmu, unsigned int slot_id,
+				 enum tdp_dirty_mode mode, u64 log_flags, u64 *bitmap, bool *flush)
+{
+	struct tdp_memslot *slot;
+	struct tdp_root_set set;
+	struct tdp_op op;
+	bool nomem = false;
+	u64 words, i, tail;
+	int ret = MMU_OK;
+
+	*flush = false;
+	if (!bitmap || (log_flags & ~(TDP_LOG_MANUAL_PROTECT | TDP_LOG_INITIALLY_SET)) ||
+	    ((log_flags & TDP_LOG_INITIALLY_SET) && !(log_flags & TDP_LOG_MANUAL_PROTECT)))
+		return MMU_EINVAL;
+	if (mode != TDP_DIRTY_WP && mode != TDP_DIRTY_DBIT && mode != TDP_DIRTY_PML)
+		return MMU_EINVAL;
+	if (mode != TDP_DIRTY_WP && !mmu->fmt.has_ad)
+		return MMU_EINVAL;
+
+	pt_spin_lock(&mmu->mgmt_lock);
+	slot = tdp_logged_slot(mmu, slot_id);
+	if (!slot) {
+		ret = MMU_ENOENT;
+		goto out;
+	}
+	if (tdp_slot_is_logging(slot) || !slot->attrs.writable) {
+		ret = MMU_EINVAL;
+		goto out;
+	}
+	words = tdp_dirty_bitmap_words(slot->npages);
+	tail = slot->npages % 64;
+	for (i = 0; i < words; i++)
+		bitmap[i] = (log_flags & TDP_LOG_INITIALLY_SET) ? ~0ull : 0;
+	if (tail && (log_flags & TDP_LOG_INITIALLY_SET))
+		bitmap[words - 1] = (1ull << tail) - 1;
+
+	/* From here on faults map this slot with 4 KiB pages only. */
+	pt_write_lock(&mmu->mmu_lock);
+	slot->dirty_bitmap = bitmap;
+	slot->log_mode = mode;
+	slot->log_flags = log_flags;
+	slot->split_incomplete = false;
+	slot->flags |= TDP_SLOT_LOG_DIRTY;
+	pt_write_unlock(&mmu->mmu_lock);
+
+	/* Eager split, in batches (the walk yields every yield_every entries). */
+	tdp_root_set_get(mmu, slot->as_id, &set);
+	tdp_op_init(&op, mmu, slot->as_id, true, true);
+	tdp_op_lock(&op);
+	for (i = 0; i < set.n && !nomem; i++)
+		split_gfn_range(&op, set.roots[i], slot->base_gfn, tdp_slot_end(slot), &nomem);
+	*flush = op.flush;
+	tdp_op_unlock(&op);
+	tdp_root_set_put(mmu, &set);
+	if (nomem) {
+		slot->split_incomplete = true;
+		tdp_mmu_log(mmu, MMU_LOG_WARN, "tdp_mmu: eager split out of memory, slot/pages",
+			    slot_id, slot->npages);
+		/* The write fault splits what is left; until then no write
+		 * may go through a huge leaf unseen. */
+		*flush |= tdp_slot_pass(mmu, slot, TDP_PASS_WRPROT, TDP_LEVEL_2M);
+	}
+	if (!(log_flags & TDP_LOG_INITIALLY_SET)) {
+		if (mode == TDP_DIRTY_WP || !mmu->fmt.has_ad)
+			*flush |= tdp_slot_pass(mmu, slot, TDP_PASS_WRPROT, TDP_LEVEL_4K);
+		else
+			*flush |= tdp_slot_pass(mmu, slot, TDP_PASS_CLEAR_DIRTY, TDP_LEVEL_4K);
+	}
+out:
+	pt_spin_unlock(&mmu->mgmt_lock);
+	return ret;
+}
+
+int tdp_mmu_disable_dirty_logging(struct tdp_mmu *mmu, unsigned int slot_id, bool *flush)
+{
+	struct tdp_memslot *slot;
+	struct tdp_root_set set;
+	struct tdp_op op;
+	bool set_d;
+	unsigned int i;
+	int ret = MMU_OK;
+
+	*flush = false;
+	pt_spin_lock(&mmu->mgmt_lock);
+	slot = tdp_logged_slot(mmu, slot_id);
+	if (!slot) {
+		ret = MMU_ENOENT;
+		goto out;
+	}
+	if (!tdp_slot_is_logging(slot)) {
+		ret = MMU_EINVAL;
+		goto out;
+	}
+	set_d = slot->log_mode == TDP_DIRTY_PML;
+	tdp_root_set_get(mmu, slot->as_id, &set);
+	tdp_op_init(&op, mmu, slot->as_id, false, true);
+	tdp_op_lock(&op);
+	slot->flags &= ~TDP_SLOT_LOG_DIRTY;
+	slot->dirty_bitmap = NULL;
+	slot->log_flags = 0;
+	slot->split_incomplete = false;
+	for (i = 0; i < set.n; i++)
+		collapse_gfn_range(&op, set.roots[i], slot, set_d);
+	/* Tables were detached: flush, then free (the flush covers the rest). */
+	tdp_op_free_pages(&op, NULL);
+	*flush = op.flush;
+	tdp_op_unlock(&op);
+	tdp_root_set_put(mmu, &set);
+out:
+	pt_spin_unlock(&mmu->mgmt_lock);
+	return ret;
+}
+
+/* ---- harvesting ---- */
+
+int tdp_mmu_get_dirty_log(struct tdp_mmu *mmu, unsigned int slot_id, u64 *out, u64 out_words,
+			  bool *flush)
+{
+	struct tdp_memslot *slot;
+	struct tdp_root_set set;
+	struct tdp_op op;
+	enum tdp_rearm how;
+	u64 words, w, bits;
+	int ret = MMU_OK;
+
+	*flush = false;
+	pt_spin_lock(&mmu->mgmt_lock);
+	slot = tdp_logged_slot(mmu, slot_id);
+	if (!slot) {
+		ret = MMU_ENOENT;
+		goto out;
+	}
+	words = tdp_dirty_bitmap_words(slot->npages);
+	if (!tdp_slot_is_logging(slot) || !out || out_words < words) {
+		ret = MMU_EINVAL;
+		goto out;
+	}
+	/* D-bit mode: the D bits are the log; move them into the bitmap. */
+	if (slot->log_mode == TDP_DIRTY_DBIT)
+		*flush |= tdp_slot_pass(mmu, slot, TDP_PASS_SYNC_D, TDP_LEVEL_4K);
+
+	if (slot->log_flags & TDP_LOG_MANUAL_PROTECT) {
+		for (w = 0; w < words; w++)
+			out[w] = __atomic_load_n(&slot->dirty_bitmap[w], __ATOMIC_ACQUIRE);
+		goto out;
+	}
+	how = tdp_rearm_for_mode(mmu, slot->log_mode);
+	tdp_root_set_get(mmu, slot->as_id, &set);
+	tdp_op_init(&op, mmu, slot->as_id, true, false);
+	tdp_op_lock(&op);
+	for (w = 0; w < words; w++) {
+		/* Snapshot and clear in one step: a bit set after this is for
+		 * the next round. Then re-arm exactly the pages taken out. */
+		bits = __atomic_exchange_n(&slot->dirty_bitmap[w], 0, __ATOMIC_ACQ_REL);
+		out[w] = bits;
+		/* DBIT: the sync above already cleared D of every page in bits. */
+		if (bits && how != TDP_REARM_SYNC_D)
+			tdp_rearm_masked(&op, &set, slot, w, bits, how);
+		tdp_op_cond_yield(&op, NULL);
+	}
+	*flush |= op.flush;
+	tdp_op_unlock(&op);
+	tdp_root_set_put(mmu, &set);
+out:
+	pt_spin_unlock(&mmu->mgmt_lock);
+	return ret;
+}
+
+int tdp_mmu_clear_dirty_log(struct tdp_mmu *mmu, unsigned int slot_id, u64 first_page,
+			    u64 npages, const u64 *mask, bool *flush)
+{
+	struct tdp_memslot *slot;
+	struct tdp_root_set set;
+	struct tdp_op op;
+	enum tdp_rearm how;
+	u64 words, w, bits, cleared;
+	int ret = MMU_OK;
+
+	*flush = false;
+	pt_spin_lock(&mmu->mgmt_lock);
+	slot = tdp_logged_slot(mmu, slot_id);
+	if (!slot) {
+		ret = MMU_ENOENT;
+		goto out;
+	}
+	if (!tdp_slot_is_logging(slot) || !(slot->log_flags & TDP_LOG_MANUAL_PROTECT) || !mask ||
+	    (first_page % 64) || !npages || first_page >= slot->npages ||
+	    npages > slot->npages - first_page ||
+	    ((npages % 64) && first_page + npages != slot->npages)) {
+		ret = MMU_EINVAL;
+		goto out;
+	}
+	how = tdp_rearm_for_mode(mmu, slot->log_mode);
+	words = tdp_dirty_bitmap_words(npages);
+	tdp_root_set_get(mmu, slot->as_id, &set);
+	tdp_op_init(&op, mmu, slot->as_id, true, false);
+	tdp_op_lock(&op);
+	for (w = 0; w < words; w++) {
+		bits = mask[w];
+		if (w == words - 1 && (npages % 64))
+			bits &= (1ull << (npages % 64)) - 1;
+		if (!bits)
+			continue;
+		/* Only pages whose bit was set are re-armed (KVM: mask &=
+		 * fetch_andnot): a page never reported is not protected. */
+		cleared = __atomic_fetch_and(&slot->dirty_bitmap[first_page / 64 + w], ~bits,
+					     __ATOMIC_ACQ_REL) &
+			  bits;
+		if (cleared)
+			tdp_rearm_masked(&op, &set, slot, first_page / 64 + w, cleared, how);
+		tdp_op_cond_yield(&op, NULL);
+	}
+	*flush = op.flush;
+	tdp_op_unlock(&op);
+	tdp_root_set_put(mmu, &set);
+out:
+	pt_spin_unlock(&mmu->mgmt_lock);
+	return ret;
+}

@@ -1,0 +1,133 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Shared by the files of mmu/ only: the per-operation context, the funnel,
+ * atomic entry updates, yielding, root sets, memslot internals.
+ */
+#ifndef PT_MMU_TDP_MMU_INTERNAL_H
+#define PT_MMU_TDP_MMU_INTERNAL_H
+
+#include <pt/assert.h>
+#include "mmu/tdp_mmu.h"
+#include "mmu/tdp_iter.h"
+
+#define TDP_MMU_DEFAULT_YIELD_EVERY 1024
+
+#define tdp_stat_add(mmu, field, n) __atomic_fetch_add(&(mmu)->stats.field, (n), __ATOMIC_RELAXED)
+#define tdp_stat_sub(mmu, field, n) __atomic_fetch_sub(&(mmu)->stats.field, (n), __ATOMIC_RELAXED)
+
+/* Debug-only lock-state checks at function entry (KVM's lockdep_assert_held*). */
+static inline void tdp_mmu_assert_held(struct tdp_mmu *mmu)
+{
+	PT_ASSERT(pt_rwlock_is_locked(&mmu->mmu_lock));
+}
+
+static inline void tdp_mmu_assert_held_write(struct tdp_mmu *mmu)
+{
+	PT_ASSERT(pt_rwlock_is_write_locked(&mmu->mmu_lock));
+}
+
+static inline void tdp_mmu_assert_mgmt(struct tdp_mmu *mmu)
+{
+	PT_ASSERT(pt_spin_is_locked(&mmu->mgmt_lock));
+}
+
+void tdp_mmu_log(struct tdp_mmu *mmu, enum mmu_log_level level, const char *msg, u64 a, u64 b);
+
+/* Page-table pages detached from the tree, freed only after a TLB flush. The
+ * list is threaded through the pages themselves (entry 0: next page, entry 1:
+ * its hpa); both values have bits 11:0 clear, so a CPU that still walks the
+ * page before the flush sees not-present entries. */
+struct tdp_free_list {
+	u64 *head;
+	u64 count;
+};
+
+/* One operation on the tables: what lock it holds and what it owes. */
+struct tdp_op {
+	struct tdp_mmu *mmu;
+	unsigned int as_id;
+	bool shared;       /* mmu_lock held for read: every change by cmpxchg */
+	bool record_dirty; /* the funnel marks pages dirty (false in harvest passes) */
+	bool flush;        /* an entry changed since the last flush */
+	u32 budget;        /* entries left before the next yield */
+	struct tdp_free_list free;
+};
+
+void tdp_op_init(struct tdp_op *op, struct tdp_mmu *mmu, unsigned int as_id, bool shared,
+		 bool record_dirty);
+void tdp_op_lock(struct tdp_op *op);
+void tdp_op_unlock(struct tdp_op *op);
+/* Flush, then give back the pages on op->free (no-op if none). */
+void tdp_op_free_pages(struct tdp_op *op, const struct tdp_mmu_root *root);
+/* Count one unit of work; when the batch is done, flush what is pending,
+ * free what was detached, let go of mmu_lock for a moment and take it back.
+ * Returns true if it did (the walk then restarts: iterator or caller). */
+bool tdp_op_cond_yield(struct tdp_op *op, struct tdp_iter *iter);
+
+/* The funnel: every change of an entry goes through here, exactly once. */
+void handle_changed_spte(struct tdp_op *op, gfn_t gfn, u64 old_spte, u64 new_spte, int level);
+/* cmpxchg *iter->sptep from iter->old_spte to @new_spte. On success runs the
+ * funnel and returns true; on failure refreshes iter->old_spte and returns
+ * false (the caller re-decides from the new snapshot). */
+bool tdp_mmu_set_spte_atomic(struct tdp_op *op, struct tdp_iter *iter, u64 new_spte);
+
+/* Allocation with accounting (stats.pt_pages). */
+u64 *tdp_mmu_alloc_pt(struct tdp_mmu *mmu, hpa_t *hpa);
+void tdp_mmu_free_pt(struct tdp_mmu *mmu, void *va, hpa_t hpa);
+
+/* Replace the huge leaf at @iter by a table of equivalent smaller leaves.
+ * 0: done; MMU_ENOMEM; 1: the entry changed under us, re-decide. */
+int tdp_mmu_split_huge_page(struct tdp_op *op, struct tdp_iter *iter);
+
+#define tdp_for_each_pte_min_level(iter, op, root, min_level, start, end)                       \
+	for_each_tdp_pte_min_level(iter, (root)->pt, TDP_ROOT_LEVEL, min_level, start, end,     \
+				   &(op)->mmu->fmt, (op)->mmu->plat.hpa_to_va,                  \
+				   (op)->mmu->plat.ctx)
+#define tdp_for_each_pte(iter, op, root, start, end)                                           \
+	tdp_for_each_pte_min_level(iter, op, root, TDP_LEVEL_4K, start, end)
+
+/* References on every live root (valid or not yet freed) of an address space. */
+struct tdp_root_set {
+	struct tdp_mmu_root *roots[TDP_MMU_MAX_ROOTS];
+	unsigned int n;
+};
+
+void tdp_root_set_get(struct tdp_mmu *mmu, unsigned int as_id, struct tdp_root_set *set);
+/* Drops the references; mmu_lock must not be held (a last put frees). */
+void tdp_root_set_put(struct tdp_mmu *mmu, struct tdp_root_set *set);
+
+/* ---- memslots (memslots.c) ---- */
+
+const struct tdp_memslot *tdp_mmu_lookup_slot(struct tdp_mmu *mmu, unsigned int as_id,
+					      gfn_t gfn);
+/* First base_gfn of a slot above @gfn, or ~0 if none. */
+gfn_t tdp_mmu_next_slot_gfn(struct tdp_mmu *mmu, unsigned int as_id, gfn_t gfn);
+
+static inline bool tdp_slot_is_logging(const struct tdp_memslot *slot)
+{
+	return (slot->flags & TDP_SLOT_LOG_DIRTY) != 0;
+}
+
+static inline gfn_t tdp_slot_end(const struct tdp_memslot *slot)
+{
+	return slot->base_gfn + slot->npages;
+}
+
+static inline hfn_t tdp_slot_gfn_to_hfn(const struct tdp_memslot *slot, gfn_t gfn)
+{
+	return slot->base_hfn + (gfn - slot->base_gfn);
+}
+
+/* Largest level at which the aligned page around @gfn lies in [lo, hi), in
+ * the slot, has a matching hfn alignment and the slot allows it. */
+int tdp_slot_max_level(struct tdp_mmu *mmu, const struct tdp_memslot *slot, gfn_t gfn,
+		       gfn_t lo, gfn_t hi);
+/* Set the bits of [gfn, gfn + npages) ∩ slot (atomic OR per word). */
+void tdp_mark_dirty_range(struct tdp_mmu *mmu, const struct tdp_memslot *slot, gfn_t gfn,
+			  u64 npages);
+
+/* ---- zapping (tdp_mmu.c), with mmu_lock held for write ---- */
+bool tdp_mmu_zap_range_locked(struct tdp_op *op, struct tdp_root_set *set, gfn_t start,
+			      gfn_t end);
+
+#endif /* PT_MMU_TDP_MMU_INTERNAL_H */
