@@ -219,7 +219,9 @@ static void handle_msr(struct vcpu *v, bool write, u32 msr)
 /*
  * The management UART belongs to the hypervisor. The firmware's serial
  * driver probed it before the takeover and still believes it has it: give
- * it an idle UART with nothing to read, and drop what it writes.
+ * it an idle UART with nothing to read, and drop what it writes. Registers
+ * a driver reads back (LCR, MCR, SCR, divisor) keep the guest's last write
+ * in a shadow, never in the chip.
  */
 static u8 mgmt_port_read(unsigned int reg)
 {
@@ -230,7 +232,13 @@ static u8 mgmt_port_read(unsigned int reg)
 	case UART_RBR_THR:
 		return dlab ? sh->dll : 0;
 	case UART_IER:
-		return dlab ? sh->dlm : sh->reg[UART_IER];
+		/*
+		 * IER reads 0 whatever was written: an OS's UART probe (Linux
+		 * 8250 autoconfig writes 0x0f and expects it back) finds no
+		 * UART here, so the OS is not offered the port. The firmware's
+		 * driver, already bound, checks only the scratch register.
+		 */
+		return dlab ? sh->dlm : 0;
 	case UART_IIR_FCR:
 		return UART_IIR_NO_INT;
 	case UART_LSR:
