@@ -7,6 +7,7 @@
  */
 #include "hv/vm.h"
 
+#include "arch/x86/backend.h"
 #include "arch/x86/cpu.h"
 #include "hv/hv.h"
 #include "hv/log.h"
@@ -104,11 +105,7 @@ static int vm_create_mmu(struct vm *vm)
 	vm->mmu = hv_pages_alloc_contig(pages);
 	if (!vm->mmu)
 		return -1;
-	/*
-	 * 1 GiB nested pages only where the CPU has 1 GiB pages (qemu64 has
-	 * not: TCG's nested walk follows the guest CPU's paging features).
-	 */
-	spte_format_init_npt(&fmt, x86_has_1g_pages());
+	arch_tdp_format_init(&fmt);
 	rc = tdp_mmu_init(vm->mmu, &fmt, &plat);
 	if (rc) {
 		hv_log("tdp_mmu_init: %d", rc);

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include "arch/x86/svm/svm.h"
 
+#include "arch/x86/backend.h"
 #include "arch/x86/cpu.h"
 #include "arch/x86/host.h"
 #include "arch/x86/svm/svm_insn.h"
@@ -14,7 +15,7 @@ static struct svm_vcpu svm_bsp;
 
 static struct svm_vcpu *to_svm(struct vcpu *v) { return v->arch; }
 
-int arch_hv_check_cpu(const char **why)
+static int svm_check_cpu(const char **why)
 {
 	if (x86_cpuid(0x80000000, 0).eax < 0x8000000a) {
 		*why = "no CPUID leaf 0x8000000A";
@@ -95,7 +96,7 @@ static void svm_seg_from_desc(struct vmcb_seg *seg, u16 sel, const struct x86_dt
 		seg->base |= (u64)*(const u32 *)(table + (sel & ~7u) + 8) << 32;
 }
 
-void arch_vcpu_capture_live_state(struct vcpu *v, const struct hv_takeover *t)
+static void svm_capture_live_state(struct vcpu *v, const struct hv_takeover *t)
 {
 	struct vmcb_save *g = &to_svm(v)->vmcb->save;
 	struct x86_dtr gdt = x86_sgdt(), idt = x86_sidt();
@@ -332,7 +333,7 @@ static const struct vcpu_ops svm_vcpu_ops = {
 	.set_tdp_root = svm_set_tdp_root,
 };
 
-int arch_vcpu_create(struct vcpu *v, const struct hv_boot_info *bi)
+static int svm_vcpu_create(struct vcpu *v, const struct hv_boot_info *bi)
 {
 	struct svm_vcpu *s = &svm_bsp;
 	struct vmcb_control *c;
@@ -377,7 +378,7 @@ int arch_vcpu_create(struct vcpu *v, const struct hv_boot_info *bi)
 	return 0;
 }
 
-void arch_host_enter(void)
+static void svm_host_enter(void)
 {
 	x86_wrmsr(MSR_EFER, x86_rdmsr(MSR_EFER) | EFER_SVME);
 	/*
@@ -387,3 +388,28 @@ void arch_host_enter(void)
 	svm_clgi();
 	x86_wrmsr(MSR_VM_HSAVE_PA, hv_pa(svm_bsp.host_save_area));
 }
+
+/*
+ * NPT is long-mode paging; 1 GiB nested pages only where the CPU has 1 GiB
+ * pages (qemu64 has not: TCG's nested walk follows the CPU's paging features).
+ */
+static void svm_tdp_format_init(struct spte_format *fmt)
+{
+	spte_format_init_npt(fmt, x86_has_1g_pages());
+}
+
+static bool svm_pml_supported(const char **why)
+{
+	*why = "AMD SVM has no page-modification logging";
+	return false;
+}
+
+const struct x86_backend svm_backend = {
+	.name = "svm",
+	.check_cpu = svm_check_cpu,
+	.vcpu_create = svm_vcpu_create,
+	.capture_live_state = svm_capture_live_state,
+	.host_enter = svm_host_enter,
+	.tdp_format_init = svm_tdp_format_init,
+	.pml_supported = svm_pml_supported,
+};
