@@ -145,14 +145,12 @@ bool tdp_op_cond_yield(struct tdp_op *op, struct tdp_iter *iter)
 	}
 	if (iter && !tdp_iter_can_yield(iter))
 		return false;
-	/* Whoever takes the lock next must find the tables as the hardware
-	 * sees them: pay the pending flush before letting go (as KVM does). */
+	/* Detached tables must not outlive the lock (a writer's next pass could
+	 * not tell them from live ones): flush and free them first. A pending
+	 * flush for changed entries is only owed to whoever hands out a
+	 * bitmap, so it stays in op->flush (as KVM's dirty-log passes do). */
 	if (op->free.count)
 		tdp_op_free_pages(op, NULL);
-	if (op->flush) {
-		tdp_mmu_flush_remote_tlbs(mmu);
-		op->flush = false;
-	}
 	if (iter)
 		tdp_iter_yield(iter);
 	tdp_op_unlock(op);
