@@ -1,0 +1,1124 @@
+/* SPDX-License-Identifier: MIT */
+#include "arch/x86/vmx/vmx.h"
+
+#include "arch/x86/backend.h"
+#include "arch/x86/cpu.h"
+#include "arch/x86/host.h"
+#include "arch/x86/vmx/vmx_asm.h"
+#include "arch/x86/vmx/vmx_insn.h"
+#include "hv/hv.h"
+#include "hv/log.h"
+#include "hv/page_alloc.h"
+
+#include <pt/assert.h>
+
+_Static_assert(VMX_ASM_FIELD_HOST_RSP == VMCS_HOST_RSP, "vmx_entry.S HOST_RSP field");
+_Static_assert(VMX_ASM_ENTER_EXITED == VMX_ENTER_EXITED, "vmx_entry.S result");
+_Static_assert(VMX_ASM_ENTER_FAIL_INVALID == VMX_ENTER_FAIL_INVALID, "vmx_entry.S result");
+_Static_assert(VMX_ASM_ENTER_FAIL_VALID == VMX_ENTER_FAIL_VALID, "vmx_entry.S result");
+
+/* Host selectors (arch/x86/host.h); TR has no GDT entry, see vmx_write_host_state. */
+#define VMX_HOST_TR_SEL 0x18
+
+/* COM2, the management UART, is intercepted like on SVM (hv/exit.c handles it). */
+#define VMX_MGMT_PORT_FIRST UART_COM2_BASE
+#define VMX_MGMT_PORT_COUNT UART_NR_PORTS
+
+static struct vmx_caps caps;
+static struct vmx_vcpu vmx_bsp;
+
+static struct vmx_vcpu *to_vmx(struct vcpu *v) { return v->arch; }
+
+/* ---- VMCS access: a failed VMREAD/VMWRITE is a hypervisor bug ---- */
+
+static void vmcs_write(enum vmcs_field f, u64 val)
+{
+	u64 err = 0;
+
+	if (likely(!__vmcs_write(f, val)))
+		return;
+	__vmcs_read(VMCS_INSN_ERROR, &err);
+	hv_panic("VMWRITE of field 0x%04x = 0x%lx failed (VM-instruction error %lu)", f,
+		 val, err);
+}
+
+static u64 vmcs_read(enum vmcs_field f)
+{
+	u64 val, err = 0;
+
+	if (likely(!__vmcs_read(f, &val)))
+		return val;
+	__vmcs_read(VMCS_INSN_ERROR, &err);
+	hv_panic("VMREAD of field 0x%04x failed (VM-instruction error %lu)", f,
+		 err);
+}
+
+/* ---- capabilities ---- */
+
+/*
+ * SDM Vol. 3D A.3-A.5: the low 32 bits of a control MSR are the allowed-0
+ * settings (a 1 there: the control must be 1), the high 32 bits the allowed-1
+ * settings (a 0 there: the control must be 0). @want must all be allowed;
+ * @optional are taken where allowed. Returns -1 naming what is missing.
+ */
+static int vmx_adjust_controls(const char *name, u32 msr, u32 want, u32 optional, u32 *out,
+			       const char **why)
+{
+	static char why_buf[128];
+	u64 v = x86_rdmsr(msr);
+	u32 must1 = (u32)v, may1 = (u32)(v >> 32);
+
+	if (want & ~may1) {
+		hv_snprintf(why_buf, sizeof(why_buf),
+			    "VMX %s controls 0x%x not supported (MSR 0x%x allows 0x%x)", name,
+			    want & ~may1, msr, may1);
+		*why = why_buf;
+		return -1;
+	}
+	*out = want | (optional & may1) | must1;
+	return 0;
+}
+
+static int vmx_read_caps(const char **why)
+{
+	bool true_ctls;
+	u32 msr_pin, msr_proc, msr_exit, msr_entry;
+	u64 proc2_msr;
+
+	caps.basic = x86_rdmsr(MSR_IA32_VMX_BASIC);
+	if (VMX_BASIC_REGION_SIZE(caps.basic) > PAGE_SIZE) {
+		*why = "VMCS region larger than a page (IA32_VMX_BASIC)";
+		return -1;
+	}
+	/* A.1: bit 55 says the TRUE MSRs exist and may clear default-1 controls. */
+	true_ctls = caps.basic & VMX_BASIC_TRUE_CTLS;
+	msr_pin = true_ctls ? MSR_IA32_VMX_TRUE_PINBASED_CTLS : MSR_IA32_VMX_PINBASED_CTLS;
+	msr_proc = true_ctls ? MSR_IA32_VMX_TRUE_PROCBASED_CTLS : MSR_IA32_VMX_PROCBASED_CTLS;
+	msr_exit = true_ctls ? MSR_IA32_VMX_TRUE_EXIT_CTLS : MSR_IA32_VMX_EXIT_CTLS;
+	msr_entry = true_ctls ? MSR_IA32_VMX_TRUE_ENTRY_CTLS : MSR_IA32_VMX_ENTRY_CTLS;
+
+	caps.cr0_fixed0 = x86_rdmsr(MSR_IA32_VMX_CR0_FIXED0);
+	caps.cr0_fixed1 = x86_rdmsr(MSR_IA32_VMX_CR0_FIXED1);
+	caps.cr4_fixed0 = x86_rdmsr(MSR_IA32_VMX_CR4_FIXED0);
+	caps.cr4_fixed1 = x86_rdmsr(MSR_IA32_VMX_CR4_FIXED1);
+
+	/*
+	 * Physical interrupts and NMIs go straight to the guest's IDT (no
+	 * external-interrupt or NMI exiting), as on SVM with V_INTR_MASKING 0:
+	 * the host runs with RFLAGS.IF = 0 and never takes one itself.
+	 */
+	if (vmx_adjust_controls("pin-based", msr_pin, 0, 0, &caps.pin, why))
+		return -1;
+	/*
+	 * HLT exits so the management port is polled while the guest idles
+	 * (hv/exit.c); I/O and MSR bitmaps select the intercepted ports/MSRs.
+	 */
+	if (vmx_adjust_controls("processor-based", msr_proc,
+				PROC_HLT_EXITING | PROC_USE_IO_BITMAPS | PROC_USE_MSR_BITMAPS |
+					PROC_ACTIVATE_SECONDARY,
+				0, &caps.proc, why))
+		return -1;
+	proc2_msr = x86_rdmsr(MSR_IA32_VMX_PROCBASED_CTLS2);
+	caps.proc2_allowed1 = (u32)(proc2_msr >> 32);
+	/*
+	 * EPT is required: it is what hides the hypervisor's memory. RDTSCP,
+	 * INVPCID and XSAVES raise #UD in the guest unless enabled here, while
+	 * CPUID still offers them: enable them wherever the CPU allows.
+	 */
+	if (vmx_adjust_controls("secondary", MSR_IA32_VMX_PROCBASED_CTLS2, PROC2_ENABLE_EPT,
+				PROC2_ENABLE_VPID | PROC2_UNRESTRICTED_GUEST |
+					PROC2_ENABLE_RDTSCP | PROC2_ENABLE_INVPCID |
+					PROC2_ENABLE_XSAVES,
+				&caps.proc2, why))
+		return -1;
+	/* The guest's EFER and PAT are switched by the CPU on every entry and exit. */
+	if (vmx_adjust_controls("VM-exit", msr_exit,
+				EXIT_HOST_ADDR_SPACE_SIZE | EXIT_SAVE_IA32_EFER |
+					EXIT_LOAD_IA32_EFER | EXIT_SAVE_IA32_PAT |
+					EXIT_LOAD_IA32_PAT,
+				EXIT_SAVE_DEBUG_CONTROLS, &caps.exit, why))
+		return -1;
+	if (vmx_adjust_controls("VM-entry", msr_entry,
+				ENTRY_LOAD_IA32_EFER | ENTRY_LOAD_IA32_PAT, ENTRY_LOAD_DEBUG_CONTROLS,
+				&caps.entry, why))
+		return -1;
+	/* The guest's long mode is a per-entry setting (vmx_sync_efer). */
+	if (caps.entry & ENTRY_IA32E_MODE_GUEST) {
+		*why = "VM-entry control 'IA-32e mode guest' is fixed to 1";
+		return -1;
+	}
+
+	caps.ept_vpid = x86_rdmsr(MSR_IA32_VMX_EPT_VPID_CAP);
+	if (!(caps.ept_vpid & EPT_CAP_WALK_4) || !(caps.ept_vpid & EPT_CAP_MEMTYPE_WB)) {
+		*why = "EPT without 4-level walks or write-back paging structures";
+		return -1;
+	}
+	if (!(caps.ept_vpid & EPT_CAP_INVEPT) ||
+	    !(caps.ept_vpid & (EPT_CAP_INVEPT_SINGLE | EPT_CAP_INVEPT_ALL))) {
+		*why = "CPU has EPT but no INVEPT";
+		return -1;
+	}
+	caps.invept_single = caps.ept_vpid & EPT_CAP_INVEPT_SINGLE;
+	caps.ept_ad = caps.ept_vpid & EPT_CAP_AD;
+	caps.ept_1g = caps.ept_vpid & EPT_CAP_1G;
+	/* VPID without INVVPID could never be flushed: leave it off then. */
+	caps.vpid = (caps.proc2 & PROC2_ENABLE_VPID) && (caps.ept_vpid & VPID_CAP_INVVPID) &&
+		    (caps.ept_vpid & (VPID_CAP_INVVPID_SINGLE | VPID_CAP_INVVPID_ALL));
+	if (!caps.vpid)
+		caps.proc2 &= ~PROC2_ENABLE_VPID;
+	caps.invvpid_single = caps.ept_vpid & VPID_CAP_INVVPID_SINGLE;
+	caps.unrestricted = caps.proc2 & PROC2_UNRESTRICTED_GUEST;
+	/* PML logs through the EPT dirty flags: it needs A/D (SDM 29.3.6). */
+	caps.pml = (caps.proc2_allowed1 & PROC2_ENABLE_PML) && caps.ept_ad;
+	return 0;
+}
+
+static int vmx_check_cpu(const char **why)
+{
+	u64 fc;
+
+	if (!(x86_cpuid(1, 0).ecx & CPUID_1_ECX_VMX)) {
+		*why = "CPU has no VMX (CPUID.1:ECX bit 5)";
+		return -1;
+	}
+	/*
+	 * SDM Vol. 3C 24.7 "Enabling and Entering VMX Operation": VMXON #GPs
+	 * unless IA32_FEATURE_CONTROL is locked with "VMXON outside SMX" set.
+	 * Unlocked: vmx_host_enter sets and locks it. Locked without the bit:
+	 * only the firmware setup can change it.
+	 */
+	fc = x86_rdmsr(MSR_IA32_FEATURE_CONTROL);
+	if ((fc & FEATURE_CONTROL_LOCKED) && !(fc & FEATURE_CONTROL_VMXON_OUTSIDE_SMX)) {
+		*why = "VMX disabled by firmware: IA32_FEATURE_CONTROL is locked with "
+		       "'VMXON outside SMX' clear (enable VT-x in the firmware setup)";
+		return -1;
+	}
+	if (x86_read_cr4() & X86_CR4_VMXE) {
+		*why = "CR4.VMXE already set: another hypervisor owns this CPU";
+		return -1;
+	}
+	if (vmx_read_caps(why))
+		return -1;
+	hv_log("vmx: controls pin 0x%x proc 0x%x proc2 0x%x exit 0x%x entry 0x%x; EPT A/D %s, "
+	       "1G %s, VPID %s, unrestricted guest %s, PML %s",
+	       caps.pin, caps.proc, caps.proc2, caps.exit, caps.entry, caps.ept_ad ? "yes" : "no",
+	       caps.ept_1g ? "yes" : "no", caps.vpid ? "yes" : "no",
+	       caps.unrestricted ? "yes" : "no", caps.pml ? "yes" : "no");
+	return 0;
+}
+
+static bool vmx_pml_supported(const char **why)
+{
+	if (caps.pml)
+		return true;
+	if (!(caps.proc2_allowed1 & PROC2_ENABLE_PML))
+		*why = "this CPU has no PML (IA32_VMX_PROCBASED_CTLS2 allowed-1 bit 17 clear)";
+	else
+		*why = "this CPU has PML but no EPT A/D flags, which PML needs";
+	return false;
+}
+
+static void vmx_tdp_format_init(struct spte_format *fmt)
+{
+	spte_format_init_ept(fmt, caps.ept_ad, caps.ept_1g);
+}
+
+/* ---- intercept bitmaps ---- */
+
+static void vmx_intercept_io_port(struct vmx_vcpu *x, u16 port)
+{
+	/* SDM 25.6.4 "I/O-Bitmap Addresses": A covers 0-7FFFh, B 8000h-FFFFh. */
+	u8 *bm = port < 0x8000 ? x->io_bitmap_a : x->io_bitmap_b;
+	u16 bit = port & 0x7fff;
+
+	bm[bit / 8] |= (u8)(1u << (bit % 8));
+}
+
+/*
+ * SDM 25.6.9 "MSR-Bitmap Address": four 1 KiB maps, read-low (0-1FFFh),
+ * read-high (C0000000h-C0001FFFh), write-low, write-high. MSRs outside both
+ * ranges always exit.
+ */
+static void vmx_intercept_msr(struct vmx_vcpu *x, u32 msr, bool read, bool write)
+{
+	u32 base, bit;
+
+	if (msr <= 0x1fff) {
+		base = 0;
+		bit = msr;
+	} else if (msr >= 0xc0000000u && msr <= 0xc0001fffu) {
+		base = 1024;
+		bit = msr - 0xc0000000u;
+	} else {
+		return;
+	}
+	if (read)
+		x->msr_bitmap[base + bit / 8] |= (u8)(1u << (bit % 8));
+	if (write)
+		x->msr_bitmap[2048 + base + bit / 8] |= (u8)(1u << (bit % 8));
+}
+
+/* ---- guest state from the live CPU ---- */
+
+struct vmx_seg_fields {
+	enum vmcs_field sel, base, limit, ar;
+};
+
+static const struct vmx_seg_fields seg_es = { VMCS_GUEST_ES_SEL, VMCS_GUEST_ES_BASE,
+					      VMCS_GUEST_ES_LIMIT, VMCS_GUEST_ES_AR };
+static const struct vmx_seg_fields seg_cs = { VMCS_GUEST_CS_SEL, VMCS_GUEST_CS_BASE,
+					      VMCS_GUEST_CS_LIMIT, VMCS_GUEST_CS_AR };
+static const struct vmx_seg_fields seg_ss = { VMCS_GUEST_SS_SEL, VMCS_GUEST_SS_BASE,
+					      VMCS_GUEST_SS_LIMIT, VMCS_GUEST_SS_AR };
+static const struct vmx_seg_fields seg_ds = { VMCS_GUEST_DS_SEL, VMCS_GUEST_DS_BASE,
+					      VMCS_GUEST_DS_LIMIT, VMCS_GUEST_DS_AR };
+static const struct vmx_seg_fields seg_fs = { VMCS_GUEST_FS_SEL, VMCS_GUEST_FS_BASE,
+					      VMCS_GUEST_FS_LIMIT, VMCS_GUEST_FS_AR };
+static const struct vmx_seg_fields seg_gs = { VMCS_GUEST_GS_SEL, VMCS_GUEST_GS_BASE,
+					      VMCS_GUEST_GS_LIMIT, VMCS_GUEST_GS_AR };
+static const struct vmx_seg_fields seg_tr = { VMCS_GUEST_TR_SEL, VMCS_GUEST_TR_BASE,
+					      VMCS_GUEST_TR_LIMIT, VMCS_GUEST_TR_AR };
+static const struct vmx_seg_fields seg_ldtr = { VMCS_GUEST_LDTR_SEL, VMCS_GUEST_LDTR_BASE,
+						VMCS_GUEST_LDTR_LIMIT, VMCS_GUEST_LDTR_AR };
+
+/*
+ * Loads one segment register's hidden part from its GDT descriptor, as the
+ * CPU did when the firmware loaded it. SDM 25.4.1 "Guest Register State":
+ * access rights are descriptor bits 47:40 and 55:52 at bits 7:0 and 15:12,
+ * bit 16 "unusable". A usable code/data segment is entered with its type's
+ * accessed bit set (26.3.1.2 requires it; the CPU set it in the descriptor
+ * when the selector was loaded anyway).
+ */
+static void vmx_seg_from_desc(const struct vmx_seg_fields *f, u16 sel,
+			      const struct x86_dtr *gdt, bool system)
+{
+	const u8 *table = (const u8 *)(uintptr_t)gdt->base;
+	u64 d, limit, base, ar;
+
+	vmcs_write(f->sel, sel);
+	if ((sel & ~7u) == 0 || (sel & 4) || (sel | 7u) > gdt->limit) {
+		/* Null or LDT-relative selector: unusable. */
+		vmcs_write(f->base, 0);
+		vmcs_write(f->limit, 0);
+		vmcs_write(f->ar, VMX_AR_UNUSABLE);
+		return;
+	}
+	d = *(const u64 *)(table + (sel & ~7u));
+	ar = ((d >> 40) & 0xff) | (((d >> 52) & 0xf) << 12);
+	if (ar & VMX_AR_S)
+		ar |= VMX_AR_TYPE_ACCESSED;
+	limit = (d & 0xffff) | ((d >> 32) & 0xf0000);
+	if (d & BIT_ULL(55))
+		limit = (limit << 12) | 0xfff;
+	base = ((d >> 16) & 0xffffff) | (((d >> 56) & 0xff) << 24);
+	if (system)
+		base |= (u64)*(const u32 *)(table + (sel & ~7u) + 8) << 32;
+	vmcs_write(f->base, base);
+	vmcs_write(f->limit, limit);
+	vmcs_write(f->ar, ar);
+}
+
+static void vmx_sync_entry_ia32e(u64 efer)
+{
+	u64 entry = vmcs_read(VMCS_ENTRY_CONTROLS);
+
+	/* SDM 26.3.1.1: "IA-32e mode guest" must equal the guest's EFER.LMA. */
+	if (efer & EFER_LMA)
+		entry |= ENTRY_IA32E_MODE_GUEST;
+	else
+		entry &= ~ENTRY_IA32E_MODE_GUEST;
+	vmcs_write(VMCS_ENTRY_CONTROLS, entry);
+}
+
+static void vmx_capture_live_state(struct vcpu *v, const struct hv_takeover *t)
+{
+	struct vmx_vcpu *x = to_vmx(v);
+	struct x86_dtr gdt = x86_sgdt(), idt = x86_sidt();
+	u16 tr = x86_read_tr();
+	u64 efer = x86_rdmsr(MSR_EFER);
+
+	vmx_seg_from_desc(&seg_cs, x86_read_cs(), &gdt, false);
+	vmx_seg_from_desc(&seg_ss, x86_read_ss(), &gdt, false);
+	vmx_seg_from_desc(&seg_ds, x86_read_ds(), &gdt, false);
+	vmx_seg_from_desc(&seg_es, x86_read_es(), &gdt, false);
+	vmx_seg_from_desc(&seg_fs, x86_read_fs(), &gdt, false);
+	vmx_seg_from_desc(&seg_gs, x86_read_gs(), &gdt, false);
+	vmx_seg_from_desc(&seg_ldtr, x86_read_ldtr(), &gdt, true);
+	if (tr) {
+		vmx_seg_from_desc(&seg_tr, tr, &gdt, true);
+	} else {
+		/*
+		 * The firmware never loaded a TR, but VM entry requires a
+		 * usable busy TSS (26.3.1.2). Nothing uses it until the guest
+		 * loads its own: an empty one at 0 is what a CPU holds after
+		 * reset.
+		 */
+		vmcs_write(VMCS_GUEST_TR_SEL, 0);
+		vmcs_write(VMCS_GUEST_TR_BASE, 0);
+		vmcs_write(VMCS_GUEST_TR_LIMIT, 0xffff);
+		vmcs_write(VMCS_GUEST_TR_AR, VMX_AR_TSS64_BUSY);
+	}
+	/* FS/GS bases are MSRs in 64-bit mode, not the descriptor's. */
+	vmcs_write(VMCS_GUEST_FS_BASE, x86_rdmsr(MSR_FS_BASE));
+	vmcs_write(VMCS_GUEST_GS_BASE, x86_rdmsr(MSR_GS_BASE));
+	vmcs_write(VMCS_GUEST_GDTR_BASE, gdt.base);
+	vmcs_write(VMCS_GUEST_GDTR_LIMIT, gdt.limit);
+	vmcs_write(VMCS_GUEST_IDTR_BASE, idt.base);
+	vmcs_write(VMCS_GUEST_IDTR_LIMIT, idt.limit);
+
+	/* The CPU runs with the fixed bits; the guest reads its own values. */
+	vmcs_write(VMCS_GUEST_CR0, x86_read_cr0());
+	vmcs_write(VMCS_CR0_SHADOW, x->fw_cr0);
+	vmcs_write(VMCS_GUEST_CR4, x86_read_cr4());
+	vmcs_write(VMCS_CR4_SHADOW, x->fw_cr4);
+	vmcs_write(VMCS_GUEST_CR3, x86_read_cr3());
+	vmcs_write(VMCS_GUEST_DR7, x86_read_dr7());
+	vmcs_write(VMCS_GUEST_IA32_DEBUGCTL, 0);
+	vmcs_write(VMCS_GUEST_IA32_PAT, x86_rdmsr(MSR_IA32_PAT));
+	vmcs_write(VMCS_GUEST_IA32_EFER, efer);
+	vmx_sync_entry_ia32e(efer);
+	vmcs_write(VMCS_GUEST_SYSENTER_CS, x86_rdmsr(MSR_IA32_SYSENTER_CS));
+	vmcs_write(VMCS_GUEST_SYSENTER_ESP, x86_rdmsr(MSR_IA32_SYSENTER_ESP));
+	vmcs_write(VMCS_GUEST_SYSENTER_EIP, x86_rdmsr(MSR_IA32_SYSENTER_EIP));
+	vmcs_write(VMCS_GUEST_INTERRUPTIBILITY, 0);
+	vmcs_write(VMCS_GUEST_ACTIVITY_STATE, 0);
+	vmcs_write(VMCS_GUEST_PENDING_DBG, 0);
+	/* SDM 26.3.1.5: no shadow VMCS; the link pointer must be all ones. */
+	vmcs_write(VMCS_LINK_POINTER, ~0ull);
+
+	v->rip = t->guest_rip;
+	v->rflags = t->guest_rflags;
+	v->gprs.r[HV_GPR_RSP] = t->guest_rsp;
+	v->gprs.r[HV_GPR_RAX] = 0;
+}
+
+/*
+ * Host state, written once on the first entry: by then hv/ switched to the
+ * host's own GDT, IDT and page tables (x86_host_enter), which are what a VM
+ * exit must load.
+ */
+static void vmx_write_host_state(struct vmx_vcpu *x)
+{
+	struct x86_dtr gdt = x86_sgdt(), idt = x86_sidt();
+	u64 cr4 = x86_read_cr4();
+
+	/* XSETBV exits are emulated with XSETBV in the host (vmx_handle_xsetbv). */
+	if (x86_cpuid(1, 0).ecx & CPUID_1_ECX_XSAVE)
+		cr4 |= X86_CR4_OSXSAVE;
+	vmx_write_cr4(cr4);
+	vmcs_write(VMCS_HOST_CR0, x86_read_cr0());
+	vmcs_write(VMCS_HOST_CR3, x86_read_cr3());
+	vmcs_write(VMCS_HOST_CR4, cr4);
+	vmcs_write(VMCS_HOST_CS_SEL, x86_read_cs() & ~7u);
+	vmcs_write(VMCS_HOST_SS_SEL, x86_read_ss() & ~7u);
+	vmcs_write(VMCS_HOST_DS_SEL, x86_read_ds() & ~7u);
+	vmcs_write(VMCS_HOST_ES_SEL, x86_read_es() & ~7u);
+	vmcs_write(VMCS_HOST_FS_SEL, 0);
+	vmcs_write(VMCS_HOST_GS_SEL, 0);
+	vmcs_write(VMCS_HOST_FS_BASE, 0);
+	vmcs_write(VMCS_HOST_GS_BASE, 0);
+	/*
+	 * SDM 26.2.3 "Checks on Host Segment and Descriptor-Table Registers":
+	 * the TR selector may not be 0. A VM exit loads TR from these fields
+	 * alone (28.5.2) and never reads the GDT for it; the host takes no
+	 * privilege change and uses no IST, so the TSS is never read either.
+	 */
+	vmcs_write(VMCS_HOST_TR_SEL, VMX_HOST_TR_SEL);
+	vmcs_write(VMCS_HOST_TR_BASE, hv_pa(x->host_tss));
+	vmcs_write(VMCS_HOST_GDTR_BASE, gdt.base);
+	vmcs_write(VMCS_HOST_IDTR_BASE, idt.base);
+	vmcs_write(VMCS_HOST_SYSENTER_CS, 0);
+	vmcs_write(VMCS_HOST_SYSENTER_ESP, 0);
+	vmcs_write(VMCS_HOST_SYSENTER_EIP, 0);
+	vmcs_write(VMCS_HOST_IA32_EFER, x86_rdmsr(MSR_EFER));
+	vmcs_write(VMCS_HOST_IA32_PAT, x86_rdmsr(MSR_IA32_PAT));
+	vmcs_write(VMCS_HOST_RIP, (u64)(uintptr_t)vmx_vmexit);
+	x->host_state_written = true;
+}
+
+static void vmx_write_controls(struct vmx_vcpu *x)
+{
+	u32 proc2 = caps.proc2;
+
+	if (!x->eptp)
+		proc2 &= ~(PROC2_ENABLE_EPT | PROC2_UNRESTRICTED_GUEST);
+	if (x->pml_on)
+		proc2 |= PROC2_ENABLE_PML;
+	vmcs_write(VMCS_PIN_CONTROLS, caps.pin);
+	vmcs_write(VMCS_PROC_CONTROLS, caps.proc);
+	vmcs_write(VMCS_PROC_CONTROLS2, proc2);
+	vmcs_write(VMCS_EXIT_CONTROLS, caps.exit);
+	vmcs_write(VMCS_ENTRY_CONTROLS, caps.entry);
+	vmcs_write(VMCS_EXCEPTION_BITMAP, 0);
+	vmcs_write(VMCS_PF_ERROR_MASK, 0);
+	vmcs_write(VMCS_PF_ERROR_MATCH, 0);
+	vmcs_write(VMCS_CR3_TARGET_COUNT, 0);
+	vmcs_write(VMCS_EXIT_MSR_STORE_COUNT, 0);
+	vmcs_write(VMCS_EXIT_MSR_LOAD_COUNT, 0);
+	vmcs_write(VMCS_ENTRY_MSR_LOAD_COUNT, 0);
+	vmcs_write(VMCS_ENTRY_INTR_INFO, 0);
+	vmcs_write(VMCS_TSC_OFFSET, 0);
+	vmcs_write(VMCS_IO_BITMAP_A, hv_pa(x->io_bitmap_a));
+	vmcs_write(VMCS_IO_BITMAP_B, hv_pa(x->io_bitmap_b));
+	vmcs_write(VMCS_MSR_BITMAP, hv_pa(x->msr_bitmap));
+	if (proc2 & PROC2_ENABLE_XSAVES)
+		vmcs_write(VMCS_XSS_EXIT_BITMAP, 0);
+	if (caps.vpid)
+		vmcs_write(VMCS_VPID, VMX_GUEST_VPID);
+	if (x->eptp)
+		vmcs_write(VMCS_EPT_POINTER, x->eptp);
+	if (x->pml_buf) {
+		vmcs_write(VMCS_PML_ADDRESS, hv_pa(x->pml_buf));
+		vmcs_write(VMCS_GUEST_PML_INDEX, VMX_PML_ENTRIES - 1);
+	}
+	/*
+	 * CR0/CR4 bits the guest may not change behind our back: the fixed
+	 * ones (A.7, A.8), with PE and PG free under unrestricted guest, and
+	 * CR4.VMXE, which the guest must read as 0 (VMX is hidden).
+	 */
+	x->cr0_mask = (caps.cr0_fixed0 | ~caps.cr0_fixed1) & 0xffffffffull;
+	if (proc2 & PROC2_UNRESTRICTED_GUEST)
+		x->cr0_mask &= ~(X86_CR0_PE | X86_CR0_PG);
+	x->cr4_mask = (caps.cr4_fixed0 | ~caps.cr4_fixed1) & 0xffffffffull;
+	vmcs_write(VMCS_CR0_MASK, x->cr0_mask);
+	vmcs_write(VMCS_CR4_MASK, x->cr4_mask);
+	x->eptp_dirty = false;
+}
+
+static void vmx_host_enter(void)
+{
+	struct vmx_vcpu *x = &vmx_bsp;
+	u64 fc = x86_rdmsr(MSR_IA32_FEATURE_CONTROL);
+	u64 cr0;
+
+	/* vmx_check_cpu refused the locked-disabled case. */
+	if (!(fc & FEATURE_CONTROL_LOCKED))
+		x86_wrmsr(MSR_IA32_FEATURE_CONTROL,
+			  fc | FEATURE_CONTROL_LOCKED | FEATURE_CONTROL_VMXON_OUTSIDE_SMX);
+	x->fw_cr0 = x86_read_cr0();
+	x->fw_cr4 = x86_read_cr4();
+	/* SDM 24.8 "Restrictions on VMX Operation": CR0 and CR4 fixed bits. */
+	cr0 = (x->fw_cr0 | caps.cr0_fixed0) & caps.cr0_fixed1;
+	if (cr0 != x->fw_cr0)
+		vmx_write_cr0(cr0);
+	vmx_write_cr4(((x->fw_cr4 | caps.cr4_fixed0) & caps.cr4_fixed1) | X86_CR4_VMXE);
+	*(u32 *)x->vmxon_region = (u32)(caps.basic & VMX_BASIC_REVISION_MASK);
+	*(u32 *)x->vmcs = (u32)(caps.basic & VMX_BASIC_REVISION_MASK);
+	if (vmx_on(hv_pa(x->vmxon_region)))
+		hv_panic("VMXON failed (cr0=0x%lx cr4=0x%lx feature_control=0x%lx)",
+			 x86_read_cr0(), x86_read_cr4(), x86_rdmsr(MSR_IA32_FEATURE_CONTROL));
+	if (vmx_vmclear(hv_pa(x->vmcs)) || vmx_vmptrld(hv_pa(x->vmcs)))
+		hv_panic("VMCLEAR/VMPTRLD of the VMCS failed");
+	vmx_write_controls(x);
+	hv_log("vmx: VMXON done, VMCS 0x%lx loaded", hv_pa(x->vmcs));
+}
+
+/* ---- TLB ---- */
+
+static void vmx_flush_now(struct vmx_vcpu *x)
+{
+	/*
+	 * INVEPT drops guest-physical and combined mappings of this EPTP
+	 * (SDM 29.4.3.1 "Operations that Invalidate Cached Mappings"); INVVPID
+	 * the linear mappings tagged with the guest's VPID.
+	 */
+	if (x->eptp &&
+	    vmx_invept(caps.invept_single ? INVEPT_SINGLE_CONTEXT : INVEPT_ALL_CONTEXT, x->eptp))
+		hv_panic("INVEPT failed (eptp 0x%lx)", x->eptp);
+	if (caps.vpid &&
+	    vmx_invvpid(caps.invvpid_single ? INVVPID_SINGLE_CONTEXT : INVVPID_ALL_CONTEXT,
+			VMX_GUEST_VPID, 0))
+		hv_panic("INVVPID failed");
+	x->tlb_flush_pending = false;
+}
+
+static void vmx_flush_tlb(struct vcpu *v) { to_vmx(v)->tlb_flush_pending = true; }
+
+static void vmx_set_tdp_root(struct vcpu *v, hpa_t root)
+{
+	struct vmx_vcpu *x = to_vmx(v);
+
+	/* SDM 25.6.11: WB paging structures, 4-level walk, A/D when we have it. */
+	x->eptp = root ? root | EPTP_MEMTYPE_WB | EPTP_WALK_LENGTH_4 |
+				 (caps.ept_ad ? EPTP_AD_ENABLE : 0)
+		       : 0;
+	x->eptp_dirty = true;
+	x->tlb_flush_pending = true;
+}
+
+/* ---- events ---- */
+
+static void vmx_inject_exception(struct vcpu *v, u8 vector, bool has_error, u32 error)
+{
+	struct vmx_vcpu *x = to_vmx(v);
+	u32 info = vector | (INTR_TYPE_HW_EXCEPTION << INTR_INFO_TYPE_SHIFT) | INTR_INFO_VALID;
+
+	if (has_error)
+		info |= INTR_INFO_DELIVER_CODE;
+	if (x->inject_info & INTR_INFO_VALID) {
+		/* As on SVM: the new exception comes first, as the CPU would raise it. */
+		hv_log("inject: vector %u replaces pending event 0x%x", vector, x->inject_info);
+	}
+	x->inject_info = info;
+	x->inject_error = error;
+	x->inject_insn_len = 0;
+}
+
+static void vmx_set_efer(struct vcpu *v, u64 efer)
+{
+	vmcs_write(VMCS_GUEST_IA32_EFER, efer);
+	vmx_sync_entry_ia32e(efer);
+	v->ctrl.efer = efer;
+}
+
+/* ---- exits handled here ---- */
+
+static u64 guest_cr0_view(struct vmx_vcpu *x)
+{
+	return (vmcs_read(VMCS_GUEST_CR0) & ~x->cr0_mask) |
+	       (vmcs_read(VMCS_CR0_SHADOW) & x->cr0_mask);
+}
+
+static u64 guest_cr4_view(struct vmx_vcpu *x)
+{
+	return (vmcs_read(VMCS_GUEST_CR4) & ~x->cr4_mask) |
+	       (vmcs_read(VMCS_CR4_SHADOW) & x->cr4_mask);
+}
+
+static u8 guest_cpl(void) { return (u8)((vmcs_read(VMCS_GUEST_SS_AR) >> 5) & 3); }
+
+static void vmx_skip_insn(struct vcpu *v)
+{
+	v->rip += vmcs_read(VMCS_EXIT_INSN_LEN);
+	if (!(vmcs_read(VMCS_GUEST_CS_AR) & BIT_ULL(13)))
+		v->rip &= 0xffffffffull;
+}
+
+static void vmx_inject_gp0(struct vcpu *v)
+{
+	v->stats.injected_gp++;
+	vmx_inject_exception(v, X86_VEC_GP, true, 0);
+}
+
+/* MOV to CR0, LMSW: the guest's new view of CR0 is @val (Intel SDM 2.5 "Control Registers"). */
+static void vmx_set_cr0(struct vcpu *v, u64 val)
+{
+	struct vmx_vcpu *x = to_vmx(v);
+	u64 old = guest_cr0_view(x), efer = vmcs_read(VMCS_GUEST_IA32_EFER);
+	u64 real;
+
+	if ((val >> 32) || ((val & X86_CR0_PG) && !(val & X86_CR0_PE)) ||
+	    ((val & X86_CR0_NW) && !(val & X86_CR0_CD))) {
+		vmx_inject_gp0(v);
+		return;
+	}
+	if ((val & X86_CR0_PG) && !(old & X86_CR0_PG) && (efer & EFER_LME)) {
+		if (!(guest_cr4_view(x) & X86_CR4_PAE)) {
+			vmx_inject_gp0(v);
+			return;
+		}
+		vmx_set_efer(v, efer | EFER_LMA);
+	} else if (!(val & X86_CR0_PG) && (old & X86_CR0_PG) && (efer & EFER_LMA)) {
+		vmx_set_efer(v, efer & ~EFER_LMA);
+	}
+	real = (val | (caps.cr0_fixed0 & x->cr0_mask)) & caps.cr0_fixed1;
+	vmcs_write(VMCS_GUEST_CR0, real);
+	vmcs_write(VMCS_CR0_SHADOW, val);
+	if ((val ^ old) & X86_CR0_PG)
+		x->tlb_flush_pending = true;
+	vmx_skip_insn(v);
+}
+
+static void vmx_set_cr4(struct vcpu *v, u64 val)
+{
+	struct vmx_vcpu *x = to_vmx(v);
+	u64 efer = vmcs_read(VMCS_GUEST_IA32_EFER);
+
+	/* VMXE is reserved on a CPU without VMX, which is what the guest sees. */
+	if ((val >> 32) || (val & X86_CR4_VMXE) || (val & ~caps.cr4_fixed1) ||
+	    ((efer & EFER_LMA) && !(val & X86_CR4_PAE))) {
+		vmx_inject_gp0(v);
+		return;
+	}
+	vmcs_write(VMCS_GUEST_CR4, val | caps.cr4_fixed0);
+	vmcs_write(VMCS_CR4_SHADOW, val);
+	/* PGE, PAE, PSE, PCIDE, SMEP...: simplest correct answer is a flush. */
+	x->tlb_flush_pending = true;
+	vmx_skip_insn(v);
+}
+
+static void vmx_handle_cr_access(struct vcpu *v, u64 qual, struct hv_exit *e)
+{
+	struct vmx_vcpu *x = to_vmx(v);
+	unsigned int cr = CR_QUAL_NUMBER(qual), gpr = CR_QUAL_GPR(qual);
+	u64 val = v->gprs.r[gpr];
+
+	x->istats.cr_access++;
+	switch (CR_QUAL_TYPE(qual)) {
+	case CR_ACCESS_MOV_TO_CR:
+		if (cr == 0) {
+			vmx_set_cr0(v, val);
+			return;
+		}
+		if (cr == 4) {
+			vmx_set_cr4(v, val);
+			return;
+		}
+		if (cr == 3) {
+			/* CR3-load exiting forced by the CPU: load it, flush as MOV CR3 does. */
+			vmcs_write(VMCS_GUEST_CR3, val & ~BIT_ULL(63));
+			x->tlb_flush_pending = true;
+			vmx_skip_insn(v);
+			return;
+		}
+		break;
+	case CR_ACCESS_MOV_FROM_CR:
+		if (cr == 3) {
+			v->gprs.r[gpr] = vmcs_read(VMCS_GUEST_CR3);
+			vmx_skip_insn(v);
+			return;
+		}
+		break;
+	case CR_ACCESS_CLTS:
+		vmcs_write(VMCS_GUEST_CR0, vmcs_read(VMCS_GUEST_CR0) & ~X86_CR0_TS);
+		vmcs_write(VMCS_CR0_SHADOW, vmcs_read(VMCS_CR0_SHADOW) & ~X86_CR0_TS);
+		vmx_skip_insn(v);
+		return;
+	case CR_ACCESS_LMSW: {
+		/* LMSW loads PE, MP, EM, TS and cannot clear PE. */
+		u64 old = guest_cr0_view(x), data = CR_QUAL_LMSW_DATA(qual) & 0xf;
+
+		vmx_set_cr0(v, (old & ~0xeull) | data);
+		return;
+	}
+	}
+	/* An access we never asked to intercept. */
+	e->reason = HV_EXIT_UNKNOWN;
+}
+
+/*
+ * XSETBV always exits (SDM 26.1.2). Checks of the SDM's XSETBV "Operation"
+ * section, then the host executes it: the host never uses the extended
+ * state, so the guest's XCR0 simply stays live.
+ */
+static void vmx_handle_xsetbv(struct vcpu *v)
+{
+	struct vmx_vcpu *x = to_vmx(v);
+	u32 index = (u32)v->gprs.r[HV_GPR_RCX];
+	u64 val = ((v->gprs.r[HV_GPR_RDX] & 0xffffffffull) << 32) |
+		  (v->gprs.r[HV_GPR_RAX] & 0xffffffffull);
+	struct x86_cpuid d = x86_cpuid(0xd, 0);
+	u64 supported = ((u64)d.edx << 32) | d.eax;
+	u64 avx512 = GENMASK_ULL(7, 5);
+
+	x->istats.xsetbv++;
+	if (guest_cpl() != 0 || index != 0 || !(val & 1) || (val & ~supported) ||
+	    ((val & BIT_ULL(2)) && !(val & BIT_ULL(1))) ||
+	    ((val & avx512) && ((val & avx512) != avx512 || !(val & BIT_ULL(2)))) ||
+	    (!!(val & BIT_ULL(3)) != !!(val & BIT_ULL(4)))) {
+		vmx_inject_gp0(v);
+		return;
+	}
+	vmx_xsetbv(0, val);
+	vmx_skip_insn(v);
+}
+
+/* ---- exit decoding ---- */
+
+static const char *vmx_exit_name(u32 basic)
+{
+	switch (basic) {
+	case VMX_EXIT_EXCEPTION_NMI:
+		return "EXCEPTION_NMI";
+	case VMX_EXIT_EXTERNAL_INTR:
+		return "EXTERNAL_INTR";
+	case VMX_EXIT_TRIPLE_FAULT:
+		return "TRIPLE_FAULT";
+	case VMX_EXIT_INIT:
+		return "INIT";
+	case VMX_EXIT_SIPI:
+		return "SIPI";
+	case VMX_EXIT_TASK_SWITCH:
+		return "TASK_SWITCH";
+	case VMX_EXIT_CPUID:
+		return "CPUID";
+	case VMX_EXIT_GETSEC:
+		return "GETSEC";
+	case VMX_EXIT_HLT:
+		return "HLT";
+	case VMX_EXIT_INVD:
+		return "INVD";
+	case VMX_EXIT_VMCALL:
+		return "VMCALL";
+	case VMX_EXIT_VMCLEAR:
+		return "VMCLEAR";
+	case VMX_EXIT_VMLAUNCH:
+		return "VMLAUNCH";
+	case VMX_EXIT_VMPTRLD:
+		return "VMPTRLD";
+	case VMX_EXIT_VMPTRST:
+		return "VMPTRST";
+	case VMX_EXIT_VMREAD:
+		return "VMREAD";
+	case VMX_EXIT_VMRESUME:
+		return "VMRESUME";
+	case VMX_EXIT_VMWRITE:
+		return "VMWRITE";
+	case VMX_EXIT_VMXOFF:
+		return "VMXOFF";
+	case VMX_EXIT_VMXON:
+		return "VMXON";
+	case VMX_EXIT_CR_ACCESS:
+		return "CR_ACCESS";
+	case VMX_EXIT_IO:
+		return "IO";
+	case VMX_EXIT_RDMSR:
+		return "RDMSR";
+	case VMX_EXIT_WRMSR:
+		return "WRMSR";
+	case VMX_EXIT_INVALID_GUEST_STATE:
+		return "ENTRY_INVALID_GUEST_STATE";
+	case VMX_EXIT_MSR_LOAD_FAIL:
+		return "ENTRY_MSR_LOAD";
+	case VMX_EXIT_MCE_DURING_ENTRY:
+		return "ENTRY_MACHINE_CHECK";
+	case VMX_EXIT_EPT_VIOLATION:
+		return "EPT_VIOLATION";
+	case VMX_EXIT_EPT_MISCONFIG:
+		return "EPT_MISCONFIG";
+	case VMX_EXIT_INVEPT:
+		return "INVEPT";
+	case VMX_EXIT_INVVPID:
+		return "INVVPID";
+	case VMX_EXIT_VMFUNC:
+		return "VMFUNC";
+	case VMX_EXIT_XSETBV:
+		return "XSETBV";
+	case VMX_EXIT_PML_FULL:
+		return "PML_FULL";
+	}
+	return "unexpected";
+}
+
+static void vmx_sync_ctrl(struct vcpu *v)
+{
+	struct vmx_vcpu *x = to_vmx(v);
+	u64 cs_ar = vmcs_read(VMCS_GUEST_CS_AR);
+
+	v->ctrl.cr0 = guest_cr0_view(x);
+	v->ctrl.cr2 = x86_read_cr2();
+	v->ctrl.cr3 = vmcs_read(VMCS_GUEST_CR3);
+	v->ctrl.cr4 = guest_cr4_view(x);
+	v->ctrl.efer = vmcs_read(VMCS_GUEST_IA32_EFER);
+	v->ctrl.cs_base = vmcs_read(VMCS_GUEST_CS_BASE);
+	v->ctrl.cs_sel = (u16)vmcs_read(VMCS_GUEST_CS_SEL);
+	v->ctrl.cs_long = cs_ar & BIT_ULL(13);
+	v->ctrl.cs_db = cs_ar & BIT_ULL(14);
+	v->ctrl.cpl = guest_cpl();
+}
+
+/*
+ * Fills *e for hv/, or handles the exit here and returns false (run again).
+ * Every basic exit reason we can get has a case; anything else is reported
+ * as HV_EXIT_UNKNOWN, which hv/ turns into a guest-fatal report.
+ */
+static bool vmx_decode_exit(struct vcpu *v, u64 reason, struct hv_exit *e)
+{
+	u32 basic = (u32)(reason & VMX_EXIT_REASON_BASIC_MASK);
+	u64 qual = vmcs_read(VMCS_EXIT_QUALIFICATION);
+	struct vmx_vcpu *x = to_vmx(v);
+
+	e->raw_code = reason;
+	e->raw_info1 = qual;
+	e->raw_info2 = 0;
+	e->name = vmx_exit_name(basic);
+	if (reason & VMX_EXIT_REASON_ENTRY_FAILED) {
+		e->reason = HV_EXIT_ENTRY_FAILED;
+		return true;
+	}
+	switch (basic) {
+	case VMX_EXIT_CPUID:
+		e->reason = HV_EXIT_CPUID;
+		return true;
+	case VMX_EXIT_RDMSR:
+	case VMX_EXIT_WRMSR:
+		e->reason = basic == VMX_EXIT_WRMSR ? HV_EXIT_MSR_WRITE : HV_EXIT_MSR_READ;
+		e->msr = (u32)v->gprs.r[HV_GPR_RCX];
+		return true;
+	case VMX_EXIT_IO:
+		e->reason = HV_EXIT_IO;
+		e->io.port = (u16)(qual >> IO_QUAL_PORT_SHIFT);
+		e->io.size = (u8)((qual & IO_QUAL_SIZE_MASK) + 1);
+		e->io.in = qual & IO_QUAL_IN;
+		e->io.string = qual & IO_QUAL_STRING;
+		e->io.rep = qual & IO_QUAL_REP;
+		e->io.next_rip = v->rip + vmcs_read(VMCS_EXIT_INSN_LEN);
+		return true;
+	case VMX_EXIT_HLT:
+		e->reason = HV_EXIT_HLT;
+		return true;
+	case VMX_EXIT_VMCALL:
+	case VMX_EXIT_VMCLEAR:
+	case VMX_EXIT_VMLAUNCH:
+	case VMX_EXIT_VMPTRLD:
+	case VMX_EXIT_VMPTRST:
+	case VMX_EXIT_VMREAD:
+	case VMX_EXIT_VMRESUME:
+	case VMX_EXIT_VMWRITE:
+	case VMX_EXIT_VMXOFF:
+	case VMX_EXIT_VMXON:
+	case VMX_EXIT_INVEPT:
+	case VMX_EXIT_INVVPID:
+	case VMX_EXIT_VMFUNC:
+	case VMX_EXIT_GETSEC:
+		/* VMX (and SMX) are hidden: #UD, as on a CPU without them. */
+		e->reason = HV_EXIT_VIRT_INSN;
+		return true;
+	case VMX_EXIT_EPT_VIOLATION:
+		e->reason = HV_EXIT_TDP_FAULT;
+		e->raw_info2 = vmcs_read(VMCS_GUEST_PHYSICAL_ADDRESS);
+		e->tdp.gpa = e->raw_info2;
+		e->tdp.present = qual & EPT_QUAL_PERM_MASK;
+		e->tdp.write = qual & EPT_QUAL_WRITE;
+		e->tdp.fetch = qual & EPT_QUAL_FETCH;
+		e->tdp.user = guest_cpl() == 3;
+		return true;
+	case VMX_EXIT_TRIPLE_FAULT:
+		e->reason = HV_EXIT_SHUTDOWN;
+		return true;
+	case VMX_EXIT_CR_ACCESS:
+		e->reason = HV_NR_EXIT_REASONS;
+		vmx_handle_cr_access(v, qual, e);
+		return e->reason == HV_EXIT_UNKNOWN;
+	case VMX_EXIT_XSETBV:
+		vmx_handle_xsetbv(v);
+		return false;
+	case VMX_EXIT_INVD:
+		/* INVD would drop dirty cache lines of memory that is not the guest's. */
+		x->istats.invd++;
+		__asm__ volatile("wbinvd" ::: "memory");
+		vmx_skip_insn(v);
+		return false;
+	case VMX_EXIT_PML_FULL:
+		x->istats.pml_full++;
+		/* TODO(pml): drained through hv_pml_drain once hv/vm.c has it. */
+		e->reason = HV_EXIT_UNKNOWN;
+		return true;
+	case VMX_EXIT_EPT_MISCONFIG:
+		/* Our own tables are wrong: say where, then hv/ stops the guest. */
+		e->raw_info2 = vmcs_read(VMCS_GUEST_PHYSICAL_ADDRESS);
+		hv_log("vmx: EPT misconfiguration at gpa 0x%lx (eptp 0x%lx)",
+		       e->raw_info2, x->eptp);
+		e->reason = HV_EXIT_UNKNOWN;
+		return true;
+	}
+	e->reason = HV_EXIT_UNKNOWN;
+	return true;
+}
+
+/* SDM 31.4 "VM Instruction Error Numbers". */
+static const char *vmx_insn_error_name(u64 err)
+{
+	switch (err) {
+	case 2:
+		return "VMCLEAR with invalid physical address";
+	case 4:
+		return "VMLAUNCH with non-clear VMCS";
+	case 5:
+		return "VMRESUME with non-launched VMCS";
+	case VMX_INSN_ERR_ENTRY_INVALID_CONTROL:
+		return "VM entry with invalid control field(s)";
+	case VMX_INSN_ERR_ENTRY_INVALID_HOST:
+		return "VM entry with invalid host-state field(s)";
+	case 9:
+		return "VMPTRLD with invalid physical address";
+	case 12:
+		return "VMREAD/VMWRITE from/to unsupported VMCS component";
+	case 26:
+		return "VM entry with events blocked by MOV SS";
+	}
+	return "see SDM 31.4";
+}
+
+/*
+ * The VM entry failed: name the first field that breaks a check we can
+ * evaluate in software (SDM 26.2 and 26.3), so the report says which
+ * field, not only which class of check.
+ */
+static void vmx_report_entry_failure(struct vcpu *v, int r, u64 reason)
+{
+	struct vmx_vcpu *x = to_vmx(v);
+	u64 cr0 = vmcs_read(VMCS_GUEST_CR0), cr4 = vmcs_read(VMCS_GUEST_CR4);
+	u64 efer = vmcs_read(VMCS_GUEST_IA32_EFER), entry = vmcs_read(VMCS_ENTRY_CONTROLS);
+	u64 cr0_fixed0 = caps.cr0_fixed0;
+	const char *field = "none found by the software checks";
+
+	if (vmcs_read(VMCS_PROC_CONTROLS2) & PROC2_UNRESTRICTED_GUEST)
+		cr0_fixed0 &= ~(X86_CR0_PE | X86_CR0_PG);
+	if ((cr0 & cr0_fixed0) != cr0_fixed0 || (cr0 & ~caps.cr0_fixed1))
+		field = "GUEST_CR0 (fixed bits)";
+	else if ((cr4 & caps.cr4_fixed0) != caps.cr4_fixed0 || (cr4 & ~caps.cr4_fixed1))
+		field = "GUEST_CR4 (fixed bits)";
+	else if (!!(entry & ENTRY_IA32E_MODE_GUEST) != !!(efer & EFER_LMA))
+		field = "GUEST_IA32_EFER.LMA vs entry control IA-32e mode guest";
+	else if (vmcs_read(VMCS_GUEST_TR_AR) & VMX_AR_UNUSABLE)
+		field = "GUEST_TR_AR (unusable)";
+	else if ((vmcs_read(VMCS_GUEST_CS_AR) & VMX_AR_UNUSABLE))
+		field = "GUEST_CS_AR (unusable)";
+	else if (!(vmcs_read(VMCS_GUEST_RFLAGS) & X86_EFLAGS_FIXED))
+		field = "GUEST_RFLAGS (bit 1)";
+	else if (vmcs_read(VMCS_LINK_POINTER) != ~0ull)
+		field = "VMCS_LINK_POINTER";
+	else if (!x->host_state_written)
+		field = "host state (never written)";
+
+	if (r == VMX_ENTER_FAIL_INVALID) {
+		hv_log("vmx: VM entry failed: VMfailInvalid (no current VMCS)");
+	} else if (r == VMX_ENTER_FAIL_VALID) {
+		u64 err = vmcs_read(VMCS_INSN_ERROR);
+
+		hv_log("vmx: VM entry failed: VM-instruction error %lu (%s); suspect field: %s",
+		       err, vmx_insn_error_name(err), field);
+	} else {
+		hv_log("vmx: VM entry failed: exit reason 0x%lx (%s) qualification 0x%lx; "
+		       "suspect field: %s",
+		       reason,
+		       vmx_exit_name((u32)(reason & VMX_EXIT_REASON_BASIC_MASK)),
+		       vmcs_read(VMCS_EXIT_QUALIFICATION), field);
+	}
+	hv_log("vmx: guest cr0=0x%lx cr4=0x%lx efer=0x%lx entry=0x%lx rip=0x%lx "
+	       "cs=0x%lx/0x%lx ss=0x%lx/0x%lx tr=0x%lx/0x%lx",
+	       cr0, cr4, efer,
+	       entry, v->rip,
+	       vmcs_read(VMCS_GUEST_CS_SEL),
+	       vmcs_read(VMCS_GUEST_CS_AR),
+	       vmcs_read(VMCS_GUEST_SS_SEL),
+	       vmcs_read(VMCS_GUEST_SS_AR),
+	       vmcs_read(VMCS_GUEST_TR_SEL),
+	       vmcs_read(VMCS_GUEST_TR_AR));
+}
+
+/*
+ * SDM 28.2.4 "Information for VM Exits During Event Delivery": an exit
+ * taken while an event was being delivered leaves it in the IDT-vectoring
+ * information; inject it again so it is not lost.
+ */
+static void vmx_requeue_vectoring(struct vmx_vcpu *x)
+{
+	u64 info = vmcs_read(VMCS_IDT_VECTORING_INFO);
+	u32 type;
+
+	x->inject_info = 0;
+	if (!(info & INTR_INFO_VALID))
+		return;
+	type = (u32)((info & INTR_INFO_TYPE_MASK) >> INTR_INFO_TYPE_SHIFT);
+	/* Bit 12 is "undefined" here and reserved in the entry field. */
+	x->inject_info = (u32)(info & (INTR_INFO_VALID | INTR_INFO_DELIVER_CODE |
+				       INTR_INFO_TYPE_MASK | INTR_INFO_VECTOR_MASK));
+	x->inject_error = (u32)vmcs_read(VMCS_IDT_VECTORING_ERROR);
+	x->inject_insn_len = (type == INTR_TYPE_SOFT_INTR || type == INTR_TYPE_PRIV_SW_EXCEPTION ||
+			      type == INTR_TYPE_SOFT_EXCEPTION)
+				     ? (u32)vmcs_read(VMCS_EXIT_INSN_LEN)
+				     : 0;
+}
+
+static void vmx_run(struct vcpu *v, struct hv_exit *e)
+{
+	struct vmx_vcpu *x = to_vmx(v);
+	u64 reason;
+	int r;
+
+	if (!x->host_state_written)
+		vmx_write_host_state(x);
+	for (;;) {
+		if (x->eptp_dirty)
+			vmx_write_controls(x);
+		if (x->tlb_flush_pending)
+			vmx_flush_now(x);
+		vmcs_write(VMCS_GUEST_RIP, v->rip);
+		vmcs_write(VMCS_GUEST_RSP, v->gprs.r[HV_GPR_RSP]);
+		vmcs_write(VMCS_GUEST_RFLAGS, v->rflags);
+		vmcs_write(VMCS_ENTRY_INTR_INFO, x->inject_info);
+		if (x->inject_info & INTR_INFO_VALID) {
+			vmcs_write(VMCS_ENTRY_EXCEPTION_ERROR, x->inject_error);
+			vmcs_write(VMCS_ENTRY_INSN_LEN, x->inject_insn_len);
+		}
+
+		r = vmx_vmenter(&v->gprs, x->launched);
+		if (r != VMX_ENTER_EXITED) {
+			vmx_report_entry_failure(v, r, 0);
+			vmx_sync_ctrl(v);
+			e->reason = HV_EXIT_ENTRY_FAILED;
+			e->raw_code = (u64)r;
+			e->raw_info1 = r == VMX_ENTER_FAIL_VALID ? vmcs_read(VMCS_INSN_ERROR) : 0;
+			e->raw_info2 = 0;
+			e->name = "VMLAUNCH/VMRESUME failed";
+			return;
+		}
+		reason = vmcs_read(VMCS_EXIT_REASON);
+		if (reason & VMX_EXIT_REASON_ENTRY_FAILED) {
+			/* SDM 26.8 "VM-Entry Failures During or After Loading Guest State". */
+			vmx_report_entry_failure(v, r, reason);
+		} else {
+			x->launched = true;
+		}
+		v->rip = vmcs_read(VMCS_GUEST_RIP);
+		v->rflags = vmcs_read(VMCS_GUEST_RFLAGS);
+		v->gprs.r[HV_GPR_RSP] = vmcs_read(VMCS_GUEST_RSP);
+		vmx_requeue_vectoring(x);
+		if (vmx_decode_exit(v, reason, e))
+			break;
+	}
+	vmx_sync_ctrl(v);
+}
+
+static const struct vcpu_ops vmx_vcpu_ops = {
+	.run = vmx_run,
+	.inject_exception = vmx_inject_exception,
+	.set_efer = vmx_set_efer,
+	.flush_tlb = vmx_flush_tlb,
+	.set_tdp_root = vmx_set_tdp_root,
+};
+
+static int vmx_vcpu_create(struct vcpu *v, const struct hv_boot_info *bi)
+{
+	struct vmx_vcpu *x = &vmx_bsp;
+	u32 msr;
+	u16 port;
+
+	(void)bi;
+	x->vmxon_region = hv_page_alloc();
+	x->vmcs = hv_page_alloc();
+	x->io_bitmap_a = hv_page_alloc();
+	x->io_bitmap_b = hv_page_alloc();
+	x->msr_bitmap = hv_page_alloc();
+	x->host_tss = hv_page_alloc();
+	if (!x->vmxon_region || !x->vmcs || !x->io_bitmap_a || !x->io_bitmap_b ||
+	    !x->msr_bitmap || !x->host_tss)
+		return -1;
+	if (caps.pml) {
+		x->pml_buf = hv_page_alloc();
+		if (!x->pml_buf)
+			return -1;
+	}
+	v->arch = x;
+	v->ops = &vmx_vcpu_ops;
+
+	for (port = VMX_MGMT_PORT_FIRST; port < VMX_MGMT_PORT_FIRST + VMX_MGMT_PORT_COUNT; port++)
+		vmx_intercept_io_port(x, port);
+	/* VMX is hidden: its MSRs behave as on a CPU without it (hv/exit.c). */
+	vmx_intercept_msr(x, MSR_IA32_FEATURE_CONTROL, true, true);
+	for (msr = MSR_IA32_VMX_BASIC; msr <= MSR_IA32_VMX_VMFUNC; msr++)
+		vmx_intercept_msr(x, msr, true, true);
+	return 0;
+}
+
+const struct x86_backend vmx_backend = {
+	.name = "vmx",
+	.check_cpu = vmx_check_cpu,
+	.vcpu_create = vmx_vcpu_create,
+	.capture_live_state = vmx_capture_live_state,
+	.host_enter = vmx_host_enter,
+	.tdp_format_init = vmx_tdp_format_init,
+	.pml_supported = vmx_pml_supported,
+};

@@ -1,0 +1,71 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Intel VMX backend: implements struct vcpu_ops (hv/vcpu.h) with a VMCS.
+ *
+ * Single vCPU, VPID 1, EPT built by mmu/ in the EPT format (with A/D flags
+ * when the CPU has them), unrestricted guest when the CPU has it. Every
+ * control is the result of vmx_adjust_controls() against the capability MSRs
+ * (the IA32_VMX_TRUE_* ones when IA32_VMX_BASIC bit 55 says they exist).
+ *
+ * Exits that only exist because of VMX itself (CR0/CR4 fixed bits hidden
+ * behind read shadows, XSETBV, INVD, PML-full) are handled here and never
+ * reach hv/; the rest are translated into struct hv_exit.
+ */
+#ifndef PT_ARCH_X86_VMX_VMX_H
+#define PT_ARCH_X86_VMX_VMX_H
+
+#include "arch/x86/vmx/vmcs.h"
+#include "hv/vcpu.h"
+
+#define VMX_GUEST_VPID 1
+#define VMX_PML_ENTRIES 512
+
+/* What the CPU offers, read once from the capability MSRs. */
+struct vmx_caps {
+	u64 basic;
+	u64 cr0_fixed0, cr0_fixed1, cr4_fixed0, cr4_fixed1;
+	u64 ept_vpid;
+	/* Controls after adjustment (without the optional per-guest ones). */
+	u32 pin, proc, proc2, exit, entry;
+	/* allowed-1 bits of the secondary controls: what may be turned on later */
+	u32 proc2_allowed1;
+	bool ept_ad, ept_1g, vpid, unrestricted, pml;
+	bool invept_single, invvpid_single;
+};
+
+/* Counters of the exits handled inside the backend (never seen by hv/). */
+struct vmx_internal_stats {
+	u64 cr_access, xsetbv, invd, pml_full;
+};
+
+struct vmx_vcpu {
+	void *vmxon_region;
+	void *vmcs;
+	u8 *io_bitmap_a, *io_bitmap_b;
+	u8 *msr_bitmap;
+	u64 *pml_buf;
+	void *host_tss; /* for HOST_TR: VM exits need a non-null TR (SDM 26.2.3) */
+	u64 fw_cr0, fw_cr4; /* the firmware's CR0/CR4 before VMXON: the guest's view */
+	u64 eptp;
+	u64 cr0_mask, cr4_mask;
+	bool launched;
+	bool host_state_written;
+	bool eptp_dirty;
+	bool tlb_flush_pending;
+	bool pml_on;
+	/* An event for the next entry (VMCS_ENTRY_INTR_INFO format) or 0. */
+	u32 inject_info, inject_error, inject_insn_len;
+	struct vmx_internal_stats istats;
+};
+
+enum vmx_enter_result {
+	VMX_ENTER_EXITED,
+	VMX_ENTER_FAIL_INVALID,
+	VMX_ENTER_FAIL_VALID,
+};
+
+/* arch/x86/vmx/vmx_entry.S */
+int vmx_vmenter(struct hv_gprs *gprs, bool resume);
+void vmx_vmexit(void);
+
+#endif /* PT_ARCH_X86_VMX_VMX_H */
