@@ -5,15 +5,21 @@
  *
  *   pt-attack mem BASE END [BASE END ...]   (hex, END exclusive; boot with iomem=relaxed
  *                                            nopat so /dev/mem may map reserved memory)
+ *   pt-attack memwrite BASE
  *   pt-attack uart SECONDS
  *
- * mem: for pages spread over each region (first, last and up to 30 between), it reads
- * and writes through /dev/mem both ways: read()/write() (the kernel's copy, which turns a
- * fault into EFAULT) and mmap() (this process's own loads and stores, where a fault is
- * a signal). Writes store ATTACK_MAGIC, which the test then looks for in the real memory
- * (QMP pmemsave). A read that returns bytes, or a write that completes, is a finding.
- * If the kernel refuses the access before touching the page (EPERM/EINVAL), the attack
- * proved nothing: that is reported as a failure too, never as a pass.
+ * mem: for pages spread over each region (first, last and up to 30 between), it maps the
+ * page through /dev/mem and loads and stores with its own instructions (a fault is a
+ * signal, caught), and reads it with read() (the kernel's copy, which turns a fault
+ * into EFAULT). Stores write ATTACK_MAGIC, which the test then looks for in the real
+ * memory (QMP pmemsave). A load or read that returns bytes, or a store that completes,
+ * is a finding. If the kernel refuses the access before touching the page
+ * (EPERM/EINVAL), the attack proved nothing: that is reported as a failure too.
+ *
+ * memwrite: write() of ATTACK_MAGIC at BASE through /dev/mem. The kernel copies from
+ * user memory into the page without expecting a fault on its destination: if the
+ * hypervisor answers with an exception, the guest kernel may oops and kill this
+ * process (the guest's own business); a completed write is a finding.
  *
  * uart: reads the management UART's registers (0x2F8-0x2FF, through /dev/port) for
  * SECONDS while the test sends bytes into the management port, and writes ATTACK_UART
@@ -116,18 +122,50 @@ static void attack_page(int mem, uint64_t pa)
 	void *map;
 	int sig;
 
+	snprintf(name, sizeof(name), "mmap_%llx", (unsigned long long)pa);
+	map = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, mem, (off_t)pa);
+	if (map == MAP_FAILED) {
+		report(0, name, "mmap refused (%s): the page was not reached, boot with iomem=relaxed nopat",
+		       strerror(errno));
+	} else {
+		sig = try_load((volatile uint64_t *)map + 1, &v);
+		snprintf(name, sizeof(name), "load_%llx", (unsigned long long)pa);
+		if (sig)
+			report(1, name, "%s", "");
+		else
+			report(0, name, "load completed, read 0x%016llx", (unsigned long long)v);
+		sig = try_store((volatile uint64_t *)map + 4, ATTACK_MAGIC, 16);
+		snprintf(name, sizeof(name), "store_%llx", (unsigned long long)pa);
+		if (sig)
+			report(1, name, "%s", "");
+		else
+			report(0, name, "store completed");
+		munmap(map, PAGE);
+	}
+
 	snprintf(name, sizeof(name), "read_%llx", (unsigned long long)pa);
 	errno = 0;
 	n = pread(mem, buf, sizeof(buf), (off_t)pa);
 	if (n >= 0)
 		report(0, name, "read() returned %zd bytes of hidden memory", n);
 	else if (refused(errno))
-		report(0, name, "kernel refused (%s): the page was not reached, boot with iomem=relaxed nopat",
-		       strerror(errno));
+		report(0, name, "kernel refused (%s): the page was not reached", strerror(errno));
 	else
 		report(1, name, "%s", "");
+}
 
+static int attack_memwrite(uint64_t pa)
+{
+	int mem = open("/dev/mem", O_RDWR | O_SYNC);
+	char name[64];
+	ssize_t n;
+
+	if (mem < 0) {
+		report(0, "open_dev_mem", "%s", strerror(errno));
+		return 1;
+	}
 	snprintf(name, sizeof(name), "write_%llx", (unsigned long long)pa);
+	printf("attack: write() at %llx\n", (unsigned long long)pa);
 	errno = 0;
 	n = pwrite(mem, ATTACK_MAGIC, 16, (off_t)pa);
 	if (n >= 0)
@@ -136,26 +174,8 @@ static void attack_page(int mem, uint64_t pa)
 		report(0, name, "kernel refused (%s): the page was not reached", strerror(errno));
 	else
 		report(1, name, "%s", "");
-
-	snprintf(name, sizeof(name), "mmap_%llx", (unsigned long long)pa);
-	map = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, mem, (off_t)pa);
-	if (map == MAP_FAILED) {
-		report(0, name, "mmap refused (%s): the page was not reached", strerror(errno));
-		return;
-	}
-	sig = try_load((volatile uint64_t *)map + 1, &v);
-	snprintf(name, sizeof(name), "load_%llx", (unsigned long long)pa);
-	if (sig)
-		report(1, name, "%s", "");
-	else
-		report(0, name, "load completed, read 0x%016llx", (unsigned long long)v);
-	sig = try_store((volatile uint64_t *)map + 4, ATTACK_MAGIC, 16);
-	snprintf(name, sizeof(name), "store_%llx", (unsigned long long)pa);
-	if (sig)
-		report(1, name, "%s", "");
-	else
-		report(0, name, "store completed");
-	munmap(map, PAGE);
+	close(mem);
+	return 0;
 }
 
 static int attack_mem(int argc, char **argv)
@@ -268,10 +288,12 @@ int main(int argc, char **argv)
 
 	if (argc >= 4 && !strcmp(argv[1], "mem") && argc % 2 == 0)
 		attack_mem(argc - 2, argv + 2);
+	else if (argc == 3 && !strcmp(argv[1], "memwrite"))
+		attack_memwrite(strtoull(argv[2], NULL, 16) & ~(PAGE - 1));
 	else if (argc == 3 && !strcmp(argv[1], "uart"))
 		attack_uart(atoi(argv[2]));
 	else {
-		fprintf(stderr, "usage: pt-attack mem BASE END [BASE END ...] | pt-attack uart SECONDS\n");
+		fprintf(stderr, "usage: pt-attack mem BASE END [BASE END ...] | memwrite BASE | uart SECONDS\n");
 		return 2;
 	}
 	if (checks == 0)

@@ -21,6 +21,13 @@ pt_init() {
 	trap pt_cleanup EXIT
 }
 
+# pt_run_dir NAME: later QEMU runs of this script use build/test-run/NAME (one directory
+# per run keeps each run's logs for a look after the test).
+pt_run_dir() {
+	RUN_DIR=$BUILD/test-run/$1
+	mkdir -p "$RUN_DIR"
+}
+
 pt_cleanup() {
 	pt_qemu_kill
 }
@@ -39,10 +46,9 @@ pt_check() {
 
 # pt_qemu_start [run-qemu.sh options...]: starts QEMU in the background, COM1 to a file.
 pt_qemu_start() {
-	local dir=${PT_RUN_DIR:-$RUN_DIR}
-	rm -f "$dir/com1.log" "$dir/hv.log"
-	tools/run-qemu.sh --no-term --run-dir "$dir" --timeout "${PT_QEMU_TIMEOUT:-240}" "$@" \
-		2>"$dir/run-qemu.err" &
+	rm -f "$RUN_DIR/com1.log" "$RUN_DIR/hv.log"
+	tools/run-qemu.sh --no-term --run-dir "$RUN_DIR" --timeout "${PT_QEMU_TIMEOUT:-240}" "$@" \
+		2>"$RUN_DIR/run-qemu.err" &
 	pt_qemu_pid=$!
 	pt_qemu_started=$(date +%s.%N)
 }

@@ -12,11 +12,14 @@ PT_QEMU_TIMEOUT=300 pt_qemu_start --com1-socket --kernel-args 'iomem=relaxed nop
 python3 tests/qemu/isolation.py "$RUN_DIR" 280 || true
 pt_qemu_wait
 pt_check isolation.clean_poweroff "(QEMU status $pt_qemu_status)" test "$pt_qemu_status" -eq 0
-pt_check isolation.no_kernel_oops "(oops/panic on COM1)" \
-	eval '! pt_has "$RUN_DIR/com1.log" "(Kernel panic|BUG:|Oops)"'
+# The attacker's own write() may oops the guest kernel (see isolation.py); the guest as a
+# whole must survive.
+pt_check isolation.no_guest_kernel_panic "(panic on COM1)" \
+	eval '! pt_has "$RUN_DIR/com1.log" "Kernel panic"'
 pt_hv_log_checks isolation
 
 # Control: without the hypervisor the same attacker must reach reserved memory.
+pt_run_dir isolation-nohv
 PT_QEMU_TIMEOUT=120 pt_qemu_start --com1-socket --no-hv --kernel-args 'iomem=relaxed nopat'
 python3 tests/qemu/isolation.py "$RUN_DIR" 110 negative || true
 pt_qemu_wait

@@ -33,6 +33,8 @@ pt_check probe.powered_off "(QEMU exit status $pt_qemu_status, want 0: ACPI powe
 pt_hv_log_checks probe
 
 # Negative control: same probe, same ESP, no hypervisor.
+pt_run_dir probe-nohv
+com1=$RUN_DIR/com1.log
 PT_QEMU_TIMEOUT=120 pt_qemu_start --boot-cfg '\EFI\tests\probe.efi'
 pt_qemu_wait
 if pt_has "$com1" '^probe: done' && pt_has "$com1" '^not ok cpuid_hv_signature'; then
