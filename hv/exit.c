@@ -5,6 +5,7 @@
  * reported event, never silently resumed.
  */
 #include "arch/x86/cpu.h"
+#include "hv/control.h"
 #include "hv/guest_mem.h"
 #include "hv/hv.h"
 #include "hv/log.h"
@@ -50,6 +51,10 @@ const char *hv_exit_reason_name(enum hv_exit_reason r)
 		return "entry_failed";
 	case HV_EXIT_UNKNOWN:
 		return "unknown";
+	case HV_EXIT_INTR:
+		return "intr";
+	case HV_EXIT_VINTR:
+		return "vintr";
 	case HV_NR_EXIT_REASONS:
 		break;
 	}
@@ -83,22 +88,14 @@ static void inject_gp0(struct vcpu *v)
 }
 
 /*
- * Length of the instruction at RIP, which must be the two-byte opcode
- * 0F op2 after legacy and REX prefixes. TCG has no NRIP save and no decode
- * assists (see /work/shared/notes/emulators.md), so the bytes are read from
- * guest memory. Returns 0 if the bytes are not that instruction.
+ * Number of legacy and REX prefix bytes at the start of b (at most n - 1).
+ * AMD APM Vol. 3, 1.2 "Instruction Prefixes".
  */
-static unsigned int insn_len_0f(struct vcpu *v, u8 op2)
+static unsigned int insn_prefixes(const struct vcpu *v, const u8 *b, unsigned int n)
 {
-	u8 b[15];
 	unsigned int i;
 
-	if (hv_guest_read_linear(v, v->ctrl.cs_base + v->rip, b, 3) == 0 &&
-	    b[0] == 0x0f && b[1] == op2)
-		return 2;
-	if (hv_guest_read_linear(v, v->ctrl.cs_base + v->rip, b, sizeof(b)))
-		return 0;
-	for (i = 0; i + 1 < sizeof(b); i++) {
+	for (i = 0; i + 1 < n; i++) {
 		switch (b[i]) {
 		case 0x66: case 0x67: case 0xf2: case 0xf3: case 0xf0:
 		case 0x26: case 0x2e: case 0x36: case 0x3e: case 0x64: case 0x65:
@@ -108,14 +105,34 @@ static unsigned int insn_len_0f(struct vcpu *v, u8 op2)
 			continue;
 		break;
 	}
-	if (i + 1 < sizeof(b) && b[i] == 0x0f && b[i + 1] == op2)
-		return i + 2;
+	return i;
+}
+
+/*
+ * Length of the instruction at RIP, which must be `opcode` (one or two
+ * bytes, op2 < 0 for one) after prefixes. TCG has no NRIP save and no decode
+ * assists (see /work/shared/notes/emulators.md), so the bytes are read from
+ * guest memory. Returns 0 if the bytes are not that instruction.
+ */
+static unsigned int insn_len(struct vcpu *v, u8 op1, int op2)
+{
+	unsigned int want = op2 < 0 ? 1 : 2, i;
+	u8 b[15];
+
+	if (hv_guest_read_linear(v, v->ctrl.cs_base + v->rip, b, want) == 0 && b[0] == op1 &&
+	    (op2 < 0 || b[1] == op2))
+		return want;
+	if (hv_guest_read_linear(v, v->ctrl.cs_base + v->rip, b, sizeof(b)))
+		return 0;
+	i = insn_prefixes(v, b, sizeof(b));
+	if (i + want <= sizeof(b) && b[i] == op1 && (op2 < 0 || b[i + 1] == op2))
+		return i + want;
 	return 0;
 }
 
-static void skip_insn(struct vcpu *v, u8 op2, const char *what)
+static void skip_insn(struct vcpu *v, u8 op1, int op2, const char *what)
 {
-	unsigned int len = insn_len_0f(v, op2);
+	unsigned int len = insn_len(v, op1, op2);
 
 	if (!len)
 		hv_guest_fatal("FATAL: cannot decode %s at rip=0x%lx (cs.base=0x%lx)", what,
@@ -154,7 +171,7 @@ static void handle_cpuid(struct vcpu *v)
 	vcpu_set_gpr(v, HV_GPR_RBX, r.ebx);
 	vcpu_set_gpr(v, HV_GPR_RCX, r.ecx);
 	vcpu_set_gpr(v, HV_GPR_RDX, r.edx);
-	skip_insn(v, 0xa2, "CPUID");
+	skip_insn(v, 0x0f, 0xa2, "CPUID");
 }
 
 /* EFER bits a guest may set (APM Vol. 2, 3.1.7 "Extended Feature Enable Register"). */
@@ -213,7 +230,7 @@ static void handle_msr(struct vcpu *v, bool write, u32 msr)
 		vcpu_set_gpr(v, HV_GPR_RAX, (u32)val);
 		vcpu_set_gpr(v, HV_GPR_RDX, val >> 32);
 	}
-	skip_insn(v, write ? 0x30 : 0x32, write ? "WRMSR" : "RDMSR");
+	skip_insn(v, 0x0f, write ? 0x30 : 0x32, write ? "WRMSR" : "RDMSR");
 }
 
 /*
@@ -340,9 +357,14 @@ void hv_handle_exit(struct vcpu *v, struct hv_exit *e)
 		 * HLT is intercepted so that the management port is polled
 		 * while the guest idles: the host cannot halt (GIF = 0 holds
 		 * every interrupt), so the guest's HLT completes at once and
-		 * its idle loop comes back here.
+		 * its idle loop comes back here (documented cost: an idle
+		 * guest keeps its CPU busy).
 		 */
-		v->rip += 1;
+		skip_insn(v, 0xf4, -1, "HLT");
+		break;
+	case HV_EXIT_INTR:
+	case HV_EXIT_VINTR:
+		/* Exits taken only to poll the management port (below). */
 		break;
 	case HV_EXIT_VIRT_INSN:
 		/* SVM is hidden: as on a CPU without it, these raise #UD. */
@@ -369,5 +391,8 @@ void hv_handle_exit(struct vcpu *v, struct hv_exit *e)
 		hv.next_stats_exit = v->stats.total + STATS_EVERY_EXITS;
 		hv_log_exit_stats(v);
 	}
+	hv_control_poll(v);
+	if (v->ops->want_poll_exits)
+		v->ops->want_poll_exits(v, hv_control_wants_poll());
 
 }

@@ -11,6 +11,7 @@
 
 #include "arch/x86/cpu.h"
 #include "arch/x86/host.h"
+#include "hv/control.h"
 #include "hv/log.h"
 #include "hv/page_alloc.h"
 #include "hv/vm.h"
@@ -79,6 +80,8 @@ int hv_init(struct hv_boot_info *bi)
 		return -1;
 	}
 	vm_vcpu_attach(hv.vm, hv.vcpu);
+	if (hv_control_init())
+		return -1;
 	log_footprint(bi);
 	return 0;
 }

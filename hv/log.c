@@ -131,10 +131,39 @@ int hv_snprintf(char *buf, size_t size, const char *fmt, ...)
 	return n;
 }
 
+/*
+ * The log ring: every byte written to the log, for the management port's
+ * LOG command. Offsets are absolute (bytes ever written); the ring keeps
+ * the last HV_LOG_RING_SIZE.
+ */
+#define HV_LOG_RING_SIZE 16384u
+static struct {
+	char buf[HV_LOG_RING_SIZE];
+	u64 end;
+} ring;
+
 static void debugcon_puts(const char *s)
 {
-	while (*s)
+	while (*s) {
+		ring.buf[ring.end++ % HV_LOG_RING_SIZE] = *s;
 		x86_outb(HV_DEBUGCON_PORT, (u8)*s++);
+	}
+}
+
+u32 hv_log_ring_read(u64 off, u8 *buf, u32 len, u64 *first, u64 *end)
+{
+	u64 lo = ring.end > HV_LOG_RING_SIZE ? ring.end - HV_LOG_RING_SIZE : 0;
+	u32 n = 0;
+
+	*first = lo;
+	*end = ring.end;
+	if (off < lo)
+		off = lo;
+	while (n < len && off + n < ring.end) {
+		buf[n] = (u8)ring.buf[(off + n) % HV_LOG_RING_SIZE];
+		n++;
+	}
+	return n;
 }
 
 void hv_vlog(const char *fmt, va_list ap)
@@ -165,6 +194,7 @@ static void hv_report_fatal(const char *fmt, va_list ap)
 	debugcon_puts("pagetrail: ");
 	debugcon_puts(line);
 	debugcon_puts("\n");
+	/* The protocol owns COM2; a dying hypervisor writes one plain line anyway. */
 	uart_puts(&hv.mgmt_uart, "pagetrail: ");
 	uart_puts(&hv.mgmt_uart, line);
 	uart_puts(&hv.mgmt_uart, "\r\n");

@@ -19,6 +19,12 @@
 __attribute__((format(printf, 1, 2))) void hv_log(const char *fmt, ...);
 void hv_vlog(const char *fmt, va_list ap);
 
+/*
+ * Copies up to len bytes of the log ring from absolute offset off; *first
+ * and *end: the oldest offset still held, the next to be written.
+ */
+u32 hv_log_ring_read(u64 off, u8 *buf, u32 len, u64 *first, u64 *end);
+
 /* Bounded formatter: %s %c %d %u %x %p with l/ll, '0' flag and width. */
 int hv_vsnprintf(char *buf, size_t size, const char *fmt, va_list ap);
 __attribute__((format(printf, 3, 4))) int hv_snprintf(char *buf, size_t size,
@@ -41,7 +47,7 @@ __attribute__((noreturn, format(printf, 1, 2))) void hv_guest_fatal(
 #define vm_bug_on(cond)                                                        \
 	do {                                                                   \
 		if (unlikely(cond))                                            \
-			hv_guest_fatal("guest-fatal: vm_bug_on(%s) at %s:%d",  \
+			hv_guest_fatal("FATAL: vm_bug_on(%s) at %s:%d",  \
 				       #cond, __FILE__, __LINE__);             \
 	} while (0)
 

@@ -120,7 +120,7 @@ struct mgmt_backend {
 };
 
 /* --- The dispatcher ----------------------------------------------------------- */
-#define MGMT_MAX_SLOTS 64
+#define MGMT_MAX_SLOTS PROTO_MAX_SLOTS
 /* Memory mgmt_init() wants: receive frame, reply payload, transmit frame, a page, LZ table. */
 #define MGMT_MEM_SIZE                                                                              \
 	(PROTO_MAX_REQ_FRAME + PROTO_MAX_PAYLOAD + PROTO_MAX_WIRE + PAGE_SIZE +                    \

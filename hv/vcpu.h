@@ -43,7 +43,8 @@ struct hv_gprs {
 struct hv_guest_ctrl {
 	u64 cr0, cr2, cr3, cr4, efer;
 	u64 cs_base;
-	u16 cs_sel;
+	u64 fs_base, gs_base;
+	u16 cs_sel, ss_sel, ds_sel, es_sel, fs_sel, gs_sel;
 	bool cs_long; /* CS.L: 64-bit code */
 	bool cs_db;   /* CS.D/B: 32-bit default operand size */
 	u8 cpl;
@@ -60,6 +61,8 @@ enum hv_exit_reason {
 	HV_EXIT_SHUTDOWN,  /* triple fault or shutdown */
 	HV_EXIT_ENTRY_FAILED,
 	HV_EXIT_UNKNOWN, /* an exit the backend did not ask for */
+	HV_EXIT_INTR,	 /* a physical interrupt (only while poll exits are wanted) */
+	HV_EXIT_VINTR,	 /* the guest can take interrupts again (ditto) */
 	HV_NR_EXIT_REASONS,
 };
 
@@ -105,6 +108,13 @@ struct vcpu_ops {
 	/* Flushes guest TLB entries derived from the TDP tables before next entry. */
 	void (*flush_tlb)(struct vcpu *v);
 	void (*set_tdp_root)(struct vcpu *v, hpa_t root);
+	/*
+	 * While `want` is true, the vCPU must exit again soon even if the
+	 * guest computes without exiting (the management port is sending):
+	 * SVM exits on the guest's next physical interrupt (HV_EXIT_INTR) and
+	 * again once it has taken it (HV_EXIT_VINTR). May be NULL.
+	 */
+	void (*want_poll_exits)(struct vcpu *v, bool want);
 };
 
 struct hv_exit_stats {

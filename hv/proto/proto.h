@@ -51,6 +51,9 @@
  */
 #define PROTO_WINDOW 16
 
+/* Most memory slots a hypervisor reports (SLOTS). */
+#define PROTO_MAX_SLOTS 64
+
 #define PROTO_F_REPLY 0x01
 #define PROTO_F_ERROR 0x02
 
