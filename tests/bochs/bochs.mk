@@ -1,5 +1,6 @@
 # Bochs 2.7 tests: Intel VMX + EPT + A/D + PML (issue 6). Outputs under build/bochs/.
 #   hello.efi    proves the harness (tests/bochs/lib.sh): console, port 0xE9, power-off
+#   vmx_probe.efi  the guest contract under VMX (tests/bochs/vmx_probe.c)
 #   test_*.sh    emulator tests, added to TEST_SCRIPTS only once they pass
 # (Fragments are included in sorted order: this one comes before guest.mk and images.mk,
 # so it names their outputs by path.) One Bochs at a time: lib.sh serializes runs.
@@ -13,10 +14,14 @@ $(BOCHS_DIR)/%.o: tests/bochs/%.c
 $(BOCHS_DIR)/hello.efi: $(BOCHS_DIR)/hello.o
 	$(call pt_efi_app_link,$@,$^)
 
-BOCHS_DEPS := $(BOCHS_DIR)/hello.efi $(BUILD)/pagetrail.efi $(BUILD)/guest/probe.efi \
+# The VMX guest-contract probe shares probe.efi's exception stubs (tests/guest/probe_trap.S).
+$(BOCHS_DIR)/vmx_probe.efi: $(BOCHS_DIR)/vmx_probe.o $(BUILD)/guest/probe_trap.o
+	$(call pt_efi_app_link,$@,$^)
+
+BOCHS_DEPS := $(BOCHS_DIR)/hello.efi $(BOCHS_DIR)/vmx_probe.efi $(BUILD)/pagetrail.efi $(BUILD)/guest/probe.efi \
 	$(BUILD)/images/ptboot.efi
 .PHONY: bochs-deps
 bochs-deps: $(BOCHS_DEPS)
 TEST_DEPS += $(BOCHS_DEPS)
 
-TEST_SCRIPTS += tests/bochs/test_harness.sh
+TEST_SCRIPTS += tests/bochs/test_harness.sh tests/bochs/test_vmx_probe.sh

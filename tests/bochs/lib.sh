@@ -3,7 +3,7 @@
 #   pt_init NAME                    RUN_DIR=build/bochs/NAME; cleanup on exit
 #   pt_bochs_esp IMG SRC=DST...     a FAT ESP made with mtools (DST like \EFI\BOOT\BOOTX64.EFI)
 #   pt_bochs_chain_esp IMG LINE     ESP whose BOOTX64.EFI is ptboot.efi starting LINE, with
-#                                   pagetrail.efi, probe.efi and hello.efi at their usual paths
+#                                   pagetrail.efi, probe.efi, hello.efi, vmx_probe.efi (\EFI\tests\)
 #   pt_bochs_run MODEL IMG SECS [DONE_RE]
 #                                   boots Bochs (CPU model MODEL) on IMG, bounded by SECS;
 #                                   stops it early once COM1 or the 0xE9 log matches DONE_RE.
@@ -112,13 +112,14 @@ pt_bochs_chain_esp() {
 	cfg=$(dirname "$img")/boot.cfg
 	printf '# ptboot.efi starts the first command line below\r\n%s\r\n' "$line" >"$cfg"
 	pt_need "$BUILD/images/ptboot.efi" "$BUILD/pagetrail.efi" "$BUILD/guest/probe.efi" \
-		"$BUILD/bochs/hello.efi"
+		"$BUILD/bochs/hello.efi" "$BUILD/bochs/vmx_probe.efi"
 	pt_bochs_esp "$img" \
 		"$BUILD/images/ptboot.efi=/EFI/BOOT/BOOTX64.EFI" \
 		"$cfg=/pagetrail/boot.cfg" \
 		"$BUILD/pagetrail.efi=/EFI/pagetrail/pagetrail.efi" \
 		"$BUILD/guest/probe.efi=/EFI/tests/probe.efi" \
-		"$BUILD/bochs/hello.efi=/EFI/tests/hello.efi"
+		"$BUILD/bochs/hello.efi=/EFI/tests/hello.efi" \
+		"$BUILD/bochs/vmx_probe.efi=/EFI/tests/vmx_probe.efi"
 }
 
 # pt_bochs_config MODEL IMG > bochsrc

@@ -1,0 +1,339 @@
+/*
+ * vmx_probe.efi: what a guest of PageTrail sees on Intel VMX (issue 6 item 2: the same
+ * contract as on SVM, issue 2 item 5), checked from inside the virtualized firmware.
+ * pagetrail.efi starts it (`pagetrail.efi \EFI\tests\vmx_probe.efi`); it prints one
+ * line per check on the console (COM1), "ok NAME" or "not ok NAME why", then
+ * "vmx_probe: done, N failed", and powers the machine off.
+ *
+ * Bochs' CPU models offer VMX and answer leaf 0x40000000 with nothing of ours, so the
+ * same program started without the hypervisor must fail cpuid_hv_signature and
+ * cpuid_vmx_hidden (the negative control in tests/bochs/test_vmx_probe.sh).
+ *
+ * Faulting instructions run with a private copy of the firmware's IDT whose #UD and #GP
+ * gates point at tests/guest/probe_trap.S (shared with probe.efi), which records the
+ * vector and resumes after the instruction; interrupts stay disabled meanwhile.
+ */
+#include <efi.h>
+#include <efilib.h>
+
+#define CPUID_HV_BASE 0x40000000u
+#define CPUID_1_ECX_VMX (1u << 5)
+#define CPUID_1_ECX_XSAVE (1u << 26)
+#define CPUID_1_ECX_HYPERVISOR (1u << 31)
+
+#define MSR_IA32_FEATURE_CONTROL 0x3au
+#define FEATURE_CONTROL_LOCKED (1ull << 0)
+#define FEATURE_CONTROL_VMXON_OUTSIDE_SMX (1ull << 2)
+#define MSR_IA32_VMX_BASIC 0x480u
+#define MSR_IA32_VMX_EPT_VPID_CAP 0x48cu
+#define CR4_VMXE (1ull << 13)
+#define CR4_OSXSAVE (1ull << 18)
+
+/* The management UART (COM2): an idle UART with nothing to read (hv/exit.c). */
+#define COM2 0x2f8u
+#define UART_IIR 2u
+#define UART_LSR 5u
+#define UART_MSR 6u
+
+#define VEC_NONE 0xffu
+#define VEC_UD 6u
+#define VEC_GP 13u
+
+/* Read and written by tests/guest/probe_trap.S. */
+__attribute__((visibility("hidden"))) volatile UINT64 probe_fault_vector;
+__attribute__((visibility("hidden"))) volatile UINT64 probe_recover_rip;
+extern void probe_ud_handler(void) __attribute__((visibility("hidden")));
+extern void probe_gp_handler(void) __attribute__((visibility("hidden")));
+
+struct idt_ptr {
+	UINT16 limit;
+	UINT64 base;
+} __attribute__((packed));
+_Static_assert(sizeof(struct idt_ptr) == 10, "sidt/lidt operand is 10 bytes");
+
+/* A 64-bit interrupt gate (Intel SDM Vol. 3A 6.14.1 "64-Bit Mode IDT"). */
+#define GATE_SELECTOR_SHIFT 16
+#define GATE_ATTR_SHIFT 40
+#define GATE_ATTR_INTR_PRESENT 0x8eull
+#define GATE_OFFSET_MID_SHIFT 48
+
+#define IDT_ENTRIES 256
+static UINT64 probe_idt[IDT_ENTRIES * 2] __attribute__((aligned(16)));
+static struct idt_ptr fw_idtr, probe_idtr;
+static UINT64 *scratch_page;
+static unsigned failures;
+
+static void make_gate(UINT64 *gate, void (*handler)(void), UINT16 cs)
+{
+	UINT64 off = (UINT64)handler;
+
+	gate[0] = (off & 0xffffull) | ((UINT64)cs << GATE_SELECTOR_SHIFT) |
+		  (GATE_ATTR_INTR_PRESENT << GATE_ATTR_SHIFT) |
+		  (((off >> 16) & 0xffffull) << GATE_OFFSET_MID_SHIFT);
+	gate[1] = off >> 32;
+}
+
+static void setup_idt(void)
+{
+	UINT16 cs;
+	UINTN n;
+
+	__asm__ volatile("sidt %0" : "=m"(fw_idtr));
+	__asm__ volatile("mov %%cs, %0" : "=r"(cs));
+	n = ((UINTN)fw_idtr.limit + 1) / 8;
+	if (n > IDT_ENTRIES * 2)
+		n = IDT_ENTRIES * 2;
+	CopyMem(probe_idt, (void *)fw_idtr.base, n * 8);
+	make_gate(&probe_idt[VEC_UD * 2], probe_ud_handler, cs);
+	make_gate(&probe_idt[VEC_GP * 2], probe_gp_handler, cs);
+	probe_idtr.limit = sizeof(probe_idt) - 1;
+	probe_idtr.base = (UINT64)probe_idt;
+}
+
+static UINT64 irq_save_and_load_probe_idt(void)
+{
+	UINT64 flags;
+
+	__asm__ volatile("pushfq; pop %0; cli" : "=r"(flags)::"memory");
+	__asm__ volatile("lidt %0" ::"m"(probe_idtr) : "memory");
+	probe_fault_vector = VEC_NONE;
+	return flags;
+}
+
+static void irq_restore_and_load_fw_idt(UINT64 flags)
+{
+	__asm__ volatile("lidt %0" ::"m"(fw_idtr) : "memory");
+	__asm__ volatile("push %0; popfq" ::"r"(flags) : "memory", "cc");
+}
+
+/*
+ * Runs INSN with RAX = rax, RCX = rcx, RDX = rdx and returns the vector it raised
+ * (VEC_NONE if it completed). The recovery point is the label right after INSN.
+ */
+#define TRY_INSN(insn, rax, rcx, rdx)                                                     \
+	({                                                                                \
+		UINT64 __flags = irq_save_and_load_probe_idt();                          \
+		__asm__ volatile("lea 1f(%%rip), %%rbx\n\t"                              \
+				 "mov %%rbx, %0\n\t" insn "\n1:"                          \
+				 : "=m"(probe_recover_rip)                                \
+				 : "a"(rax), "c"(rcx), "d"(rdx)                           \
+				 : "rbx", "memory", "cc");                                 \
+		irq_restore_and_load_fw_idt(__flags);                                    \
+		probe_fault_vector;                                                       \
+	})
+
+static void cpuid(UINT32 leaf, UINT32 *a, UINT32 *b, UINT32 *c, UINT32 *d)
+{
+	__asm__ volatile("cpuid" : "=a"(*a), "=b"(*b), "=c"(*c), "=d"(*d) : "a"(leaf), "c"(0));
+}
+
+/* RDMSR that may fault: the vector, and *val when it completed. */
+static UINT64 try_rdmsr(UINT32 msr, UINT64 *val)
+{
+	UINT64 flags = irq_save_and_load_probe_idt();
+	UINT32 lo = 0, hi = 0;
+
+	__asm__ volatile("lea 1f(%%rip), %%rbx\n\t"
+			 "mov %%rbx, %0\n\t"
+			 "rdmsr\n1:"
+			 : "=m"(probe_recover_rip), "+a"(lo), "+d"(hi)
+			 : "c"(msr)
+			 : "rbx", "memory", "cc");
+	irq_restore_and_load_fw_idt(flags);
+	*val = ((UINT64)hi << 32) | lo;
+	return probe_fault_vector;
+}
+
+static UINT64 read_cr4(void)
+{
+	UINT64 v;
+
+	__asm__ volatile("mov %%cr4, %0" : "=r"(v));
+	return v;
+}
+
+static UINT8 inb(UINT16 port)
+{
+	UINT8 v;
+
+	__asm__ volatile("inb %1, %0" : "=a"(v) : "Nd"(port));
+	return v;
+}
+
+static void report(BOOLEAN ok, const char *name, const CHAR16 *why)
+{
+	if (ok) {
+		Print(L"ok %a\n", name);
+	} else {
+		failures++;
+		Print(L"not ok %a %s\n", name, why);
+	}
+}
+
+static const CHAR16 *vector_name(UINT64 v)
+{
+	switch (v) {
+	case VEC_NONE:
+		return L"(no exception: the instruction completed)";
+	case VEC_UD:
+		return L"#UD";
+	case VEC_GP:
+		return L"#GP";
+	}
+	return L"(unexpected vector)";
+}
+
+static void check_cpuid(void)
+{
+	static const char want[12] = "PageTrailHV";
+	UINT32 a, b, c, d;
+
+	cpuid(CPUID_HV_BASE, &a, &b, &c, &d);
+	Print(L"# cpuid 0x40000000: eax=%08x ebx=%08x ecx=%08x edx=%08x\n", a, b, c, d);
+	report(a >= CPUID_HV_BASE && a <= CPUID_HV_BASE + 0xff, "cpuid_hv_max_leaf",
+	       L"EAX is not a leaf in 0x40000000..0x400000ff");
+	report(CompareMem(&b, want, 4) == 0 && CompareMem(&c, want + 4, 4) == 0 &&
+		       CompareMem(&d, want + 8, 4) == 0,
+	       "cpuid_hv_signature", L"EBX/ECX/EDX are not \"PageTrailHV\\0\"");
+	cpuid(1, &a, &b, &c, &d);
+	report(!!(c & CPUID_1_ECX_HYPERVISOR), "cpuid_1_ecx_hypervisor_bit",
+	       L"CPUID.1:ECX[31] is clear");
+	report(!(c & CPUID_1_ECX_VMX), "cpuid_vmx_hidden", L"CPUID.1:ECX[5] (VMX) is set");
+}
+
+/*
+ * The VMX instructions, each given a pointer to a zeroed private page where they take a
+ * memory operand (so that one which completed by mistake touches nothing else).
+ */
+struct vmx_insn {
+	const char *name;
+	UINT64 (*run)(UINT64 page);
+};
+
+static UINT64 run_vmxon(UINT64 p) { return TRY_INSN("vmxon (%%rax)", p, 0, 0); }
+static UINT64 run_vmxoff(UINT64 p) { return TRY_INSN("vmxoff", p, 0, 0); }
+static UINT64 run_vmcall(UINT64 p) { return TRY_INSN("vmcall", p, 0, 0); }
+static UINT64 run_vmclear(UINT64 p) { return TRY_INSN("vmclear (%%rax)", p, 0, 0); }
+static UINT64 run_vmptrld(UINT64 p) { return TRY_INSN("vmptrld (%%rax)", p, 0, 0); }
+static UINT64 run_vmptrst(UINT64 p) { return TRY_INSN("vmptrst (%%rax)", p, 0, 0); }
+static UINT64 run_vmread(UINT64 p) { return TRY_INSN("vmread %%rcx, %%rdx", p, 0x4400, 0); }
+static UINT64 run_vmwrite(UINT64 p) { return TRY_INSN("vmwrite %%rdx, %%rcx", p, 0x681e, 0); }
+static UINT64 run_vmlaunch(UINT64 p) { return TRY_INSN("vmlaunch", p, 0, 0); }
+static UINT64 run_vmresume(UINT64 p) { return TRY_INSN("vmresume", p, 0, 0); }
+static UINT64 run_invept(UINT64 p) { return TRY_INSN("invept (%%rax), %%rcx", p, 2, 0); }
+static UINT64 run_invvpid(UINT64 p) { return TRY_INSN("invvpid (%%rax), %%rcx", p, 2, 0); }
+
+static const struct vmx_insn vmx_insns[] = {
+	{ "vmxon", run_vmxon },	    { "vmxoff", run_vmxoff },	  { "vmcall", run_vmcall },
+	{ "vmclear", run_vmclear }, { "vmptrld", run_vmptrld },	  { "vmptrst", run_vmptrst },
+	{ "vmread", run_vmread },   { "vmwrite", run_vmwrite },	  { "vmlaunch", run_vmlaunch },
+	{ "vmresume", run_vmresume }, { "invept", run_invept }, { "invvpid", run_invvpid },
+};
+
+static void check_vmx_insns(void)
+{
+	for (UINTN i = 0; i < sizeof(vmx_insns) / sizeof(vmx_insns[0]); i++) {
+		char name[32];
+		UINTN n = 0;
+		UINT64 v;
+
+		SetMem(scratch_page, 4096, 0);
+		v = vmx_insns[i].run((UINT64)scratch_page);
+		for (const char *s = "ud_"; *s; s++)
+			name[n++] = *s;
+		for (const char *s = vmx_insns[i].name; *s; s++)
+			name[n++] = *s;
+		name[n] = 0;
+		report(v == VEC_UD, name, vector_name(v));
+	}
+}
+
+static void check_vmx_msrs_and_cr4(void)
+{
+	UINT64 val = 0, v, cr4 = read_cr4();
+
+	v = try_rdmsr(MSR_IA32_VMX_BASIC, &val);
+	report(v == VEC_GP, "gp_rdmsr_vmx_basic", vector_name(v));
+	v = try_rdmsr(MSR_IA32_VMX_EPT_VPID_CAP, &val);
+	report(v == VEC_GP, "gp_rdmsr_vmx_ept_vpid_cap", vector_name(v));
+	v = try_rdmsr(MSR_IA32_FEATURE_CONTROL, &val);
+	Print(L"# IA32_FEATURE_CONTROL: %s, value %lx\n",
+	      v == VEC_NONE ? L"read" : vector_name(v), val);
+	report(v == VEC_NONE && (val & FEATURE_CONTROL_LOCKED) &&
+		       !(val & FEATURE_CONTROL_VMXON_OUTSIDE_SMX),
+	       "feature_control_locked_vmx_off",
+	       L"IA32_FEATURE_CONTROL is not read as locked with VMXON disabled");
+	v = TRY_INSN("wrmsr", val | FEATURE_CONTROL_VMXON_OUTSIDE_SMX, MSR_IA32_FEATURE_CONTROL,
+		     0);
+	report(v == VEC_GP, "gp_wrmsr_feature_control", vector_name(v));
+
+	Print(L"# CR4=%lx\n", cr4);
+	report(!(cr4 & CR4_VMXE), "cr4_vmxe_reads_zero", L"CR4.VMXE reads 1");
+	v = TRY_INSN("mov %%rax, %%cr4", cr4 | CR4_VMXE, 0, 0);
+	report(v == VEC_GP && read_cr4() == cr4, "gp_cr4_vmxe_set",
+	       v == VEC_GP ? L"CR4 changed" : vector_name(v));
+	if (read_cr4() != cr4)
+		__asm__ volatile("mov %0, %%cr4" : : "r"(cr4) : "memory");
+}
+
+/* XSETBV always exits to the hypervisor, which checks and executes it. */
+static void check_xsetbv(void)
+{
+	UINT32 a, b, c, d;
+	UINT64 cr4 = read_cr4(), xcr0, v;
+
+	cpuid(1, &a, &b, &c, &d);
+	if (!(c & CPUID_1_ECX_XSAVE)) {
+		Print(L"# no XSAVE: xsetbv checks not applicable\n");
+		return;
+	}
+	if (!(cr4 & CR4_OSXSAVE))
+		__asm__ volatile("mov %0, %%cr4" : : "r"(cr4 | CR4_OSXSAVE) : "memory");
+	__asm__ volatile("xgetbv" : "=a"(a), "=d"(d) : "c"(0));
+	xcr0 = ((UINT64)d << 32) | a;
+	v = TRY_INSN("xsetbv", (UINT32)xcr0, 0, xcr0 >> 32);
+	report(v == VEC_NONE, "xsetbv_same_value", vector_name(v));
+	/* XCR0 bit 0 (x87) must be 1: the hypervisor must refuse, not the host CPU fault. */
+	v = TRY_INSN("xsetbv", 0, 0, 0);
+	report(v == VEC_GP, "gp_xsetbv_x87_clear", vector_name(v));
+	__asm__ volatile("xgetbv" : "=a"(a), "=d"(d) : "c"(0));
+	report((((UINT64)d << 32) | a) == xcr0, "xcr0_unchanged_after_gp", L"XCR0 changed");
+	if (!(cr4 & CR4_OSXSAVE))
+		__asm__ volatile("mov %0, %%cr4" : : "r"(cr4) : "memory");
+}
+
+static void check_mgmt_uart(void)
+{
+	UINT8 lsr = inb(COM2 + UART_LSR), iir = inb(COM2 + UART_IIR), msr = inb(COM2 + UART_MSR);
+
+	Print(L"# COM2 LSR=%x IIR=%x MSR=%x\n", lsr, iir, msr);
+	report(lsr == 0x60 && iir == 0x01 && msr == 0xb0, "mgmt_uart_idle",
+	       L"COM2 does not read as an idle UART (LSR 60, IIR 01, MSR b0)");
+}
+
+EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *systab)
+{
+	EFI_PHYSICAL_ADDRESS page = 0;
+	EFI_STATUS status;
+
+	InitializeLib(image, systab);
+	Print(L"vmx_probe: start\n");
+	status = uefi_call_wrapper(BS->AllocatePages, 4, AllocateAnyPages, EfiLoaderData, 1, &page);
+	if (EFI_ERROR(status)) {
+		Print(L"not ok vmx_probe_setup AllocatePages: %r\n", status);
+		failures++;
+		goto out;
+	}
+	scratch_page = (UINT64 *)page;
+	setup_idt();
+
+	check_cpuid();
+	check_vmx_insns();
+	check_vmx_msrs_and_cr4();
+	check_xsetbv();
+	check_mgmt_uart();
+out:
+	Print(L"vmx_probe: done, %d failed\n", failures);
+	uefi_call_wrapper(RT->ResetSystem, 4, EfiResetShutdown, EFI_SUCCESS, 0, NULL);
+	return EFI_SUCCESS;
+}
