@@ -1,0 +1,23 @@
+# Host tests of the management protocol: codec and dispatcher unit tests, the
+# simulator (mgmt.c + fake backend behind a unix socket and an emulated 16550)
+# with ptctl end to end against it, and the protocol benchmark.
+MGMT_CODEC_SRCS := hv/proto/proto.c hv/proto/codec.c
+MGMT_SIM_SRCS := hv/mgmt.c tests/proto/fake_backend.c $(MGMT_CODEC_SRCS)
+
+$(BUILD)/mgmt/proto_test: $(addprefix $(BUILD)/mgmt/san/,$(MGMT_SIM_SRCS:.c=.o) \
+		tests/proto/proto_test.o)
+	$(Q)$(HOST_CC) $(HOST_CFLAGS) $(SAN_CFLAGS) $^ -o $@
+
+$(BUILD)/mgmt/ptsim: $(addprefix $(BUILD)/mgmt/san/,$(MGMT_SIM_SRCS:.c=.o) tests/proto/ptsim.o)
+	$(Q)$(HOST_CC) $(HOST_CFLAGS) $(SAN_CFLAGS) $^ -o $@
+
+$(BUILD)/mgmt/ptinject: $(addprefix $(BUILD)/mgmt/san/,tools/ptctl/client.o \
+		$(MGMT_CODEC_SRCS:.c=.o) tests/proto/ptinject.o)
+	$(Q)$(HOST_CC) $(HOST_CFLAGS) $(SAN_CFLAGS) $^ -o $@
+
+# The benchmark is built without sanitizers: it measures bytes, and speed.
+$(BUILD)/mgmt/bench_proto: $(addprefix $(BUILD)/mgmt/host/,$(MGMT_SIM_SRCS:.c=.o) \
+		tools/ptctl/client.o tests/proto/bench_proto.o)
+	$(Q)$(HOST_CC) $(HOST_CFLAGS) $^ -o $@
+
+HOST_TESTS += $(BUILD)/mgmt/proto_test

@@ -1,0 +1,975 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Unit tests of the management protocol: the codec (CRC-32C, varints, COBS
+ * frames and the streaming decoder, bitmap blocks, memory tokens) and the
+ * dispatcher (hv/mgmt.c) against the fake backend through an in-memory 16550
+ * whose receive FIFO holds 16 bytes. Built with ASan+UBSan.
+ */
+#include "fake_backend.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int fails;
+
+#define EXPECT(c)                                                                                  \
+	do {                                                                                       \
+		if (!(c)) {                                                                        \
+			printf("# %s:%d: expected %s\n", __FILE__, __LINE__, #c);                  \
+			fails++;                                                                   \
+		}                                                                                  \
+	} while (0)
+
+static void run(const char *name, void (*fn)(void))
+{
+	int before = fails;
+
+	fn();
+	if (fails == before)
+		printf("ok %s\n", name);
+	else
+		printf("not ok %s (%d failed checks)\n", name, fails - before);
+}
+
+static u32 seed = 1;
+static u32 rnd(void)
+{
+	seed ^= seed << 13;
+	seed ^= seed >> 17;
+	seed ^= seed << 5;
+	return seed;
+}
+
+/* --- codec ---------------------------------------------------------------------- */
+
+static void test_crc(void)
+{
+	/* The CRC-32C check value (RFC 3720 B.4 and every CRC catalogue). */
+	EXPECT(proto_crc32c(0, "123456789", 9) == 0xe3069283);
+	EXPECT(proto_crc32c(proto_crc32c(0, "1234", 4), "56789", 5) == 0xe3069283);
+	EXPECT(proto_crc32c(0, "", 0) == 0);
+}
+
+static void test_varint(void)
+{
+	static const u64 vals[] = {0, 1, 127, 128, 16383, 16384, 0xffffffffull,
+				   1ull << 63, ~0ull};
+	u8 buf[16];
+	struct proto_buf b;
+
+	for (size_t i = 0; i < ARRAY_SIZE(vals); i++) {
+		proto_wbuf_init(&b, buf, sizeof(buf));
+		proto_put_varint(&b, vals[i]);
+		EXPECT(!b.err && b.len == proto_varint_len(vals[i]));
+		proto_rbuf_init(&b, buf, b.len);
+		EXPECT(proto_get_varint(&b) == vals[i] && proto_rbuf_done(&b));
+	}
+	/* Eleven bytes, or a tenth byte above 1: not a u64. */
+	memset(buf, 0x80, 11);
+	buf[10] = 0;
+	proto_rbuf_init(&b, buf, 11);
+	proto_get_varint(&b);
+	EXPECT(b.err);
+	memset(buf, 0xff, 9);
+	buf[9] = 2;
+	proto_rbuf_init(&b, buf, 10);
+	proto_get_varint(&b);
+	EXPECT(b.err);
+	/* Truncated. */
+	buf[0] = 0x80;
+	proto_rbuf_init(&b, buf, 1);
+	proto_get_varint(&b);
+	EXPECT(b.err);
+	/* Writer overflow is sticky. */
+	proto_wbuf_init(&b, buf, 2);
+	proto_put_varint(&b, 1ull << 20);
+	EXPECT(b.err);
+}
+
+static u8 wire[PROTO_MAX_WIRE + 64], payload[PROTO_MAX_PAYLOAD], fbuf[PROTO_MAX_FRAME + 8];
+
+static void test_frames(void)
+{
+	static const u32 lens[] = {0, 1, 2, 244, 245, 246, 249, 250, 253, 254, 255, 500, 503,
+				   504, 508, 509, 1000, 4095, 4096};
+
+	for (size_t li = 0; li < ARRAY_SIZE(lens); li++) {
+		for (int kind = 0; kind < 3; kind++) {
+			u32 len = lens[li], wl, pl;
+			struct proto_hdr h = {PROTO_VERSION, 0, (u16)rnd(), (u8)rnd()}, rh;
+			const u8 *p;
+			u8 err;
+
+			for (u32 i = 0; i < len; i++)
+				payload[i] = kind == 0 ? 0 : kind == 1 ? 0xff : (u8)rnd();
+			wl = proto_frame_encode(wire, sizeof(wire), &h, payload, len);
+			EXPECT(wl && wl <= PROTO_WIRE_LEN(len + PROTO_MIN_FRAME));
+			EXPECT(wire[0] == 0 && wire[wl - 1] == 0);
+			for (u32 i = 1; i + 1 < wl; i++)
+				if (!wire[i]) {
+					EXPECT(!"zero inside a frame");
+					break;
+				}
+			EXPECT(proto_decode_frame(wire, wl, fbuf, sizeof(fbuf), &rh, &p, &pl, &err) ==
+			       PROTO_RX_GOOD);
+			EXPECT(rh.id == h.id && rh.cmd == h.cmd && rh.version == PROTO_VERSION);
+			EXPECT(pl == len && !memcmp(p, payload, len));
+			/* Too small an output buffer: refused, not overrun. */
+			EXPECT(proto_frame_encode(wire, wl - 1, &h, payload, len) == 0);
+		}
+	}
+	EXPECT(proto_frame_encode(wire, sizeof(wire), &(struct proto_hdr){1, 0, 1, 1}, payload,
+				  PROTO_MAX_PAYLOAD + 1) == 0);
+}
+
+/* Feeds bytes; returns the results seen, in order, as a string of G / B<err>. */
+static void feed(struct proto_rx *rx, const u8 *p, u32 n, char *log, size_t cap)
+{
+	for (u32 i = 0; i < n; i++) {
+		enum proto_rx_result r = proto_rx_byte(rx, p[i]);
+		size_t l = strlen(log);
+
+		if (r == PROTO_RX_GOOD && l + 2 < cap)
+			strcat(log, "G");
+		if (r == PROTO_RX_BAD && l + 4 < cap)
+			snprintf(log + l, cap - l, "B%d", rx->err);
+	}
+}
+
+static void test_decoder(void)
+{
+	struct proto_rx rx;
+	struct proto_hdr h = {PROTO_VERSION, 0, 7, PROTO_CMD_INFO};
+	u8 small[64], garbage[300];
+	char log[256];
+	u32 wl;
+
+	memset(payload, 0x5a, 40);
+	wl = proto_frame_encode(wire, sizeof(wire), &h, payload, 40);
+
+	/* Garbage (with zeros) then a frame: the frame's opening 0x00 resyncs. */
+	for (size_t i = 0; i < sizeof(garbage); i++)
+		garbage[i] = (u8)rnd();
+	proto_rx_init(&rx, small, sizeof(small));
+	log[0] = 0;
+	feed(&rx, garbage, sizeof(garbage), log, sizeof(log));
+	strcpy(log, "");
+	feed(&rx, wire, wl, log, sizeof(log));
+	EXPECT(!strcmp(log, "G") || (log[0] == 'B' && log[strlen(log) - 1] == 'G'));
+
+	/* Back to back, sharing nothing: two frames, two results. */
+	proto_rx_init(&rx, small, sizeof(small));
+	log[0] = 0;
+	feed(&rx, wire, wl, log, sizeof(log));
+	feed(&rx, wire, wl, log, sizeof(log));
+	EXPECT(!strcmp(log, "GG"));
+
+	/* Truncated frame, then a good one. */
+	log[0] = 0;
+	feed(&rx, wire, wl / 2, log, sizeof(log));
+	feed(&rx, wire, wl, log, sizeof(log));
+	EXPECT(log[0] == 'B' && !strcmp(log + strlen(log) - 1, "G"));
+
+	/* Every single-byte corruption of the body is caught. */
+	for (u32 i = 1; i + 1 < wl; i++) {
+		u8 w2[128];
+
+		memcpy(w2, wire, wl);
+		w2[i] ^= (u8)(1 + rnd() % 255);
+		if (!w2[i])
+			w2[i] = 1;
+		proto_rx_init(&rx, small, sizeof(small));
+		log[0] = 0;
+		feed(&rx, w2, wl, log, sizeof(log));
+		if (strchr(log, 'G')) {
+			EXPECT(!"a corrupted frame passed");
+			break;
+		}
+	}
+
+	/* Bad CRC, precisely: a payload byte changed to another non-zero value. */
+	{
+		u8 w2[128];
+
+		memcpy(w2, wire, wl);
+		w2[wl / 2] = w2[wl / 2] == 0x5a ? 0x5b : 0x5a;
+		proto_rx_init(&rx, small, sizeof(small));
+		log[0] = 0;
+		feed(&rx, w2, wl, log, sizeof(log));
+		EXPECT(!strcmp(log, "B4"));
+	}
+	/* Too short: a 3-byte frame. */
+	{
+		u8 w2[] = {0, 4, 1, 2, 3, 0};
+
+		proto_rx_init(&rx, small, sizeof(small));
+		log[0] = 0;
+		feed(&rx, w2, sizeof(w2), log, sizeof(log));
+		EXPECT(!strcmp(log, "B7"));
+	}
+	/* Oversize: longer than the receiver's buffer; the next frame passes. */
+	{
+		u32 big = proto_frame_encode(fbuf, sizeof(fbuf), &h, payload, 100);
+
+		proto_rx_init(&rx, small, sizeof(small));
+		log[0] = 0;
+		feed(&rx, fbuf, big, log, sizeof(log));
+		feed(&rx, wire, wl, log, sizeof(log));
+		EXPECT(!strcmp(log, "B6G"));
+	}
+	/* Empty frames (0x00 0x00) are silence, not errors. */
+	{
+		u8 z[8] = {0};
+
+		proto_rx_init(&rx, small, sizeof(small));
+		log[0] = 0;
+		feed(&rx, z, sizeof(z), log, sizeof(log));
+		EXPECT(!strcmp(log, ""));
+	}
+}
+
+static void bm_roundtrip(const u64 *bm, u64 first, u32 n, u32 *size_out)
+{
+	u8 buf[PROTO_BITMAP_BLOCK_MAX];
+	u64 out[PROTO_BITMAP_BLOCK / 64 + 4] = {0};
+	struct proto_buf b;
+	s64 k;
+	u32 set = 0;
+
+	proto_wbuf_init(&b, buf, sizeof(buf));
+	EXPECT(proto_bitmap_encode_block(&b, bm, first, n));
+	EXPECT(b.len <= PROTO_BITMAP_BLOCK_MAX);
+	if (size_out)
+		*size_out = b.len;
+	proto_rbuf_init(&b, buf, b.len);
+	k = proto_bitmap_decode_block(&b, out, 0, n);
+	EXPECT(proto_rbuf_done(&b));
+	for (u32 i = 0; i < n; i++) {
+		bool a = proto_test_bit(bm, first + i), c = proto_test_bit(out, i);
+
+		set += a;
+		if (a != c) {
+			EXPECT(!"bitmap bit differs");
+			break;
+		}
+	}
+	EXPECT(k == set);
+}
+
+static void test_bitmap(void)
+{
+	static u64 bm[(PROTO_BITMAP_BLOCK * 3) / 64];
+	static const u32 ns[] = {1, 7, 63, 64, 65, 1000, 4095, 4096};
+	u32 sz;
+
+	for (int density = 0; density < 6; density++) {
+		for (size_t ni = 0; ni < ARRAY_SIZE(ns); ni++) {
+			u64 first = rnd() % 200;
+
+			memset(bm, 0, sizeof(bm));
+			for (u32 i = 0; i < ns[ni]; i++) {
+				bool set;
+
+				switch (density) {
+				case 0: set = false; break;
+				case 1: set = rnd() % 1000 == 0; break;
+				case 2: set = (i / 64) % 8 == 0; break; /* clustered */
+				case 3: set = rnd() % 2; break;
+				case 4: set = true; break;
+				default: set = rnd() % 20 == 0; break;
+				}
+				if (set)
+					proto_set_bit(bm, first + i);
+			}
+			bm_roundtrip(bm, first, ns[ni], NULL);
+		}
+	}
+	/* The cheapest encoding is chosen. */
+	memset(bm, 0, sizeof(bm));
+	bm_roundtrip(bm, 0, 4096, &sz);
+	EXPECT(sz == 1);
+	proto_set_bit(bm, 100);
+	proto_set_bit(bm, 3000);
+	bm_roundtrip(bm, 0, 4096, &sz);
+	EXPECT(sz <= 6); /* tag, count, two deltas */
+	memset(bm, 0, sizeof(bm));
+	for (u32 i = 1024; i < 2048; i++)
+		proto_set_bit(bm, i);
+	bm_roundtrip(bm, 0, 4096, &sz);
+	EXPECT(sz <= 6); /* tag, count, two runs */
+	for (u32 i = 0; i < 4096; i++)
+		if (rnd() % 2)
+			proto_set_bit(bm, i);
+	bm_roundtrip(bm, 0, 4096, &sz);
+	EXPECT(sz == 1 + 512);
+
+	/* No room: refused, buffer untouched. */
+	{
+		u8 buf[8];
+		struct proto_buf b;
+
+		proto_wbuf_init(&b, buf, sizeof(buf));
+		EXPECT(!proto_bitmap_encode_block(&b, bm, 0, 4096));
+		EXPECT(b.len == 0 && !b.err);
+	}
+	/* Malformed blocks are refused. */
+	{
+		u64 out[64] = {0};
+		struct proto_buf b;
+		u8 raw_tail[] = {PROTO_BM_RAW, 0xff};        /* n = 4: bits 4..7 set */
+		u8 delta_far[] = {PROTO_BM_DELTAS, 1, 10};   /* page 10 of 8 */
+		u8 delta_zero[] = {PROTO_BM_DELTAS, 0};      /* "dirty" but none */
+		u8 runs_long[] = {PROTO_BM_RUNS, 2, 4, 5};   /* 9 pages of 8 */
+		u8 bad_tag[] = {9};
+
+		proto_rbuf_init(&b, raw_tail, sizeof(raw_tail));
+		EXPECT(proto_bitmap_decode_block(&b, out, 0, 4) < 0);
+		proto_rbuf_init(&b, delta_far, sizeof(delta_far));
+		EXPECT(proto_bitmap_decode_block(&b, out, 0, 8) < 0);
+		proto_rbuf_init(&b, delta_zero, sizeof(delta_zero));
+		EXPECT(proto_bitmap_decode_block(&b, out, 0, 8) < 0);
+		proto_rbuf_init(&b, runs_long, sizeof(runs_long));
+		EXPECT(proto_bitmap_decode_block(&b, out, 0, 8) < 0);
+		proto_rbuf_init(&b, bad_tag, sizeof(bad_tag));
+		EXPECT(proto_bitmap_decode_block(&b, out, 0, 8) < 0);
+	}
+}
+
+static void lz_check(const u8 *src, u32 len, u32 cap, u32 *wire_len)
+{
+	static struct proto_lz lz;
+	static u8 buf[PAGE_SIZE * 2], out[PAGE_SIZE];
+	struct proto_buf b;
+	u32 covered;
+	u64 olen = 0;
+
+	proto_wbuf_init(&b, buf, cap);
+	covered = proto_lz_compress(&lz, &b, src, len);
+	EXPECT(covered <= len && !b.err && b.len <= cap);
+	if (cap >= len + len / 128 + 8)
+		EXPECT(covered == len);
+	if (wire_len)
+		*wire_len = b.len;
+	proto_rbuf_init(&b, buf, b.len);
+	EXPECT(proto_tokens_decode(&b, out, &olen, sizeof(out)));
+	EXPECT(olen == covered && !memcmp(out, src, covered));
+}
+
+static void test_lz(void)
+{
+	static u8 page[PAGE_SIZE];
+	u32 wl;
+
+	for (int kind = 0; kind < 5; kind++) {
+		for (u32 i = 0; i < PAGE_SIZE; i++) {
+			switch (kind) {
+			case 0: page[i] = 0; break;
+			case 1: page[i] = (u8)rnd(); break;
+			case 2: page[i] = (u8)("the quick brown fox "[i % 20]); break;
+			case 3: page[i] = i % 700 < 300 ? 0x11 : (u8)rnd(); break;
+			default: page[i] = (u8)(i / 16); break;
+			}
+		}
+		for (u32 cap = 2; cap < PAGE_SIZE + 200; cap = cap * 3 / 2 + 1)
+			lz_check(page, PAGE_SIZE, cap, NULL);
+		lz_check(page, 1 + rnd() % PAGE_SIZE, PAGE_SIZE * 2, NULL);
+		lz_check(page, PAGE_SIZE, PAGE_SIZE * 2, &wl);
+		if (kind == 0)
+			EXPECT(wl <= 4);
+		if (kind == 2)
+			EXPECT(wl < PAGE_SIZE / 10);
+		if (kind == 1)
+			EXPECT(wl <= PAGE_SIZE + PAGE_SIZE / 128 + 2);
+	}
+	/* Malformed token streams. */
+	{
+		u8 out[64];
+		u64 ol = 0;
+		struct proto_buf b;
+		u8 far[] = {0x00, 'a', PROTO_TOK_MATCH, 5}; /* distance 5 > 1 decoded */
+		u8 big[] = {PROTO_TOK_ZERO, 0x80, 0x01};    /* 128 zeros into 64 */
+		u8 bad[] = {0xc7};
+
+		proto_rbuf_init(&b, far, sizeof(far));
+		EXPECT(!proto_tokens_decode(&b, out, &ol, sizeof(out)));
+		ol = 0;
+		proto_rbuf_init(&b, big, sizeof(big));
+		EXPECT(!proto_tokens_decode(&b, out, &ol, sizeof(out)));
+		ol = 0;
+		proto_rbuf_init(&b, bad, sizeof(bad));
+		EXPECT(!proto_tokens_decode(&b, out, &ol, sizeof(out)));
+	}
+}
+
+/* --- dispatcher through an in-memory 16550 ------------------------------------------ */
+
+static struct {
+	u8 fifo[16];
+	u32 head, count;
+	bool overrun, line_error_next;
+	u64 overflows;
+	u8 tx[1 << 20];
+	u32 tx_len;
+	u32 tx_room;
+} uart;
+
+static int t_rx(void *ctx)
+{
+	u8 b;
+
+	(void)ctx;
+	if (uart.line_error_next) {
+		uart.line_error_next = false;
+		return MGMT_RX_LINE_ERROR;
+	}
+	if (!uart.count)
+		return MGMT_RX_NONE;
+	b = uart.fifo[uart.head];
+	uart.head = (uart.head + 1) % 16;
+	uart.count--;
+	return b;
+}
+
+static u32 t_room(void *ctx)
+{
+	(void)ctx;
+	return uart.tx_room;
+}
+
+static void t_tx(void *ctx, const u8 *p, u32 n)
+{
+	(void)ctx;
+	if (uart.tx_len + n <= sizeof(uart.tx)) {
+		memcpy(uart.tx + uart.tx_len, p, n);
+		uart.tx_len += n;
+	}
+}
+
+static const struct mgmt_transport t_transport = {t_rx, t_room, t_tx};
+
+static struct fake_vm vm;
+static struct mgmt m;
+static void *m_mem;
+static struct proto_rx host_rx;
+static u8 host_rxbuf[PROTO_MAX_FRAME + 8];
+static u16 next_id = 100;
+static u32 credits_seen, naks_seen, last_nak_err;
+
+static bool uart_put(u8 b)
+{
+	if (uart.count == 16) {
+		uart.overflows++;
+		return false;
+	}
+	uart.fifo[(uart.head + uart.count++) % 16] = b;
+	return true;
+}
+
+static void dispatcher_setup(void)
+{
+	fake_vm_init(&vm, 8);
+	fake_vm_fill(&vm, 99);
+	memset(&uart, 0, sizeof(uart));
+	proto_rx_init(&host_rx, host_rxbuf, sizeof(host_rxbuf));
+	uart.tx_room = 16;
+	if (!m_mem)
+		m_mem = malloc(MGMT_MEM_SIZE);
+	EXPECT(mgmt_init(&m, m_mem, MGMT_MEM_SIZE, &fake_backend, &vm, &t_transport, NULL) == 0);
+	EXPECT(mgmt_init(&m, m_mem, 100, &fake_backend, &vm, &t_transport, NULL) ==
+	       -PROTO_E_INTERNAL);
+	EXPECT(mgmt_init(&m, m_mem, MGMT_MEM_SIZE, &fake_backend, &vm, &t_transport, NULL) == 0);
+	proto_rx_init(&host_rx, host_rxbuf, sizeof(host_rxbuf));
+}
+
+static void dispatcher_teardown(void) { fake_vm_free(&vm); }
+
+/*
+ * Sends a wire frame the way ptctl does: never more than 16 bytes unread by
+ * the hypervisor, counting CREDITs; then polls until the reply with this id.
+ * Returns the reply payload length, or -1 (none), or -2 - error code.
+ */
+static u8 rep[PROTO_MAX_PAYLOAD];
+static int transact_wire(const u8 *w, u32 wl, u16 id, u8 cmd)
+{
+	static u32 rpos;
+	u32 sent = 0, acked = 0;
+
+	/* Bytes sent before this request (NAKs) are read first; then start over. */
+	if (rpos > uart.tx_len)
+		rpos = 0;
+	for (int polls = 0; polls < 100000; polls++) {
+		while (sent < wl && sent < acked + PROTO_WINDOW) {
+			EXPECT(uart_put(w[sent]));
+			sent++;
+		}
+		mgmt_poll(&m);
+		for (; rpos < uart.tx_len; rpos++) {
+			struct proto_hdr h;
+			const u8 *p;
+			u32 pl;
+
+			if (proto_rx_byte(&host_rx, uart.tx[rpos]) != PROTO_RX_GOOD)
+				continue;
+			proto_rx_frame(&host_rx, &h, &p, &pl);
+			if (h.cmd == PROTO_CMD_CREDIT) {
+				struct proto_buf b;
+
+				proto_rbuf_init(&b, p, pl);
+				if (h.id == id) {
+					acked = 1 + (u32)proto_get_varint(&b);
+					credits_seen++;
+				}
+				continue;
+			}
+			if (h.cmd == PROTO_CMD_NAK) {
+				naks_seen++;
+				last_nak_err = pl ? p[0] : 0;
+				continue;
+			}
+			if (h.id != id || h.cmd != cmd)
+				continue;
+			rpos++;
+			if (rpos == uart.tx_len)
+				uart.tx_len = rpos = 0;
+			if (h.flags & PROTO_F_ERROR)
+				return -2 - p[0];
+			memcpy(rep, p, pl);
+			return (int)pl;
+		}
+	}
+	return -1;
+}
+
+static int transact(u8 cmd, const u8 *req, u32 len)
+{
+	static u8 w[PROTO_MAX_REQ_WIRE];
+	struct proto_hdr h = {PROTO_VERSION, 0, ++next_id, cmd};
+	u32 wl = proto_frame_encode(w, sizeof(w), &h, req, len);
+
+	return transact_wire(w, wl, h.id, cmd);
+}
+
+#define REQ(...)                                                                                   \
+	({                                                                                         \
+		u64 _v[] = {__VA_ARGS__};                                                          \
+		static u8 _q[64];                                                                  \
+		struct proto_buf _b;                                                               \
+		proto_wbuf_init(&_b, _q, sizeof(_q));                                              \
+		for (size_t _i = 0; _i < ARRAY_SIZE(_v); _i++)                                     \
+			proto_put_varint(&_b, _v[_i]);                                             \
+		_b;                                                                                \
+	})
+
+static int tx_req(u8 cmd, struct proto_buf b) { return transact(cmd, b.p, b.len); }
+
+static void test_mgmt_basic(void)
+{
+	struct proto_buf b;
+	char s[64];
+	int n;
+
+	dispatcher_setup();
+	n = tx_req(PROTO_CMD_HELLO, REQ(PROTO_CAPS_ALL, PROTO_MAX_PAYLOAD));
+	EXPECT(n > 0);
+	proto_rbuf_init(&b, rep, n > 0 ? (u32)n : 0);
+	EXPECT(proto_get_varint(&b) == PROTO_VERSION);
+	EXPECT(proto_get_varint(&b) == PROTO_VERSION);
+	EXPECT(proto_get_varint(&b) & PROTO_CAP_CREDIT);
+	EXPECT(proto_get_varint(&b) == PROTO_MAX_REQ_PAYLOAD);
+	EXPECT(proto_get_varint(&b) == PROTO_MAX_PAYLOAD);
+	EXPECT(proto_get_varint(&b) == PROTO_WINDOW);
+	proto_get_str(&b, s, sizeof(s));
+	EXPECT(proto_rbuf_done(&b) && !strcmp(s, "PageTrail"));
+	/* A host that cannot take a page-sized reply is refused. */
+	EXPECT(tx_req(PROTO_CMD_HELLO, REQ(0, 100)) == -2 - PROTO_E_BAD_REQUEST);
+
+	n = transact(PROTO_CMD_INFO, NULL, 0);
+	EXPECT(n > 0);
+	proto_rbuf_init(&b, rep, n > 0 ? (u32)n : 0);
+	proto_get_str(&b, s, sizeof(s));
+	EXPECT(!strcmp(s, "svm"));
+	proto_get_str(&b, s, sizeof(s));
+	EXPECT(proto_get_varint(&b) == 2);
+	EXPECT(proto_get_varint(&b) == vm.dirty_modes);
+	EXPECT(proto_get_varint(&b) == (8ull << 20) + (4ull << 20));
+	EXPECT(proto_get_u8(&b) == 0);
+	EXPECT(proto_get_varint(&b) == 3);
+	EXPECT(proto_rbuf_done(&b));
+
+	n = tx_req(PROTO_CMD_SLOTS, REQ(0));
+	EXPECT(n > 0);
+	proto_rbuf_init(&b, rep, n > 0 ? (u32)n : 0);
+	EXPECT(proto_get_u8(&b) == 0 && proto_get_u8(&b) == 3);
+	EXPECT(proto_get_varint(&b) == 0 && proto_get_varint(&b) == 0);
+	EXPECT(proto_get_varint(&b) == 8ull << 20);
+	EXPECT(proto_get_u8(&b) == PROTO_SLOT_RAM && proto_get_u8(&b) == PROTO_DIRTY_OFF);
+	EXPECT(proto_get_varint(&b) == 1 && proto_get_varint(&b) == 0x100000000ull);
+
+	/* Typed errors. */
+	EXPECT(transact(0x5e, NULL, 0) == -2 - PROTO_E_UNKNOWN_CMD);
+	EXPECT(tx_req(PROTO_CMD_INFO, REQ(1)) == -2 - PROTO_E_BAD_REQUEST); /* trailing byte */
+	EXPECT(tx_req(PROTO_CMD_REGS, REQ(2)) == -2 - PROTO_E_NO_VCPU);
+	EXPECT(tx_req(PROTO_CMD_REGS, REQ(1)) == 8 * PROTO_REG_NR + 2);
+	EXPECT(transact(PROTO_CMD_PAUSE, NULL, 0) == 0 && vm.paused);
+	EXPECT(transact(PROTO_CMD_RESUME, NULL, 0) == 0 && !vm.paused);
+	{
+		/* Another version: answered with E_VERSION in our version's header. */
+		static u8 w[64];
+		struct proto_hdr h = {PROTO_VERSION + 1, 0, ++next_id, PROTO_CMD_INFO};
+		u32 wl = proto_frame_encode(w, sizeof(w), &h, NULL, 0);
+
+		EXPECT(transact_wire(w, wl, h.id, PROTO_CMD_INFO) == -2 - PROTO_E_VERSION);
+		EXPECT(m.c.bad_version == 1);
+	}
+	/* Stats: own counters first, then the backend's, paged. */
+	n = tx_req(PROTO_CMD_STATS, REQ(0));
+	EXPECT(n > 0 && rep[0] == 0);
+	proto_rbuf_init(&b, rep + 1, n > 1 ? (u32)n - 1 : 0);
+	proto_get_str(&b, s, sizeof(s));
+	EXPECT(!strcmp(s, "proto.rx_bytes"));
+	/* Log: offsets. */
+	n = tx_req(PROTO_CMD_LOG, REQ(0, 100));
+	EXPECT(n > 3);
+	proto_rbuf_init(&b, rep, n > 0 ? (u32)n : 0);
+	EXPECT(proto_get_varint(&b) == 0);
+	EXPECT(proto_get_varint(&b) == vm.log_end);
+	EXPECT(proto_get_varint(&b) == 0);
+	EXPECT(proto_rbuf_left(&b) == vm.log_end && !memcmp(rep + 3, vm.log, vm.log_end));
+	EXPECT(uart.overflows == 0);
+	dispatcher_teardown();
+}
+
+static u64 snap(u32 slot, bool clear, u64 *ndirty)
+{
+	struct proto_buf q, b;
+	u8 qq[16];
+	u64 gen;
+	int n;
+
+	proto_wbuf_init(&q, qq, sizeof(qq));
+	proto_put_varint(&q, slot);
+	proto_put_u8(&q, clear ? PROTO_SNAP_CLEAR : 0);
+	n = tx_req(PROTO_CMD_DIRTY_SNAP, q);
+	EXPECT(n > 0);
+	proto_rbuf_init(&b, rep, n > 0 ? (u32)n : 0);
+	gen = proto_get_varint(&b);
+	proto_get_varint(&b);
+	*ndirty = proto_get_varint(&b);
+	return gen;
+}
+
+/* Reads a snapshot whole through DIRTY_READ into bm; returns dirty pages or -1. */
+static s64 read_snapshot(u32 slot, u64 gen, u64 npages, u64 *bm)
+{
+	u64 pos = 0;
+	s64 total = 0;
+
+	while (pos < npages) {
+		struct proto_buf b;
+		int n = tx_req(PROTO_CMD_DIRTY_READ, REQ(slot, gen, pos));
+
+		if (n <= 0)
+			return n < -1 ? n : -1;
+		proto_rbuf_init(&b, rep, (u32)n);
+		if (proto_get_varint(&b) != pos)
+			return -1;
+		while (proto_rbuf_left(&b)) {
+			u32 cnt = npages - pos < PROTO_BITMAP_BLOCK ? (u32)(npages - pos)
+								   : PROTO_BITMAP_BLOCK;
+			s64 k = proto_bitmap_decode_block(&b, bm, pos, cnt);
+
+			if (k < 0)
+				return -1;
+			total += k;
+			pos += cnt;
+		}
+	}
+	return total;
+}
+
+static void test_mgmt_dirty(void)
+{
+	struct fake_slot *s0;
+	static u64 got[(8 << 20) / PAGE_SIZE / 64], want[(8 << 20) / PAGE_SIZE / 64];
+	u64 npages, nd, gen, gen2;
+	u8 q[8];
+	struct proto_buf b;
+
+	dispatcher_setup();
+	s0 = &vm.slots[0];
+	npages = s0->npages;
+	/* Not logging yet: no snapshot. */
+	EXPECT(tx_req(PROTO_CMD_DIRTY_SNAP, REQ(0, 0)) == -2 - PROTO_E_STATE);
+	/* Unknown mode, unknown slot, mode the CPU lacks. */
+	proto_wbuf_init(&b, q, sizeof(q));
+	proto_put_u8(&b, 0);
+	proto_put_varint(&b, 0);
+	proto_put_u8(&b, 9);
+	EXPECT(tx_req(PROTO_CMD_DIRTY_START, b) == -2 - PROTO_E_BAD_REQUEST);
+	q[2] = PROTO_DIRTY_PML;
+	EXPECT(tx_req(PROTO_CMD_DIRTY_START, b) == -2 - PROTO_E_UNSUPPORTED);
+	q[1] = 5;
+	q[2] = PROTO_DIRTY_WP;
+	EXPECT(tx_req(PROTO_CMD_DIRTY_START, b) == -2 - PROTO_E_NO_SLOT);
+	/* --all: the two RAM slots, not the MMIO one. */
+	q[0] = PROTO_START_ALL;
+	q[1] = 0;
+	EXPECT(tx_req(PROTO_CMD_DIRTY_START, b) == 1 && rep[0] == 2);
+	EXPECT(vm.slots[2].s.dirty_mode == PROTO_DIRTY_OFF);
+
+	for (int i = 0; i < 300; i++) {
+		u64 p = rnd() % npages;
+
+		fake_vm_touch(&vm, 0, p);
+		proto_set_bit(want, p);
+	}
+	gen = snap(0, true, &nd);
+	memset(got, 0, sizeof(got));
+	EXPECT(read_snapshot(0, gen, npages, got) == (s64)nd);
+	EXPECT(!memcmp(got, want, sizeof(got)));
+
+	/*
+	 * The reader dies before DIRTY_DONE; new writes come; the next snapshot
+	 * still holds the first pages too (nothing lost).
+	 */
+	fake_vm_touch(&vm, 0, 5);
+	proto_set_bit(want, 5);
+	gen2 = snap(0, true, &nd);
+	EXPECT(gen2 != gen);
+	memset(got, 0, sizeof(got));
+	EXPECT(read_snapshot(0, gen2, npages, got) == (s64)nd);
+	EXPECT(!memcmp(got, want, sizeof(got)));
+	/* The old generation is stale now. */
+	EXPECT(tx_req(PROTO_CMD_DIRTY_READ, REQ(0, gen, 0)) == -2 - PROTO_E_STALE);
+	EXPECT(tx_req(PROTO_CMD_DIRTY_DONE, REQ(0, gen)) == -2 - PROTO_E_STALE);
+	EXPECT(tx_req(PROTO_CMD_DIRTY_READ, REQ(0, gen2, npages)) == -2 - PROTO_E_RANGE);
+	/* DONE empties the snapshot; the log itself was cleared by the harvest. */
+	EXPECT(tx_req(PROTO_CMD_DIRTY_DONE, REQ(0, gen2)) == 0);
+	gen = snap(0, true, &nd);
+	EXPECT(nd == 0);
+	EXPECT(tx_req(PROTO_CMD_DIRTY_DONE, REQ(0, gen)) == 0);
+
+	/*
+	 * Get, then clear a range: only pages the snapshot reported are re-armed;
+	 * a page first written after the snapshot keeps its logged bit.
+	 */
+	fake_vm_touch(&vm, 0, 100);
+	fake_vm_touch(&vm, 0, 101);
+	fake_vm_touch(&vm, 0, 300);
+	gen = snap(0, false, &nd);
+	EXPECT(nd == 3);
+	fake_vm_touch(&vm, 0, 102); /* after the snapshot */
+	EXPECT(tx_req(PROTO_CMD_DIRTY_CLEAR, REQ(0, 99, 5)) == 1 && rep[0] == 2);
+	EXPECT(!proto_test_bit(s0->live, 100) && !proto_test_bit(s0->live, 101));
+	EXPECT(proto_test_bit(s0->live, 102) && proto_test_bit(s0->live, 300));
+	EXPECT(!proto_test_bit(s0->snap, 100) && proto_test_bit(s0->snap, 300));
+	EXPECT(tx_req(PROTO_CMD_DIRTY_CLEAR, REQ(0, npages - 1, 2)) == -2 - PROTO_E_RANGE);
+	EXPECT(tx_req(PROTO_CMD_DIRTY_CLEAR, REQ(0, 0, 0)) == -2 - PROTO_E_RANGE);
+	/* A range ending at the slot end, unaligned start. */
+	fake_vm_touch(&vm, 0, npages - 1);
+	gen = snap(0, false, &nd);
+	EXPECT(tx_req(PROTO_CMD_DIRTY_CLEAR, REQ(0, 3, npages - 3)) == 1);
+	EXPECT(!proto_test_bit(s0->live, npages - 1) && !proto_test_bit(s0->live, 300));
+
+	/* A repeated request (lost reply) is answered from the cache, not run again. */
+	{
+		static u8 w[64];
+		u8 body[] = {0, PROTO_SNAP_CLEAR};
+		struct proto_hdr h = {PROTO_VERSION, 0, ++next_id, PROTO_CMD_DIRTY_SNAP};
+		u32 wl = proto_frame_encode(w, sizeof(w), &h, body, sizeof(body));
+		u64 harvests = vm.harvests;
+		int n1, n2;
+		u8 first[64];
+
+		fake_vm_touch(&vm, 0, 7);
+		n1 = transact_wire(w, wl, h.id, PROTO_CMD_DIRTY_SNAP);
+		EXPECT(n1 > 0);
+		memcpy(first, rep, n1 > 0 ? (size_t)n1 : 0);
+		fake_vm_touch(&vm, 0, 8);
+		n2 = transact_wire(w, wl, h.id, PROTO_CMD_DIRTY_SNAP);
+		EXPECT(n2 == n1 && !memcmp(first, rep, n1 > 0 ? (size_t)n1 : 0));
+		EXPECT(vm.harvests == harvests + 1 && m.c.dup_requests == 1);
+		EXPECT(proto_test_bit(s0->live, 8)); /* still logged for the next harvest */
+	}
+	/* Stop. */
+	proto_wbuf_init(&b, q, sizeof(q));
+	proto_put_u8(&b, 0);
+	proto_put_varint(&b, 1);
+	EXPECT(tx_req(PROTO_CMD_DIRTY_STOP, b) == 1 && vm.slots[1].s.dirty_mode == PROTO_DIRTY_OFF);
+	EXPECT(uart.overflows == 0);
+	dispatcher_teardown();
+}
+
+static void test_mgmt_mem(void)
+{
+	static u8 out[(8 << 20) + PAGE_SIZE];
+	u64 gpa = 0x100000000ull + 123, len = (4 << 20) - 123 - 77, done = 0;
+	struct fake_slot *s1;
+	u32 frames = 0;
+
+	dispatcher_setup();
+	s1 = &vm.slots[1];
+	/* An all-zero megabyte: zero pages elided into one token. */
+	memset(s1->mem + (1 << 20), 0, 1 << 20);
+	while (done < len) {
+		struct proto_buf b, q;
+		u8 qq[32];
+		u64 olen = 0;
+		int n;
+
+		proto_wbuf_init(&q, qq, sizeof(qq));
+		proto_put_varint(&q, gpa + done);
+		proto_put_varint(&q, len - done);
+		proto_put_u8(&q, frames % 2 ? PROTO_MEM_LZ : 0);
+		n = tx_req(PROTO_CMD_MEM_READ, q);
+		EXPECT(n > 0);
+		if (n <= 0)
+			break;
+		proto_rbuf_init(&b, rep, (u32)n);
+		EXPECT(proto_get_varint(&b) == gpa + done);
+		if (proto_get_u8(&b) == PROTO_MEM_RAW) {
+			olen = proto_rbuf_left(&b);
+			memcpy(out + done, proto_get_bytes(&b, (u32)olen), olen);
+		} else {
+			EXPECT(proto_tokens_decode(&b, out + done, &olen, len - done));
+		}
+		EXPECT(olen > 0);
+		done += olen;
+		frames++;
+	}
+	EXPECT(done == len && !memcmp(out, s1->mem + 123, len));
+	EXPECT(credits_seen > 0); /* MEM_READ at 4 GiB does not fit the 16-byte window */
+	/* MMIO: typed error. A hole too. */
+	EXPECT(tx_req(PROTO_CMD_MEM_READ, REQ(0xfe000000, 16, 0)) == -2 - PROTO_E_FAULT);
+	EXPECT(tx_req(PROTO_CMD_MEM_READ, REQ(0x80000000, 16, 1)) == -2 - PROTO_E_FAULT);
+	EXPECT(tx_req(PROTO_CMD_MEM_READ, REQ(0, 0, 1)) == -2 - PROTO_E_RANGE);
+	/* The zero megabyte in one small reply. */
+	{
+		int n = tx_req(PROTO_CMD_MEM_READ, REQ(0x100000000ull + (1 << 20), 1 << 20, 1));
+
+		EXPECT(n > 0 && n < 16);
+	}
+	EXPECT(uart.overflows == 0);
+	dispatcher_teardown();
+}
+
+static void test_mgmt_abuse(void)
+{
+	static u8 g[100000];
+	u32 naks0;
+	int n;
+
+	dispatcher_setup();
+	/* Bad CRC: NAK, then the next request works. */
+	{
+		static u8 w[64];
+		struct proto_hdr h = {PROTO_VERSION, 0, ++next_id, PROTO_CMD_INFO};
+		u32 wl = proto_frame_encode(w, sizeof(w), &h, payload, 8);
+
+		w[wl - 8] = w[wl - 8] == 0x33 ? 0x34 : 0x33; /* payload or CRC, never a code byte */
+		naks0 = naks_seen;
+		for (u32 i = 0; i < wl; i++) {
+			if (uart.count == 16)
+				mgmt_poll(&m);
+			uart_put(w[i]);
+		}
+		for (int i = 0; i < 10; i++)
+			mgmt_poll(&m);
+		EXPECT(m.c.bad_crc == 1);
+		EXPECT(transact(PROTO_CMD_INFO, NULL, 0) > 0);
+		EXPECT(naks_seen == naks0 + 1 && last_nak_err == PROTO_E_BAD_CRC);
+	}
+	/* A line error (overrun) inside a frame drops the frame, with a NAK. */
+	{
+		static u8 w[64];
+		struct proto_hdr h = {PROTO_VERSION, 0, ++next_id, PROTO_CMD_INFO};
+		u32 wl = proto_frame_encode(w, sizeof(w), &h, NULL, 0);
+
+		for (u32 i = 0; i < 5; i++)
+			uart_put(w[i]);
+		mgmt_poll(&m);
+		uart.line_error_next = true;
+		for (u32 i = 5; i < wl; i++) {
+			if (uart.count == 16)
+				mgmt_poll(&m);
+			uart_put(w[i]);
+		}
+		for (int i = 0; i < 10; i++)
+			mgmt_poll(&m);
+		EXPECT(m.c.line_errors == 1 && m.c.framing == 1);
+		EXPECT(transact(PROTO_CMD_INFO, NULL, 0) > 0);
+	}
+	/* Oversize request: dropped with TOO_BIG. */
+	{
+		static u8 w[PROTO_MAX_WIRE];
+		struct proto_hdr h = {PROTO_VERSION, 0, ++next_id, PROTO_CMD_INFO};
+		u32 wl = proto_frame_encode(w, sizeof(w), &h, payload, 1000);
+
+		for (u32 i = 0; i < wl; i++) {
+			if (uart.count == 16)
+				mgmt_poll(&m);
+			uart_put(w[i]);
+		}
+		for (int i = 0; i < 10; i++)
+			mgmt_poll(&m);
+		EXPECT(m.c.too_big == 1);
+		EXPECT(transact(PROTO_CMD_INFO, NULL, 0) > 0);
+	}
+	/* A flood of random bytes, fed as fast as the FIFO takes them. */
+	for (size_t i = 0; i < sizeof(g); i++)
+		g[i] = (u8)rnd();
+	for (size_t i = 0; i < sizeof(g); i++) {
+		if (uart.count == 16)
+			mgmt_poll(&m);
+		uart_put(g[i]);
+	}
+	for (int i = 0; i < 100; i++)
+		mgmt_poll(&m);
+	n = transact(PROTO_CMD_INFO, NULL, 0);
+	EXPECT(n > 0);
+	EXPECT(m.c.naks_sent + m.c.naks_dropped > 100);
+
+	/* The transmitter is busy: a complete request waits, and no byte is read past it. */
+	uart.tx_room = 0;
+	{
+		static u8 w[64];
+		struct proto_hdr h = {PROTO_VERSION, 0, ++next_id, PROTO_CMD_INFO};
+		u32 wl = proto_frame_encode(w, sizeof(w), &h, NULL, 0);
+		u64 ok0 = m.c.frames_ok;
+
+		m.tx_pos = 0; /* pretend the last reply is still going out */
+		for (u32 i = 0; i < wl; i++)
+			uart_put(w[i]);
+		uart_put(0xaa);
+		mgmt_poll(&m);
+		EXPECT(m.rx_held && uart.count == 1 && m.c.frames_ok == ok0);
+		EXPECT(mgmt_wants_poll(&m));
+		uart.tx_room = 16;
+		for (int i = 0; i < 200; i++)
+			mgmt_poll(&m);
+		EXPECT(!m.rx_held && m.c.frames_ok == ok0 + 1);
+		uart_put(0);
+		mgmt_poll(&m);
+	}
+	EXPECT(transact(PROTO_CMD_INFO, NULL, 0) > 0);
+	EXPECT(!mgmt_wants_poll(&m));
+	dispatcher_teardown();
+}
+
+int main(void)
+{
+	memset(payload, 0x33, sizeof(payload));
+	run("proto.crc32c", test_crc);
+	run("proto.varint", test_varint);
+	run("proto.frame_roundtrip", test_frames);
+	run("proto.decoder_resync_and_errors", test_decoder);
+	run("proto.bitmap_blocks", test_bitmap);
+	run("proto.mem_tokens", test_lz);
+	run("mgmt.hello_info_slots_errors", test_mgmt_basic);
+	run("mgmt.dirty_snapshot_read_clear", test_mgmt_dirty);
+	run("mgmt.mem_read_window_credit", test_mgmt_mem);
+	run("mgmt.abuse_then_recover", test_mgmt_abuse);
+	free(m_mem);
+	return fails ? 1 : 0;
+}
