@@ -146,6 +146,14 @@ static void svm_sync_ctrl(struct vcpu *v)
 	v->ctrl.efer = g->efer & ~EFER_SVME;
 	v->ctrl.cs_base = g->cs.base;
 	v->ctrl.cs_sel = g->cs.selector;
+	v->ctrl.ss_sel = g->ss.selector;
+	v->ctrl.ds_sel = g->ds.selector;
+	v->ctrl.es_sel = g->es.selector;
+	/* FS, GS and their bases are never switched (svm_entry.S): read them live. */
+	v->ctrl.fs_sel = x86_read_fs();
+	v->ctrl.gs_sel = x86_read_gs();
+	v->ctrl.fs_base = x86_rdmsr(MSR_FS_BASE);
+	v->ctrl.gs_base = x86_rdmsr(MSR_GS_BASE);
 	v->ctrl.cs_long = g->cs.attrib & BIT_ULL(9);
 	v->ctrl.cs_db = g->cs.attrib & BIT_ULL(10);
 	v->ctrl.cpl = g->cpl;
@@ -162,6 +170,8 @@ static const char *svm_exit_name(u64 code)
 		return "SMI";
 	case SVM_EXIT_INIT:
 		return "INIT";
+	case SVM_EXIT_VINTR:
+		return "VINTR";
 	case SVM_EXIT_CPUID:
 		return "CPUID";
 	case SVM_EXIT_HLT:
@@ -250,9 +260,69 @@ static void svm_decode_exit(struct vcpu *v, struct hv_exit *e)
 	case SVM_EXIT_INVALID_32:
 		e->reason = HV_EXIT_ENTRY_FAILED;
 		return;
+	case SVM_EXIT_INTR:
+		if (c->intercept_misc3 & SVM_INTERCEPT_INTR) {
+			e->reason = HV_EXIT_INTR;
+			return;
+		}
+		break;
+	case SVM_EXIT_VINTR:
+		if (c->intercept_misc3 & SVM_INTERCEPT_VINTR) {
+			e->reason = HV_EXIT_VINTR;
+			return;
+		}
+		break;
 	}
 	/* Not one we asked for: the core reports it and stops the guest. */
 	e->reason = HV_EXIT_UNKNOWN;
+}
+
+/*
+ * Exits on demand without taking interrupts in the host (GIF stays 0):
+ * intercept INTR; on that exit, stop intercepting it so the interrupt is
+ * delivered to the guest at the next VMRUN, and request a virtual interrupt
+ * (V_IRQ, TPR ignored) with VINTR intercepted, which exits as soon as the
+ * guest can take interrupts again, i.e. after its handler returned. Then
+ * INTR is intercepted again. APM 15.21 "Interrupt and LINT Virtualization".
+ */
+static void svm_arm_poll_exits(struct svm_vcpu *s)
+{
+	struct vmcb_control *c = &s->vmcb->control;
+
+	c->intercept_misc3 &= ~(SVM_INTERCEPT_INTR | SVM_INTERCEPT_VINTR);
+	c->vintr &= ~(SVM_VINTR_V_IRQ | SVM_VINTR_V_IGN_TPR);
+	if (s->intr_window) {
+		c->intercept_misc3 |= SVM_INTERCEPT_VINTR;
+		c->vintr |= SVM_VINTR_V_IRQ | SVM_VINTR_V_IGN_TPR;
+	} else if (s->want_poll_exits) {
+		c->intercept_misc3 |= SVM_INTERCEPT_INTR;
+	}
+}
+
+static void svm_want_poll_exits(struct vcpu *v, bool want)
+{
+	to_svm(v)->want_poll_exits = want;
+}
+
+/*
+ * EXITINTINFO as EVENTINJ. QEMU TCG (7.2, seg_helper.c do_interrupt_all)
+ * records every event that is not INT n as type 3 "exception", external
+ * interrupts (vector >= 32) and NMI (vector 2) included, and its VMRUN then
+ * refuses type 3 with those vectors (VMEXIT_INVALID; APM 15.20 "Event
+ * Injection" makes them invalid too). Give them their real type; on
+ * hardware, which reports the right type, this changes nothing.
+ */
+static u64 svm_reinjectable(u64 info)
+{
+	u64 vec = info & SVM_EVTINJ_VEC_MASK;
+
+	if ((info & SVM_EVTINJ_TYPE_MASK) != SVM_EVTINJ_TYPE_EXCEPTION)
+		return info;
+	if (vec >= X86_VEC_COUNT)
+		return (info & ~(SVM_EVTINJ_TYPE_MASK | SVM_EVTINJ_EV)) | SVM_EVTINJ_TYPE_INTR;
+	if (vec == X86_VEC_NMI)
+		return (info & ~(SVM_EVTINJ_TYPE_MASK | SVM_EVTINJ_EV)) | SVM_EVTINJ_TYPE_NMI;
+	return info;
 }
 
 static void svm_run(struct vcpu *v, struct hv_exit *e)
@@ -267,6 +337,7 @@ static void svm_run(struct vcpu *v, struct hv_exit *e)
 	vmcb->control.tlb_control = s->tlb_flush_pending ? SVM_TLB_CONTROL_FLUSH_ALL_ASIDS
 							 : SVM_TLB_CONTROL_DO_NOTHING;
 	s->tlb_flush_pending = false;
+	svm_arm_poll_exits(s);
 	/* TCG has no clean bits; 0 is also always correct on hardware. */
 	vmcb->control.vmcb_clean = 0;
 
@@ -276,6 +347,20 @@ static void svm_run(struct vcpu *v, struct hv_exit *e)
 	v->gprs.r[HV_GPR_RSP] = vmcb->save.rsp;
 	v->rip = vmcb->save.rip;
 	v->rflags = vmcb->save.rflags;
+	if ((u32)vmcb->control.exit_code == SVM_EXIT_INVALID_32)
+		hv_log("svm: VMRUN refused the VMCB: event_inj=0x%lx vintr=0x%lx "
+		       "intercepts=0x%x/0x%x cr3=0x%lx n_cr3=0x%lx rflags=0x%lx",
+		       vmcb->control.event_inj, vmcb->control.vintr,
+		       vmcb->control.intercept_misc3, vmcb->control.intercept_misc4,
+		       vmcb->save.cr3, vmcb->control.n_cr3, vmcb->save.rflags);
+	if ((u32)vmcb->control.exit_code == SVM_EXIT_INVALID_32)
+		hv_log("svm: efer=0x%lx cr0=0x%lx cr4=0x%lx dr6=0x%lx dr7=0x%lx cs=0x%x/0x%x "
+		       "ss=0x%x/0x%x cpl=%u tlb_control=%u asid=%u exit_int_info=0x%lx",
+		       vmcb->save.efer, vmcb->save.cr0, vmcb->save.cr4, vmcb->save.dr6,
+		       vmcb->save.dr7, vmcb->save.cs.selector, vmcb->save.cs.attrib,
+		       vmcb->save.ss.selector, vmcb->save.ss.attrib, vmcb->save.cpl,
+		       vmcb->control.tlb_control, vmcb->control.guest_asid,
+		       vmcb->control.exit_int_info);
 	vmcb->control.event_inj = 0;
 	/*
 	 * APM 15.7.2 "Intercepts During IDT Interrupt Delivery": an exit taken
@@ -283,9 +368,13 @@ static void svm_run(struct vcpu *v, struct hv_exit *e)
 	 * it again so it is not lost.
 	 */
 	if (vmcb->control.exit_int_info & SVM_EVTINJ_VALID)
-		vmcb->control.event_inj = vmcb->control.exit_int_info;
+		vmcb->control.event_inj = svm_reinjectable(vmcb->control.exit_int_info);
 	svm_sync_ctrl(v);
 	svm_decode_exit(v, e);
+	if (e->reason == HV_EXIT_INTR)
+		s->intr_window = true;
+	else if (e->reason == HV_EXIT_VINTR)
+		s->intr_window = false;
 }
 
 static void svm_inject_exception(struct vcpu *v, u8 vector, bool has_error, u32 error)
@@ -331,6 +420,7 @@ static const struct vcpu_ops svm_vcpu_ops = {
 	.set_efer = svm_set_efer,
 	.flush_tlb = svm_flush_tlb,
 	.set_tdp_root = svm_set_tdp_root,
+	.want_poll_exits = svm_want_poll_exits,
 };
 
 static int svm_vcpu_create(struct vcpu *v, const struct hv_boot_info *bi)
@@ -356,7 +446,7 @@ static int svm_vcpu_create(struct vcpu *v, const struct hv_boot_info *bi)
 	svm_intercept_msr(s, MSR_VM_HSAVE_PA, true, true);
 
 	c = &s->vmcb->control;
-	c->intercept_misc3 = SVM_INTERCEPT_CPUID | SVM_INTERCEPT_INVLPGA |
+	c->intercept_misc3 = SVM_INTERCEPT_CPUID | SVM_INTERCEPT_HLT | SVM_INTERCEPT_INVLPGA |
 			     SVM_INTERCEPT_IOIO_PROT | SVM_INTERCEPT_MSR_PROT |
 			     SVM_INTERCEPT_SHUTDOWN;
 	/* APM 15.5.1: VMRUN must be intercepted, or VMRUN fails. */

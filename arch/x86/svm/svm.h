@@ -23,6 +23,9 @@ struct svm_vcpu {
 	u8 *iopm;
 	u8 *msrpm;
 	bool tlb_flush_pending;
+	bool want_poll_exits;
+	/* INTR exit seen: the interrupt goes to the guest, VINTR tells us it took it. */
+	bool intr_window;
 };
 
 /* x86 CPUID bits the backend needs (AMD APM Vol. 3, Appendix E). */

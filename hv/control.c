@@ -1,0 +1,518 @@
+/* SPDX-License-Identifier: MIT */
+#include "hv/control.h"
+
+#include "arch/x86/backend.h"
+#include "arch/x86/cpu.h"
+#include "drivers/uart16550.h"
+#include "hv/hv.h"
+#include "hv/log.h"
+#include "hv/mgmt.h"
+#include "hv/page_alloc.h"
+#include "hv/vm.h"
+#include "mmu/tdp_mmu.h"
+
+#include <pt/assert.h>
+
+#define UART_LSR_ERRORS 0x1e /* OE | PE | FE | BI */
+#define UART_FIFO_BYTES 16
+
+/* Per-slot dirty-logging state: bitmaps from the pool, kept across stop/start. */
+struct ctl_slot {
+	enum proto_dirty_mode mode;
+	u64 *log;      /* lent to mmu/ while logging */
+	u64 *scratch;  /* one harvest */
+	u64 *snapshot; /* mgmt.c's, zero at creation */
+};
+
+static struct {
+	struct mgmt mgmt;
+	bool up;
+	struct ctl_slot slots[HV_MAX_SLOTS];
+} ctl;
+
+/* ---- transport: the 16550 at COM2, polled ---- */
+
+static int tp_rx_byte(void *ctx)
+{
+	struct uart16550 *u = ctx;
+	u8 lsr = x86_inb((u16)(u->base + UART_LSR));
+
+	if (lsr & UART_LSR_ERRORS)
+		return MGMT_RX_LINE_ERROR; /* reading LSR cleared the error bits */
+	if (!(lsr & UART_LSR_DR))
+		return MGMT_RX_NONE;
+	return x86_inb((u16)(u->base + UART_RBR_THR));
+}
+
+static u32 tp_tx_room(void *ctx)
+{
+	struct uart16550 *u = ctx;
+
+	return (x86_inb((u16)(u->base + UART_LSR)) & UART_LSR_THRE) ? UART_FIFO_BYTES : 0;
+}
+
+static void tp_tx_bytes(void *ctx, const u8 *buf, u32 len)
+{
+	struct uart16550 *u = ctx;
+	u32 i;
+
+	for (i = 0; i < len; i++)
+		x86_outb((u16)(u->base + UART_RBR_THR), buf[i]);
+}
+
+static const struct mgmt_transport ctl_transport = {
+	.rx_byte = tp_rx_byte,
+	.tx_room = tp_tx_room,
+	.tx_bytes = tp_tx_bytes,
+};
+
+/* ---- backend ---- */
+
+static const struct hv_slot *ctl_slot_of(u32 id)
+{
+	return id < hv.vm->nr_slots ? &hv.vm->slots[id] : NULL;
+}
+
+static u64 slot_words(const struct hv_slot *s) { return tdp_dirty_bitmap_words(s->npages); }
+
+static u64 *bitmap_alloc(const struct hv_slot *s)
+{
+	return hv_pages_alloc_contig((slot_words(s) * sizeof(u64) + PAGE_SIZE - 1) / PAGE_SIZE);
+}
+
+static int be_info(void *ctx, struct mgmt_info *out)
+{
+	const char *why;
+
+	(void)ctx;
+	out->backend = x86_backend ? x86_backend->name : "?";
+	out->version = "pagetrail 0.1";
+	out->vcpus = 1;
+	out->dirty_modes = PROTO_DIRTY_MODE_BIT(PROTO_DIRTY_WP) |
+			   PROTO_DIRTY_MODE_BIT(PROTO_DIRTY_DBIT) |
+			   (arch_pml_supported(&why) ? PROTO_DIRTY_MODE_BIT(PROTO_DIRTY_PML) : 0);
+	out->mem_bytes = hv.vm->ram_pages * PAGE_SIZE;
+	out->paused = hv.vcpu->paused;
+	return 0;
+}
+
+static u8 proto_slot_type(enum hv_mem_type t)
+{
+	switch (t) {
+	case HV_MEM_RAM:
+		return PROTO_SLOT_RAM;
+	case HV_MEM_MMIO:
+		return PROTO_SLOT_MMIO;
+	case HV_MEM_ACPI:
+	case HV_MEM_RUNTIME:
+	case HV_MEM_RESERVED:
+	case HV_MEM_HIDDEN:
+	case HV_MEM_NR_TYPES:
+		break;
+	}
+	return PROTO_SLOT_RESERVED;
+}
+
+static int be_slot_get(void *ctx, u32 index, struct mgmt_slot *out)
+{
+	const struct hv_slot *s = ctl_slot_of(index);
+
+	(void)ctx;
+	if (!s)
+		return -PROTO_E_RANGE;
+	out->id = index;
+	out->gpa = gfn_to_gpa(s->base_gfn);
+	out->size = s->npages * PAGE_SIZE;
+	out->type = proto_slot_type(s->type);
+	out->dirty_mode = (u8)ctl.slots[index].mode;
+	return 0;
+}
+
+static void ctl_flush_if(bool flush)
+{
+	if (flush)
+		tdp_mmu_flush_remote_tlbs(hv.vm->mmu);
+}
+
+static int mmu_err_to_proto(int rc)
+{
+	switch (rc) {
+	case MMU_ENOMEM:
+		return -PROTO_E_BUSY;
+	case MMU_EINVAL:
+		return -PROTO_E_UNSUPPORTED;
+	case MMU_ENOENT:
+		return -PROTO_E_NO_SLOT;
+	}
+	return -PROTO_E_INTERNAL;
+}
+
+static int be_dirty_start(void *ctx, u32 id, enum proto_dirty_mode mode)
+{
+	const struct hv_slot *s = ctl_slot_of(id);
+	struct ctl_slot *cs = &ctl.slots[id];
+	enum tdp_dirty_mode tmode;
+	bool flush = false;
+	int rc;
+
+	(void)ctx;
+	if (!s)
+		return -PROTO_E_NO_SLOT;
+	if (!hv_dirty_logging_allowed()) {
+		/* Another CPU writes memory outside the nested page tables. */
+		hv_log("dirty logging refused: other CPUs run unvirtualized");
+		return -PROTO_E_STATE;
+	}
+	if (s->type == HV_MEM_MMIO)
+		return -PROTO_E_UNSUPPORTED; /* MMIO is mapped, never logged */
+	switch (mode) {
+	case PROTO_DIRTY_WP:
+		tmode = TDP_DIRTY_WP;
+		break;
+	case PROTO_DIRTY_DBIT:
+		tmode = TDP_DIRTY_DBIT;
+		break;
+	case PROTO_DIRTY_PML:
+	case PROTO_DIRTY_OFF:
+	default:
+		return -PROTO_E_UNSUPPORTED;
+	}
+	if (cs->mode != PROTO_DIRTY_OFF)
+		return -PROTO_E_STATE;
+	if (!cs->log)
+		cs->log = bitmap_alloc(s);
+	if (!cs->scratch)
+		cs->scratch = bitmap_alloc(s);
+	if (!cs->log || !cs->scratch)
+		return -PROTO_E_BUSY;
+	rc = tdp_mmu_enable_dirty_logging(hv.vm->mmu, (unsigned int)s->mmu_id, tmode,
+					  TDP_LOG_MANUAL_PROTECT, cs->log, &flush);
+	ctl_flush_if(flush);
+	if (rc)
+		return mmu_err_to_proto(rc);
+	cs->mode = mode;
+	hv_log("dirty logging on: slot %u (0x%lx, %lu pages) mode %d", id,
+	       gfn_to_gpa(s->base_gfn), s->npages, (int)mode);
+	return 0;
+}
+
+static int be_dirty_stop(void *ctx, u32 id)
+{
+	const struct hv_slot *s = ctl_slot_of(id);
+	struct ctl_slot *cs = &ctl.slots[id];
+	bool flush = false;
+	int rc;
+
+	(void)ctx;
+	if (!s)
+		return -PROTO_E_NO_SLOT;
+	if (cs->mode == PROTO_DIRTY_OFF)
+		return -PROTO_E_STATE;
+	rc = tdp_mmu_disable_dirty_logging(hv.vm->mmu, (unsigned int)s->mmu_id, &flush);
+	ctl_flush_if(flush);
+	if (rc)
+		return mmu_err_to_proto(rc);
+	cs->mode = PROTO_DIRTY_OFF;
+	hv_log("dirty logging off: slot %u", id);
+	return 0;
+}
+
+static u64 *be_dirty_snapshot(void *ctx, u32 id)
+{
+	const struct hv_slot *s = ctl_slot_of(id);
+	struct ctl_slot *cs;
+
+	(void)ctx;
+	if (!s || s->type == HV_MEM_MMIO)
+		return NULL;
+	cs = &ctl.slots[id];
+	if (!cs->snapshot)
+		cs->snapshot = bitmap_alloc(s);
+	return cs->snapshot;
+}
+
+static int be_dirty_harvest(void *ctx, u32 id, u64 *bitmap, bool clear)
+{
+	const struct hv_slot *s = ctl_slot_of(id);
+	struct ctl_slot *cs = &ctl.slots[id];
+	bool flush = false;
+	u64 i, words;
+	int rc;
+
+	(void)ctx;
+	if (!s)
+		return -PROTO_E_NO_SLOT;
+	if (cs->mode == PROTO_DIRTY_OFF)
+		return -PROTO_E_STATE;
+	words = slot_words(s);
+	rc = tdp_mmu_get_dirty_log(hv.vm->mmu, (unsigned int)s->mmu_id, cs->scratch, words,
+				   &flush);
+	if (!rc && clear)
+		rc = tdp_mmu_clear_dirty_log(hv.vm->mmu, (unsigned int)s->mmu_id, 0, s->npages,
+					     cs->scratch, &flush);
+	/* Flush before anyone sees the bits: no write may slip past a stale TLB entry. */
+	ctl_flush_if(flush);
+	if (rc)
+		return mmu_err_to_proto(rc);
+	for (i = 0; i < words; i++)
+		bitmap[i] |= cs->scratch[i];
+	return 0;
+}
+
+static s64 be_dirty_clear(void *ctx, u32 id, u64 first, u64 count, const u64 *mask)
+{
+	const struct hv_slot *s = ctl_slot_of(id);
+	bool flush = false;
+	u64 i, n = 0;
+	int rc;
+
+	(void)ctx;
+	if (!s)
+		return -PROTO_E_NO_SLOT;
+	if (ctl.slots[id].mode == PROTO_DIRTY_OFF)
+		return -PROTO_E_STATE;
+	rc = tdp_mmu_clear_dirty_log(hv.vm->mmu, (unsigned int)s->mmu_id, first, count, mask,
+				     &flush);
+	ctl_flush_if(flush);
+	if (rc)
+		return rc == MMU_EINVAL ? -PROTO_E_RANGE : mmu_err_to_proto(rc);
+	for (i = 0; i < count; i++)
+		n += (mask[i / 64] >> (i % 64)) & 1;
+	return (s64)n;
+}
+
+static int be_pause(void *ctx)
+{
+	(void)ctx;
+	hv.vcpu->paused = true;
+	return 0;
+}
+
+static int be_resume(void *ctx)
+{
+	(void)ctx;
+	hv.vcpu->paused = false;
+	return 0;
+}
+
+static int be_mem_read(void *ctx, gpa_t gpa, void *buf, u32 len)
+{
+	const struct hv_slot *s = hv_gpa_to_slot(hv.vm, gpa);
+	u8 *out = buf;
+	u32 i;
+
+	(void)ctx;
+	if (!len || (gpa & ~PAGE_MASK) + len > PAGE_SIZE)
+		return -PROTO_E_RANGE;
+	/* The hidden pool is in no slot; MMIO is never read on the host's behalf. */
+	if (!s || s->type == HV_MEM_MMIO)
+		return -PROTO_E_FAULT;
+	for (i = 0; i < len; i++)
+		out[i] = *(volatile u8 *)hv_va(gpa + i);
+	return 0;
+}
+
+static int be_regs(void *ctx, u32 vcpu, struct mgmt_regs *out)
+{
+	struct vcpu *v = hv.vcpu;
+	unsigned int i;
+
+	(void)ctx;
+	if (vcpu != 0)
+		return -PROTO_E_NO_VCPU;
+	for (i = 0; i < HV_NR_GPRS; i++)
+		out->r[PROTO_REG_RAX + i] = v->gprs.r[i];
+	out->r[PROTO_REG_RIP] = v->rip;
+	out->r[PROTO_REG_RFLAGS] = v->rflags;
+	out->r[PROTO_REG_CR0] = v->ctrl.cr0;
+	out->r[PROTO_REG_CR2] = v->ctrl.cr2;
+	out->r[PROTO_REG_CR3] = v->ctrl.cr3;
+	out->r[PROTO_REG_CR4] = v->ctrl.cr4;
+	out->r[PROTO_REG_EFER] = v->ctrl.efer;
+	out->r[PROTO_REG_CS] = v->ctrl.cs_sel;
+	out->r[PROTO_REG_SS] = v->ctrl.ss_sel;
+	out->r[PROTO_REG_DS] = v->ctrl.ds_sel;
+	out->r[PROTO_REG_ES] = v->ctrl.es_sel;
+	out->r[PROTO_REG_FS] = v->ctrl.fs_sel;
+	out->r[PROTO_REG_GS] = v->ctrl.gs_sel;
+	out->r[PROTO_REG_FS_BASE] = v->ctrl.fs_base;
+	out->r[PROTO_REG_GS_BASE] = v->ctrl.gs_base;
+	return 0;
+}
+
+enum ctl_stat {
+	STAT_EXIT_TOTAL,
+	STAT_EXIT_FIRST, /* one per enum hv_exit_reason */
+	STAT_HIDDEN = STAT_EXIT_FIRST + HV_NR_EXIT_REASONS,
+	STAT_MGMT_PORT_IO,
+	STAT_INJ_UD,
+	STAT_INJ_GP,
+	STAT_MMU_PT_PAGES,
+	STAT_MMU_FAULTS,
+	STAT_MMU_FAULTS_DIRTY,
+	STAT_MMU_DIRTY_MARKED,
+	STAT_MMU_SPLITS,
+	STAT_MMU_FLUSHES,
+	STAT_HV_FOOTPRINT,
+	STAT_HV_POOL_FREE,
+	STAT_SMP_UNVIRT,
+	STAT_NR,
+};
+
+static const char *const exit_stat_names[HV_NR_EXIT_REASONS] = {
+	[HV_EXIT_CPUID] = "exit.cpuid",
+	[HV_EXIT_MSR_READ] = "exit.rdmsr",
+	[HV_EXIT_MSR_WRITE] = "exit.wrmsr",
+	[HV_EXIT_IO] = "exit.io",
+	[HV_EXIT_HLT] = "exit.hlt",
+	[HV_EXIT_VIRT_INSN] = "exit.virt_insn",
+	[HV_EXIT_TDP_FAULT] = "exit.npf",
+	[HV_EXIT_SHUTDOWN] = "exit.shutdown",
+	[HV_EXIT_ENTRY_FAILED] = "exit.entry_failed",
+	[HV_EXIT_UNKNOWN] = "exit.unknown",
+	[HV_EXIT_INTR] = "exit.intr",
+	[HV_EXIT_VINTR] = "exit.vintr",
+};
+
+static int be_stat(void *ctx, u32 index, const char **name, u64 *value)
+{
+	const struct hv_exit_stats *es = &hv.vcpu->stats;
+	struct tdp_mmu_stats ms;
+
+	(void)ctx;
+	if (index >= STAT_NR)
+		return -PROTO_E_RANGE;
+	if (index >= STAT_EXIT_FIRST && index < STAT_EXIT_FIRST + HV_NR_EXIT_REASONS) {
+		*name = exit_stat_names[index - STAT_EXIT_FIRST];
+		*value = es->by_reason[index - STAT_EXIT_FIRST];
+		return 0;
+	}
+	tdp_mmu_get_stats(hv.vm->mmu, &ms);
+	switch ((enum ctl_stat)index) {
+	case STAT_EXIT_TOTAL:
+		*name = "exit.total";
+		*value = es->total;
+		return 0;
+	case STAT_HIDDEN:
+		*name = "guest.hidden_access";
+		*value = es->hidden_access;
+		return 0;
+	case STAT_MGMT_PORT_IO:
+		*name = "guest.mgmt_port_io";
+		*value = es->mgmt_port_io;
+		return 0;
+	case STAT_INJ_UD:
+		*name = "guest.injected_ud";
+		*value = es->injected_ud;
+		return 0;
+	case STAT_INJ_GP:
+		*name = "guest.injected_gp";
+		*value = es->injected_gp;
+		return 0;
+	case STAT_MMU_PT_PAGES:
+		*name = "mmu.pt_pages";
+		*value = ms.pt_pages;
+		return 0;
+	case STAT_MMU_FAULTS:
+		*name = "mmu.faults";
+		*value = ms.faults;
+		return 0;
+	case STAT_MMU_FAULTS_DIRTY:
+		*name = "mmu.faults_fixed_dirty";
+		*value = ms.faults_fixed_dirty;
+		return 0;
+	case STAT_MMU_DIRTY_MARKED:
+		*name = "mmu.dirty_marked";
+		*value = ms.dirty_marked;
+		return 0;
+	case STAT_MMU_SPLITS:
+		*name = "mmu.splits";
+		*value = ms.splits;
+		return 0;
+	case STAT_MMU_FLUSHES:
+		*name = "mmu.flushes";
+		*value = ms.flushes;
+		return 0;
+	case STAT_HV_FOOTPRINT:
+		*name = "hv.footprint_bytes";
+		*value = hv.footprint_bytes;
+		return 0;
+	case STAT_HV_POOL_FREE:
+		*name = "hv.pool_free_bytes";
+		*value = hv_pages_free() * PAGE_SIZE;
+		return 0;
+	case STAT_SMP_UNVIRT:
+		*name = "hv.smp_unvirtualized";
+		*value = hv.smp_unvirtualized;
+		return 0;
+	case STAT_EXIT_FIRST:
+	case STAT_NR:
+		break;
+	}
+	return -PROTO_E_RANGE;
+}
+
+static u32 be_log_read(void *ctx, u64 off, u8 *buf, u32 len, u64 *first, u64 *end)
+{
+	(void)ctx;
+	return hv_log_ring_read(off, buf, len, first, end);
+}
+
+static const struct mgmt_backend ctl_backend = {
+	.info = be_info,
+	.slot_get = be_slot_get,
+	.dirty_start = be_dirty_start,
+	.dirty_stop = be_dirty_stop,
+	.dirty_snapshot = be_dirty_snapshot,
+	.dirty_harvest = be_dirty_harvest,
+	.dirty_clear = be_dirty_clear,
+	.pause = be_pause,
+	.resume = be_resume,
+	.mem_read = be_mem_read,
+	.regs = be_regs,
+	.stat = be_stat,
+	.log_read = be_log_read,
+	.now_ns = NULL,
+};
+
+int hv_control_init(void)
+{
+	void *mem;
+	int rc;
+
+	if (!hv.mgmt_uart.present) {
+		hv_log("management port: none (no UART at 0x%x)", UART_COM2_BASE);
+		return 0;
+	}
+	mem = hv_pages_alloc_contig((MGMT_MEM_SIZE + PAGE_SIZE - 1) / PAGE_SIZE);
+	if (!mem) {
+		hv_log("management port: out of pool memory");
+		return -1;
+	}
+	rc = mgmt_init(&ctl.mgmt, mem, MGMT_MEM_SIZE, &ctl_backend, NULL, &ctl_transport,
+		       &hv.mgmt_uart);
+	if (rc) {
+		hv_log("management port: mgmt_init failed: %d", rc);
+		return -1;
+	}
+	ctl.up = true;
+	hv_log("management port: up on COM2 (0x%x)", UART_COM2_BASE);
+	return 0;
+}
+
+bool hv_control_wants_poll(void) { return ctl.up && mgmt_wants_poll(&ctl.mgmt); }
+
+void hv_control_poll(struct vcpu *v)
+{
+	if (!ctl.up)
+		return;
+	mgmt_poll(&ctl.mgmt);
+	if (v->paused) {
+		hv_log("guest paused from the management port");
+		while (v->paused) {
+			mgmt_poll(&ctl.mgmt);
+			x86_pause();
+		}
+		hv_log("guest resumed");
+	}
+}
