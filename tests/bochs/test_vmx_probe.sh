@@ -15,7 +15,7 @@ done_re='^vmx_probe: done|pagetrail: (FATAL|PANIC)'
 checks="cpuid_hv_max_leaf cpuid_hv_signature cpuid_1_ecx_hypervisor_bit cpuid_vmx_hidden
 	gp_rdmsr_vmx_basic gp_rdmsr_vmx_ept_vpid_cap feature_control_locked_vmx_off
 	gp_wrmsr_feature_control cr4_vmxe_reads_zero gp_cr4_vmxe_set xsetbv_same_value
-	gp_xsetbv_x87_clear xcr0_unchanged_after_gp mgmt_uart_idle"
+	gp_xsetbv_x87_clear xcr0_unchanged_after_gp mgmt_uart_idle hidden_memory_faults"
 for i in vmxon vmxoff vmcall vmclear vmptrld vmptrst vmread vmwrite vmlaunch vmresume \
 	invept invvpid; do
 	checks="$checks ud_$i"
@@ -40,6 +40,16 @@ for c in $checks; do
 done
 pt_check vmx_probe.backend_is_vmx "(no 'pagetrail: vmx: VMXON done' in $RUN_DIR/e9.log)" \
 	pt_has "$RUN_DIR/e9.log" '^pagetrail: vmx: VMXON done'
+# The range that faulted is the hypervisor's own (its log names it), not a firmware one.
+probe_base=$(pt_text "$com1" | sed -n 's/^hidden_base 0x\([0-9A-Fa-f]*\)$/\1/p' | head -1)
+hv_base=$(pt_text "$RUN_DIR/e9.log" | sed -n 's/^pagetrail: hidden region 0x\([0-9a-f]*\)-.*/\1/p' | head -1)
+if [ -n "$probe_base" ] && [ "${probe_base,,}" = "${hv_base,,}" ]; then
+	pt_ok vmx_probe.hidden_range_is_the_hypervisors
+else
+	pt_not_ok "vmx_probe.hidden_range_is_the_hypervisors (probe faulted at '0x$probe_base', log says hidden region '0x$hv_base')"
+fi
+pt_check vmx_probe.hidden_access_logged "(no 'hidden access gpa=0x$hv_base' in the log)" \
+	pt_has "$RUN_DIR/e9.log" "^pagetrail: hidden access gpa=0x$hv_base .*write"
 pt_hv_log_checks vmx_probe
 
 # Negative control: same probe, no hypervisor.

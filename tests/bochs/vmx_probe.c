@@ -311,6 +311,52 @@ static void check_mgmt_uart(void)
 	       L"COM2 does not read as an idle UART (LSR 60, IIR 01, MSR b0)");
 }
 
+/*
+ * The hypervisor's pool is EfiReservedMemoryType in the map the firmware hands out and in
+ * no EPT mapping: reading or writing it must fault (#GP, hv/exit.c) and change nothing,
+ * while the firmware's own reserved ranges read normally. The test script compares the
+ * base printed here with the "hidden region" line of the hypervisor's log.
+ */
+static void check_hidden_memory(void)
+{
+	UINTN size = 0, key, desc_size, n_hidden = 0;
+	UINT32 desc_ver;
+	EFI_MEMORY_DESCRIPTOR *map = NULL;
+	EFI_STATUS status;
+
+	status = uefi_call_wrapper(BS->GetMemoryMap, 5, &size, map, &key, &desc_size, &desc_ver);
+	size += 8 * sizeof(EFI_MEMORY_DESCRIPTOR);
+	map = AllocatePool(size);
+	if (map)
+		status = uefi_call_wrapper(BS->GetMemoryMap, 5, &size, map, &key, &desc_size,
+					   &desc_ver);
+	if (!map || EFI_ERROR(status)) {
+		report(FALSE, "hidden_memory_faults", L"GetMemoryMap failed");
+		return;
+	}
+	for (UINTN off = 0; off < size; off += desc_size) {
+		EFI_MEMORY_DESCRIPTOR *d = (EFI_MEMORY_DESCRIPTOR *)((UINT8 *)map + off);
+		UINT64 rd, wr, after;
+
+		if (d->Type != EfiReservedMemoryType || d->PhysicalStart < 0x100000)
+			continue;
+		rd = TRY_INSN("movq (%%rax), %%rcx", d->PhysicalStart, 0, 0);
+		if (rd == VEC_NONE)
+			continue;
+		wr = TRY_INSN("movq %%rdx, (%%rax)", d->PhysicalStart, 0, 0x5a5a5a5a5a5a5a5aull);
+		after = TRY_INSN("movq (%%rax), %%rcx", d->PhysicalStart, 0, 0);
+		Print(L"# hidden range 0x%lx (%ld pages): read %s, write %s\n", d->PhysicalStart,
+		      d->NumberOfPages, vector_name(rd), vector_name(wr));
+		Print(L"hidden_base 0x%lx\n", d->PhysicalStart);
+		report(rd == VEC_GP && wr == VEC_GP && after == VEC_GP, "hidden_memory_faults",
+		       L"a read or write of the hidden range did not raise #GP");
+		n_hidden++;
+	}
+	FreePool(map);
+	if (!n_hidden)
+		report(FALSE, "hidden_memory_faults", L"no reserved range faults on read");
+}
+
 EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *systab)
 {
 	EFI_PHYSICAL_ADDRESS page = 0;
@@ -332,6 +378,9 @@ EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *systab)
 	check_vmx_msrs_and_cr4();
 	check_xsetbv();
 	check_mgmt_uart();
+	check_hidden_memory();
+	/* Still virtualized and answering after the hostile accesses. */
+	check_cpuid();
 out:
 	Print(L"vmx_probe: done, %d failed\n", failures);
 	uefi_call_wrapper(RT->ResetSystem, 4, EfiResetShutdown, EFI_SUCCESS, 0, NULL);
