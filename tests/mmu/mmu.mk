@@ -18,7 +18,7 @@ $(MMU_TEST_OUT)/mmu_mt_test: tests/mmu/mmu_mt_test.c $(MMU_TEST_MMU_SRCS) $(MMU_
 	@mkdir -p $(@D)
 	$(Q)$(HOST_CC) $(MMU_TEST_CFLAGS) $(TSAN_CFLAGS) $(filter %.c,$^) -o $@
 
-HOST_TESTS += $(MMU_TEST_OUT)/mmu_unit_test
+HOST_TESTS += $(MMU_TEST_OUT)/mmu_unit_test $(MMU_TEST_OUT)/mmu_mt_test
 
 .PHONY: mmu-tests
-mmu-tests: $(MMU_TEST_OUT)/mmu_unit_test
+mmu-tests: $(MMU_TEST_OUT)/mmu_unit_test $(MMU_TEST_OUT)/mmu_mt_test

@@ -1,0 +1,253 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Concurrency test of mmu/ (run under ThreadSanitizer): vCPU threads write
+ * random pages of a logged slot (simulated CPU: walk the tables without any
+ * lock, write if W is set, set A/D atomically in D-bit mode, else take the
+ * fault), while a harvester thread runs get-dirty-log rounds and now and then
+ * zaps ranges (freeing tables under the vCPUs' feet, as a memslot change
+ * would).
+ *
+ * The flush waits for every vCPU that is "in the guest" to finish its current
+ * access, as an IPI would; a vCPU inside the fault path is in the hypervisor
+ * and does not need to answer (it re-reads the tables before its next access).
+ *
+ * What must hold: a write that completed before harvest k started (its page
+ * was flagged written before the harvester's snapshot S_k) is in the bitmap
+ * of harvest k-1 or k. (A write that raced harvest k-1 can be reported by k-1
+ * or by k; one that finished before k started cannot be missed by both.)
+ */
+#include <inttypes.h>
+#include <pthread.h>
+
+#include "tests/mmu/test_platform.h"
+
+#define AS      0
+#define NVCPU   2
+#define BASE    0x100000ull
+#define NPAGES  4096
+#define WORDS   (NPAGES / 64)
+#define ROUNDS  60
+
+struct vcpu {
+	pthread_t thread;
+	int id;
+	u64 ack_gen; /* flush generation seen at the start of the current access */
+	int in_hv;   /* in the fault path: no ack needed */
+	int done;
+	u64 writes, faults;
+	u64 seed;
+	struct tdp_mmu_root *root;
+};
+
+static struct test_plat tp;
+static struct tdp_mmu mmu;
+static struct spte_format fmt;
+static struct vcpu vcpus[NVCPU];
+static u64 flush_gen;
+static int stop;
+static u8 written[NPAGES];
+static u64 bitmap[WORDS], b_cur[WORDS], b_prev[WORDS];
+static enum tdp_dirty_mode mode;
+
+static u64 rnd(u64 *s)
+{
+	*s ^= *s << 13;
+	*s ^= *s >> 7;
+	*s ^= *s << 17;
+	return *s;
+}
+
+static void wait_vcpus(struct test_plat *p)
+{
+	u64 gen = __atomic_add_fetch(&flush_gen, 1, __ATOMIC_SEQ_CST);
+	int i;
+
+	(void)p;
+	for (i = 0; i < NVCPU; i++) {
+		struct vcpu *v = &vcpus[i];
+
+		while (__atomic_load_n(&v->ack_gen, __ATOMIC_SEQ_CST) < gen &&
+		       !__atomic_load_n(&v->in_hv, __ATOMIC_SEQ_CST) &&
+		       !__atomic_load_n(&v->done, __ATOMIC_SEQ_CST))
+			sched_yield();
+	}
+}
+
+/* The leaf for @gfn, walked as the CPU does (no lock), or NULL. */
+static u64 *hw_walk(struct vcpu *v, gfn_t gfn)
+{
+	u64 *pt = v->root->pt;
+	int l;
+
+	for (l = TDP_ROOT_LEVEL;; l--) {
+		u64 *sptep = &pt[tdp_spte_index(gfn, l)];
+		u64 spte = __atomic_load_n(sptep, __ATOMIC_ACQUIRE);
+
+		if (!spte_is_present(spte))
+			return NULL;
+		if (spte_is_leaf(&fmt, spte, l))
+			return sptep;
+		pt = (u64 *)(uintptr_t)spte_to_hpa(&fmt, spte);
+	}
+}
+
+/* One guest write; true once it went through. */
+static bool hw_write(struct vcpu *v, gfn_t gfn)
+{
+	u64 *p = hw_walk(v, gfn);
+	u64 old = p ? __atomic_load_n(p, __ATOMIC_ACQUIRE) : 0;
+
+	while (p && spte_is_writable(&fmt, old)) {
+		u64 new = old | fmt.accessed_mask | fmt.dirty_mask;
+
+		/* The CPU sets A/D atomically, and only through a writable entry. */
+		if (new == old ||
+		    __atomic_compare_exchange_n(p, &old, new, false, __ATOMIC_ACQ_REL,
+						__ATOMIC_ACQUIRE))
+			return true;
+	}
+	return false;
+}
+
+static void *vcpu_main(void *arg)
+{
+	struct vcpu *v = arg;
+
+	while (!__atomic_load_n(&stop, __ATOMIC_SEQ_CST)) {
+		gfn_t i = rnd(&v->seed) % NPAGES;
+		enum tdp_fault_result r;
+
+		for (;;) {
+			/* "VM entry": from here on this access must finish before
+			 * any flush that started after this point returns. */
+			__atomic_store_n(&v->ack_gen, __atomic_load_n(&flush_gen, __ATOMIC_SEQ_CST),
+					 __ATOMIC_SEQ_CST);
+			if (hw_write(v, BASE + i))
+				break;
+			__atomic_store_n(&v->in_hv, 1, __ATOMIC_SEQ_CST);
+			r = tdp_mmu_page_fault(&mmu, v->root, gfn_to_gpa(BASE + i), TDP_FAULT_WRITE);
+			__atomic_store_n(&v->in_hv, 0, __ATOMIC_SEQ_CST);
+			v->faults++;
+			if (r != TDP_FAULT_FIXED && r != TDP_FAULT_SPURIOUS) {
+				test_fail("vcpu %d: fault result %d", v->id, r);
+				__atomic_store_n(&stop, 1, __ATOMIC_SEQ_CST);
+				break;
+			}
+		}
+		__atomic_store_n(&written[i], 1, __ATOMIC_SEQ_CST);
+		v->writes++;
+	}
+	__atomic_store_n(&v->done, 1, __ATOMIC_SEQ_CST);
+	return NULL;
+}
+
+/* Harvest k: S_k (written before it started) must be in B_{k-1} | B_k. */
+static u64 harvest(int slot, u64 *lost)
+{
+	static u8 snap[NPAGES];
+	bool flush;
+	u64 i, n = 0;
+	int r;
+
+	for (i = 0; i < NPAGES; i++)
+		snap[i] = __atomic_exchange_n(&written[i], 0, __ATOMIC_SEQ_CST);
+	memcpy(b_prev, b_cur, sizeof(b_cur));
+	r = tdp_mmu_get_dirty_log(&mmu, slot, b_cur, WORDS, &flush);
+	if (r)
+		test_fail("get_dirty_log %d", r);
+	if (flush)
+		tdp_mmu_flush_remote_tlbs(&mmu);
+	for (i = 0; i < NPAGES; i++) {
+		bool in = (b_cur[i / 64] >> (i % 64)) & 1, in_prev = (b_prev[i / 64] >> (i % 64)) & 1;
+
+		n += in;
+		if (snap[i] && !in && !in_prev)
+			(*lost)++;
+	}
+	return n;
+}
+
+static void run(enum spte_format_kind kind, enum tdp_dirty_mode m, const char *name)
+{
+	struct mmu_platform ops;
+	struct tdp_map_attrs a = {true, true, TDP_MEMTYPE_RAM, TDP_LEVEL_2M};
+	struct tdp_mmu_root *root;
+	u64 lost = 0, reported = 0, writes = 0, faults = 0, seed = 12345;
+	bool flush;
+	int slot, k, i;
+
+	memset(&tp, 0, sizeof(tp));
+	memset(vcpus, 0, sizeof(vcpus));
+	for (i = 0; i < NVCPU; i++)
+		vcpus[i].done = 1; /* not running yet: flushes need not wait */
+	memset(written, 0, sizeof(written));
+	memset(b_cur, 0, sizeof(b_cur));
+	stop = 0;
+	mode = m;
+	tp.fail_after = -1;
+	tp.on_flush = wait_vcpus;
+	ops = test_plat_ops(&tp);
+	if (kind == SPTE_FMT_NPT)
+		spte_format_init_npt(&fmt, true);
+	else
+		spte_format_init_ept(&fmt, kind == SPTE_FMT_EPT_AD, true);
+	if (tdp_mmu_init(&mmu, &fmt, &ops)) {
+		test_fail("init");
+		goto out;
+	}
+	mmu.yield_every = 97; /* long passes let go of the lock often */
+	slot = tdp_mmu_set_memslot(&mmu, AS, BASE, NPAGES, BASE, &a, 0);
+	if (slot < 0 || tdp_mmu_map_range(&mmu, AS, BASE, NPAGES, &flush) ||
+	    tdp_mmu_enable_dirty_logging(&mmu, slot, m, 0, bitmap, &flush)) {
+		test_fail("setup");
+		goto out;
+	}
+	tdp_mmu_flush_remote_tlbs(&mmu);
+	root = tdp_mmu_get_root(&mmu, AS);
+	for (i = 0; i < NVCPU; i++) {
+		vcpus[i].id = i;
+		vcpus[i].seed = 0x9e3779b97f4a7c15ull * (u64)(i + 1);
+		vcpus[i].root = tdp_mmu_get_root(&mmu, AS);
+		__atomic_store_n(&vcpus[i].done, 0, __ATOMIC_SEQ_CST);
+		pthread_create(&vcpus[i].thread, NULL, vcpu_main, &vcpus[i]);
+	}
+	for (k = 0; k < ROUNDS; k++) {
+		reported += harvest(slot, &lost);
+		if (k % 7 == 3) {
+			/* Tables freed while vCPUs walk: flush-then-free must hold. */
+			gfn_t g = (rnd(&seed) % (NPAGES / 512)) * 512;
+
+			tdp_mmu_zap_range(&mmu, AS, BASE + g, 512);
+		}
+		sched_yield();
+	}
+	__atomic_store_n(&stop, 1, __ATOMIC_SEQ_CST);
+	for (i = 0; i < NVCPU; i++) {
+		pthread_join(vcpus[i].thread, NULL);
+		writes += vcpus[i].writes;
+		faults += vcpus[i].faults;
+	}
+	reported += harvest(slot, &lost);
+	CHECK(lost == 0, "%s: %" PRIu64 " writes missing from both harvests", name, lost);
+	CHECK(writes > 0 && reported > 0, "%s: writes %" PRIu64 " reported %" PRIu64, name, writes,
+	      reported);
+	fprintf(stderr, "# %s: writes %" PRIu64 " faults %" PRIu64 " reported %" PRIu64
+			" yields %" PRIu64 " retries %" PRIu64 "\n",
+		name, writes, faults, reported, mmu.stats.yields, mmu.stats.cmpxchg_retries);
+	for (i = 0; i < NVCPU; i++)
+		tdp_mmu_put_root(&mmu, vcpus[i].root);
+	tdp_mmu_disable_dirty_logging(&mmu, slot, &flush);
+	tdp_mmu_put_root(&mmu, root);
+	CHECK(tdp_mmu_destroy(&mmu) == MMU_OK && tp.live == 0, "%s: teardown, %ld pages left", name,
+	      tp.live);
+out:
+	test_report(name);
+}
+
+int main(void)
+{
+	run(SPTE_FMT_NPT, TDP_DIRTY_WP, "mt.npt.wp.faults_vs_harvest");
+	run(SPTE_FMT_EPT, TDP_DIRTY_WP, "mt.ept.wp.faults_vs_harvest");
+	run(SPTE_FMT_EPT_AD, TDP_DIRTY_DBIT, "mt.ept-ad.dbit.faults_vs_harvest");
+	return test_failures ? 1 : 0;
+}
