@@ -6,5 +6,6 @@
 # bench_boot.py is the `make bench` step: Linux boot time with/without, exits/s.
 # A script is registered below only once it passes against the current hypervisor.
 
-QEMU_TEST_SCRIPTS :=
+QEMU_TEST_SCRIPTS := tests/qemu/test_probe.sh tests/qemu/test_linux_boot.sh \
+	tests/qemu/test_isolation.sh
 TEST_SCRIPTS += $(QEMU_TEST_SCRIPTS)
