@@ -9,3 +9,7 @@
 QEMU_TEST_SCRIPTS := tests/qemu/test_probe.sh tests/qemu/test_linux_boot.sh \
 	tests/qemu/test_isolation.sh
 TEST_SCRIPTS += $(QEMU_TEST_SCRIPTS)
+
+# Boot time with/without the hypervisor (median of PT_BENCH_BOOT_RUNS alternating runs),
+# and exits/s by reason idle vs load from the hypervisor's "pagetrail: exits" log lines.
+BENCH_STEPS += tests/qemu/bench_boot.py
