@@ -21,6 +21,8 @@ need() {
 }
 
 need gcc gcc
+# static libc for the guest programs of the test initramfs (tests/guest/)
+need libc6-dev /usr/lib/x86_64-linux-gnu/libc.a
 need make make
 need binutils ld objcopy
 need clang clang
