@@ -285,10 +285,14 @@ void handle_changed_spte(struct tdp_op *op, gfn_t gfn, u64 old_spte, u64 new_spt
 	 * one's children under a shared lock. */
 	PT_ASSERT(!(was_present && !was_leaf && is_present && !is_leaf));
 
-	if (was_leaf)
-		tdp_stat_sub(mmu, leaves[level], 1);
-	if (is_leaf)
-		tdp_stat_add(mmu, leaves[level], 1);
+	/* Shared counters: touched only when leaf-ness changes, not on every
+	 * W/D flip of a dirty-log pass. */
+	if (was_leaf != is_leaf) {
+		if (was_leaf)
+			tdp_stat_sub(mmu, leaves[level], 1);
+		else
+			tdp_stat_add(mmu, leaves[level], 1);
+	}
 
 	/* Accessed tracking: an accessed leaf goes away or moves. */
 	if (was_leaf && f->has_ad && (old_spte & f->accessed_mask) &&
