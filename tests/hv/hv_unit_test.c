@@ -1,0 +1,192 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Host unit tests (ASan+UBSan) for the hypervisor logic that needs no CPU:
+ * memslots from a memory map (hidden pool in no slot, MMIO gaps, merging),
+ * the page allocator over a pool, the bounded formatter.
+ * Prints "ok NAME" / "not ok NAME reason" lines for tests/run.sh.
+ */
+#include "hv/boot.h"
+#include "hv/log.h"
+#include "hv/memslot.h"
+#include "hv/page_alloc.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int failed;
+
+#define CHECK(name, cond, ...)                                                 \
+	do {                                                                   \
+		if (cond) {                                                    \
+			printf("ok %s\n", name);                               \
+		} else {                                                       \
+			printf("not ok %s ", name);                            \
+			printf(__VA_ARGS__);                                   \
+			printf("\n");                                          \
+			failed++;                                              \
+		}                                                              \
+	} while (0)
+
+/* The hypervisor's log and panic, for the host. */
+void hv_log(const char *fmt, ...)
+{
+	char line[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	hv_vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	printf("# hv_log: %s\n", line);
+}
+
+void hv_panic(const char *fmt, ...)
+{
+	printf("not ok hv_panic called: %s\n", fmt);
+	exit(1);
+}
+
+static void add(struct hv_boot_info *bi, u64 base, u64 end, enum hv_mem_type t)
+{
+	struct hv_mem_range *r = &bi->ranges[bi->nr_ranges++];
+
+	r->base = base;
+	r->pages = (end - base) / PAGE_SIZE;
+	r->type = t;
+}
+
+static void test_memslots(void)
+{
+	static struct hv_boot_info bi;
+	static struct vm vm;
+	const u64 gib = 1ull << 30;
+	const struct hv_slot *s;
+	unsigned int i;
+	bool sorted = true, covered = true;
+	u64 next = 0;
+
+	/* Unsorted, with neighbours of one type, a hole, and the pool inside RAM. */
+	add(&bi, 0x100000, 0x800000, HV_MEM_RAM);
+	add(&bi, 0, 0xa0000, HV_MEM_RAM);
+	add(&bi, 0x800000, 0x900000, HV_MEM_ACPI);
+	add(&bi, 0x900000, 0x3d000000, HV_MEM_RAM);
+	add(&bi, 0x3d800000, 0x3f000000, HV_MEM_RAM);
+	add(&bi, 0x3f000000, 0x3f100000, HV_MEM_RUNTIME);
+	add(&bi, 0x3f100000, 0x40000000, HV_MEM_RAM);
+	add(&bi, 0xffc00000, 0x100000000, HV_MEM_RESERVED);
+	add(&bi, 0x3d000000, 0x3d800000, HV_MEM_HIDDEN);
+	vm.hidden[0] = (struct hv_hidden_range){ 0x3d000000, 0x3d800000 };
+	vm.nr_hidden = 1;
+
+	CHECK("memslots.build", hv_memslots_build(&vm, &bi, 1ull << 40) == 0, "(failed)");
+	for (i = 0; i < vm.nr_slots; i++) {
+		s = &vm.slots[i];
+		if (gfn_to_gpa(s->base_gfn) < next)
+			sorted = false;
+		if (gfn_to_gpa(s->base_gfn) != next &&
+		    !(next == 0x3d000000 && gfn_to_gpa(s->base_gfn) == 0x3d800000))
+			covered = false;
+		next = gfn_to_gpa(s->base_gfn + s->npages);
+		if (i && vm.slots[i - 1].type == s->type &&
+		    vm.slots[i - 1].base_gfn + vm.slots[i - 1].npages == s->base_gfn)
+			sorted = false; /* unmerged neighbours */
+	}
+	CHECK("memslots.sorted_merged", sorted, "(slots overlap or neighbours not merged)");
+	CHECK("memslots.cover_all_but_hidden", covered && next == 1ull << 40,
+	      "(gap other than the pool, or end 0x%llx)", (unsigned long long)next);
+	for (i = 0; i < vm.nr_slots; i++) {
+		s = &vm.slots[i];
+		if (gfn_to_gpa(s->base_gfn) < 0x3d800000 &&
+		    gfn_to_gpa(s->base_gfn + s->npages) > 0x3d000000)
+			break;
+	}
+	CHECK("memslots.hidden_in_no_slot", i == vm.nr_slots, "(slot %u overlaps the pool)", i);
+	CHECK("memslots.hidden_lookup",
+	      !hv_gpa_to_slot(&vm, 0x3d000000) && !hv_gpa_to_slot(&vm, 0x3d7ff000) &&
+		      hv_gpa_is_hidden(&vm, 0x3d400123) && !hv_gpa_is_hidden(&vm, 0x3d800000),
+	      "(pool found in a slot, or hidden test wrong)");
+	s = hv_gpa_to_slot(&vm, 0xa0000);
+	CHECK("memslots.legacy_hole_is_mmio", s && s->type == HV_MEM_MMIO, "(0xa0000)");
+	s = hv_gpa_to_slot(&vm, 0x850000);
+	CHECK("memslots.acpi_separate", s && s->type == HV_MEM_ACPI &&
+					    gfn_to_gpa(s->base_gfn) == 0x800000,
+	      "(0x850000)");
+	s = hv_gpa_to_slot(&vm, 0x3f000000);
+	CHECK("memslots.runtime_separate", s && s->type == HV_MEM_RUNTIME, "(0x3f000000)");
+	s = hv_gpa_to_slot(&vm, 0x100000);
+	CHECK("memslots.ram_merged", s && s->type == HV_MEM_RAM && gfn_to_gpa(s->base_gfn) == 0x100000 &&
+					  gfn_to_gpa(s->base_gfn + s->npages) == 0x800000,
+	      "(0x100000-0x800000 expected)");
+	s = hv_gpa_to_slot(&vm, 5 * gib);
+	CHECK("memslots.high_mmio", s && s->type == HV_MEM_MMIO, "(5 GiB)");
+	CHECK("memslots.ram_pages",
+	      vm.ram_pages == (0xa0000 + 0x700000 + (0x3d000000 - 0x900000) + 0x1800000 +
+			       0xf00000) / PAGE_SIZE,
+	      "(%llu)", (unsigned long long)vm.ram_pages);
+	CHECK("memslots.beyond_limit", hv_gpa_to_slot(&vm, 1ull << 40) == NULL, "(found)");
+
+	/* Too many slots: alternate types so nothing merges. */
+	memset(&bi, 0, sizeof(bi));
+	for (i = 0; i < HV_MAX_SLOTS + 2; i++)
+		add(&bi, (u64)i * 2 * PAGE_SIZE, (u64)i * 2 * PAGE_SIZE + PAGE_SIZE, HV_MEM_RAM);
+	vm.nr_hidden = 0;
+	CHECK("memslots.too_many_is_an_error", hv_memslots_build(&vm, &bi, 1ull << 40) == -1,
+	      "(accepted %u slots)", vm.nr_slots);
+}
+
+static void test_page_alloc(void)
+{
+	const u64 n = 8;
+	u8 *pool = aligned_alloc(PAGE_SIZE, n * PAGE_SIZE);
+	void *p[8], *q;
+	u64 i;
+	bool zero = true, distinct = true;
+
+	memset(pool, 0xa5, n * PAGE_SIZE);
+	hv_page_alloc_init(hv_pa(pool), hv_pa(pool) + n * PAGE_SIZE);
+	for (i = 0; i < n; i++)
+		p[i] = hv_page_alloc();
+	for (i = 0; i < n; i++) {
+		if (!p[i] || ((u8 *)p[i])[0] || ((u8 *)p[i])[PAGE_SIZE - 1])
+			zero = false;
+		if (i && p[i] == p[i - 1])
+			distinct = false;
+	}
+	CHECK("page_alloc.zeroed_distinct", zero && distinct, "(pages not zeroed or repeated)");
+	CHECK("page_alloc.exhausted_returns_null", hv_page_alloc() == NULL, "(got a page)");
+	memset(p[3], 0x5a, PAGE_SIZE);
+	hv_page_free(p[3]);
+	q = hv_page_alloc();
+	CHECK("page_alloc.free_then_reuse_zeroed", q == p[3] && ((u8 *)q)[100] == 0,
+	      "(q=%p p3=%p)", q, p[3]);
+	CHECK("page_alloc.contig_too_big", hv_pages_alloc_contig(1) == NULL, "(got pages)");
+	CHECK("page_alloc.accounting", hv_pages_in_use() == n && hv_pages_free() == 0,
+	      "(in use %llu free %llu)", (unsigned long long)hv_pages_in_use(),
+	      (unsigned long long)hv_pages_free());
+	free(pool);
+}
+
+static void test_format(void)
+{
+	char b[64];
+	int n;
+
+	hv_snprintf(b, sizeof(b), "%s=%d %u 0x%lx %08x %c%%", "a", -42, 7u, (u64)0xdeadbeefcafe,
+		    0xbeefu, 'z');
+	CHECK("format.basic", !strcmp(b, "a=-42 7 0xdeadbeefcafe 0000beef z%"), "(%s)", b);
+	n = hv_snprintf(b, 8, "%s", "0123456789");
+	CHECK("format.truncates", n == 10 && !strcmp(b, "0123456"), "(n=%d b=%s)", n, b);
+	const char *volatile null_str = NULL;
+
+	hv_snprintf(b, sizeof(b), "%5s|%s", "ab", null_str);
+	CHECK("format.width_and_null", !strcmp(b, "   ab|(null)"), "(%s)", b);
+}
+
+int main(void)
+{
+	test_memslots();
+	test_page_alloc();
+	test_format();
+	return failed ? 1 : 0;
+}
