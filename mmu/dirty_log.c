@@ -20,6 +20,7 @@ enum tdp_rearm {
 	TDP_REARM_WRPROT,  /* clear W */
 	TDP_REARM_CLEAR_D, /* clear D (PML: the CPU logs the next write) */
 	TDP_REARM_SYNC_D,  /* clear D and mark the page if D was set (DBIT) */
+	TDP_REARM_SET_D,   /* set D (not a re-arm: PML stops logging the page) */
 };
 
 static struct tdp_memslot *tdp_logged_slot(struct tdp_mmu *mmu, unsigned int slot_id)
@@ -29,124 +30,128 @@ static struct tdp_memslot *tdp_logged_slot(struct tdp_mmu *mmu, unsigned int slo
 	return &mmu->slots[slot_id];
 }
 
-/* ---- passes over one root, mmu_lock held for read ---- */
-
-/* Remove W from leaves at @min_level and above (seed: wrprot_gfn_range). */
-static bool wrprot_gfn_range(struct tdp_op *op, struct tdp_mmu_root *root, gfn_t start,
-			     gfn_t end, int min_level)
+/* The leaf with its dirty state changed per @how; == old if nothing to do. */
+static inline u64 tdp_rearm_spte(const struct spte_format *f, u64 old_spte, enum tdp_rearm how)
 {
-	const struct spte_format *f = &op->mmu->fmt;
-	struct tdp_iter iter;
-	bool changed = false;
-
-	tdp_for_each_pte_min_level(iter, op, root, min_level, start, end) {
-		if (tdp_op_cond_yield(op, &iter))
-			continue;
-retry:
-		if (!spte_is_present_leaf(f, iter.old_spte, iter.level) ||
-		    !spte_is_writable(f, iter.old_spte))
-			continue;
-		if (!tdp_mmu_set_spte_atomic(op, &iter, spte_clear_writable(f, iter.old_spte)))
-			goto retry;
-		op->flush = changed = true;
-	}
-	return changed;
-}
-
-/* The entry with its dirty state cleared, per @how; == old if nothing to do. */
-static u64 tdp_rearm_spte(const struct spte_format *f, u64 old_spte, enum tdp_rearm how)
-{
+	if (how == TDP_REARM_SET_D)
+		return old_spte | f->dirty_mask;
 	if (how == TDP_REARM_WRPROT || !f->has_ad)
 		return spte_is_writable(f, old_spte) ? spte_clear_writable(f, old_spte) : old_spte;
 	return old_spte & ~f->dirty_mask;
 }
 
-/* Clear the dirty state of every leaf: D, or W without A/D (seed:
- * clear_dirty_gfn_range). With SYNC_D the pages that had D are marked. */
-static bool clear_dirty_gfn_range(struct tdp_op *op, struct tdp_mmu_root *root,
-				  const struct tdp_memslot *slot, gfn_t start, gfn_t end,
-				  enum tdp_rearm how)
+/*
+ * Change one present leaf per @how with a cmpxchg loop on the real value (the
+ * CPU may set A/D meanwhile). The funnel runs unless the change is one it has
+ * nothing to do for (only W/D/A moved, and no dirty-log rule fires).
+ * Returns true if the entry changed.
+ */
+static inline bool tdp_rearm_one(struct tdp_op *op, const struct tdp_memslot *slot, u64 *sptep,
+				 gfn_t gfn, int level, enum tdp_rearm how)
 {
 	const struct spte_format *f = &op->mmu->fmt;
+	u64 old = tdp_iter_read_spte(sptep), new;
+
+	for (;;) {
+		if (!spte_is_present(old) || !spte_is_leaf(f, old, level))
+			return false;
+		new = tdp_rearm_spte(f, old, how);
+		if (new == old)
+			return false;
+		if (__atomic_compare_exchange_n(sptep, &old, new, false, __ATOMIC_ACQ_REL,
+						__ATOMIC_ACQUIRE))
+			break;
+		tdp_stat_add(op->mmu, cmpxchg_retries, 1);
+	}
+	if (op->record_dirty && (((new & ~old) & f->writable_mask) || ((old & ~new) & f->dirty_mask)))
+		handle_changed_spte(op, gfn, old, new, level);
+	if (how == TDP_REARM_SYNC_D && (old & f->dirty_mask))
+		tdp_mark_dirty_range(op->mmu, slot, gfn, tdp_pages_per_level(level));
+	op->flush = true;
+	return true;
+}
+
+/*
+ * @iter is at a 4 KiB entry: handle it and the rest of its table below @end in
+ * one tight loop (a full pass is mostly this), then leave the iterator on the
+ * last entry handled so that it moves on from there.
+ */
+static bool tdp_rearm_leaf_run(struct tdp_op *op, struct tdp_iter *iter,
+			       const struct tdp_memslot *slot, gfn_t end, enum tdp_rearm how)
+{
+	unsigned int first = tdp_spte_index(iter->gfn, TDP_LEVEL_4K), last = SPTE_ENT_PER_PAGE - 1;
+	gfn_t gfn0 = iter->gfn - first;
+	u64 *pt = iter->pt_path[0];
+	bool changed = false;
+	unsigned int i;
+
+	PT_ASSERT(iter->level == TDP_LEVEL_4K && iter->gfn < end);
+	if (end - gfn0 < SPTE_ENT_PER_PAGE)
+		last = (unsigned int)(end - gfn0 - 1);
+	for (i = first; i <= last; i++)
+		changed |= tdp_rearm_one(op, slot, &pt[i], gfn0 + i, TDP_LEVEL_4K, how);
+	tdp_iter_skip_to_index(iter, last);
+	tdp_op_charge(op, last - first);
+	return changed;
+}
+
+/* ---- passes over one root, mmu_lock held for read ---- */
+
+/*
+ * Change the dirty state of every leaf at @min_level or above in [start, end):
+ * seed's wrprot_gfn_range (WRPROT), clear_dirty_gfn_range (CLEAR_D, or W
+ * without A/D), set_dirty_gfn_range (SET_D); SYNC_D also marks the pages that
+ * had D.
+ */
+static bool rearm_gfn_range(struct tdp_op *op, struct tdp_mmu_root *root,
+			    const struct tdp_memslot *slot, gfn_t start, gfn_t end, int min_level,
+			    enum tdp_rearm how)
+{
 	struct tdp_iter iter;
 	bool changed = false;
-	u64 new_spte;
 
-	tdp_for_each_pte(iter, op, root, start, end) {
+	tdp_mmu_assert_held(op->mmu);
+	tdp_for_each_pte_min_level(iter, op, root, min_level, start, end) {
 		if (tdp_op_cond_yield(op, &iter))
 			continue;
-retry:
-		if (!spte_is_present_leaf(f, iter.old_spte, iter.level))
-			continue;
-		new_spte = tdp_rearm_spte(f, iter.old_spte, how);
-		if (new_spte == iter.old_spte)
-			continue;
-		if (!tdp_mmu_set_spte_atomic(op, &iter, new_spte))
-			goto retry;
-		if (how == TDP_REARM_SYNC_D)
-			tdp_mark_dirty_range(op->mmu, slot, iter.gfn,
-					     tdp_pages_per_level(iter.level));
-		op->flush = changed = true;
+		if (iter.level == TDP_LEVEL_4K)
+			changed |= tdp_rearm_leaf_run(op, &iter, slot, end, how);
+		else
+			changed |= tdp_rearm_one(op, slot, iter.sptep, iter.gfn, iter.level, how);
 	}
 	return changed;
 }
 
 /*
  * Re-arm the 4 KiB leaves of the pages gfn + i for each bit i of @mask (seed:
- * clear_dirty_pt_masked). Huge leaves are skipped: in a logged slot they are
- * write-protected until split.
+ * clear_dirty_pt_masked). @gfn is 64-aligned, so the 64 pages share one 4 KiB
+ * table: walk down to it once, then handle the bits. Huge leaves are skipped:
+ * in a logged slot they are write-protected until split.
  */
 static bool clear_dirty_pt_masked(struct tdp_op *op, struct tdp_mmu_root *root,
 				  const struct tdp_memslot *slot, gfn_t gfn, u64 mask,
 				  enum tdp_rearm how)
 {
-	const struct spte_format *f = &op->mmu->fmt;
 	struct tdp_iter iter;
 	bool changed = false;
-	u64 new_spte, bit;
 
+	PT_ASSERT(!(gfn % 64));
 	tdp_for_each_pte(iter, op, root, gfn + (u64)__builtin_ctzll(mask), gfn + 64) {
-		if (!mask)
-			break;
-retry:
+		u64 *pt;
+		unsigned int base;
+
 		if (iter.level > TDP_LEVEL_4K)
 			continue;
-		bit = 1ull << (iter.gfn - gfn);
-		if (!(mask & bit))
-			continue;
-		if (spte_is_present(iter.old_spte)) {
-			new_spte = tdp_rearm_spte(f, iter.old_spte, how);
-			if (new_spte != iter.old_spte) {
-				if (!tdp_mmu_set_spte_atomic(op, &iter, new_spte))
-					goto retry;
-				if (how == TDP_REARM_SYNC_D)
-					tdp_mark_dirty_range(op->mmu, slot, iter.gfn, 1);
-				op->flush = changed = true;
-			}
+		pt = iter.pt_path[0];
+		base = tdp_spte_index(gfn, TDP_LEVEL_4K);
+		while (mask) {
+			unsigned int bit = (unsigned int)__builtin_ctzll(mask);
+
+			changed |= tdp_rearm_one(op, slot, &pt[base + bit], gfn + bit, TDP_LEVEL_4K,
+						 how);
+			mask &= mask - 1;
 		}
-		mask &= ~bit;
-	}
-	return changed;
-}
-
-/* Set D on every leaf (seed: set_dirty_gfn_range). */
-static bool set_dirty_gfn_range(struct tdp_op *op, struct tdp_mmu_root *root, gfn_t start,
-				gfn_t end)
-{
-	const struct spte_format *f = &op->mmu->fmt;
-	struct tdp_iter iter;
-	bool changed = false;
-
-	tdp_for_each_pte(iter, op, root, start, end) {
-		if (tdp_op_cond_yield(op, &iter))
-			continue;
-retry:
-		if (!spte_is_present_leaf(f, iter.old_spte, iter.level) ||
-		    (iter.old_spte & f->dirty_mask))
-			continue;
-		if (!tdp_mmu_set_spte_atomic(op, &iter, iter.old_spte | f->dirty_mask))
-			goto retry;
-		op->flush = changed = true;
+		break;
 	}
 	return changed;
 }
@@ -259,16 +264,16 @@ static bool tdp_slot_pass(struct tdp_mmu *mmu, const struct tdp_memslot *slot,
 
 		switch (pass) {
 		case TDP_PASS_WRPROT:
-			wrprot_gfn_range(&op, root, start, end, min_level);
+			rearm_gfn_range(&op, root, slot, start, end, min_level, TDP_REARM_WRPROT);
 			break;
 		case TDP_PASS_CLEAR_DIRTY:
-			clear_dirty_gfn_range(&op, root, slot, start, end, TDP_REARM_CLEAR_D);
+			rearm_gfn_range(&op, root, slot, start, end, min_level, TDP_REARM_CLEAR_D);
 			break;
 		case TDP_PASS_SYNC_D:
-			clear_dirty_gfn_range(&op, root, slot, start, end, TDP_REARM_SYNC_D);
+			rearm_gfn_range(&op, root, slot, start, end, min_level, TDP_REARM_SYNC_D);
 			break;
 		case TDP_PASS_SET_DIRTY:
-			set_dirty_gfn_range(&op, root, start, end);
+			rearm_gfn_range(&op, root, slot, start, end, min_level, TDP_REARM_SET_D);
 			break;
 		}
 	}
@@ -351,6 +356,21 @@ static bool tdp_rearm_masked(struct tdp_op *op, struct tdp_root_set *set,
 	return flush;
 }
 
+/*
+ * Re-arming by write protection excludes the fault path (mmu_lock for write,
+ * as KVM takes it for kvm_arch_mmu_enable_log_dirty_pt_masked). The fault
+ * path makes a page writable and then marks it, within one read-side section;
+ * another vCPU may write through the new W before the mark lands. A harvest
+ * that took the word and re-armed in between would report that write one
+ * round late. Excluded, the fault's cmpxchg and mark are both before or both
+ * after the harvest's take-and-re-arm. D-bit re-arms need no exclusion: a
+ * write through a fresh W sets D (and logs it with PML), which is seen.
+ */
+static inline bool tdp_rearm_needs_exclusion(enum tdp_rearm how)
+{
+	return how == TDP_REARM_WRPROT;
+}
+
 static enum tdp_rearm tdp_rearm_for_mode(const struct tdp_mmu *mmu, enum tdp_dirty_mode mode)
 {
 	if (mode == TDP_DIRTY_WP || !mmu->fmt.has_ad)
@@ -363,6 +383,7 @@ bool tdp_mmu_clear_dirty_masked(struct tdp_mmu *mmu, unsigned int slot_id, u64 g
 {
 	const struct tdp_memslot *slot;
 	struct tdp_root_set set;
+	enum tdp_rearm how;
 	struct tdp_op op;
 	bool flush = false;
 
@@ -372,11 +393,11 @@ bool tdp_mmu_clear_dirty_masked(struct tdp_mmu *mmu, unsigned int slot_id, u64 g
 	slot = tdp_logged_slot(mmu, slot_id);
 	if (!slot || gfn_offset >= slot->npages)
 		goto out;
+	how = wrprot || !mmu->fmt.has_ad ? TDP_REARM_WRPROT : TDP_REARM_CLEAR_D;
 	tdp_root_set_get(mmu, slot->as_id, &set);
-	tdp_op_init(&op, mmu, slot->as_id, true, false);
+	tdp_op_init(&op, mmu, slot->as_id, !tdp_rearm_needs_exclusion(how), false);
 	tdp_op_lock(&op);
-	flush = tdp_rearm_masked(&op, &set, slot, gfn_offset / 64, mask,
-				 wrprot ? TDP_REARM_WRPROT : TDP_REARM_CLEAR_D);
+	flush = tdp_rearm_masked(&op, &set, slot, gfn_offset / 64, mask, how);
 	tdp_op_unlock(&op);
 	tdp_root_set_put(mmu, &set);
 out:
@@ -534,7 +555,7 @@ int tdp_mmu_get_dirty_log(struct tdp_mmu *mmu, unsigned int slot_id, u64 *out, u
 	}
 	how = tdp_rearm_for_mode(mmu, slot->log_mode);
 	tdp_root_set_get(mmu, slot->as_id, &set);
-	tdp_op_init(&op, mmu, slot->as_id, true, false);
+	tdp_op_init(&op, mmu, slot->as_id, !tdp_rearm_needs_exclusion(how), false);
 	tdp_op_lock(&op);
 	for (w = 0; w < words; w++) {
 		/* Snapshot and clear in one step: a bit set after this is for
@@ -581,7 +602,7 @@ int tdp_mmu_clear_dirty_log(struct tdp_mmu *mmu, unsigned int slot_id, u64 first
 	how = tdp_rearm_for_mode(mmu, slot->log_mode);
 	words = tdp_dirty_bitmap_words(npages);
 	tdp_root_set_get(mmu, slot->as_id, &set);
-	tdp_op_init(&op, mmu, slot->as_id, true, false);
+	tdp_op_init(&op, mmu, slot->as_id, !tdp_rearm_needs_exclusion(how), false);
 	tdp_op_lock(&op);
 	for (w = 0; w < words; w++) {
 		bits = mask[w];

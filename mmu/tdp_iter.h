@@ -60,6 +60,21 @@ void tdp_iter_yield(struct tdp_iter *iter);
 /* The walk made progress since it (re)started, so yielding now cannot loop. */
 bool tdp_iter_can_yield(const struct tdp_iter *iter);
 
+/*
+ * Move to entry @index of the current table (at or after the current one),
+ * as if the walk had stepped sideways there: for loops that handle a run of
+ * entries of one table themselves.
+ */
+static inline void tdp_iter_skip_to_index(struct tdp_iter *iter, unsigned int index)
+{
+	unsigned int cur = tdp_spte_index(iter->gfn, iter->level);
+
+	iter->gfn += (u64)(index - cur) * tdp_pages_per_level(iter->level);
+	iter->sptep += index - cur;
+	iter->next_last_level_gfn = iter->gfn;
+	iter->old_spte = tdp_iter_read_spte(iter->sptep);
+}
+
 /* The table at iter->level - 1 that a present non-leaf old_spte points to. */
 u64 *tdp_iter_child_pt(const struct tdp_iter *iter);
 

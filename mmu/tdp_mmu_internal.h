@@ -64,6 +64,12 @@ void tdp_op_free_pages(struct tdp_op *op, const struct tdp_mmu_root *root);
  * Returns true if it did (the walk then restarts: iterator or caller). */
 bool tdp_op_cond_yield(struct tdp_op *op, struct tdp_iter *iter);
 
+/* Count @n units of work done in one go (a run of entries of one table). */
+static inline void tdp_op_charge(struct tdp_op *op, u32 n)
+{
+	op->budget = op->budget > n ? op->budget - n : 0;
+}
+
 /* The funnel: every change of an entry goes through here, exactly once. */
 void handle_changed_spte(struct tdp_op *op, gfn_t gfn, u64 old_spte, u64 new_spte, int level);
 /* cmpxchg *iter->sptep from iter->old_spte to @new_spte. On success runs the
