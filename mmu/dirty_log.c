@@ -43,11 +43,12 @@ static inline u64 tdp_rearm_spte(const struct spte_format *f, u64 old_spte, enum
 /*
  * Change one present leaf per @how with a cmpxchg loop on the real value (the
  * CPU may set A/D meanwhile). The funnel runs unless the change is one it has
- * nothing to do for (only W/D/A moved, and no dirty-log rule fires).
- * Returns true if the entry changed.
+ * nothing to do for (only W/D/A moved, and no dirty-log rule fires). SYNC_D
+ * marks the page if D was set, or leaves that to the caller when @had_d is
+ * given (batched marking). Returns true if the entry changed.
  */
 static inline bool tdp_rearm_one(struct tdp_op *op, const struct tdp_memslot *slot, u64 *sptep,
-				 gfn_t gfn, int level, enum tdp_rearm how)
+				 gfn_t gfn, int level, enum tdp_rearm how, bool *had_d)
 {
 	const struct spte_format *f = &op->mmu->fmt;
 	u64 old = tdp_iter_read_spte(sptep), new;
@@ -65,8 +66,12 @@ static inline bool tdp_rearm_one(struct tdp_op *op, const struct tdp_memslot *sl
 	}
 	if (op->record_dirty && (((new & ~old) & f->writable_mask) || ((old & ~new) & f->dirty_mask)))
 		handle_changed_spte(op, gfn, old, new, level);
-	if (how == TDP_REARM_SYNC_D && (old & f->dirty_mask))
-		tdp_mark_dirty_range(op->mmu, slot, gfn, tdp_pages_per_level(level));
+	if (how == TDP_REARM_SYNC_D && (old & f->dirty_mask)) {
+		if (had_d)
+			*had_d = true;
+		else
+			tdp_mark_dirty_range(op->mmu, slot, gfn, tdp_pages_per_level(level));
+	}
 	op->flush = true;
 	return true;
 }
@@ -74,7 +79,8 @@ static inline bool tdp_rearm_one(struct tdp_op *op, const struct tdp_memslot *sl
 /*
  * @iter is at a 4 KiB entry: handle it and the rest of its table below @end in
  * one tight loop (a full pass is mostly this), then leave the iterator on the
- * last entry handled so that it moves on from there.
+ * last entry handled so that it moves on from there. SYNC_D marks 64 pages
+ * per atomic OR.
  */
 static bool tdp_rearm_leaf_run(struct tdp_op *op, struct tdp_iter *iter,
 			       const struct tdp_memslot *slot, gfn_t end, enum tdp_rearm how)
@@ -83,13 +89,22 @@ static bool tdp_rearm_leaf_run(struct tdp_op *op, struct tdp_iter *iter,
 	gfn_t gfn0 = iter->gfn - first;
 	u64 *pt = iter->pt_path[0];
 	bool changed = false;
+	u64 marks = 0;
 	unsigned int i;
 
 	PT_ASSERT(iter->level == TDP_LEVEL_4K && iter->gfn < end);
 	if (end - gfn0 < SPTE_ENT_PER_PAGE)
 		last = (unsigned int)(end - gfn0 - 1);
-	for (i = first; i <= last; i++)
-		changed |= tdp_rearm_one(op, slot, &pt[i], gfn0 + i, TDP_LEVEL_4K, how);
+	for (i = first; i <= last; i++) {
+		bool had_d = false;
+
+		changed |= tdp_rearm_one(op, slot, &pt[i], gfn0 + i, TDP_LEVEL_4K, how, &had_d);
+		marks |= (u64)had_d << (i % 64);
+		if ((i % 64 == 63 || i == last) && marks) {
+			tdp_mark_dirty_mask(op->mmu, slot, gfn0 + (i & ~63u), marks);
+			marks = 0;
+		}
+	}
 	tdp_iter_skip_to_index(iter, last);
 	tdp_op_charge(op, last - first);
 	return changed;
@@ -117,7 +132,7 @@ static bool rearm_gfn_range(struct tdp_op *op, struct tdp_mmu_root *root,
 		if (iter.level == TDP_LEVEL_4K)
 			changed |= tdp_rearm_leaf_run(op, &iter, slot, end, how);
 		else
-			changed |= tdp_rearm_one(op, slot, iter.sptep, iter.gfn, iter.level, how);
+			changed |= tdp_rearm_one(op, slot, iter.sptep, iter.gfn, iter.level, how, NULL);
 	}
 	return changed;
 }
@@ -148,7 +163,7 @@ static bool clear_dirty_pt_masked(struct tdp_op *op, struct tdp_mmu_root *root,
 			unsigned int bit = (unsigned int)__builtin_ctzll(mask);
 
 			changed |= tdp_rearm_one(op, slot, &pt[base + bit], gfn + bit, TDP_LEVEL_4K,
-						 how);
+						 how, NULL);
 			mask &= mask - 1;
 		}
 		break;

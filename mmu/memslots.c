@@ -120,6 +120,37 @@ void tdp_mark_dirty_range(struct tdp_mmu *mmu, const struct tdp_memslot *slot, g
 	}
 }
 
+void tdp_mark_dirty_mask(struct tdp_mmu *mmu, const struct tdp_memslot *slot, gfn_t gfn,
+			 u64 mask)
+{
+	gfn_t end = tdp_slot_end(slot);
+	s64 rel;
+	u64 shift, lo, hi;
+	s64 word;
+
+	if (!slot->dirty_bitmap || gfn >= end || gfn + 64 <= slot->base_gfn)
+		return;
+	if (gfn < slot->base_gfn)
+		mask &= ~0ull << (slot->base_gfn - gfn);
+	if (end - gfn < 64)
+		mask &= (1ull << (end - gfn)) - 1;
+	if (!mask)
+		return;
+	tdp_stat_add(mmu, dirty_marked, (u64)__builtin_popcountll(mask));
+	/* Bit i is page gfn + i = slot page rel + i: up to two bitmap words. */
+	rel = (s64)(gfn - slot->base_gfn);
+	word = rel >= 0 ? rel / 64 : -((-rel + 63) / 64);
+	shift = (u64)(rel - word * 64);
+	lo = mask << shift;
+	hi = shift ? mask >> (64 - shift) : 0;
+	if (lo) {
+		PT_ASSERT(word >= 0);
+		__atomic_fetch_or(&slot->dirty_bitmap[word], lo, __ATOMIC_RELEASE);
+	}
+	if (hi)
+		__atomic_fetch_or(&slot->dirty_bitmap[word + 1], hi, __ATOMIC_RELEASE);
+}
+
 void tdp_mmu_mark_page_dirty(struct tdp_mmu *mmu, unsigned int as_id, gfn_t gfn)
 {
 	const struct tdp_memslot *slot;

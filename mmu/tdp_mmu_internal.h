@@ -132,6 +132,11 @@ int tdp_slot_max_level(struct tdp_mmu *mmu, const struct tdp_memslot *slot, gfn_
 void tdp_mark_dirty_range(struct tdp_mmu *mmu, const struct tdp_memslot *slot, gfn_t gfn,
 			  u64 npages);
 
+/* Set the bits of the pages gfn + i for each bit i of @mask, clipped to the
+ * slot (at most two atomic ORs). */
+void tdp_mark_dirty_mask(struct tdp_mmu *mmu, const struct tdp_memslot *slot, gfn_t gfn,
+			 u64 mask);
+
 /* ---- zapping (tdp_mmu.c), with mmu_lock held for write ---- */
 bool tdp_mmu_zap_range_locked(struct tdp_op *op, struct tdp_root_set *set, gfn_t start,
 			      gfn_t end);

@@ -671,6 +671,49 @@ static void test_dbit(enum spte_format_kind kind)
 	test_report(name);
 }
 
+/* D-bit harvest marks 64 pages per OR: check bit positions on a slot whose
+ * base is not 64-aligned and whose end is ragged. */
+static void test_dbit_unaligned(void)
+{
+	struct env e;
+	bool flush;
+	gfn_t base = 0x2000 + 37;
+	u64 n = 1000, i, want = 0;
+	int id;
+
+	env_init(&e, SPTE_FMT_NPT);
+	id = tdp_mmu_set_memslot(&e.mmu, AS, base, n, base, &ram_2m, 0);
+	tdp_mmu_set_memslot(&e.mmu, AS, base + n, 100, base + n, &ram_2m, 0); /* neighbour */
+	tdp_mmu_map_range(&e.mmu, AS, base - 37, 2000, &flush);
+	CHECK(tdp_mmu_enable_dirty_logging(&e.mmu, id, TDP_DIRTY_DBIT, 0, bitmap, &flush) ==
+		      MMU_OK,
+	      "enable");
+	for (i = 0; i < n; i += 1 + i % 5) {
+		cpu_write(&e, base + i);
+		want++;
+	}
+	cpu_write(&e, base + n);      /* the neighbour: not this slot's */
+	cpu_write(&e, base + n + 50);
+	get_log(&e, id, &flush);
+	CHECK(popcount_bm(out, tdp_dirty_bitmap_words(n)) == want, "count %llu want %llu",
+	      (unsigned long long)popcount_bm(out, tdp_dirty_bitmap_words(n)),
+	      (unsigned long long)want);
+	for (i = 0; i < n; i++) {
+		bool w = false;
+		u64 j;
+
+		for (j = 0; j <= i; j += 1 + j % 5)
+			w |= j == i;
+		if (test_bit(out, i) != w) {
+			CHECK(false, "bit %llu", (unsigned long long)i);
+			break;
+		}
+	}
+	CHECK(!(out[n / 64] >> (n % 64)), "no bit past the slot end");
+	env_fini(&e);
+	test_report("dirty.dbit.unaligned_slot_bits");
+}
+
 static void test_pml_mode(void)
 {
 	struct env e;
@@ -985,6 +1028,7 @@ int main(void)
 	test_wp(SPTE_FMT_NPT);
 	test_dbit(SPTE_FMT_EPT_AD);
 	test_dbit(SPTE_FMT_NPT);
+	test_dbit_unaligned();
 	test_pml_mode();
 	test_manual();
 	test_split_collapse();
