@@ -48,6 +48,7 @@ static int stop;
 static u8 written[NPAGES];
 static u64 bitmap[WORDS], b_cur[WORDS], b_prev[WORDS];
 static enum tdp_dirty_mode mode;
+static bool manual; /* GET + CLEAR (KVM_CLEAR_DIRTY_LOG) instead of GET re-arming */
 
 static u64 rnd(u64 *s)
 {
@@ -155,6 +156,14 @@ static u64 harvest(int slot, u64 *lost)
 	r = tdp_mmu_get_dirty_log(&mmu, slot, b_cur, WORDS, &flush);
 	if (r)
 		test_fail("get_dirty_log %d", r);
+	if (manual) {
+		bool f2;
+
+		r = tdp_mmu_clear_dirty_log(&mmu, slot, 0, NPAGES, b_cur, &f2);
+		if (r)
+			test_fail("clear_dirty_log %d", r);
+		flush |= f2;
+	}
 	if (flush)
 		tdp_mmu_flush_remote_tlbs(&mmu);
 	for (i = 0; i < NPAGES; i++) {
@@ -167,7 +176,7 @@ static u64 harvest(int slot, u64 *lost)
 	return n;
 }
 
-static void run(enum spte_format_kind kind, enum tdp_dirty_mode m, const char *name)
+static void run(enum spte_format_kind kind, enum tdp_dirty_mode m, bool man, const char *name)
 {
 	struct mmu_platform ops;
 	struct tdp_map_attrs a = {true, true, TDP_MEMTYPE_RAM, TDP_LEVEL_2M};
@@ -184,6 +193,7 @@ static void run(enum spte_format_kind kind, enum tdp_dirty_mode m, const char *n
 	memset(b_cur, 0, sizeof(b_cur));
 	stop = 0;
 	mode = m;
+	manual = man;
 	tp.fail_after = -1;
 	tp.on_flush = wait_vcpus;
 	ops = test_plat_ops(&tp);
@@ -198,7 +208,8 @@ static void run(enum spte_format_kind kind, enum tdp_dirty_mode m, const char *n
 	mmu.yield_every = 97; /* long passes let go of the lock often */
 	slot = tdp_mmu_set_memslot(&mmu, AS, BASE, NPAGES, BASE, &a, 0);
 	if (slot < 0 || tdp_mmu_map_range(&mmu, AS, BASE, NPAGES, &flush) ||
-	    tdp_mmu_enable_dirty_logging(&mmu, slot, m, 0, bitmap, &flush)) {
+	    tdp_mmu_enable_dirty_logging(&mmu, slot, m, man ? TDP_LOG_MANUAL_PROTECT : 0, bitmap,
+					 &flush)) {
 		test_fail("setup");
 		goto out;
 	}
@@ -246,8 +257,10 @@ out:
 
 int main(void)
 {
-	run(SPTE_FMT_NPT, TDP_DIRTY_WP, "mt.npt.wp.faults_vs_harvest");
-	run(SPTE_FMT_EPT, TDP_DIRTY_WP, "mt.ept.wp.faults_vs_harvest");
-	run(SPTE_FMT_EPT_AD, TDP_DIRTY_DBIT, "mt.ept-ad.dbit.faults_vs_harvest");
+	run(SPTE_FMT_NPT, TDP_DIRTY_WP, false, "mt.npt.wp.faults_vs_harvest");
+	run(SPTE_FMT_EPT, TDP_DIRTY_WP, false, "mt.ept.wp.faults_vs_harvest");
+	run(SPTE_FMT_EPT_AD, TDP_DIRTY_DBIT, false, "mt.ept-ad.dbit.faults_vs_harvest");
+	run(SPTE_FMT_NPT, TDP_DIRTY_WP, true, "mt.npt.wp.manual_get_clear");
+	run(SPTE_FMT_EPT_AD, TDP_DIRTY_DBIT, true, "mt.ept-ad.dbit.manual_get_clear");
 	return test_failures ? 1 : 0;
 }
