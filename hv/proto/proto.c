@@ -379,9 +379,9 @@ enum proto_rx_result proto_rx_byte(struct proto_rx *rx, u8 byte)
 		/* Two delimiters in a row are an empty frame: ignored, not an error. */
 		if (rx->state == PROTO_RX_IDLE)
 			return PROTO_RX_NONE;
+		/* raw stays: the caller may report the length of a dropped frame. */
 		r = rx_end(rx);
 		rx->state = PROTO_RX_IDLE;
-		rx->raw = 0;
 		return r;
 	}
 	if (rx->state == PROTO_RX_IDLE) {

@@ -21,3 +21,7 @@ $(BUILD)/mgmt/bench_proto: $(addprefix $(BUILD)/mgmt/host/,$(MGMT_SIM_SRCS:.c=.o
 	$(Q)$(HOST_CC) $(HOST_CFLAGS) $^ -o $@
 
 HOST_TESTS += $(BUILD)/mgmt/proto_test
+
+# ptctl end to end against the simulator (needs socat and python3).
+TEST_DEPS += $(BUILD)/mgmt/ptsim $(BUILD)/mgmt/ptctl-san $(BUILD)/mgmt/ptinject
+TEST_SCRIPTS += tests/proto/e2e.sh

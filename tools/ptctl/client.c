@@ -160,8 +160,8 @@ int pt_send_raw(struct pt_conn *c, const u8 *buf, u32 len)
 }
 
 /*
- * Waits up to ms for one good frame. Returns 1 with the frame, 0 on timeout,
- * -1 on a transport error (c->err set).
+ * Waits up to ms for one good frame. Returns 1 with the frame, 2 after a long
+ * frame that failed its checks, 0 on timeout, -1 on a transport error (c->err set).
  */
 static int read_frame(struct pt_conn *c, int ms, struct proto_hdr *h, const u8 **payload,
 		      u32 *len)
@@ -181,6 +181,11 @@ static int read_frame(struct pt_conn *c, int ms, struct proto_hdr *h, const u8 *
 				break;
 			case PROTO_RX_BAD:
 				c->bad_frames++;
+				/* Longer than any CREDIT or NAK: a damaged reply, most likely. */
+				if (c->rx.raw > 32) {
+					c->bad_long = true;
+					return 2;
+				}
 				break;
 			case PROTO_RX_GOOD:
 				c->frames_rx++;
@@ -221,8 +226,10 @@ void pt_drain(struct pt_conn *c, int ms)
 	const u8 *p;
 	u32 len;
 
-	while (read_frame(c, ms, &h, &p, &len) == 1)
-		if (h.cmd == PROTO_CMD_NAK)
+	int r;
+
+	while ((r = read_frame(c, ms, &h, &p, &len)) > 0)
+		if (r == 1 && h.cmd == PROTO_CMD_NAK)
 			c->naks++;
 }
 
@@ -265,6 +272,7 @@ int pt_request(struct pt_conn *c, u8 cmd, const u8 *req, u32 req_len, u8 *reply,
 		u32 sent = 0, acked = 0;
 		bool resend = false;
 
+		c->bad_long = false;
 		if (attempt)
 			c->retransmits++;
 		while (!resend) {
@@ -288,9 +296,21 @@ int pt_request(struct pt_conn *c, u8 cmd, const u8 *req, u32 req_len, u8 *reply,
 				sent += n;
 				continue;
 			}
+			/*
+			 * A damaged reply: the request was read whole (replies come
+			 * only then), so sending it again cannot overrun the FIFO;
+			 * the hypervisor answers a repeat from its reply cache.
+			 */
+			if (sent == wire_len && c->bad_long) {
+				c->bad_long = false;
+				resend = true;
+				break;
+			}
 			r = read_frame(c, c->timeout_ms, &rh, &p, &len);
 			if (r < 0)
 				return PT_ETRANSPORT;
+			if (r == 2)
+				continue;
 			if (r == 0) {
 				if (c->verbose)
 					fprintf(stderr, "ptctl: no answer to %s (id %u), sending again\n",

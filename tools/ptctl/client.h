@@ -35,6 +35,7 @@ struct pt_conn {
 	/* Accounting (bench, --verbose). */
 	u64 wire_tx, wire_rx, payload_rx, frames_rx;
 	u64 retransmits, naks, credits, stray_frames, bad_frames;
+	bool bad_long; /* a long frame failed its checks since the last send */
 
 	/* Filled by pt_hello(). */
 	u64 peer_caps;

@@ -1,0 +1,191 @@
+#!/usr/bin/env bash
+# End to end without the hypervisor: ptctl (built with ASan+UBSan) against ptsim,
+# which runs hv/mgmt.c and the fake backend behind a unix socket and an emulated
+# 16550 (16-byte receive FIFO that drops bytes on overflow, polled every 300 us
+# with 5 ms stalls, like a hypervisor that reads the UART only on VM exits).
+# Every command; the dirty log against the simulator's oracle (no page lost);
+# then abuse (garbage, truncated, bad CRC, oversize, unknown command, another
+# version, a flood, a host that ignores the window), each followed by a working
+# command; a noisy line; the tcp: transport (socat); a peer of another version;
+# usage and transport exit statuses.
+set -u
+B=${BUILD:-build}
+SIM=$B/mgmt/ptsim
+PT=$B/mgmt/ptctl-san
+INJ=$B/mgmt/ptinject
+dir=$(mktemp -d /tmp/pt-e2e.XXXXXX)
+sock=$dir/sim.sock
+pids=()
+cleanup() {
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
+	wait 2>/dev/null
+	rm -rf "$dir"
+}
+trap cleanup EXIT
+
+start_sim() { # SOCKET ARGS...
+	local s=$1
+	shift
+	"$SIM" --socket "$s" --dump-dir "$dir" "$@" 2>>"$dir/sim.log" &
+	pids+=($!)
+	for _ in $(seq 100); do [ -S "$s" ] && return 0; sleep 0.05; done
+	echo "not ok e2e.sim_start"
+	exit 1
+}
+
+# check NAME CMD...: ok when CMD exits 0
+check() {
+	local name=$1
+	shift
+	if "$@" >"$dir/out" 2>&1; then
+		echo "ok e2e.$name"
+	else
+		echo "not ok e2e.$name"
+		sed 's/^/#   /' "$dir/out" | head -20
+	fi
+}
+# status NAME WANT CMD...: ok when CMD exits with WANT
+status() {
+	local name=$1 want=$2
+	shift 2
+	"$@" >"$dir/out" 2>&1
+	local rc=$?
+	if [ "$rc" -eq "$want" ]; then
+		echo "ok e2e.$name"
+	else
+		echo "not ok e2e.$name (exit $rc, want $want)"
+		sed 's/^/#   /' "$dir/out" | head -20
+	fi
+}
+pt() { "$PT" -c "unix:$sock" "$@"; }
+json() { # JSON_FILE PYTHON_EXPR(d)
+	python3 -c "import json,sys; d=json.load(open(sys.argv[1])); sys.exit(0 if ($2) else 1)" "$1"
+}
+
+start_sim "$sock" --poll-us 300 --stall-every 20 --stall-ms 5 --writes-per-poll 1 --seed 7
+
+# --- every command -------------------------------------------------------------
+check info grep -q 'backend      svm' <(pt info)
+pt info --json >"$dir/info.json"
+check info_json json "$dir/info.json" \
+	'd["backend"] in ("svm","vmx") and d["vcpus"]==2 and d["dirty_modes"]==["wp","dbit"] and d["protocol"]==1 and "version" in d'
+pt slots --json >"$dir/slots.json"
+check slots_json json "$dir/slots.json" \
+	'[(s["id"],s["gpa"],s["size"],s["type"],s["logging"]) for s in d]==[(0,0,32<<20,"ram",False),(1,1<<32,4<<20,"ram",False),(7,0xfe000000,64<<10,"mmio",False)]'
+check slots grep -q '0x0000000100000000' <(pt slots)
+pt stats --json >"$dir/stats.json"
+check stats_json json "$dir/stats.json" '"proto.rx_bytes" in d and "exit.cpuid" in d and d["proto.frames_ok"]>0'
+check stats grep -q '^proto.bad_crc' <(pt stats)
+pt regs --vcpu 1 --json >"$dir/regs.json"
+check regs_json json "$dir/regs.json" 'd["vcpu"]==1 and d["rip"]==0xffffffff81000001 and d["cr0"]==0x80050033'
+check regs grep -q 'rip      0xffffffff81000000' <(pt regs)
+status regs_no_vcpu 1 pt regs --vcpu 9
+check log grep -q 'fake hypervisor up' <(pt log)
+pt log --json --bytes 10 >"$dir/log.json"
+check log_json json "$dir/log.json" 'len(d["text"])==10 and d["end"]>=10'
+check pause pt pause
+pt info --json >"$dir/info.json"
+check info_paused json "$dir/info.json" 'd["paused"]'
+check resume pt resume
+
+status dirty_start_unsupported_mode 1 pt dirty start --slot 0 --mode pml
+status dirty_start_bad_mode 2 pt dirty start --slot 0 --mode fast
+status dirty_start_no_slot 1 pt dirty start --slot 42 --mode wp
+status dirty_get_not_logging 1 pt dirty get --slot 0
+check dirty_start_all grep -q 'started on 2 slot' <(pt dirty start --all --mode wp)
+pt slots --json >"$dir/slots.json"
+check slots_logging json "$dir/slots.json" '[s["logging"] for s in d]==[True,True,False] and d[0]["mode"]=="wp"'
+
+# --- the dirty log against the oracle: two rounds of snapshot-and-clear --------------
+sleep 0.5
+pt pause >/dev/null
+cp "$dir/oracle-0.bin" "$dir/oracle-first.bin"
+check dirty_get_clear_1 pt dirty get --slot 0 --clear -o "$dir/a.bin"
+pt resume >/dev/null
+sleep 0.5
+pt pause >/dev/null
+pt dirty get --slot 0 --clear -o "$dir/b.bin" --json >"$dir/b.json"
+check dirty_get_json json "$dir/b.json" 'd["slot"]==0 and d["pages"]==8192 and d["cleared"] and d["dirty"]>0'
+check dirty_no_page_lost python3 - "$dir" <<'EOF'
+import sys
+d = sys.argv[1]
+a, b = open(f"{d}/a.bin", "rb").read(), open(f"{d}/b.bin", "rb").read()
+o1, o2 = open(f"{d}/oracle-first.bin", "rb").read(), open(f"{d}/oracle-0.bin", "rb").read()
+assert len(a) == len(b) == len(o2) == 8192 // 8, (len(a), len(b), len(o2))
+union = bytes(x | y for x, y in zip(a, b))
+assert a == o1, "first snapshot != pages written before the first pause"
+assert union == o2, "snapshots != every page written while logging"
+assert any(b), "no page written in the second round"
+EOF
+# Get, then clear a range (slot 1): everything reported is re-armed.
+pt dirty get --slot 1 -o "$dir/c.bin" --json >"$dir/c.json"
+pt dirty clear --slot 1 --first 0 --count 1024 --json >"$dir/cl.json"
+check dirty_get_then_clear python3 - "$dir" <<'EOF'
+import json, sys
+d = sys.argv[1]
+c = open(f"{d}/c.bin", "rb").read()
+n = sum(bin(x).count("1") for x in c)
+g, cl = json.load(open(f"{d}/c.json")), json.load(open(f"{d}/cl.json"))
+assert len(c) == 1024 // 8 and g["dirty"] == n and cl["reprotected"] == n, (len(c), g, cl, n)
+EOF
+status dirty_clear_range 1 pt dirty clear --slot 1 --first 1000 --count 100
+status dirty_clear_usage 2 pt dirty clear --slot 1 --first 0
+
+# --- memory ---------------------------------------------------------------------
+check mem_read pt mem read 0 256K -o "$dir/m0.bin"
+check mem_read_same cmp "$dir/m0.bin" <(head -c 262144 "$dir/mem-0.bin")
+check mem_read_4g pt mem read 0x100000123 30000 -o "$dir/m1.bin"
+check mem_read_4g_same cmp "$dir/m1.bin" <(tail -c +$((0x123 + 1)) "$dir/mem-1.bin" | head -c 30000)
+status mem_read_mmio 1 pt mem read 0xfe000000 4096 -o "$dir/x.bin"
+status mem_read_usage 2 pt mem read 0 -o "$dir/x.bin"
+pt resume >/dev/null
+check dirty_stop_all grep -q 'stopped on 2 slot' <(pt dirty stop --all)
+
+# --- abuse, each followed by a working command (a fresh ptctl) ------------------------
+for m in garbage truncated badcrc oversize unknown version reserved-flags flood nowindow; do
+	"$INJ" -c "unix:$sock" "$m" 2>"$dir/inj.err" || sed 's/^/#   /' "$dir/inj.err"
+	check "after_$m" pt info
+done
+pt stats --json >"$dir/stats.json"
+check stats_counted_abuse json "$dir/stats.json" \
+	'd["proto.bad_crc"]>=1 and d["proto.too_big"]>=1 and d["proto.unknown_cmd"]>=1 and d["proto.bad_version"]>=1 and d["proto.line_errors"]>=1'
+
+# --- the tcp: transport, through socat -------------------------------------------------
+port=$((20000 + RANDOM % 20000))
+socat "TCP-LISTEN:$port,bind=127.0.0.1,reuseaddr,fork" "UNIX-CONNECT:$sock" 2>/dev/null &
+pids+=($!)
+for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
+check tcp_info "$PT" -c "tcp:127.0.0.1:$port" info
+
+# --- a noisy line: one reply frame in three damaged; ptctl retransmits -----------------
+noisy=$dir/noisy.sock
+start_sim "$noisy" --poll-us 200 --corrupt-every 3 --seed 9
+"$PT" --timeout 300 -c "unix:$noisy" pause >/dev/null 2>&1 || "$PT" --timeout 300 -c "unix:$noisy" pause >/dev/null 2>&1
+check noisy_mem_read "$PT" -v --timeout 300 -c "unix:$noisy" mem read 0x100000000 128K -o "$dir/n.bin"
+cp "$dir/out" "$dir/noisy.out"
+check noisy_retransmitted grep -q ' [1-9][0-9]* bad frames' "$dir/noisy.out"
+check noisy_mem_same cmp "$dir/n.bin" <(head -c 131072 "$dir/mem-1.bin")
+
+# --- exit statuses: usage, transport, timeout, another version ---------------------------
+status usage_none 2 "$PT"
+status usage_unknown 2 pt frobnicate
+status usage_no_conn 2 env -u PTCTL_CONNECT "$PT" info
+status usage_bad_number 2 pt regs --vcpu zz
+status transport_no_socket 3 "$PT" -c "unix:$dir/none" info
+status transport_tcp_refused 3 "$PT" -c "tcp:127.0.0.1:1" info
+status transport_not_a_tty 3 "$PT" -c /dev/null info
+silent=$dir/silent.sock
+python3 -c "
+import socket, sys, time
+s = socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); s.listen(1)
+c, _ = s.accept(); time.sleep(30)" "$silent" &
+pids+=($!)
+for _ in $(seq 50); do [ -S "$silent" ] && break; sleep 0.05; done
+status timeout 3 "$PT" --timeout 200 -c "unix:$silent" info
+vpeer=$dir/v2.sock
+"$INJ" --fake-peer 2 --socket "$vpeer" &
+pids+=($!)
+for _ in $(seq 50); do [ -S "$vpeer" ] && break; sleep 0.05; done
+status other_version 3 "$PT" -c "unix:$vpeer" info
+cp "$dir/out" "$dir/version.out"
+check other_version_message grep -q 'speaks management protocol version 2' "$dir/version.out"
