@@ -226,7 +226,8 @@ static void handle_removed_pt(struct tdp_op *op, u64 *pt, hpa_t hpa, int level, 
 		gfn_t gfn;
 		unsigned int idx;
 	} stack[TDP_ROOT_LEVEL];
-	int depth = 0;
+	u64 removed[TDP_MAX_HUGE_LEVEL + 1] = {0}, accessed = 0;
+	int depth = 0, l;
 
 	tdp_mmu_assert_held_write(mmu);
 	PT_ASSERT(!op->shared && level >= TDP_LEVEL_4K && level <= TDP_ROOT_LEVEL);
@@ -254,7 +255,14 @@ static void handle_removed_pt(struct tdp_op *op, u64 *pt, hpa_t hpa, int level, 
 			continue;
 		gfn = stack[depth].gfn + (u64)i * tdp_pages_per_level(lvl);
 		if (spte_is_leaf(f, old, lvl)) {
-			handle_changed_spte(op, gfn, old, 0, lvl);
+			/* The funnel's work for leaf -> not present, with the
+			 * shared counters updated once per table tree below. */
+			PT_ASSERT(lvl <= TDP_MAX_HUGE_LEVEL);
+			removed[lvl]++;
+			if (f->has_ad && (old & f->accessed_mask))
+				accessed++;
+			if (op->record_dirty)
+				handle_changed_spte_dirty_log(op, gfn, old, 0, lvl);
 			continue;
 		}
 		PT_ASSERT(lvl > TDP_LEVEL_4K && depth + 1 < TDP_ROOT_LEVEL);
@@ -264,6 +272,12 @@ static void handle_removed_pt(struct tdp_op *op, u64 *pt, hpa_t hpa, int level, 
 		stack[depth].gfn = gfn;
 		stack[depth].idx = 0;
 	}
+	for (l = TDP_LEVEL_4K; l <= TDP_MAX_HUGE_LEVEL; l++) {
+		if (removed[l])
+			tdp_stat_sub(mmu, leaves[l], removed[l]);
+	}
+	if (accessed)
+		tdp_stat_add(mmu, accessed_dropped, accessed);
 }
 
 void handle_changed_spte(struct tdp_op *op, gfn_t gfn, u64 old_spte, u64 new_spte, int level)
