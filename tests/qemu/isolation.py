@@ -20,6 +20,7 @@ import json
 import os
 import re
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -130,6 +131,23 @@ class Qmp:
                 return r
 
 
+PTCTL = os.path.join(os.environ.get("BUILD", "build"), "ptctl")
+
+
+def ptctl(cmd):
+    """`ptctl --json CMD` over the management socket: the parsed answer, or None."""
+    try:
+        r = subprocess.run([PTCTL, "-c", "unix:" + os.path.join(run_dir, "mgmt.sock"), "--json",
+                            "--timeout", "10000", cmd], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        print(f"# ptctl {cmd}: {e}", flush=True)
+        return None
+    if r.returncode != 0:
+        print(f"# ptctl {cmd}: status {r.returncode}: {r.stderr.strip()}", flush=True)
+        return None
+    return json.loads(r.stdout)
+
+
 hv_log = os.path.join(run_dir, "hv.log")
 com1_log = os.path.join(run_dir, "com1.log")
 
@@ -180,10 +198,15 @@ if run_in_guest("sed 's/^/iomem: /' /proc/iomem; echo iomem-end", r"^iomem-end",
 else:
     not_ok("isolation.hidden_regions_not_ram_for_the_os", "could not read /proc/iomem")
 
+# The hypervisor's own view before the attacks (management port, tools/ptctl).
+before = {c: ptctl(c) for c in ("info", "slots", "stats")}
+check(all(before.values()), "isolation.hv_answers_before", "ptctl info/slots/stats failed")
+
 # Memory: every region the hypervisor hides, with the attacker's own loads and stores
 # (through a /dev/mem mapping) and with read(). The attacker must run to its end.
 args = " ".join(f"{a:x} {b:x}" for a, b in regions)
 mark = len(con.text())
+n_acc = 0
 if not run_in_guest(f"pt-attack mem {args}; echo attack-exit-mem $?", r"^attack-exit-mem \d+", 120):
     not_ok("isolation.mem_attack_ran", "pt-attack mem did not finish")
 else:
@@ -234,9 +257,9 @@ check(text(hv_log).count("pagetrail: hidden access") > hidden_access_before,
 # The management UART: connect only now (a client during firmware start confuses OVMF).
 mgmt = connect(os.path.join(run_dir, "mgmt.sock"))
 mg = Reader(mgmt)
-console.sendall(b"pt-attack uart 4; echo attack-exit-uart $?\n")
+console.sendall(b"pt-attack uart 6; echo attack-exit-uart $?\n")
 if con.wait(r"^attack: uart listening", 30):
-    for _ in range(20):
+    for _ in range(30):
         mgmt.sendall(HOST_SECRET)
         time.sleep(0.1)
 if not con.wait(r"^attack-exit-uart \d+", 60):
@@ -251,7 +274,27 @@ else:
 time.sleep(1)
 check(ATTACK_UART.decode() not in mg.text(), "isolation.uart_guest_writes_go_nowhere",
       "the guest's UART bytes came out of the management socket")
+# shutdown() first: close() alone leaves the connection open while the reader thread
+# sits in recv(), and QEMU serves one client at a time (ptctl would wait forever).
+mgmt.shutdown(socket.SHUT_RDWR)
 mgmt.close()
+
+# The hypervisor still answers, its state is what it was, and it counted the attacks.
+after = {c: ptctl(c) for c in ("info", "slots", "stats")}
+check(all(after.values()), "isolation.hv_answers_after", "ptctl info/slots/stats failed after the attacks")
+if all(before.values()) and all(after.values()):
+    sb, sa = before["stats"], after["stats"]
+    keep = ("hv.footprint_bytes", "hv.smp_unvirtualized", "exit.unknown", "exit.entry_failed", "exit.shutdown")
+    changed = [k for k in keep if sb.get(k) != sa.get(k)]
+    check(before["info"] == after["info"] and before["slots"] == after["slots"] and not changed,
+          "isolation.hv_state_intact",
+          "info/slots changed" if not changed else f"{changed[0]}: {sb.get(changed[0])} -> {sa.get(changed[0])}")
+    dh = sa.get("guest.hidden_access", 0) - sb.get("guest.hidden_access", 0)
+    dp = sa.get("guest.mgmt_port_io", 0) - sb.get("guest.mgmt_port_io", 0)
+    print(f"# hypervisor counted {dh} hidden accesses, {dp} management-port I/O by the guest", flush=True)
+    check(dh >= n_acc > 0, "isolation.hv_counted_every_hidden_access",
+          f"guest.hidden_access grew by {dh}, the attacker saw {n_acc} faults")
+    check(dp > 0, "isolation.hv_counted_uart_io", "guest.mgmt_port_io did not grow")
 
 # The guest is still alive after all this, and shuts down cleanly.
 check(run_in_guest("echo still-alive-$((6*7))", r"^still-alive-42", 30) is not None,

@@ -1,0 +1,592 @@
+#!/usr/bin/env python3
+"""The dirty-logging oracle (issue 5, items 3-5): PageTrail's bitmaps against QEMU's own
+copy of guest memory.
+
+QEMU already runs (tools/run-qemu.sh --com1-socket) with Linux booting under the
+hypervisor into its shell. For each dirty-logging mode, this script starts logging on
+every slot (`ptctl dirty start --all --mode M`), takes a baseline, and then, round after
+round, with one workload running in the guest:
+
+  1. `ptctl pause`: the hypervisor parks the vCPU in its poll loop; the guest runs no
+     instruction until `resume`. (QMP `stop` first would be wrong: it halts QEMU's vCPU,
+     which IS the hypervisor, and nobody would answer the serial line.)
+  2. harvest: `ptctl dirty get --slot N --clear -o FILE` for every logged slot;
+  3. QMP `stop`, `pmemsave` of each logged slot that is RAM in QEMU (and of the other RAM
+     slots, to count changes that no log covers), QMP `cont`;
+  4. `ptctl resume`; then the guest runs for a random window of --window-min..max s.
+
+Between the pmemsave of round k-1 and that of round k the guest ran exactly once: from
+the resume of round k-1 to the pause of round k; every write it made in that window must
+be in round k's harvest (the harvest re-arms the pages before handing out their bits,
+and the copy is taken after it). Nothing else writes guest RAM in that time: the guest
+does no DMA (no NIC, idle disk), the hypervisor writes no guest page (its own memory is
+in no slot and not compared). So: every 4 KiB page whose bytes differ between the two
+copies must be set in the round-k bitmap of its slot. A page that differs and is not set
+is a MISS (lost data: the test fails). A set bit whose page did not change is a false
+positive (allowed: the page may have been rewritten with the same bytes; reported).
+
+Workloads (in the guest): pt-dirtywriter (tests/guest/dirtywriter.c) with its random,
+seq and hot patterns, and plain Linux activity (tests/guest/workloads/linuxact.sh).
+
+Control: at the end of each mode, one round whose harvest is thrown away and replaced by
+a second harvest after more guest run time; the check of that round MUST find misses
+(else the oracle could not see a lost bitmap and its "0 misses" would prove nothing).
+
+Prints TAP-ish lines (stdout, or stderr with --bench) and, with --bench, JSON figures
+(tools/bench.sh) on stdout. Exit status 0 if every check passed.
+
+usage: dirty_oracle.py RUN_DIR [--modes wp,dbit] [--workloads random,seq,hot,linux]
+         [--rounds N] [--window-min S] [--window-max S] [--writer-mib N] [--deadline S]
+         [--bench] [--throughput-seconds S] [--summary FILE]
+"""
+import argparse
+import json
+import os
+import random
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+ESC_RE = re.compile(rb"\x1b\[[0-9;=?]*[A-Za-z]|\r")
+PAGE = 4096
+
+ap = argparse.ArgumentParser()
+ap.add_argument("run_dir")
+ap.add_argument("--modes", default="wp,dbit")
+ap.add_argument("--workloads", default="random,seq,hot,linux")
+ap.add_argument("--rounds", type=int, default=50)
+ap.add_argument("--window-min", type=float, default=0.2)
+ap.add_argument("--window-max", type=float, default=0.8)
+ap.add_argument("--writer-mib", type=int, default=64)
+ap.add_argument("--deadline", type=float, default=1800)
+ap.add_argument("--bench", action="store_true")
+ap.add_argument("--throughput-seconds", type=int, default=4)
+ap.add_argument("--summary")
+ap.add_argument("--seed", type=int, default=1)
+args = ap.parse_args()
+
+run_dir = args.run_dir
+deadline = time.time() + args.deadline
+BUILD = os.environ.get("BUILD", "build")
+PTCTL = os.path.join(BUILD, "ptctl")
+DIFF = os.path.join(BUILD, "qemu", "dirty-diff")
+rng = random.Random(args.seed)
+tap = sys.stderr if args.bench else sys.stdout
+failed = 0
+shm = f"/dev/shm/pt-oracle-{os.getpid()}"
+
+
+def ok(name, detail=""):
+    print(f"ok {name}" + (f" {detail}" if detail else ""), file=tap, flush=True)
+
+
+def not_ok(name, why):
+    global failed
+    failed += 1
+    print(f"not ok {name} {why}", file=tap, flush=True)
+
+
+def note(msg):
+    print(f"# {msg}", file=tap, flush=True)
+
+
+def emit(**fig):
+    if args.bench:
+        print(json.dumps(fig), flush=True)
+
+
+class Fatal(Exception):
+    pass
+
+
+def text(path):
+    try:
+        with open(path, "rb") as f:
+            return ESC_RE.sub(b"", f.read()).decode("utf-8", "replace")
+    except FileNotFoundError:
+        return ""
+
+
+def wait_file(path, regex, secs):
+    end = min(deadline, time.time() + secs)
+    while time.time() < end:
+        m = re.search(regex, text(path), re.M)
+        if m:
+            return m
+        time.sleep(0.2)
+    return None
+
+
+def connect(path, secs=30):
+    end = min(deadline, time.time() + secs)
+    while True:
+        try:
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.connect(path)
+            return s
+        except OSError:
+            if time.time() > end:
+                raise
+            time.sleep(0.2)
+
+
+class Console(threading.Thread):
+    """The Linux shell on COM1: sends command lines, collects what comes back."""
+
+    def __init__(self, path):
+        super().__init__(daemon=True)
+        self.sock, self.data, self.lock = connect(path), b"", threading.Lock()
+        self.start()
+
+    def run(self):
+        while True:
+            try:
+                b = self.sock.recv(65536)
+            except OSError:
+                return
+            if not b:
+                return
+            with self.lock:
+                self.data += b
+
+    def mark(self):
+        with self.lock:
+            return len(self.data)
+
+    def wait(self, regex, secs, since=0):
+        end = min(deadline, time.time() + secs)
+        while time.time() < end:
+            with self.lock:
+                t = ESC_RE.sub(b"", self.data[since:]).decode("utf-8", "replace")
+            m = re.search(regex, t, re.M)
+            if m:
+                return m
+            time.sleep(0.05)
+        return None
+
+    def run_cmd(self, line, done_re, secs):
+        since = self.mark()
+        self.sock.sendall(line.encode() + b"\n")
+        m = self.wait(done_re, secs, since)
+        if not m:
+            raise Fatal(f"guest command {line!r}: no {done_re!r} within {secs} s")
+        return m
+
+
+class Qmp:
+    def __init__(self, path):
+        self.sock = connect(path)
+        self.f = self.sock.makefile("rwb")
+        json.loads(self.f.readline())  # greeting
+        self.cmd("qmp_capabilities")
+
+    def cmd(self, name, **a):
+        self.f.write(json.dumps({"execute": name, "arguments": a}).encode() + b"\n")
+        self.f.flush()
+        while True:
+            line = self.f.readline()
+            if not line:
+                raise Fatal(f"QMP {name}: QEMU closed the socket")
+            r = json.loads(line)
+            if "error" in r:
+                raise Fatal(f"QMP {name}: {r['error']}")
+            if "return" in r:
+                return r["return"]
+
+
+def ptctl(*cmd, want_json=True):
+    """ptctl [--json] CMD...: the parsed answer (or stdout), and the wall time it took."""
+    argv = [PTCTL, "-c", "unix:" + os.path.join(run_dir, "mgmt.sock"), "--timeout", "10000"]
+    if want_json:
+        argv.append("--json")
+    t0 = time.monotonic()
+    try:
+        r = subprocess.run(argv + list(cmd), capture_output=True, text=True, timeout=120)
+    except subprocess.TimeoutExpired:
+        raise Fatal(f"ptctl {' '.join(cmd)}: no answer in 120 s")
+    dt = time.monotonic() - t0
+    if r.returncode != 0:
+        raise Fatal(f"ptctl {' '.join(cmd)}: status {r.returncode}: {r.stderr.strip()}")
+    return (json.loads(r.stdout) if want_json else r.stdout), dt
+
+
+def popcount(x):
+    return bin(x).count("1")
+
+
+def bits(x, limit=8):
+    """The first `limit` set bit positions of x."""
+    out, i = [], 0
+    while x and len(out) < limit:
+        if x & 1:
+            out.append(i)
+        x >>= 1
+        i += 1
+    return out
+
+
+# ---------------------------------------------------------------------------------------
+class Oracle:
+    def __init__(self, qmp, con):
+        self.qmp, self.con = qmp, con
+        os.makedirs(shm, exist_ok=True)
+        slots, _ = ptctl("slots")
+        self.slots = {s["id"]: s for s in slots}
+        self.ram = self.qemu_ram()
+        hidden = re.findall(r"pagetrail: hidden region (0x[0-9a-f]+)-(0x[0-9a-f]+)",
+                            text(os.path.join(run_dir, "hv.log")))
+        self.hidden = [(int(a, 16), int(b, 16)) for a, b in hidden]
+        note("QEMU RAM: " + " ".join(f"{a:#x}-{b:#x}" for a, b in self.ram))
+        note("hidden: " + " ".join(f"{a:#x}-{b:#x}" for a, b in self.hidden))
+        for a, b in self.hidden:
+            for s in self.slots.values():
+                if a < s["gpa"] + s["size"] and s["gpa"] < b:
+                    raise Fatal(f"slot {s['id']} overlaps the hidden region {a:#x}-{b:#x}")
+        self.prev = {}   # range key -> dump file of the last round
+        self.exit_keys = ("exit.total", "exit.npf")
+
+    def qemu_ram(self):
+        """Guest-physical ranges that are RAM in QEMU (pc.ram in the flat memory view)."""
+        mtree = self.qmp.cmd("human-monitor-command", **{"command-line": "info mtree -f"})
+        i = mtree.find('AS "memory"')
+        j = mtree.find("FlatView", i)
+        part = mtree[i:j if j > 0 else None]
+        out = []
+        for a, b in re.findall(r"^\s*([0-9a-f]+)-([0-9a-f]+) \(prio \d+, ram\): pc\.ram\b", part, re.M):
+            out.append((int(a, 16), int(b, 16) + 1))
+        if not out:
+            raise Fatal("no pc.ram in QEMU's memory tree")
+        return out
+
+    def ranges_of(self, slot):
+        """(gpa, size, first page in the slot) of the slot's parts that are QEMU RAM."""
+        a0, b0 = slot["gpa"], slot["gpa"] + slot["size"]
+        out = []
+        for a, b in self.ram:
+            lo, hi = max(a, a0), min(b, b0)
+            if lo < hi:
+                out.append((lo, hi - lo, (lo - a0) // PAGE))
+        return out
+
+    def setup_ranges(self):
+        slots, _ = ptctl("slots")
+        self.slots = {s["id"]: s for s in slots}
+        self.logged = [s for s in slots if s["logging"]]
+        if not self.logged:
+            raise Fatal("no slot is logged after dirty start --all")
+        self.cmp = []      # (key, slot, gpa, size, first_page): compared against the log
+        self.extra = []    # RAM in a slot that is not logged: changes are only counted
+        for s in slots:
+            for gpa, size, first in self.ranges_of(s):
+                key = f"{gpa:x}"
+                (self.cmp if s["logging"] else self.extra).append((key, s, gpa, size, first))
+        for s in self.logged:
+            not_ram = s["size"] - sum(r[3] for r in self.cmp if r[1] is s)
+            if not_ram:
+                note(f"slot {s['id']}: {not_ram} bytes logged but not RAM in QEMU (not compared)")
+        self.logged_bytes = sum(s["size"] for s in self.logged)
+        self.prev = {}
+
+    def dump(self, tag):
+        """QMP stop, pmemsave every range, cont. Returns {key: file}."""
+        files = {}
+        self.qmp.cmd("stop")
+        try:
+            for key, _, gpa, size, _ in self.cmp + self.extra:
+                f = os.path.join(shm, f"{key}.{tag}")
+                self.qmp.cmd("pmemsave", val=gpa, size=size, filename=f)
+                files[key] = f
+        finally:
+            self.qmp.cmd("cont")
+        return files
+
+    def harvest(self, tag):
+        """dirty get --clear of every logged slot: {slot id: bitmap int}, wire bytes, time."""
+        maps, wire, t = {}, 0, 0.0
+        for s in self.logged:
+            f = os.path.join(shm, f"bm{s['id']}.{tag}")
+            r, dt = ptctl("dirty", "get", "--slot", str(s["id"]), "--clear", "-o", f)
+            t += dt
+            wire += r["wire_bytes"]
+            want = (s["size"] // PAGE + 63) // 64 * 8
+            with open(f, "rb") as fh:
+                raw = fh.read()
+            os.unlink(f)
+            if len(raw) != want:
+                raise Fatal(f"slot {s['id']}: bitmap file has {len(raw)} bytes, want {want}")
+            bm = int.from_bytes(raw, "little")
+            if popcount(bm) != r["dirty"]:
+                raise Fatal(f"slot {s['id']}: bitmap has {popcount(bm)} bits, ptctl said {r['dirty']}")
+            maps[s["id"]] = bm
+        return maps, wire, t
+
+    def stats(self):
+        st, _ = ptctl("stats")
+        return st
+
+    def round(self, tag, discard_harvest=False):
+        """One pause-harvest-copy-resume round. Returns the comparison with the last copy."""
+        ptctl("pause", want_json=False)
+        try:
+            st = self.stats()
+            maps, wire, t_harvest = self.harvest(tag)
+            if discard_harvest:
+                # Control: this harvest is "lost"; let the guest run, then take the next.
+                ptctl("resume", want_json=False)
+                time.sleep(0.3)
+                ptctl("pause", want_json=False)
+                st = self.stats()
+                maps, wire, t_harvest = self.harvest(tag)
+            files = self.dump(tag)
+        finally:
+            ptctl("resume", want_json=False)
+        res = {"misses": 0, "changed": 0, "dirty": 0, "fp": 0, "extra_changed": 0,
+               "wire": wire, "t_harvest": t_harvest, "stats": st, "miss_pages": []}
+        res["dirty"] = sum(popcount(b) for b in maps.values())
+        for key, s, gpa, size, first in self.cmp + self.extra:
+            cur = files[key]
+            prev = self.prev.get(key)
+            self.prev[key] = cur
+            if not prev:
+                continue
+            out = os.path.join(shm, f"diff.{key}")
+            r = subprocess.run([DIFF, prev, cur, out], capture_output=True, text=True, timeout=120)
+            os.unlink(prev)
+            if r.returncode:
+                raise Fatal(f"dirty-diff: {r.stderr.strip()}")
+            with open(out, "rb") as fh:
+                changed = int.from_bytes(fh.read(), "little")
+            os.unlink(out)
+            if not s["logging"]:
+                res["extra_changed"] += popcount(changed)
+                continue
+            npages = size // PAGE
+            logged = (maps[s["id"]] >> first) & ((1 << npages) - 1)
+            miss = changed & ~logged
+            res["changed"] += popcount(changed)
+            res["fp"] += popcount(logged & ~changed)
+            if miss:
+                res["misses"] += popcount(miss)
+                res["miss_pages"] += [f"{gpa + p * PAGE:#x}" for p in bits(miss)]
+        # Bits of slot parts that are not QEMU RAM (none on q35) are not false positives
+        # of the compared pages: count the compared bits only.
+        return res
+
+    def start_logging(self, mode):
+        out, _ = ptctl("dirty", "start", "--all", "--mode", mode, want_json=False)
+        note(out.strip())
+        self.setup_ranges()
+        # Baseline: harvest and copy; the first checked round starts from here.
+        self.round("base")
+
+    def stop_logging(self):
+        ptctl("dirty", "stop", "--all", want_json=False)
+        for f in self.prev.values():
+            try:
+                os.unlink(f)
+            except FileNotFoundError:
+                pass
+        self.prev = {}
+
+
+# ---------------------------------------------------------------------------------------
+class Workload:
+    """A workload running in the guest, started and stopped over the console."""
+
+    def __init__(self, con, name, mib):
+        self.con, self.name, self.mib, self.pid = con, name, mib, None
+
+    def start(self):
+        if self.name == "linux":
+            m = self.con.run_cmd("/workloads/linuxact.sh >/dev/null 2>&1 & echo wl-pid-$!",
+                                 r"^wl-pid-(\d+)", 30)
+            self.pid = m.group(1)
+            return
+        m = self.con.run_cmd(f"pt-dirtywriter --pattern {self.name} --mib {self.mib} & echo wl-pid-$!",
+                             r"^wl-pid-(\d+)", 30)
+        self.pid = m.group(1)
+        if not self.con.wait(rf"^dirtywriter: ready pattern={self.name}", 60):
+            raise Fatal(f"pt-dirtywriter --pattern {self.name} did not get ready")
+
+    def stop(self):
+        if self.pid:
+            self.con.run_cmd(f"kill {self.pid}; wait {self.pid}; echo wl-stopped-$((40+2))",
+                             r"^wl-stopped-42", 60)
+            self.pid = None
+
+
+def throughput(con, oracle, mode, secs):
+    """Stores/s of pt-dirtywriter --pattern random with logging off (mode None), wp or dbit,
+    harvesting (get + clear) every logged slot every 0.5 s meanwhile, as a user would."""
+    if mode:
+        ptctl("dirty", "start", "--all", "--mode", mode, want_json=False)
+        oracle.setup_ranges()
+    since = con.mark()
+    con.sock.sendall(f"pt-dirtywriter --pattern random --mib {args.writer_mib} --seconds {secs}\n".encode())
+    if not con.wait(r"^dirtywriter: ready", 60, since):
+        raise Fatal("throughput: writer not ready")
+    end = time.time() + secs + 60
+    m = None
+    while time.time() < end:
+        m = con.wait(r"^dirtywriter: pattern=random .* rate=(\d+)", 0.5, since)
+        if m:
+            break
+        if mode:
+            oracle.harvest("tp")
+    if mode:
+        oracle.stop_logging()
+    if not m:
+        raise Fatal("throughput: the writer did not report")
+    return int(m.group(1))
+
+
+def main():
+    os.makedirs(shm, exist_ok=True)
+    com1 = os.path.join(run_dir, "com1.log")
+    if not wait_file(com1, r"^pagetrail-init: shell", 300):
+        not_ok("dirty_oracle.linux_shell", "Linux did not reach its shell")
+        return
+    ok("dirty_oracle.linux_shell")
+    con = Console(os.path.join(run_dir, "com1.sock"))
+    qmp = Qmp(os.path.join(run_dir, "qmp.sock"))
+    con.run_cmd("echo console-$((20+3))", r"^console-23", 30)
+    oracle = Oracle(qmp, con)
+    modes = args.modes.split(",")
+    workloads = args.workloads.split(",")
+    summary = {}
+
+    if args.bench:
+        rates = {}
+        for mode in [None] + modes:
+            rates[mode or "off"] = throughput(con, oracle, mode, args.throughput_seconds)
+            note(f"throughput {mode or 'off'}: {rates[mode or 'off']} stores/s")
+        emit(name="dirty.writer_rate.off", value=rates["off"], unit="stores/s",
+             note=f"pt-dirtywriter random over {args.writer_mib} MiB, {args.throughput_seconds} s, logging off")
+        for mode in modes:
+            emit(name=f"dirty.writer_rate.{mode}", value=rates[mode], unit="stores/s",
+                 ref=rates["off"], ref_name="logging off, same run",
+                 ratio=round(rates[mode] / rates["off"], 4) if rates["off"] else 0,
+                 note="all RAM slots logged, get+clear of every slot every 0.5 s")
+        summary["throughput"] = rates
+
+    for mode in modes:
+        oracle.start_logging(mode)
+        note(f"mode {mode}: {len(oracle.logged)} slots logged, {oracle.logged_bytes >> 20} MiB; "
+             f"compared {sum(r[3] for r in oracle.cmp) >> 20} MiB, "
+             f"unlogged RAM counted {sum(r[3] for r in oracle.extra) >> 10} KiB")
+        agg_mode = {"rounds": 0, "wire": 0, "t_harvest": 0.0, "dirty": 0}
+        for wl in workloads:
+            w = Workload(con, wl, args.writer_mib)
+            w.start()
+            agg = {"rounds": 0, "misses": 0, "changed": 0, "dirty": 0, "fp": 0, "extra_changed": 0,
+                   "wire": 0, "t_harvest": 0.0, "exits": 0, "npf": 0, "miss_pages": []}
+            last_stats = None
+            try:
+                # The round that spans the start of the workload counts for nobody.
+                r = oracle.round(f"{mode}.{wl}.start")
+                agg["misses"] += r["misses"]
+                agg["miss_pages"] += r["miss_pages"]
+                last_stats = r["stats"]
+                for k in range(args.rounds):
+                    if time.time() > deadline:
+                        raise Fatal(f"deadline reached in {mode}/{wl} after {k} rounds")
+                    time.sleep(rng.uniform(args.window_min, args.window_max))
+                    r = oracle.round(f"{mode}.{wl}.{k}")
+                    for key in ("misses", "changed", "dirty", "fp", "extra_changed", "wire",
+                                "t_harvest"):
+                        agg[key] += r[key]
+                    agg["miss_pages"] += r["miss_pages"]
+                    agg["rounds"] += 1
+                    st = r["stats"]
+                    agg["exits"] += st["exit.total"] - last_stats["exit.total"]
+                    agg["npf"] += st["exit.npf"] - last_stats["exit.npf"]
+                    last_stats = st
+                    if r["misses"]:
+                        note(f"{mode}/{wl} round {k}: {r['misses']} MISSED pages, e.g. "
+                             + " ".join(r["miss_pages"]))
+            finally:
+                w.stop()
+            name = f"dirty_oracle.{mode}.{wl}"
+            fp_share = agg["fp"] / agg["dirty"] if agg["dirty"] else 0.0
+            detail = (f"{agg['rounds']} rounds, {agg['changed']} changed pages, {agg['dirty']} bits, "
+                      f"0 missed, false positives {agg['fp']} ({100 * fp_share:.1f}%), "
+                      f"unlogged RAM pages changed {agg['extra_changed']}")
+            if agg["misses"]:
+                not_ok(name, f"{agg['misses']} MISSED pages (written, not in the bitmap), e.g. "
+                       + " ".join(agg["miss_pages"][:16]) + f"; {detail}")
+            elif agg["changed"] == 0:
+                not_ok(name, f"no page changed in {agg['rounds']} rounds: the check proves nothing")
+            else:
+                ok(name, detail)
+            summary[f"{mode}.{wl}"] = {k: v for k, v in agg.items() if k != "miss_pages"}
+            summary[f"{mode}.{wl}"]["fp_share"] = fp_share
+            for key in ("rounds", "wire", "t_harvest", "dirty"):
+                agg_mode[key] += agg[key]
+            if args.bench:
+                emit(name=f"dirty.oracle.{mode}.{wl}.missed", value=agg["misses"], unit="pages",
+                     note=f"{agg['rounds']} rounds, {agg['changed']} changed pages (QMP pmemsave diff)")
+                emit(name=f"dirty.oracle.{mode}.{wl}.false_positive_share", value=round(fp_share, 4),
+                     unit="fraction", note=f"{agg['fp']} of {agg['dirty']} bits set on unchanged pages")
+                if wl != "linux":
+                    emit(name=f"dirty.exits_per_dirty_page.{mode}.{wl}",
+                         value=round(agg["exits"] / agg["dirty"], 3) if agg["dirty"] else 0,
+                         unit="exits/page",
+                         note=f"npf exits/page {agg['npf'] / agg['dirty'] if agg['dirty'] else 0:.3f}; "
+                              "ptctl stats deltas over the running windows / bits harvested")
+        # Control: a harvest thrown away must show up as misses in the next copy.
+        w = Workload(con, "random", args.writer_mib)
+        w.start()
+        try:
+            time.sleep(0.3)
+            pre = oracle.round(f"{mode}.control.pre")
+            time.sleep(0.3)
+            r = oracle.round(f"{mode}.control", discard_harvest=True)
+        finally:
+            w.stop()
+        if pre["misses"]:
+            not_ok(f"dirty_oracle.{mode}.control_pre_round", f"{pre['misses']} MISSED pages, e.g. "
+                   + " ".join(pre["miss_pages"]))
+        if r["misses"] > 0:
+            ok(f"dirty_oracle.{mode}.control_detects_lost_harvest",
+               f"{r['misses']} of {r['changed']} changed pages reported missing")
+        else:
+            not_ok(f"dirty_oracle.{mode}.control_detects_lost_harvest",
+                   f"a discarded harvest went unnoticed ({r['changed']} changed pages): the oracle is blind")
+        gib = oracle.logged_bytes / (1 << 30)
+        rounds = agg_mode["rounds"] or 1
+        summary[f"{mode}.harvest"] = {"logged_bytes": oracle.logged_bytes,
+                                      "s_per_round": agg_mode["t_harvest"] / rounds,
+                                      "wire_per_round": agg_mode["wire"] / rounds,
+                                      "bits": agg_mode["dirty"]}
+        if args.bench:
+            emit(name=f"dirty.harvest_time_per_gib.{mode}",
+                 value=round(agg_mode["t_harvest"] / rounds / gib, 4), unit="s/GiB",
+                 note=f"ptctl dirty get --clear of {len(oracle.logged)} slots ({oracle.logged_bytes >> 20} MiB) "
+                      "per round, wall time on the host incl. process start, mean of "
+                      f"{agg_mode['rounds']} rounds")
+            emit(name=f"dirty.harvest_wire_bytes.{mode}", value=round(agg_mode["wire"] / rounds, 1),
+                 unit="bytes/harvest",
+                 note=f"serial bytes (both ways, ptctl wire_bytes) per round of {len(oracle.logged)} slots; "
+                      f"{agg_mode['wire'] / agg_mode['dirty'] if agg_mode['dirty'] else 0:.2f} bytes per dirty page")
+        oracle.stop_logging()
+
+    if args.summary:
+        with open(args.summary, "w") as f:
+            json.dump(summary, f, indent=1)
+    ptctl("info", want_json=False)  # the hypervisor still answers
+    ok("dirty_oracle.hv_answers_after_rounds")
+
+
+try:
+    main()
+except Fatal as e:
+    not_ok("dirty_oracle.run", str(e))
+except (OSError, ValueError) as e:
+    not_ok("dirty_oracle.run", f"{type(e).__name__}: {e}")
+finally:
+    shutil.rmtree(shm, ignore_errors=True)
+sys.exit(1 if failed else 0)

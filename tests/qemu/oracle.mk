@@ -1,0 +1,13 @@
+# Dirty logging end to end (issue 5): PageTrail's bitmaps against QEMU's own copy of guest
+# memory. tests/qemu/test_dirty_oracle.sh (short form, make test) and
+# tests/qemu/bench_dirty.sh (full form + figures, make bench) boot Linux under the
+# hypervisor and run tests/qemu/dirty_oracle.py; build/qemu/dirty-diff compares the
+# pmemsave copies page by page; the guest runs pt-dirtywriter (tests/guest/dirtywriter.c)
+# and tests/guest/workloads/linuxact.sh.
+
+ORACLE_DIFF := $(BUILD)/qemu/dirty-diff
+TEST_DEPS += $(ORACLE_DIFF) $(BUILD)/ptctl
+
+$(ORACLE_DIFF): tests/qemu/dirty_diff.c
+	@mkdir -p $(@D)
+	$(Q)$(HOST_CC) $(HOST_CFLAGS) -o $@ $<
