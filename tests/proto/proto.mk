@@ -25,3 +25,7 @@ HOST_TESTS += $(BUILD)/mgmt/proto_test
 # ptctl end to end against the simulator (needs socat and python3).
 TEST_DEPS += $(BUILD)/mgmt/ptsim $(BUILD)/mgmt/ptctl-san $(BUILD)/mgmt/ptinject
 TEST_SCRIPTS += tests/proto/e2e.sh
+
+# Bytes on the wire per dirty page (sparse, clustered, dense) and bulk efficiency.
+TEST_DEPS += $(BUILD)/mgmt/bench_proto
+BENCH_STEPS += $(BUILD)/mgmt/bench_proto
