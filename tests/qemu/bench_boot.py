@@ -6,16 +6,14 @@ measured on the host, for the default boot (OVMF -> ptboot -> pagetrail.efi -> L
 and the same boot without pagetrail.efi (same ESP, same kernel line), alternating
 hv/bare runs in one invocation; median of PT_BENCH_BOOT_RUNS (default 3) runs each.
 
-Then, when the hypervisor prints exit statistics on its log ("pagetrail: exits
-total=N REASON=N ..."), exits per second by reason while the guest idles and while it
-runs pt-memload, from the difference between the first and the last statistics line of
-each phase, over the host time between them.
+Then exits per second by reason while the guest idles and while it runs pt-memload:
+the hypervisor's counters (`ptctl stats`, exit.*) sampled twice inside each phase, over
+the host time between the samples.
 
 Prints JSON lines (tools/bench.sh); progress on stderr.
 """
 import json
 import os
-import re
 import statistics
 import subprocess
 import sys
@@ -25,7 +23,6 @@ BUILD = os.environ.get("BUILD", "build")
 RUNS = int(os.environ.get("PT_BENCH_BOOT_RUNS", "3"))
 RUN_DIR = os.path.join(BUILD, "bench-run")
 READY = b"pagetrail-init: ready"
-STATS_RE = re.compile(r"pagetrail: exits (.*)")
 
 
 def emit(**fig):
@@ -103,59 +100,53 @@ def boot_figures():
          ref_name="without pagetrail.efi", ratio=round(hv / bare, 3), note=note)
 
 
-def parse_stats(line):
-    return {k: int(v) for k, v in re.findall(r"(\w[\w.]*)=(\d+)", line)}
+PHASE_S = int(os.environ.get("PT_BENCH_PHASE_S", "20"))
+
+
+def ptctl_stats():
+    r = subprocess.run([os.path.join(BUILD, "ptctl"), "-c", "unix:" + os.path.join(RUN_DIR, "mgmt.sock"),
+                        "--json", "--timeout", "5000", "stats"], capture_output=True, text=True, timeout=60)
+    if r.returncode != 0:
+        raise RuntimeError(f"ptctl stats: status {r.returncode}: {r.stderr.strip()}")
+    return time.monotonic(), json.loads(r.stdout)
 
 
 def exit_figures():
-    """Idle, then pt-memload; stats lines are timestamped on arrival (host time)."""
-    p, t0 = start_qemu(["--kernel-args", "pt.workload=bench pt.poweroff=1"], 300)
-    hv_log = os.path.join(RUN_DIR, "hv.log")
+    """Exits/s by reason, idle then under pt-memload (workload bench.sh): the hypervisor's
+    counters (ptctl stats over the management port) sampled inside each phase."""
+    p, t0 = start_qemu(["--kernel-args", f"pt.workload=bench pt.phase={PHASE_S} pt.poweroff=1"], 300)
     com1 = os.path.join(RUN_DIR, "com1.log")
-    stats, phase_marks, pos_hv, pos_c, cbuf = [], {}, 0, 0, b""
-    while p.poll() is None and time.monotonic() - t0 < 290:
-        now = time.monotonic()
-        with open(hv_log, "rb") if os.path.exists(hv_log) else open(os.devnull, "rb") as f:
-            f.seek(pos_hv)
-            chunk = f.read()
-        if chunk:
-            last_nl = chunk.rfind(b"\n") + 1
-            pos_hv += last_nl
-            for ln in chunk[:last_nl].decode("utf-8", "replace").splitlines():
-                m = STATS_RE.search(ln)
-                if m:
-                    stats.append((now, parse_stats(m.group(1))))
-        with open(com1, "rb") if os.path.exists(com1) else open(os.devnull, "rb") as f:
-            f.seek(pos_c)
-            chunk = f.read()
-        pos_c += len(chunk)
-        cbuf += chunk
-        for ph in (b"bench-phase idle", b"bench-phase load", b"bench-phase end"):
-            if ph in cbuf and ph not in phase_marks:
-                phase_marks[ph] = now
-        time.sleep(0.05)
-    if p.poll() is None:
-        p.kill()
-    p.wait()
-    if not stats:
-        log("no 'pagetrail: exits' lines on the hypervisor log: exits/s not measured")
-        return
-    spans = {"idle": (b"bench-phase idle", b"bench-phase load"),
-             "load": (b"bench-phase load", b"bench-phase end")}
-    for name, (a, b) in spans.items():
-        if a not in phase_marks or b not in phase_marks:
-            log(f"phase {name} not seen on COM1")
-            continue
-        inside = [s for s in stats if phase_marks[a] <= s[0] <= phase_marks[b]]
-        if len(inside) < 2:
-            log(f"fewer than 2 statistics lines during {name}: exits/s not measured")
-            continue
-        (ta, sa), (tb, sb) = inside[0], inside[-1]
-        for reason in sorted(sb):
-            if reason in sa:
-                rate = (sb[reason] - sa[reason]) / (tb - ta)
-                emit(name=f"hv.exits_per_s.{name}.{reason}", value=round(rate, 1), unit="exits/s",
-                     note=f"host time over {tb - ta:.1f} s, guest {name}")
+    rates, notes = {}, {}
+    try:
+        for phase in ("idle", "load"):
+            marker = f"bench-phase {phase}".encode()
+            if wait_marker(p, com1, marker, t0, 240) is None:
+                raise RuntimeError(f"phase {phase} not seen on COM1")
+            time.sleep(2)
+            ta, sa = ptctl_stats()
+            time.sleep(max(1, PHASE_S - 5))
+            tb, sb = ptctl_stats()
+            note = f"guest {phase} ({'sleep' if phase == 'idle' else 'pt-memload'}), {tb - ta:.1f} s host time"
+            if phase == "idle":
+                note += "; HLT is intercepted and resumed at once (the host polls its port)"
+            notes[phase] = note
+            rates[phase] = {k[5:]: (sb[k] - sa[k]) / (tb - ta) for k in sb
+                            if k.startswith("exit.") and k in sa and isinstance(sb[k], int)}
+        # Every reason that occurred in either phase, and the total.
+        seen = sorted(r for r in rates["idle"] if r == "total" or rates["idle"][r] or rates["load"].get(r))
+        for phase in ("idle", "load"):
+            for r in seen:
+                emit(name=f"hv.exits_per_s.{phase}.{r}", value=round(rates[phase].get(r, 0.0), 1),
+                     unit="exits/s", note=notes[phase])
+    except (RuntimeError, subprocess.TimeoutExpired) as e:
+        log(f"exits/s not measured: {e}")
+        raise SystemExit(1)
+    finally:
+        try:
+            p.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
 
 
 if __name__ == "__main__":
