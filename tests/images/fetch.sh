@@ -46,15 +46,30 @@ if [ -z "$kpkg" ]; then
 fi
 kver=$(candidate_of "$kpkg")
 
-echo "fetch: apt-get download $kpkg busybox-static into $cache" >&2
-# apt-get download writes into the current directory; as root it warns that the download
-# is unsandboxed (the _apt user cannot write there), which is harmless.
-(cd "$work" && apt-get download -qq "$kpkg" busybox-static 2>&1 | grep -v -i 'unsandboxed' >&2 || true)
-kdeb=$(ls "$work"/"$kpkg"_*.deb 2>/dev/null | head -n1)
-bdeb=$(ls "$work"/busybox-static_*.deb 2>/dev/null | head -n1)
-if [ -z "$kdeb" ] || [ -z "$bdeb" ]; then
-	echo "fetch: apt-get download failed" >&2
-	exit 1
+# download: apt-get download writes into the current directory; as root it warns that the
+# download is unsandboxed (the _apt user cannot write there), which is harmless.
+download() {
+	echo "fetch: apt-get download $kpkg busybox-static into $cache" >&2
+	(cd "$work" && apt-get download -qq "$kpkg" busybox-static 2>&1 | grep -v -i 'unsandboxed' >&2 || true)
+	kdeb=$(ls "$work"/"$kpkg"_*.deb 2>/dev/null | head -n1)
+	bdeb=$(ls "$work"/busybox-static_*.deb 2>/dev/null | head -n1)
+	[ -n "$kdeb" ] && [ -n "$bdeb" ]
+}
+if ! download; then
+	# Stale package lists name versions the archive no longer has: refresh once.
+	if [ "$(id -u)" -ne 0 ]; then
+		echo "fetch: apt-get download failed; try 'apt-get update' as root" >&2
+		exit 1
+	fi
+	echo "fetch: apt-get download failed; apt-get update and retry" >&2
+	apt-get update -qq
+	kpkg=$(apt-cache show "linux-image-amd64=$(candidate_of linux-image-amd64)" |
+		sed -n 's/^Depends: .*\(linux-image-[0-9][^ ,]*-amd64\).*/\1/p' | head -n1)
+	kver=$(candidate_of "$kpkg")
+	if ! download; then
+		echo "fetch: apt-get download failed" >&2
+		exit 1
+	fi
 fi
 
 dpkg -x "$kdeb" "$work/kernel"
