@@ -81,6 +81,8 @@ check regs_json json "$dir/regs.json" 'd["vcpu"]==1 and d["rip"]==0xffffffff8100
 check regs grep -q 'rip      0xffffffff81000000' <(pt regs)
 status regs_no_vcpu 1 pt regs --vcpu 9
 check log grep -q 'fake hypervisor up' <(pt log)
+pt ping --count 20 --json >"$dir/ping.json"
+check ping_json json "$dir/ping.json" 'd["count"]==20 and 0 < d["p50_ms"] <= d["p99_ms"] <= d["max_ms"]'
 pt log --json --bytes 10 >"$dir/log.json"
 check log_json json "$dir/log.json" 'len(d["text"])==10 and d["end"]>=10'
 check pause pt pause

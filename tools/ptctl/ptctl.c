@@ -27,6 +27,7 @@ static const char usage_text[] =
 	"    dirty clear --slot ID --first PAGE --count N\n"
 	"    mem read GPA LEN -o FILE\n"
 	"    log [--bytes N]\n"
+	"    ping [--count N]   round-trip latency of INFO: p50, p99, max\n"
 	"  --json: machine-readable output of info, slots, stats, regs, dirty get, mem read, log\n"
 	"  exit status: 0 ok, 1 error from the hypervisor, 2 usage, 3 transport or timeout\n";
 
@@ -842,6 +843,52 @@ static int cmd_mem_read(void)
 	return 0;
 }
 
+/* --- ping: command latency (issue 4 item 3: bounded whatever the guest does) ----- */
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static int cmd_ping(void)
+{
+	u64 n = 100;
+	double *t;
+	int r = 0;
+
+	if (opt.count && (!parse_u64(opt.count, &n) || !n || n > 1000000))
+		return usage("bad --count %s", opt.count);
+	t = calloc(n, sizeof(*t));
+	if (!t)
+		return PT_ETRANSPORT;
+	for (u64 i = 0; i < n; i++) {
+		u8 rep[PROTO_MAX_PAYLOAD];
+		u32 len;
+		double t0 = now_s();
+
+		r = pt_request(&conn, PROTO_CMD_INFO, NULL, 0, rep, &len, NULL);
+		if (r) {
+			free(t);
+			return failed(r);
+		}
+		t[i] = (now_s() - t0) * 1e3;
+	}
+	qsort(t, n, sizeof(*t), cmp_double);
+	if (opt.json)
+		printf("{\"count\":%" PRIu64 ",\"p50_ms\":%.3f,\"p99_ms\":%.3f,\"max_ms\":%.3f,"
+		       "\"retransmits\":%" PRIu64 "}\n",
+		       n, t[n / 2], t[(n * 99) / 100 < n ? (n * 99) / 100 : n - 1], t[n - 1],
+		       conn.retransmits);
+	else
+		printf("%" PRIu64 " INFO round trips: p50 %.3f ms, p99 %.3f ms, max %.3f ms, "
+		       "%" PRIu64 " retransmits\n",
+		       n, t[n / 2], t[(n * 99) / 100 < n ? (n * 99) / 100 : n - 1], t[n - 1],
+		       conn.retransmits);
+	free(t);
+	return 0;
+}
+
 /* --- main --------------------------------------------------------------------- */
 int main(int argc, char **argv)
 {
@@ -924,7 +971,7 @@ int main(int argc, char **argv)
 	/* Check the command line before touching the line. */
 	{
 		static const char *const simple[] = {"info", "slots", "stats", "regs",
-						     "pause", "resume", "log"};
+						     "pause", "resume", "log", "ping"};
 		bool known = false;
 
 		for (size_t i = 0; i < ARRAY_SIZE(simple); i++)
@@ -961,6 +1008,8 @@ int main(int argc, char **argv)
 		r = cmd_regs();
 	else if (!strcmp(cmd, "log"))
 		r = cmd_log();
+	else if (!strcmp(cmd, "ping"))
+		r = cmd_ping();
 	else if (!strcmp(cmd, "pause"))
 		r = cmd_simple(PROTO_CMD_PAUSE, "paused");
 	else if (!strcmp(cmd, "resume"))
