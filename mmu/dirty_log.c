@@ -64,7 +64,8 @@ static inline bool tdp_rearm_one(struct tdp_op *op, const struct tdp_memslot *sl
 			break;
 		tdp_stat_add(op->mmu, cmpxchg_retries, 1);
 	}
-	if (op->record_dirty && (((new & ~old) & f->writable_mask) || ((old & ~new) & f->dirty_mask)))
+	if (op->record_dirty &&
+	    (((new & ~old) & f->writable_mask) || ((old & ~new) & f->dirty_mask)))
 		handle_changed_spte(op, gfn, old, new, level);
 	if (how == TDP_REARM_SYNC_D && (old & f->dirty_mask)) {
 		if (had_d)
@@ -126,13 +127,15 @@ static bool rearm_gfn_range(struct tdp_op *op, struct tdp_mmu_root *root,
 	bool changed = false;
 
 	tdp_mmu_assert_held(op->mmu);
-	tdp_for_each_pte_min_level(iter, op, root, min_level, start, end) {
+	tdp_for_each_pte_min_level(iter, op, root, min_level, start, end)
+	{
 		if (tdp_op_cond_yield(op, &iter))
 			continue;
 		if (iter.level == TDP_LEVEL_4K)
 			changed |= tdp_rearm_leaf_run(op, &iter, slot, end, how);
 		else
-			changed |= tdp_rearm_one(op, slot, iter.sptep, iter.gfn, iter.level, how, NULL);
+			changed |=
+			    tdp_rearm_one(op, slot, iter.sptep, iter.gfn, iter.level, how, NULL);
 	}
 	return changed;
 }
@@ -151,7 +154,8 @@ static bool clear_dirty_pt_masked(struct tdp_op *op, struct tdp_mmu_root *root,
 	bool changed = false;
 
 	PT_ASSERT(!(gfn % 64));
-	tdp_for_each_pte(iter, op, root, gfn + (u64)__builtin_ctzll(mask), gfn + 64) {
+	tdp_for_each_pte(iter, op, root, gfn + (u64)__builtin_ctzll(mask), gfn + 64)
+	{
 		u64 *pt;
 		unsigned int base;
 
@@ -175,17 +179,18 @@ static bool clear_dirty_pt_masked(struct tdp_op *op, struct tdp_mmu_root *root,
  * Split every huge leaf down to 4 KiB. Allocation failure stops the pass and
  * sets *nomem: what is left stays huge (the caller write-protects it).
  */
-static void split_gfn_range(struct tdp_op *op, struct tdp_mmu_root *root, gfn_t start,
-			    gfn_t end, bool *nomem)
+static void split_gfn_range(struct tdp_op *op, struct tdp_mmu_root *root, gfn_t start, gfn_t end,
+			    bool *nomem)
 {
 	const struct spte_format *f = &op->mmu->fmt;
 	struct tdp_iter iter;
 	int r;
 
-	tdp_for_each_pte_min_level(iter, op, root, TDP_LEVEL_2M, start, end) {
+	tdp_for_each_pte_min_level(iter, op, root, TDP_LEVEL_2M, start, end)
+	{
 		if (tdp_op_cond_yield(op, &iter))
 			continue;
-retry:
+	retry:
 		if (!spte_is_present_leaf(f, iter.old_spte, iter.level))
 			continue;
 		r = tdp_mmu_split_huge_page(op, &iter);
@@ -218,19 +223,20 @@ static bool collapse_gfn_range(struct tdp_op *op, struct tdp_mmu_root *root,
 	u64 new_spte;
 
 	tdp_mmu_assert_held_write(mmu);
-	tdp_for_each_pte(iter, op, root, start, end) {
+	tdp_for_each_pte(iter, op, root, start, end)
+	{
 		if (tdp_op_cond_yield(op, &iter))
 			continue;
-retry:
+	retry:
 		if (!spte_is_present(iter.old_spte))
 			continue;
 		if (!spte_is_leaf(f, iter.old_spte, iter.level)) {
 			if (iter.level > TDP_MAX_HUGE_LEVEL ||
 			    tdp_slot_max_level(mmu, slot, iter.gfn, iter.gfn, end) < iter.level)
 				continue;
-			new_spte = spte_make_leaf(f, iter.level,
-						  tdp_slot_gfn_to_hfn(slot, iter.gfn),
-						  &slot->attrs, slot->attrs.writable);
+			new_spte =
+			    spte_make_leaf(f, iter.level, tdp_slot_gfn_to_hfn(slot, iter.gfn),
+					   &slot->attrs, slot->attrs.writable);
 			if (set_d)
 				new_spte |= f->dirty_mask;
 			if (!tdp_mmu_set_spte_atomic(op, &iter, new_spte))
@@ -260,8 +266,8 @@ enum tdp_pass {
 	TDP_PASS_SET_DIRTY,
 };
 
-static bool tdp_slot_pass(struct tdp_mmu *mmu, const struct tdp_memslot *slot,
-			  enum tdp_pass pass, int min_level)
+static bool tdp_slot_pass(struct tdp_mmu *mmu, const struct tdp_memslot *slot, enum tdp_pass pass,
+			  int min_level)
 {
 	gfn_t start = slot->base_gfn, end = tdp_slot_end(slot);
 	struct tdp_root_set set;
@@ -311,7 +317,7 @@ bool tdp_mmu_wrprot_slot(struct tdp_mmu *mmu, unsigned int slot_id, int min_leve
 	if (slot)
 		flush = tdp_slot_pass(mmu, slot, TDP_PASS_WRPROT, min_level);
 	pt_spin_unlock(&mmu->mgmt_lock);
-	return flush;
+	return tdp_mmu_flush_owed(mmu, flush);
 }
 
 bool tdp_mmu_clear_dirty_slot(struct tdp_mmu *mmu, unsigned int slot_id)
@@ -324,7 +330,7 @@ bool tdp_mmu_clear_dirty_slot(struct tdp_mmu *mmu, unsigned int slot_id)
 	if (slot)
 		flush = tdp_slot_pass(mmu, slot, TDP_PASS_CLEAR_DIRTY, TDP_LEVEL_4K);
 	pt_spin_unlock(&mmu->mgmt_lock);
-	return flush;
+	return tdp_mmu_flush_owed(mmu, flush);
 }
 
 bool tdp_mmu_set_dirty_slot(struct tdp_mmu *mmu, unsigned int slot_id)
@@ -339,7 +345,7 @@ bool tdp_mmu_set_dirty_slot(struct tdp_mmu *mmu, unsigned int slot_id)
 	if (slot)
 		flush = tdp_slot_pass(mmu, slot, TDP_PASS_SET_DIRTY, TDP_LEVEL_4K);
 	pt_spin_unlock(&mmu->mgmt_lock);
-	return flush;
+	return tdp_mmu_flush_owed(mmu, flush);
 }
 
 bool tdp_mmu_sync_dirty_bits(struct tdp_mmu *mmu, unsigned int slot_id)
@@ -354,20 +360,19 @@ bool tdp_mmu_sync_dirty_bits(struct tdp_mmu *mmu, unsigned int slot_id)
 	if (slot && tdp_slot_is_logging(slot))
 		flush = tdp_slot_pass(mmu, slot, TDP_PASS_SYNC_D, TDP_LEVEL_4K);
 	pt_spin_unlock(&mmu->mgmt_lock);
-	return flush;
+	return tdp_mmu_flush_owed(mmu, flush);
 }
 
 /* Re-arm the pages of one 64-page word in every root; mmu_lock held (read). */
 static bool tdp_rearm_masked(struct tdp_op *op, struct tdp_root_set *set,
-			     const struct tdp_memslot *slot, u64 word, u64 mask,
-			     enum tdp_rearm how)
+			     const struct tdp_memslot *slot, u64 word, u64 mask, enum tdp_rearm how)
 {
 	bool flush = false;
 	unsigned int i;
 
 	for (i = 0; i < set->n; i++)
-		flush |= clear_dirty_pt_masked(op, set->roots[i], slot,
-					       slot->base_gfn + word * 64, mask, how);
+		flush |= clear_dirty_pt_masked(op, set->roots[i], slot, slot->base_gfn + word * 64,
+					       mask, how);
 	return flush;
 }
 
@@ -393,8 +398,8 @@ static enum tdp_rearm tdp_rearm_for_mode(const struct tdp_mmu *mmu, enum tdp_dir
 	return mode == TDP_DIRTY_DBIT ? TDP_REARM_SYNC_D : TDP_REARM_CLEAR_D;
 }
 
-bool tdp_mmu_clear_dirty_masked(struct tdp_mmu *mmu, unsigned int slot_id, u64 gfn_offset,
-				u64 mask, bool wrprot)
+bool tdp_mmu_clear_dirty_masked(struct tdp_mmu *mmu, unsigned int slot_id, u64 gfn_offset, u64 mask,
+				bool wrprot)
 {
 	const struct tdp_memslot *slot;
 	struct tdp_root_set set;
@@ -417,7 +422,7 @@ bool tdp_mmu_clear_dirty_masked(struct tdp_mmu *mmu, unsigned int slot_id, u64 g
 	tdp_root_set_put(mmu, &set);
 out:
 	pt_spin_unlock(&mmu->mgmt_lock);
-	return flush;
+	return tdp_mmu_flush_owed(mmu, flush);
 }
 
 /* ---- enabling and disabling ---- */
@@ -491,6 +496,7 @@ int tdp_mmu_enable_dirty_logging(struct tdp_mmu *mmu, unsigned int slot_id,
 			*flush |= tdp_slot_pass(mmu, slot, TDP_PASS_CLEAR_DIRTY, TDP_LEVEL_4K);
 	}
 out:
+	*flush = tdp_mmu_flush_owed(mmu, *flush);
 	pt_spin_unlock(&mmu->mgmt_lock);
 	return ret;
 }
@@ -531,6 +537,7 @@ int tdp_mmu_disable_dirty_logging(struct tdp_mmu *mmu, unsigned int slot_id, boo
 	tdp_op_unlock(&op);
 	tdp_root_set_put(mmu, &set);
 out:
+	*flush = tdp_mmu_flush_owed(mmu, *flush);
 	pt_spin_unlock(&mmu->mgmt_lock);
 	return ret;
 }
@@ -563,12 +570,21 @@ int tdp_mmu_get_dirty_log(struct tdp_mmu *mmu, unsigned int slot_id, u64 *out, u
 	if (slot->log_mode == TDP_DIRTY_DBIT)
 		*flush |= tdp_slot_pass(mmu, slot, TDP_PASS_SYNC_D, TDP_LEVEL_4K);
 
+	how = tdp_rearm_for_mode(mmu, slot->log_mode);
 	if (slot->log_flags & TDP_LOG_MANUAL_PROTECT) {
+		/* WP: a fault's cmpxchg and mark must not straddle the copy
+		 * (see tdp_rearm_needs_exclusion), or a write through the new
+		 * W before the mark would miss this copy. */
+		bool excl = tdp_rearm_needs_exclusion(how);
+
+		if (excl)
+			pt_write_lock(&mmu->mmu_lock);
 		for (w = 0; w < words; w++)
 			out[w] = __atomic_load_n(&slot->dirty_bitmap[w], __ATOMIC_ACQUIRE);
+		if (excl)
+			pt_write_unlock(&mmu->mmu_lock);
 		goto out;
 	}
-	how = tdp_rearm_for_mode(mmu, slot->log_mode);
 	tdp_root_set_get(mmu, slot->as_id, &set);
 	tdp_op_init(&op, mmu, slot->as_id, !tdp_rearm_needs_exclusion(how), false);
 	tdp_op_lock(&op);
@@ -586,12 +602,13 @@ int tdp_mmu_get_dirty_log(struct tdp_mmu *mmu, unsigned int slot_id, u64 *out, u
 	tdp_op_unlock(&op);
 	tdp_root_set_put(mmu, &set);
 out:
+	*flush = tdp_mmu_flush_owed(mmu, *flush);
 	pt_spin_unlock(&mmu->mgmt_lock);
 	return ret;
 }
 
-int tdp_mmu_clear_dirty_log(struct tdp_mmu *mmu, unsigned int slot_id, u64 first_page,
-			    u64 npages, const u64 *mask, bool *flush)
+int tdp_mmu_clear_dirty_log(struct tdp_mmu *mmu, unsigned int slot_id, u64 first_page, u64 npages,
+			    const u64 *mask, bool *flush)
 {
 	struct tdp_memslot *slot;
 	struct tdp_root_set set;
@@ -638,6 +655,7 @@ int tdp_mmu_clear_dirty_log(struct tdp_mmu *mmu, unsigned int slot_id, u64 first
 	tdp_op_unlock(&op);
 	tdp_root_set_put(mmu, &set);
 out:
+	*flush = tdp_mmu_flush_owed(mmu, *flush);
 	pt_spin_unlock(&mmu->mgmt_lock);
 	return ret;
 }

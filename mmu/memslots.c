@@ -30,8 +30,7 @@ static int tdp_slot_search(struct tdp_mmu *mmu, unsigned int as_id, gfn_t gfn)
 	return found;
 }
 
-const struct tdp_memslot *tdp_mmu_lookup_slot(struct tdp_mmu *mmu, unsigned int as_id,
-					      gfn_t gfn)
+const struct tdp_memslot *tdp_mmu_lookup_slot(struct tdp_mmu *mmu, unsigned int as_id, gfn_t gfn)
 {
 	const struct tdp_memslot *slot;
 	int i;
@@ -45,8 +44,7 @@ const struct tdp_memslot *tdp_mmu_lookup_slot(struct tdp_mmu *mmu, unsigned int 
 	return gfn < tdp_slot_end(slot) ? slot : NULL;
 }
 
-const struct tdp_memslot *tdp_mmu_gfn_to_memslot(struct tdp_mmu *mmu, unsigned int as_id,
-						 gfn_t gfn)
+const struct tdp_memslot *tdp_mmu_gfn_to_memslot(struct tdp_mmu *mmu, unsigned int as_id, gfn_t gfn)
 {
 	return tdp_mmu_lookup_slot(mmu, as_id, gfn);
 }
@@ -67,8 +65,8 @@ const struct tdp_memslot *tdp_mmu_memslot(struct tdp_mmu *mmu, unsigned int slot
 	return &mmu->slots[slot_id];
 }
 
-int tdp_slot_max_level(struct tdp_mmu *mmu, const struct tdp_memslot *slot, gfn_t gfn,
-		       gfn_t lo, gfn_t hi)
+int tdp_slot_max_level(struct tdp_mmu *mmu, const struct tdp_memslot *slot, gfn_t gfn, gfn_t lo,
+		       gfn_t hi)
 {
 	int level = slot->attrs.max_level;
 
@@ -120,8 +118,7 @@ void tdp_mark_dirty_range(struct tdp_mmu *mmu, const struct tdp_memslot *slot, g
 	}
 }
 
-void tdp_mark_dirty_mask(struct tdp_mmu *mmu, const struct tdp_memslot *slot, gfn_t gfn,
-			 u64 mask)
+void tdp_mark_dirty_mask(struct tdp_mmu *mmu, const struct tdp_memslot *slot, gfn_t gfn, u64 mask)
 {
 	gfn_t end = tdp_slot_end(slot);
 	s64 rel;
@@ -200,14 +197,14 @@ int tdp_mmu_set_memslot(struct tdp_mmu *mmu, unsigned int as_id, gfn_t base_gfn,
 		goto out;
 	}
 	*slot = (struct tdp_memslot){
-		.base_gfn = base_gfn,
-		.npages = npages,
-		.base_hfn = base_hfn,
-		.attrs = *attrs,
-		.flags = flags,
-		.id = (u16)id,
-		.as_id = (u8)as_id,
-		.in_use = true,
+	    .base_gfn = base_gfn,
+	    .npages = npages,
+	    .base_hfn = base_hfn,
+	    .attrs = *attrs,
+	    .flags = flags,
+	    .id = (u16)id,
+	    .as_id = (u8)as_id,
+	    .in_use = true,
 	};
 	if (flags & TDP_SLOT_READONLY)
 		slot->attrs.writable = false;

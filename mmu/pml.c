@@ -13,8 +13,7 @@
  */
 #include "mmu/tdp_mmu_internal.h"
 
-u32 tdp_mmu_pml_drain(struct tdp_mmu *mmu, unsigned int as_id, const u64 *pml_buf,
-		      u16 *pml_index)
+u32 tdp_mmu_pml_drain(struct tdp_mmu *mmu, unsigned int as_id, const u64 *pml_buf, u16 *pml_index)
 {
 	const struct tdp_memslot *slot = NULL;
 	u32 first, i, n = 0, dropped = 0;
@@ -41,7 +40,7 @@ u32 tdp_mmu_pml_drain(struct tdp_mmu *mmu, unsigned int as_id, const u64 *pml_bu
 	tdp_stat_add(mmu, pml_entries, n);
 	tdp_stat_add(mmu, pml_dropped, dropped);
 	if (dropped)
-		tdp_mmu_log(mmu, MMU_LOG_DEBUG, "tdp_mmu: PML entries outside logged slots", dropped,
-			    as_id);
+		tdp_mmu_log(mmu, MMU_LOG_DEBUG, "tdp_mmu: PML entries outside logged slots",
+			    dropped, as_id);
 	return n;
 }

@@ -10,59 +10,59 @@
 void spte_format_init_ept(struct spte_format *f, bool has_ad, bool has_1g)
 {
 	*f = (struct spte_format){
-		.kind = has_ad ? SPTE_FMT_EPT_AD : SPTE_FMT_EPT,
-		.name = has_ad ? "ept-ad" : "ept",
-		.has_ad = has_ad,
-		.present_mask = EPT_READABLE,
-		.readable_mask = EPT_READABLE,
-		.writable_mask = EPT_WRITABLE,
-		.x_mask = EPT_EXECUTABLE,
-		.nx_mask = 0,
-		.user_mask = 0,
-		.accessed_mask = has_ad ? EPT_ACCESSED : 0,
-		.dirty_mask = has_ad ? EPT_DIRTY : 0,
-		.huge_mask = EPT_PAGE_SIZE,
-		.memtype_mask = EPT_MT_MASK | EPT_IPAT,
-		/*
-		 * RAM: WB without IPAT, so the guest's PAT can still make a
-		 * frame buffer WC/UC (SDM 29.3.7.2 "Memory Type Used for
-		 * Translated Guest-Physical Addresses"). MMIO: UC.
-		 */
-		.memtype = {[TDP_MEMTYPE_RAM] = EPT_MT_WB << EPT_MT_SHIFT,
-			    [TDP_MEMTYPE_MMIO] = EPT_MT_UC << EPT_MT_SHIFT},
-		.pa_mask = SPTE_PA_MASK,
-		.hw_mask = EPT_HW_MASK,
-		.max_huge_level = has_1g ? TDP_LEVEL_1G : TDP_LEVEL_2M,
+	    .kind = has_ad ? SPTE_FMT_EPT_AD : SPTE_FMT_EPT,
+	    .name = has_ad ? "ept-ad" : "ept",
+	    .has_ad = has_ad,
+	    .present_mask = EPT_READABLE,
+	    .readable_mask = EPT_READABLE,
+	    .writable_mask = EPT_WRITABLE,
+	    .x_mask = EPT_EXECUTABLE,
+	    .nx_mask = 0,
+	    .user_mask = 0,
+	    .accessed_mask = has_ad ? EPT_ACCESSED : 0,
+	    .dirty_mask = has_ad ? EPT_DIRTY : 0,
+	    .huge_mask = EPT_PAGE_SIZE,
+	    .memtype_mask = EPT_MT_MASK | EPT_IPAT,
+	    /*
+	     * RAM: WB without IPAT, so the guest's PAT can still make a
+	     * frame buffer WC/UC (SDM 29.3.7.2 "Memory Type Used for
+	     * Translated Guest-Physical Addresses"). MMIO: UC.
+	     */
+	    .memtype = {[TDP_MEMTYPE_RAM] = EPT_MT_WB << EPT_MT_SHIFT,
+			[TDP_MEMTYPE_MMIO] = EPT_MT_UC << EPT_MT_SHIFT},
+	    .pa_mask = SPTE_PA_MASK,
+	    .hw_mask = EPT_HW_MASK,
+	    .max_huge_level = has_1g ? TDP_LEVEL_1G : TDP_LEVEL_2M,
 	};
 }
 
 void spte_format_init_npt(struct spte_format *f, bool has_1g)
 {
 	*f = (struct spte_format){
-		.kind = SPTE_FMT_NPT,
-		.name = "npt",
-		.has_ad = true,
-		.present_mask = NPT_PRESENT,
-		.readable_mask = 0,
-		.writable_mask = NPT_WRITABLE,
-		.x_mask = 0,
-		.nx_mask = NPT_NX,
-		.user_mask = NPT_USER,
-		.accessed_mask = NPT_ACCESSED,
-		.dirty_mask = NPT_DIRTY,
-		.huge_mask = NPT_PAGE_SIZE,
-		/* PAT index from PAT:PCD:PWT; PAT itself is never set by mmu/ (at
-		 * level 1 it would be bit 7, which is PS above). */
-		.memtype_mask = NPT_PWT | NPT_PCD | NPT_PAT_HUGE,
-		/*
-		 * Index 0 (WB) for RAM, index 3 (UC with the power-on PAT) for
-		 * MMIO; combined with the guest's own type as in APM Vol. 2
-		 * 15.25.8 "Combining Memory Types, MTRRs".
-		 */
-		.memtype = {[TDP_MEMTYPE_RAM] = 0, [TDP_MEMTYPE_MMIO] = NPT_PCD | NPT_PWT},
-		.pa_mask = SPTE_PA_MASK,
-		.hw_mask = NPT_HW_MASK,
-		.max_huge_level = has_1g ? TDP_LEVEL_1G : TDP_LEVEL_2M,
+	    .kind = SPTE_FMT_NPT,
+	    .name = "npt",
+	    .has_ad = true,
+	    .present_mask = NPT_PRESENT,
+	    .readable_mask = 0,
+	    .writable_mask = NPT_WRITABLE,
+	    .x_mask = 0,
+	    .nx_mask = NPT_NX,
+	    .user_mask = NPT_USER,
+	    .accessed_mask = NPT_ACCESSED,
+	    .dirty_mask = NPT_DIRTY,
+	    .huge_mask = NPT_PAGE_SIZE,
+	    /* PAT index from PAT:PCD:PWT; PAT itself is never set by mmu/ (at
+	     * level 1 it would be bit 7, which is PS above). */
+	    .memtype_mask = NPT_PWT | NPT_PCD | NPT_PAT_HUGE,
+	    /*
+	     * Index 0 (WB) for RAM, index 3 (UC with the power-on PAT) for
+	     * MMIO; combined with the guest's own type as in APM Vol. 2
+	     * 15.25.8 "Combining Memory Types, MTRRs".
+	     */
+	    .memtype = {[TDP_MEMTYPE_RAM] = 0, [TDP_MEMTYPE_MMIO] = NPT_PCD | NPT_PWT},
+	    .pa_mask = SPTE_PA_MASK,
+	    .hw_mask = NPT_HW_MASK,
+	    .max_huge_level = has_1g ? TDP_LEVEL_1G : TDP_LEVEL_2M,
 	};
 }
 

@@ -30,14 +30,14 @@
 #include <pt/types.h>
 
 /* ---- levels ---- */
-#define TDP_LEVEL_4K   1
-#define TDP_LEVEL_2M   2
-#define TDP_LEVEL_1G   3
-#define TDP_ROOT_LEVEL 4 /* 4-level EPT / 4-level NPT; 5-level is not supported */
+#define TDP_LEVEL_4K	   1
+#define TDP_LEVEL_2M	   2
+#define TDP_LEVEL_1G	   3
+#define TDP_ROOT_LEVEL	   4 /* 4-level EPT / 4-level NPT; 5-level is not supported */
 #define TDP_MAX_HUGE_LEVEL TDP_LEVEL_1G
 
 #define SPTE_ENT_PER_PAGE 512
-#define SPTE_LEVEL_BITS   9
+#define SPTE_LEVEL_BITS	  9
 
 /* Number of 4 KiB frames one entry maps at @level. */
 static inline u64 tdp_pages_per_level(int level)
@@ -56,37 +56,37 @@ static inline unsigned int tdp_spte_index(gfn_t gfn, int level)
 }
 
 /* ---- hardware bits, EPT ---- */
-#define EPT_READABLE    BIT_ULL(0)
-#define EPT_WRITABLE    BIT_ULL(1)
-#define EPT_EXECUTABLE  BIT_ULL(2)
-#define EPT_MT_SHIFT    3
-#define EPT_MT_MASK     GENMASK_ULL(5, 3)
-#define EPT_IPAT        BIT_ULL(6)
-#define EPT_PAGE_SIZE   BIT_ULL(7)
-#define EPT_ACCESSED    BIT_ULL(8)
-#define EPT_DIRTY       BIT_ULL(9)
-#define EPT_MT_UC       0ull
-#define EPT_MT_WB       6ull
+#define EPT_READABLE   BIT_ULL(0)
+#define EPT_WRITABLE   BIT_ULL(1)
+#define EPT_EXECUTABLE BIT_ULL(2)
+#define EPT_MT_SHIFT   3
+#define EPT_MT_MASK    GENMASK_ULL(5, 3)
+#define EPT_IPAT       BIT_ULL(6)
+#define EPT_PAGE_SIZE  BIT_ULL(7)
+#define EPT_ACCESSED   BIT_ULL(8)
+#define EPT_DIRTY      BIT_ULL(9)
+#define EPT_MT_UC      0ull
+#define EPT_MT_WB      6ull
 /* Every bit EPT gives a meaning to (incl. 10 user-exec, 63:57 optional features). */
-#define EPT_HW_MASK     (GENMASK_ULL(10, 0) | GENMASK_ULL(51, 12) | GENMASK_ULL(63, 57))
+#define EPT_HW_MASK (GENMASK_ULL(10, 0) | GENMASK_ULL(51, 12) | GENMASK_ULL(63, 57))
 
 /* ---- hardware bits, NPT (long-mode paging) ---- */
-#define NPT_PRESENT     BIT_ULL(0)
-#define NPT_WRITABLE    BIT_ULL(1)
-#define NPT_USER        BIT_ULL(2)
-#define NPT_PWT         BIT_ULL(3)
-#define NPT_PCD         BIT_ULL(4)
-#define NPT_ACCESSED    BIT_ULL(5)
-#define NPT_DIRTY       BIT_ULL(6)
-#define NPT_PAGE_SIZE   BIT_ULL(7)
-#define NPT_GLOBAL      BIT_ULL(8)
-#define NPT_PAT_HUGE    BIT_ULL(12)
-#define NPT_NX          BIT_ULL(63)
+#define NPT_PRESENT   BIT_ULL(0)
+#define NPT_WRITABLE  BIT_ULL(1)
+#define NPT_USER      BIT_ULL(2)
+#define NPT_PWT	      BIT_ULL(3)
+#define NPT_PCD	      BIT_ULL(4)
+#define NPT_ACCESSED  BIT_ULL(5)
+#define NPT_DIRTY     BIT_ULL(6)
+#define NPT_PAGE_SIZE BIT_ULL(7)
+#define NPT_GLOBAL    BIT_ULL(8)
+#define NPT_PAT_HUGE  BIT_ULL(12)
+#define NPT_NX	      BIT_ULL(63)
 /* Every bit long-mode paging gives a meaning to (incl. 62:59 protection key). */
-#define NPT_HW_MASK     (GENMASK_ULL(8, 0) | GENMASK_ULL(51, 12) | GENMASK_ULL(63, 59))
+#define NPT_HW_MASK (GENMASK_ULL(8, 0) | GENMASK_ULL(51, 12) | GENMASK_ULL(63, 59))
 
 /* Address bits 51:12, the architectural maximum of both formats. */
-#define SPTE_PA_MASK    GENMASK_ULL(51, 12)
+#define SPTE_PA_MASK GENMASK_ULL(51, 12)
 
 /* ---- software bits, common to every format ---- */
 /*
@@ -101,7 +101,7 @@ static inline unsigned int tdp_spte_index(gfn_t gfn, int level)
 #define SPTE_MMU_PRESENT   BIT_ULL(11)
 #define SPTE_HOST_WRITABLE BIT_ULL(52)
 #define SPTE_MMU_WRITABLE  BIT_ULL(53)
-#define SPTE_SW_MASK       (SPTE_MMU_PRESENT | SPTE_HOST_WRITABLE | SPTE_MMU_WRITABLE)
+#define SPTE_SW_MASK	   (SPTE_MMU_PRESENT | SPTE_HOST_WRITABLE | SPTE_MMU_WRITABLE)
 
 _Static_assert(!(SPTE_SW_MASK & EPT_HW_MASK), "software spte bits overlap EPT bits");
 _Static_assert(!(SPTE_SW_MASK & NPT_HW_MASK), "software spte bits overlap NPT bits");
@@ -112,8 +112,8 @@ _Static_assert(EPT_PAGE_SIZE == NPT_PAGE_SIZE, "huge bit differs between formats
 
 enum spte_format_kind {
 	SPTE_FMT_EPT_AD, /* EPT with accessed/dirty flags (EPTP bit 6) */
-	SPTE_FMT_EPT,    /* EPT without A/D: dirty tracking by write protection only */
-	SPTE_FMT_NPT,    /* AMD nested paging = long-mode page tables; always has A/D */
+	SPTE_FMT_EPT,	 /* EPT without A/D: dirty tracking by write protection only */
+	SPTE_FMT_NPT,	 /* AMD nested paging = long-mode page tables; always has A/D */
 };
 
 enum tdp_memtype {
@@ -125,20 +125,20 @@ enum tdp_memtype {
 struct spte_format {
 	enum spte_format_kind kind;
 	const char *name;
-	bool has_ad;        /* accessed_mask/dirty_mask are real bits */
-	u64 present_mask;   /* hardware bits that make an entry present (NPT P, EPT R) */
-	u64 readable_mask;  /* EPT R; NPT: present implies readable, 0 */
+	bool has_ad;	   /* accessed_mask/dirty_mask are real bits */
+	u64 present_mask;  /* hardware bits that make an entry present (NPT P, EPT R) */
+	u64 readable_mask; /* EPT R; NPT: present implies readable, 0 */
 	u64 writable_mask;
-	u64 x_mask;         /* EPT X: set to allow execution */
-	u64 nx_mask;        /* NPT NX: set to forbid execution */
-	u64 user_mask;      /* NPT U: required on every level */
-	u64 accessed_mask;  /* 0 without A/D */
-	u64 dirty_mask;     /* 0 without A/D */
-	u64 huge_mask;      /* PS, levels 2 and 3 only */
-	u64 memtype_mask;   /* all memory-type bits of a leaf (EPT MT+IPAT, NPT PWT/PCD/PAT) */
+	u64 x_mask;	   /* EPT X: set to allow execution */
+	u64 nx_mask;	   /* NPT NX: set to forbid execution */
+	u64 user_mask;	   /* NPT U: required on every level */
+	u64 accessed_mask; /* 0 without A/D */
+	u64 dirty_mask;	   /* 0 without A/D */
+	u64 huge_mask;	   /* PS, levels 2 and 3 only */
+	u64 memtype_mask;  /* all memory-type bits of a leaf (EPT MT+IPAT, NPT PWT/PCD/PAT) */
 	u64 memtype[TDP_MEMTYPE_NR]; /* leaf bits for each memory type (vendor may adjust) */
 	u64 pa_mask;
-	u64 hw_mask;        /* every bit the hardware interprets */
+	u64 hw_mask;	    /* every bit the hardware interprets */
 	int max_huge_level; /* TDP_LEVEL_1G if 1 GiB pages are supported, else TDP_LEVEL_2M */
 };
 

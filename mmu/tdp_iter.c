@@ -32,9 +32,9 @@ static void tdp_iter_restart(struct tdp_iter *iter)
 	tdp_iter_refresh_sptep(iter);
 }
 
-void tdp_iter_start(struct tdp_iter *iter, u64 *root_pt, int root_level, int min_level,
-		    gfn_t start, const struct spte_format *fmt,
-		    void *(*hpa_to_va)(void *ctx, hpa_t hpa), void *va_ctx)
+void tdp_iter_start(struct tdp_iter *iter, u64 *root_pt, int root_level, int min_level, gfn_t start,
+		    const struct spte_format *fmt, void *(*hpa_to_va)(void *ctx, hpa_t hpa),
+		    void *va_ctx)
 {
 	PT_ASSERT(root_level >= TDP_LEVEL_4K && root_level <= TDP_ROOT_LEVEL);
 	PT_ASSERT(min_level >= TDP_LEVEL_4K && min_level <= root_level);

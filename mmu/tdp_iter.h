@@ -49,9 +49,9 @@ static inline u64 tdp_iter_read_spte(const u64 *sptep)
 	return __atomic_load_n(sptep, __ATOMIC_ACQUIRE);
 }
 
-void tdp_iter_start(struct tdp_iter *iter, u64 *root_pt, int root_level, int min_level,
-		    gfn_t start, const struct spte_format *fmt,
-		    void *(*hpa_to_va)(void *ctx, hpa_t hpa), void *va_ctx);
+void tdp_iter_start(struct tdp_iter *iter, u64 *root_pt, int root_level, int min_level, gfn_t start,
+		    const struct spte_format *fmt, void *(*hpa_to_va)(void *ctx, hpa_t hpa),
+		    void *va_ctx);
 void tdp_iter_next(struct tdp_iter *iter);
 /* Re-read *sptep into old_spte (after a failed cmpxchg did not refresh it). */
 void tdp_iter_refresh(struct tdp_iter *iter);
@@ -78,13 +78,13 @@ static inline void tdp_iter_skip_to_index(struct tdp_iter *iter, unsigned int in
 /* The table at iter->level - 1 that a present non-leaf old_spte points to. */
 u64 *tdp_iter_child_pt(const struct tdp_iter *iter);
 
-#define for_each_tdp_pte_min_level(iter, root_pt, root_level, min_level, start, end, fmt, h2v, \
-				   ctx)                                                      \
-	for (tdp_iter_start(&(iter), root_pt, root_level, min_level, start, fmt, h2v, ctx);    \
+#define for_each_tdp_pte_min_level(iter, root_pt, root_level, min_level, start, end, fmt, h2v,     \
+				   ctx)                                                            \
+	for (tdp_iter_start(&(iter), root_pt, root_level, min_level, start, fmt, h2v, ctx);        \
 	     (iter).valid && (iter).gfn < (end); tdp_iter_next(&(iter)))
 
-#define for_each_tdp_pte(iter, root_pt, root_level, start, end, fmt, h2v, ctx)                 \
-	for_each_tdp_pte_min_level(iter, root_pt, root_level, TDP_LEVEL_4K, start, end, fmt,    \
-				   h2v, ctx)
+#define for_each_tdp_pte(iter, root_pt, root_level, start, end, fmt, h2v, ctx)                     \
+	for_each_tdp_pte_min_level(iter, root_pt, root_level, TDP_LEVEL_4K, start, end, fmt, h2v,  \
+				   ctx)
 
 #endif /* PT_MMU_TDP_ITER_H */

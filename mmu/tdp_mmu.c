@@ -85,11 +85,11 @@ void tdp_op_init(struct tdp_op *op, struct tdp_mmu *mmu, unsigned int as_id, boo
 		 bool record_dirty)
 {
 	*op = (struct tdp_op){
-		.mmu = mmu,
-		.as_id = as_id,
-		.shared = shared,
-		.record_dirty = record_dirty,
-		.budget = mmu->yield_every,
+	    .mmu = mmu,
+	    .as_id = as_id,
+	    .shared = shared,
+	    .record_dirty = record_dirty,
+	    .budget = mmu->yield_every,
 	};
 }
 
@@ -120,10 +120,12 @@ void tdp_op_free_pages(struct tdp_op *op, const struct tdp_mmu_root *root)
 	if (!op->free.count)
 		return;
 	tdp_mmu_assert_held_write(mmu);
+	if (!root) {
+		__atomic_store_n(&mmu->flush_pending, 0, __ATOMIC_RELEASE);
+		op->flush = false;
+	}
 	mmu->plat.flush_tlbs(mmu->plat.ctx, root);
 	tdp_stat_add(mmu, flushes, 1);
-	if (!root)
-		op->flush = false;
 	for (pt = op->free.head; pt; pt = next) {
 		next = (u64 *)(uintptr_t)pt[0];
 		hpa = pt[1];
@@ -164,6 +166,8 @@ bool tdp_op_cond_yield(struct tdp_op *op, struct tdp_iter *iter)
 
 void tdp_mmu_flush_remote_tlbs(struct tdp_mmu *mmu)
 {
+	/* Cleared first: a change made while the flush runs reports its own. */
+	__atomic_store_n(&mmu->flush_pending, 0, __ATOMIC_SEQ_CST);
 	mmu->plat.flush_tlbs(mmu->plat.ctx, NULL);
 	tdp_stat_add(mmu, flushes, 1);
 }
@@ -181,8 +185,8 @@ void tdp_mmu_flush_remote_tlbs(struct tdp_mmu *mmu)
  *      the page is marked, or the write it stands for would be lost.
  * A split (leaf -> table) is neither: its children inherit W and D.
  */
-static void handle_changed_spte_dirty_log(struct tdp_op *op, gfn_t gfn, u64 old_spte,
-					  u64 new_spte, int level)
+static void handle_changed_spte_dirty_log(struct tdp_op *op, gfn_t gfn, u64 old_spte, u64 new_spte,
+					  int level)
 {
 	const struct spte_format *f = &op->mmu->fmt;
 	bool was_leaf = spte_is_present_leaf(f, old_spte, level);
@@ -594,8 +598,9 @@ static int tdp_mmu_map_leaf_locked(struct tdp_op *op, struct tdp_mmu_root *root,
 	int r;
 
 	tdp_mmu_assert_held_write(mmu);
-	tdp_for_each_pte(iter, op, root, gfn, gfn + 1) {
-retry:
+	tdp_for_each_pte(iter, op, root, gfn, gfn + 1)
+	{
+	retry:
 		if (iter.level == level) {
 			if (spte_is_present_leaf(f, iter.old_spte, level) &&
 			    spte_same_mapping(f, iter.old_spte, leaf))
@@ -621,8 +626,7 @@ retry:
 	return MMU_EINVAL;
 }
 
-int tdp_mmu_map_range(struct tdp_mmu *mmu, unsigned int as_id, gfn_t gfn, u64 npages,
-		      bool *flush)
+int tdp_mmu_map_range(struct tdp_mmu *mmu, unsigned int as_id, gfn_t gfn, u64 npages, bool *flush)
 {
 	struct tdp_mmu_root *root;
 	struct tdp_op op;
@@ -654,7 +658,7 @@ int tdp_mmu_map_range(struct tdp_mmu *mmu, unsigned int as_id, gfn_t gfn, u64 np
 		tdp_op_cond_yield(&op, NULL);
 	}
 	tdp_op_free_pages(&op, NULL);
-	*flush = op.flush;
+	*flush = tdp_mmu_flush_owed(mmu, op.flush);
 	tdp_op_unlock(&op);
 	tdp_mmu_put_root(mmu, root);
 	return r;
@@ -662,8 +666,7 @@ int tdp_mmu_map_range(struct tdp_mmu *mmu, unsigned int as_id, gfn_t gfn, u64 np
 
 /* ---- zapping ---- */
 
-bool tdp_mmu_zap_range_locked(struct tdp_op *op, struct tdp_root_set *set, gfn_t start,
-			      gfn_t end)
+bool tdp_mmu_zap_range_locked(struct tdp_op *op, struct tdp_root_set *set, gfn_t start, gfn_t end)
 {
 	const struct spte_format *f = &op->mmu->fmt;
 	bool zapped = false;
@@ -673,10 +676,11 @@ bool tdp_mmu_zap_range_locked(struct tdp_op *op, struct tdp_root_set *set, gfn_t
 	for (i = 0; i < set->n; i++) {
 		struct tdp_iter iter;
 
-		tdp_for_each_pte(iter, op, set->roots[i], start, end) {
+		tdp_for_each_pte(iter, op, set->roots[i], start, end)
+		{
 			if (tdp_op_cond_yield(op, &iter))
 				continue;
-retry:
+		retry:
 			if (!spte_is_present(iter.old_spte))
 				continue;
 			/* A table only partly in the range: zap inside it. A huge
@@ -715,8 +719,8 @@ bool tdp_mmu_zap_range(struct tdp_mmu *mmu, unsigned int as_id, gfn_t gfn, u64 n
 
 /* ---- the fault path ---- */
 
-enum tdp_fault_result tdp_mmu_page_fault(struct tdp_mmu *mmu, struct tdp_mmu_root *root,
-					 gpa_t gpa, u64 fault_flags)
+enum tdp_fault_result tdp_mmu_page_fault(struct tdp_mmu *mmu, struct tdp_mmu_root *root, gpa_t gpa,
+					 u64 fault_flags)
 {
 	const struct spte_format *f = &mmu->fmt;
 	bool write = fault_flags & TDP_FAULT_WRITE;
@@ -746,10 +750,10 @@ enum tdp_fault_result tdp_mmu_page_fault(struct tdp_mmu *mmu, struct tdp_mmu_roo
 	logging = tdp_slot_is_logging(slot);
 	level = tdp_slot_max_level(mmu, slot, gfn, slot->base_gfn, tdp_slot_end(slot));
 
-	tdp_for_each_pte(iter, &op, root, gfn, gfn + 1) {
-retry:
-		if (spte_is_present(iter.old_spte) &&
-		    !spte_is_leaf(f, iter.old_spte, iter.level)) {
+	tdp_for_each_pte(iter, &op, root, gfn, gfn + 1)
+	{
+	retry:
+		if (spte_is_present(iter.old_spte) && !spte_is_leaf(f, iter.old_spte, iter.level)) {
 			/* Smaller mappings exist below: map at their size. */
 			if (iter.level <= level)
 				level = iter.level - 1;
@@ -815,8 +819,7 @@ out:
 
 /* ---- accessed tracking ---- */
 
-u64 tdp_mmu_age_range(struct tdp_mmu *mmu, unsigned int as_id, gfn_t gfn, u64 npages,
-		      bool *flush)
+u64 tdp_mmu_age_range(struct tdp_mmu *mmu, unsigned int as_id, gfn_t gfn, u64 npages, bool *flush)
 {
 	const struct spte_format *f = &mmu->fmt;
 	struct tdp_root_set set;
@@ -833,21 +836,21 @@ u64 tdp_mmu_age_range(struct tdp_mmu *mmu, unsigned int as_id, gfn_t gfn, u64 np
 	for (i = 0; i < set.n; i++) {
 		struct tdp_iter iter;
 
-		tdp_for_each_pte(iter, &op, set.roots[i], gfn, gfn + npages) {
+		tdp_for_each_pte(iter, &op, set.roots[i], gfn, gfn + npages)
+		{
 			if (tdp_op_cond_yield(&op, &iter))
 				continue;
-retry:
+		retry:
 			if (!spte_is_present_leaf(f, iter.old_spte, iter.level) ||
 			    !(iter.old_spte & f->accessed_mask))
 				continue;
-			if (!tdp_mmu_set_spte_atomic(&op, &iter,
-						     iter.old_spte & ~f->accessed_mask))
+			if (!tdp_mmu_set_spte_atomic(&op, &iter, iter.old_spte & ~f->accessed_mask))
 				goto retry;
 			young += tdp_pages_per_level(iter.level);
 			op.flush = true;
 		}
 	}
-	*flush = op.flush;
+	*flush = tdp_mmu_flush_owed(mmu, op.flush);
 	tdp_op_unlock(&op);
 	tdp_root_set_put(mmu, &set);
 	return young;

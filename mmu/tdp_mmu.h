@@ -21,6 +21,10 @@
  *   from it) to anyone: until the flush, a vCPU may keep writing through a
  *   cached writable/dirty translation without faulting or setting D, and the
  *   write would be missing from the bitmap of this round AND the next.
+ *   The result is sticky: while a reported flush has not been done (through
+ *   tdp_mmu_flush_remote_tlbs or an internal flush), every later operation
+ *   reports "flush needed" too, so combining two results with = instead of
+ *   |= cannot lose one.
  *   Exceptions, flushed internally because freeing page tables is only safe
  *   after a flush: tdp_mmu_zap_range(), tdp_mmu_delete_memslot(),
  *   tdp_mmu_disable_dirty_logging() (collapse), tdp_mmu_put_root() (last put
@@ -50,8 +54,8 @@
 #include "mmu/spte.h"
 #include "mmu/mmu_platform.h"
 
-#define TDP_MMU_NR_AS        2  /* address spaces (e.g. normal and SMM) */
-#define TDP_MMU_MAX_ROOTS    8  /* live roots, valid or awaiting their last put */
+#define TDP_MMU_NR_AS	     2 /* address spaces (e.g. normal and SMM) */
+#define TDP_MMU_MAX_ROOTS    8 /* live roots, valid or awaiting their last put */
 #define TDP_MMU_MAX_MEMSLOTS 64
 
 /* Error codes (negative returns). */
@@ -67,9 +71,9 @@ enum mmu_err {
 
 /* How a logged slot learns that a page was written. */
 enum tdp_dirty_mode {
-	TDP_DIRTY_WP,   /* write-protect; the write fault marks the page (any format) */
+	TDP_DIRTY_WP,	/* write-protect; the write fault marks the page (any format) */
 	TDP_DIRTY_DBIT, /* D bits; get-dirty-log scans and clears them (A/D formats) */
-	TDP_DIRTY_PML,  /* D bits + Intel PML buffer drained into the bitmap (A/D formats) */
+	TDP_DIRTY_PML,	/* D bits + Intel PML buffer drained into the bitmap (A/D formats) */
 };
 
 /* Memslot flags (tdp_mmu_set_memslot). */
@@ -89,10 +93,10 @@ struct tdp_memslot {
 	u64 npages;
 	hfn_t base_hfn;
 	struct tdp_map_attrs attrs;
-	u64 flags;            /* TDP_SLOT_* */
-	u64 log_flags;        /* TDP_LOG_*, while TDP_SLOT_LOG_DIRTY */
+	u64 flags;     /* TDP_SLOT_* */
+	u64 log_flags; /* TDP_LOG_*, while TDP_SLOT_LOG_DIRTY */
 	enum tdp_dirty_mode log_mode;
-	u64 *dirty_bitmap;    /* lent by the caller while logging, else NULL */
+	u64 *dirty_bitmap; /* lent by the caller while logging, else NULL */
 	u16 id;
 	u8 as_id;
 	bool in_use;
@@ -102,32 +106,32 @@ struct tdp_memslot {
 };
 
 struct tdp_mmu_root {
-	u64 *pt;           /* the top-level table */
-	hpa_t hpa;         /* what goes into EPTP / nCR3 */
-	u32 refcount;      /* atomic; the MMU holds one while the root is valid */
+	u64 *pt;      /* the top-level table */
+	hpa_t hpa;    /* what goes into EPTP / nCR3 */
+	u32 refcount; /* atomic; the MMU holds one while the root is valid */
 	u8 as_id;
-	bool valid;        /* atomic; false: do not enter with it, get a new root */
-	bool in_use;       /* this entry of roots[] is allocated */
+	bool valid;  /* atomic; false: do not enter with it, get a new root */
+	bool in_use; /* this entry of roots[] is allocated */
 };
 
 struct tdp_mmu_stats {
-	u64 pt_pages;            /* page-table pages allocated now (incl. roots) */
-	u64 pt_pages_max;        /* high-water mark */
+	u64 pt_pages;			    /* page-table pages allocated now (incl. roots) */
+	u64 pt_pages_max;		    /* high-water mark */
 	u64 leaves[TDP_MAX_HUGE_LEVEL + 1]; /* present leaves per level (index = level) */
 	u64 faults;
-	u64 faults_spurious;     /* already fixed by someone else */
-	u64 faults_fixed_dirty;  /* write faults that restored W for dirty logging */
-	u64 dirty_marked;        /* bitmap bits set by the funnel or the fault path */
-	u64 splits;              /* huge leaves split into a table */
-	u64 split_nomem;         /* splits abandoned for lack of memory */
-	u64 collapses;           /* tables put back together into a huge leaf */
+	u64 faults_spurious;	/* already fixed by someone else */
+	u64 faults_fixed_dirty; /* write faults that restored W for dirty logging */
+	u64 dirty_marked;	/* bitmap bits set by the funnel or the fault path */
+	u64 splits;		/* huge leaves split into a table */
+	u64 split_nomem;	/* splits abandoned for lack of memory */
+	u64 collapses;		/* tables put back together into a huge leaf */
 	u64 tables_freed;
-	u64 accessed_dropped;    /* leaves with A set zapped or moved (accessed tracking) */
-	u64 pml_entries;         /* PML entries drained */
-	u64 pml_dropped;         /* ...of which outside a logged slot */
-	u64 flushes;             /* tdp_mmu_flush_remote_tlbs calls */
-	u64 yields;              /* walks that let go of the lock */
-	u64 cmpxchg_retries;     /* atomic updates that lost a race and retried */
+	u64 accessed_dropped; /* leaves with A set zapped or moved (accessed tracking) */
+	u64 pml_entries;      /* PML entries drained */
+	u64 pml_dropped;      /* ...of which outside a logged slot */
+	u64 flushes;	      /* tdp_mmu_flush_remote_tlbs calls */
+	u64 yields;	      /* walks that let go of the lock */
+	u64 cmpxchg_retries;  /* atomic updates that lost a race and retried */
 };
 
 struct tdp_mmu {
@@ -136,13 +140,17 @@ struct tdp_mmu {
 	pt_rwlock_t mmu_lock;
 	pt_spinlock_t roots_lock; /* roots[] membership; nests inside mmu_lock */
 	pt_spinlock_t mgmt_lock;  /* serializes management operations; outside mmu_lock */
-	u32 yield_every;          /* entries a walk visits between yields (>= 1) */
+	u32 yield_every;	  /* entries a walk visits between yields (>= 1) */
 	struct tdp_mmu_root roots[TDP_MMU_MAX_ROOTS];
 	struct tdp_memslot slots[TDP_MMU_MAX_MEMSLOTS];
 	/* Per address space: ids of the slots in use, sorted by base_gfn. Changed
 	 * only with mmu_lock held for write, so a reader may binary-search it. */
 	u16 sorted[TDP_MMU_NR_AS][TDP_MMU_MAX_MEMSLOTS];
 	u16 nr_sorted[TDP_MMU_NR_AS];
+	/* Entries changed since the last flush (atomic): every "flush needed"
+	 * result includes it, so a result dropped by one caller is reported
+	 * again by the next operation instead of being lost. */
+	u32 flush_pending;
 	struct tdp_mmu_stats stats; /* updated with relaxed atomics */
 };
 
@@ -216,8 +224,7 @@ static inline u64 tdp_dirty_bitmap_words(u64 npages)
  * tables freed after a flush). Returns MMU_OK or MMU_ENOMEM (what was mapped
  * stays mapped). *flush: a present mapping was changed.
  */
-int tdp_mmu_map_range(struct tdp_mmu *mmu, unsigned int as_id, gfn_t gfn, u64 npages,
-		      bool *flush);
+int tdp_mmu_map_range(struct tdp_mmu *mmu, unsigned int as_id, gfn_t gfn, u64 npages, bool *flush);
 
 /* Unmap [gfn, gfn + npages) in every root of @as_id; flushes internally.
  * Returns true if anything was unmapped. */
@@ -227,8 +234,8 @@ bool tdp_mmu_zap_range(struct tdp_mmu *mmu, unsigned int as_id, gfn_t gfn, u64 n
 
 /* Fault flags: what the guest access was, from the exit qualification /
  * EXITINFO1. */
-#define TDP_FAULT_WRITE   BIT_ULL(0)
-#define TDP_FAULT_EXEC    BIT_ULL(1)
+#define TDP_FAULT_WRITE	  BIT_ULL(0)
+#define TDP_FAULT_EXEC	  BIT_ULL(1)
 #define TDP_FAULT_PRESENT BIT_ULL(2) /* a translation existed: permission fault */
 
 enum tdp_fault_result {
@@ -248,8 +255,8 @@ enum tdp_fault_result {
  * W and mark the page dirty, atomically against harvests. Never needs a flush:
  * it only adds permissions or replaces a huge leaf by an equivalent table.
  */
-enum tdp_fault_result tdp_mmu_page_fault(struct tdp_mmu *mmu, struct tdp_mmu_root *root,
-					 gpa_t gpa, u64 fault_flags);
+enum tdp_fault_result tdp_mmu_page_fault(struct tdp_mmu *mmu, struct tdp_mmu_root *root, gpa_t gpa,
+					 u64 fault_flags);
 
 /* ---- dirty logging ---- */
 
@@ -289,8 +296,8 @@ int tdp_mmu_get_dirty_log(struct tdp_mmu *mmu, unsigned int slot_id, u64 *out, u
  * @first_page must be a multiple of 64; @npages a multiple of 64 unless the
  * range ends at the slot's end. MMU_EINVAL otherwise.
  */
-int tdp_mmu_clear_dirty_log(struct tdp_mmu *mmu, unsigned int slot_id, u64 first_page,
-			    u64 npages, const u64 *mask, bool *flush);
+int tdp_mmu_clear_dirty_log(struct tdp_mmu *mmu, unsigned int slot_id, u64 first_page, u64 npages,
+			    const u64 *mask, bool *flush);
 
 /* The passes the above are built from (KVM's kvm_tdp_mmu_*), usable alone. */
 
@@ -301,8 +308,8 @@ bool tdp_mmu_clear_dirty_slot(struct tdp_mmu *mmu, unsigned int slot_id);
 /* Clear the dirty state of the 4 KiB leaves of pages base_gfn + gfn_offset + i
  * for each bit i of @mask: W when @wrprot or the format has no A/D, else D.
  * @gfn_offset is a multiple of 64. */
-bool tdp_mmu_clear_dirty_masked(struct tdp_mmu *mmu, unsigned int slot_id, u64 gfn_offset,
-				u64 mask, bool wrprot);
+bool tdp_mmu_clear_dirty_masked(struct tdp_mmu *mmu, unsigned int slot_id, u64 gfn_offset, u64 mask,
+				bool wrprot);
 /* Set D on every leaf of the slot (PML: the CPU stops logging those pages). */
 bool tdp_mmu_set_dirty_slot(struct tdp_mmu *mmu, unsigned int slot_id);
 /* DBIT mode: atomically clear D of every leaf and mark the pages that had it. */
@@ -325,15 +332,13 @@ void tdp_mmu_mark_page_dirty(struct tdp_mmu *mmu, unsigned int as_id, gfn_t gfn)
  * Resets *pml_index to 511. Returns the number of entries consumed. Call it on
  * PML-full exits and before every harvest.
  */
-u32 tdp_mmu_pml_drain(struct tdp_mmu *mmu, unsigned int as_id, const u64 *pml_buf,
-		      u16 *pml_index);
+u32 tdp_mmu_pml_drain(struct tdp_mmu *mmu, unsigned int as_id, const u64 *pml_buf, u16 *pml_index);
 
 /* ---- accessed tracking ---- */
 
 /* Clear A of every leaf in [gfn, gfn + npages) of @as_id; returns the number
  * of 4 KiB pages that had it. A/D formats only (0 otherwise). *flush as above. */
-u64 tdp_mmu_age_range(struct tdp_mmu *mmu, unsigned int as_id, gfn_t gfn, u64 npages,
-		      bool *flush);
+u64 tdp_mmu_age_range(struct tdp_mmu *mmu, unsigned int as_id, gfn_t gfn, u64 npages, bool *flush);
 
 /* ---- misc ---- */
 

@@ -46,10 +46,10 @@ struct tdp_free_list {
 struct tdp_op {
 	struct tdp_mmu *mmu;
 	unsigned int as_id;
-	bool shared;       /* mmu_lock held for read: every change by cmpxchg */
+	bool shared;	   /* mmu_lock held for read: every change by cmpxchg */
 	bool record_dirty; /* the funnel marks pages dirty (false in harvest passes) */
-	bool flush;        /* an entry changed since the last flush */
-	u32 budget;        /* entries left before the next yield */
+	bool flush;	   /* an entry changed since the last flush */
+	u32 budget;	   /* entries left before the next yield */
 	struct tdp_free_list free;
 };
 
@@ -63,6 +63,17 @@ void tdp_op_free_pages(struct tdp_op *op, const struct tdp_mmu_root *root);
  * free what was detached, let go of mmu_lock for a moment and take it back.
  * Returns true if it did (the walk then restarts: iterator or caller). */
 bool tdp_op_cond_yield(struct tdp_op *op, struct tdp_iter *iter);
+
+/* An operation ends having changed entries (@changed) or not: what it reports
+ * as "flush needed" (its own changes, or any earlier ones not yet flushed). */
+static inline bool tdp_mmu_flush_owed(struct tdp_mmu *mmu, bool changed)
+{
+	if (changed) {
+		__atomic_store_n(&mmu->flush_pending, 1, __ATOMIC_RELEASE);
+		return true;
+	}
+	return __atomic_load_n(&mmu->flush_pending, __ATOMIC_ACQUIRE) != 0;
+}
 
 /* Count @n units of work done in one go (a run of entries of one table). */
 static inline void tdp_op_charge(struct tdp_op *op, u32 n)
@@ -85,11 +96,11 @@ void tdp_mmu_free_pt(struct tdp_mmu *mmu, void *va, hpa_t hpa);
  * 0: done; MMU_ENOMEM; 1: the entry changed under us, re-decide. */
 int tdp_mmu_split_huge_page(struct tdp_op *op, struct tdp_iter *iter);
 
-#define tdp_for_each_pte_min_level(iter, op, root, min_level, start, end)                       \
-	for_each_tdp_pte_min_level(iter, (root)->pt, TDP_ROOT_LEVEL, min_level, start, end,     \
-				   &(op)->mmu->fmt, (op)->mmu->plat.hpa_to_va,                  \
+#define tdp_for_each_pte_min_level(iter, op, root, min_level, start, end)                          \
+	for_each_tdp_pte_min_level(iter, (root)->pt, TDP_ROOT_LEVEL, min_level, start, end,        \
+				   &(op)->mmu->fmt, (op)->mmu->plat.hpa_to_va,                     \
 				   (op)->mmu->plat.ctx)
-#define tdp_for_each_pte(iter, op, root, start, end)                                           \
+#define tdp_for_each_pte(iter, op, root, start, end)                                               \
 	tdp_for_each_pte_min_level(iter, op, root, TDP_LEVEL_4K, start, end)
 
 /* References on every live root (valid or not yet freed) of an address space. */
@@ -104,8 +115,7 @@ void tdp_root_set_put(struct tdp_mmu *mmu, struct tdp_root_set *set);
 
 /* ---- memslots (memslots.c) ---- */
 
-const struct tdp_memslot *tdp_mmu_lookup_slot(struct tdp_mmu *mmu, unsigned int as_id,
-					      gfn_t gfn);
+const struct tdp_memslot *tdp_mmu_lookup_slot(struct tdp_mmu *mmu, unsigned int as_id, gfn_t gfn);
 /* First base_gfn of a slot above @gfn, or ~0 if none. */
 gfn_t tdp_mmu_next_slot_gfn(struct tdp_mmu *mmu, unsigned int as_id, gfn_t gfn);
 
@@ -126,19 +136,17 @@ static inline hfn_t tdp_slot_gfn_to_hfn(const struct tdp_memslot *slot, gfn_t gf
 
 /* Largest level at which the aligned page around @gfn lies in [lo, hi), in
  * the slot, has a matching hfn alignment and the slot allows it. */
-int tdp_slot_max_level(struct tdp_mmu *mmu, const struct tdp_memslot *slot, gfn_t gfn,
-		       gfn_t lo, gfn_t hi);
+int tdp_slot_max_level(struct tdp_mmu *mmu, const struct tdp_memslot *slot, gfn_t gfn, gfn_t lo,
+		       gfn_t hi);
 /* Set the bits of [gfn, gfn + npages) ∩ slot (atomic OR per word). */
 void tdp_mark_dirty_range(struct tdp_mmu *mmu, const struct tdp_memslot *slot, gfn_t gfn,
 			  u64 npages);
 
 /* Set the bits of the pages gfn + i for each bit i of @mask, clipped to the
  * slot (at most two atomic ORs). */
-void tdp_mark_dirty_mask(struct tdp_mmu *mmu, const struct tdp_memslot *slot, gfn_t gfn,
-			 u64 mask);
+void tdp_mark_dirty_mask(struct tdp_mmu *mmu, const struct tdp_memslot *slot, gfn_t gfn, u64 mask);
 
 /* ---- zapping (tdp_mmu.c), with mmu_lock held for write ---- */
-bool tdp_mmu_zap_range_locked(struct tdp_op *op, struct tdp_root_set *set, gfn_t start,
-			      gfn_t end);
+bool tdp_mmu_zap_range_locked(struct tdp_op *op, struct tdp_root_set *set, gfn_t start, gfn_t end);
 
 #endif /* PT_MMU_TDP_MMU_INTERNAL_H */

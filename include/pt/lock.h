@@ -30,7 +30,10 @@ typedef struct {
 	u32 locked;
 } pt_spinlock_t;
 
-#define PT_SPINLOCK_INIT {0}
+#define PT_SPINLOCK_INIT                                                                           \
+	{                                                                                          \
+		0                                                                                  \
+	}
 
 static inline void pt_spin_init(pt_spinlock_t *l)
 {
@@ -62,15 +65,18 @@ static inline bool pt_spin_is_locked(pt_spinlock_t *l)
 
 /* ---- reader-writer lock ---- */
 
-#define PT_RW_HELD   0x80000000u /* a writer holds the lock */
-#define PT_RW_WAIT   0x40000000u /* a writer owns the right to be next */
+#define PT_RW_HELD    0x80000000u /* a writer holds the lock */
+#define PT_RW_WAIT    0x40000000u /* a writer owns the right to be next */
 #define PT_RW_READERS 0x3fffffffu /* number of readers holding the lock */
 
 typedef struct {
 	u32 state;
 } pt_rwlock_t;
 
-#define PT_RWLOCK_INIT {0}
+#define PT_RWLOCK_INIT                                                                             \
+	{                                                                                          \
+		0                                                                                  \
+	}
 
 static inline void pt_rwlock_init(pt_rwlock_t *l)
 {

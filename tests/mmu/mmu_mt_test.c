@@ -21,12 +21,12 @@
 
 #include "tests/mmu/test_platform.h"
 
-#define AS      0
-#define NVCPU   2
-#define BASE    0x100000ull
-#define NPAGES  4096
-#define WORDS   (NPAGES / 64)
-#define ROUNDS  60
+#define AS     0
+#define NVCPU  2
+#define BASE   0x100000ull
+#define NPAGES 4096
+#define WORDS  (NPAGES / 64)
+#define ROUNDS 60
 
 struct vcpu {
 	pthread_t thread;
@@ -102,9 +102,8 @@ static bool hw_write(struct vcpu *v, gfn_t gfn)
 		u64 new = old | fmt.accessed_mask | fmt.dirty_mask;
 
 		/* The CPU sets A/D atomically, and only through a writable entry. */
-		if (new == old ||
-		    __atomic_compare_exchange_n(p, &old, new, false, __ATOMIC_ACQ_REL,
-						__ATOMIC_ACQUIRE))
+		if (new == old || __atomic_compare_exchange_n(p, &old, new, false, __ATOMIC_ACQ_REL,
+							      __ATOMIC_ACQUIRE))
 			return true;
 	}
 	return false;
@@ -126,7 +125,8 @@ static void *vcpu_main(void *arg)
 			if (hw_write(v, BASE + i))
 				break;
 			__atomic_store_n(&v->in_hv, 1, __ATOMIC_SEQ_CST);
-			r = tdp_mmu_page_fault(&mmu, v->root, gfn_to_gpa(BASE + i), TDP_FAULT_WRITE);
+			r = tdp_mmu_page_fault(&mmu, v->root, gfn_to_gpa(BASE + i),
+					       TDP_FAULT_WRITE);
 			__atomic_store_n(&v->in_hv, 0, __ATOMIC_SEQ_CST);
 			v->faults++;
 			if (r != TDP_FAULT_FIXED && r != TDP_FAULT_SPURIOUS) {
@@ -167,7 +167,8 @@ static u64 harvest(int slot, u64 *lost)
 	if (flush)
 		tdp_mmu_flush_remote_tlbs(&mmu);
 	for (i = 0; i < NPAGES; i++) {
-		bool in = (b_cur[i / 64] >> (i % 64)) & 1, in_prev = (b_prev[i / 64] >> (i % 64)) & 1;
+		bool in = (b_cur[i / 64] >> (i % 64)) & 1,
+		     in_prev = (b_prev[i / 64] >> (i % 64)) & 1;
 
 		n += in;
 		if (snap[i] && !in && !in_prev)
@@ -242,8 +243,9 @@ static void run(enum spte_format_kind kind, enum tdp_dirty_mode m, bool man, con
 	CHECK(lost == 0, "%s: %" PRIu64 " writes missing from both harvests", name, lost);
 	CHECK(writes > 0 && reported > 0, "%s: writes %" PRIu64 " reported %" PRIu64, name, writes,
 	      reported);
-	fprintf(stderr, "# %s: writes %" PRIu64 " faults %" PRIu64 " reported %" PRIu64
-			" yields %" PRIu64 " retries %" PRIu64 "\n",
+	fprintf(stderr,
+		"# %s: writes %" PRIu64 " faults %" PRIu64 " reported %" PRIu64 " yields %" PRIu64
+		" retries %" PRIu64 "\n",
 		name, writes, faults, reported, mmu.stats.yields, mmu.stats.cmpxchg_retries);
 	for (i = 0; i < NVCPU; i++)
 		tdp_mmu_put_root(&mmu, vcpus[i].root);

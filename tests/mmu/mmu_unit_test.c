@@ -112,7 +112,8 @@ static enum tdp_fault_result cpu_write(struct env *e, gfn_t gfn)
 			old = __atomic_fetch_or(p, f->accessed_mask | f->dirty_mask,
 						__ATOMIC_ACQ_REL);
 			if (e->pml_on && !(old & f->dirty_mask)) {
-				e->pml[e->pml_index] = gfn_to_gpa(gfn) | 0x123; /* Bochs-like offset */
+				e->pml[e->pml_index] =
+				    gfn_to_gpa(gfn) | 0x123; /* Bochs-like offset */
 				if (e->pml_index == 0)
 					e->pml_index = 0xffff;
 				else
@@ -127,6 +128,14 @@ static enum tdp_fault_result cpu_write(struct env *e, gfn_t gfn)
 	}
 	test_fail("cpu_write: gfn %#llx never became writable", (unsigned long long)gfn);
 	return TDP_FAULT_ACCESS;
+}
+
+/* What a careful caller does with a "flush needed" result. */
+static bool flushed(struct env *e, bool flush)
+{
+	if (flush)
+		tdp_mmu_flush_remote_tlbs(&e->mmu);
+	return flush;
 }
 
 static bool test_bit(const u64 *bm, u64 i)
@@ -164,7 +173,7 @@ static void test_format(enum spte_format_kind kind)
 	CHECK(!spte_hw_dirty(&f, s), "fresh leaf not hw-dirty");
 	if (kind == SPTE_FMT_NPT) {
 		CHECK((s & (NPT_PRESENT | NPT_WRITABLE | NPT_USER)) ==
-			      (NPT_PRESENT | NPT_WRITABLE | NPT_USER),
+			  (NPT_PRESENT | NPT_WRITABLE | NPT_USER),
 		      "npt P|W|U %#llx", (unsigned long long)s);
 		CHECK(!(s & NPT_NX), "npt nx");
 		CHECK(!(s & (NPT_PCD | NPT_PWT)), "npt WB");
@@ -215,8 +224,9 @@ static void test_format(enum spte_format_kind kind)
 	s = spte_make_nonleaf(&f, 0xabc000);
 	CHECK(spte_is_present(s) && !spte_is_leaf(&f, s, 2) && spte_to_hpa(&f, s) == 0xabc000,
 	      "nonleaf");
-	test_report(kind == SPTE_FMT_NPT ? "format.npt"
-		    : kind == SPTE_FMT_EPT_AD ? "format.ept-ad" : "format.ept");
+	test_report(kind == SPTE_FMT_NPT      ? "format.npt"
+		    : kind == SPTE_FMT_EPT_AD ? "format.ept-ad"
+					      : "format.ept");
 }
 
 /* ------------------------------------------------------------------ */
@@ -248,7 +258,8 @@ static void ref_walk(struct env *e, u64 *pt, int level, gfn_t base, gfn_t s, gfn
 		if (gfn + n <= s || gfn >= end)
 			continue;
 		out->v[out->n++] = (struct visit){gfn, level, &pt[i]};
-		if (level > min_level && spte_is_present(spte) && !spte_is_leaf(&e->fmt, spte, level))
+		if (level > min_level && spte_is_present(spte) &&
+		    !spte_is_leaf(&e->fmt, spte, level))
 			ref_walk(e, (u64 *)(uintptr_t)spte_to_hpa(&e->fmt, spte), level - 1, gfn, s,
 				 end, min_level, out);
 	}
@@ -263,7 +274,8 @@ static void iter_case(struct env *e, gfn_t s, gfn_t end, int min_level, int yiel
 	ref_v.n = got_v.n = 0;
 	ref_walk(e, e->root->pt, TDP_ROOT_LEVEL, 0, s, end, min_level, &ref_v);
 	for_each_tdp_pte_min_level(it, e->root->pt, TDP_ROOT_LEVEL, min_level, s, end, &e->fmt,
-				   tp_hpa_to_va, NULL) {
+				   tp_hpa_to_va, NULL)
+	{
 		if (yield_every && ++k % yield_every == 0 && tdp_iter_can_yield(&it)) {
 			tdp_iter_yield(&it);
 			yields++;
@@ -276,7 +288,8 @@ static void iter_case(struct env *e, gfn_t s, gfn_t end, int min_level, int yiel
 	if (!yield_every) {
 		CHECK(got_v.n == ref_v.n, "%s: %zu visits, want %zu", name, got_v.n, ref_v.n);
 		for (i = 0; i < ref_v.n && i < got_v.n; i++) {
-			if (got_v.v[i].gfn != ref_v.v[i].gfn || got_v.v[i].level != ref_v.v[i].level ||
+			if (got_v.v[i].gfn != ref_v.v[i].gfn ||
+			    got_v.v[i].level != ref_v.v[i].level ||
 			    got_v.v[i].sptep != ref_v.v[i].sptep) {
 				CHECK(false, "%s: visit %zu differs (gfn %#llx level %d)", name, i,
 				      (unsigned long long)got_v.v[i].gfn, got_v.v[i].level);
@@ -305,7 +318,7 @@ static void iter_case(struct env *e, gfn_t s, gfn_t end, int min_level, int yiel
 			u64 spte = *got_v.v[i].sptep;
 
 			CHECK(got_v.v[i].level > min_level && spte_is_present(spte) &&
-				      !spte_is_leaf(&e->fmt, spte, got_v.v[i].level),
+				  !spte_is_leaf(&e->fmt, spte, got_v.v[i].level),
 			      "%s: leaf handled twice gfn %#llx", name,
 			      (unsigned long long)got_v.v[i].gfn);
 			continue;
@@ -402,7 +415,8 @@ static void test_map_levels(void)
 	CHECK(tdp_mmu_set_memslot(&e.mmu, AS, b, bn, 0x5000000 + 512 * 3, &ram_1g, 0) >= 0, "b");
 	/* per-range max level 4K */
 	CHECK(tdp_mmu_set_memslot(&e.mmu, AS, c, cn, c,
-				  &(struct tdp_map_attrs){true, false, TDP_MEMTYPE_MMIO, 1}, 0) >= 0,
+				  &(struct tdp_map_attrs){true, false, TDP_MEMTYPE_MMIO, 1},
+				  0) >= 0,
 	      "c");
 	/* map in two calls whose boundary is not aligned: no page may cross it */
 	CHECK(tdp_mmu_map_range(&e.mmu, AS, 0, 0x40007, &flush) == MMU_OK, "map1");
@@ -536,6 +550,7 @@ static void get_log(struct env *e, int id, bool *flush)
 	memset(out, 0, sizeof(out));
 	r = tdp_mmu_get_dirty_log(&e->mmu, id, out, ARRAY_SIZE(out), flush);
 	CHECK(r == MMU_OK, "get_dirty_log %d", r);
+	flushed(e, *flush);
 }
 
 static void test_wp(enum spte_format_kind kind)
@@ -545,8 +560,9 @@ static void test_wp(enum spte_format_kind kind)
 	bool flush;
 	int id, level;
 	u64 i, s;
-	const char *name = kind == SPTE_FMT_NPT ? "dirty.wp.npt"
-			   : kind == SPTE_FMT_EPT_AD ? "dirty.wp.ept-ad" : "dirty.wp.ept";
+	const char *name = kind == SPTE_FMT_NPT	     ? "dirty.wp.npt"
+			   : kind == SPTE_FMT_EPT_AD ? "dirty.wp.ept-ad"
+						     : "dirty.wp.ept";
 
 	id = log_setup(&e, kind, &ram_2m);
 	tdp_mmu_get_stats(&e.mmu, &st);
@@ -554,6 +570,7 @@ static void test_wp(enum spte_format_kind kind)
 	CHECK(tdp_mmu_enable_dirty_logging(&e.mmu, id, TDP_DIRTY_WP, 0, bitmap, &flush) == MMU_OK,
 	      "enable");
 	CHECK(flush, "enable write-protected writable leaves: flush needed");
+	flushed(&e, flush);
 	tdp_mmu_get_stats(&e.mmu, &st);
 	CHECK(st.leaves[2] == 0 && st.leaves[1] == LOG_PAGES && st.splits == 2, "eager split");
 	for (i = 0; i < LOG_PAGES; i++) {
@@ -570,7 +587,8 @@ static void test_wp(enum spte_format_kind kind)
 	CHECK(cpu_write(&e, LOG_BASE + 5) == TDP_FAULT_FIXED, "second write: no fault");
 	CHECK(cpu_write(&e, LOG_BASE + 700) == TDP_FAULT_FIXED, "write 700");
 	CHECK(spte_is_writable(&e.fmt, leaf_of(&e, LOG_BASE + 5, NULL)), "W restored");
-	CHECK(test_bit(bitmap, 5) && test_bit(bitmap, 700) && popcount_bm(bitmap, 18) == 2, "marks");
+	CHECK(test_bit(bitmap, 5) && test_bit(bitmap, 700) && popcount_bm(bitmap, 18) == 2,
+	      "marks");
 	/* A read of a write-protected page is not a fault... and a read fault
 	 * on a zapped page maps it read-only in a logged slot. */
 	tdp_mmu_zap_range(&e.mmu, AS, LOG_BASE + 9, 1);
@@ -590,21 +608,32 @@ static void test_wp(enum spte_format_kind kind)
 	/* clear_dirty_masked and wrprot_slot by themselves */
 	cpu_write(&e, LOG_BASE + 64 + 1);
 	cpu_write(&e, LOG_BASE + 64 + 2);
-	CHECK(tdp_mmu_clear_dirty_masked(&e.mmu, id, 64, 1ull << 1, true), "masked: flush");
+	CHECK(flushed(&e, tdp_mmu_clear_dirty_masked(&e.mmu, id, 64, 1ull << 1, true)),
+	      "masked: flush");
 	CHECK(!spte_is_writable(&e.fmt, leaf_of(&e, LOG_BASE + 65, NULL)) &&
-		      spte_is_writable(&e.fmt, leaf_of(&e, LOG_BASE + 66, NULL)),
+		  spte_is_writable(&e.fmt, leaf_of(&e, LOG_BASE + 66, NULL)),
 	      "only the masked page");
-	CHECK(!tdp_mmu_clear_dirty_masked(&e.mmu, id, 64, 1ull << 1, true), "masked again: none");
-	CHECK(tdp_mmu_wrprot_slot(&e.mmu, id, TDP_LEVEL_4K), "wrprot slot: 66 was writable");
-	CHECK(!tdp_mmu_wrprot_slot(&e.mmu, id, TDP_LEVEL_4K), "wrprot slot again: nothing");
+	CHECK(!flushed(&e, tdp_mmu_clear_dirty_masked(&e.mmu, id, 64, 1ull << 1, true)),
+	      "masked again: none");
+	CHECK(flushed(&e, tdp_mmu_wrprot_slot(&e.mmu, id, TDP_LEVEL_4K)),
+	      "wrprot slot: 66 was writable");
+	CHECK(!flushed(&e, tdp_mmu_wrprot_slot(&e.mmu, id, TDP_LEVEL_4K)),
+	      "wrprot slot again: nothing");
 	if (kind != SPTE_FMT_EPT) {
 		/* PML-style D clearing by mask on an A/D format */
 		cpu_write(&e, LOG_BASE + 130);
 		CHECK(e.fmt.dirty_mask & leaf_of(&e, LOG_BASE + 130, NULL), "D set by write");
-		CHECK(tdp_mmu_clear_dirty_masked(&e.mmu, id, 128, 1ull << 2, false), "clear D");
+		CHECK(flushed(&e, tdp_mmu_clear_dirty_masked(&e.mmu, id, 128, 1ull << 2, false)),
+		      "clear D");
 		s = leaf_of(&e, LOG_BASE + 130, NULL);
 		CHECK(!(s & e.fmt.dirty_mask) && spte_is_writable(&e.fmt, s), "D clear, W kept");
 	}
+	/* "flush needed" is sticky until a flush: an unpaid one is reported again. */
+	cpu_write(&e, LOG_BASE + 200);
+	CHECK(tdp_mmu_wrprot_slot(&e.mmu, id, TDP_LEVEL_4K), "wrprot: flush owed");
+	CHECK(tdp_mmu_wrprot_slot(&e.mmu, id, TDP_LEVEL_4K), "nothing changed, flush still owed");
+	tdp_mmu_flush_remote_tlbs(&e.mmu);
+	CHECK(!tdp_mmu_wrprot_slot(&e.mmu, id, TDP_LEVEL_4K), "paid");
 	CHECK(tdp_mmu_disable_dirty_logging(&e.mmu, id, &flush) == MMU_OK, "disable");
 	tdp_mmu_get_stats(&e.mmu, &st);
 	CHECK(st.leaves[2] == 2 && st.collapses == 2, "collapsed back to 2M (%" PRIu64 ")",
@@ -624,10 +653,9 @@ static void test_dbit(enum spte_format_kind kind)
 
 	id = log_setup(&e, kind, &ram_2m);
 	cpu_write(&e, LOG_BASE + 3); /* D set before logging: not reported */
-	CHECK(tdp_mmu_enable_dirty_logging(&e.mmu, id, TDP_DIRTY_DBIT, 0, bitmap, &flush) ==
-		      MMU_OK,
+	CHECK(tdp_mmu_enable_dirty_logging(&e.mmu, id, TDP_DIRTY_DBIT, 0, bitmap, &flush) == MMU_OK,
 	      "enable");
-	CHECK(flush, "D bits cleared: flush needed");
+	CHECK(flushed(&e, flush), "D bits cleared: flush needed");
 	s = leaf_of(&e, LOG_BASE + 3, NULL);
 	CHECK(spte_is_writable(&e.fmt, s) && !(s & e.fmt.dirty_mask), "W kept, D cleared");
 	e.mmu.stats.faults = 0;
@@ -646,8 +674,8 @@ static void test_dbit(enum spte_format_kind kind)
 	CHECK(test_bit(bitmap, 9), "zapped dirty page marked by the funnel");
 	/* sync_dirty_bits alone */
 	cpu_write(&e, LOG_BASE + 11);
-	CHECK(tdp_mmu_sync_dirty_bits(&e.mmu, id) && test_bit(bitmap, 11), "sync");
-	CHECK(!tdp_mmu_sync_dirty_bits(&e.mmu, id), "sync again: nothing");
+	CHECK(flushed(&e, tdp_mmu_sync_dirty_bits(&e.mmu, id)) && test_bit(bitmap, 11), "sync");
+	CHECK(!flushed(&e, tdp_mmu_sync_dirty_bits(&e.mmu, id)), "sync again: nothing");
 	CHECK(tdp_mmu_disable_dirty_logging(&e.mmu, id, &flush) == MMU_OK, "disable");
 	env_fini(&e);
 
@@ -655,17 +683,17 @@ static void test_dbit(enum spte_format_kind kind)
 	env_init(&e, SPTE_FMT_EPT);
 	id = tdp_mmu_set_memslot(&e.mmu, AS, 0, 64, 0, &ram_2m, 0);
 	CHECK(tdp_mmu_enable_dirty_logging(&e.mmu, id, TDP_DIRTY_DBIT, 0, bitmap, &flush) ==
-		      MMU_EINVAL,
+		  MMU_EINVAL,
 	      "dbit without A/D");
 	CHECK(tdp_mmu_enable_dirty_logging(&e.mmu, id, TDP_DIRTY_PML, 0, bitmap, &flush) ==
-		      MMU_EINVAL,
+		  MMU_EINVAL,
 	      "pml without A/D");
 	/* clear_dirty_slot without A/D clears W */
 	CHECK(tdp_mmu_enable_dirty_logging(&e.mmu, id, TDP_DIRTY_WP, 0, bitmap, &flush) == MMU_OK,
 	      "wp");
 	cpu_write(&e, 4);
-	CHECK(tdp_mmu_clear_dirty_slot(&e.mmu, id) &&
-		      !spte_is_writable(&e.fmt, leaf_of(&e, 4, NULL)),
+	CHECK(flushed(&e, tdp_mmu_clear_dirty_slot(&e.mmu, id)) &&
+		  !spte_is_writable(&e.fmt, leaf_of(&e, 4, NULL)),
 	      "clear_dirty_slot = wrprot without A/D");
 	env_fini(&e);
 	test_report(name);
@@ -685,14 +713,13 @@ static void test_dbit_unaligned(void)
 	id = tdp_mmu_set_memslot(&e.mmu, AS, base, n, base, &ram_2m, 0);
 	tdp_mmu_set_memslot(&e.mmu, AS, base + n, 100, base + n, &ram_2m, 0); /* neighbour */
 	tdp_mmu_map_range(&e.mmu, AS, base - 37, 2000, &flush);
-	CHECK(tdp_mmu_enable_dirty_logging(&e.mmu, id, TDP_DIRTY_DBIT, 0, bitmap, &flush) ==
-		      MMU_OK,
+	CHECK(tdp_mmu_enable_dirty_logging(&e.mmu, id, TDP_DIRTY_DBIT, 0, bitmap, &flush) == MMU_OK,
 	      "enable");
 	for (i = 0; i < n; i += 1 + i % 5) {
 		cpu_write(&e, base + i);
 		want++;
 	}
-	cpu_write(&e, base + n);      /* the neighbour: not this slot's */
+	cpu_write(&e, base + n); /* the neighbour: not this slot's */
 	cpu_write(&e, base + n + 50);
 	get_log(&e, id, &flush);
 	CHECK(popcount_bm(out, tdp_dirty_bitmap_words(n)) == want, "count %llu want %llu",
@@ -723,8 +750,7 @@ static void test_pml_mode(void)
 	u32 n;
 
 	id = log_setup(&e, SPTE_FMT_EPT_AD, &ram_2m);
-	CHECK(tdp_mmu_enable_dirty_logging(&e.mmu, id, TDP_DIRTY_PML, 0, bitmap, &flush) ==
-		      MMU_OK,
+	CHECK(tdp_mmu_enable_dirty_logging(&e.mmu, id, TDP_DIRTY_PML, 0, bitmap, &flush) == MMU_OK,
 	      "enable");
 	e.pml_on = true;
 	cpu_write(&e, LOG_BASE + 1);
@@ -741,7 +767,7 @@ static void test_pml_mode(void)
 	CHECK(e.pml_index == 510, "logged again after re-arm");
 	tdp_mmu_pml_drain(&e.mmu, AS, e.pml, &e.pml_index);
 
-	CHECK(tdp_mmu_set_dirty_slot(&e.mmu, id), "set D: flush");
+	CHECK(flushed(&e, tdp_mmu_set_dirty_slot(&e.mmu, id)), "set D: flush");
 	for (i = 0; i < LOG_PAGES; i++) {
 		s = leaf_of(&e, LOG_BASE + i, &level);
 		if (!(s & e.fmt.dirty_mask)) {
@@ -749,8 +775,8 @@ static void test_pml_mode(void)
 			break;
 		}
 	}
-	CHECK(!tdp_mmu_set_dirty_slot(&e.mmu, id), "set D again: nothing");
-	CHECK(tdp_mmu_clear_dirty_slot(&e.mmu, id), "clear D");
+	CHECK(!flushed(&e, tdp_mmu_set_dirty_slot(&e.mmu, id)), "set D again: nothing");
+	CHECK(flushed(&e, tdp_mmu_clear_dirty_slot(&e.mmu, id)), "clear D");
 	CHECK(!(leaf_of(&e, LOG_BASE + 5, NULL) & e.fmt.dirty_mask), "D gone");
 	CHECK(tdp_mmu_disable_dirty_logging(&e.mmu, id, &flush) == MMU_OK, "disable");
 	CHECK(leaf_of(&e, LOG_BASE + 5, NULL) & e.fmt.dirty_mask, "PML stop sets D");
@@ -766,15 +792,16 @@ static void test_manual(void)
 	u64 mask[32], w;
 
 	id = log_setup(&e, SPTE_FMT_EPT_AD, &ram_2m);
-	CHECK(tdp_mmu_enable_dirty_logging(&e.mmu, id, TDP_DIRTY_WP, TDP_LOG_INITIALLY_SET,
-					   bitmap, &flush) == MMU_EINVAL,
+	CHECK(tdp_mmu_enable_dirty_logging(&e.mmu, id, TDP_DIRTY_WP, TDP_LOG_INITIALLY_SET, bitmap,
+					   &flush) == MMU_EINVAL,
 	      "initially-set needs manual");
 	CHECK(tdp_mmu_enable_dirty_logging(&e.mmu, id, TDP_DIRTY_WP,
 					   TDP_LOG_MANUAL_PROTECT | TDP_LOG_INITIALLY_SET, bitmap,
 					   &flush) == MMU_OK,
 	      "enable");
 	w = tdp_dirty_bitmap_words(LOG_PAGES);
-	CHECK(popcount_bm(bitmap, w) == LOG_PAGES && bitmap[w - 1] == (1ull << (LOG_PAGES % 64)) - 1,
+	CHECK(popcount_bm(bitmap, w) == LOG_PAGES &&
+		  bitmap[w - 1] == (1ull << (LOG_PAGES % 64)) - 1,
 	      "all set, tail bits clear");
 	CHECK(spte_is_writable(&e.fmt, leaf_of(&e, LOG_BASE + 3, NULL)),
 	      "initially-set: nothing write-protected yet");
@@ -783,9 +810,11 @@ static void test_manual(void)
 	CHECK(popcount_bm(bitmap, w) == LOG_PAGES, "GET leaves the bitmap");
 	memset(mask, 0, sizeof(mask));
 	mask[0] = 0xf;
-	CHECK(tdp_mmu_clear_dirty_log(&e.mmu, id, 0, 64, mask, &flush) == MMU_OK && flush, "CLEAR");
+	CHECK(tdp_mmu_clear_dirty_log(&e.mmu, id, 0, 64, mask, &flush) == MMU_OK &&
+		  flushed(&e, flush),
+	      "CLEAR");
 	CHECK(!spte_is_writable(&e.fmt, leaf_of(&e, LOG_BASE + 3, NULL)) &&
-		      spte_is_writable(&e.fmt, leaf_of(&e, LOG_BASE + 4, NULL)),
+		  spte_is_writable(&e.fmt, leaf_of(&e, LOG_BASE + 4, NULL)),
 	      "CLEAR re-armed exactly the masked pages");
 	CHECK(!test_bit(bitmap, 3) && test_bit(bitmap, 4), "bits");
 	CHECK(tdp_mmu_clear_dirty_log(&e.mmu, id, 0, 64, mask, &flush) == MMU_OK && !flush,
@@ -795,8 +824,8 @@ static void test_manual(void)
 	CHECK(tdp_mmu_clear_dirty_log(&e.mmu, id, 0, LOG_PAGES + 1, mask, &flush) == MMU_EINVAL,
 	      "past end");
 	mask[0] = mask[1] = ~0ull;
-	CHECK(tdp_mmu_clear_dirty_log(&e.mmu, id, 1024, LOG_PAGES - 1024, mask, &flush) ==
-			      MMU_OK && flush,
+	CHECK(tdp_mmu_clear_dirty_log(&e.mmu, id, 1024, LOG_PAGES - 1024, mask, &flush) == MMU_OK &&
+		  flush,
 	      "ragged range ending at the slot end");
 	CHECK(!spte_is_writable(&e.fmt, leaf_of(&e, LOG_BASE + LOG_PAGES - 1, NULL)), "last page");
 	CHECK(popcount_bm(bitmap, w) == LOG_PAGES - 4 - 100, "bits left %llu",
@@ -905,8 +934,8 @@ static void test_pml_drain(void)
 	memset(bitmap, 0, sizeof(bitmap));
 	idx = 600;
 	CHECK(tdp_mmu_pml_drain(&e.mmu, AS, buf, &idx) == 512, "out of range index = full");
-	buf[0] = gfn_to_gpa(0x9001);      /* slot not logged */
-	buf[1] = gfn_to_gpa(0x500000);    /* no slot */
+	buf[0] = gfn_to_gpa(0x9001);	    /* slot not logged */
+	buf[1] = gfn_to_gpa(0x500000);	    /* no slot */
 	buf[2] = gfn_to_gpa(0x1000 + 1024); /* just past the slot */
 	e.mmu.stats.pml_dropped = 0;
 	idx = 0xffff;
@@ -1004,7 +1033,8 @@ static void test_delete_and_age(void)
 	cpu_write(&e, 0x200);
 	cpu_write(&e, 0x401);
 	young = tdp_mmu_age_range(&e.mmu, AS, 0, 0x10000, &flush);
-	CHECK(young == 2 * 512 && flush, "two accessed 2M pages (%llu)", (unsigned long long)young);
+	CHECK(young == 2 * 512 && flushed(&e, flush), "two accessed 2M pages (%llu)",
+	      (unsigned long long)young);
 	CHECK(tdp_mmu_age_range(&e.mmu, AS, 0, 0x10000, &flush) == 0 && !flush, "A cleared");
 	CHECK(tdp_mmu_delete_memslot(&e.mmu, id) == MMU_OK, "delete");
 	CHECK(e.tp.live == 1 + 2, "only root + upper tables left (%ld)", e.tp.live);

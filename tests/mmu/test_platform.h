@@ -17,7 +17,7 @@
 #include "mmu/tdp_mmu.h"
 
 struct test_plat {
-	long live;       /* pages allocated now */
+	long live; /* pages allocated now */
 	long allocs;
 	long frees;
 	long flushes;
@@ -92,13 +92,13 @@ static void tp_log(void *ctx, enum mmu_log_level level, const char *msg, u64 a, 
 static inline struct mmu_platform test_plat_ops(struct test_plat *tp)
 {
 	return (struct mmu_platform){
-		.ctx = tp,
-		.alloc_pt_page = tp_alloc,
-		.free_pt_page = tp_free,
-		.hpa_to_va = tp_hpa_to_va,
-		.flush_tlbs = tp_flush,
-		.relax = tp_relax,
-		.log = tp_log,
+	    .ctx = tp,
+	    .alloc_pt_page = tp_alloc,
+	    .free_pt_page = tp_free,
+	    .hpa_to_va = tp_hpa_to_va,
+	    .flush_tlbs = tp_flush,
+	    .relax = tp_relax,
+	    .log = tp_log,
 	};
 }
 
@@ -127,14 +127,14 @@ static void test_fail(const char *fmt, ...)
 	va_end(ap);
 }
 
-#define CHECK(cond, ...)                                                                       \
-	do {                                                                                   \
-		if (!(cond)) {                                                                 \
-			test_fail("line %d: %s", __LINE__, #cond);                             \
-			fprintf(stderr, "# line %d: ", __LINE__);                              \
-			fprintf(stderr, __VA_ARGS__);                                          \
-			fprintf(stderr, "\n");                                                 \
-		}                                                                              \
+#define CHECK(cond, ...)                                                                           \
+	do {                                                                                       \
+		if (!(cond)) {                                                                     \
+			test_fail("line %d: %s", __LINE__, #cond);                                 \
+			fprintf(stderr, "# line %d: ", __LINE__);                                  \
+			fprintf(stderr, __VA_ARGS__);                                              \
+			fprintf(stderr, "\n");                                                     \
+		}                                                                                  \
 	} while (0)
 
 static void test_report(const char *name)
