@@ -34,8 +34,8 @@
  *   mmu_lock is a reader-writer lock (KVM >= 5.12). Functions here take it
  *   themselves; callers must not hold it. The fault path, PML drain and the
  *   dirty-log passes take it for read and change entries with cmpxchg on a
- *   snapshot; mapping, zapping, memslot changes and collapsing take it for
- *   write. Management operations (memslot changes and every dirty-log
+ *   snapshot; mapping, zapping, memslot changes, collapsing, and harvests
+ *   that re-arm by write protection take it for write. Management operations (memslot changes and every dirty-log
  *   operation) are also serialized among themselves by mgmt_lock, as KVM's
  *   slots_lock serializes the ioctls; vCPU paths never take mgmt_lock.
  *   Long walks give up the lock every `yield_every` entries and restart from
