@@ -15,6 +15,8 @@
 
 #define UART_LSR_ERRORS 0x1e /* OE | PE | FE | BI */
 #define UART_FIFO_BYTES 16
+/* About two seconds at the 2-3 GHz TSCs of the machines this runs on. */
+#define HV_CONTROL_BUSY_TSC 5000000000ull
 
 /* Per-slot dirty-logging state: bitmaps from the pool, kept across stop/start. */
 struct ctl_slot {
@@ -27,6 +29,7 @@ struct ctl_slot {
 static struct {
 	struct mgmt mgmt;
 	bool up;
+	u64 last_activity_tsc;
 	struct ctl_slot slots[HV_MAX_SLOTS];
 } ctl;
 
@@ -41,6 +44,7 @@ static int tp_rx_byte(void *ctx)
 		return MGMT_RX_LINE_ERROR; /* reading LSR cleared the error bits */
 	if (!(lsr & UART_LSR_DR))
 		return MGMT_RX_NONE;
+	ctl.last_activity_tsc = x86_rdtsc();
 	return x86_inb((u16)(u->base + UART_RBR_THR));
 }
 
@@ -152,6 +156,7 @@ static int be_dirty_start(void *ctx, u32 id, enum proto_dirty_mode mode)
 	const struct hv_slot *s = ctl_slot_of(id);
 	struct ctl_slot *cs = &ctl.slots[id];
 	enum tdp_dirty_mode tmode;
+	const char *why = "no PML";
 	bool flush = false;
 	int rc;
 
@@ -173,6 +178,12 @@ static int be_dirty_start(void *ctx, u32 id, enum proto_dirty_mode mode)
 		tmode = TDP_DIRTY_DBIT;
 		break;
 	case PROTO_DIRTY_PML:
+		if (!arch_pml_supported(&why) || !hv.vcpu->ops->set_pml) {
+			hv_log("dirty logging: pml refused: %s", why);
+			return -PROTO_E_UNSUPPORTED;
+		}
+		tmode = TDP_DIRTY_PML;
+		break;
 	case PROTO_DIRTY_OFF:
 	default:
 		return -PROTO_E_UNSUPPORTED;
@@ -190,10 +201,25 @@ static int be_dirty_start(void *ctx, u32 id, enum proto_dirty_mode mode)
 	ctl_flush_if(flush);
 	if (rc)
 		return mmu_err_to_proto(rc);
+	if (mode == PROTO_DIRTY_PML && hv.vcpu->ops->set_pml(hv.vcpu, true)) {
+		rc = tdp_mmu_disable_dirty_logging(hv.vm->mmu, (unsigned int)s->mmu_id, &flush);
+		ctl_flush_if(flush);
+		return -PROTO_E_UNSUPPORTED;
+	}
 	cs->mode = mode;
 	hv_log("dirty logging on: slot %u (0x%lx, %lu pages) mode %d", id,
 	       gfn_to_gpa(s->base_gfn), s->npages, (int)mode);
 	return 0;
+}
+
+static bool ctl_pml_slots_other_than(u32 id)
+{
+	unsigned int i;
+
+	for (i = 0; i < hv.vm->nr_slots; i++)
+		if (i != id && ctl.slots[i].mode == PROTO_DIRTY_PML)
+			return true;
+	return false;
 }
 
 static int be_dirty_stop(void *ctx, u32 id)
@@ -212,6 +238,8 @@ static int be_dirty_stop(void *ctx, u32 id)
 	ctl_flush_if(flush);
 	if (rc)
 		return mmu_err_to_proto(rc);
+	if (cs->mode == PROTO_DIRTY_PML && !ctl_pml_slots_other_than(id))
+		hv.vcpu->ops->set_pml(hv.vcpu, false);
 	cs->mode = PROTO_DIRTY_OFF;
 	hv_log("dirty logging off: slot %u", id);
 	return 0;
@@ -245,6 +273,9 @@ static int be_dirty_harvest(void *ctx, u32 id, u64 *bitmap, bool clear)
 	if (cs->mode == PROTO_DIRTY_OFF)
 		return -PROTO_E_STATE;
 	words = slot_words(s);
+	/* PML: what the CPU logged but has not yet handed over goes in first. */
+	if (cs->mode == PROTO_DIRTY_PML && hv.vcpu->ops->pml_flush)
+		hv.vcpu->ops->pml_flush(hv.vcpu);
 	rc = tdp_mmu_get_dirty_log(hv.vm->mmu, (unsigned int)s->mmu_id, cs->scratch, words,
 				   &flush);
 	if (!rc && clear)
@@ -500,7 +531,29 @@ int hv_control_init(void)
 	return 0;
 }
 
+void hv_control_log_stats(void)
+{
+	const struct mgmt_counters *c = &ctl.mgmt.c;
+
+	if (!ctl.up)
+		return;
+	hv_log("mgmt rx=%lu tx=%lu frames_ok=%lu bad_crc=%lu framing=%lu too_big=%lu "
+	       "too_short=%lu line_errors=%lu naks=%lu credits=%lu wants_poll=%d",
+	       c->rx_bytes, c->tx_bytes, c->frames_ok, c->bad_crc, c->framing, c->too_big,
+	       c->too_short, c->line_errors, c->naks_sent, c->credits_sent,
+	       (int)mgmt_wants_poll(&ctl.mgmt));
+}
+
 bool hv_control_wants_poll(void) { return ctl.up && mgmt_wants_poll(&ctl.mgmt); }
+
+bool hv_control_busy(void)
+{
+	if (!ctl.up)
+		return false;
+	if (mgmt_wants_poll(&ctl.mgmt))
+		ctl.last_activity_tsc = x86_rdtsc();
+	return x86_rdtsc() - ctl.last_activity_tsc < HV_CONTROL_BUSY_TSC;
+}
 
 void hv_control_poll(struct vcpu *v)
 {

@@ -18,5 +18,14 @@ int hv_control_init(void);
 void hv_control_poll(struct vcpu *v);
 /* True while a reply is going out: the vCPU should exit again soon. */
 bool hv_control_wants_poll(void);
+/*
+ * True while the port is in use (a reply going out, or a byte received in
+ * the last HV_CONTROL_BUSY_TSC cycles): an idle guest's HLT is then
+ * completed at once so the port is polled continuously; otherwise the guest
+ * may sleep in HLT until its next interrupt.
+ */
+bool hv_control_busy(void);
+/* One log line with the protocol counters (with the exit statistics). */
+void hv_control_log_stats(void);
 
 #endif /* PT_HV_CONTROL_H */

@@ -354,13 +354,16 @@ void hv_handle_exit(struct vcpu *v, struct hv_exit *e)
 		break;
 	case HV_EXIT_HLT:
 		/*
-		 * HLT is intercepted so that the management port is polled
-		 * while the guest idles: the host cannot halt (GIF = 0 holds
-		 * every interrupt), so the guest's HLT completes at once and
-		 * its idle loop comes back here (documented cost: an idle
-		 * guest keeps its CPU busy).
+		 * The host cannot halt (GIF = 0 holds every interrupt). While
+		 * the management port is in use, the HLT completes at once so
+		 * the idle guest keeps exiting and the port is polled; else the
+		 * guest sleeps in its HLT until its next interrupt, which exits
+		 * first (the port waits at most that long).
 		 */
-		skip_insn(v, 0xf4, -1, "HLT");
+		if (!hv_control_busy() && v->ops->halt_in_guest)
+			v->ops->halt_in_guest(v);
+		else
+			skip_insn(v, 0xf4, -1, "HLT");
 		break;
 	case HV_EXIT_INTR:
 	case HV_EXIT_VINTR:
@@ -390,6 +393,7 @@ void hv_handle_exit(struct vcpu *v, struct hv_exit *e)
 	if (v->stats.total >= hv.next_stats_exit) {
 		hv.next_stats_exit = v->stats.total + STATS_EVERY_EXITS;
 		hv_log_exit_stats(v);
+		hv_control_log_stats();
 	}
 	hv_control_poll(v);
 	if (v->ops->want_poll_exits)

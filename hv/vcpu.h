@@ -115,7 +115,32 @@ struct vcpu_ops {
 	 * again once it has taken it (HV_EXIT_VINTR). May be NULL.
 	 */
 	void (*want_poll_exits)(struct vcpu *v, bool want);
+	/*
+	 * Hardware dirty logging (Intel PML, SDM Vol. 3C 29.3.6): turns the
+	 * CPU's logging of EPT D-bit transitions on or off for this vCPU.
+	 * 0, or -1 if the CPU has none. NULL where there is no such thing (SVM).
+	 */
+	int (*set_pml)(struct vcpu *v, bool on);
+	/*
+	 * Drains the CPU's dirty log into mmu/ (hv_pml_drain) now: the caller
+	 * does it before every harvest so no logged write is left behind in
+	 * the buffer. NULL on SVM.
+	 */
+	void (*pml_flush)(struct vcpu *v);
+	/*
+	 * Let the guest execute the HLT at RIP itself, once: the CPU sleeps
+	 * in the guest until its next interrupt, which exits (HV_EXIT_INTR)
+	 * before it is delivered. May be NULL (HLT is then completed at once).
+	 */
+	void (*halt_in_guest)(struct vcpu *v);
 };
+
+/*
+ * hv/vm.c: hands a vCPU's PML buffer to mmu/ (tdp_mmu_pml_drain): the valid
+ * entries are marked dirty and *index is reset to the last entry. Called by
+ * the backend on a PML-full exit and from pml_flush.
+ */
+void hv_pml_drain(struct vcpu *v, const u64 *buf, u16 *index);
 
 struct hv_exit_stats {
 	u64 total;

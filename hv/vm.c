@@ -205,6 +205,12 @@ void vm_handle_tdp_fault(struct vm *vm, struct vcpu *v, const struct hv_exit_tdp
 	hv_panic("tdp_mmu_page_fault returned %d", (int)r);
 }
 
+void hv_pml_drain(struct vcpu *v, const u64 *buf, u16 *index)
+{
+	(void)v;
+	tdp_mmu_pml_drain(hv.vm->mmu, VM_AS, buf, index);
+}
+
 u64 vm_tdp_pages(struct vm *vm)
 {
 	struct tdp_mmu_stats st;

@@ -187,6 +187,14 @@ static inline void x86_outl(u16 port, u32 v)
 	__asm__ volatile("outl %0, %1" : : "a"(v), "Nd"(port));
 }
 
+static inline u64 x86_rdtsc(void)
+{
+	u32 lo, hi;
+
+	__asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));
+	return ((u64)hi << 32) | lo;
+}
+
 static inline void x86_cli(void) { __asm__ volatile("cli" ::: "memory"); }
 
 static inline void x86_pause(void) { __asm__ volatile("pause"); }

@@ -290,14 +290,19 @@ static void svm_arm_poll_exits(struct svm_vcpu *s)
 	struct vmcb_control *c = &s->vmcb->control;
 
 	c->intercept_misc3 &= ~(SVM_INTERCEPT_INTR | SVM_INTERCEPT_VINTR);
+	c->intercept_misc3 |= SVM_INTERCEPT_HLT;
 	c->vintr &= ~(SVM_VINTR_V_IRQ | SVM_VINTR_V_IGN_TPR);
 	if (s->intr_window) {
 		c->intercept_misc3 |= SVM_INTERCEPT_VINTR;
 		c->vintr |= SVM_VINTR_V_IRQ | SVM_VINTR_V_IGN_TPR;
-	} else if (s->want_poll_exits) {
+	} else if (s->want_poll_exits || s->guest_halt) {
 		c->intercept_misc3 |= SVM_INTERCEPT_INTR;
 	}
+	if (s->guest_halt && !s->intr_window)
+		c->intercept_misc3 &= ~SVM_INTERCEPT_HLT;
 }
+
+static void svm_halt_in_guest(struct vcpu *v) { to_svm(v)->guest_halt = true; }
 
 static void svm_want_poll_exits(struct vcpu *v, bool want)
 {
@@ -371,7 +376,13 @@ static void svm_run(struct vcpu *v, struct hv_exit *e)
 		vmcb->control.event_inj = svm_reinjectable(vmcb->control.exit_int_info);
 	svm_sync_ctrl(v);
 	svm_decode_exit(v, e);
-	if (e->reason == HV_EXIT_INTR)
+	/*
+	 * After an INTR exit the interrupt is still pending: the next VMRUN,
+	 * without the INTR intercept, delivers it. Only a wanted poll exit
+	 * needs VINTR to come back once the guest has taken it.
+	 */
+	s->guest_halt = false;
+	if (e->reason == HV_EXIT_INTR && s->want_poll_exits)
 		s->intr_window = true;
 	else if (e->reason == HV_EXIT_VINTR)
 		s->intr_window = false;
@@ -421,6 +432,7 @@ static const struct vcpu_ops svm_vcpu_ops = {
 	.flush_tlb = svm_flush_tlb,
 	.set_tdp_root = svm_set_tdp_root,
 	.want_poll_exits = svm_want_poll_exits,
+	.halt_in_guest = svm_halt_in_guest,
 };
 
 static int svm_vcpu_create(struct vcpu *v, const struct hv_boot_info *bi)

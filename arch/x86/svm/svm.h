@@ -26,6 +26,8 @@ struct svm_vcpu {
 	bool want_poll_exits;
 	/* INTR exit seen: the interrupt goes to the guest, VINTR tells us it took it. */
 	bool intr_window;
+	/* The next VMRUN lets the guest's HLT run, with INTR intercepted. */
+	bool guest_halt;
 };
 
 /* x86 CPUID bits the backend needs (AMD APM Vol. 3, Appendix E). */
