@@ -36,3 +36,5 @@ $(MODEL_OUT)/mmu_bench: tests/model/mmu_bench.c tests/model/model_platform.c \
 
 .PHONY: model
 model: $(MODEL_OUT)/dirty_log_seq $(MODEL_OUT)/dirty_log_mt
+
+HOST_TESTS += $(MODEL_OUT)/dirty_log_seq $(MODEL_OUT)/dirty_log_mt

@@ -1,0 +1,391 @@
+// SPDX-License-Identifier: MIT
+/*
+ * `make bench` step for mmu/: the cost per 4 KiB guest page of the dirty-log
+ * passes over 1, 16 and 64 GiB (and 1 TiB) of 4K-mapped guest memory, each
+ * next to a floor measured in the same run at the same size.
+ *
+ * Floor ("stream floor"): one pass that reads and writes 8 bytes per entry
+ * over an array of as many u64 as the pass has leaf entries, i.e. the memory
+ * traffic of touching every entry once, with nothing else. A second reference,
+ * the same pass with one locked RMW per entry ("atomic floor"), is printed too:
+ * every pass that may race the processor's A/D updates must use one (KVM does
+ * the same: atomic64_fetch_and / cmpxchg), so it is the floor of any design
+ * that is correct against the hardware. Per-size figures show linearity.
+ *
+ * Sizes: 1, 16 and 64 GiB always; 1 TiB (256 Mi entries: 2 GiB of page
+ * tables, 2 GiB of floor array, 32 MiB of bitmap) when PT_BENCH_TIB=1 or when
+ * MemAvailable is above 8 GiB. PT_BENCH_SIZES="1 16" (GiB) overrides.
+ * Figures go to stdout as JSON lines (tools/bench.sh), progress to stderr.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "mmu/tdp_mmu.h"
+#include "model_platform.h"
+
+#define GUEST_HFN_BASE (1ull << (47 - PAGE_SHIFT))
+
+void pt_assert_failed(const char *expr, const char *file, int line)
+{
+	fprintf(stderr, "assertion failed: %s at %s:%d\n", expr, file, line);
+	abort();
+}
+
+static double now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e9 + ts.tv_nsec;
+}
+
+static u64 rng_state = 0x1234567;
+
+static u64 rnd(void)
+{
+	rng_state ^= rng_state >> 12;
+	rng_state ^= rng_state << 25;
+	rng_state ^= rng_state >> 27;
+	return rng_state * 0x2545F4914F6CDD1Dull;
+}
+
+static void die(const char *what, long v)
+{
+	fprintf(stderr, "mmu_bench: %s failed (%ld)\n", what, v);
+	exit(1);
+}
+
+/* ---- floors ---- */
+
+static u64 *floor_arr;
+static u64 floor_n;
+
+static double stream_floor(u64 n)
+{
+	double best = 1e30;
+
+	for (int rep = 0; rep < 3; rep++) {
+		u64 bit = rep & 1 ? 2 : 4;
+		double t0 = now_ns();
+
+		for (u64 i = 0; i < n; i++)
+			floor_arr[i] ^= bit;
+		/* Keep the pass: the compiler must not drop the stores. */
+		__asm__ __volatile__("" : : "r"(floor_arr) : "memory");
+		double t = now_ns() - t0;
+		if (t < best)
+			best = t;
+	}
+	return best / n;
+}
+
+static double atomic_floor(u64 n)
+{
+	double best = 1e30;
+
+	for (int rep = 0; rep < 2; rep++) {
+		double t0 = now_ns();
+
+		for (u64 i = 0; i < n; i++)
+			__atomic_fetch_and(&floor_arr[i], ~(rep & 1 ? 2ull : 4ull), __ATOMIC_RELAXED);
+		double t = now_ns() - t0;
+		if (t < best)
+			best = t;
+	}
+	return best / n;
+}
+
+/* ---- output ---- */
+
+static void fig(const char *op, const char *size, double ns_per_page, double floor,
+		const char *unit, const char *ref_name, const char *note)
+{
+	printf("{\"name\": \"mmu.%s.%s\", \"value\": %.4g, \"unit\": \"%s\", \"ref\": %.4g, "
+	       "\"ref_name\": \"%s\", \"ratio\": %.3g, \"note\": \"%s\"}\n",
+	       op, size, ns_per_page, unit, floor, ref_name, ns_per_page / floor, note);
+	fflush(stdout);
+}
+
+/* ---- one size ---- */
+
+struct bench {
+	struct tdp_mmu mmu;
+	struct model_platform plat;
+	int slot;
+	u64 npages, words;
+	u64 *bitmap, *out, *masks;
+};
+
+static double time_bool(bool (*fn)(struct tdp_mmu *, unsigned int), struct bench *b)
+{
+	double t0 = now_ns();
+
+	fn(&b->mmu, b->slot);
+	return now_ns() - t0;
+}
+
+static bool set_dirty(struct tdp_mmu *m, unsigned int s)
+{
+	return tdp_mmu_set_dirty_slot(m, s);
+}
+
+static bool clear_dirty(struct tdp_mmu *m, unsigned int s)
+{
+	return tdp_mmu_clear_dirty_slot(m, s);
+}
+
+static bool wrprot(struct tdp_mmu *m, unsigned int s)
+{
+	return tdp_mmu_wrprot_slot(m, s, TDP_LEVEL_4K);
+}
+
+static void run_size(u64 gib, bool tib_light)
+{
+	struct bench *b = calloc(1, sizeof(*b));
+	struct spte_format f;
+	char size[32];
+	struct tdp_map_attrs a = {
+		.writable = true,
+		.executable = true,
+		.memtype = TDP_MEMTYPE_RAM,
+		.max_level = TDP_LEVEL_1G,
+	};
+	bool flush;
+	int ret;
+
+	if (gib >= 1024)
+		snprintf(size, sizeof(size), "%" PRIu64 "TiB", gib / 1024);
+	else
+		snprintf(size, sizeof(size), "%" PRIu64 "GiB", gib);
+	b->npages = gib << (30 - PAGE_SHIFT);
+	b->words = tdp_dirty_bitmap_words(b->npages);
+	fprintf(stderr, "mmu_bench: %s (%" PRIu64 " pages)\n", size, b->npages);
+
+	model_platform_init(&b->plat, NULL);
+	if (model_platform_use_pool(&b->plat, b->npages / 512 + b->npages / (512 * 512) + 64))
+		die("pool", 0);
+	spte_format_init_ept(&f, true, true);
+	struct mmu_platform ops = model_platform_ops(&b->plat);
+	if (tdp_mmu_init(&b->mmu, &f, &ops))
+		die("tdp_mmu_init", 0);
+	b->slot = tdp_mmu_set_memslot(&b->mmu, 0, 1ull << 18, b->npages,
+				      GUEST_HFN_BASE + (1ull << 18), &a, 0);
+	if (b->slot < 0)
+		die("set_memslot", b->slot);
+	struct tdp_mmu_root *root = tdp_mmu_get_root(&b->mmu, 0);
+	if (!root)
+		die("get_root", 0);
+	ret = tdp_mmu_map_range(&b->mmu, 0, 1ull << 18, b->npages, &flush);
+	if (ret)
+		die("map_range", ret);
+	b->bitmap = calloc(b->words, 8);
+	b->out = calloc(b->words, 8);
+	b->masks = malloc(b->words * 8);
+
+	floor_n = b->npages;
+	floor_arr = calloc(floor_n, 8);
+	if (!b->bitmap || !b->out || !b->masks || !floor_arr)
+		die("calloc", 0);
+	double fl = stream_floor(floor_n);
+	double afl = atomic_floor(floor_n);
+	fig("floor.stream_rmw", size, fl, fl, "ns/page", "stream floor", "read+write 8 B per entry");
+	fig("floor.atomic_rmw", size, afl, fl, "ns/page", "stream floor",
+	    "one locked fetch_and per entry");
+
+	const char *sfl = "stream floor (RMW 8 B/entry, same run)";
+	int cycles = tib_light ? 1 : 2;
+	double t_enable = 1e30, t_disable = 1e30, t_set = 1e30, t_clear = 1e30, t_wp = 1e30;
+	double t_mask[3] = { 1e30, 1e30, 1e30 }, t_get_all = 1e30, t_get_none = 1e30;
+	static const int pct[3] = { 1, 10, 100 };
+
+	for (int cy = 0; cy < cycles; cy++) {
+		double t0 = now_ns();
+
+		flush = false;
+		ret = tdp_mmu_enable_dirty_logging(&b->mmu, b->slot, TDP_DIRTY_DBIT, 0, b->bitmap,
+						   &flush);
+		double t = now_ns() - t0;
+		if (ret)
+			die("enable_dirty_logging", ret);
+		t_enable = t < t_enable ? t : t_enable;
+		fprintf(stderr, "  enable %.1f ms\n", t / 1e6);
+
+		for (int rep = 0; rep < (tib_light ? 1 : 3); rep++) {
+			t = time_bool(set_dirty, b);
+			t_set = t < t_set ? t : t_set;
+			t = time_bool(clear_dirty, b);
+			t_clear = t < t_clear ? t : t_clear;
+		}
+		for (int p = 0; p < 3; p++) {
+			u64 density = pct[p];
+
+			for (u64 w = 0; w < b->words; w++) {
+				u64 m = 0;
+
+				if (density == 100) {
+					m = ~0ull;
+				} else {
+					for (int i = 0; i < 64; i++)
+						if (rnd() % 100 < density)
+							m |= 1ull << i;
+				}
+				b->masks[w] = m;
+			}
+			time_bool(set_dirty, b);
+			t0 = now_ns();
+			for (u64 w = 0; w < b->words; w++)
+				if (b->masks[w])
+					tdp_mmu_clear_dirty_masked(&b->mmu, b->slot, w * 64,
+								   b->masks[w], false);
+			t = now_ns() - t0;
+			t_mask[p] = t < t_mask[p] ? t : t_mask[p];
+		}
+		time_bool(set_dirty, b);
+		t0 = now_ns();
+		flush = false;
+		ret = tdp_mmu_get_dirty_log(&b->mmu, b->slot, b->out, b->words, &flush);
+		t = now_ns() - t0;
+		if (ret)
+			die("get_dirty_log", ret);
+		t_get_all = t < t_get_all ? t : t_get_all;
+		t0 = now_ns();
+		ret = tdp_mmu_get_dirty_log(&b->mmu, b->slot, b->out, b->words, &flush);
+		t = now_ns() - t0;
+		t_get_none = t < t_get_none ? t : t_get_none;
+
+		/* W is still set everywhere (DBIT mode): write-protect all. */
+		t = time_bool(wrprot, b);
+		t_wp = t < t_wp ? t : t_wp;
+
+		t0 = now_ns();
+		ret = tdp_mmu_disable_dirty_logging(&b->mmu, b->slot, &flush);
+		t = now_ns() - t0;
+		if (ret)
+			die("disable_dirty_logging", ret);
+		t_disable = t < t_disable ? t : t_disable;
+		fprintf(stderr, "  cycle %d done\n", cy);
+	}
+	double n = (double)b->npages;
+	fig("enable_logging.split1g", size, t_enable / n, fl, "ns/page", sfl,
+	    "1 GiB leaves split to 4 KiB + D cleared (DBIT mode)");
+	fig("set_dirty_slot", size, t_set / n, fl, "ns/page", sfl, "D set on every 4 KiB leaf");
+	fig("clear_dirty_slot", size, t_clear / n, fl, "ns/page", sfl,
+	    "D cleared on every 4 KiB leaf");
+	fig("wrprot_slot", size, t_wp / n, fl, "ns/page", sfl, "W cleared on every 4 KiB leaf");
+	for (int p = 0; p < 3; p++) {
+		char op[64], note[96];
+
+		snprintf(op, sizeof(op), "clear_dirty_masked.%dpct", pct[p]);
+		snprintf(note, sizeof(note),
+			 "one call per 64-page word, %d%% of bits set; per page of the slot", pct[p]);
+		fig(op, size, t_mask[p] / n, fl, "ns/page", sfl, note);
+	}
+	fig("get_dirty_log.dbit.all_dirty", size, t_get_all / n, fl, "ns/page", sfl,
+	    "scan+clear D, copy bitmap, re-arm; every page dirty");
+	fig("get_dirty_log.dbit.clean", size, t_get_none / n, fl, "ns/page", sfl,
+	    "scan D, copy bitmap; no page dirty");
+	fig("disable_logging.collapse1g", size, t_disable / n, fl, "ns/page", sfl,
+	    "4 KiB tables put back into 1 GiB leaves");
+
+	/* PML: drain full buffers of random GPAs of the slot (with offsets). */
+	{
+		static u64 buf[TDP_PML_ENTRIES];
+		u64 reps = 2000;
+
+		flush = false;
+		ret = tdp_mmu_enable_dirty_logging(&b->mmu, b->slot, TDP_DIRTY_PML, 0, b->bitmap,
+						   &flush);
+		if (ret)
+			die("enable pml", ret);
+		double best = 1e30, fbest = 1e30;
+
+		for (int rep = 0; rep < 3; rep++) {
+			double t = 0, ft = 0;
+
+			for (u64 r = 0; r < reps; r++) {
+				for (int i = 0; i < TDP_PML_ENTRIES; i++)
+					buf[i] = ((1ull << 18) + rnd() % b->npages) << PAGE_SHIFT |
+						 (rnd() & 0xff8);
+				u16 idx = 0xffff;
+				double t0 = now_ns();
+
+				tdp_mmu_pml_drain(&b->mmu, 0, buf, &idx);
+				t += now_ns() - t0;
+				/* Floor: read each entry, set its bit. */
+				t0 = now_ns();
+				for (int i = 0; i < TDP_PML_ENTRIES; i++) {
+					u64 g = (buf[i] >> PAGE_SHIFT) - (1ull << 18);
+
+					floor_arr[g / 64] |= 1ull << (g % 64);
+				}
+				__asm__ __volatile__("" : : "r"(floor_arr) : "memory");
+				ft += now_ns() - t0;
+			}
+			best = t < best ? t : best;
+			fbest = ft < fbest ? ft : fbest;
+		}
+		double per = best / (reps * TDP_PML_ENTRIES), fper = fbest / (reps * TDP_PML_ENTRIES);
+		fig("pml_drain", size, per, fper, "ns/entry",
+		    "read entry + set bitmap bit (same run)",
+		    "full 512-entry buffer of random GPAs in the slot; per entry");
+		flush = false;
+		tdp_mmu_disable_dirty_logging(&b->mmu, b->slot, &flush);
+	}
+
+	tdp_mmu_put_root(&b->mmu, root);
+	if (tdp_mmu_destroy(&b->mmu))
+		die("destroy", 0);
+	if (atomic_load(&b->plat.pages))
+		die("page-table pages leaked", atomic_load(&b->plat.pages));
+	model_platform_fini(&b->plat);
+	free(floor_arr);
+	free(b->bitmap);
+	free(b->out);
+	free(b->masks);
+	free(b);
+}
+
+static u64 mem_available_gib(void)
+{
+	FILE *fp = fopen("/proc/meminfo", "r");
+	char line[256];
+	u64 kb = 0;
+
+	if (!fp)
+		return 0;
+	while (fgets(line, sizeof(line), fp))
+		if (sscanf(line, "MemAvailable: %" SCNu64 " kB", &kb) == 1)
+			break;
+	fclose(fp);
+	return kb >> 20;
+}
+
+int main(void)
+{
+	const char *sizes = getenv("PT_BENCH_SIZES");
+	const char *tib = getenv("PT_BENCH_TIB");
+	u64 avail = mem_available_gib();
+
+	if (sizes) {
+		char *s = strdup(sizes), *save = NULL;
+
+		for (char *tok = strtok_r(s, " ,", &save); tok; tok = strtok_r(NULL, " ,", &save)) {
+			u64 g = strtoull(tok, NULL, 0);
+
+			run_size(g, g >= 1024);
+		}
+		free(s);
+		return 0;
+	}
+	run_size(1, false);
+	run_size(16, false);
+	run_size(64, false);
+	if ((tib && atoi(tib)) || (!tib && avail >= 8))
+		run_size(1024, true);
+	else
+		fprintf(stderr, "mmu_bench: 1 TiB skipped (MemAvailable %" PRIu64 " GiB < 8)\n", avail);
+	return 0;
+}
