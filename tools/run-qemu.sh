@@ -22,6 +22,8 @@
 #   --no-hv              boot Linux without the hypervisor (same ESP, same kernel line)
 #   --probe              run the guest-view probe under the hypervisor instead of Linux
 #   --boot-cfg LINE      the whole boot.cfg command line (paths on the ESP)
+#   --shell FILE         no BOOTX64.EFI: OVMF falls back to its UEFI shell, which runs FILE
+#                        as \startup.nsh (after its 5 s countdown)
 #   --qemu-arg ARG       one more QEMU argument (repeatable)
 # Environment: BUILD (default build), QEMU (default qemu-system-x86_64),
 #   OVMF_CODE / OVMF_VARS (default Debian's 4M builds).
@@ -34,6 +36,7 @@ timeout_s=
 kernel_args=
 mode=linux
 boot_cfg=
+shell_nsh=
 extra=()
 
 usage() {
@@ -51,6 +54,7 @@ while [ $# -gt 0 ]; do
 	--no-hv) mode=linux-nohv ;;
 	--probe) mode=probe ;;
 	--boot-cfg) boot_cfg=$2; shift ;;
+	--shell) shell_nsh=$2; shift ;;
 	--qemu-arg) extra+=("$2"); shift ;;
 	-h | --help) usage ;;
 	*) echo "run-qemu: unknown option $1" >&2; usage ;;
@@ -88,6 +92,11 @@ cp "$ovmf_vars" "$run_dir/OVMF_VARS.fd"
 cp --sparse=always "$esp_src" "$run_dir/esp.img"
 printf '%s\r\n' "$boot_cfg" >"$run_dir/boot.cfg"
 MTOOLS_SKIP_CHECK=1 mcopy -o -i "$run_dir/esp.img" "$run_dir/boot.cfg" ::/pagetrail/boot.cfg
+if [ -n "$shell_nsh" ]; then
+	boot_cfg="(UEFI shell) $shell_nsh"
+	MTOOLS_SKIP_CHECK=1 mdel -i "$run_dir/esp.img" ::/EFI/BOOT/BOOTX64.EFI
+	MTOOLS_SKIP_CHECK=1 mcopy -o -i "$run_dir/esp.img" "$shell_nsh" ::/startup.nsh
+fi
 
 if [ $term -eq 1 ]; then
 	com1=(-chardev "stdio,id=com1,mux=on,signal=off,logfile=$run_dir/com1.log"
