@@ -6,3 +6,21 @@ $(BUILD)/hv/hv_unit_test: $(HV_UNIT_SRCS) $(wildcard hv/*.h include/pt/*.h)
 	$(Q)$(HOST_CC) $(HOST_CFLAGS) $(SAN_CFLAGS) $(HV_UNIT_SRCS) -o $@
 
 HOST_TESTS += $(BUILD)/hv/hv_unit_test
+
+# triple_fault.efi: a UEFI program that triple-faults, for test_shell_and_fault.sh.
+HV_TEST_EFI_CFLAGS := -I/usr/include/efi -I/usr/include/efi/x86_64 -DGNU_EFI_USE_MS_ABI \
+	-fpic -ffreestanding -fno-stack-protector -fno-stack-check -fshort-wchar -mno-red-zone \
+	-maccumulate-outgoing-args -mgeneral-regs-only -O2 -Wall -Wextra -Werror
+
+$(BUILD)/hv/triple_fault.so: tests/hv/triple_fault.c
+	@mkdir -p $(@D)
+	$(Q)$(EFI_CC) $(HV_TEST_EFI_CFLAGS) -c $< -o $(@:.so=.o)
+	$(Q)$(EFI_LD) -nostdlib -znocombreloc -T /usr/lib/elf_x86_64_efi.lds -shared -Bsymbolic \
+		/usr/lib/crt0-efi-x86_64.o $(@:.so=.o) -L/usr/lib -lefi -lgnuefi -o $@
+
+$(BUILD)/hv/triple_fault.efi: $(BUILD)/hv/triple_fault.so
+	$(Q)$(EFI_OBJCOPY) -j .text -j .sdata -j .data -j .dynamic -j .dynsym -j .rel -j .rela \
+		-j .rel.* -j .rela.* -j .reloc --target efi-app-x86_64 --subsystem=10 $< $@
+
+TEST_DEPS += $(BUILD)/hv/triple_fault.efi $(BUILD)/pagetrail.efi
+TEST_SCRIPTS += tests/hv/test_shell_and_fault.sh
