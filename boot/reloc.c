@@ -83,7 +83,17 @@ void *boot_in_copy(const struct hv_boot_info *bi, void *sym)
 	return (void *)((u64)(uintptr_t)sym - loaded_base + bi->image_base);
 }
 
-static enum hv_mem_type efi_type_to_hv(UINT32 t)
+/*
+ * Firmware-reserved ranges are RAM (SMRAM copies, firmware stashes) or MMIO
+ * (q35's PCIe MMCONFIG window at 0xB0000000 is listed as reserved): only the
+ * ones the firmware says can be cached write-back are RAM.
+ */
+static enum hv_mem_type efi_reserved_to_hv(UINT64 attr)
+{
+	return (attr & EFI_MEMORY_WB) ? HV_MEM_RESERVED : HV_MEM_MMIO;
+}
+
+static enum hv_mem_type efi_type_to_hv(UINT32 t, UINT64 attr)
 {
 	switch (t) {
 	case EfiLoaderCode:
@@ -104,7 +114,7 @@ static enum hv_mem_type efi_type_to_hv(UINT32 t)
 		return HV_MEM_MMIO;
 	}
 	/* Reserved, unusable, PAL code, and types newer than this code. */
-	return HV_MEM_RESERVED;
+	return efi_reserved_to_hv(attr);
 }
 
 static int add_range(struct hv_boot_info *bi, u64 base, u64 end, enum hv_mem_type type,
@@ -141,7 +151,7 @@ int boot_copy_memory_map(struct hv_boot_info *bi)
 	for (i = 0; i < n && !rc; i++) {
 		EFI_MEMORY_DESCRIPTOR *d = (void *)((u8 *)map + i * desc_size);
 		u64 b = d->PhysicalStart, e = b + d->NumberOfPages * PAGE_SIZE;
-		enum hv_mem_type t = efi_type_to_hv(d->Type);
+		enum hv_mem_type t = efi_type_to_hv(d->Type, d->Attribute);
 
 		/* The pool is carved out of whatever entry holds it (the firmware may merge). */
 		rc = add_range(bi, b, e < ps ? e : (b < ps ? ps : b), t, d->Type, d->Attribute);
