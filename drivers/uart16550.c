@@ -64,3 +64,25 @@ int uart_getc_nowait(struct uart16550 *u)
 		return -1;
 	return uart_in(u, UART_RBR_THR);
 }
+
+int uart_getc_or_error(struct uart16550 *u)
+{
+	u8 lsr;
+
+	if (!u->present)
+		return -1;
+	lsr = uart_in(u, UART_LSR);
+	if (lsr & UART_LSR_ERRORS)
+		return -2;
+	if (!(lsr & UART_LSR_DR))
+		return -1;
+	return uart_in(u, UART_RBR_THR);
+}
+
+u32 uart_tx_room(struct uart16550 *u)
+{
+	/* uart_init enabled the 16-byte FIFOs (FCR = 0x07). */
+	return u->present && (uart_in(u, UART_LSR) & UART_LSR_THRE) ? 16 : 0;
+}
+
+void uart_putc_nowait(struct uart16550 *u, u8 c) { uart_out(u, UART_RBR_THR, c); }

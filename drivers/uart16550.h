@@ -29,6 +29,7 @@ enum uart_reg {
 #define UART_MCR_DTR_RTS_OUT2 0x0b
 #define UART_FCR_ENABLE_CLEAR 0x07
 #define UART_LSR_DR 0x01
+#define UART_LSR_ERRORS 0x1e /* overrun, parity, framing, break */
 #define UART_LSR_THRE 0x20
 #define UART_LSR_TEMT 0x40
 #define UART_IIR_NO_INT 0x01
@@ -46,5 +47,15 @@ bool uart_putc(struct uart16550 *u, u8 c);
 void uart_puts(struct uart16550 *u, const char *s);
 /* Next received byte, or -1 if none is waiting. Never waits. */
 int uart_getc_nowait(struct uart16550 *u);
+/*
+ * Like uart_getc_nowait, but reports a line error first: returns -2 once
+ * when the line status showed overrun, parity, framing or break (reading
+ * LSR clears them: a byte was lost), -1 when nothing waits.
+ */
+int uart_getc_or_error(struct uart16550 *u);
+/* Bytes that may be written now without waiting: the FIFO (16) when THR is empty, else 0. */
+u32 uart_tx_room(struct uart16550 *u);
+/* Writes a byte without waiting; the caller checked uart_tx_room. */
+void uart_putc_nowait(struct uart16550 *u, u8 c);
 
 #endif /* PT_DRIVERS_UART16550_H */

@@ -13,8 +13,6 @@
 
 #include <pt/assert.h>
 
-#define UART_LSR_ERRORS 0x1e /* OE | PE | FE | BI */
-#define UART_FIFO_BYTES 16
 /* About two seconds at the 2-3 GHz TSCs of the machines this runs on. */
 #define HV_CONTROL_BUSY_TSC 5000000000ull
 
@@ -37,31 +35,24 @@ static struct {
 
 static int tp_rx_byte(void *ctx)
 {
-	struct uart16550 *u = ctx;
-	u8 lsr = x86_inb((u16)(u->base + UART_LSR));
+	int c = uart_getc_or_error(ctx);
 
-	if (lsr & UART_LSR_ERRORS)
-		return MGMT_RX_LINE_ERROR; /* reading LSR cleared the error bits */
-	if (!(lsr & UART_LSR_DR))
+	if (c == -2)
+		return MGMT_RX_LINE_ERROR;
+	if (c < 0)
 		return MGMT_RX_NONE;
 	ctl.last_activity_tsc = x86_rdtsc();
-	return x86_inb((u16)(u->base + UART_RBR_THR));
+	return c;
 }
 
-static u32 tp_tx_room(void *ctx)
-{
-	struct uart16550 *u = ctx;
-
-	return (x86_inb((u16)(u->base + UART_LSR)) & UART_LSR_THRE) ? UART_FIFO_BYTES : 0;
-}
+static u32 tp_tx_room(void *ctx) { return uart_tx_room(ctx); }
 
 static void tp_tx_bytes(void *ctx, const u8 *buf, u32 len)
 {
-	struct uart16550 *u = ctx;
 	u32 i;
 
 	for (i = 0; i < len; i++)
-		x86_outb((u16)(u->base + UART_RBR_THR), buf[i]);
+		uart_putc_nowait(ctx, buf[i]);
 }
 
 static const struct mgmt_transport ctl_transport = {
