@@ -4,7 +4,7 @@
 Time from QEMU's start to the Linux guest's /init ("pagetrail-init: ready" on COM1),
 measured on the host, for the default boot (OVMF -> ptboot -> pagetrail.efi -> Linux)
 and the same boot without pagetrail.efi (same ESP, same kernel line), alternating
-hv/bare runs in one invocation; median of PT_BENCH_BOOT_RUNS (default 3) runs each.
+hv/bare runs in one invocation; median of PT_BENCH_BOOT_RUNS (default 5) runs each.
 
 Then exits per second by reason while the guest idles and while it runs pt-memload:
 the hypervisor's counters (`ptctl stats`, exit.*) sampled twice inside each phase, over
@@ -20,7 +20,7 @@ import sys
 import time
 
 BUILD = os.environ.get("BUILD", "build")
-RUNS = int(os.environ.get("PT_BENCH_BOOT_RUNS", "3"))
+RUNS = int(os.environ.get("PT_BENCH_BOOT_RUNS", "5"))
 RUN_DIR = os.path.join(BUILD, "bench-run")
 READY = b"pagetrail-init: ready"
 
@@ -49,8 +49,9 @@ def start_qemu(args, timeout):
 
 def wait_marker(p, path, marker, t0, limit):
     """Seconds from t0 until marker appears in path (polled every 20 ms), or None."""
-    pos, buf = 0, b""
+    pos, buf, exited = 0, b"", False
     while time.monotonic() - t0 < limit:
+        exited = p.poll() is not None  # before the read: QEMU may write its last line and exit
         try:
             with open(path, "rb") as f:
                 f.seek(pos)
@@ -63,7 +64,7 @@ def wait_marker(p, path, marker, t0, limit):
             buf = buf[-256:] + chunk
             if marker in buf:
                 return seen - t0
-        if p.poll() is not None:
+        if exited:
             return None
         time.sleep(0.02)
     return None
