@@ -114,12 +114,24 @@ static bool queue_aux(struct mgmt *m, u16 id, u8 cmd, const u8 *payload, u32 len
 		return false;
 	m->aux_len = proto_frame_encode(m->aux, sizeof(m->aux), &h, payload, len);
 	m->aux_pos = 0;
+	m->aux_cmd = cmd;
 	return m->aux_len != 0;
+}
+
+/* A waiting NAK goes out as soon as the aux buffer is free. */
+static void flush_nak(struct mgmt *m)
+{
+	/* A CREDIT not yet started is stale once its frame has ended: the NAK wins. */
+	if (m->nak_pending && m->aux_len && m->aux_cmd == PROTO_CMD_CREDIT && !m->sending_aux)
+		m->aux_len = 0;
+	if (m->nak_pending && queue_aux(m, 0, PROTO_CMD_NAK, m->nak, m->nak_len)) {
+		m->nak_pending = false;
+		m->c.naks_sent++;
+	}
 }
 
 static void send_nak(struct mgmt *m, u8 err)
 {
-	u8 p[16];
 	struct proto_buf b;
 	u32 id_guess = 0;
 
@@ -129,17 +141,22 @@ static void send_nak(struct mgmt *m, u8 err)
 	case PROTO_E_TOO_BIG: m->c.too_big++; break;
 	case PROTO_E_TOO_SHORT: m->c.too_short++; break;
 	}
+	/*
+	 * One NAK waits at most: a newer one replaces it (counted), so a flood
+	 * of garbage cannot flood the host.
+	 */
+	if (m->nak_pending)
+		m->c.naks_dropped++;
 	/* The id bytes may be damaged too: a hint for the host, id + 1, 0 = none. */
 	if (m->rx.len >= 4)
 		id_guess = (u32)(m->rx.buf[2] | m->rx.buf[3] << 8) + 1;
-	proto_wbuf_init(&b, p, sizeof(p));
+	proto_wbuf_init(&b, m->nak, sizeof(m->nak));
 	proto_put_u8(&b, err);
 	proto_put_varint(&b, m->rx.raw);
 	proto_put_varint(&b, id_guess);
-	if (queue_aux(m, 0, PROTO_CMD_NAK, p, b.len))
-		m->c.naks_sent++;
-	else
-		m->c.naks_dropped++;
+	m->nak_len = b.len;
+	m->nak_pending = true;
+	flush_nak(m);
 }
 
 static void send_credit(struct mgmt *m)
@@ -798,6 +815,7 @@ static void dispatch_rx(struct mgmt *m)
 void mgmt_poll(struct mgmt *m)
 {
 	tx_pump(m);
+	flush_nak(m);
 	if (m->rx_held && tx_main_idle(m))
 		dispatch_rx(m);
 
@@ -829,11 +847,13 @@ void mgmt_poll(struct mgmt *m)
 			m->credit_raw = 0;
 		}
 	}
+	flush_nak(m);
 	send_credit(m);
 	tx_pump(m);
 }
 
 bool mgmt_wants_poll(const struct mgmt *m)
 {
-	return !tx_main_idle(m) || m->aux_len || m->rx_held || m->rx.state != PROTO_RX_IDLE;
+	return !tx_main_idle(m) || m->aux_len || m->nak_pending || m->rx_held ||
+	       m->rx.state != PROTO_RX_IDLE;
 }

@@ -154,6 +154,10 @@ struct mgmt {
 	u8 aux[32];		/* CREDIT / NAK frame, sent between replies */
 	u32 aux_len, aux_pos;
 	bool sending_aux;
+	u8 aux_cmd;		/* PROTO_CMD_CREDIT or PROTO_CMD_NAK */
+	bool nak_pending;	/* a NAK waits for the aux buffer */
+	u8 nak[16];		/* its payload */
+	u32 nak_len;
 
 	u8 *page;		/* one guest page for MEM_READ */
 	struct proto_lz *lz;

@@ -29,3 +29,7 @@ TEST_SCRIPTS += tests/proto/e2e.sh
 # Bytes on the wire per dirty page (sparse, clustered, dense) and bulk efficiency.
 TEST_DEPS += $(BUILD)/mgmt/bench_proto
 BENCH_STEPS += $(BUILD)/mgmt/bench_proto
+
+# The same against the real hypervisor in QEMU (TCG, SVM + NPT) with Linux as its guest;
+# the ESP image and kernel come from tests/images (TEST_DEPS there).
+TEST_SCRIPTS += tests/proto/test_qemu_mgmt.sh
