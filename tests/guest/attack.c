@@ -43,31 +43,32 @@
 #include <time.h>
 #include <unistd.h>
 
-#define PAGE 4096ull
-#define ATTACK_MAGIC "PT-ATTACK-WROTE!"
-#define ATTACK_UART "PT-UART-LEAK!"
+#define PAGE		     4096ull
+#define ATTACK_MAGIC	     "PT-ATTACK-WROTE!"
+#define ATTACK_UART	     "PT-UART-LEAK!"
 #define MAX_PAGES_PER_REGION 32
 
-#define COM2_BASE 0x2f8
-#define UART_RBR 0 /* receive buffer (read, DLAB=0) */
-#define UART_THR 0 /* transmit holding (write, DLAB=0) */
-#define UART_IER 1
-#define UART_IIR 2
-#define UART_LCR 3
-#define UART_MCR 4
-#define UART_LSR 5
-#define UART_MSR 6
-#define UART_SCR 7
-#define LCR_DLAB 0x80
-#define LCR_8N1 0x03
-#define MCR_LOOPBACK 0x10
+#define COM2_BASE      0x2f8
+#define UART_RBR       0 /* receive buffer (read, DLAB=0) */
+#define UART_THR       0 /* transmit holding (write, DLAB=0) */
+#define UART_IER       1
+#define UART_IIR       2
+#define UART_LCR       3
+#define UART_MCR       4
+#define UART_LSR       5
+#define UART_MSR       6
+#define UART_SCR       7
+#define LCR_DLAB       0x80
+#define LCR_8N1	       0x03
+#define MCR_LOOPBACK   0x10
 #define LSR_DATA_READY 0x01
 
 static int findings, checks;
 static sigjmp_buf fault_jmp;
 static volatile sig_atomic_t fault_sig;
 
-__attribute__((format(printf, 3, 4))) static void report(int ok, const char *name, const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static void report(int ok, const char *name, const char *fmt,
+							 ...)
 {
 	va_list ap;
 
@@ -125,7 +126,8 @@ static void attack_page(int mem, uint64_t pa)
 	snprintf(name, sizeof(name), "mmap_%llx", (unsigned long long)pa);
 	map = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, mem, (off_t)pa);
 	if (map == MAP_FAILED) {
-		report(0, name, "mmap refused (%s): the page was not reached, boot with iomem=relaxed nopat",
+		report(0, name,
+		       "mmap refused (%s): the page was not reached, boot with iomem=relaxed nopat",
 		       strerror(errno));
 	} else {
 		sig = try_load((volatile uint64_t *)map + 1, &v);
@@ -190,10 +192,12 @@ static int attack_mem(int argc, char **argv)
 		uint64_t base = strtoull(argv[i], NULL, 16) & ~(PAGE - 1);
 		uint64_t end = strtoull(argv[i + 1], NULL, 16);
 		uint64_t pages = end > base ? (end - base + PAGE - 1) / PAGE : 0;
-		uint64_t step = pages > MAX_PAGES_PER_REGION ? pages / (MAX_PAGES_PER_REGION - 1) : 1;
+		uint64_t step =
+		    pages > MAX_PAGES_PER_REGION ? pages / (MAX_PAGES_PER_REGION - 1) : 1;
 
-		printf("attack: region %llx-%llx, %llu pages, every %llu\n", (unsigned long long)base,
-		       (unsigned long long)end, (unsigned long long)pages, (unsigned long long)step);
+		printf("attack: region %llx-%llx, %llu pages, every %llu\n",
+		       (unsigned long long)base, (unsigned long long)end, (unsigned long long)pages,
+		       (unsigned long long)step);
 		for (uint64_t p = 0; p < pages; p += step)
 			attack_page(mem, base + p * PAGE);
 		if (pages > 1 && (pages - 1) % step)
@@ -270,8 +274,10 @@ static int attack_uart(int seconds)
 	got[ngot] = 0;
 	printf("attack: uart %lu polls, %lu with data ready, %lu non-zero bytes \"%s\"\n", polls,
 	       data_ready, nonzero_rbr, got);
-	report(data_ready == 0, "uart_no_data_ready", "LSR showed received data %lu times", data_ready);
-	report(nonzero_rbr == 0, "uart_rbr_learned_nothing", "RBR gave %lu bytes: \"%s\"", nonzero_rbr, got);
+	report(data_ready == 0, "uart_no_data_ready", "LSR showed received data %lu times",
+	       data_ready);
+	report(nonzero_rbr == 0, "uart_rbr_learned_nothing", "RBR gave %lu bytes: \"%s\"",
+	       nonzero_rbr, got);
 	close(fd);
 	return 0;
 }
@@ -293,7 +299,8 @@ int main(int argc, char **argv)
 	else if (argc == 3 && !strcmp(argv[1], "uart"))
 		attack_uart(atoi(argv[2]));
 	else {
-		fprintf(stderr, "usage: pt-attack mem BASE END [BASE END ...] | memwrite BASE | uart SECONDS\n");
+		fprintf(stderr, "usage: pt-attack mem BASE END [BASE END ...] | memwrite BASE | "
+				"uart SECONDS\n");
 		return 2;
 	}
 	if (checks == 0)

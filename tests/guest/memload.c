@@ -28,8 +28,8 @@ static uint64_t pattern(unsigned proc, unsigned round, size_t page, size_t word)
 static int child(unsigned proc, size_t mib, unsigned rounds)
 {
 	size_t pages = mib * 1024 * 1024 / PAGE, words = PAGE / 8;
-	uint64_t *mem = mmap(NULL, pages * PAGE, PROT_READ | PROT_WRITE,
-			     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	uint64_t *mem =
+	    mmap(NULL, pages * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 
 	if (mem == MAP_FAILED) {
 		perror("memload: mmap");

@@ -16,16 +16,16 @@
 #include <efi.h>
 #include <efilib.h>
 
-#define MSR_EFER 0xc0000080u
+#define MSR_EFER  0xc0000080u
 #define EFER_SVME (1ull << 12)
 
-#define CPUID_HV_BASE 0x40000000u
+#define CPUID_HV_BASE	       0x40000000u
 #define CPUID_1_ECX_HYPERVISOR (1u << 31)
 #define CPUID_80000001_ECX_SVM (1u << 2)
 
 #define VEC_NONE 0xffu
-#define VEC_UD 6u
-#define VEC_GP 13u
+#define VEC_UD	 6u
+#define VEC_GP	 13u
 
 /* Read and written by probe_trap.S. */
 __attribute__((visibility("hidden"))) volatile UINT64 probe_fault_vector;
@@ -43,10 +43,10 @@ _Static_assert(sizeof(struct idt_ptr) == 10, "sidt/lidt operand is 10 bytes");
  * A 64-bit interrupt gate is two u64s (AMD APM Vol. 2, 4.8.4 "Gate Descriptors"):
  * offset[15:0], selector, IST, type/attributes, offset[31:16]; then offset[63:32].
  */
-#define GATE_SELECTOR_SHIFT 16
-#define GATE_ATTR_SHIFT 40
+#define GATE_SELECTOR_SHIFT    16
+#define GATE_ATTR_SHIFT	       40
 #define GATE_ATTR_INTR_PRESENT 0x8eull /* P=1, DPL=0, type 0xE: 64-bit interrupt gate */
-#define GATE_OFFSET_MID_SHIFT 48
+#define GATE_OFFSET_MID_SHIFT  48
 
 #define IDT_ENTRIES 256
 static UINT64 probe_idt[IDT_ENTRIES * 2] __attribute__((aligned(16)));
@@ -101,16 +101,16 @@ static void irq_restore_and_load_fw_idt(UINT64 flags)
  * Runs INSN with RAX = rax, RCX = rcx and returns the vector it raised (VEC_NONE if it
  * completed). The recovery point is the label right after the instruction.
  */
-#define TRY_INSN(insn, rax, rcx)                                                          \
-	({                                                                                \
-		UINT64 __flags = irq_save_and_load_probe_idt();                          \
-		__asm__ volatile("lea 1f(%%rip), %%rdx\n\t"                              \
-				 "mov %%rdx, %0\n\t" insn "\n1:"                          \
-				 : "=m"(probe_recover_rip)                                \
-				 : "a"(rax), "c"(rcx)                                     \
-				 : "rdx", "memory", "cc");                                 \
-		irq_restore_and_load_fw_idt(__flags);                                    \
-		probe_fault_vector;                                                       \
+#define TRY_INSN(insn, rax, rcx)                                                                   \
+	({                                                                                         \
+		UINT64 __flags = irq_save_and_load_probe_idt();                                    \
+		__asm__ volatile("lea 1f(%%rip), %%rdx\n\t"                                        \
+				 "mov %%rdx, %0\n\t" insn "\n1:"                                   \
+				 : "=m"(probe_recover_rip)                                         \
+				 : "a"(rax), "c"(rcx)                                              \
+				 : "rdx", "memory", "cc");                                         \
+		irq_restore_and_load_fw_idt(__flags);                                              \
+		probe_fault_vector;                                                                \
 	})
 
 static void cpuid(UINT32 leaf, UINT32 *a, UINT32 *b, UINT32 *c, UINT32 *d)
@@ -182,7 +182,7 @@ static void check_cpuid(void)
 	report(a >= CPUID_HV_BASE && a <= CPUID_HV_BASE + 0xff, (CHAR8 *)"cpuid_hv_max_leaf",
 	       L"EAX is not a leaf in 0x40000000..0x400000ff");
 	report(CompareMem(&b, want, 4) == 0 && CompareMem(&c, want + 4, 4) == 0 &&
-		       CompareMem(&d, want + 8, 4) == 0,
+		   CompareMem(&d, want + 8, 4) == 0,
 	       (CHAR8 *)"cpuid_hv_signature", L"EBX/ECX/EDX are not \"PageTrailHV\\0\"");
 
 	cpuid(1, &a, &b, &c, &d);
@@ -202,18 +202,38 @@ struct svm_insn {
 /* RAX points at a private page: should VMSAVE ever complete it writes there, and the
  * following VMLOAD reads back what VMSAVE stored. CLGI runs before STGI for the same
  * reason: whatever one does, the other undoes. */
-static UINT64 run_vmsave(UINT64 rax) { return TRY_INSN("vmsave %%rax", rax, 0); }
-static UINT64 run_vmload(UINT64 rax) { return TRY_INSN("vmload %%rax", rax, 0); }
-static UINT64 run_vmrun(UINT64 rax) { return TRY_INSN("vmrun %%rax", rax, 0); }
-static UINT64 run_clgi(UINT64 rax) { return TRY_INSN("clgi", rax, 0); }
-static UINT64 run_stgi(UINT64 rax) { return TRY_INSN("stgi", rax, 0); }
-static UINT64 run_skinit(UINT64 rax) { return TRY_INSN("skinit %%eax", rax, 0); }
-static UINT64 run_invlpga(UINT64 rax) { return TRY_INSN("invlpga %%rax, %%ecx", rax, 0); }
+static UINT64 run_vmsave(UINT64 rax)
+{
+	return TRY_INSN("vmsave %%rax", rax, 0);
+}
+static UINT64 run_vmload(UINT64 rax)
+{
+	return TRY_INSN("vmload %%rax", rax, 0);
+}
+static UINT64 run_vmrun(UINT64 rax)
+{
+	return TRY_INSN("vmrun %%rax", rax, 0);
+}
+static UINT64 run_clgi(UINT64 rax)
+{
+	return TRY_INSN("clgi", rax, 0);
+}
+static UINT64 run_stgi(UINT64 rax)
+{
+	return TRY_INSN("stgi", rax, 0);
+}
+static UINT64 run_skinit(UINT64 rax)
+{
+	return TRY_INSN("skinit %%eax", rax, 0);
+}
+static UINT64 run_invlpga(UINT64 rax)
+{
+	return TRY_INSN("invlpga %%rax, %%ecx", rax, 0);
+}
 
 static const struct svm_insn svm_insns[] = {
-	{ "vmsave", run_vmsave }, { "vmload", run_vmload }, { "vmrun", run_vmrun },
-	{ "clgi", run_clgi },	  { "stgi", run_stgi },	    { "skinit", run_skinit },
-	{ "invlpga", run_invlpga },
+    {"vmsave", run_vmsave}, {"vmload", run_vmload}, {"vmrun", run_vmrun},     {"clgi", run_clgi},
+    {"stgi", run_stgi},	    {"skinit", run_skinit}, {"invlpga", run_invlpga},
 };
 
 static void check_svm_insns(const char *suffix)
@@ -251,7 +271,8 @@ static void check_efer(void)
 		/* Real SVM is enabled now: VMLOAD and friends would run for real. Undo it
 		 * and skip them. */
 		try_wrmsr(MSR_EFER, efer0);
-		report(FALSE, (CHAR8 *)"efer_svme_write_harmless", L"EFER.SVME reads 1 after the write");
+		report(FALSE, (CHAR8 *)"efer_svme_write_harmless",
+		       L"EFER.SVME reads 1 after the write");
 		failures++;
 		Print(L"not ok ud_after_svme_write skipped: EFER.SVME could really be set\n");
 		return;

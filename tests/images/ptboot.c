@@ -15,7 +15,7 @@
 #include <efilib.h>
 
 #define CFG_PATH L"\\pagetrail\\boot.cfg"
-#define CFG_MAX 4096
+#define CFG_MAX	 4096
 
 static EFI_STATUS read_cfg(EFI_HANDLE device, CHAR8 *buf, UINTN *len)
 {
@@ -46,7 +46,8 @@ static CHAR8 *first_command(CHAR8 *buf, UINTN len)
 		while (i < len && buf[i] != '\n')
 			i++;
 		end = i++;
-		while (end > start && (buf[end - 1] == '\r' || buf[end - 1] == ' ' || buf[end - 1] == '\t'))
+		while (end > start &&
+		       (buf[end - 1] == '\r' || buf[end - 1] == ' ' || buf[end - 1] == '\t'))
 			end--;
 		while (start < end && (buf[start] == ' ' || buf[start] == '\t'))
 			start++;
@@ -71,7 +72,8 @@ EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *systab)
 	CHAR8 *cmd;
 
 	InitializeLib(image, systab);
-	status = uefi_call_wrapper(BS->HandleProtocol, 3, image, &LoadedImageProtocol, (void **)&self);
+	status =
+	    uefi_call_wrapper(BS->HandleProtocol, 3, image, &LoadedImageProtocol, (void **)&self);
 	if (EFI_ERROR(status)) {
 		Print(L"ptboot: no LoadedImage protocol: %r\n", status);
 		return status;
