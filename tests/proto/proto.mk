@@ -33,3 +33,6 @@ BENCH_STEPS += $(BUILD)/mgmt/bench_proto
 # The same against the real hypervisor in QEMU (TCG, SVM + NPT) with Linux as its guest;
 # the ESP image and kernel come from tests/images (TEST_DEPS there).
 TEST_SCRIPTS += tests/proto/test_qemu_mgmt.sh
+
+# Command latency (p50/p99) from the real hypervisor in QEMU, guest idle and busy.
+BENCH_STEPS += tests/proto/bench_latency.sh

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# `make bench` step (issue 4, item 3): how long the hypervisor takes to answer a
+# command while its Linux guest idles (HLT) and while it runs pt-memload (busy, many
+# exits of its own), in QEMU (TCG, SVM + NPT): `ptctl ping` = INFO round trips through
+# the COM2 unix socket, p50 and p99 over PT_BENCH_PINGS (default 200) each. JSON lines
+# on stdout (tools/bench.sh), progress on stderr. A phase that cannot be measured is
+# reported on stderr and makes the step fail; no figure is invented.
+source "$(dirname "$0")/../qemu/lib.sh" >/dev/null
+pt_init bench_latency
+pings=${PT_BENCH_PINGS:-200}
+phase=20
+sock=$RUN_DIR/mgmt.sock
+status=0
+
+measure() { # PHASE
+	local j
+	if ! j=$("$BUILD/ptctl" -c "unix:$sock" --timeout 5000 ping --count "$pings" --json); then
+		echo "bench_latency: ping failed in phase $1" >&2
+		status=1
+		return
+	fi
+	python3 - "$1" "$j" <<'PY'
+import json, sys
+phase, d = sys.argv[1], json.loads(sys.argv[2])
+for q in ("p50", "p99"):
+    print(json.dumps({"name": f"mgmt.latency.{phase}.{q}", "value": d[f"{q}_ms"], "unit": "ms",
+                      "note": f"INFO round trip, {d['count']} pings, max {d['max_ms']} ms, "
+                              f"QEMU TCG + Linux guest ({phase}), unix-socket chardev (no baud limit)"}))
+PY
+}
+
+PT_QEMU_TIMEOUT=$((phase * 2 + 200)) pt_qemu_start --kernel-args "pt.workload=bench pt.phase=$phase"
+if pt_wait_for "$RUN_DIR/com1.log" '^bench-phase idle' 200; then
+	sleep 2
+	echo "bench_latency: idle phase" >&2
+	measure idle
+else
+	echo "bench_latency: the guest never reached its idle phase ($RUN_DIR)" >&2
+	status=1
+fi
+if pt_wait_for "$RUN_DIR/com1.log" '^bench-phase load' $((phase + 30)); then
+	sleep 2
+	echo "bench_latency: load phase" >&2
+	measure memload
+else
+	echo "bench_latency: the guest never reached its load phase ($RUN_DIR)" >&2
+	status=1
+fi
+pt_qemu_kill
+exit $status
