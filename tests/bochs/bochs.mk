@@ -1,6 +1,7 @@
 # Bochs 2.7 tests: Intel VMX + EPT + A/D + PML (issue 6). Outputs under build/bochs/.
 #   hello.efi    proves the harness (tests/bochs/lib.sh): console, port 0xE9, power-off
 #   vmx_probe.efi  the guest contract under VMX (tests/bochs/vmx_probe.c)
+#   dirty_writer.efi  in-guest writer of the dirty-log tests; relay.py bridges COM2 to ptctl
 #   test_*.sh    emulator tests, added to TEST_SCRIPTS only once they pass
 # (Fragments are included in sorted order: this one comes before guest.mk and images.mk,
 # so it names their outputs by path.) One Bochs at a time: lib.sh serializes runs.
@@ -18,7 +19,11 @@ $(BOCHS_DIR)/hello.efi: $(BOCHS_DIR)/hello.o
 $(BOCHS_DIR)/vmx_probe.efi: $(BOCHS_DIR)/vmx_probe.o $(BUILD)/guest/probe_trap.o
 	$(call pt_efi_app_link,$@,$^)
 
-BOCHS_DEPS := $(BOCHS_DIR)/hello.efi $(BOCHS_DIR)/vmx_probe.efi $(BUILD)/pagetrail.efi $(BUILD)/guest/probe.efi \
+$(BOCHS_DIR)/dirty_writer.efi: $(BOCHS_DIR)/dirty_writer.o
+	$(call pt_efi_app_link,$@,$^)
+
+BOCHS_DEPS := $(BOCHS_DIR)/hello.efi $(BOCHS_DIR)/vmx_probe.efi $(BOCHS_DIR)/dirty_writer.efi \
+	$(BUILD)/ptctl $(BUILD)/pagetrail.efi $(BUILD)/guest/probe.efi \
 	$(BUILD)/images/ptboot.efi
 .PHONY: bochs-deps
 bochs-deps: $(BOCHS_DEPS)

@@ -112,14 +112,15 @@ pt_bochs_chain_esp() {
 	cfg=$(dirname "$img")/boot.cfg
 	printf '# ptboot.efi starts the first command line below\r\n%s\r\n' "$line" >"$cfg"
 	pt_need "$BUILD/images/ptboot.efi" "$BUILD/pagetrail.efi" "$BUILD/guest/probe.efi" \
-		"$BUILD/bochs/hello.efi" "$BUILD/bochs/vmx_probe.efi"
+		"$BUILD/bochs/hello.efi" "$BUILD/bochs/vmx_probe.efi" "$BUILD/bochs/dirty_writer.efi"
 	pt_bochs_esp "$img" \
 		"$BUILD/images/ptboot.efi=/EFI/BOOT/BOOTX64.EFI" \
 		"$cfg=/pagetrail/boot.cfg" \
 		"$BUILD/pagetrail.efi=/EFI/pagetrail/pagetrail.efi" \
 		"$BUILD/guest/probe.efi=/EFI/tests/probe.efi" \
 		"$BUILD/bochs/hello.efi=/EFI/tests/hello.efi" \
-		"$BUILD/bochs/vmx_probe.efi=/EFI/tests/vmx_probe.efi"
+		"$BUILD/bochs/vmx_probe.efi=/EFI/tests/vmx_probe.efi" \
+		"$BUILD/bochs/dirty_writer.efi=/EFI/tests/dirty_writer.efi"
 }
 
 # pt_bochs_config MODEL IMG > bochsrc
@@ -137,7 +138,8 @@ pt_bochs_config() {
 pt_bochs_run() {
 	local model=$1 img=$2 secs=$3 done_re=${4:-} i
 	pt_bochs_ovmf
-	rm -f "$RUN_DIR/com1.log" "$RUN_DIR/e9.log" "$RUN_DIR/bochs.log"
+	# A Bochs that was killed leaves its image lock behind; the next one would refuse.
+	rm -f "$RUN_DIR/com1.log" "$RUN_DIR/e9.log" "$RUN_DIR/bochs.log" "$img.lock"
 	pt_bochs_config "$model" "$img" >"$RUN_DIR/bochsrc"
 	# The debugger-enabled build stops at its prompt unless told to continue.
 	echo continue >"$RUN_DIR/bochs.rc"

@@ -109,6 +109,9 @@ static int vmx_read_caps(const char **why)
 	 */
 	if (vmx_adjust_controls("pin-based", msr_pin, 0, 0, &caps.pin, why))
 		return -1;
+	/* A.6 "Miscellaneous Data": bits 4:0 give the preemption timer's rate. */
+	caps.preempt_timer = (x86_rdmsr(msr_pin) >> 32) & PIN_PREEMPTION_TIMER;
+	caps.preempt_shift = x86_rdmsr(MSR_IA32_VMX_MISC) & 0x1f;
 	/*
 	 * HLT exits so the management port is polled while the guest idles
 	 * (hv/exit.c); I/O and MSR bitmaps select the intercepted ports/MSRs.
@@ -200,10 +203,11 @@ static int vmx_check_cpu(const char **why)
 	if (vmx_read_caps(why))
 		return -1;
 	hv_log("vmx: controls pin 0x%x proc 0x%x proc2 0x%x exit 0x%x entry 0x%x; EPT A/D %s, "
-	       "1G %s, VPID %s, unrestricted guest %s, PML %s",
+	       "1G %s, VPID %s, unrestricted guest %s, PML %s, preemption timer %s",
 	       caps.pin, caps.proc, caps.proc2, caps.exit, caps.entry, caps.ept_ad ? "yes" : "no",
 	       caps.ept_1g ? "yes" : "no", caps.vpid ? "yes" : "no",
-	       caps.unrestricted ? "yes" : "no", caps.pml ? "yes" : "no");
+	       caps.unrestricted ? "yes" : "no", caps.pml ? "yes" : "no",
+	       caps.preempt_timer ? "yes" : "no");
 	return 0;
 }
 
@@ -436,7 +440,7 @@ static void vmx_write_host_state(struct vmx_vcpu *x)
 	x->host_state_written = true;
 }
 
-static void vmx_write_controls(struct vmx_vcpu *x)
+static u32 vmx_proc2(const struct vmx_vcpu *x)
 {
 	u32 proc2 = caps.proc2;
 
@@ -444,7 +448,25 @@ static void vmx_write_controls(struct vmx_vcpu *x)
 		proc2 &= ~(PROC2_ENABLE_EPT | PROC2_UNRESTRICTED_GUEST);
 	if (x->pml_on)
 		proc2 |= PROC2_ENABLE_PML;
-	vmcs_write(VMCS_PIN_CONTROLS, caps.pin);
+	return proc2;
+}
+
+/* After set_tdp_root or set_pml: the secondary controls and the EPT pointer. */
+static void vmx_update_secondary(struct vmx_vcpu *x)
+{
+	vmcs_write(VMCS_PROC_CONTROLS2, vmx_proc2(x));
+	if (x->eptp)
+		vmcs_write(VMCS_EPT_POINTER, x->eptp);
+	x->eptp_dirty = false;
+}
+
+/* Once, right after VMPTRLD (vmx_host_enter). */
+static void vmx_write_controls(struct vmx_vcpu *x)
+{
+	u32 proc2 = vmx_proc2(x);
+
+	vmcs_write(VMCS_PIN_CONTROLS,
+		   caps.pin | (caps.preempt_timer ? PIN_PREEMPTION_TIMER : 0));
 	vmcs_write(VMCS_PROC_CONTROLS, caps.proc);
 	vmcs_write(VMCS_PROC_CONTROLS2, proc2);
 	vmcs_write(VMCS_EXIT_CONTROLS, caps.exit);
@@ -723,6 +745,41 @@ static void vmx_handle_xsetbv(struct vcpu *v)
 	vmx_skip_insn(v);
 }
 
+/* ---- PML ---- */
+
+static void vmx_pml_flush(struct vcpu *v)
+{
+	struct vmx_vcpu *x = to_vmx(v);
+	u16 index;
+
+	if (!x->pml_buf)
+		return;
+	index = (u16)vmcs_read(VMCS_GUEST_PML_INDEX);
+	/* 511: nothing logged since the last drain. */
+	if (index == VMX_PML_ENTRIES - 1)
+		return;
+	hv_pml_drain(v, x->pml_buf, &index);
+	vmcs_write(VMCS_GUEST_PML_INDEX, index);
+}
+
+static int vmx_set_pml(struct vcpu *v, bool on)
+{
+	struct vmx_vcpu *x = to_vmx(v);
+
+	if (!caps.pml || !x->pml_buf || !x->eptp)
+		return -1;
+	if (on == x->pml_on)
+		return 0;
+	/* Turning it off: what is logged so far still counts. */
+	vmx_pml_flush(v);
+	if (on)
+		vmcs_write(VMCS_GUEST_PML_INDEX, VMX_PML_ENTRIES - 1);
+	x->pml_on = on;
+	x->eptp_dirty = true;
+	hv_log("vmx: PML %s", on ? "on" : "off");
+	return 0;
+}
+
 /* ---- exit decoding ---- */
 
 static const char *vmx_exit_name(u32 basic)
@@ -794,6 +851,8 @@ static const char *vmx_exit_name(u32 basic)
 		return "VMFUNC";
 	case VMX_EXIT_XSETBV:
 		return "XSETBV";
+	case VMX_EXIT_PREEMPTION_TIMER:
+		return "PREEMPTION_TIMER";
 	case VMX_EXIT_PML_FULL:
 		return "PML_FULL";
 	}
@@ -886,6 +945,11 @@ static bool vmx_decode_exit(struct vcpu *v, u64 reason, struct hv_exit *e)
 	case VMX_EXIT_TRIPLE_FAULT:
 		e->reason = HV_EXIT_SHUTDOWN;
 		return true;
+	case VMX_EXIT_PREEMPTION_TIMER:
+		/* Taken only so hv/ polls the management port. */
+		x->istats.poll_timer++;
+		e->reason = HV_EXIT_INTR;
+		return true;
 	case VMX_EXIT_CR_ACCESS:
 		e->reason = HV_NR_EXIT_REASONS;
 		vmx_handle_cr_access(v, qual, e);
@@ -900,10 +964,13 @@ static bool vmx_decode_exit(struct vcpu *v, u64 reason, struct hv_exit *e)
 		vmx_skip_insn(v);
 		return false;
 	case VMX_EXIT_PML_FULL:
+		/*
+		 * SDM 29.3.6: the write that found the log full was not done
+		 * (nor its D bit set); it runs again after the drain.
+		 */
 		x->istats.pml_full++;
-		/* TODO(pml): drained through hv_pml_drain once hv/vm.c has it. */
-		e->reason = HV_EXIT_UNKNOWN;
-		return true;
+		vmx_pml_flush(v);
+		return false;
 	case VMX_EXIT_EPT_MISCONFIG:
 		/* Our own tables are wrong: say where, then hv/ stops the guest. */
 		e->raw_info2 = vmcs_read(VMCS_GUEST_PHYSICAL_ADDRESS);
@@ -1032,12 +1099,16 @@ static void vmx_run(struct vcpu *v, struct hv_exit *e)
 		vmx_write_host_state(x);
 	for (;;) {
 		if (x->eptp_dirty)
-			vmx_write_controls(x);
+			vmx_update_secondary(x);
 		if (x->tlb_flush_pending)
 			vmx_flush_now(x);
 		vmcs_write(VMCS_GUEST_RIP, v->rip);
 		vmcs_write(VMCS_GUEST_RSP, v->gprs.r[HV_GPR_RSP]);
 		vmcs_write(VMCS_GUEST_RFLAGS, v->rflags);
+		if (caps.preempt_timer)
+			vmcs_write(VMCS_PREEMPTION_TIMER,
+				   (x->poll_fast ? VMX_POLL_TSC_FAST : VMX_POLL_TSC_IDLE) >>
+					   caps.preempt_shift);
 		vmcs_write(VMCS_ENTRY_INTR_INFO, x->inject_info);
 		if (x->inject_info & INTR_INFO_VALID) {
 			vmcs_write(VMCS_ENTRY_EXCEPTION_ERROR, x->inject_error);
@@ -1072,12 +1143,17 @@ static void vmx_run(struct vcpu *v, struct hv_exit *e)
 	vmx_sync_ctrl(v);
 }
 
+static void vmx_want_poll_exits(struct vcpu *v, bool want) { to_vmx(v)->poll_fast = want; }
+
 static const struct vcpu_ops vmx_vcpu_ops = {
 	.run = vmx_run,
 	.inject_exception = vmx_inject_exception,
 	.set_efer = vmx_set_efer,
 	.flush_tlb = vmx_flush_tlb,
 	.set_tdp_root = vmx_set_tdp_root,
+	.want_poll_exits = vmx_want_poll_exits,
+	.set_pml = vmx_set_pml,
+	.pml_flush = vmx_pml_flush,
 };
 
 static int vmx_vcpu_create(struct vcpu *v, const struct hv_boot_info *bi)

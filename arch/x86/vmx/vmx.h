@@ -19,6 +19,14 @@
 
 #define VMX_GUEST_VPID 1
 #define VMX_PML_ENTRIES 512
+/*
+ * The management port is polled on exits (hv/exit.c). A guest that computes
+ * without exiting still exits after this many TSC ticks (VMX preemption
+ * timer), sooner while a reply is being sent (mgmt wants ~1 poll per 16 bytes
+ * at 115200 baud, ~1.4 ms).
+ */
+#define VMX_POLL_TSC_IDLE (4ull << 20)
+#define VMX_POLL_TSC_FAST (256ull << 10)
 
 /* What the CPU offers, read once from the capability MSRs. */
 struct vmx_caps {
@@ -31,11 +39,13 @@ struct vmx_caps {
 	u32 proc2_allowed1;
 	bool ept_ad, ept_1g, vpid, unrestricted, pml;
 	bool invept_single, invvpid_single;
+	bool preempt_timer;
+	u8 preempt_shift; /* the timer counts TSC >> this (IA32_VMX_MISC bits 4:0) */
 };
 
 /* Counters of the exits handled inside the backend (never seen by hv/). */
 struct vmx_internal_stats {
-	u64 cr_access, xsetbv, invd, pml_full;
+	u64 cr_access, xsetbv, invd, pml_full, poll_timer;
 };
 
 struct vmx_vcpu {
@@ -53,6 +63,7 @@ struct vmx_vcpu {
 	bool eptp_dirty;
 	bool tlb_flush_pending;
 	bool pml_on;
+	bool poll_fast; /* hv/ wants exits soon: a management reply is going out */
 	/* An event for the next entry (VMCS_ENTRY_INTR_INFO format) or 0. */
 	u32 inject_info, inject_error, inject_insn_len;
 	struct vmx_internal_stats istats;
