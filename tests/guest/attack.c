@@ -8,13 +8,14 @@
  *   pt-attack memwrite BASE
  *   pt-attack uart SECONDS
  *
- * mem: for pages spread over each region (first, last and up to 30 between), it maps the
- * page through /dev/mem and loads and stores with its own instructions (a fault is a
- * signal, caught), and reads it with read() (the kernel's copy, which turns a fault
- * into EFAULT). Stores write ATTACK_MAGIC, which the test then looks for in the real
- * memory (QMP pmemsave). A load or read that returns bytes, or a store that completes,
- * is a finding. If the kernel refuses the access before touching the page
- * (EPERM/EINVAL), the attack proved nothing: that is reported as a failure too.
+ * mem: it maps each region through /dev/mem and loads from and stores into every page
+ * with its own instructions (a fault is a signal, caught), and reads pages spread over
+ * the region (first, last and up to 30 between) with read() (the kernel's copy, which
+ * turns a fault into EFAULT). "attack: faults N" counts the accesses that faulted. Stores write
+ * ATTACK_MAGIC, which the test then looks for in the real memory (QMP pmemsave). A load or read
+ * that returns bytes, or a store that completes, is a finding. If the kernel refuses the access
+ * before touching the page (EPERM/EINVAL), the attack proved nothing: that is reported as a failure
+ * too.
  *
  * memwrite: write() of ATTACK_MAGIC at BASE through /dev/mem. The kernel copies from
  * user memory into the page without expecting a fault on its destination: if the
@@ -115,45 +116,68 @@ static int refused(int err)
 	return err == EPERM || err == EINVAL || err == ENXIO || err == EACCES;
 }
 
-static void attack_page(int mem, uint64_t pa)
+static unsigned long faults;
+
+/* This process's own loads and stores, through one /dev/mem mapping of the region,
+ * into every one of its pages. */
+static void attack_region_mapped(int mem, uint64_t base, uint64_t pages)
+{
+	unsigned long loads_done = 0, stores_done = 0;
+	uint64_t first_load = 0, first_store = 0, v = 0, first_val = 0;
+	char name[64];
+	void *map;
+
+	snprintf(name, sizeof(name), "mmap_%llx", (unsigned long long)base);
+	map = mmap(NULL, pages * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, mem, (off_t)base);
+	if (map == MAP_FAILED) {
+		report(
+		    0, name,
+		    "mmap refused (%s): the region was not reached, boot with iomem=relaxed nopat",
+		    strerror(errno));
+		return;
+	}
+	for (uint64_t p = 0; p < pages; p++) {
+		volatile uint64_t *page = (volatile uint64_t *)((char *)map + p * PAGE);
+
+		if (try_load(page + 1, &v)) {
+			faults++;
+		} else if (!loads_done++) {
+			first_load = base + p * PAGE;
+			first_val = v;
+		}
+		if (try_store(page + 4, ATTACK_MAGIC, 16))
+			faults++;
+		else if (!stores_done++)
+			first_store = base + p * PAGE;
+	}
+	munmap(map, pages * PAGE);
+
+	snprintf(name, sizeof(name), "loads_%llx", (unsigned long long)base);
+	report(!loads_done, name, "%lu of %llu pages could be read, first %llx: 0x%016llx",
+	       loads_done, (unsigned long long)pages, (unsigned long long)first_load,
+	       (unsigned long long)first_val);
+	snprintf(name, sizeof(name), "stores_%llx", (unsigned long long)base);
+	report(!stores_done, name, "%lu of %llu pages could be written, first %llx", stores_done,
+	       (unsigned long long)pages, (unsigned long long)first_store);
+}
+
+/* read() through the kernel's copy, which turns a fault into EFAULT. */
+static void attack_page_read(int mem, uint64_t pa)
 {
 	char name[64], buf[16];
-	uint64_t v;
 	ssize_t n;
-	void *map;
-	int sig;
-
-	snprintf(name, sizeof(name), "mmap_%llx", (unsigned long long)pa);
-	map = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, mem, (off_t)pa);
-	if (map == MAP_FAILED) {
-		report(0, name,
-		       "mmap refused (%s): the page was not reached, boot with iomem=relaxed nopat",
-		       strerror(errno));
-	} else {
-		sig = try_load((volatile uint64_t *)map + 1, &v);
-		snprintf(name, sizeof(name), "load_%llx", (unsigned long long)pa);
-		if (sig)
-			report(1, name, "%s", "");
-		else
-			report(0, name, "load completed, read 0x%016llx", (unsigned long long)v);
-		sig = try_store((volatile uint64_t *)map + 4, ATTACK_MAGIC, 16);
-		snprintf(name, sizeof(name), "store_%llx", (unsigned long long)pa);
-		if (sig)
-			report(1, name, "%s", "");
-		else
-			report(0, name, "store completed");
-		munmap(map, PAGE);
-	}
 
 	snprintf(name, sizeof(name), "read_%llx", (unsigned long long)pa);
 	errno = 0;
 	n = pread(mem, buf, sizeof(buf), (off_t)pa);
-	if (n >= 0)
+	if (n >= 0) {
 		report(0, name, "read() returned %zd bytes of hidden memory", n);
-	else if (refused(errno))
+	} else if (refused(errno)) {
 		report(0, name, "kernel refused (%s): the page was not reached", strerror(errno));
-	else
+	} else {
+		faults++;
 		report(1, name, "%s", "");
+	}
 }
 
 static int attack_memwrite(uint64_t pa)
@@ -195,14 +219,16 @@ static int attack_mem(int argc, char **argv)
 		uint64_t step =
 		    pages > MAX_PAGES_PER_REGION ? pages / (MAX_PAGES_PER_REGION - 1) : 1;
 
-		printf("attack: region %llx-%llx, %llu pages, every %llu\n",
+		printf("attack: region %llx-%llx, %llu pages; read() every %llu\n",
 		       (unsigned long long)base, (unsigned long long)end, (unsigned long long)pages,
 		       (unsigned long long)step);
+		attack_region_mapped(mem, base, pages);
 		for (uint64_t p = 0; p < pages; p += step)
-			attack_page(mem, base + p * PAGE);
+			attack_page_read(mem, base + p * PAGE);
 		if (pages > 1 && (pages - 1) % step)
-			attack_page(mem, base + (pages - 1) * PAGE);
+			attack_page_read(mem, base + (pages - 1) * PAGE);
 	}
+	printf("attack: faults %lu\n", faults);
 	close(mem);
 	return 0;
 }
