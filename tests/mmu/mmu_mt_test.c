@@ -37,6 +37,11 @@ struct vcpu {
 	u64 writes, faults;
 	u64 seed;
 	struct tdp_mmu_root *root;
+	/* PML (EPT A/D): this vCPU's log, drained by itself on "PML full" and
+	 * when the harvester asks (drain_ack catches up with drain_req). */
+	u64 pml[TDP_PML_ENTRIES];
+	u16 pml_index;
+	u64 drain_ack;
 };
 
 static struct test_plat tp;
@@ -49,6 +54,7 @@ static u8 written[NPAGES];
 static u64 bitmap[WORDS], b_cur[WORDS], b_prev[WORDS];
 static enum tdp_dirty_mode mode;
 static bool manual; /* GET + CLEAR (KVM_CLEAR_DIRTY_LOG) instead of GET re-arming */
+static u64 drain_req;
 
 static u64 rnd(u64 *s)
 {
@@ -101,10 +107,19 @@ static bool hw_write(struct vcpu *v, gfn_t gfn)
 	while (p && spte_is_writable(&fmt, old)) {
 		u64 new = old | fmt.accessed_mask | fmt.dirty_mask;
 
-		/* The CPU sets A/D atomically, and only through a writable entry. */
-		if (new == old || __atomic_compare_exchange_n(p, &old, new, false, __ATOMIC_ACQ_REL,
-							      __ATOMIC_ACQUIRE))
+		/* The CPU sets A/D atomically, and only through a writable entry;
+		 * with PML it logs the GPA when it sets D (SDM 29.3.6). */
+		if (new == old)
 			return true;
+		if (__atomic_compare_exchange_n(p, &old, new, false, __ATOMIC_ACQ_REL,
+						__ATOMIC_ACQUIRE)) {
+			/* (A full log was drained at the last exit.) */
+			if (mode == TDP_DIRTY_PML && !(old & fmt.dirty_mask)) {
+				v->pml[v->pml_index] = gfn_to_gpa(gfn);
+				v->pml_index--; /* 0 - 1 wraps to 0xffff: full */
+			}
+			return true;
+		}
 	}
 	return false;
 }
@@ -118,8 +133,19 @@ static void *vcpu_main(void *arg)
 		enum tdp_fault_result r;
 
 		for (;;) {
+			u64 req;
+
+			/* In the hypervisor (an exit): hand over the PML log when
+			 * it is full (PML-full exit) or a harvest asked for it. */
+			__atomic_store_n(&v->in_hv, 1, __ATOMIC_SEQ_CST);
+			req = __atomic_load_n(&drain_req, __ATOMIC_SEQ_CST);
+			if (req != v->drain_ack || v->pml_index >= TDP_PML_ENTRIES) {
+				tdp_mmu_pml_drain(&mmu, AS, v->pml, &v->pml_index);
+				__atomic_store_n(&v->drain_ack, req, __ATOMIC_SEQ_CST);
+			}
 			/* "VM entry": from here on this access must finish before
 			 * any flush that started after this point returns. */
+			__atomic_store_n(&v->in_hv, 0, __ATOMIC_SEQ_CST);
 			__atomic_store_n(&v->ack_gen, __atomic_load_n(&flush_gen, __ATOMIC_SEQ_CST),
 					 __ATOMIC_SEQ_CST);
 			if (hw_write(v, BASE + i))
@@ -127,7 +153,6 @@ static void *vcpu_main(void *arg)
 			__atomic_store_n(&v->in_hv, 1, __ATOMIC_SEQ_CST);
 			r = tdp_mmu_page_fault(&mmu, v->root, gfn_to_gpa(BASE + i),
 					       TDP_FAULT_WRITE);
-			__atomic_store_n(&v->in_hv, 0, __ATOMIC_SEQ_CST);
 			v->faults++;
 			if (r != TDP_FAULT_FIXED && r != TDP_FAULT_SPURIOUS) {
 				test_fail("vcpu %d: fault result %d", v->id, r);
@@ -153,6 +178,18 @@ static u64 harvest(int slot, u64 *lost)
 	for (i = 0; i < NPAGES; i++)
 		snap[i] = __atomic_exchange_n(&written[i], 0, __ATOMIC_SEQ_CST);
 	memcpy(b_prev, b_cur, sizeof(b_cur));
+	if (mode == TDP_DIRTY_PML) {
+		/* Before every harvest, every vCPU's PML buffer is drained. */
+		u64 req = __atomic_add_fetch(&drain_req, 1, __ATOMIC_SEQ_CST);
+
+		for (i = 0; i < NVCPU; i++)
+			while (__atomic_load_n(&vcpus[i].drain_ack, __ATOMIC_SEQ_CST) != req &&
+			       !__atomic_load_n(&vcpus[i].done, __ATOMIC_SEQ_CST))
+				sched_yield();
+		for (i = 0; i < NVCPU; i++) /* stopped vCPUs: drained here */
+			if (__atomic_load_n(&vcpus[i].done, __ATOMIC_SEQ_CST))
+				tdp_mmu_pml_drain(&mmu, AS, vcpus[i].pml, &vcpus[i].pml_index);
+	}
 	r = tdp_mmu_get_dirty_log(&mmu, slot, b_cur, WORDS, &flush);
 	if (r)
 		test_fail("get_dirty_log %d", r);
@@ -220,6 +257,8 @@ static void run(enum spte_format_kind kind, enum tdp_dirty_mode m, bool man, con
 		vcpus[i].id = i;
 		vcpus[i].seed = 0x9e3779b97f4a7c15ull * (u64)(i + 1);
 		vcpus[i].root = tdp_mmu_get_root(&mmu, AS);
+		vcpus[i].pml_index = TDP_PML_ENTRIES - 1;
+		vcpus[i].drain_ack = __atomic_load_n(&drain_req, __ATOMIC_SEQ_CST);
 		__atomic_store_n(&vcpus[i].done, 0, __ATOMIC_SEQ_CST);
 		pthread_create(&vcpus[i].thread, NULL, vcpu_main, &vcpus[i]);
 	}
@@ -262,7 +301,9 @@ int main(void)
 	run(SPTE_FMT_NPT, TDP_DIRTY_WP, false, "mt.npt.wp.faults_vs_harvest");
 	run(SPTE_FMT_EPT, TDP_DIRTY_WP, false, "mt.ept.wp.faults_vs_harvest");
 	run(SPTE_FMT_EPT_AD, TDP_DIRTY_DBIT, false, "mt.ept-ad.dbit.faults_vs_harvest");
+	run(SPTE_FMT_EPT_AD, TDP_DIRTY_PML, false, "mt.ept-ad.pml.faults_vs_harvest");
 	run(SPTE_FMT_NPT, TDP_DIRTY_WP, true, "mt.npt.wp.manual_get_clear");
+	run(SPTE_FMT_EPT_AD, TDP_DIRTY_PML, true, "mt.ept-ad.pml.manual_get_clear");
 	run(SPTE_FMT_EPT_AD, TDP_DIRTY_DBIT, true, "mt.ept-ad.dbit.manual_get_clear");
 	return test_failures ? 1 : 0;
 }
