@@ -46,8 +46,8 @@ int mgmt_init(struct mgmt *m, void *mem, size_t mem_size, const struct mgmt_back
 		zero[i] = 0;
 	if (!be || !tp || !tp->rx_byte || !tp->tx_room || !tp->tx_bytes || !be->info ||
 	    !be->slot_get || !be->dirty_start || !be->dirty_stop || !be->dirty_snapshot ||
-	    !be->dirty_harvest || !be->dirty_clear || !be->pause || !be->resume ||
-	    !be->mem_read || !be->regs || !be->stat || !be->log_read)
+	    !be->dirty_harvest || !be->dirty_clear || !be->pause || !be->resume || !be->mem_read ||
+	    !be->regs || !be->stat || !be->log_read)
 		return -PROTO_E_INTERNAL;
 	rxbuf = carve(&p, end, PROTO_MAX_REQ_FRAME);
 	m->payload = carve(&p, end, PROTO_MAX_PAYLOAD);
@@ -67,7 +67,10 @@ int mgmt_init(struct mgmt *m, void *mem, size_t mem_size, const struct mgmt_back
 
 /* --- Transmit ------------------------------------------------------------- */
 
-static bool tx_main_idle(const struct mgmt *m) { return m->tx_pos >= m->tx_len; }
+static bool tx_main_idle(const struct mgmt *m)
+{
+	return m->tx_pos >= m->tx_len;
+}
 
 static void tx_pump(struct mgmt *m)
 {
@@ -136,10 +139,18 @@ static void send_nak(struct mgmt *m, u8 err)
 	u32 id_guess = 0;
 
 	switch (err) {
-	case PROTO_E_BAD_CRC: m->c.bad_crc++; break;
-	case PROTO_E_FRAMING: m->c.framing++; break;
-	case PROTO_E_TOO_BIG: m->c.too_big++; break;
-	case PROTO_E_TOO_SHORT: m->c.too_short++; break;
+	case PROTO_E_BAD_CRC:
+		m->c.bad_crc++;
+		break;
+	case PROTO_E_FRAMING:
+		m->c.framing++;
+		break;
+	case PROTO_E_TOO_BIG:
+		m->c.too_big++;
+		break;
+	case PROTO_E_TOO_SHORT:
+		m->c.too_short++;
+		break;
 	}
 	/*
 	 * One NAK waits at most: a newer one replaces it (counted), so a flood
@@ -179,8 +190,7 @@ static void send_credit(struct mgmt *m)
 
 /* --- Replies --------------------------------------------------------------- */
 
-static void reply(struct mgmt *m, const struct proto_hdr *req, u8 flags, const u8 *payload,
-		  u32 len)
+static void reply(struct mgmt *m, const struct proto_hdr *req, u8 flags, const u8 *payload, u32 len)
 {
 	struct proto_hdr h = {PROTO_VERSION, (u8)(PROTO_F_REPLY | flags), req->id, req->cmd};
 
@@ -365,8 +375,7 @@ static int dirty_start_stop(struct mgmt *m, struct proto_buf *req, struct proto_
 				return r;
 			if (s.type != PROTO_SLOT_RAM)
 				continue;
-			r = start ? m->be->dirty_start(m->be_ctx, s.id,
-						       (enum proto_dirty_mode)mode)
+			r = start ? m->be->dirty_start(m->be_ctx, s.id, (enum proto_dirty_mode)mode)
 				  : m->be->dirty_stop(m->be_ctx, s.id);
 			if (r)
 				return r;
@@ -648,20 +657,33 @@ static int cmd_regs(struct mgmt *m, struct proto_buf *req, struct proto_buf *out
 }
 
 /* The dispatcher's own counters, reported ahead of the backend's. */
-#define MGMT_STAT(field) {"proto." #field, offsetof(struct mgmt_counters, field)}
+#define MGMT_STAT(field)                                                                           \
+	{                                                                                          \
+		"proto." #field, offsetof(struct mgmt_counters, field)                             \
+	}
 static const struct {
 	const char *name;
 	size_t off;
 } mgmt_stats[] = {
-	MGMT_STAT(rx_bytes),	  MGMT_STAT(tx_bytes),	   MGMT_STAT(frames_ok),
-	MGMT_STAT(bad_crc),	  MGMT_STAT(framing),	   MGMT_STAT(too_big),
-	MGMT_STAT(too_short),	  MGMT_STAT(bad_version),  MGMT_STAT(unknown_cmd),
-	MGMT_STAT(bad_request),	  MGMT_STAT(line_errors),  MGMT_STAT(dup_requests),
-	MGMT_STAT(naks_sent),	  MGMT_STAT(naks_dropped), MGMT_STAT(credits_sent),
-	{"dirty.harvests", offsetof(struct mgmt_counters, harvests)},
-	{"dirty.harvest_ns_total", offsetof(struct mgmt_counters, harvest_ns_total)},
-	{"dirty.harvest_ns_max", offsetof(struct mgmt_counters, harvest_ns_max)},
-	{"dirty.harvest_ns_last", offsetof(struct mgmt_counters, harvest_ns_last)},
+    MGMT_STAT(rx_bytes),
+    MGMT_STAT(tx_bytes),
+    MGMT_STAT(frames_ok),
+    MGMT_STAT(bad_crc),
+    MGMT_STAT(framing),
+    MGMT_STAT(too_big),
+    MGMT_STAT(too_short),
+    MGMT_STAT(bad_version),
+    MGMT_STAT(unknown_cmd),
+    MGMT_STAT(bad_request),
+    MGMT_STAT(line_errors),
+    MGMT_STAT(dup_requests),
+    MGMT_STAT(naks_sent),
+    MGMT_STAT(naks_dropped),
+    MGMT_STAT(credits_sent),
+    {"dirty.harvests", offsetof(struct mgmt_counters, harvests)},
+    {"dirty.harvest_ns_total", offsetof(struct mgmt_counters, harvest_ns_total)},
+    {"dirty.harvest_ns_max", offsetof(struct mgmt_counters, harvest_ns_max)},
+    {"dirty.harvest_ns_last", offsetof(struct mgmt_counters, harvest_ns_last)},
 };
 
 static int cmd_stats(struct mgmt *m, struct proto_buf *req, struct proto_buf *out)
@@ -769,21 +791,51 @@ void mgmt_handle_frame(struct mgmt *m, const u8 *frame, u32 len)
 	proto_rbuf_init(&req, frame + PROTO_HDR_LEN, len - PROTO_MIN_FRAME);
 	proto_wbuf_init(&out, m->payload, m->host_max_payload);
 	switch (h.cmd) {
-	case PROTO_CMD_HELLO: r = cmd_hello(m, &req, &out); break;
-	case PROTO_CMD_INFO: r = cmd_info(m, &req, &out); break;
-	case PROTO_CMD_SLOTS: r = cmd_slots(m, &req, &out); break;
-	case PROTO_CMD_DIRTY_START: r = dirty_start_stop(m, &req, &out, true); break;
-	case PROTO_CMD_DIRTY_STOP: r = dirty_start_stop(m, &req, &out, false); break;
-	case PROTO_CMD_DIRTY_SNAP: r = cmd_dirty_snap(m, &req, &out); break;
-	case PROTO_CMD_DIRTY_READ: r = cmd_dirty_read(m, &req, &out); break;
-	case PROTO_CMD_DIRTY_DONE: r = cmd_dirty_done(m, &req, &out); break;
-	case PROTO_CMD_DIRTY_CLEAR: r = cmd_dirty_clear(m, &req, &out); break;
-	case PROTO_CMD_PAUSE: r = cmd_pause_resume(m, &req, true); break;
-	case PROTO_CMD_RESUME: r = cmd_pause_resume(m, &req, false); break;
-	case PROTO_CMD_MEM_READ: r = cmd_mem_read(m, &req, &out); break;
-	case PROTO_CMD_REGS: r = cmd_regs(m, &req, &out); break;
-	case PROTO_CMD_STATS: r = cmd_stats(m, &req, &out); break;
-	case PROTO_CMD_LOG: r = cmd_log(m, &req, &out); break;
+	case PROTO_CMD_HELLO:
+		r = cmd_hello(m, &req, &out);
+		break;
+	case PROTO_CMD_INFO:
+		r = cmd_info(m, &req, &out);
+		break;
+	case PROTO_CMD_SLOTS:
+		r = cmd_slots(m, &req, &out);
+		break;
+	case PROTO_CMD_DIRTY_START:
+		r = dirty_start_stop(m, &req, &out, true);
+		break;
+	case PROTO_CMD_DIRTY_STOP:
+		r = dirty_start_stop(m, &req, &out, false);
+		break;
+	case PROTO_CMD_DIRTY_SNAP:
+		r = cmd_dirty_snap(m, &req, &out);
+		break;
+	case PROTO_CMD_DIRTY_READ:
+		r = cmd_dirty_read(m, &req, &out);
+		break;
+	case PROTO_CMD_DIRTY_DONE:
+		r = cmd_dirty_done(m, &req, &out);
+		break;
+	case PROTO_CMD_DIRTY_CLEAR:
+		r = cmd_dirty_clear(m, &req, &out);
+		break;
+	case PROTO_CMD_PAUSE:
+		r = cmd_pause_resume(m, &req, true);
+		break;
+	case PROTO_CMD_RESUME:
+		r = cmd_pause_resume(m, &req, false);
+		break;
+	case PROTO_CMD_MEM_READ:
+		r = cmd_mem_read(m, &req, &out);
+		break;
+	case PROTO_CMD_REGS:
+		r = cmd_regs(m, &req, &out);
+		break;
+	case PROTO_CMD_STATS:
+		r = cmd_stats(m, &req, &out);
+		break;
+	case PROTO_CMD_LOG:
+		r = cmd_log(m, &req, &out);
+		break;
 	default:
 		m->c.unknown_cmd++;
 		r = -PROTO_E_UNKNOWN_CMD;

@@ -29,7 +29,7 @@
 #include <hv/proto/proto.h>
 
 /* --- Transport ------------------------------------------------------------ */
-#define MGMT_RX_NONE (-1)	/* no byte waiting */
+#define MGMT_RX_NONE	   (-1) /* no byte waiting */
 #define MGMT_RX_LINE_ERROR (-2) /* overrun, parity or framing error: a byte was lost */
 
 struct mgmt_transport {
@@ -47,20 +47,20 @@ struct mgmt_transport {
  * mgmt_poll(), so from the exit path, with the guest not running on this CPU.
  */
 struct mgmt_info {
-	const char *backend;  /* "svm" or "vmx" */
-	const char *version;  /* hypervisor version string */
+	const char *backend; /* "svm" or "vmx" */
+	const char *version; /* hypervisor version string */
 	u32 vcpus;
-	u32 dirty_modes;      /* PROTO_DIRTY_MODE_BIT(PROTO_DIRTY_WP) | ... */
-	u64 mem_bytes;        /* guest RAM */
+	u32 dirty_modes; /* PROTO_DIRTY_MODE_BIT(PROTO_DIRTY_WP) | ... */
+	u64 mem_bytes;	 /* guest RAM */
 	bool paused;
 };
 
 struct mgmt_slot {
 	u32 id;
-	gpa_t gpa;	     /* page aligned */
-	u64 size;	     /* bytes, page multiple */
-	u8 type;	     /* enum proto_slot_type */
-	u8 dirty_mode;	     /* enum proto_dirty_mode, PROTO_DIRTY_OFF when not logging */
+	gpa_t gpa;     /* page aligned */
+	u64 size;      /* bytes, page multiple */
+	u8 type;       /* enum proto_slot_type */
+	u8 dirty_mode; /* enum proto_dirty_mode, PROTO_DIRTY_OFF when not logging */
 };
 
 struct mgmt_regs {
@@ -129,11 +129,11 @@ struct mgmt_backend {
 /* Protocol counters, reported first by STATS ("proto.*"). */
 struct mgmt_counters {
 	u64 rx_bytes, tx_bytes;
-	u64 frames_ok;	       /* requests executed */
+	u64 frames_ok; /* requests executed */
 	u64 bad_crc, framing, too_big, too_short;
 	u64 bad_version, unknown_cmd, bad_request;
-	u64 line_errors;       /* MGMT_RX_LINE_ERROR from the transport */
-	u64 dup_requests;      /* answered from the reply cache */
+	u64 line_errors;  /* MGMT_RX_LINE_ERROR from the transport */
+	u64 dup_requests; /* answered from the reply cache */
 	u64 naks_sent, naks_dropped;
 	u64 credits_sent;
 	u64 harvests, harvest_ns_total, harvest_ns_max, harvest_ns_last;
@@ -146,27 +146,27 @@ struct mgmt {
 	void *tp_ctx;
 
 	struct proto_rx rx;
-	bool rx_held;		/* a complete request waits for the transmitter */
+	bool rx_held; /* a complete request waits for the transmitter */
 
-	u8 *payload;		/* reply payload being built */
-	u8 *tx;			/* the last reply, wire form, kept for duplicates */
+	u8 *payload; /* reply payload being built */
+	u8 *tx;	     /* the last reply, wire form, kept for duplicates */
 	u32 tx_len, tx_pos;
-	u8 aux[32];		/* CREDIT / NAK frame, sent between replies */
+	u8 aux[32]; /* CREDIT / NAK frame, sent between replies */
 	u32 aux_len, aux_pos;
 	bool sending_aux;
-	u8 aux_cmd;		/* PROTO_CMD_CREDIT or PROTO_CMD_NAK */
-	bool nak_pending;	/* a NAK waits for the aux buffer */
-	u8 nak[16];		/* its payload */
+	u8 aux_cmd;	  /* PROTO_CMD_CREDIT or PROTO_CMD_NAK */
+	bool nak_pending; /* a NAK waits for the aux buffer */
+	u8 nak[16];	  /* its payload */
 	u32 nak_len;
 
-	u8 *page;		/* one guest page for MEM_READ */
+	u8 *page; /* one guest page for MEM_READ */
 	struct proto_lz *lz;
 
-	u16 last_id;		/* the request answered by tx[] */
+	u16 last_id; /* the request answered by tx[] */
 	u32 last_crc;
 	bool have_last;
-	u32 credit_raw;		/* CREDIT already sent for this many bytes of the frame */
-	u32 host_max_payload;	/* reply payload limit the host asked for in HELLO */
+	u32 credit_raw;	      /* CREDIT already sent for this many bytes of the frame */
+	u32 host_max_payload; /* reply payload limit the host asked for in HELLO */
 
 	u32 snap_gen_next;
 	struct {

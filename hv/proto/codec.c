@@ -11,9 +11,9 @@
 /* --- Dirty bitmap blocks ------------------------------------------------------- */
 
 struct bm_cost {
-	u32 set;      /* dirty pages */
-	u32 deltas;   /* bytes of the DELTAS body, count included */
-	u32 runs;     /* bytes of the RUNS body, count included */
+	u32 set;    /* dirty pages */
+	u32 deltas; /* bytes of the DELTAS body, count included */
+	u32 runs;   /* bytes of the RUNS body, count included */
 	u32 nr_runs;
 };
 

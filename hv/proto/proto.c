@@ -12,9 +12,8 @@
  * 115200-baud line (the hypervisor checks at most a few KiB per command).
  */
 static const u32 crc32c_nibble[16] = {
-	0x00000000, 0x105ec76f, 0x20bd8ede, 0x30e349b1, 0x417b1dbc, 0x5125dad3,
-	0x61c69362, 0x7198540d, 0x82f63b78, 0x92a8fc17, 0xa24bb5a6, 0xb21572c9,
-	0xc38d26c4, 0xd3d3e1ab, 0xe330a81a, 0xf36e6f75,
+    0x00000000, 0x105ec76f, 0x20bd8ede, 0x30e349b1, 0x417b1dbc, 0x5125dad3, 0x61c69362, 0x7198540d,
+    0x82f63b78, 0x92a8fc17, 0xa24bb5a6, 0xb21572c9, 0xc38d26c4, 0xd3d3e1ab, 0xe330a81a, 0xf36e6f75,
 };
 
 u32 proto_crc32c(u32 crc, const void *buf, size_t len)
@@ -33,23 +32,23 @@ u32 proto_crc32c(u32 crc, const void *buf, size_t len)
 /* --- Names ---------------------------------------------------------------- */
 
 static const char *const err_names[PROTO_E_NR] = {
-	[PROTO_E_OK] = "ok",
-	[PROTO_E_VERSION] = "protocol version mismatch",
-	[PROTO_E_UNKNOWN_CMD] = "unknown command",
-	[PROTO_E_BAD_REQUEST] = "malformed request",
-	[PROTO_E_BAD_CRC] = "bad checksum",
-	[PROTO_E_FRAMING] = "framing error",
-	[PROTO_E_TOO_BIG] = "frame too big",
-	[PROTO_E_TOO_SHORT] = "frame too short",
-	[PROTO_E_NO_SLOT] = "no such memory slot",
-	[PROTO_E_RANGE] = "out of range",
-	[PROTO_E_UNSUPPORTED] = "not supported",
-	[PROTO_E_STALE] = "snapshot is stale",
-	[PROTO_E_BUSY] = "busy",
-	[PROTO_E_FAULT] = "guest memory not readable",
-	[PROTO_E_STATE] = "wrong state",
-	[PROTO_E_NO_VCPU] = "no such vCPU",
-	[PROTO_E_INTERNAL] = "internal error",
+    [PROTO_E_OK] = "ok",
+    [PROTO_E_VERSION] = "protocol version mismatch",
+    [PROTO_E_UNKNOWN_CMD] = "unknown command",
+    [PROTO_E_BAD_REQUEST] = "malformed request",
+    [PROTO_E_BAD_CRC] = "bad checksum",
+    [PROTO_E_FRAMING] = "framing error",
+    [PROTO_E_TOO_BIG] = "frame too big",
+    [PROTO_E_TOO_SHORT] = "frame too short",
+    [PROTO_E_NO_SLOT] = "no such memory slot",
+    [PROTO_E_RANGE] = "out of range",
+    [PROTO_E_UNSUPPORTED] = "not supported",
+    [PROTO_E_STALE] = "snapshot is stale",
+    [PROTO_E_BUSY] = "busy",
+    [PROTO_E_FAULT] = "guest memory not readable",
+    [PROTO_E_STATE] = "wrong state",
+    [PROTO_E_NO_VCPU] = "no such vCPU",
+    [PROTO_E_INTERNAL] = "internal error",
 };
 
 const char *proto_err_name(int err)
@@ -64,31 +63,48 @@ const char *proto_err_name(int err)
 const char *proto_cmd_name(int cmd)
 {
 	switch (cmd) {
-	case PROTO_CMD_HELLO: return "hello";
-	case PROTO_CMD_INFO: return "info";
-	case PROTO_CMD_SLOTS: return "slots";
-	case PROTO_CMD_DIRTY_START: return "dirty-start";
-	case PROTO_CMD_DIRTY_STOP: return "dirty-stop";
-	case PROTO_CMD_DIRTY_SNAP: return "dirty-snap";
-	case PROTO_CMD_DIRTY_READ: return "dirty-read";
-	case PROTO_CMD_DIRTY_DONE: return "dirty-done";
-	case PROTO_CMD_DIRTY_CLEAR: return "dirty-clear";
-	case PROTO_CMD_PAUSE: return "pause";
-	case PROTO_CMD_RESUME: return "resume";
-	case PROTO_CMD_MEM_READ: return "mem-read";
-	case PROTO_CMD_REGS: return "regs";
-	case PROTO_CMD_STATS: return "stats";
-	case PROTO_CMD_LOG: return "log";
-	case PROTO_CMD_CREDIT: return "credit";
-	case PROTO_CMD_NAK: return "nak";
+	case PROTO_CMD_HELLO:
+		return "hello";
+	case PROTO_CMD_INFO:
+		return "info";
+	case PROTO_CMD_SLOTS:
+		return "slots";
+	case PROTO_CMD_DIRTY_START:
+		return "dirty-start";
+	case PROTO_CMD_DIRTY_STOP:
+		return "dirty-stop";
+	case PROTO_CMD_DIRTY_SNAP:
+		return "dirty-snap";
+	case PROTO_CMD_DIRTY_READ:
+		return "dirty-read";
+	case PROTO_CMD_DIRTY_DONE:
+		return "dirty-done";
+	case PROTO_CMD_DIRTY_CLEAR:
+		return "dirty-clear";
+	case PROTO_CMD_PAUSE:
+		return "pause";
+	case PROTO_CMD_RESUME:
+		return "resume";
+	case PROTO_CMD_MEM_READ:
+		return "mem-read";
+	case PROTO_CMD_REGS:
+		return "regs";
+	case PROTO_CMD_STATS:
+		return "stats";
+	case PROTO_CMD_LOG:
+		return "log";
+	case PROTO_CMD_CREDIT:
+		return "credit";
+	case PROTO_CMD_NAK:
+		return "nak";
 	}
 	return "unknown";
 }
 
 static const char *const reg_names[PROTO_REG_NR] = {
-	"rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi", "r8", "r9", "r10",
-	"r11", "r12", "r13", "r14", "r15", "rip", "rflags", "cr0", "cr2", "cr3",
-	"cr4", "efer", "cs", "ss", "ds", "es", "fs", "gs", "fs_base", "gs_base",
+    "rax",  "rcx", "rdx", "rbx", "rsp", "rbp", "rsi",	 "rdi",	    "r8",      "r9",  "r10",
+    "r11",  "r12", "r13", "r14", "r15", "rip", "rflags", "cr0",	    "cr2",     "cr3", "cr4",
+    "efer", "cs",  "ss",  "ds",	 "es",	"fs",  "gs",	 "fs_base", "gs_base",
 };
 
 const char *proto_reg_name(int reg)
@@ -292,8 +308,7 @@ u32 proto_frame_encode(u8 *out, u32 cap, const struct proto_hdr *hdr, const u8 *
 		       u32 payload_len)
 {
 	struct cobs_enc e = {.out = out, .cap = cap};
-	u8 h[PROTO_HDR_LEN] = {hdr->version, hdr->flags, (u8)hdr->id, (u8)(hdr->id >> 8),
-			       hdr->cmd};
+	u8 h[PROTO_HDR_LEN] = {hdr->version, hdr->flags, (u8)hdr->id, (u8)(hdr->id >> 8), hdr->cmd};
 	u32 crc = 0;
 	u8 c[PROTO_CRC_LEN];
 
@@ -421,8 +436,8 @@ void proto_rx_frame(const struct proto_rx *rx, struct proto_hdr *hdr, const u8 *
 }
 
 enum proto_rx_result proto_decode_frame(const u8 *wire, u32 wire_len, u8 *buf, u32 cap,
-					struct proto_hdr *hdr, const u8 **payload,
-					u32 *payload_len, u8 *err)
+					struct proto_hdr *hdr, const u8 **payload, u32 *payload_len,
+					u8 *err)
 {
 	struct proto_rx rx;
 	enum proto_rx_result r = PROTO_RX_NONE;

@@ -34,13 +34,13 @@
 #define PROTO_MAX_PAYLOAD 4096
 /* Largest request payload the hypervisor accepts (its receive buffer). */
 #define PROTO_MAX_REQ_PAYLOAD 256
-#define PROTO_MIN_FRAME (PROTO_HDR_LEN + PROTO_CRC_LEN)
-#define PROTO_MAX_FRAME (PROTO_HDR_LEN + PROTO_MAX_PAYLOAD + PROTO_CRC_LEN)
-#define PROTO_MAX_REQ_FRAME (PROTO_HDR_LEN + PROTO_MAX_REQ_PAYLOAD + PROTO_CRC_LEN)
+#define PROTO_MIN_FRAME	      (PROTO_HDR_LEN + PROTO_CRC_LEN)
+#define PROTO_MAX_FRAME	      (PROTO_HDR_LEN + PROTO_MAX_PAYLOAD + PROTO_CRC_LEN)
+#define PROTO_MAX_REQ_FRAME   (PROTO_HDR_LEN + PROTO_MAX_REQ_PAYLOAD + PROTO_CRC_LEN)
 /* COBS adds one byte per 254 and one more; plus the two delimiters. */
 #define PROTO_WIRE_LEN(frame_len) ((frame_len) + (frame_len) / 254 + 1 + 2)
-#define PROTO_MAX_WIRE PROTO_WIRE_LEN(PROTO_MAX_FRAME)
-#define PROTO_MAX_REQ_WIRE PROTO_WIRE_LEN(PROTO_MAX_REQ_FRAME)
+#define PROTO_MAX_WIRE		  PROTO_WIRE_LEN(PROTO_MAX_FRAME)
+#define PROTO_MAX_REQ_WIRE	  PROTO_WIRE_LEN(PROTO_MAX_REQ_FRAME)
 
 /*
  * Flow control, host to hypervisor: the host never has more than PROTO_WINDOW
@@ -81,22 +81,22 @@ enum proto_cmd {
 /* Typed errors: the first payload byte of a PROTO_F_ERROR frame. */
 enum proto_err {
 	PROTO_E_OK = 0,
-	PROTO_E_VERSION = 1,	 /* peer speaks another protocol version */
-	PROTO_E_UNKNOWN_CMD = 2, /* command not known to this hypervisor */
-	PROTO_E_BAD_REQUEST = 3, /* payload malformed or with trailing bytes */
-	PROTO_E_BAD_CRC = 4,	 /* NAK: a frame failed its CRC */
-	PROTO_E_FRAMING = 5,	 /* NAK: invalid COBS (truncated block) */
-	PROTO_E_TOO_BIG = 6,	 /* NAK: frame longer than the receiver's maximum */
-	PROTO_E_TOO_SHORT = 7,	 /* NAK: frame shorter than header + CRC */
-	PROTO_E_NO_SLOT = 8,	 /* no memory slot with that id */
-	PROTO_E_RANGE = 9,	 /* address, page or index out of range */
+	PROTO_E_VERSION = 1,	  /* peer speaks another protocol version */
+	PROTO_E_UNKNOWN_CMD = 2,  /* command not known to this hypervisor */
+	PROTO_E_BAD_REQUEST = 3,  /* payload malformed or with trailing bytes */
+	PROTO_E_BAD_CRC = 4,	  /* NAK: a frame failed its CRC */
+	PROTO_E_FRAMING = 5,	  /* NAK: invalid COBS (truncated block) */
+	PROTO_E_TOO_BIG = 6,	  /* NAK: frame longer than the receiver's maximum */
+	PROTO_E_TOO_SHORT = 7,	  /* NAK: frame shorter than header + CRC */
+	PROTO_E_NO_SLOT = 8,	  /* no memory slot with that id */
+	PROTO_E_RANGE = 9,	  /* address, page or index out of range */
 	PROTO_E_UNSUPPORTED = 10, /* mode or feature not available on this CPU */
-	PROTO_E_STALE = 11,	 /* snapshot generation changed under the reader */
-	PROTO_E_BUSY = 12,	 /* try again later */
-	PROTO_E_FAULT = 13,	 /* guest memory not readable (MMIO, hole) */
-	PROTO_E_STATE = 14,	 /* wrong state (e.g. logging not started) */
-	PROTO_E_NO_VCPU = 15,	 /* no vCPU with that index */
-	PROTO_E_INTERNAL = 16,	 /* hypervisor-internal failure */
+	PROTO_E_STALE = 11,	  /* snapshot generation changed under the reader */
+	PROTO_E_BUSY = 12,	  /* try again later */
+	PROTO_E_FAULT = 13,	  /* guest memory not readable (MMIO, hole) */
+	PROTO_E_STATE = 14,	  /* wrong state (e.g. logging not started) */
+	PROTO_E_NO_VCPU = 15,	  /* no vCPU with that index */
+	PROTO_E_INTERNAL = 16,	  /* hypervisor-internal failure */
 	PROTO_E_NR,
 };
 
@@ -104,14 +104,14 @@ const char *proto_err_name(int err);
 const char *proto_cmd_name(int cmd);
 
 /* Capability flags (HELLO). */
-#define PROTO_CAP_CREDIT BIT_ULL(0)	/* window + CREDIT flow control */
-#define PROTO_CAP_MEM_LZ BIT_ULL(1)	/* MEM_READ token encoding with matches */
+#define PROTO_CAP_CREDIT     BIT_ULL(0) /* window + CREDIT flow control */
+#define PROTO_CAP_MEM_LZ     BIT_ULL(1) /* MEM_READ token encoding with matches */
 #define PROTO_CAP_BITMAP_ENC BIT_ULL(2) /* DIRTY_READ per-block encodings */
-#define PROTO_CAP_DEDUP BIT_ULL(3)	/* a repeated request gets the cached reply */
-#define PROTO_CAP_LOG BIT_ULL(4)
-#define PROTO_CAP_REGS BIT_ULL(5)
-#define PROTO_CAP_PAUSE BIT_ULL(6)
-#define PROTO_CAPS_ALL GENMASK_ULL(6, 0)
+#define PROTO_CAP_DEDUP	     BIT_ULL(3) /* a repeated request gets the cached reply */
+#define PROTO_CAP_LOG	     BIT_ULL(4)
+#define PROTO_CAP_REGS	     BIT_ULL(5)
+#define PROTO_CAP_PAUSE	     BIT_ULL(6)
+#define PROTO_CAPS_ALL	     GENMASK_ULL(6, 0)
 
 /* Dirty-logging modes (DIRTY_START) and the INFO dirty_modes mask bits. */
 enum proto_dirty_mode {
@@ -122,9 +122,9 @@ enum proto_dirty_mode {
 };
 #define PROTO_DIRTY_MODE_BIT(m) (1u << (m))
 
-#define PROTO_START_ALL 0x01  /* DIRTY_START/STOP flags: every slot */
+#define PROTO_START_ALL	 0x01 /* DIRTY_START/STOP flags: every slot */
 #define PROTO_SNAP_CLEAR 0x01 /* DIRTY_SNAP flags: clear and re-protect */
-#define PROTO_MEM_LZ 0x01     /* MEM_READ flags: token encoding allowed */
+#define PROTO_MEM_LZ	 0x01 /* MEM_READ flags: token encoding allowed */
 
 enum proto_slot_type {
 	PROTO_SLOT_RAM = 0,
@@ -176,9 +176,9 @@ u32 proto_crc32c(u32 crc, const void *buf, size_t len);
 /* --- Cursor over a payload: varints (LEB128, <= 10 bytes), bytes, strings --- */
 struct proto_buf {
 	u8 *p;
-	u32 len; /* bytes written (writer) or total (reader) */
-	u32 cap; /* writer: capacity */
-	u32 pos; /* reader: next byte */
+	u32 len;  /* bytes written (writer) or total (reader) */
+	u32 cap;  /* writer: capacity */
+	u32 pos;  /* reader: next byte */
 	bool err; /* sticky: overflow (writer) or truncated/malformed (reader) */
 };
 
@@ -200,8 +200,14 @@ static inline void proto_rbuf_init(struct proto_buf *b, const u8 *p, u32 len)
 	b->err = false;
 }
 
-static inline u32 proto_wbuf_room(const struct proto_buf *b) { return b->cap - b->len; }
-static inline u32 proto_rbuf_left(const struct proto_buf *b) { return b->len - b->pos; }
+static inline u32 proto_wbuf_room(const struct proto_buf *b)
+{
+	return b->cap - b->len;
+}
+static inline u32 proto_rbuf_left(const struct proto_buf *b)
+{
+	return b->len - b->pos;
+}
 
 unsigned int proto_varint_len(u64 v);
 void proto_put_u8(struct proto_buf *b, u8 v);
@@ -261,9 +267,9 @@ struct proto_rx {
 };
 
 enum proto_rx_result {
-	PROTO_RX_NONE,	/* byte consumed, no frame ended */
-	PROTO_RX_GOOD,	/* a frame ended and passed its checks: proto_rx_frame() */
-	PROTO_RX_BAD,	/* a frame ended and was dropped: rx->err says why */
+	PROTO_RX_NONE, /* byte consumed, no frame ended */
+	PROTO_RX_GOOD, /* a frame ended and passed its checks: proto_rx_frame() */
+	PROTO_RX_BAD,  /* a frame ended and was dropped: rx->err says why */
 };
 
 void proto_rx_init(struct proto_rx *rx, u8 *buf, u32 cap);
@@ -279,8 +285,8 @@ void proto_rx_frame(const struct proto_rx *rx, struct proto_hdr *hdr, const u8 *
 
 /* Decodes one complete wire frame from a buffer (host-side convenience). */
 enum proto_rx_result proto_decode_frame(const u8 *wire, u32 wire_len, u8 *buf, u32 cap,
-					struct proto_hdr *hdr, const u8 **payload,
-					u32 *payload_len, u8 *err);
+					struct proto_hdr *hdr, const u8 **payload, u32 *payload_len,
+					u8 *err);
 
 /* --- Dirty bitmaps ----------------------------------------------------------
  * A DIRTY_READ reply carries consecutive blocks of PROTO_BITMAP_BLOCK pages
@@ -307,7 +313,10 @@ static inline bool proto_test_bit(const u64 *bm, u64 i)
 	return (bm[i / 64] >> (i % 64)) & 1;
 }
 
-static inline void proto_set_bit(u64 *bm, u64 i) { bm[i / 64] |= 1ull << (i % 64); }
+static inline void proto_set_bit(u64 *bm, u64 i)
+{
+	bm[i / 64] |= 1ull << (i % 64);
+}
 
 /*
  * Encodes pages [first, first+n) of bitmap bm (n <= PROTO_BITMAP_BLOCK) as one
@@ -333,12 +342,12 @@ enum proto_mem_enc {
 	PROTO_MEM_RAW = 0,
 	PROTO_MEM_TOKENS = 1,
 };
-#define PROTO_TOK_LIT_MAX 128
-#define PROTO_TOK_MATCH 0x80
+#define PROTO_TOK_LIT_MAX   128
+#define PROTO_TOK_MATCH	    0x80
 #define PROTO_TOK_MATCH_MIN 4
 #define PROTO_TOK_MATCH_MAX (0x3f + PROTO_TOK_MATCH_MIN)
-#define PROTO_TOK_ZERO 0xc0
-#define PROTO_TOK_FILL 0xc1
+#define PROTO_TOK_ZERO	    0xc0
+#define PROTO_TOK_FILL	    0xc1
 
 /* Scratch for the compressor's hash table (caller-provided, no allocation). */
 #define PROTO_LZ_HASH_BITS 10

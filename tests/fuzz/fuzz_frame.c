@@ -83,8 +83,8 @@ static void frame_roundtrip(const u8 *d, size_t n)
 	if (n > PROTO_MAX_PAYLOAD)
 		n = PROTO_MAX_PAYLOAD;
 	wl = proto_frame_encode(wire, sizeof(wire), &h, d, (u32)n);
-	if (!wl || proto_decode_frame(wire, wl, frame, sizeof(frame), &rh, &p, &pl, &err) !=
-			   PROTO_RX_GOOD)
+	if (!wl ||
+	    proto_decode_frame(wire, wl, frame, sizeof(frame), &rh, &p, &pl, &err) != PROTO_RX_GOOD)
 		__builtin_trap();
 	if (pl != n || memcmp(p, d, n) || rh.id != h.id || rh.cmd != h.cmd)
 		__builtin_trap();
@@ -150,12 +150,24 @@ int LLVMFuzzerTestOneInput(const u8 *data, size_t size)
 	if (!size)
 		return 0;
 	switch (data[0] % 6) {
-	case 0: decoder(data + 1, size - 1); break;
-	case 1: bitmap_decode(data + 1, size - 1); break;
-	case 2: tokens_decode(data + 1, size - 1); break;
-	case 3: frame_roundtrip(data + 1, size - 1); break;
-	case 4: bitmap_roundtrip(data + 1, size - 1); break;
-	default: lz_roundtrip(data + 1, size - 1); break;
+	case 0:
+		decoder(data + 1, size - 1);
+		break;
+	case 1:
+		bitmap_decode(data + 1, size - 1);
+		break;
+	case 2:
+		tokens_decode(data + 1, size - 1);
+		break;
+	case 3:
+		frame_roundtrip(data + 1, size - 1);
+		break;
+	case 4:
+		bitmap_roundtrip(data + 1, size - 1);
+		break;
+	default:
+		lz_roundtrip(data + 1, size - 1);
+		break;
 	}
 	return 0;
 }

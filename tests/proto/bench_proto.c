@@ -142,9 +142,15 @@ static void dirty_set(const char *name, int kind)
 		bool set = false;
 
 		switch (kind) {
-		case 0: set = rnd() % 1000 == 0; break;		       /* sparse: 0.1 % */
-		case 1: set = (i / 64) % 50 == 7; break;	       /* clustered: 64-page runs, 2 % */
-		default: set = rnd() % 2; break;		       /* dense: 50 % */
+		case 0:
+			set = rnd() % 1000 == 0;
+			break; /* sparse: 0.1 % */
+		case 1:
+			set = (i / 64) % 50 == 7;
+			break; /* clustered: 64-page runs, 2 % */
+		default:
+			set = rnd() % 2;
+			break; /* dense: 50 % */
 		}
 		if (set)
 			fake_vm_touch(&vm, 0, i);
@@ -171,7 +177,7 @@ static void dirty_set(const char *name, int kind)
 		proto_get_varint(&b);
 		while (proto_rbuf_left(&b)) {
 			u32 n = npages - pos < PROTO_BITMAP_BLOCK ? (u32)(npages - pos)
-								 : PROTO_BITMAP_BLOCK;
+								  : PROTO_BITMAP_BLOCK;
 			s64 k = proto_bitmap_decode_block(&b, bm, pos, n);
 
 			if (k < 0)
@@ -192,13 +198,14 @@ static void dirty_set(const char *name, int kind)
 		exit(1);
 	}
 	wire = u.wire_in + u.wire_out;
-	printf("{\"name\": \"proto.dirty.%s.wire_per_dirty_page\", \"value\": %.4f, \"unit\": "
-	       "\"B/page\", \"ref\": %.4f, \"ref_name\": \"raw bitmap\", \"ratio\": %.4f, \"note\": "
-	       "\"4 GiB slot, %llu of %llu pages dirty, %llu wire bytes (both ways, framing "
-	       "included) vs %llu bitmap bytes\"}\n",
-	       name, (double)wire / ndirty, npages / 8.0 / ndirty, wire / (npages / 8.0),
-	       (unsigned long long)ndirty, (unsigned long long)npages, (unsigned long long)wire,
-	       (unsigned long long)(npages / 8));
+	printf(
+	    "{\"name\": \"proto.dirty.%s.wire_per_dirty_page\", \"value\": %.4f, \"unit\": "
+	    "\"B/page\", \"ref\": %.4f, \"ref_name\": \"raw bitmap\", \"ratio\": %.4f, \"note\": "
+	    "\"4 GiB slot, %llu of %llu pages dirty, %llu wire bytes (both ways, framing "
+	    "included) vs %llu bitmap bytes\"}\n",
+	    name, (double)wire / ndirty, npages / 8.0 / ndirty, wire / (npages / 8.0),
+	    (unsigned long long)ndirty, (unsigned long long)npages, (unsigned long long)wire,
+	    (unsigned long long)(npages / 8));
 	fake_vm_free(&vm);
 }
 

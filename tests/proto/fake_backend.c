@@ -34,7 +34,8 @@ static void add_slot(struct fake_vm *vm, u32 id, gpa_t gpa, u64 size, u8 type)
 void fake_vm_init(struct fake_vm *vm, u32 ram0_mib)
 {
 	memset(vm, 0, sizeof(*vm));
-	vm->dirty_modes = PROTO_DIRTY_MODE_BIT(PROTO_DIRTY_WP) | PROTO_DIRTY_MODE_BIT(PROTO_DIRTY_DBIT);
+	vm->dirty_modes =
+	    PROTO_DIRTY_MODE_BIT(PROTO_DIRTY_WP) | PROTO_DIRTY_MODE_BIT(PROTO_DIRTY_DBIT);
 	add_slot(vm, 0, 0, (u64)ram0_mib << 20, PROTO_SLOT_RAM);
 	add_slot(vm, 1, 0x100000000ull, 4ull << 20, PROTO_SLOT_RAM);
 	add_slot(vm, 7, 0xfe000000ull, 64ull << 10, PROTO_SLOT_MMIO);
@@ -265,10 +266,22 @@ static int fk_stat(void *ctx, u32 index, const char **name, u64 *value)
 	struct fake_vm *vm = ctx;
 
 	switch (index) {
-	case 0: *name = "exit.cpuid"; *value = ++vm->exits_cpuid; return 0;
-	case 1: *name = "exit.npf"; *value = vm->exits_npf; return 0;
-	case 2: *name = "fake.harvests"; *value = vm->harvests; return 0;
-	case 3: *name = "fake.clears"; *value = vm->clears; return 0;
+	case 0:
+		*name = "exit.cpuid";
+		*value = ++vm->exits_cpuid;
+		return 0;
+	case 1:
+		*name = "exit.npf";
+		*value = vm->exits_npf;
+		return 0;
+	case 2:
+		*name = "fake.harvests";
+		*value = vm->harvests;
+		return 0;
+	case 3:
+		*name = "fake.clears";
+		*value = vm->clears;
+		return 0;
 	}
 	return -PROTO_E_RANGE;
 }
@@ -299,18 +312,18 @@ static u64 fk_now_ns(void *ctx)
 }
 
 const struct mgmt_backend fake_backend = {
-	.info = fk_info,
-	.slot_get = fk_slot_get,
-	.dirty_start = fk_dirty_start,
-	.dirty_stop = fk_dirty_stop,
-	.dirty_snapshot = fk_dirty_snapshot,
-	.dirty_harvest = fk_dirty_harvest,
-	.dirty_clear = fk_dirty_clear,
-	.pause = fk_pause,
-	.resume = fk_resume,
-	.mem_read = fk_mem_read,
-	.regs = fk_regs,
-	.stat = fk_stat,
-	.log_read = fk_log_read,
-	.now_ns = fk_now_ns,
+    .info = fk_info,
+    .slot_get = fk_slot_get,
+    .dirty_start = fk_dirty_start,
+    .dirty_stop = fk_dirty_stop,
+    .dirty_snapshot = fk_dirty_snapshot,
+    .dirty_harvest = fk_dirty_harvest,
+    .dirty_clear = fk_dirty_clear,
+    .pause = fk_pause,
+    .resume = fk_resume,
+    .mem_read = fk_mem_read,
+    .regs = fk_regs,
+    .stat = fk_stat,
+    .log_read = fk_log_read,
+    .now_ns = fk_now_ns,
 };

@@ -15,9 +15,9 @@
 
 struct fake_slot {
 	struct mgmt_slot s;
-	u8 *mem;     /* NULL for MMIO */
-	u64 *live;   /* the "MMU's" dirty log */
-	u64 *snap;   /* the snapshot mgmt.c reads */
+	u8 *mem;   /* NULL for MMIO */
+	u64 *live; /* the "MMU's" dirty log */
+	u64 *snap; /* the snapshot mgmt.c reads */
 	u64 npages;
 };
 

@@ -53,8 +53,7 @@ static void test_crc(void)
 
 static void test_varint(void)
 {
-	static const u64 vals[] = {0, 1, 127, 128, 16383, 16384, 0xffffffffull,
-				   1ull << 63, ~0ull};
+	static const u64 vals[] = {0, 1, 127, 128, 16383, 16384, 0xffffffffull, 1ull << 63, ~0ull};
 	u8 buf[16];
 	struct proto_buf b;
 
@@ -91,8 +90,8 @@ static u8 wire[PROTO_MAX_WIRE + 64], payload[PROTO_MAX_PAYLOAD], fbuf[PROTO_MAX_
 
 static void test_frames(void)
 {
-	static const u32 lens[] = {0, 1, 2, 244, 245, 246, 249, 250, 253, 254, 255, 500, 503,
-				   504, 508, 509, 1000, 4095, 4096};
+	static const u32 lens[] = {0,	1,   2,	  244, 245, 246, 249,  250,  253, 254,
+				   255, 500, 503, 504, 508, 509, 1000, 4095, 4096};
 
 	for (size_t li = 0; li < ARRAY_SIZE(lens); li++) {
 		for (int kind = 0; kind < 3; kind++) {
@@ -111,8 +110,8 @@ static void test_frames(void)
 					EXPECT(!"zero inside a frame");
 					break;
 				}
-			EXPECT(proto_decode_frame(wire, wl, fbuf, sizeof(fbuf), &rh, &p, &pl, &err) ==
-			       PROTO_RX_GOOD);
+			EXPECT(proto_decode_frame(wire, wl, fbuf, sizeof(fbuf), &rh, &p, &pl,
+						  &err) == PROTO_RX_GOOD);
 			EXPECT(rh.id == h.id && rh.cmd == h.cmd && rh.version == PROTO_VERSION);
 			EXPECT(pl == len && !memcmp(p, payload, len));
 			/* Too small an output buffer: refused, not overrun. */
@@ -272,12 +271,24 @@ static void test_bitmap(void)
 				bool set;
 
 				switch (density) {
-				case 0: set = false; break;
-				case 1: set = rnd() % 1000 == 0; break;
-				case 2: set = (i / 64) % 8 == 0; break; /* clustered */
-				case 3: set = rnd() % 2; break;
-				case 4: set = true; break;
-				default: set = rnd() % 20 == 0; break;
+				case 0:
+					set = false;
+					break;
+				case 1:
+					set = rnd() % 1000 == 0;
+					break;
+				case 2:
+					set = (i / 64) % 8 == 0;
+					break; /* clustered */
+				case 3:
+					set = rnd() % 2;
+					break;
+				case 4:
+					set = true;
+					break;
+				default:
+					set = rnd() % 20 == 0;
+					break;
 				}
 				if (set)
 					proto_set_bit(bm, first + i);
@@ -317,10 +328,10 @@ static void test_bitmap(void)
 	{
 		u64 out[64] = {0};
 		struct proto_buf b;
-		u8 raw_tail[] = {PROTO_BM_RAW, 0xff};        /* n = 4: bits 4..7 set */
-		u8 delta_far[] = {PROTO_BM_DELTAS, 1, 10};   /* page 10 of 8 */
-		u8 delta_zero[] = {PROTO_BM_DELTAS, 0};      /* "dirty" but none */
-		u8 runs_long[] = {PROTO_BM_RUNS, 2, 4, 5};   /* 9 pages of 8 */
+		u8 raw_tail[] = {PROTO_BM_RAW, 0xff};	   /* n = 4: bits 4..7 set */
+		u8 delta_far[] = {PROTO_BM_DELTAS, 1, 10}; /* page 10 of 8 */
+		u8 delta_zero[] = {PROTO_BM_DELTAS, 0};	   /* "dirty" but none */
+		u8 runs_long[] = {PROTO_BM_RUNS, 2, 4, 5}; /* 9 pages of 8 */
 		u8 bad_tag[] = {9};
 
 		proto_rbuf_init(&b, raw_tail, sizeof(raw_tail));
@@ -364,11 +375,21 @@ static void test_lz(void)
 	for (int kind = 0; kind < 5; kind++) {
 		for (u32 i = 0; i < PAGE_SIZE; i++) {
 			switch (kind) {
-			case 0: page[i] = 0; break;
-			case 1: page[i] = (u8)rnd(); break;
-			case 2: page[i] = (u8)("the quick brown fox "[i % 20]); break;
-			case 3: page[i] = i % 700 < 300 ? 0x11 : (u8)rnd(); break;
-			default: page[i] = (u8)(i / 16); break;
+			case 0:
+				page[i] = 0;
+				break;
+			case 1:
+				page[i] = (u8)rnd();
+				break;
+			case 2:
+				page[i] = (u8)("the quick brown fox "[i % 20]);
+				break;
+			case 3:
+				page[i] = i % 700 < 300 ? 0x11 : (u8)rnd();
+				break;
+			default:
+				page[i] = (u8)(i / 16);
+				break;
 			}
 		}
 		for (u32 cap = 2; cap < PAGE_SIZE + 200; cap = cap * 3 / 2 + 1)
@@ -482,7 +503,10 @@ static void dispatcher_setup(void)
 	proto_rx_init(&host_rx, host_rxbuf, sizeof(host_rxbuf));
 }
 
-static void dispatcher_teardown(void) { fake_vm_free(&vm); }
+static void dispatcher_teardown(void)
+{
+	fake_vm_free(&vm);
+}
 
 /*
  * Sends a wire frame the way ptctl does: never more than 16 bytes unread by
@@ -561,7 +585,10 @@ static int transact(u8 cmd, const u8 *req, u32 len)
 		_b;                                                                                \
 	})
 
-static int tx_req(u8 cmd, struct proto_buf b) { return transact(cmd, b.p, b.len); }
+static int tx_req(u8 cmd, struct proto_buf b)
+{
+	return transact(cmd, b.p, b.len);
+}
 
 static void test_mgmt_basic(void)
 {
@@ -676,7 +703,7 @@ static s64 read_snapshot(u32 slot, u64 gen, u64 npages, u64 *bm)
 			return -1;
 		while (proto_rbuf_left(&b)) {
 			u32 cnt = npages - pos < PROTO_BITMAP_BLOCK ? (u32)(npages - pos)
-								   : PROTO_BITMAP_BLOCK;
+								    : PROTO_BITMAP_BLOCK;
 			s64 k = proto_bitmap_decode_block(&b, bm, pos, cnt);
 
 			if (k < 0)

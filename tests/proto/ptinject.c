@@ -128,7 +128,8 @@ int main(int argc, char **argv)
 	if (argc == 5 && !strcmp(argv[1], "--fake-peer"))
 		return fake_peer(atoi(argv[2]), argv[4]);
 	if (argc != 4 || strcmp(argv[1], "-c")) {
-		fprintf(stderr, "usage: ptinject -c CONN MODE | --fake-peer VERSION --socket PATH\n");
+		fprintf(stderr,
+			"usage: ptinject -c CONN MODE | --fake-peer VERSION --socket PATH\n");
 		return 2;
 	}
 	mode = argv[3];
@@ -152,7 +153,8 @@ int main(int argc, char **argv)
 		send_paced(w, wl - 6); /* no end, the CRC cut */
 		sleep_ms(50);
 		/* The next frame's opening delimiter ends the stub: a NAK. */
-		return result(works() && c.naks >= 1, "no NAK or no answer after a truncated frame");
+		return result(works() && c.naks >= 1,
+			      "no NAK or no answer after a truncated frame");
 	}
 	if (!strcmp(mode, "badcrc")) {
 		u64 naks = c.naks;
@@ -170,7 +172,8 @@ int main(int argc, char **argv)
 		wl = proto_frame_encode(w, sizeof(w), &h, pay, PROTO_MAX_REQ_PAYLOAD + 150);
 		send_paced(w, wl);
 		wait_nak(500);
-		return result(c.naks > naks && works(), "no NAK or no answer after an oversize frame");
+		return result(c.naks > naks && works(),
+			      "no NAK or no answer after an oversize frame");
 	}
 	if (!strcmp(mode, "unknown")) {
 		u8 rep[PROTO_MAX_PAYLOAD];
@@ -228,7 +231,8 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(mode, "flood")) {
 		static u8 g[1 << 16];
-		/* PTINJECT_FLOOD: fewer bytes where the line is slow (QEMU applies back-pressure). */
+		/* PTINJECT_FLOOD: fewer bytes where the line is slow (QEMU applies back-pressure).
+		 */
 		const char *env = getenv("PTINJECT_FLOOD");
 		size_t n = env ? (size_t)atol(env) : sizeof(g);
 

@@ -143,9 +143,9 @@ static void sim_tx_bytes(void *ctx, const u8 *buf, u32 len)
 }
 
 static const struct mgmt_transport sim_transport = {
-	.rx_byte = sim_rx_byte,
-	.tx_room = sim_tx_room,
-	.tx_bytes = sim_tx_bytes,
+    .rx_byte = sim_rx_byte,
+    .tx_room = sim_tx_room,
+    .tx_bytes = sim_tx_bytes,
 };
 
 /* --- The backend, wrapped: the oracle and the dumps ----------------------------- */
@@ -291,8 +291,8 @@ int main(int argc, char **argv)
 	sim_backend = fake_backend;
 	sim_backend.pause = sim_pause;
 	mem = malloc(MGMT_MEM_SIZE);
-	if (!mem || mgmt_init(&sim.mgmt, mem, MGMT_MEM_SIZE, &sim_backend, &sim.vm,
-			      &sim_transport, NULL)) {
+	if (!mem ||
+	    mgmt_init(&sim.mgmt, mem, MGMT_MEM_SIZE, &sim_backend, &sim.vm, &sim_transport, NULL)) {
 		fprintf(stderr, "ptsim: mgmt_init failed\n");
 		return 1;
 	}

@@ -36,14 +36,22 @@ static u64 now_ms(void)
 static speed_t baud_to_speed(int baud)
 {
 	switch (baud) {
-	case 9600: return B9600;
-	case 19200: return B19200;
-	case 38400: return B38400;
-	case 57600: return B57600;
-	case 115200: return B115200;
-	case 230400: return B230400;
-	case 460800: return B460800;
-	case 921600: return B921600;
+	case 9600:
+		return B9600;
+	case 19200:
+		return B19200;
+	case 38400:
+		return B38400;
+	case 57600:
+		return B57600;
+	case 115200:
+		return B115200;
+	case 230400:
+		return B230400;
+	case 460800:
+		return B460800;
+	case 921600:
+		return B921600;
 	}
 	return 0;
 }
@@ -151,7 +159,8 @@ int pt_send_raw(struct pt_conn *c, const u8 *buf, u32 len)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
-			return fail(c, PT_ETRANSPORT, "write: %s", n < 0 ? strerror(errno) : "closed");
+			return fail(c, PT_ETRANSPORT, "write: %s",
+				    n < 0 ? strerror(errno) : "closed");
 		buf += n;
 		len -= (u32)n;
 		c->wire_tx += (u64)n;
@@ -163,8 +172,7 @@ int pt_send_raw(struct pt_conn *c, const u8 *buf, u32 len)
  * Waits up to ms for one good frame. Returns 1 with the frame, 2 after a long
  * frame that failed its checks, 0 on timeout, -1 on a transport error (c->err set).
  */
-static int read_frame(struct pt_conn *c, int ms, struct proto_hdr *h, const u8 **payload,
-		      u32 *len)
+static int read_frame(struct pt_conn *c, int ms, struct proto_hdr *h, const u8 **payload, u32 *len)
 {
 	u64 deadline = now_ms() + (u64)ms;
 
@@ -252,8 +260,8 @@ static int version_error(struct pt_conn *c, const struct proto_hdr *h, const u8 
 		    (unsigned long long)lo, (unsigned long long)hi, PROTO_VERSION);
 }
 
-int pt_request(struct pt_conn *c, u8 cmd, const u8 *req, u32 req_len, u8 *reply,
-	       u32 *reply_len, int *hv_err)
+int pt_request(struct pt_conn *c, u8 cmd, const u8 *req, u32 req_len, u8 *reply, u32 *reply_len,
+	       int *hv_err)
 {
 	u8 wire[PROTO_MAX_REQ_WIRE];
 	struct proto_hdr h = {PROTO_VERSION, 0, 0, cmd};
@@ -313,7 +321,8 @@ int pt_request(struct pt_conn *c, u8 cmd, const u8 *req, u32 req_len, u8 *reply,
 				continue;
 			if (r == 0) {
 				if (c->verbose)
-					fprintf(stderr, "ptctl: no answer to %s (id %u), sending again\n",
+					fprintf(stderr,
+						"ptctl: no answer to %s (id %u), sending again\n",
 						proto_cmd_name(cmd), h.id);
 				resend = true;
 				break;

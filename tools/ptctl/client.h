@@ -13,7 +13,7 @@
 /* ptctl's exit statuses, also the results of client calls. */
 enum pt_status {
 	PT_OK = 0,
-	PT_EHV = 1,	   /* the hypervisor answered with an error */
+	PT_EHV = 1, /* the hypervisor answered with an error */
 	PT_EUSAGE = 2,
 	PT_ETRANSPORT = 3, /* connection, timeout, protocol version, garbled replies */
 };
@@ -52,8 +52,8 @@ void pt_close(struct pt_conn *c);
  * One request. On PT_OK, reply[0..*reply_len) holds the reply payload (room:
  * PROTO_MAX_PAYLOAD). On PT_EHV, *hv_err is the PROTO_E_* code and c->err a message.
  */
-int pt_request(struct pt_conn *c, u8 cmd, const u8 *req, u32 req_len, u8 *reply,
-	       u32 *reply_len, int *hv_err);
+int pt_request(struct pt_conn *c, u8 cmd, const u8 *req, u32 req_len, u8 *reply, u32 *reply_len,
+	       int *hv_err);
 
 /* The version handshake; every ptctl session starts with it. */
 int pt_hello(struct pt_conn *c);

@@ -17,19 +17,20 @@
 #include <unistd.h>
 
 static const char usage_text[] =
-	"usage: ptctl -c CONN [--baud N] [--json] [--timeout MS] [-v] COMMAND\n"
-	"  CONN: unix:PATH (QEMU chardev socket) | tcp:HOST:PORT | /dev/ttyS1 (--baud, default 115200)\n"
-	"  COMMAND:\n"
-	"    info | slots | stats | pause | resume\n"
-	"    regs [--vcpu N]\n"
-	"    dirty start|stop [--slot ID | --all] [--mode wp|dbit|pml]\n"
-	"    dirty get --slot ID [--clear] [-o FILE]\n"
-	"    dirty clear --slot ID --first PAGE --count N\n"
-	"    mem read GPA LEN -o FILE\n"
-	"    log [--bytes N]\n"
-	"    ping [--count N]   round-trip latency of INFO: p50, p99, max\n"
-	"  --json: machine-readable output of info, slots, stats, regs, dirty get, mem read, log\n"
-	"  exit status: 0 ok, 1 error from the hypervisor, 2 usage, 3 transport or timeout\n";
+    "usage: ptctl -c CONN [--baud N] [--json] [--timeout MS] [-v] COMMAND\n"
+    "  CONN: unix:PATH (QEMU chardev socket) | tcp:HOST:PORT | /dev/ttyS1 (--baud, default "
+    "115200)\n"
+    "  COMMAND:\n"
+    "    info | slots | stats | pause | resume\n"
+    "    regs [--vcpu N]\n"
+    "    dirty start|stop [--slot ID | --all] [--mode wp|dbit|pml]\n"
+    "    dirty get --slot ID [--clear] [-o FILE]\n"
+    "    dirty clear --slot ID --first PAGE --count N\n"
+    "    mem read GPA LEN -o FILE\n"
+    "    log [--bytes N]\n"
+    "    ping [--count N]   round-trip latency of INFO: p50, p99, max\n"
+    "  --json: machine-readable output of info, slots, stats, regs, dirty get, mem read, log\n"
+    "  exit status: 0 ok, 1 error from the hypervisor, 2 usage, 3 transport or timeout\n";
 
 static struct {
 	const char *conn;
@@ -83,10 +84,20 @@ static bool parse_u64(const char *s, u64 *out)
 		unsigned int shift = 0;
 
 		switch (*end) {
-		case 'k': case 'K': shift = 10; break;
-		case 'm': case 'M': shift = 20; break;
-		case 'g': case 'G': shift = 30; break;
-		default: return false;
+		case 'k':
+		case 'K':
+			shift = 10;
+			break;
+		case 'm':
+		case 'M':
+			shift = 20;
+			break;
+		case 'g':
+		case 'G':
+			shift = 30;
+			break;
+		default:
+			return false;
 		}
 		if (end[1] || v > (~0ull >> shift))
 			return false;
@@ -159,10 +170,14 @@ static void json_str(const char *s)
 static const char *mode_name(unsigned int m)
 {
 	switch (m) {
-	case PROTO_DIRTY_OFF: return "off";
-	case PROTO_DIRTY_WP: return "wp";
-	case PROTO_DIRTY_DBIT: return "dbit";
-	case PROTO_DIRTY_PML: return "pml";
+	case PROTO_DIRTY_OFF:
+		return "off";
+	case PROTO_DIRTY_WP:
+		return "wp";
+	case PROTO_DIRTY_DBIT:
+		return "dbit";
+	case PROTO_DIRTY_PML:
+		return "pml";
 	}
 	return "?";
 }
@@ -170,10 +185,14 @@ static const char *mode_name(unsigned int m)
 static const char *slot_type_name(unsigned int t)
 {
 	switch (t) {
-	case PROTO_SLOT_RAM: return "ram";
-	case PROTO_SLOT_ROM: return "rom";
-	case PROTO_SLOT_MMIO: return "mmio";
-	case PROTO_SLOT_RESERVED: return "reserved";
+	case PROTO_SLOT_RAM:
+		return "ram";
+	case PROTO_SLOT_ROM:
+		return "rom";
+	case PROTO_SLOT_MMIO:
+		return "mmio";
+	case PROTO_SLOT_RESERVED:
+		return "reserved";
 	}
 	return "?";
 }
@@ -324,8 +343,9 @@ static int cmd_slots(void)
 		for (int i = 0; i < n; i++)
 			printf("%s{\"id\":%" PRIu64 ",\"gpa\":%" PRIu64 ",\"size\":%" PRIu64
 			       ",\"type\":\"%s\",\"logging\":%s,\"mode\":\"%s\"}",
-			       i ? "," : "", s[i].id, s[i].gpa, s[i].size, slot_type_name(s[i].type),
-			       s[i].mode ? "true" : "false", mode_name(s[i].mode));
+			       i ? "," : "", s[i].id, s[i].gpa, s[i].size,
+			       slot_type_name(s[i].type), s[i].mode ? "true" : "false",
+			       mode_name(s[i].mode));
 		printf("]\n");
 		return 0;
 	}
@@ -508,7 +528,9 @@ static int cmd_simple(u8 cmd, const char *done)
 	r = request(cmd, &b, rep, &len);
 	if (r)
 		return r;
-	if (!opt.json)
+	if (opt.json)
+		printf("{\"ok\":true,\"command\":\"%s\"}\n", proto_cmd_name(cmd));
+	else
 		printf("%s\n", done);
 	return 0;
 }
@@ -570,9 +592,11 @@ static int cmd_dirty_start_stop(bool start)
 	if (!proto_rbuf_done(&b))
 		return malformed(PROTO_CMD_DIRTY_START);
 	if (opt.json)
-		printf("{\"slots\":%" PRIu64 ",\"mode\":\"%s\"}\n", n, start ? mode_name(mode) : "off");
+		printf("{\"slots\":%" PRIu64 ",\"mode\":\"%s\"}\n", n,
+		       start ? mode_name(mode) : "off");
 	else if (start)
-		printf("dirty logging started on %" PRIu64 " slot(s), mode %s\n", n, mode_name(mode));
+		printf("dirty logging started on %" PRIu64 " slot(s), mode %s\n", n,
+		       mode_name(mode));
 	else
 		printf("dirty logging stopped on %" PRIu64 " slot(s)\n", n);
 	return 0;
@@ -648,7 +672,7 @@ snapshot:
 		}
 		while (proto_rbuf_left(&b) && pos < npages) {
 			u32 n = npages - pos < PROTO_BITMAP_BLOCK ? (u32)(npages - pos)
-								 : PROTO_BITMAP_BLOCK;
+								  : PROTO_BITMAP_BLOCK;
 			s64 k = proto_bitmap_decode_block(&b, bm, pos, n);
 
 			if (k < 0) {
@@ -667,8 +691,10 @@ snapshot:
 	progress_done(&pr);
 	/* The count from the snapshot checks the whole transfer end to end. */
 	if (got != ndirty) {
-		fprintf(stderr, "ptctl: dirty get: received %" PRIu64 " dirty pages, the hypervisor "
-				"counted %" PRIu64 "\n", got, ndirty);
+		fprintf(stderr,
+			"ptctl: dirty get: received %" PRIu64 " dirty pages, the hypervisor "
+			"counted %" PRIu64 "\n",
+			got, ndirty);
 		free(bm);
 		return PT_ETRANSPORT;
 	}
@@ -771,8 +797,7 @@ static int cmd_mem_read(void)
 
 	if (opt.npos != 4)
 		return usage("mem read GPA LEN -o FILE");
-	if (!parse_u64(opt.pos[2], &gpa) || !parse_u64(opt.pos[3], &len) || !len ||
-	    gpa + len < gpa)
+	if (!parse_u64(opt.pos[2], &gpa) || !parse_u64(opt.pos[3], &len) || !len || gpa + len < gpa)
 		return usage("bad GPA or LEN");
 	if (!opt.out)
 		return usage("mem read needs -o FILE");
@@ -835,11 +860,12 @@ static int cmd_mem_read(void)
 	if (r)
 		return r;
 	if (opt.json)
-		printf("{\"gpa\":%" PRIu64 ",\"bytes\":%" PRIu64 ",\"wire_bytes\":%" PRIu64 "}\n", gpa,
-		       len, conn.wire_rx + conn.wire_tx - wire0);
+		printf("{\"gpa\":%" PRIu64 ",\"bytes\":%" PRIu64 ",\"wire_bytes\":%" PRIu64 "}\n",
+		       gpa, len, conn.wire_rx + conn.wire_tx - wire0);
 	else
 		printf("read %" PRIu64 " bytes at 0x%" PRIx64 " into %s (%" PRIu64
-		       " bytes on the wire)\n", len, gpa, opt.out, conn.wire_rx + conn.wire_tx - wire0);
+		       " bytes on the wire)\n",
+		       len, gpa, opt.out, conn.wire_rx + conn.wire_tx - wire0);
 	return 0;
 }
 
@@ -970,8 +996,8 @@ int main(int argc, char **argv)
 
 	/* Check the command line before touching the line. */
 	{
-		static const char *const simple[] = {"info", "slots", "stats", "regs",
-						     "pause", "resume", "log", "ping"};
+		static const char *const simple[] = {"info",  "slots",	"stats", "regs",
+						     "pause", "resume", "log",	 "ping"};
 		bool known = false;
 
 		for (size_t i = 0; i < ARRAY_SIZE(simple); i++)
