@@ -1,6 +1,7 @@
 # Guest-side programs (outputs under build/guest/):
 #   probe.efi   UEFI application run by the virtualized firmware: checks what the guest
 #               sees of the CPU (issue 2 item 5); goes to \EFI\tests\ on the ESP
+#   crash.efi   UEFI application that triple-faults on purpose (issue 2 item 9)
 #   pt-memload  static Linux program, a memory workload for the initramfs
 #   pt-attack   static Linux program, the isolation attacker for the initramfs
 # workloads/*.sh go to /workloads/ in the initramfs (started by pt.workload=NAME).
@@ -8,8 +9,7 @@
 # included before it: fragments are included in sorted order).
 
 GUEST_DIR := $(BUILD)/guest
-GUEST_EFI_PROGS := $(GUEST_DIR)/probe.efi
-GUEST_LINUX_PROGS := $(GUEST_DIR)/pt-memload $(GUEST_DIR)/pt-attack
+GUEST_EFI_PROGS := $(GUEST_DIR)/probe.efi $(GUEST_DIR)/crash.efi
 TEST_DEPS += $(GUEST_EFI_PROGS)
 
 $(GUEST_DIR)/%.o: tests/guest/%.c
@@ -21,6 +21,9 @@ $(GUEST_DIR)/%.o: tests/guest/%.S
 	$(Q)$(EFI_CC) $(FREESTANDING_CFLAGS) -c $< -o $@
 
 $(GUEST_DIR)/probe.efi: $(GUEST_DIR)/probe.o $(GUEST_DIR)/probe_trap.o
+	$(call pt_efi_app_link,$@,$^)
+
+$(GUEST_DIR)/crash.efi: $(GUEST_DIR)/crash.o
 	$(call pt_efi_app_link,$@,$^)
 
 # Linux guest programs: static (the initramfs has no libc), ordinary hosted flags.

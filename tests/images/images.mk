@@ -78,6 +78,7 @@ $(IMG_DIR)/esp.img: $(ESP_FILES) tests/images/images.mk
 	$(Q)cp $(BUILD)/pagetrail.efi $(IMG_DIR)/esp/pagetrail.efi
 	$(Q)cp $(PT_CACHE)/vmlinuz $(IMG_DIR)/esp/vmlinuz.efi
 	$(Q)cp $(IMG_DIR)/initramfs.cpio.gz $(IMG_DIR)/esp/initrd.img
+	$(Q)mkdir -p $(IMG_DIR)/esp/tests $(if $(GUEST_EFI_PROGS),&& cp $(GUEST_EFI_PROGS) $(IMG_DIR)/esp/tests/)
 	$(Q)printf '# ptboot.efi starts the first command line below (see tests/images/ptboot.c)\r\n%s\r\n' \
 		'\EFI\pagetrail\pagetrail.efi \EFI\Linux\vmlinuz.efi initrd=\EFI\Linux\initrd.img $(PT_KERNEL_ARGS)' \
 		>$(IMG_DIR)/esp/boot.cfg
@@ -91,6 +92,6 @@ $(IMG_DIR)/esp.img: $(ESP_FILES) tests/images/images.mk
 		mcopy -m -i $$i $$e/vmlinuz.efi ::/EFI/Linux/vmlinuz.efi && \
 		mcopy -m -i $$i $$e/initrd.img ::/EFI/Linux/initrd.img && \
 		mcopy -m -i $$i $$e/boot.cfg ::/pagetrail/boot.cfg \
-		$(foreach p,$(GUEST_EFI_PROGS),&& mcopy -m -i $$i $(p) ::/EFI/tests/$(notdir $(p)))
+		$(foreach p,$(GUEST_EFI_PROGS),&& mcopy -m -i $$i $$e/tests/$(notdir $(p)) ::/EFI/tests/$(notdir $(p)))
 	$(Q)mv $@.tmp $@
 	@echo "built $@"
