@@ -10,6 +10,7 @@
 
 GUEST_DIR := $(BUILD)/guest
 GUEST_EFI_PROGS := $(GUEST_DIR)/probe.efi $(GUEST_DIR)/crash.efi
+GUEST_LINUX_PROGS := $(GUEST_DIR)/pt-memload $(GUEST_DIR)/pt-attack
 TEST_DEPS += $(GUEST_EFI_PROGS)
 
 $(GUEST_DIR)/%.o: tests/guest/%.c
