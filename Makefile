@@ -69,7 +69,7 @@ $(BUILD)/efi/%.asm.o: %.asm
 	$(Q)$(NASM) -f elf64 -Werror -o $@ $<
 
 $(BUILD)/pagetrail.so: $(EFI_OBJS) linker.ld
-	$(Q)$(EFI_LD) -nostdlib -znocombreloc -T linker.ld -shared -Bsymbolic \
+	$(Q)$(EFI_LD) -nostdlib -znocombreloc -z defs -T linker.ld -shared -Bsymbolic \
 		/usr/lib/crt0-efi-x86_64.o $(EFI_OBJS) -L/usr/lib -lefi -lgnuefi -o $@
 
 $(BUILD)/pagetrail.efi: $(BUILD)/pagetrail.so

@@ -5,6 +5,8 @@
  * (O(log n)) that needs only mmu_lock for read: the sorted arrays change only
  * with it held for write.
  */
+#include <pt/bitops.h>
+
 #include "mmu/tdp_mmu_internal.h"
 
 /* 4-level tables reach 2^36 frames; hfns must fit the 52-bit address. */
@@ -133,7 +135,7 @@ void tdp_mark_dirty_mask(struct tdp_mmu *mmu, const struct tdp_memslot *slot, gf
 		mask &= (1ull << (end - gfn)) - 1;
 	if (!mask)
 		return;
-	tdp_stat_add(mmu, dirty_marked, (u64)__builtin_popcountll(mask));
+	tdp_stat_add(mmu, dirty_marked, (u64)pt_popcount64(mask));
 	/* Bit i is page gfn + i = slot page rel + i: up to two bitmap words. */
 	rel = (s64)(gfn - slot->base_gfn);
 	word = rel >= 0 ? rel / 64 : -((-rel + 63) / 64);
