@@ -1020,6 +1020,66 @@ static void test_yield_equivalence(void)
 	test_report("yield.every_entry_same_result");
 }
 
+/* While a pass has let go of the lock, tables under it are zapped and freed:
+ * the restart must not touch them (ASan would report it). */
+static int relax_calls;
+static struct env *relax_env;
+
+static void zap_on_relax(struct test_plat *tp)
+{
+	(void)tp;
+	if (++relax_calls % 3 == 0)
+		tdp_mmu_zap_range(&relax_env->mmu, AS, LOG_BASE + (u64)(relax_calls * 97) % 4096,
+				  600);
+}
+
+static void test_zap_during_yield(void)
+{
+	struct env e;
+	bool flush;
+	int id, level, zapped = 0;
+	u64 i, s, n = 4096;
+
+	env_init(&e, SPTE_FMT_EPT_AD);
+	id = tdp_mmu_set_memslot(&e.mmu, AS, LOG_BASE, n, LOG_BASE, &ram_2m, 0);
+	tdp_mmu_map_range(&e.mmu, AS, LOG_BASE, n, &flush);
+	tdp_mmu_enable_dirty_logging(&e.mmu, id, TDP_DIRTY_WP, 0, bitmap, &flush);
+	flushed(&e, flush);
+	for (i = 0; i < n; i++)
+		cpu_write(&e, LOG_BASE + i);
+	e.mmu.yield_every = 8;
+	relax_env = &e;
+	e.tp.on_relax = zap_on_relax;
+	flushed(&e, tdp_mmu_wrprot_slot(&e.mmu, id, TDP_LEVEL_4K));
+	CHECK(relax_calls > 3, "zaps happened (%d)", relax_calls);
+	for (i = 0; i < n; i++) {
+		s = leaf_of(&e, LOG_BASE + i, &level);
+		zapped += !s;
+		if (s && spte_is_writable(&e.fmt, s)) {
+			CHECK(false, "page %llu still writable", (unsigned long long)i);
+			break;
+		}
+	}
+	CHECK(zapped > 0, "some pages zapped under the walk");
+	get_log(&e, id, &flush);
+	CHECK(popcount_bm(out, n / 64) == n, "every page was written once");
+	for (i = 0; i < n; i += 3)
+		cpu_write(&e, LOG_BASE + i);
+	get_log(&e, id, &flush);
+	CHECK(popcount_bm(out, n / 64) == (n + 2) / 3, "harvest with zaps in its yields: %llu",
+	      (unsigned long long)popcount_bm(out, n / 64));
+	e.tp.on_relax = NULL;
+	for (i = 0; i < n; i++) {
+		s = leaf_of(&e, LOG_BASE + i, &level);
+		if (s && spte_is_writable(&e.fmt, s)) {
+			CHECK(false, "page %llu writable after harvest", (unsigned long long)i);
+			break;
+		}
+	}
+	env_fini(&e);
+	test_report("yield.tables_freed_while_yielded");
+}
+
 static void test_delete_and_age(void)
 {
 	struct env e;
@@ -1065,6 +1125,7 @@ int main(void)
 	test_pml_drain();
 	test_roots();
 	test_yield_equivalence();
+	test_zap_during_yield();
 	test_delete_and_age();
 	return test_failures ? 1 : 0;
 }

@@ -24,6 +24,8 @@ struct test_plat {
 	long fail_after; /* >= 0: that many more allocations succeed; -1: all do */
 	/* Called from flush_tlbs (the concurrent test waits for its vCPUs). */
 	void (*on_flush)(struct test_plat *tp);
+	/* Called from relax, i.e. while a walk has let go of mmu_lock. */
+	void (*on_relax)(struct test_plat *tp);
 	void *priv;
 };
 
@@ -77,8 +79,12 @@ static void tp_flush(void *ctx, const struct tdp_mmu_root *root)
 
 static void tp_relax(void *ctx)
 {
-	(void)ctx;
-	sched_yield();
+	struct test_plat *tp = ctx;
+
+	if (tp->on_relax)
+		tp->on_relax(tp);
+	else
+		sched_yield();
 }
 
 static void tp_log(void *ctx, enum mmu_log_level level, const char *msg, u64 a, u64 b)
