@@ -161,12 +161,29 @@ check tcp_info "$PT" -c "tcp:127.0.0.1:$port" info
 
 # --- a noisy line: one reply frame in three damaged; ptctl retransmits -----------------
 noisy=$dir/noisy.sock
-start_sim "$noisy" --poll-us 200 --corrupt-every 3 --seed 9
+start_sim "$noisy" --poll-us 200 --corrupt-every 3 --seed 9 --ram-mib 256 --writes-per-poll 2
 "$PT" --timeout 300 -c "unix:$noisy" pause >/dev/null 2>&1 || "$PT" --timeout 300 -c "unix:$noisy" pause >/dev/null 2>&1
 check noisy_mem_read "$PT" -v --timeout 300 -c "unix:$noisy" mem read 0x100000000 128K -o "$dir/n.bin"
 cp "$dir/out" "$dir/noisy.out"
 check noisy_retransmitted grep -q ' [1-9][0-9]* bad frames' "$dir/noisy.out"
 check noisy_mem_same cmp "$dir/n.bin" <(head -c 131072 "$dir/mem-1.bin")
+# A snapshot-and-clear over the noisy line: damaged DIRTY_READ replies are asked
+# again at the same page, a damaged DIRTY_SNAP reply is answered from the reply cache
+# (not harvested twice); the result is exactly the oracle.
+np() { "$PT" --timeout 300 -c "unix:$noisy" "$@"; }
+np resume >/dev/null 2>&1
+check noisy_dirty_start np dirty start --all --mode dbit
+sleep 0.5
+np pause >/dev/null 2>&1 || np pause >/dev/null 2>&1
+check noisy_dirty_get np -v dirty get --slot 0 --clear -o "$dir/nd.bin"
+check noisy_dirty_equals_oracle cmp "$dir/nd.bin" "$dir/oracle-0.bin"
+
+# --- a serial device: a pty bridged to the simulator by socat (termios raw, --baud) ---
+socat "pty,raw,echo=0,link=$dir/tty" "UNIX-CONNECT:$sock" 2>/dev/null &
+pids+=($!)
+for _ in $(seq 50); do [ -e "$dir/tty" ] && break; sleep 0.1; done
+check tty_info "$PT" -c "$dir/tty" --baud 115200 info
+status tty_bad_baud 2 "$PT" -c "$dir/tty" --baud 12345 info
 
 # --- exit statuses: usage, transport, timeout, another version ---------------------------
 status usage_none 2 "$PT"
