@@ -254,7 +254,7 @@ static int be_dirty_harvest(void *ctx, u32 id, u64 *bitmap, bool clear)
 {
 	const struct hv_slot *s = ctl_slot_of(id);
 	struct ctl_slot *cs = &ctl.slots[id];
-	bool flush = false;
+	bool flush_get = false, flush_clear = false;
 	u64 i, words;
 	int rc;
 
@@ -268,12 +268,12 @@ static int be_dirty_harvest(void *ctx, u32 id, u64 *bitmap, bool clear)
 	if (cs->mode == PROTO_DIRTY_PML && hv.vcpu->ops->pml_flush)
 		hv.vcpu->ops->pml_flush(hv.vcpu);
 	rc = tdp_mmu_get_dirty_log(hv.vm->mmu, (unsigned int)s->mmu_id, cs->scratch, words,
-				   &flush);
+				   &flush_get);
 	if (!rc && clear)
 		rc = tdp_mmu_clear_dirty_log(hv.vm->mmu, (unsigned int)s->mmu_id, 0, s->npages,
-					     cs->scratch, &flush);
+					     cs->scratch, &flush_clear);
 	/* Flush before anyone sees the bits: no write may slip past a stale TLB entry. */
-	ctl_flush_if(flush);
+	ctl_flush_if(flush_get || flush_clear);
 	if (rc)
 		return mmu_err_to_proto(rc);
 	for (i = 0; i < words; i++)
@@ -393,7 +393,7 @@ static const char *const exit_stat_names[HV_NR_EXIT_REASONS] = {
 	[HV_EXIT_ENTRY_FAILED] = "exit.entry_failed",
 	[HV_EXIT_UNKNOWN] = "exit.unknown",
 	[HV_EXIT_INTR] = "exit.intr",
-	[HV_EXIT_VINTR] = "exit.vintr",
+	[HV_EXIT_IRET] = "exit.iret",
 };
 
 static int be_stat(void *ctx, u32 index, const char **name, u64 *value)

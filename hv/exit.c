@@ -53,8 +53,8 @@ const char *hv_exit_reason_name(enum hv_exit_reason r)
 		return "unknown";
 	case HV_EXIT_INTR:
 		return "intr";
-	case HV_EXIT_VINTR:
-		return "vintr";
+	case HV_EXIT_IRET:
+		return "iret";
 	case HV_NR_EXIT_REASONS:
 		break;
 	}
@@ -366,7 +366,7 @@ void hv_handle_exit(struct vcpu *v, struct hv_exit *e)
 			skip_insn(v, 0xf4, -1, "HLT");
 		break;
 	case HV_EXIT_INTR:
-	case HV_EXIT_VINTR:
+	case HV_EXIT_IRET:
 		/* Exits taken only to poll the management port (below). */
 		break;
 	case HV_EXIT_VIRT_INSN:

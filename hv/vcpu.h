@@ -61,8 +61,8 @@ enum hv_exit_reason {
 	HV_EXIT_SHUTDOWN,  /* triple fault or shutdown */
 	HV_EXIT_ENTRY_FAILED,
 	HV_EXIT_UNKNOWN, /* an exit the backend did not ask for */
-	HV_EXIT_INTR,	 /* a physical interrupt (only while poll exits are wanted) */
-	HV_EXIT_VINTR,	 /* the guest can take interrupts again (ditto) */
+	HV_EXIT_INTR,	 /* a physical interrupt is about to reach the guest */
+	HV_EXIT_IRET,	 /* the guest returns from an interrupt (after an INTR exit) */
 	HV_NR_EXIT_REASONS,
 };
 
@@ -111,8 +111,8 @@ struct vcpu_ops {
 	/*
 	 * While `want` is true, the vCPU must exit again soon even if the
 	 * guest computes without exiting (the management port is sending):
-	 * SVM exits on the guest's next physical interrupt (HV_EXIT_INTR) and
-	 * again once it has taken it (HV_EXIT_VINTR). May be NULL.
+	 * May be NULL: SVM always exits on the guest's physical interrupts
+	 * (HV_EXIT_INTR, then HV_EXIT_IRET when its handler returns).
 	 */
 	void (*want_poll_exits)(struct vcpu *v, bool want);
 	/*

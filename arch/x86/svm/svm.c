@@ -172,6 +172,8 @@ static const char *svm_exit_name(u64 code)
 		return "INIT";
 	case SVM_EXIT_VINTR:
 		return "VINTR";
+	case SVM_EXIT_IRET:
+		return "IRET";
 	case SVM_EXIT_CPUID:
 		return "CPUID";
 	case SVM_EXIT_HLT:
@@ -266,9 +268,9 @@ static void svm_decode_exit(struct vcpu *v, struct hv_exit *e)
 			return;
 		}
 		break;
-	case SVM_EXIT_VINTR:
-		if (c->intercept_misc3 & SVM_INTERCEPT_VINTR) {
-			e->reason = HV_EXIT_VINTR;
+	case SVM_EXIT_IRET:
+		if (c->intercept_misc3 & SVM_INTERCEPT_IRET) {
+			e->reason = HV_EXIT_IRET;
 			return;
 		}
 		break;
@@ -278,36 +280,36 @@ static void svm_decode_exit(struct vcpu *v, struct hv_exit *e)
 }
 
 /*
- * Exits on demand without taking interrupts in the host (GIF stays 0):
- * intercept INTR; on that exit, stop intercepting it so the interrupt is
- * delivered to the guest at the next VMRUN, and request a virtual interrupt
- * (V_IRQ, TPR ignored) with VINTR intercepted, which exits as soon as the
- * guest can take interrupts again, i.e. after its handler returned. Then
- * INTR is intercepted again. APM 15.21 "Interrupt and LINT Virtualization".
+ * The host gets a turn on every guest interrupt, without taking interrupts
+ * itself (GIF stays 0) and without a preemption timer (SVM has none): INTR
+ * is always intercepted; after an INTR exit the next VMRUN does not
+ * intercept it, so the pending interrupt is delivered to the guest, and
+ * intercepts IRET instead, which exits when the handler returns (before the
+ * IRET executes: resuming without the intercept completes it); then INTR is
+ * intercepted again. So even a guest that computes without exiting lets the
+ * management port be polled at its timer rate (2 exits per interrupt).
+ * APM 15.21 "Interrupt and LINT Virtualization", 15.9 "Instruction
+ * Intercepts". (V_IRQ + VINTR would do the same, but QEMU 7.2 TCG aborts on
+ * it: "tcg_handle_interrupt: assertion failed: qemu_mutex_iothread_locked".)
+ * When the guest may sleep in its own HLT (guest_halt), the HLT intercept is
+ * off for that one VMRUN.
  */
 static void svm_arm_poll_exits(struct svm_vcpu *s)
 {
 	struct vmcb_control *c = &s->vmcb->control;
 
-	c->intercept_misc3 &= ~(SVM_INTERCEPT_INTR | SVM_INTERCEPT_VINTR);
+	c->intercept_misc3 &= ~(SVM_INTERCEPT_INTR | SVM_INTERCEPT_IRET);
 	c->intercept_misc3 |= SVM_INTERCEPT_HLT;
-	c->vintr &= ~(SVM_VINTR_V_IRQ | SVM_VINTR_V_IGN_TPR);
 	if (s->intr_window) {
-		c->intercept_misc3 |= SVM_INTERCEPT_VINTR;
-		c->vintr |= SVM_VINTR_V_IRQ | SVM_VINTR_V_IGN_TPR;
-	} else if (s->want_poll_exits || s->guest_halt) {
-		c->intercept_misc3 |= SVM_INTERCEPT_INTR;
+		c->intercept_misc3 |= SVM_INTERCEPT_IRET;
+		return;
 	}
-	if (s->guest_halt && !s->intr_window)
+	c->intercept_misc3 |= SVM_INTERCEPT_INTR;
+	if (s->guest_halt)
 		c->intercept_misc3 &= ~SVM_INTERCEPT_HLT;
 }
 
 static void svm_halt_in_guest(struct vcpu *v) { to_svm(v)->guest_halt = true; }
-
-static void svm_want_poll_exits(struct vcpu *v, bool want)
-{
-	to_svm(v)->want_poll_exits = want;
-}
 
 /*
  * EXITINTINFO as EVENTINJ. QEMU TCG (7.2, seg_helper.c do_interrupt_all)
@@ -376,15 +378,11 @@ static void svm_run(struct vcpu *v, struct hv_exit *e)
 		vmcb->control.event_inj = svm_reinjectable(vmcb->control.exit_int_info);
 	svm_sync_ctrl(v);
 	svm_decode_exit(v, e);
-	/*
-	 * After an INTR exit the interrupt is still pending: the next VMRUN,
-	 * without the INTR intercept, delivers it. Only a wanted poll exit
-	 * needs VINTR to come back once the guest has taken it.
-	 */
+	/* After an INTR exit the interrupt is still pending: see svm_arm_poll_exits. */
 	s->guest_halt = false;
-	if (e->reason == HV_EXIT_INTR && s->want_poll_exits)
+	if (e->reason == HV_EXIT_INTR)
 		s->intr_window = true;
-	else if (e->reason == HV_EXIT_VINTR)
+	else if (e->reason == HV_EXIT_IRET)
 		s->intr_window = false;
 }
 
@@ -431,7 +429,6 @@ static const struct vcpu_ops svm_vcpu_ops = {
 	.set_efer = svm_set_efer,
 	.flush_tlb = svm_flush_tlb,
 	.set_tdp_root = svm_set_tdp_root,
-	.want_poll_exits = svm_want_poll_exits,
 	.halt_in_guest = svm_halt_in_guest,
 };
 

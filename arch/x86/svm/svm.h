@@ -23,8 +23,7 @@ struct svm_vcpu {
 	u8 *iopm;
 	u8 *msrpm;
 	bool tlb_flush_pending;
-	bool want_poll_exits;
-	/* INTR exit seen: the interrupt goes to the guest, VINTR tells us it took it. */
+	/* INTR exit seen: the interrupt goes to the guest, IRET tells us it returned. */
 	bool intr_window;
 	/* The next VMRUN lets the guest's HLT run, with INTR intercepted. */
 	bool guest_halt;
