@@ -142,9 +142,11 @@ static bool rearm_gfn_range(struct tdp_op *op, struct tdp_mmu_root *root,
 
 /*
  * Re-arm the 4 KiB leaves of the pages gfn + i for each bit i of @mask (seed:
- * clear_dirty_pt_masked). @gfn is 64-aligned, so the 64 pages share one 4 KiB
- * table: walk down to it once, then handle the bits. Huge leaves are skipped:
- * in a logged slot they are write-protected until split.
+ * clear_dirty_pt_masked). @gfn is where the slot's bitmap word starts, so it
+ * is 64-aligned only if the slot's base is: the 64 pages may span two 4 KiB
+ * tables. The walk visits the leaf tables over [gfn + first bit, gfn + 64)
+ * and handles, in each, the bits that fall inside it. Huge leaves are
+ * skipped: in a logged slot they are write-protected until split.
  */
 static bool clear_dirty_pt_masked(struct tdp_op *op, struct tdp_mmu_root *root,
 				  const struct tdp_memslot *slot, gfn_t gfn, u64 mask,
@@ -153,24 +155,31 @@ static bool clear_dirty_pt_masked(struct tdp_op *op, struct tdp_mmu_root *root,
 	struct tdp_iter iter;
 	bool changed = false;
 
-	PT_ASSERT(!(gfn % 64));
 	tdp_for_each_pte(iter, op, root, gfn + (u64)__builtin_ctzll(mask), gfn + 64)
 	{
+		gfn_t table_end;
+		u64 lo, hi, in_table, m;
 		u64 *pt;
-		unsigned int base;
 
+		if (!mask)
+			break;
 		if (iter.level > TDP_LEVEL_4K)
 			continue;
+		/* Bits lo..hi-1 are the pages of this table from iter.gfn on. */
+		table_end = tdp_gfn_round_for_level(iter.gfn, TDP_LEVEL_2M) + SPTE_ENT_PER_PAGE;
+		lo = iter.gfn - gfn;
+		hi = table_end - gfn < 64 ? table_end - gfn : 64;
+		PT_ASSERT(iter.gfn >= gfn && lo < hi);
+		in_table = (hi - lo == 64 ? ~0ull : ((1ull << (hi - lo)) - 1)) << lo;
 		pt = iter.pt_path[0];
-		base = tdp_spte_index(gfn, TDP_LEVEL_4K);
-		while (mask) {
-			unsigned int bit = (unsigned int)__builtin_ctzll(mask);
+		for (m = mask & in_table; m; m &= m - 1) {
+			gfn_t g = gfn + (u64)__builtin_ctzll(m);
 
-			changed |= tdp_rearm_one(op, slot, &pt[base + bit], gfn + bit, TDP_LEVEL_4K,
-						 how, NULL);
-			mask &= mask - 1;
+			changed |= tdp_rearm_one(op, slot, &pt[tdp_spte_index(g, TDP_LEVEL_4K)], g,
+						 TDP_LEVEL_4K, how, NULL);
 		}
-		break;
+		mask &= ~in_table;
+		tdp_iter_skip_to_index(&iter, tdp_spte_index(gfn + hi - 1, TDP_LEVEL_4K));
 	}
 	return changed;
 }

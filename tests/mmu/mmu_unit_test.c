@@ -741,6 +741,54 @@ static void test_dbit_unaligned(void)
 	test_report("dirty.dbit.unaligned_slot_bits");
 }
 
+/*
+ * Re-arming by mask on a slot whose base is not 64-aligned: a bitmap word then
+ * covers pages of two 4 KiB tables (reported by dirty-oracle: a harvest that
+ * re-armed the wrong entries would leave reported pages writable).
+ */
+static void test_rearm_unaligned(enum tdp_dirty_mode mode, u64 log_flags, const char *name)
+{
+	struct env e;
+	bool flush;
+	gfn_t base = 0x2000 + 37;
+	u64 n = 2000, i, s, words = tdp_dirty_bitmap_words(n);
+	u64 mask[64];
+	int id, bad = 0;
+
+	env_init(&e, SPTE_FMT_EPT_AD);
+	id = tdp_mmu_set_memslot(&e.mmu, AS, base, n, base, &ram_2m, 0);
+	tdp_mmu_map_range(&e.mmu, AS, base, n, &flush);
+	CHECK(tdp_mmu_enable_dirty_logging(&e.mmu, id, mode, log_flags, bitmap, &flush) == MMU_OK,
+	      "enable");
+	flushed(&e, flush);
+	for (i = 0; i < n; i++)
+		cpu_write(&e, base + i);
+	get_log(&e, id, &flush);
+	CHECK(popcount_bm(out, words) == n, "all %llu pages reported (%llu)", (unsigned long long)n,
+	      (unsigned long long)popcount_bm(out, words));
+	if (log_flags & TDP_LOG_MANUAL_PROTECT) {
+		memset(mask, 0xff, sizeof(mask));
+		CHECK(tdp_mmu_clear_dirty_log(&e.mmu, id, 0, n, mask, &flush) == MMU_OK, "CLEAR");
+		flushed(&e, flush);
+	}
+	for (i = 0; i < n && bad < 3; i++) {
+		s = leaf_of(&e, base + i, NULL);
+		if (mode == TDP_DIRTY_WP ? spte_is_writable(&e.fmt, s)
+					 : (s & e.fmt.dirty_mask) != 0) {
+			CHECK(false, "page %#llx (bit %llu) not re-armed",
+			      (unsigned long long)(base + i), (unsigned long long)i);
+			bad++;
+		}
+	}
+	/* and a write after the re-arm is seen again */
+	cpu_write(&e, base + 475);
+	cpu_write(&e, base + 476);
+	get_log(&e, id, &flush);
+	CHECK(test_bit(out, 475) && test_bit(out, 476), "writes across the table boundary");
+	env_fini(&e);
+	test_report(name);
+}
+
 static void test_pml_mode(void)
 {
 	struct env e;
@@ -1119,6 +1167,10 @@ int main(void)
 	test_dbit(SPTE_FMT_EPT_AD);
 	test_dbit(SPTE_FMT_NPT);
 	test_dbit_unaligned();
+	test_rearm_unaligned(TDP_DIRTY_WP, 0, "dirty.wp.unaligned_slot_rearm");
+	test_rearm_unaligned(TDP_DIRTY_WP, TDP_LOG_MANUAL_PROTECT, "dirty.wp.unaligned_slot_clear");
+	test_rearm_unaligned(TDP_DIRTY_DBIT, TDP_LOG_MANUAL_PROTECT,
+			     "dirty.dbit.unaligned_slot_clear");
 	test_pml_mode();
 	test_manual();
 	test_split_collapse();
