@@ -23,4 +23,8 @@ pt_run_dir isolation-nohv
 PT_QEMU_TIMEOUT=120 pt_qemu_start --com1-socket --no-hv --kernel-args 'iomem=relaxed nopat'
 python3 tests/qemu/isolation.py "$RUN_DIR" 110 negative || true
 pt_qemu_wait
+# Control for linux.com2_not_offered (test_linux_boot.sh): without the hypervisor Linux
+# does find the UART at 0x2F8.
+pt_check isolation.negative_control_linux_finds_com2_without_hv "(no 'ttyS1 at I/O 0x2f8' without the hv)" \
+	pt_has "$RUN_DIR/com1.log" "ttyS[0-9]+ at I/O 0x2f8"
 pt_finish
