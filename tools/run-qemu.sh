@@ -80,7 +80,13 @@ hv_path='\EFI\pagetrail\pagetrail.efi'
 if [ -z "$boot_cfg" ]; then
 	case "$mode" in
 	linux) boot_cfg="$default_line$kernel_args" ;;
-	linux-nohv) boot_cfg="${default_line#"$hv_path "}$kernel_args" ;;
+	linux-nohv)
+		if [[ $default_line != "$hv_path "* ]]; then
+			echo "run-qemu: boot.cfg does not start with $hv_path: cannot drop it" >&2
+			exit 1
+		fi
+		boot_cfg="${default_line#"$hv_path "}$kernel_args"
+		;;
 	probe) boot_cfg="$hv_path \\EFI\\tests\\probe.efi" ;;
 	esac
 fi
