@@ -77,6 +77,7 @@ struct cfg {
 	u64 seed;
 	int drop_flush_at; /* harvest whose final flush is dropped; 0: none */
 	int sync_one_in;   /* threaded: a round parks the writers with chance 1/n */
+	int invalidate_one_in; /* a harvest first invalidates the roots, chance 1/n */
 	bool nomem;        /* make eager splitting run out of memory */
 	bool keep_offset;  /* PML logs the GPA with its page offset (Bochs) */
 	u32 yield_every;   /* mmu walks' batch; 0: random small */
@@ -118,7 +119,7 @@ struct test {
 	u64 rng;
 	/* results */
 	atomic_long bad_translation, errors, pml_unlogged;
-	u64 lost, extra, harvests, flush_calls;
+	u64 lost, extra, harvests, flush_calls, invalidations;
 	gfn_t lost_gfn;
 	u64 lost_round;
 	char err[512];
@@ -191,6 +192,18 @@ static void reload_root(struct test *t, int id)
 	if (vs->root)
 		tdp_mmu_put_root(&t->mmu, vs->root);
 	vs->root = root;
+}
+
+static bool on_root_ok(struct hw_vcpu *v, void *ctx)
+{
+	struct test *t = ctx;
+
+	return tdp_mmu_root_is_valid(t->vs[v->id].root);
+}
+
+static void on_reload(struct hw_vcpu *v, void *ctx)
+{
+	reload_root(ctx, v->id);
 }
 
 static int on_fault(struct hw_vcpu *v, const struct hw_fault *f, void *ctx)
@@ -297,8 +310,6 @@ static int write_one(struct test *t, int id, gfn_t gfn, bool logged)
 	u64 stamp = atomic_load(&t->round);
 	int ret;
 
-	if (vs->root && !tdp_mmu_root_is_valid(vs->root))
-		reload_root(t, id);
 	/* Now and then read a page first: a clean (D = 0) or read-only
 	 * translation in the TLB that a later write must not trust. */
 	if (r % 8 == 0) {
@@ -470,6 +481,34 @@ static void unpark_writers(struct test *t)
 
 /* ---- harvests ---- */
 
+/* Debugging aid (PT_MODEL_DEBUG=1): every root's entries for @gfn. */
+static void dump_page(struct test *t, gfn_t gfn, u64 k, u64 m)
+{
+	fprintf(stderr, "lost: gfn %#" PRIx64 " harvest %" PRIu64 " stamps %#" PRIx64
+		" prev_sync %d bitmap now %d\n",
+		gfn, k, m, t->prev_sync, test_bit_le(t->bitmap, gfn - t->base));
+	for (int r = 0; r < TDP_MMU_MAX_ROOTS; r++) {
+		struct tdp_mmu_root *root = &t->mmu.roots[r];
+
+		if (!root->in_use)
+			continue;
+		fprintf(stderr, "  root %d valid %d refs %u:", r, root->valid, root->refcount);
+		u64 *table = root->pt;
+		for (int level = 4; level >= 1 && table; level--) {
+			u64 e = table[hw_index(gfn_to_gpa(gfn), level)];
+
+			fprintf(stderr, " L%d=%#" PRIx64, level, e);
+			if (level == 1 || (e & HW_EPT_PS) || !e)
+				break;
+			table = model_hpa_to_table(e & HW_ADDR_MASK);
+		}
+		fprintf(stderr, "\n");
+	}
+	for (int i = 0; i < t->c.nr_vcpus; i++)
+		fprintf(stderr, "  vcpu %d root hpa %#" PRIx64 "\n", i,
+			(u64)atomic_load(&t->hw.vcpus[i].root_hpa));
+}
+
 static void flush_if(struct test *t, bool flush, bool last)
 {
 	if (!flush)
@@ -490,6 +529,15 @@ static void harvest_and_check(struct test *t, bool sync)
 	bool flush = false;
 	int ret;
 
+	/* Now and then replace the roots under the running vCPUs (as a memslot
+	 * change does): they reload at their next entry, the old root goes at
+	 * its last put, the new one fills by faults. */
+	if (t->c.invalidate_one_in && rnd64(&t->rng) % t->c.invalidate_one_in == 0) {
+		tdp_mmu_invalidate_roots(&t->mmu, LOG_AS);
+		for (int i = 0; i < t->c.nr_vcpus; i++)
+			hw_vcpu_kick(&t->hw.vcpus[i]);
+		t->invalidations++;
+	}
 	if (t->c.mode == TDP_DIRTY_PML)
 		for (int i = 0; i < t->c.nr_vcpus; i++)
 			hw_pml_drain(&t->hw.vcpus[i], drain, t);
@@ -536,6 +584,8 @@ static void harvest_and_check(struct test *t, bool sync)
 
 		if (m & bk) {
 			if (!in_k && !in_prev) {
+				if (!t->lost && getenv("PT_MODEL_DEBUG"))
+					dump_page(t, t->base + i, k, m);
 				if (!t->lost) {
 					t->lost_gfn = t->base + i;
 					t->lost_round = k;
@@ -710,6 +760,17 @@ static void run_cycle(struct test *t, u64 baseline)
 	for (int i = 0; i < t->c.nr_vcpus; i++)
 		write_round(t, i);
 #endif
+	/* After a root change the new root holds only what faults mapped:
+	 * map everything again (huge pages where possible) to compare. */
+	if (t->invalidations) {
+		bool f = false;
+		int r1 = tdp_mmu_map_range(&t->mmu, LOG_AS, t->base, t->npages, &f);
+		int r2 = tdp_mmu_map_range(&t->mmu, LOG_AS, t->ubase, t->unpages, &f);
+
+		if (r1 || r2)
+			fail(t, "map_range after logging: %d %d", r1, r2);
+		flush_if(t, f, false);
+	}
 	long pages = atomic_load(&t->plat.pages);
 	if ((u64)pages != baseline)
 		fail(t, "%ld page-table pages after logging stopped, %" PRIu64 " before it started",
@@ -725,6 +786,8 @@ static bool run_group(const struct cfg *c, const char *prefix, bool expect_loss)
 		.pml_full = drain,
 		.store = on_store,
 		.misconfig = on_misconfig,
+		.root_ok = on_root_ok,
+		.reload = on_reload,
 	};
 	char name[160];
 	bool ok;
@@ -826,9 +889,9 @@ static bool run_group(const struct cfg *c, const char *prefix, bool expect_loss)
 		 "harvests=%" PRIu64 " writes=%" PRIu64 " tlb_hits=%" PRIu64 " faults=%" PRIu64
 		 " tlb_faults=%" PRIu64 " pml_full=%" PRIu64 " splits=%" PRIu64
 		 " collapses=%" PRIu64 " lost=%" PRIu64 " extra=%" PRIu64
-		 " flushes_dropped=%d cpu=%.2fs",
+		 " flushes_dropped=%d invalidations=%" PRIu64 " cpu=%.2fs",
 		 t->harvests, w, hits, faults, sp, pmlfull, st.splits, st.collapses, t->lost,
-		 t->extra, atomic_load(&t->hw.flushes_dropped), secs);
+		 t->extra, atomic_load(&t->hw.flushes_dropped), t->invalidations, secs);
 
 	if (expect_loss) {
 		/* The checker must have caught the page the dropped flush lost. */
@@ -915,7 +978,12 @@ int main(int argc, char **argv)
 						.rounds = 12,
 						.writes_per_round = 300,
 						.sync_one_in = 3,
+						/* Root replacement under running vCPUs during a
+						 * harvest: PT_MODEL_INVALIDATE=1 until mmu/
+						 * covers roots created mid-harvest (NOTES.md). */
+						.invalidate_one_in = getenv("PT_MODEL_INVALIDATE") ? 6 : 0,
 #else
+						.invalidate_one_in = 5,
 						.nr_vcpus = 3,
 						.rounds = 8,
 						.writes_per_round = 200,
@@ -928,6 +996,15 @@ int main(int argc, char **argv)
 					/* One group in three runs eager splitting out of
 					 * memory: the write fault must split instead. */
 					c.nomem = size > 1 && seed % 3 == 0;
+					const char *only = getenv("PT_MODEL_ONLY");
+					char nm[96];
+
+					snprintf(nm, sizeof(nm), "%s.%s.%s.%s.s%" PRIu64,
+						 fmt_name(c.hwfmt), mode_name(c.mode),
+						 size_name(c.size_level), variant_name(c.log_flags),
+						 c.seed);
+					if (only && !strstr(nm, only))
+						continue;
 					failed += !run_group(&c, MODEL_THREADED ? "mt" : "seq", false);
 				}
 			}

@@ -185,6 +185,14 @@ void hw_flush_root(struct hw_machine *m, hpa_t root_hpa)
 	}
 }
 
+void hw_vcpu_kick(struct hw_vcpu *v)
+{
+	if (hw_cur_vcpu == v)
+		return;
+	pthread_mutex_lock(&v->guest_mode);
+	pthread_mutex_unlock(&v->guest_mode);
+}
+
 void hw_vcpu_set_root(struct hw_vcpu *v, hpa_t root_hpa)
 {
 	guest_enter(v);
@@ -420,6 +428,14 @@ int hw_access(struct hw_vcpu *v, gpa_t gpa, enum hw_access acc, u64 value)
 	v->n_access++;
 	for (;;) {
 		guest_enter(v);
+		if (m->h.root_ok && !m->h.root_ok(v, m->h.ctx)) {
+			guest_exit(v);
+			v->n_reload++;
+			m->h.reload(v, m->h.ctx);
+			if (++exits > HW_MAX_EXITS)
+				return -ELOOP;
+			continue;
+		}
 		struct hw_tlb_entry *e = tlb_lookup(v, gpa_to_gfn(gpa));
 
 		if (e) {

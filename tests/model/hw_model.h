@@ -91,7 +91,7 @@ struct hw_vcpu {
 	u64 rng;
 	/* statistics (read after the threads joined) */
 	u64 n_access, n_tlb_hit, n_walk, n_fault, n_spurious_fault, n_pml_full,
-		n_pml_logged, n_ad_race, n_flush;
+		n_pml_logged, n_ad_race, n_flush, n_reload;
 };
 
 /* Callbacks of the test. Each returns 0 to retry the access, else an error
@@ -105,6 +105,12 @@ struct hw_handlers {
 	int (*pml_full)(struct hw_vcpu *v, const u64 *buf, u16 index, void *ctx);
 	/* The store itself: the test checks hpa against the gfn it expects. */
 	void (*store)(struct hw_vcpu *v, gpa_t gpa, hpa_t hpa, u64 value, void *ctx);
+	/* VM entry check, called in guest mode before every attempt (KVM checks
+	 * its requests with vcpu->mode == IN_GUEST_MODE): false if the vCPU's
+	 * root was invalidated; then reload() runs outside guest mode and the
+	 * access starts again. Both may be NULL. */
+	bool (*root_ok)(struct hw_vcpu *v, void *ctx);
+	void (*reload)(struct hw_vcpu *v, void *ctx);
 	/* Called on the entry-level bug the hardware would report (misconfig). */
 	void (*misconfig)(struct hw_vcpu *v, const struct hw_fault *f, void *ctx);
 	void *ctx;
@@ -151,6 +157,11 @@ void hw_flush_vcpu(struct hw_vcpu *v);
 void hw_flush_root(struct hw_machine *m, hpa_t root_hpa);
 /* Load a new root into @v (a new EPTP / nCR3: its cached translations go). */
 void hw_vcpu_set_root(struct hw_vcpu *v, hpa_t root_hpa);
+
+/* Wait until @v is out of guest mode (an IPI that KVM's
+ * kvm_make_all_cpus_request waits for): after it, @v re-checks root_ok before
+ * its next guest access. */
+void hw_vcpu_kick(struct hw_vcpu *v);
 
 /* Drain v's PML buffer from another thread, as KVM kicks the vCPUs before a
  * harvest: takes pml_lock and guest_mode, copies the buffer and its index into
