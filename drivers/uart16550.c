@@ -31,7 +31,7 @@ bool uart_init(struct uart16550 *u, u16 base, u32 baud)
 	uart_out(u, UART_RBR_THR, (u8)div);
 	uart_out(u, UART_IER, (u8)(div >> 8));
 	uart_out(u, UART_LCR, UART_LCR_8N1);
-	uart_out(u, UART_IIR_FCR, UART_FCR_ENABLE_CLEAR);
+	uart_out(u, UART_IIR_FCR, UART_FCR_ENABLE_CLEAR_TRIG14);
 	uart_out(u, UART_MCR, UART_MCR_DTR_RTS_OUT2);
 	return true;
 }
