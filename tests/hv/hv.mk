@@ -24,3 +24,5 @@ $(BUILD)/hv/triple_fault.efi: $(BUILD)/hv/triple_fault.so
 
 TEST_DEPS += $(BUILD)/hv/triple_fault.efi $(BUILD)/pagetrail.efi
 TEST_SCRIPTS += tests/hv/test_shell_and_fault.sh
+TEST_DEPS += $(BUILD)/ptctl
+TEST_SCRIPTS += tests/hv/test_smp_refusal.sh
