@@ -332,6 +332,23 @@ static u64 svm_reinjectable(u64 info)
 	return info;
 }
 
+/* VMEXIT_INVALID: the state VMRUN's consistency checks saw, for the report. */
+static void svm_log_refused_vmcb(const struct vmcb *vmcb)
+{
+	const struct vmcb_control *c = &vmcb->control;
+	const struct vmcb_save *g = &vmcb->save;
+
+	hv_log("svm: VMRUN refused the VMCB: event_inj=0x%lx vintr=0x%lx intercepts=0x%x/0x%x "
+	       "cr3=0x%lx n_cr3=0x%lx rflags=0x%lx",
+	       c->event_inj, c->vintr, c->intercept_misc3, c->intercept_misc4, g->cr3, c->n_cr3,
+	       g->rflags);
+	hv_log("svm: efer=0x%lx cr0=0x%lx cr4=0x%lx dr6=0x%lx dr7=0x%lx cs=0x%x/0x%x ss=0x%x/0x%x "
+	       "cpl=%u tlb_control=%u asid=%u exit_int_info=0x%lx",
+	       g->efer, g->cr0, g->cr4, g->dr6, g->dr7, g->cs.selector, g->cs.attrib,
+	       g->ss.selector, g->ss.attrib, g->cpl, c->tlb_control, c->guest_asid,
+	       c->exit_int_info);
+}
+
 static void svm_run(struct vcpu *v, struct hv_exit *e)
 {
 	struct svm_vcpu *s = to_svm(v);
@@ -355,19 +372,7 @@ static void svm_run(struct vcpu *v, struct hv_exit *e)
 	v->rip = vmcb->save.rip;
 	v->rflags = vmcb->save.rflags;
 	if ((u32)vmcb->control.exit_code == SVM_EXIT_INVALID_32)
-		hv_log("svm: VMRUN refused the VMCB: event_inj=0x%lx vintr=0x%lx "
-		       "intercepts=0x%x/0x%x cr3=0x%lx n_cr3=0x%lx rflags=0x%lx",
-		       vmcb->control.event_inj, vmcb->control.vintr,
-		       vmcb->control.intercept_misc3, vmcb->control.intercept_misc4,
-		       vmcb->save.cr3, vmcb->control.n_cr3, vmcb->save.rflags);
-	if ((u32)vmcb->control.exit_code == SVM_EXIT_INVALID_32)
-		hv_log("svm: efer=0x%lx cr0=0x%lx cr4=0x%lx dr6=0x%lx dr7=0x%lx cs=0x%x/0x%x "
-		       "ss=0x%x/0x%x cpl=%u tlb_control=%u asid=%u exit_int_info=0x%lx",
-		       vmcb->save.efer, vmcb->save.cr0, vmcb->save.cr4, vmcb->save.dr6,
-		       vmcb->save.dr7, vmcb->save.cs.selector, vmcb->save.cs.attrib,
-		       vmcb->save.ss.selector, vmcb->save.ss.attrib, vmcb->save.cpl,
-		       vmcb->control.tlb_control, vmcb->control.guest_asid,
-		       vmcb->control.exit_int_info);
+		svm_log_refused_vmcb(vmcb);
 	vmcb->control.event_inj = 0;
 	/*
 	 * APM 15.7.2 "Intercepts During IDT Interrupt Delivery": an exit taken
