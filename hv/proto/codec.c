@@ -17,37 +17,86 @@ struct bm_cost {
 	u32 nr_runs;
 };
 
-static void bm_measure(const u64 *bm, u64 first, u32 n, struct bm_cost *c)
+/* Up to 64 bits of bm from bit pos on (k <= 64 of them, the rest 0); reads no word past them. */
+static inline u64 bm_bits(const u64 *bm, u64 pos, u32 k)
+{
+	u64 w = pos / 64, sh = pos % 64, v = bm[w] >> sh;
+
+	if (sh && k > 64 - sh)
+		v |= bm[w + 1] << (64 - sh);
+	return k < 64 ? v & ((1ull << k) - 1) : v;
+}
+
+/*
+ * One walk, 64 pages at a time, serves both the measure (outputs NULL) and the
+ * encoders (one output set): run lengths from the transitions and deltas from
+ * the set bits, found with count-trailing-zeros, so that a sparse or clustered
+ * block costs a few word operations rather than 4096 bit tests.
+ */
+static void bm_walk(const u64 *bm, u64 first, u32 n, struct bm_cost *c, struct proto_buf *runs,
+		    struct proto_buf *deltas)
 {
 	u32 prev_set = 0, run = 0, delta_bytes = 0, run_bytes = 0;
 	bool have_prev = false, cur = false;
 
 	c->nr_runs = 0;
 	c->set = 0;
-	for (u32 i = 0; i < n; i++) {
-		bool bit = proto_test_bit(bm, first + i);
+	for (u32 i = 0; i < n; i += 64) {
+		u32 k = n - i < 64 ? n - i : 64, done = 0;
+		u64 v = bm_bits(bm, first + i, k), x = v;
 
-		if (bit) {
-			delta_bytes += proto_varint_len(have_prev ? i - prev_set - 1 : i);
-			prev_set = i;
+		while (x) {
+			u32 t = (u32)__builtin_ctzll(x), idx = i + t;
+			u32 d = have_prev ? idx - prev_set - 1 : idx;
+
+			delta_bytes += proto_varint_len(d);
+			if (deltas)
+				proto_put_varint(deltas, d);
+			prev_set = idx;
 			have_prev = true;
 			c->set++;
+			x &= x - 1;
 		}
-		if (bit != cur) {
+		while (done < k) {
+			/* Ones where the page differs from the current run. */
+			u64 diff = (cur ? ~v : v) >> done;
+			u32 t;
+
+			if (k - done < 64)
+				diff &= (1ull << (k - done)) - 1;
+			if (!diff) {
+				run += k - done;
+				break;
+			}
+			t = (u32)__builtin_ctzll(diff);
+			run += t;
 			run_bytes += proto_varint_len(run);
+			if (runs)
+				proto_put_varint(runs, run);
 			c->nr_runs++;
 			run = 0;
-			cur = bit;
+			cur = !cur;
+			done += t;
 		}
-		run++;
 	}
 	/* A trailing set run is written; a trailing clear run is implied. */
 	if (cur) {
 		run_bytes += proto_varint_len(run);
+		if (runs)
+			proto_put_varint(runs, run);
 		c->nr_runs++;
 	}
 	c->deltas = proto_varint_len(c->set) + delta_bytes;
 	c->runs = proto_varint_len(c->nr_runs) + run_bytes;
+}
+
+/* True when pages [first, first+n) are all clean: a word at a time. */
+static bool bm_range_empty(const u64 *bm, u64 first, u32 n)
+{
+	for (u32 i = 0; i < n; i += 64)
+		if (bm_bits(bm, first + i, n - i < 64 ? n - i : 64))
+			return false;
+	return true;
 }
 
 bool proto_bitmap_encode_block(struct proto_buf *b, const u64 *bm, u64 first, u32 n)
@@ -58,21 +107,23 @@ bool proto_bitmap_encode_block(struct proto_buf *b, const u64 *bm, u64 first, u3
 
 	if (n == 0 || n > PROTO_BITMAP_BLOCK || b->err)
 		return false;
-	bm_measure(bm, first, n, &c);
-	if (c.set == 0) {
-		enc = PROTO_BM_EMPTY;
-		best = 0;
-	} else {
-		enc = PROTO_BM_RAW;
-		best = raw;
-		if (c.deltas < best) {
-			enc = PROTO_BM_DELTAS;
-			best = c.deltas;
-		}
-		if (c.runs < best) {
-			enc = PROTO_BM_RUNS;
-			best = c.runs;
-		}
+	/* The common case of a sparse log, without the walk. */
+	if (bm_range_empty(bm, first, n)) {
+		if (!proto_wbuf_room(b))
+			return false;
+		proto_put_u8(b, PROTO_BM_EMPTY);
+		return true;
+	}
+	bm_walk(bm, first, n, &c, NULL, NULL);
+	enc = PROTO_BM_RAW;
+	best = raw;
+	if (c.deltas < best) {
+		enc = PROTO_BM_DELTAS;
+		best = c.deltas;
+	}
+	if (c.runs < best) {
+		enc = PROTO_BM_RUNS;
+		best = c.runs;
 	}
 	if (1 + best > proto_wbuf_room(b))
 		return false;
@@ -82,48 +133,22 @@ bool proto_bitmap_encode_block(struct proto_buf *b, const u64 *bm, u64 first, u3
 	case PROTO_BM_EMPTY:
 		break;
 	case PROTO_BM_RAW:
-		for (u32 byte = 0; byte < raw; byte++) {
-			u8 v = 0;
+		for (u32 i = 0; i < n; i += 64) {
+			u32 k = n - i < 64 ? n - i : 64;
+			u64 v = bm_bits(bm, first + i, k);
 
-			for (u32 bit = 0; bit < 8 && byte * 8 + bit < n; bit++)
-				if (proto_test_bit(bm, first + byte * 8 + bit))
-					v |= (u8)(1u << bit);
-			proto_put_u8(b, v);
+			for (u32 byte = 0; byte * 8 < k; byte++)
+				proto_put_u8(b, (u8)(v >> (8 * byte)));
 		}
 		break;
-	case PROTO_BM_DELTAS: {
-		u32 prev = 0;
-		bool have_prev = false;
-
+	case PROTO_BM_DELTAS:
 		proto_put_varint(b, c.set);
-		for (u32 i = 0; i < n; i++) {
-			if (!proto_test_bit(bm, first + i))
-				continue;
-			proto_put_varint(b, have_prev ? i - prev - 1 : i);
-			prev = i;
-			have_prev = true;
-		}
+		bm_walk(bm, first, n, &c, NULL, b);
 		break;
-	}
-	case PROTO_BM_RUNS: {
-		u32 run = 0;
-		bool cur = false;
-
+	case PROTO_BM_RUNS:
 		proto_put_varint(b, c.nr_runs);
-		for (u32 i = 0; i < n; i++) {
-			bool bit = proto_test_bit(bm, first + i);
-
-			if (bit != cur) {
-				proto_put_varint(b, run);
-				run = 0;
-				cur = bit;
-			}
-			run++;
-		}
-		if (cur)
-			proto_put_varint(b, run);
+		bm_walk(bm, first, n, &c, b, NULL);
 		break;
-	}
 	}
 	return !b->err;
 }
