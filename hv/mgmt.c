@@ -551,8 +551,15 @@ static int cmd_dirty_clear(struct mgmt *m, struct proto_buf *req, struct proto_b
 			return (int)done;
 		total += (u64)done;
 	}
-	for (u64 i = first; i < end; i++)
-		snap[i / 64] &= ~(1ull << (i % 64));
+	for (u64 w = first / 64; w * 64 < end; w++) {
+		u64 bits = ~0ull;
+
+		if (w * 64 < first)
+			bits &= ~0ull << (first - w * 64);
+		if (end - w * 64 < 64)
+			bits &= (1ull << (end - w * 64)) - 1;
+		snap[w] &= ~bits;
+	}
 	proto_put_varint(out, total);
 	return 0;
 }
