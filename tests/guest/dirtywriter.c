@@ -1,0 +1,200 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * pt-dirtywriter: the in-guest workload of the dirty-logging oracle test and bench
+ * (tests/qemu/test_dirty_oracle.sh, issue 5). A static Linux program for the busybox
+ * initramfs.
+ *
+ *   pt-dirtywriter [--pattern random|seq|hot] [--mib N] [--hot-pages N] [--seconds S]
+ *                  [--seed N] [--nap-ms N]
+ *
+ * It maps N MiB of anonymous memory (populated up front, so that the measured loop takes
+ * no guest page faults), then stores into one page after another until S seconds have
+ * passed (0: forever; the test kills it). Every store writes a value never written before
+ * (a 64-bit sequence number) at the start of the page, so every page the writer touches
+ * in a round really changes content: the host's oracle (QMP pmemsave, diffed per 4 KiB
+ * page) sees every such page, and each one must be in the dirty bitmap.
+ *
+ * --nap-ms N: after every N ms of stores, sleep 1 ms (0, the default: never). A guest
+ * that sleeps halts, and a halt is an exit: see tests/qemu/dirty_oracle.py on why the
+ * oracle uses it (the hypervisor polls its management port only on exits).
+ *
+ * Patterns:
+ *   random  uniformly random pages of the buffer (xorshift64*)
+ *   seq     a sweep over the buffer, page after page, wrapping around
+ *   hot     9 stores of 10 into a hot set of --hot-pages pages (default 64), the rest
+ *           uniformly random over the buffer
+ *
+ * It prints one line when it is ready (after populating) and one at the end (after S
+ * seconds, or on SIGTERM/SIGINT):
+ *   dirtywriter: ready pattern=P pages=N
+ *   dirtywriter: pattern=P pages=N stores=K seconds=T rate=R
+ * R is stores per second: the throughput that the bench compares with logging off, wp
+ * and dbit. The clock is read every 1024 stores.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+
+#define PAGE 4096u
+#define CLOCK_EVERY 1024u
+
+enum pattern { PAT_RANDOM, PAT_SEQ, PAT_HOT };
+
+static const char *const pattern_names[] = {"random", "seq", "hot"};
+
+static volatile sig_atomic_t stop;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	stop = 1;
+}
+
+static double now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static uint64_t xorshift64s(uint64_t *s)
+{
+	uint64_t x = *s;
+
+	x ^= x >> 12;
+	x ^= x << 25;
+	x ^= x >> 27;
+	*s = x;
+	return x * 0x2545f4914f6cdd1dull;
+}
+
+static int usage(void)
+{
+	fprintf(stderr, "usage: pt-dirtywriter [--pattern random|seq|hot] [--mib N] "
+			"[--hot-pages N] [--seconds S] [--seed N] [--nap-ms N]\n");
+	return 2;
+}
+
+static int parse_ul(const char *s, unsigned long *out)
+{
+	char *end;
+
+	if (!s || !*s)
+		return -1;
+	errno = 0;
+	*out = strtoul(s, &end, 0);
+	return (errno || *end) ? -1 : 0;
+}
+
+static void report(enum pattern pat, uint64_t pages, uint64_t stores, double secs)
+{
+	printf("dirtywriter: pattern=%s pages=%llu stores=%llu seconds=%.3f rate=%.0f\n",
+	       pattern_names[pat], (unsigned long long)pages, (unsigned long long)stores, secs,
+	       secs > 0 ? (double)stores / secs : 0.0);
+	fflush(stdout);
+}
+
+int main(int argc, char **argv)
+{
+	enum pattern pat = PAT_RANDOM;
+	unsigned long mib = 64, hot_pages = 64, seconds = 0, seed = 0x9e3779b97f4a7c15ul;
+	unsigned long nap_ms = 0;
+	uint64_t pages, i, rng, seqno = 1, stores = 0, sweep = 0;
+	double start, t, last_nap;
+	unsigned char *buf;
+	int a;
+
+	for (a = 1; a < argc; a++) {
+		const char *v = a + 1 < argc ? argv[a + 1] : NULL;
+
+		if (!strcmp(argv[a], "--pattern") && v) {
+			if (!strcmp(v, "random"))
+				pat = PAT_RANDOM;
+			else if (!strcmp(v, "seq"))
+				pat = PAT_SEQ;
+			else if (!strcmp(v, "hot"))
+				pat = PAT_HOT;
+			else
+				return usage();
+		} else if (!strcmp(argv[a], "--mib") && v) {
+			if (parse_ul(v, &mib) || !mib || mib > 65536)
+				return usage();
+		} else if (!strcmp(argv[a], "--hot-pages") && v) {
+			if (parse_ul(v, &hot_pages) || !hot_pages)
+				return usage();
+		} else if (!strcmp(argv[a], "--seconds") && v) {
+			if (parse_ul(v, &seconds))
+				return usage();
+		} else if (!strcmp(argv[a], "--nap-ms") && v) {
+			if (parse_ul(v, &nap_ms))
+				return usage();
+		} else if (!strcmp(argv[a], "--seed") && v) {
+			if (parse_ul(v, &seed) || !seed)
+				return usage();
+		} else {
+			return usage();
+		}
+		a++;
+	}
+	pages = (uint64_t)mib * (1u << 20) / PAGE;
+	if (hot_pages > pages)
+		hot_pages = pages;
+	rng = seed;
+
+	buf = mmap(NULL, pages * PAGE, PROT_READ | PROT_WRITE,
+		   MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+	if (buf == MAP_FAILED) {
+		fprintf(stderr, "dirtywriter: mmap %lu MiB: %s\n", mib, strerror(errno));
+		return 1;
+	}
+	/* Own every page now (MAP_POPULATE may map the shared zero page for reads only). */
+	for (i = 0; i < pages; i++)
+		*(volatile uint64_t *)(buf + i * PAGE) = 0;
+	signal(SIGTERM, on_signal);
+	signal(SIGINT, on_signal);
+	printf("dirtywriter: ready pattern=%s pages=%llu\n", pattern_names[pat],
+	       (unsigned long long)pages);
+	fflush(stdout);
+
+	start = last_nap = now();
+	while (!stop) {
+		uint64_t page;
+
+		switch (pat) {
+		case PAT_SEQ:
+			page = sweep++ % pages;
+			break;
+		case PAT_HOT:
+			page = xorshift64s(&rng);
+			page = (page % 10 != 0) ? (page >> 8) % hot_pages : (page >> 8) % pages;
+			break;
+		case PAT_RANDOM:
+		default:
+			page = xorshift64s(&rng) % pages;
+			break;
+		}
+		/* A value never stored before: the page's content changes on every store. */
+		*(volatile uint64_t *)(buf + page * PAGE) = seqno++;
+		stores++;
+		if (stores % CLOCK_EVERY)
+			continue;
+		t = now();
+		if (seconds && t - start >= (double)seconds)
+			break;
+		if (nap_ms && t - last_nap >= (double)nap_ms * 1e-3) {
+			struct timespec nap = {0, 1000000};
+
+			nanosleep(&nap, NULL);
+			last_nap = now();
+		}
+	}
+	report(pat, pages, stores, now() - start);
+	return 0;
+}
