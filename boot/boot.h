@@ -24,8 +24,8 @@ void *boot_in_copy(const struct hv_boot_info *bi, void *sym);
 int boot_copy_memory_map(struct hv_boot_info *bi);
 
 struct boot_cmdline {
-	CHAR16 *path;	     /* next program, or NULL */
-	CHAR16 *child_opts;  /* "PATH ARGS...", its LoadOptions */
+	CHAR16 *path;	    /* next program, or NULL */
+	CHAR16 *child_opts; /* "PATH ARGS...", its LoadOptions */
 	UINT32 child_opts_size;
 };
 

@@ -10,7 +10,10 @@
 
 #include "hv/log.h"
 
-static bool is_space(CHAR16 c) { return c == L' ' || c == L'\t'; }
+static bool is_space(CHAR16 c)
+{
+	return c == L' ' || c == L'\t';
+}
 
 void boot_parse_cmdline(EFI_LOADED_IMAGE *li, struct boot_cmdline *cmd)
 {

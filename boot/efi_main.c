@@ -31,8 +31,8 @@
 /* Pool beyond the image: host tables, VMCB and friends, then nested tables. */
 #define POOL_FIXED_BYTES (4ull << 20)
 
-static EFI_GUID mp_services_guid = { 0x3fdda605, 0xa76e, 0x4f46,
-				     { 0xad, 0x29, 0x12, 0xf4, 0x53, 0x1b, 0x3d, 0x08 } };
+static EFI_GUID mp_services_guid = {
+    0x3fdda605, 0xa76e, 0x4f46, {0xad, 0x29, 0x12, 0xf4, 0x53, 0x1b, 0x3d, 0x08}};
 
 /* EFI_MP_SERVICES_PROTOCOL (PI spec Vol. 2, 13.4): only the first member. */
 struct efi_mp_services {
@@ -56,8 +56,7 @@ static bool hypervisor_signature_is_ours(void)
 {
 	struct x86_cpuid r = x86_cpuid(HV_CPUID_BASE, 0);
 
-	return r.ebx == HV_CPUID_SIG_EBX && r.ecx == HV_CPUID_SIG_ECX &&
-	       r.edx == HV_CPUID_SIG_EDX;
+	return r.ebx == HV_CPUID_SIG_EBX && r.ecx == HV_CPUID_SIG_ECX && r.edx == HV_CPUID_SIG_EDX;
 }
 
 static EFI_STATUS boot_virtualize(EFI_HANDLE image, EFI_LOADED_IMAGE *li)

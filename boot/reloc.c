@@ -21,12 +21,12 @@ struct elf64_rela {
 	s64 r_addend;
 };
 
-#define DT_NULL 0
-#define DT_RELA 7
-#define DT_RELASZ 8
-#define DT_RELAENT 9
+#define DT_NULL		  0
+#define DT_RELA		  7
+#define DT_RELASZ	  8
+#define DT_RELAENT	  9
 #define R_X86_64_RELATIVE 8
-#define ELF64_R_TYPE(i) ((u32)(i))
+#define ELF64_R_TYPE(i)	  ((u32)(i))
 
 extern const char ImageBase[] __attribute__((visibility("hidden")));
 extern const char __image_end[] __attribute__((visibility("hidden")));
@@ -42,7 +42,10 @@ void boot_image_init(EFI_LOADED_IMAGE *li)
 		       loaded_base);
 }
 
-u64 boot_image_size(void) { return (u64)(uintptr_t)__image_end - loaded_base; }
+u64 boot_image_size(void)
+{
+	return (u64)(uintptr_t)__image_end - loaded_base;
+}
 
 void boot_relocate_copy(void *dst, u64 size)
 {

@@ -85,4 +85,7 @@ u32 uart_tx_room(struct uart16550 *u)
 	return u->present && (uart_in(u, UART_LSR) & UART_LSR_THRE) ? 16 : 0;
 }
 
-void uart_putc_nowait(struct uart16550 *u, u8 c) { uart_out(u, UART_RBR_THR, c); }
+void uart_putc_nowait(struct uart16550 *u, u8 c)
+{
+	uart_out(u, UART_RBR_THR, c);
+}

@@ -10,12 +10,12 @@
 #include <pt/types.h>
 
 #define UART_COM2_BASE 0x2f8
-#define UART_NR_PORTS 8
+#define UART_NR_PORTS  8
 
 /* Register offsets (NS16550A data sheet, "Register Summary"). */
 enum uart_reg {
 	UART_RBR_THR = 0, /* DLL when LCR.DLAB */
-	UART_IER = 1,     /* DLM when LCR.DLAB */
+	UART_IER = 1,	  /* DLM when LCR.DLAB */
 	UART_IIR_FCR = 2,
 	UART_LCR = 3,
 	UART_MCR = 4,
@@ -24,8 +24,8 @@ enum uart_reg {
 	UART_SCR = 7,
 };
 
-#define UART_LCR_8N1 0x03
-#define UART_LCR_DLAB 0x80
+#define UART_LCR_8N1	      0x03
+#define UART_LCR_DLAB	      0x80
 #define UART_MCR_DTR_RTS_OUT2 0x0b
 /*
  * FIFOs on, both cleared, receive trigger level 14 (bits 7:6 = 11). Polled,
@@ -34,12 +34,12 @@ enum uart_reg {
  * host-to-hypervisor traffic to ~80 bytes/s under TCG.
  */
 #define UART_FCR_ENABLE_CLEAR_TRIG14 0xc7
-#define UART_LSR_DR 0x01
-#define UART_LSR_ERRORS 0x1e /* overrun, parity, framing, break */
-#define UART_LSR_THRE 0x20
-#define UART_LSR_TEMT 0x40
-#define UART_IIR_NO_INT 0x01
-#define UART_MSR_CTS_DSR_DCD 0xb0
+#define UART_LSR_DR		     0x01
+#define UART_LSR_ERRORS		     0x1e /* overrun, parity, framing, break */
+#define UART_LSR_THRE		     0x20
+#define UART_LSR_TEMT		     0x40
+#define UART_IIR_NO_INT		     0x01
+#define UART_MSR_CTS_DSR_DCD	     0xb0
 
 struct uart16550 {
 	u16 base;

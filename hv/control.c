@@ -45,7 +45,10 @@ static int tp_rx_byte(void *ctx)
 	return c;
 }
 
-static u32 tp_tx_room(void *ctx) { return uart_tx_room(ctx); }
+static u32 tp_tx_room(void *ctx)
+{
+	return uart_tx_room(ctx);
+}
 
 static void tp_tx_bytes(void *ctx, const u8 *buf, u32 len)
 {
@@ -56,9 +59,9 @@ static void tp_tx_bytes(void *ctx, const u8 *buf, u32 len)
 }
 
 static const struct mgmt_transport ctl_transport = {
-	.rx_byte = tp_rx_byte,
-	.tx_room = tp_tx_room,
-	.tx_bytes = tp_tx_bytes,
+    .rx_byte = tp_rx_byte,
+    .tx_room = tp_tx_room,
+    .tx_bytes = tp_tx_bytes,
 };
 
 /* ---- backend ---- */
@@ -68,7 +71,10 @@ static const struct hv_slot *ctl_slot_of(u32 id)
 	return id < hv.vm->nr_slots ? &hv.vm->slots[id] : NULL;
 }
 
-static u64 slot_words(const struct hv_slot *s) { return tdp_dirty_bitmap_words(s->npages); }
+static u64 slot_words(const struct hv_slot *s)
+{
+	return tdp_dirty_bitmap_words(s->npages);
+}
 
 static u64 *bitmap_alloc(const struct hv_slot *s)
 {
@@ -198,8 +204,8 @@ static int be_dirty_start(void *ctx, u32 id, enum proto_dirty_mode mode)
 		return -PROTO_E_UNSUPPORTED;
 	}
 	cs->mode = mode;
-	hv_log("dirty logging on: slot %u (0x%lx, %lu pages) mode %d", id,
-	       gfn_to_gpa(s->base_gfn), s->npages, (int)mode);
+	hv_log("dirty logging on: slot %u (0x%lx, %lu pages) mode %d", id, gfn_to_gpa(s->base_gfn),
+	       s->npages, (int)mode);
 	return 0;
 }
 
@@ -382,18 +388,18 @@ enum ctl_stat {
 };
 
 static const char *const exit_stat_names[HV_NR_EXIT_REASONS] = {
-	[HV_EXIT_CPUID] = "exit.cpuid",
-	[HV_EXIT_MSR_READ] = "exit.rdmsr",
-	[HV_EXIT_MSR_WRITE] = "exit.wrmsr",
-	[HV_EXIT_IO] = "exit.io",
-	[HV_EXIT_HLT] = "exit.hlt",
-	[HV_EXIT_VIRT_INSN] = "exit.virt_insn",
-	[HV_EXIT_TDP_FAULT] = "exit.npf",
-	[HV_EXIT_SHUTDOWN] = "exit.shutdown",
-	[HV_EXIT_ENTRY_FAILED] = "exit.entry_failed",
-	[HV_EXIT_UNKNOWN] = "exit.unknown",
-	[HV_EXIT_INTR] = "exit.intr",
-	[HV_EXIT_IRET] = "exit.iret",
+    [HV_EXIT_CPUID] = "exit.cpuid",
+    [HV_EXIT_MSR_READ] = "exit.rdmsr",
+    [HV_EXIT_MSR_WRITE] = "exit.wrmsr",
+    [HV_EXIT_IO] = "exit.io",
+    [HV_EXIT_HLT] = "exit.hlt",
+    [HV_EXIT_VIRT_INSN] = "exit.virt_insn",
+    [HV_EXIT_TDP_FAULT] = "exit.npf",
+    [HV_EXIT_SHUTDOWN] = "exit.shutdown",
+    [HV_EXIT_ENTRY_FAILED] = "exit.entry_failed",
+    [HV_EXIT_UNKNOWN] = "exit.unknown",
+    [HV_EXIT_INTR] = "exit.intr",
+    [HV_EXIT_IRET] = "exit.iret",
 };
 
 static int be_stat(void *ctx, u32 index, const char **name, u64 *value)
@@ -481,20 +487,20 @@ static u32 be_log_read(void *ctx, u64 off, u8 *buf, u32 len, u64 *first, u64 *en
 }
 
 static const struct mgmt_backend ctl_backend = {
-	.info = be_info,
-	.slot_get = be_slot_get,
-	.dirty_start = be_dirty_start,
-	.dirty_stop = be_dirty_stop,
-	.dirty_snapshot = be_dirty_snapshot,
-	.dirty_harvest = be_dirty_harvest,
-	.dirty_clear = be_dirty_clear,
-	.pause = be_pause,
-	.resume = be_resume,
-	.mem_read = be_mem_read,
-	.regs = be_regs,
-	.stat = be_stat,
-	.log_read = be_log_read,
-	.now_ns = NULL,
+    .info = be_info,
+    .slot_get = be_slot_get,
+    .dirty_start = be_dirty_start,
+    .dirty_stop = be_dirty_stop,
+    .dirty_snapshot = be_dirty_snapshot,
+    .dirty_harvest = be_dirty_harvest,
+    .dirty_clear = be_dirty_clear,
+    .pause = be_pause,
+    .resume = be_resume,
+    .mem_read = be_mem_read,
+    .regs = be_regs,
+    .stat = be_stat,
+    .log_read = be_log_read,
+    .now_ns = NULL,
 };
 
 int hv_control_init(void)
@@ -535,7 +541,10 @@ void hv_control_log_stats(void)
 	       (int)mgmt_wants_poll(&ctl.mgmt));
 }
 
-bool hv_control_wants_poll(void) { return ctl.up && mgmt_wants_poll(&ctl.mgmt); }
+bool hv_control_wants_poll(void)
+{
+	return ctl.up && mgmt_wants_poll(&ctl.mgmt);
+}
 
 bool hv_control_busy(void)
 {

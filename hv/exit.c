@@ -16,13 +16,13 @@
 /* CPUID bits the guest sees changed (AMD APM Vol. 3, Appendix E). */
 #define CPUID_1_ECX_HYPERVISOR BIT_ULL(31)
 #define CPUID_80000001_ECX_SVM BIT_ULL(2)
-#define CPUID_1_ECX_VMX BIT_ULL(5)
+#define CPUID_1_ECX_VMX	       BIT_ULL(5)
 
 /* Intel SDM Vol. 4, "IA32_FEATURE_CONTROL" and the IA32_VMX_* capability MSRs. */
 #define MSR_IA32_FEATURE_CONTROL 0x0000003au
-#define FEATURE_CONTROL_LOCKED BIT_ULL(0)
-#define MSR_IA32_VMX_FIRST 0x00000480u
-#define MSR_IA32_VMX_LAST 0x00000491u
+#define FEATURE_CONTROL_LOCKED	 BIT_ULL(0)
+#define MSR_IA32_VMX_FIRST	 0x00000480u
+#define MSR_IA32_VMX_LAST	 0x00000491u
 
 #define HIDDEN_ACCESS_LOG_LIMIT 16
 /* Exit statistics go to the log every this many exits. */
@@ -69,10 +69,9 @@ void hv_log_exit_stats(struct vcpu *v)
 	       "virt_insn=%lu npf=%lu hidden_access=%lu mgmt_port_io=%lu "
 	       "injected_ud=%lu injected_gp=%lu",
 	       s->total, s->by_reason[HV_EXIT_CPUID], s->by_reason[HV_EXIT_MSR_READ],
-	       s->by_reason[HV_EXIT_MSR_WRITE], s->by_reason[HV_EXIT_IO],
-	       s->by_reason[HV_EXIT_HLT], s->by_reason[HV_EXIT_VIRT_INSN],
-	       s->by_reason[HV_EXIT_TDP_FAULT], s->hidden_access, s->mgmt_port_io,
-	       s->injected_ud, s->injected_gp);
+	       s->by_reason[HV_EXIT_MSR_WRITE], s->by_reason[HV_EXIT_IO], s->by_reason[HV_EXIT_HLT],
+	       s->by_reason[HV_EXIT_VIRT_INSN], s->by_reason[HV_EXIT_TDP_FAULT], s->hidden_access,
+	       s->mgmt_port_io, s->injected_ud, s->injected_gp);
 }
 
 static void inject_ud(struct vcpu *v)
@@ -97,8 +96,17 @@ static unsigned int insn_prefixes(const struct vcpu *v, const u8 *b, unsigned in
 
 	for (i = 0; i + 1 < n; i++) {
 		switch (b[i]) {
-		case 0x66: case 0x67: case 0xf2: case 0xf3: case 0xf0:
-		case 0x26: case 0x2e: case 0x36: case 0x3e: case 0x64: case 0x65:
+		case 0x66:
+		case 0x67:
+		case 0xf2:
+		case 0xf3:
+		case 0xf0:
+		case 0x26:
+		case 0x2e:
+		case 0x36:
+		case 0x3e:
+		case 0x64:
+		case 0x65:
 			continue;
 		}
 		if (v->ctrl.cs_long && (b[i] & 0xf0) == 0x40)
@@ -135,8 +143,8 @@ static void skip_insn(struct vcpu *v, u8 op1, int op2, const char *what)
 	unsigned int len = insn_len(v, op1, op2);
 
 	if (!len)
-		hv_guest_fatal("FATAL: cannot decode %s at rip=0x%lx (cs.base=0x%lx)", what,
-			       v->rip, v->ctrl.cs_base);
+		hv_guest_fatal("FATAL: cannot decode %s at rip=0x%lx (cs.base=0x%lx)", what, v->rip,
+			       v->ctrl.cs_base);
 	v->rip += len;
 	if (!v->ctrl.cs_long)
 		v->rip &= 0xffffffffull;
@@ -148,7 +156,7 @@ static void handle_cpuid(struct vcpu *v)
 	struct x86_cpuid r;
 
 	if (leaf >= HV_CPUID_BASE && leaf <= HV_CPUID_RANGE_END) {
-		r = (struct x86_cpuid){ 0, 0, 0, 0 };
+		r = (struct x86_cpuid){0, 0, 0, 0};
 		if (leaf == HV_CPUID_BASE) {
 			r.eax = HV_CPUID_MAX;
 			r.ebx = HV_CPUID_SIG_EBX;
@@ -165,7 +173,7 @@ static void handle_cpuid(struct vcpu *v)
 		if (leaf == 0x80000001)
 			r.ecx &= ~CPUID_80000001_ECX_SVM;
 		if (leaf == 0x8000000a)
-			r = (struct x86_cpuid){ 0, 0, 0, 0 };
+			r = (struct x86_cpuid){0, 0, 0, 0};
 	}
 	vcpu_set_gpr(v, HV_GPR_RAX, r.eax);
 	vcpu_set_gpr(v, HV_GPR_RBX, r.ebx);
@@ -175,8 +183,9 @@ static void handle_cpuid(struct vcpu *v)
 }
 
 /* EFER bits a guest may set (APM Vol. 2, 3.1.7 "Extended Feature Enable Register"). */
-#define EFER_GUEST_ALLOWED (EFER_SCE | EFER_LME | EFER_LMA | EFER_NXE | EFER_SVME | \
-			    BIT_ULL(13) | BIT_ULL(14) | BIT_ULL(15))
+#define EFER_GUEST_ALLOWED                                                                         \
+	(EFER_SCE | EFER_LME | EFER_LMA | EFER_NXE | EFER_SVME | BIT_ULL(13) | BIT_ULL(14) |       \
+	 BIT_ULL(15))
 
 static void handle_msr(struct vcpu *v, bool write, u32 msr)
 {
@@ -275,8 +284,7 @@ static void mgmt_port_write(unsigned int reg, u8 val)
 		sh->dll = val;
 	else if (reg == UART_IER && dlab)
 		sh->dlm = val;
-	else if (reg != UART_RBR_THR && reg != UART_IIR_FCR && reg != UART_LSR &&
-		 reg != UART_MSR)
+	else if (reg != UART_RBR_THR && reg != UART_IIR_FCR && reg != UART_LSR && reg != UART_MSR)
 		sh->reg[reg] = val;
 }
 
@@ -307,7 +315,7 @@ static void handle_io(struct vcpu *v, const struct hv_exit_io *io)
 		else
 			vcpu_set_gpr(v, HV_GPR_RAX,
 				     (vcpu_gpr(v, HV_GPR_RAX) & ~((1ull << (8 * io->size)) - 1)) |
-					     val);
+					 val);
 	} else {
 		u64 val = vcpu_gpr(v, HV_GPR_RAX);
 
@@ -398,5 +406,4 @@ void hv_handle_exit(struct vcpu *v, struct hv_exit *e)
 	hv_control_poll(v);
 	if (v->ops->want_poll_exits)
 		v->ops->want_poll_exits(v, hv_control_wants_poll());
-
 }

@@ -18,8 +18,7 @@ static void fmt_putc(struct fmt_out *o, char c)
 	o->len++;
 }
 
-static void fmt_number(struct fmt_out *o, u64 v, unsigned int base, bool neg,
-		       int width, char pad)
+static void fmt_number(struct fmt_out *o, u64 v, unsigned int base, bool neg, int width, char pad)
 {
 	char tmp[24];
 	int n = 0;
@@ -38,7 +37,7 @@ static void fmt_number(struct fmt_out *o, u64 v, unsigned int base, bool neg,
 
 int hv_vsnprintf(char *buf, size_t size, const char *fmt, va_list ap)
 {
-	struct fmt_out o = { buf, size, 0 };
+	struct fmt_out o = {buf, size, 0};
 
 	for (; *fmt; fmt++) {
 		char pad = ' ';
@@ -84,23 +83,20 @@ int hv_vsnprintf(char *buf, size_t size, const char *fmt, va_list ap)
 		case 'd': {
 			s64 v = lng ? va_arg(ap, s64) : va_arg(ap, int);
 
-			fmt_number(&o, v < 0 ? -(u64)v : (u64)v, 10, v < 0,
-				   width, pad);
+			fmt_number(&o, v < 0 ? -(u64)v : (u64)v, 10, v < 0, width, pad);
 			break;
 		}
 		case 'u':
 		case 'x': {
 			u64 v = lng ? va_arg(ap, u64) : va_arg(ap, unsigned int);
 
-			fmt_number(&o, v, *fmt == 'u' ? 10 : 16, false, width,
-				   pad);
+			fmt_number(&o, v, *fmt == 'u' ? 10 : 16, false, width, pad);
 			break;
 		}
 		case 'p':
 			fmt_putc(&o, '0');
 			fmt_putc(&o, 'x');
-			fmt_number(&o, (u64)(uintptr_t)va_arg(ap, void *), 16,
-				   false, 0, ' ');
+			fmt_number(&o, (u64)(uintptr_t)va_arg(ap, void *), 16, false, 0, ' ');
 			break;
 		case '%':
 			fmt_putc(&o, '%');

@@ -5,10 +5,10 @@
 #include "hv/hv.h"
 #include "hv/page_alloc.h"
 
-#define GPTE_P BIT_ULL(0)
-#define GPTE_PS BIT_ULL(7)
-#define GPTE_ADDR GENMASK_ULL(51, 12)
-#define X86_CR4_PSE BIT_ULL(4)
+#define GPTE_P	     BIT_ULL(0)
+#define GPTE_PS	     BIT_ULL(7)
+#define GPTE_ADDR    GENMASK_ULL(51, 12)
+#define X86_CR4_PSE  BIT_ULL(4)
 #define X86_CR4_LA57 BIT_ULL(12)
 
 /* True when [gpa, gpa + len) is in one slot backed by RAM (not MMIO). */

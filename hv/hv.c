@@ -104,7 +104,6 @@ void hv_start(struct hv_boot_info *bi)
 	arch_host_enter();
 	arch_vcpu_capture_live_state(v, &bi->takeover);
 	x86_host_enter();
-	hv_log("vmrun: guest resumes at rip=0x%lx rsp=0x%lx", v->rip,
-	       v->gprs.r[HV_GPR_RSP]);
+	hv_log("vmrun: guest resumes at rip=0x%lx rsp=0x%lx", v->rip, v->gprs.r[HV_GPR_RSP]);
 	hv_run_loop(v);
 }

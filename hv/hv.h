@@ -14,16 +14,16 @@
 #include <pt/types.h>
 
 /* CPUID leaves 0x40000000-0x400000ff belong to the hypervisor. */
-#define HV_CPUID_BASE 0x40000000u
-#define HV_CPUID_INFO 0x40000001u
-#define HV_CPUID_MAX HV_CPUID_INFO
+#define HV_CPUID_BASE	   0x40000000u
+#define HV_CPUID_INFO	   0x40000001u
+#define HV_CPUID_MAX	   HV_CPUID_INFO
 #define HV_CPUID_RANGE_END 0x400000ffu
 /* "PageTrailHV\0" in EBX, ECX, EDX (little-endian bytes). */
 #define HV_CPUID_SIG_EBX 0x65676150u /* "Page" */
 #define HV_CPUID_SIG_ECX 0x69617254u /* "Trai" */
 #define HV_CPUID_SIG_EDX 0x0056486cu /* "lHV\0" */
 /* Leaf 0x40000001: EAX = interface version, EBX = flags. */
-#define HV_CPUID_VERSION 1u
+#define HV_CPUID_VERSION		1u
 #define HV_CPUID_FLAG_SMP_UNVIRTUALIZED BIT_ULL(0)
 
 /* Shadow of the management UART registers the guest may read back. */
@@ -51,7 +51,10 @@ struct hv {
 extern struct hv hv;
 
 /* True when dirty logging may run (every CPU is virtualized). */
-static inline bool hv_dirty_logging_allowed(void) { return !hv.smp_unvirtualized; }
+static inline bool hv_dirty_logging_allowed(void)
+{
+	return !hv.smp_unvirtualized;
+}
 
 /* hv/exit.c: handles one exit; returns when the vCPU may run again. */
 void hv_handle_exit(struct vcpu *v, struct hv_exit *exit);

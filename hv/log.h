@@ -27,28 +27,25 @@ u32 hv_log_ring_read(u64 off, u8 *buf, u32 len, u64 *first, u64 *end);
 
 /* Bounded formatter: %s %c %d %u %x %p with l/ll, '0' flag and width. */
 int hv_vsnprintf(char *buf, size_t size, const char *fmt, va_list ap);
-__attribute__((format(printf, 3, 4))) int hv_snprintf(char *buf, size_t size,
-						       const char *fmt, ...);
+__attribute__((format(printf, 3, 4))) int hv_snprintf(char *buf, size_t size, const char *fmt, ...);
 
 /*
  * The hypervisor's own state is corrupt: log, report on the management port,
  * stop the machine (never returns).
  */
-__attribute__((noreturn, format(printf, 1, 2))) void hv_panic(const char *fmt,
-							       ...);
+__attribute__((noreturn, format(printf, 1, 2))) void hv_panic(const char *fmt, ...);
 
 /*
  * The guest's state is broken beyond repair (or it asked to die: shutdown,
  * triple fault): report it on both ports and stop the machine cleanly.
  */
-__attribute__((noreturn, format(printf, 1, 2))) void hv_guest_fatal(
-	const char *fmt, ...);
+__attribute__((noreturn, format(printf, 1, 2))) void hv_guest_fatal(const char *fmt, ...);
 
-#define vm_bug_on(cond)                                                        \
-	do {                                                                   \
-		if (unlikely(cond))                                            \
-			hv_guest_fatal("FATAL: vm_bug_on(%s) at %s:%d",  \
-				       #cond, __FILE__, __LINE__);             \
+#define vm_bug_on(cond)                                                                            \
+	do {                                                                                       \
+		if (unlikely(cond))                                                                \
+			hv_guest_fatal("FATAL: vm_bug_on(%s) at %s:%d", #cond, __FILE__,           \
+				       __LINE__);                                                  \
 	} while (0)
 
 /* Stops QEMU (isa-debug-exit, then ACPI S5, then halts). Never returns. */

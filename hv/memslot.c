@@ -41,9 +41,8 @@ static int slot_append(struct vm *vm, gfn_t gfn, u64 n, enum hv_mem_type t)
 		hv_log("memslots: more than %u slots needed", HV_MAX_SLOTS);
 		return -1;
 	}
-	vm->slots[vm->nr_slots++] = (struct hv_slot){
-		.base_gfn = gfn, .npages = n, .type = t, .mmu_id = -1
-	};
+	vm->slots[vm->nr_slots++] =
+	    (struct hv_slot){.base_gfn = gfn, .npages = n, .type = t, .mmu_id = -1};
 	return 0;
 }
 

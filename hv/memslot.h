@@ -35,8 +35,8 @@ struct vm {
 	unsigned int nr_hidden;
 	gpa_t gpa_limit; /* 2^physical-address-bits: everything below is in a slot or hidden */
 	struct tdp_mmu *mmu;
-	void *tdp_root;	 /* struct tdp_mmu_root *, the vCPU's reference */
-	u64 ram_pages;	 /* pages in HV_MEM_RAM slots */
+	void *tdp_root; /* struct tdp_mmu_root *, the vCPU's reference */
+	u64 ram_pages;	/* pages in HV_MEM_RAM slots */
 };
 
 /*

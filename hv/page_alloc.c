@@ -76,7 +76,10 @@ void hv_page_free(void *page)
 	pool.in_use--;
 }
 
-u64 hv_pages_in_use(void) { return pool.in_use; }
+u64 hv_pages_in_use(void)
+{
+	return pool.in_use;
+}
 
 u64 hv_pages_free(void)
 {

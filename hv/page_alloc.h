@@ -18,7 +18,13 @@ void hv_page_free(void *page);
 u64 hv_pages_in_use(void);
 u64 hv_pages_free(void);
 
-static inline hpa_t hv_pa(const void *p) { return (hpa_t)(uintptr_t)p; }
-static inline void *hv_va(hpa_t pa) { return (void *)(uintptr_t)pa; }
+static inline hpa_t hv_pa(const void *p)
+{
+	return (hpa_t)(uintptr_t)p;
+}
+static inline void *hv_va(hpa_t pa)
+{
+	return (void *)(uintptr_t)pa;
+}
 
 #endif /* PT_HV_PAGE_ALLOC_H */

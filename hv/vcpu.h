@@ -101,8 +101,7 @@ struct vcpu_ops {
 	/* Enters the guest until the next exit; fills *exit. */
 	void (*run)(struct vcpu *v, struct hv_exit *exit);
 	/* Queues an exception for the next entry. */
-	void (*inject_exception)(struct vcpu *v, u8 vector, bool has_error,
-				 u32 error);
+	void (*inject_exception)(struct vcpu *v, u8 vector, bool has_error, u32 error);
 	/* Sets the guest's EFER as the guest sees it (backend keeps its bits). */
 	void (*set_efer)(struct vcpu *v, u64 efer);
 	/* Flushes guest TLB entries derived from the TDP tables before next entry. */
@@ -145,8 +144,8 @@ void hv_pml_drain(struct vcpu *v, const u64 *buf, u16 *index);
 struct hv_exit_stats {
 	u64 total;
 	u64 by_reason[HV_NR_EXIT_REASONS];
-	u64 hidden_access;   /* guest touched the hypervisor's memory */
-	u64 mgmt_port_io;    /* guest touched the management UART */
+	u64 hidden_access; /* guest touched the hypervisor's memory */
+	u64 mgmt_port_io;  /* guest touched the management UART */
 	u64 injected_ud;
 	u64 injected_gp;
 };
@@ -162,7 +161,10 @@ struct vcpu {
 	bool paused;
 };
 
-static inline u64 vcpu_gpr(struct vcpu *v, enum hv_gpr r) { return v->gprs.r[r]; }
+static inline u64 vcpu_gpr(struct vcpu *v, enum hv_gpr r)
+{
+	return v->gprs.r[r];
+}
 
 static inline void vcpu_set_gpr(struct vcpu *v, enum hv_gpr r, u64 val)
 {

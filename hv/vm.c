@@ -56,7 +56,7 @@ static void plat_flush_tlbs(void *ctx, const struct tdp_mmu_root *root)
 
 static void plat_log(void *ctx, enum mmu_log_level level, const char *msg, u64 a, u64 b)
 {
-	static const char *const names[] = { "error", "warning", "info", "debug" };
+	static const char *const names[] = {"error", "warning", "info", "debug"};
 
 	(void)ctx;
 	if (level == MMU_LOG_DEBUG)
@@ -79,7 +79,7 @@ static int vm_collect_hidden(struct vm *vm, const struct hv_boot_info *bi)
 			hv_log("too many hidden ranges");
 			return -1;
 		}
-		vm->hidden[vm->nr_hidden++] = (struct hv_hidden_range){ r->base, end };
+		vm->hidden[vm->nr_hidden++] = (struct hv_hidden_range){r->base, end};
 		hv_log("hidden region 0x%lx-0x%lx", r->base, end);
 	}
 	return 0;
@@ -89,13 +89,13 @@ static int vm_create_mmu(struct vm *vm)
 {
 	struct spte_format fmt;
 	struct mmu_platform plat = {
-		.ctx = vm,
-		.alloc_pt_page = plat_alloc_pt_page,
-		.free_pt_page = plat_free_pt_page,
-		.hpa_to_va = plat_hpa_to_va,
-		.flush_tlbs = plat_flush_tlbs,
-		.relax = NULL,
-		.log = plat_log,
+	    .ctx = vm,
+	    .alloc_pt_page = plat_alloc_pt_page,
+	    .free_pt_page = plat_free_pt_page,
+	    .hpa_to_va = plat_hpa_to_va,
+	    .flush_tlbs = plat_flush_tlbs,
+	    .relax = NULL,
+	    .log = plat_log,
 	};
 	u64 pages = (sizeof(struct tdp_mmu) + PAGE_SIZE - 1) / PAGE_SIZE;
 	unsigned int i;
@@ -114,10 +114,10 @@ static int vm_create_mmu(struct vm *vm)
 	for (i = 0; i < vm->nr_slots; i++) {
 		struct hv_slot *s = &vm->slots[i];
 		struct tdp_map_attrs attrs = {
-			.writable = true,
-			.executable = true,
-			.memtype = s->type == HV_MEM_MMIO ? TDP_MEMTYPE_MMIO : TDP_MEMTYPE_RAM,
-			.max_level = TDP_LEVEL_1G,
+		    .writable = true,
+		    .executable = true,
+		    .memtype = s->type == HV_MEM_MMIO ? TDP_MEMTYPE_MMIO : TDP_MEMTYPE_RAM,
+		    .max_level = TDP_LEVEL_1G,
 		};
 
 		rc = tdp_mmu_set_memslot(vm->mmu, VM_AS, s->base_gfn, s->npages, s->base_gfn,

@@ -14,8 +14,7 @@ _Static_assert(offsetof(struct hv_boot_info, takeover.guest_rip) == BI_TAKEOVER_
 _Static_assert(offsetof(struct hv_boot_info, takeover.guest_rsp) == BI_TAKEOVER_RSP, "bi");
 _Static_assert(offsetof(struct hv_boot_info, takeover.guest_rflags) == BI_TAKEOVER_RFLAGS, "bi");
 
-#define CHECK_GPR(name, idx)                                                   \
-	_Static_assert(offsetof(struct hv_gprs, r[idx]) == GPR_##name, #name)
+#define CHECK_GPR(name, idx) _Static_assert(offsetof(struct hv_gprs, r[idx]) == GPR_##name, #name)
 CHECK_GPR(RAX, HV_GPR_RAX);
 CHECK_GPR(RCX, HV_GPR_RCX);
 CHECK_GPR(RDX, HV_GPR_RDX);

@@ -8,8 +8,8 @@
 #define PT_ARCH_X86_ASM_OFFSETS_H
 
 /* struct hv_boot_info (hv/boot.h) */
-#define BI_TAKEOVER_RIP 56
-#define BI_TAKEOVER_RSP 64
+#define BI_TAKEOVER_RIP	   56
+#define BI_TAKEOVER_RSP	   64
 #define BI_TAKEOVER_RFLAGS 72
 
 /* struct hv_gprs (hv/vcpu.h): index * 8, in x86 register-number order */
@@ -21,8 +21,8 @@
 #define GPR_RBP 40
 #define GPR_RSI 48
 #define GPR_RDI 56
-#define GPR_R8 64
-#define GPR_R9 72
+#define GPR_R8	64
+#define GPR_R9	72
 #define GPR_R10 80
 #define GPR_R11 88
 #define GPR_R12 96
@@ -31,7 +31,7 @@
 #define GPR_R15 120
 
 /* struct x86_exc_frame (arch/x86/host.h) */
-#define EXC_FRAME_VECTOR 120
+#define EXC_FRAME_VECTOR    120
 #define EXC_FRAME_GPRS_SIZE 120
 
 #endif /* PT_ARCH_X86_ASM_OFFSETS_H */

@@ -8,29 +8,29 @@
 
 #include <pt/types.h>
 
-#define X86_CR0_PE BIT_ULL(0)
-#define X86_CR0_PG BIT_ULL(31)
+#define X86_CR0_PE  BIT_ULL(0)
+#define X86_CR0_PG  BIT_ULL(31)
 #define X86_CR4_PAE BIT_ULL(5)
 
-#define X86_EFLAGS_IF BIT_ULL(9)
-#define X86_EFLAGS_DF BIT_ULL(10)
+#define X86_EFLAGS_IF	 BIT_ULL(9)
+#define X86_EFLAGS_DF	 BIT_ULL(10)
 #define X86_EFLAGS_FIXED BIT_ULL(1)
 
-#define MSR_IA32_PAT 0x00000277u
-#define MSR_EFER 0xc0000080u
-#define MSR_FS_BASE 0xc0000100u
-#define MSR_GS_BASE 0xc0000101u
-#define MSR_VM_CR 0xc0010114u
+#define MSR_IA32_PAT	0x00000277u
+#define MSR_EFER	0xc0000080u
+#define MSR_FS_BASE	0xc0000100u
+#define MSR_GS_BASE	0xc0000101u
+#define MSR_VM_CR	0xc0010114u
 #define MSR_VM_HSAVE_PA 0xc0010117u
 
-#define EFER_SCE BIT_ULL(0)
-#define EFER_LME BIT_ULL(8)
-#define EFER_LMA BIT_ULL(10)
-#define EFER_NXE BIT_ULL(11)
+#define EFER_SCE  BIT_ULL(0)
+#define EFER_LME  BIT_ULL(8)
+#define EFER_LMA  BIT_ULL(10)
+#define EFER_NXE  BIT_ULL(11)
 #define EFER_SVME BIT_ULL(12)
 
 /* AMD APM Vol. 2, 15.30.1 "VM_CR MSR (C001_0114h)". */
-#define VM_CR_LOCK BIT_ULL(3)
+#define VM_CR_LOCK   BIT_ULL(3)
 #define VM_CR_SVMDIS BIT_ULL(4)
 
 /* Exception vectors (AMD APM Vol. 2, 8.2 "Vectors"). */
@@ -68,10 +68,7 @@ static inline u64 x86_rdmsr(u32 msr)
 
 static inline void x86_wrmsr(u32 msr, u64 val)
 {
-	__asm__ volatile("wrmsr"
-			 :
-			 : "c"(msr), "a"((u32)val), "d"((u32)(val >> 32))
-			 : "memory");
+	__asm__ volatile("wrmsr" : : "c"(msr), "a"((u32)val), "d"((u32)(val >> 32)) : "memory");
 }
 
 /*
@@ -82,12 +79,12 @@ static inline void x86_wrmsr(u32 msr, u64 val)
 int x86_rdmsr_safe(u32 msr, u64 *val);
 int x86_wrmsr_safe(u32 msr, u64 val);
 
-#define X86_READ_REG(name, insn)                                               \
-	static inline u64 name(void)                                           \
-	{                                                                      \
-		u64 v;                                                         \
-		__asm__ volatile(insn : "=r"(v));                              \
-		return v;                                                      \
+#define X86_READ_REG(name, insn)                                                                   \
+	static inline u64 name(void)                                                               \
+	{                                                                                          \
+		u64 v;                                                                             \
+		__asm__ volatile(insn : "=r"(v));                                                  \
+		return v;                                                                          \
 	}
 X86_READ_REG(x86_read_cr0, "mov %%cr0, %0")
 X86_READ_REG(x86_read_cr2, "mov %%cr2, %0")
@@ -102,12 +99,12 @@ static inline void x86_write_cr3(u64 v)
 	__asm__ volatile("mov %0, %%cr3" : : "r"(v) : "memory");
 }
 
-#define X86_READ_SEG(name, seg)                                                \
-	static inline u16 name(void)                                           \
-	{                                                                      \
-		u16 v;                                                         \
-		__asm__ volatile("mov %%" seg ", %0" : "=r"(v));               \
-		return v;                                                      \
+#define X86_READ_SEG(name, seg)                                                                    \
+	static inline u16 name(void)                                                               \
+	{                                                                                          \
+		u16 v;                                                                             \
+		__asm__ volatile("mov %%" seg ", %0" : "=r"(v));                                   \
+		return v;                                                                          \
 	}
 X86_READ_SEG(x86_read_cs, "cs")
 X86_READ_SEG(x86_read_ss, "ss")
@@ -195,9 +192,15 @@ static inline u64 x86_rdtsc(void)
 	return ((u64)hi << 32) | lo;
 }
 
-static inline void x86_cli(void) { __asm__ volatile("cli" ::: "memory"); }
+static inline void x86_cli(void)
+{
+	__asm__ volatile("cli" ::: "memory");
+}
 
-static inline void x86_pause(void) { __asm__ volatile("pause"); }
+static inline void x86_pause(void)
+{
+	__asm__ volatile("pause");
+}
 
 static inline __attribute__((noreturn)) void x86_halt_forever(void)
 {

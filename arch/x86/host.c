@@ -7,9 +7,9 @@
 
 #include <pt/assert.h>
 
-#define PTE_P BIT_ULL(0)
-#define PTE_W BIT_ULL(1)
-#define PTE_PS BIT_ULL(7)
+#define PTE_P	      BIT_ULL(0)
+#define PTE_W	      BIT_ULL(1)
+#define PTE_PS	      BIT_ULL(7)
 #define PTE_ADDR_MASK GENMASK_ULL(51, 12)
 
 /* 64-bit interrupt gate, AMD APM Vol. 2, 4.8.4 "Gate Descriptors". */
@@ -28,9 +28,9 @@ _Static_assert(sizeof(struct x86_idt_gate) == 16, "idt gate");
 
 /* Null, 64-bit code (0x08), data (0x10). */
 static const u64 host_gdt_init[] = {
-	0,
-	0x00af9a000000ffffull,
-	0x00cf92000000ffffull,
+    0,
+    0x00af9a000000ffffull,
+    0x00cf92000000ffffull,
 };
 
 struct host_state {
@@ -112,13 +112,16 @@ int x86_host_prepare(u64 top)
 	return 0;
 }
 
-u64 x86_host_table_pages(void) { return host.table_pages + 2; }
+u64 x86_host_table_pages(void)
+{
+	return host.table_pages + 2;
+}
 
 void x86_host_enter(void)
 {
-	struct x86_dtr gdtr = { sizeof(host_gdt_init) - 1, (u64)(uintptr_t)host.gdt };
-	struct x86_dtr idtr = { X86_VEC_COUNT * sizeof(struct x86_idt_gate) - 1,
-				(u64)(uintptr_t)host.idt };
+	struct x86_dtr gdtr = {sizeof(host_gdt_init) - 1, (u64)(uintptr_t)host.gdt};
+	struct x86_dtr idtr = {X86_VEC_COUNT * sizeof(struct x86_idt_gate) - 1,
+			       (u64)(uintptr_t)host.idt};
 
 	x86_lgdt(&gdtr);
 	/* Reload CS with a far return, then the data segments. */
@@ -140,19 +143,16 @@ void x86_host_enter(void)
 
 void x86_host_exception(struct x86_exc_frame *f)
 {
-	if (f->vector == X86_VEC_GP &&
-	    f->rip == (u64)(uintptr_t)x86_rdmsr_insn) {
+	if (f->vector == X86_VEC_GP && f->rip == (u64)(uintptr_t)x86_rdmsr_insn) {
 		f->rip = (u64)(uintptr_t)x86_rdmsr_fixup;
 		f->rax = (u64)-1;
 		return;
 	}
-	if (f->vector == X86_VEC_GP &&
-	    f->rip == (u64)(uintptr_t)x86_wrmsr_insn) {
+	if (f->vector == X86_VEC_GP && f->rip == (u64)(uintptr_t)x86_wrmsr_insn) {
 		f->rip = (u64)(uintptr_t)x86_wrmsr_fixup;
 		f->rax = (u64)-1;
 		return;
 	}
 	hv_panic("host exception %lu err=0x%lx rip=0x%lx rsp=0x%lx cr2=0x%lx rax=0x%lx rcx=0x%lx",
-		 f->vector, f->error_code, f->rip, f->rsp, x86_read_cr2(),
-		 f->rax, f->rcx);
+		 f->vector, f->error_code, f->rip, f->rsp, x86_read_cr2(), f->rax, f->rcx);
 }

@@ -17,16 +17,16 @@
 
 static int failed;
 
-#define CHECK(name, cond, ...)                                                 \
-	do {                                                                   \
-		if (cond) {                                                    \
-			printf("ok %s\n", name);                               \
-		} else {                                                       \
-			printf("not ok %s ", name);                            \
-			printf(__VA_ARGS__);                                   \
-			printf("\n");                                          \
-			failed++;                                              \
-		}                                                              \
+#define CHECK(name, cond, ...)                                                                     \
+	do {                                                                                       \
+		if (cond) {                                                                        \
+			printf("ok %s\n", name);                                                   \
+		} else {                                                                           \
+			printf("not ok %s ", name);                                                \
+			printf(__VA_ARGS__);                                                       \
+			printf("\n");                                                              \
+			failed++;                                                                  \
+		}                                                                                  \
 	} while (0)
 
 /* The hypervisor's log and panic, for the host. */
@@ -76,7 +76,7 @@ static void test_memslots(void)
 	add(&bi, 0x3f100000, 0x40000000, HV_MEM_RAM);
 	add(&bi, 0xffc00000, 0x100000000, HV_MEM_RESERVED);
 	add(&bi, 0x3d000000, 0x3d800000, HV_MEM_HIDDEN);
-	vm.hidden[0] = (struct hv_hidden_range){ 0x3d000000, 0x3d800000 };
+	vm.hidden[0] = (struct hv_hidden_range){0x3d000000, 0x3d800000};
 	vm.nr_hidden = 1;
 
 	CHECK("memslots.build", hv_memslots_build(&vm, &bi, 1ull << 40) == 0, "(failed)");
@@ -104,25 +104,25 @@ static void test_memslots(void)
 	CHECK("memslots.hidden_in_no_slot", i == vm.nr_slots, "(slot %u overlaps the pool)", i);
 	CHECK("memslots.hidden_lookup",
 	      !hv_gpa_to_slot(&vm, 0x3d000000) && !hv_gpa_to_slot(&vm, 0x3d7ff000) &&
-		      hv_gpa_is_hidden(&vm, 0x3d400123) && !hv_gpa_is_hidden(&vm, 0x3d800000),
+		  hv_gpa_is_hidden(&vm, 0x3d400123) && !hv_gpa_is_hidden(&vm, 0x3d800000),
 	      "(pool found in a slot, or hidden test wrong)");
 	s = hv_gpa_to_slot(&vm, 0xa0000);
 	CHECK("memslots.legacy_hole_is_mmio", s && s->type == HV_MEM_MMIO, "(0xa0000)");
 	s = hv_gpa_to_slot(&vm, 0x850000);
-	CHECK("memslots.acpi_separate", s && s->type == HV_MEM_ACPI &&
-					    gfn_to_gpa(s->base_gfn) == 0x800000,
-	      "(0x850000)");
+	CHECK("memslots.acpi_separate",
+	      s && s->type == HV_MEM_ACPI && gfn_to_gpa(s->base_gfn) == 0x800000, "(0x850000)");
 	s = hv_gpa_to_slot(&vm, 0x3f000000);
 	CHECK("memslots.runtime_separate", s && s->type == HV_MEM_RUNTIME, "(0x3f000000)");
 	s = hv_gpa_to_slot(&vm, 0x100000);
-	CHECK("memslots.ram_merged", s && s->type == HV_MEM_RAM && gfn_to_gpa(s->base_gfn) == 0x100000 &&
-					  gfn_to_gpa(s->base_gfn + s->npages) == 0x800000,
+	CHECK("memslots.ram_merged",
+	      s && s->type == HV_MEM_RAM && gfn_to_gpa(s->base_gfn) == 0x100000 &&
+		  gfn_to_gpa(s->base_gfn + s->npages) == 0x800000,
 	      "(0x100000-0x800000 expected)");
 	s = hv_gpa_to_slot(&vm, 5 * gib);
 	CHECK("memslots.high_mmio", s && s->type == HV_MEM_MMIO, "(5 GiB)");
 	CHECK("memslots.ram_pages",
-	      vm.ram_pages == (0xa0000 + 0x700000 + (0x3d000000 - 0x900000) + 0x1800000 +
-			       0xf00000) / PAGE_SIZE,
+	      vm.ram_pages ==
+		  (0xa0000 + 0x700000 + (0x3d000000 - 0x900000) + 0x1800000 + 0xf00000) / PAGE_SIZE,
 	      "(%llu)", (unsigned long long)vm.ram_pages);
 	CHECK("memslots.beyond_limit", hv_gpa_to_slot(&vm, 1ull << 40) == NULL, "(found)");
 
@@ -158,8 +158,8 @@ static void test_page_alloc(void)
 	memset(p[3], 0x5a, PAGE_SIZE);
 	hv_page_free(p[3]);
 	q = hv_page_alloc();
-	CHECK("page_alloc.free_then_reuse_zeroed", q == p[3] && ((u8 *)q)[100] == 0,
-	      "(q=%p p3=%p)", q, p[3]);
+	CHECK("page_alloc.free_then_reuse_zeroed", q == p[3] && ((u8 *)q)[100] == 0, "(q=%p p3=%p)",
+	      q, p[3]);
 	CHECK("page_alloc.contig_too_big", hv_pages_alloc_contig(1) == NULL, "(got pages)");
 	CHECK("page_alloc.accounting", hv_pages_in_use() == n && hv_pages_free() == 0,
 	      "(in use %llu free %llu)", (unsigned long long)hv_pages_in_use(),

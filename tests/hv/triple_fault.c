@@ -12,7 +12,7 @@ EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *systab)
 	struct __attribute__((packed)) {
 		UINT16 limit;
 		UINT64 base;
-	} empty_idt = { 0, 0 };
+	} empty_idt = {0, 0};
 
 	InitializeLib(image, systab);
 	Print(L"triple_fault: loading an empty IDT and raising #UD\n");

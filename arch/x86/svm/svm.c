@@ -13,7 +13,10 @@
 
 static struct svm_vcpu svm_bsp;
 
-static struct svm_vcpu *to_svm(struct vcpu *v) { return v->arch; }
+static struct svm_vcpu *to_svm(struct vcpu *v)
+{
+	return v->arch;
+}
 
 static int svm_check_cpu(const char **why)
 {
@@ -53,7 +56,7 @@ void svm_intercept_io_port(struct svm_vcpu *s, u16 port)
  */
 void svm_intercept_msr(struct svm_vcpu *s, u32 msr, bool read, bool write)
 {
-	static const u32 block_base[] = { 0x00000000u, 0xc0000000u, 0xc0010000u };
+	static const u32 block_base[] = {0x00000000u, 0xc0000000u, 0xc0010000u};
 	unsigned int b;
 
 	for (b = 0; b < ARRAY_SIZE(block_base); b++) {
@@ -71,8 +74,7 @@ void svm_intercept_msr(struct svm_vcpu *s, u32 msr, bool read, bool write)
 	}
 }
 
-static void svm_seg_from_desc(struct vmcb_seg *seg, u16 sel, const struct x86_dtr *gdt,
-			      bool system)
+static void svm_seg_from_desc(struct vmcb_seg *seg, u16 sel, const struct x86_dtr *gdt, bool system)
 {
 	const u8 *table = (const u8 *)(uintptr_t)gdt->base;
 	u64 d, limit;
@@ -93,7 +95,7 @@ static void svm_seg_from_desc(struct vmcb_seg *seg, u16 sel, const struct x86_dt
 	seg->limit = (u32)limit;
 	seg->base = ((d >> 16) & 0xffffff) | (((d >> 56) & 0xff) << 24);
 	if (system)
-		seg->base |= (u64)*(const u32 *)(table + (sel & ~7u) + 8) << 32;
+		seg->base |= (u64) * (const u32 *)(table + (sel & ~7u) + 8) << 32;
 }
 
 static void svm_capture_live_state(struct vcpu *v, const struct hv_takeover *t)
@@ -309,7 +311,10 @@ static void svm_arm_poll_exits(struct svm_vcpu *s)
 		c->intercept_misc3 &= ~SVM_INTERCEPT_HLT;
 }
 
-static void svm_halt_in_guest(struct vcpu *v) { to_svm(v)->guest_halt = true; }
+static void svm_halt_in_guest(struct vcpu *v)
+{
+	to_svm(v)->guest_halt = true;
+}
 
 /*
  * EXITINTINFO as EVENTINJ. QEMU TCG (7.2, seg_helper.c do_interrupt_all)
@@ -358,8 +363,8 @@ static void svm_run(struct vcpu *v, struct hv_exit *e)
 	vmcb->save.rsp = v->gprs.r[HV_GPR_RSP];
 	vmcb->save.rip = v->rip;
 	vmcb->save.rflags = v->rflags;
-	vmcb->control.tlb_control = s->tlb_flush_pending ? SVM_TLB_CONTROL_FLUSH_ALL_ASIDS
-							 : SVM_TLB_CONTROL_DO_NOTHING;
+	vmcb->control.tlb_control =
+	    s->tlb_flush_pending ? SVM_TLB_CONTROL_FLUSH_ALL_ASIDS : SVM_TLB_CONTROL_DO_NOTHING;
 	s->tlb_flush_pending = false;
 	svm_arm_poll_exits(s);
 	/* TCG has no clean bits; 0 is also always correct on hardware. */
@@ -404,8 +409,7 @@ static void svm_inject_exception(struct vcpu *v, u8 vector, bool has_error, u32 
 		 * exception comes from the instruction that was being entered;
 		 * deliver the new one, as the CPU would raise it first.
 		 */
-		hv_log("inject: vector %u replaces pending event 0x%lx", vector,
-		       c->event_inj);
+		hv_log("inject: vector %u replaces pending event 0x%lx", vector, c->event_inj);
 	}
 	c->event_inj = ev;
 }
@@ -417,7 +421,10 @@ static void svm_set_efer(struct vcpu *v, u64 efer)
 	v->ctrl.efer = efer & ~EFER_SVME;
 }
 
-static void svm_flush_tlb(struct vcpu *v) { to_svm(v)->tlb_flush_pending = true; }
+static void svm_flush_tlb(struct vcpu *v)
+{
+	to_svm(v)->tlb_flush_pending = true;
+}
 
 static void svm_set_tdp_root(struct vcpu *v, hpa_t root)
 {
@@ -429,12 +436,12 @@ static void svm_set_tdp_root(struct vcpu *v, hpa_t root)
 }
 
 static const struct vcpu_ops svm_vcpu_ops = {
-	.run = svm_run,
-	.inject_exception = svm_inject_exception,
-	.set_efer = svm_set_efer,
-	.flush_tlb = svm_flush_tlb,
-	.set_tdp_root = svm_set_tdp_root,
-	.halt_in_guest = svm_halt_in_guest,
+    .run = svm_run,
+    .inject_exception = svm_inject_exception,
+    .set_efer = svm_set_efer,
+    .flush_tlb = svm_flush_tlb,
+    .set_tdp_root = svm_set_tdp_root,
+    .halt_in_guest = svm_halt_in_guest,
 };
 
 static int svm_vcpu_create(struct vcpu *v, const struct hv_boot_info *bi)
@@ -464,9 +471,8 @@ static int svm_vcpu_create(struct vcpu *v, const struct hv_boot_info *bi)
 			     SVM_INTERCEPT_IOIO_PROT | SVM_INTERCEPT_MSR_PROT |
 			     SVM_INTERCEPT_SHUTDOWN;
 	/* APM 15.5.1: VMRUN must be intercepted, or VMRUN fails. */
-	c->intercept_misc4 = SVM_INTERCEPT_VMRUN | SVM_INTERCEPT_VMMCALL |
-			     SVM_INTERCEPT_VMLOAD | SVM_INTERCEPT_VMSAVE |
-			     SVM_INTERCEPT_STGI | SVM_INTERCEPT_CLGI |
+	c->intercept_misc4 = SVM_INTERCEPT_VMRUN | SVM_INTERCEPT_VMMCALL | SVM_INTERCEPT_VMLOAD |
+			     SVM_INTERCEPT_VMSAVE | SVM_INTERCEPT_STGI | SVM_INTERCEPT_CLGI |
 			     SVM_INTERCEPT_SKINIT;
 	c->iopm_base_pa = hv_pa(s->iopm);
 	c->msrpm_base_pa = hv_pa(s->msrpm);
@@ -509,11 +515,11 @@ static bool svm_pml_supported(const char **why)
 }
 
 const struct x86_backend svm_backend = {
-	.name = "svm",
-	.check_cpu = svm_check_cpu,
-	.vcpu_create = svm_vcpu_create,
-	.capture_live_state = svm_capture_live_state,
-	.host_enter = svm_host_enter,
-	.tdp_format_init = svm_tdp_format_init,
-	.pml_supported = svm_pml_supported,
+    .name = "svm",
+    .check_cpu = svm_check_cpu,
+    .vcpu_create = svm_vcpu_create,
+    .capture_live_state = svm_capture_live_state,
+    .host_enter = svm_host_enter,
+    .tdp_format_init = svm_tdp_format_init,
+    .pml_supported = svm_pml_supported,
 };

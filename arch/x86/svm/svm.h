@@ -13,8 +13,8 @@
 #include "arch/x86/svm/vmcb.h"
 #include "hv/vcpu.h"
 
-#define SVM_GUEST_ASID 1
-#define SVM_IOPM_PAGES 3  /* APM 15.10.1 "I/O Permissions Map": 12 KiB */
+#define SVM_GUEST_ASID	1
+#define SVM_IOPM_PAGES	3 /* APM 15.10.1 "I/O Permissions Map": 12 KiB */
 #define SVM_MSRPM_PAGES 2 /* APM 15.11 "MSR Intercepts": 8 KiB */
 
 struct svm_vcpu {
@@ -31,7 +31,7 @@ struct svm_vcpu {
 
 /* x86 CPUID bits the backend needs (AMD APM Vol. 3, Appendix E). */
 #define CPUID_80000001_ECX_SVM BIT_ULL(2)
-#define CPUID_8000000A_EDX_NP BIT_ULL(0)
+#define CPUID_8000000A_EDX_NP  BIT_ULL(0)
 
 void svm_vmrun(u64 vmcb_pa, struct hv_gprs *gprs);
 

@@ -15,7 +15,10 @@ enum svm_asid {
 };
 
 /* AMD APM Vol. 3, "CLGI": GIF = 0, interrupts and NMIs held pending. */
-static inline void svm_clgi(void) { __asm__ volatile("clgi" ::: "memory"); }
+static inline void svm_clgi(void)
+{
+	__asm__ volatile("clgi" ::: "memory");
+}
 
 /* AMD APM Vol. 3, "INVLPGA": invalidate one page of one ASID. */
 static inline void svm_invlpga(u64 guest_va, enum svm_asid asid)
