@@ -35,10 +35,12 @@
  *   themselves; callers must not hold it. The fault path, PML drain and the
  *   dirty-log passes take it for read and change entries with cmpxchg on a
  *   snapshot; mapping, zapping, memslot changes, collapsing, and harvests
- *   that re-arm by write protection take it for write. Management operations (memslot changes and
- * every dirty-log operation) are also serialized among themselves by mgmt_lock, as KVM's slots_lock
- * serializes the ioctls; vCPU paths never take mgmt_lock. Long walks give up the lock every
- * `yield_every` entries and restart from the next GFN, holding a reference on the root they walk.
+ *   that re-arm by write protection take it for write. Management operations
+ *   (memslot changes and every dirty-log operation) are also serialized among
+ *   themselves by mgmt_lock, as KVM's slots_lock serializes the ioctls; vCPU
+ *   paths never take mgmt_lock. Long walks give up the lock every
+ *   `yield_every` entries and restart from the next GFN, holding a reference
+ *   on the root they walk.
  *
  * Dirty bitmaps are KVM's layout: little-endian u64 words, bit i of the slot's
  * bitmap = page base_gfn + i (word i / 64, bit i % 64). The bitmap memory is
