@@ -25,8 +25,12 @@
 #define MSR_IA32_VMX_LAST	 0x00000491u
 
 #define HIDDEN_ACCESS_LOG_LIMIT 16
-/* Exit statistics go to the log every this many exits. */
-#define STATS_EVERY_EXITS 200000
+/*
+ * Exit statistics go to the log at the first exit and then every this many
+ * TSC cycles (about 10 s at the 2-3 GHz TSCs of these machines; the host has
+ * no calibrated clock), so rates per reason can be read off the log.
+ */
+#define STATS_EVERY_TSC 25000000000ull
 
 const char *hv_exit_reason_name(enum hv_exit_reason r)
 {
@@ -67,11 +71,12 @@ void hv_log_exit_stats(struct vcpu *v)
 
 	hv_log("exits total=%lu cpuid=%lu rdmsr=%lu wrmsr=%lu io=%lu hlt=%lu "
 	       "virt_insn=%lu npf=%lu hidden_access=%lu mgmt_port_io=%lu "
-	       "injected_ud=%lu injected_gp=%lu",
+	       "injected_ud=%lu injected_gp=%lu intr=%lu iret=%lu tsc=%lu",
 	       s->total, s->by_reason[HV_EXIT_CPUID], s->by_reason[HV_EXIT_MSR_READ],
 	       s->by_reason[HV_EXIT_MSR_WRITE], s->by_reason[HV_EXIT_IO], s->by_reason[HV_EXIT_HLT],
 	       s->by_reason[HV_EXIT_VIRT_INSN], s->by_reason[HV_EXIT_TDP_FAULT], s->hidden_access,
-	       s->mgmt_port_io, s->injected_ud, s->injected_gp);
+	       s->mgmt_port_io, s->injected_ud, s->injected_gp, s->by_reason[HV_EXIT_INTR],
+	       s->by_reason[HV_EXIT_IRET], x86_rdtsc());
 }
 
 static void inject_ud(struct vcpu *v)
@@ -398,8 +403,8 @@ void hv_handle_exit(struct vcpu *v, struct hv_exit *e)
 			       "rip=0x%lx",
 			       e->name, e->raw_code, e->raw_info1, e->raw_info2, v->rip);
 	}
-	if (v->stats.total >= hv.next_stats_exit) {
-		hv.next_stats_exit = v->stats.total + STATS_EVERY_EXITS;
+	if (x86_rdtsc() >= hv.next_stats_tsc) {
+		hv.next_stats_tsc = x86_rdtsc() + STATS_EVERY_TSC;
 		hv_log_exit_stats(v);
 		hv_control_log_stats();
 	}

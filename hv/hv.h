@@ -45,7 +45,7 @@ struct hv {
 	bool smp_unvirtualized;
 	u64 guest_vm_hsave_pa; /* what the guest last wrote to VM_HSAVE_PA */
 	u64 footprint_bytes;
-	u64 next_stats_exit;
+	u64 next_stats_tsc; /* when the exit statistics go to the log next */
 };
 
 extern struct hv hv;
