@@ -29,4 +29,5 @@ BOCHS_DEPS := $(BOCHS_DIR)/hello.efi $(BOCHS_DIR)/vmx_probe.efi $(BOCHS_DIR)/dir
 bochs-deps: $(BOCHS_DEPS)
 TEST_DEPS += $(BOCHS_DEPS)
 
-TEST_SCRIPTS += tests/bochs/test_harness.sh tests/bochs/test_vmx_probe.sh
+TEST_SCRIPTS += tests/bochs/test_harness.sh tests/bochs/test_vmx_probe.sh \
+	tests/bochs/test_dirty_log.sh tests/bochs/test_dirty_log_no_pml.sh

@@ -38,7 +38,51 @@ pt_init() {
 	trap pt_cleanup EXIT
 }
 
-pt_cleanup() { pt_bochs_kill; }
+pt_cleanup() {
+	pt_bochs_kill
+	pt_relay_stop
+}
+
+# pt_relay_start: tests/bochs/relay.py between Bochs' COM2 and ptctl; sets PT_BOCHS_COM2*
+# for the next pt_bochs_start and PT_PTCTL (the ptctl command line, with its connection).
+pt_relay_start() {
+	local line i
+	rm -f "$RUN_DIR/relay.out"
+	python3 tests/bochs/relay.py 0 0 >"$RUN_DIR/relay.out" 2>&1 &
+	pt_relay_pid=$!
+	for ((i = 0; i < 50; i++)); do
+		line=$(grep -m1 '^relay: listening' "$RUN_DIR/relay.out" 2>/dev/null) && break
+		sleep 0.1
+	done
+	set -- $line
+	[ -n "${4:-}" ] || return 1
+	PT_BOCHS_COM2_MODE=socket-client
+	PT_BOCHS_COM2=127.0.0.1:$3
+	PT_PTCTL="$BUILD/ptctl -c tcp:127.0.0.1:$4 --timeout 30000"
+}
+
+pt_relay_stop() {
+	if [ -n "${pt_relay_pid:-}" ]; then
+		kill "$pt_relay_pid" 2>/dev/null
+		wait "$pt_relay_pid" 2>/dev/null
+		pt_relay_pid=
+	fi
+}
+
+# pt_wait_for FILE REGEX SECS: waits until FILE has a line matching REGEX; fails after
+# SECS seconds or as soon as Bochs is gone.
+pt_wait_for() {
+	local file=$1 re=$2 secs=$3 i
+	for ((i = 0; i < secs * 5; i++)); do
+		pt_has "$file" "$re" && return 0
+		if [ -n "$pt_bochs_pid" ] && ! kill -0 "$pt_bochs_pid" 2>/dev/null; then
+			pt_has "$file" "$re"
+			return
+		fi
+		sleep 0.2
+	done
+	return 1
+}
 
 pt_ok() { echo "ok $*"; }
 pt_not_ok() {
@@ -134,9 +178,10 @@ pt_bochs_config() {
 		tests/bochs/bochsrc.in
 }
 
-# pt_bochs_run MODEL IMG SECS [DONE_RE]
-pt_bochs_run() {
-	local model=$1 img=$2 secs=$3 done_re=${4:-} i
+# pt_bochs_start MODEL IMG SECS: starts Bochs in the background (pt_bochs_pid), bounded by
+# SECS; pt_bochs_kill stops it.
+pt_bochs_start() {
+	local model=$1 img=$2 secs=$3
 	pt_bochs_ovmf
 	# A Bochs that was killed leaves its image lock behind; the next one would refuse.
 	rm -f "$RUN_DIR/com1.log" "$RUN_DIR/e9.log" "$RUN_DIR/bochs.log" "$img.lock"
@@ -152,6 +197,12 @@ pt_bochs_run() {
 			-rc "$RUN_DIR/bochs.rc" </dev/null >"$RUN_DIR/e9.log" 2>"$RUN_DIR/bochs.err"
 	) &
 	pt_bochs_pid=$!
+}
+
+# pt_bochs_run MODEL IMG SECS [DONE_RE]
+pt_bochs_run() {
+	local model=$1 img=$2 secs=$3 done_re=${4:-} i
+	pt_bochs_start "$model" "$img" "$secs"
 	if [ -n "$done_re" ]; then
 		for ((i = 0; i < secs * 5; i++)); do
 			kill -0 "$pt_bochs_pid" 2>/dev/null || break

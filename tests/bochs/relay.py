@@ -23,7 +23,8 @@ def listen(port):
 
 def main():
     bochs_l, client_l = listen(int(sys.argv[1])), listen(int(sys.argv[2]))
-    print("relay: listening", flush=True)
+    print("relay: listening %d %d" % (bochs_l.getsockname()[1], client_l.getsockname()[1]),
+          flush=True)
     sel = selectors.DefaultSelector()
     sel.register(bochs_l, selectors.EVENT_READ, "bochs_l")
     sel.register(client_l, selectors.EVENT_READ, "client_l")
