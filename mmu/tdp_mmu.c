@@ -156,8 +156,13 @@ bool tdp_op_cond_yield(struct tdp_op *op, struct tdp_iter *iter)
 	if (iter)
 		tdp_iter_yield(iter);
 	tdp_op_unlock(op);
-	if (mmu->plat.relax)
+	if (mmu->plat.relax) {
 		mmu->plat.relax(mmu->plat.ctx);
+	} else {
+		/* The lock has no queue: leave waiters a window to get in. */
+		for (int i = 0; i < 64; i++)
+			pt_cpu_relax();
+	}
 	tdp_op_lock(op);
 	op->budget = mmu->yield_every ? mmu->yield_every - 1 : 0;
 	tdp_stat_add(mmu, yields, 1);
