@@ -201,6 +201,17 @@ c, _ = s.accept(); time.sleep(30)" "$silent" &
 pids+=($!)
 for _ in $(seq 50); do [ -S "$silent" ] && break; sleep 0.05; done
 status timeout 3 "$PT" --timeout 200 -c "unix:$silent" info
+dead=$dir/dead.sock
+python3 -c "
+import socket, sys, time
+s = socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); s.listen(1)
+c, _ = s.accept(); c.recv(100)
+c.send(b'\r\npagetrail: FATAL guest-fatal: triple fault\r\n'); time.sleep(30)" "$dead" &
+pids+=($!)
+for _ in $(seq 50); do [ -S "$dead" ] && break; sleep 0.05; done
+status dead_hypervisor 3 "$PT" --timeout 200 -c "unix:$dead" info
+cp "$dir/out" "$dir/dead.out"
+check dead_hypervisor_message grep -q 'the line said "pagetrail: FATAL guest-fatal: triple fault"' "$dir/dead.out"
 vpeer=$dir/v2.sock
 "$INJ" --fake-peer 2 --socket "$vpeer" &
 pids+=($!)

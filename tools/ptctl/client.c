@@ -221,6 +221,9 @@ static int read_frame(struct pt_conn *c, int ms, struct proto_hdr *h, const u8 *
 			return -1;
 		}
 		c->wire_rx += (u64)n;
+		/* Plain text on the line (the hypervisor's fatal report) is kept for errors. */
+		for (ssize_t k = 0; k < n; k++)
+			c->tail[c->tail_pos++ % sizeof(c->tail)] = c->rd[k];
 		c->rd_pos = 0;
 		c->rd_len = (u32)n;
 		/* Activity: a reply is arriving, keep waiting. */
@@ -380,6 +383,27 @@ int pt_request(struct pt_conn *c, u8 cmd, const u8 *req, u32 req_len, u8 *reply,
 			*reply_len = len;
 			c->payload_rx += len;
 			return PT_OK;
+		}
+	}
+	{
+		char text[sizeof(c->tail) + 1], *line;
+		size_t n = c->tail_pos < sizeof(c->tail) ? c->tail_pos : sizeof(c->tail);
+
+		for (size_t k = 0; k < n; k++) {
+			u8 ch = c->tail[(c->tail_pos - n + k) % sizeof(c->tail)];
+
+			text[k] = ch >= 0x20 && ch < 0x7f ? (char)ch : '\n';
+		}
+		text[n] = 0;
+		line = strstr(text, "pagetrail: ");
+		if (line) {
+			char *eol = strchr(line, '\n');
+
+			if (eol)
+				*eol = 0;
+			return fail(c, PT_ETRANSPORT,
+				    "no reply to %s after %d attempts; the line said \"%s\"",
+				    proto_cmd_name(cmd), c->retries, line);
 		}
 	}
 	return fail(c, PT_ETRANSPORT, "no reply to %s after %d attempts (%d ms each)",

@@ -31,6 +31,8 @@ struct pt_conn {
 	u8 rxbuf[PROTO_MAX_FRAME + 16];
 	u8 rd[4096];
 	u32 rd_pos, rd_len;
+	u8 tail[256]; /* the last bytes received, for error messages */
+	size_t tail_pos;
 
 	/* Accounting (bench, --verbose). */
 	u64 wire_tx, wire_rx, payload_rx, frames_rx;
