@@ -129,7 +129,7 @@ def exit_figures():
             tb, sb = ptctl_stats()
             note = f"guest {phase} ({'sleep' if phase == 'idle' else 'pt-memload'}), {tb - ta:.1f} s host time"
             if phase == "idle":
-                note += "; HLT is intercepted and resumed at once (the host polls its port)"
+                note += "; HLT handling: docs/hv.md"
             notes[phase] = note
             rates[phase] = {k[5:]: (sb[k] - sa[k]) / (tb - ta) for k in sb
                             if k.startswith("exit.") and k in sa and isinstance(sb[k], int)}
