@@ -875,22 +875,24 @@ static bool run_group(const struct cfg *c, const char *prefix, bool expect_loss)
 	if (atomic_load(&t->plat.pages) != 0)
 		fail(t, "%ld page-table pages leaked", atomic_load(&t->plat.pages));
 
-	u64 w = 0, faults = 0, pmlfull = 0, hits = 0, sp = 0;
+	u64 w = 0, faults = 0, pmlfull = 0, hits = 0, sp = 0, pde = 0;
 	for (int i = 0; i < c->nr_vcpus; i++) {
 		w += t->vs[i].nwrites;
 		faults += t->hw.vcpus[i].n_fault;
 		pmlfull += t->hw.vcpus[i].n_pml_full;
 		hits += t->hw.vcpus[i].n_tlb_hit;
 		sp += t->hw.vcpus[i].n_spurious_fault;
+		pde += t->hw.vcpus[i].n_pde_hit;
 	}
 	double secs = (double)(clock() - t0) / CLOCKS_PER_SEC;
 	char stats[320];
 	snprintf(stats, sizeof(stats),
-		 "harvests=%" PRIu64 " writes=%" PRIu64 " tlb_hits=%" PRIu64 " faults=%" PRIu64
+		 "harvests=%" PRIu64 " writes=%" PRIu64 " tlb_hits=%" PRIu64 " pde_hits=%" PRIu64
+		 " faults=%" PRIu64
 		 " tlb_faults=%" PRIu64 " pml_full=%" PRIu64 " splits=%" PRIu64
 		 " collapses=%" PRIu64 " lost=%" PRIu64 " extra=%" PRIu64
 		 " flushes_dropped=%d invalidations=%" PRIu64 " cpu=%.2fs",
-		 t->harvests, w, hits, faults, sp, pmlfull, st.splits, st.collapses, t->lost,
+		 t->harvests, w, hits, pde, faults, sp, pmlfull, st.splits, st.collapses, t->lost,
 		 t->extra, atomic_load(&t->hw.flushes_dropped), t->invalidations, secs);
 
 	if (expect_loss) {

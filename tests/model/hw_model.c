@@ -118,6 +118,7 @@ static void tlb_fill(struct hw_vcpu *v, const struct hw_tlb_entry *n)
 static void tlb_clear(struct hw_vcpu *v)
 {
 	memset(v->tlb, 0, sizeof(v->tlb));
+	memset(v->pde_cache, 0, sizeof(v->pde_cache));
 	v->n_flush++;
 }
 
@@ -198,6 +199,7 @@ void hw_vcpu_set_root(struct hw_vcpu *v, hpa_t root_hpa)
 	guest_enter(v);
 	atomic_store(&v->root_hpa, root_hpa);
 	memset(v->tlb, 0, sizeof(v->tlb));
+	memset(v->pde_cache, 0, sizeof(v->pde_cache));
 	guest_exit(v);
 }
 
@@ -285,13 +287,25 @@ enum hw_walk_result hw_walk(struct hw_vcpu *v, gpa_t gpa, enum hw_access acc,
 	u64 val[HW_LEVELS + 1] = { 0 };
 	bool r = true, w = true, x = true, user = true;
 	hpa_t table = atomic_load(&v->root_hpa);
-	int level, leaf_level = 0;
+	int level, leaf_level = 0, top = HW_LEVELS;
+	hpa_t pde_table = 0;
+	u64 pde_tag = (gpa >> 21) + 1;
+	unsigned int pde_set = tlb_set(pde_tag);
 
 	memset(f, 0, sizeof(*f));
 	f->gpa = gpa;
 	f->write = write;
 
-	for (level = HW_LEVELS; level >= 1; level--) {
+	/* A cached PDE: permissions of the upper levels were all granted when
+	 * it was cached (only entries allowing the access are cached, and
+	 * mmu/'s non-leaf entries grant everything), A already set there. */
+	if (v->pde_cache[pde_set].tag == pde_tag) {
+		table = v->pde_cache[pde_set].pt;
+		top = 1;
+		v->n_pde_hit++;
+	}
+
+	for (level = top; level >= 1; level--) {
 		u64 *p = m->hpa_to_table(table) + hw_index(gpa, level);
 		u64 e = entry_load(p);
 
@@ -322,6 +336,8 @@ enum hw_walk_result hw_walk(struct hw_vcpu *v, gpa_t gpa, enum hw_access acc,
 			break;
 		}
 		table = e & HW_ADDR_MASK;
+		if (level == 2 && w && (fmt == HW_FMT_NPT ? user : r))
+			pde_table = table; /* upper levels grant everything */
 	}
 
 	if (fmt == HW_FMT_NPT) {
@@ -342,14 +358,14 @@ enum hw_walk_result hw_walk(struct hw_vcpu *v, gpa_t gpa, enum hw_access acc,
 	if (ad) {
 		bool need = set_d;
 
-		for (level = HW_LEVELS; level >= leaf_level; level--)
+		for (level = top; level >= leaf_level; level--)
 			need |= !(val[level] & a_mask);
 		/* SDM "Page-Modification Logging": before setting an accessed or
 		 * dirty flag with PML on, an index outside 0..511 is a log-full
 		 * VM exit; no flag is set and the access does not happen. */
 		if (need && v->pml_enabled && v->pml_index >= HW_PML_ENTRIES)
 			return HW_WALK_PML_FULL;
-		for (level = HW_LEVELS; level > leaf_level; level--) {
+		for (level = top; level > leaf_level; level--) {
 			if (val[level] & a_mask)
 				continue;
 			if (!entry_cmpxchg(ptep[level], val[level], val[level] | a_mask))
@@ -370,6 +386,12 @@ enum hw_walk_result hw_walk(struct hw_vcpu *v, gpa_t gpa, enum hw_access acc,
 			v->pml_index--;
 			v->n_pml_logged++;
 		}
+	}
+
+	/* Cache the PDE only for a translation that completed (no fault). */
+	if (pde_table) {
+		v->pde_cache[pde_set].tag = pde_tag;
+		v->pde_cache[pde_set].pt = pde_table;
 	}
 
 	int shift = hw_level_shift(leaf_level);

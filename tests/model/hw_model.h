@@ -79,6 +79,15 @@ struct hw_vcpu {
 	/* EPTP / nCR3: the root the mmu handed to this vCPU (hpa of the table). */
 	_Atomic hpa_t root_hpa;
 	struct hw_tlb_entry tlb[3][HW_TLB_SETS];
+	/* Paging-structure cache for PDEs (SDM Vol. 3A 4.10.3 "Paging-Structure
+	 * Caches"; for EPT the combined/guest-physical mappings of "Information
+	 * That May Be Cached"): gpa >> 21 -> the page table its PDE points to.
+	 * A walk that hits starts at level 1; emptied only by a flush, so a
+	 * table freed before the flush is walked after its free. */
+	struct {
+		u64 tag; /* (gpa >> 21) + 1; 0 = invalid */
+		hpa_t pt;
+	} pde_cache[HW_TLB_SETS];
 	/* Serialises draining this vCPU's buffer (its own PML-full exit against a
 	 * harvester) from the snapshot until the mmu has the entries, so that a
 	 * harvest that drained the buffer has every entry of every write that
@@ -91,7 +100,7 @@ struct hw_vcpu {
 	u64 rng;
 	/* statistics (read after the threads joined) */
 	u64 n_access, n_tlb_hit, n_walk, n_fault, n_spurious_fault, n_pml_full,
-		n_pml_logged, n_ad_race, n_flush, n_reload;
+		n_pml_logged, n_ad_race, n_flush, n_reload, n_pde_hit;
 };
 
 /* Callbacks of the test. Each returns 0 to retry the access, else an error
