@@ -5,11 +5,13 @@
 #   test_isolation.sh    a Linux attacker against hidden memory and the management UART
 #   test_shell.sh        from the UEFI shell pagetrail.efi returns success; the probe then passes
 #   test_guest_fault.sh  a triple-faulting guest ends in "pagetrail: FATAL" and a clean QEMU stop
+#   test_run_terminal.sh `make run`'s way: COM1 on stdin/stdout, printed log and socket paths work
 # bench_boot.py is the `make bench` step: Linux boot time with/without, exits/s.
 # A script is registered below only once it passes against the current hypervisor.
 
 QEMU_TEST_SCRIPTS := tests/qemu/test_probe.sh tests/qemu/test_linux_boot.sh \
-	tests/qemu/test_isolation.sh tests/qemu/test_shell.sh tests/qemu/test_guest_fault.sh
+	tests/qemu/test_isolation.sh tests/qemu/test_shell.sh tests/qemu/test_guest_fault.sh \
+	tests/qemu/test_run_terminal.sh
 TEST_SCRIPTS += $(QEMU_TEST_SCRIPTS)
 
 # Boot time with/without the hypervisor (median of PT_BENCH_BOOT_RUNS alternating runs),
