@@ -639,8 +639,12 @@ static void setup_slots(struct test *t)
 
 	/* Logged slot at 4 GiB: 4K: 4096 pages; 2M: 16 huge pages plus a 4 KiB
 	 * tail; 1G: one 1 GiB page, then 2 MiB pages, then a 4 KiB tail. */
-	t->base = 1ull << 20;
-	t->base_hfn = GUEST_HFN_BASE + (1ull << 18);
+	/* Half the 4K/2M groups start the slot 5 pages past a 64-page (and
+	 * 2 MiB) boundary: bitmap words then straddle page tables. */
+	u64 skew = t->c.size_level < 3 && (t->c.seed & 2) ? 5 : 0;
+
+	t->base = (1ull << 20) + skew;
+	t->base_hfn = GUEST_HFN_BASE + (1ull << 18) + skew;
 	if (t->c.size_level == 1)
 		t->npages = 4096;
 	else if (t->c.size_level == 2)
