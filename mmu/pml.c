@@ -18,6 +18,8 @@ u32 tdp_mmu_pml_drain(struct tdp_mmu *mmu, unsigned int as_id, const u64 *pml_bu
 	const struct tdp_memslot *slot = NULL;
 	u32 first, i, n = 0, dropped = 0;
 
+	if (!pml_buf || !pml_index)
+		return 0;
 	first = *pml_index >= TDP_PML_ENTRIES ? 0 : (u32)*pml_index + 1;
 	if (first < TDP_PML_ENTRIES) {
 		pt_read_lock(&mmu->mmu_lock);

@@ -738,6 +738,8 @@ enum tdp_fault_result tdp_mmu_page_fault(struct tdp_mmu *mmu, struct tdp_mmu_roo
 	bool logging;
 	int level, r;
 
+	if (!root)
+		return TDP_FAULT_RETRY; /* no root loaded yet: get one */
 	tdp_stat_add(mmu, faults, 1);
 	tdp_op_init(&op, mmu, root->as_id, true, true);
 	tdp_op_lock(&op);
