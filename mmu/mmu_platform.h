@@ -51,6 +51,9 @@ struct mmu_platform {
 	 * running vCPUs to exit). mmu/ calls it with the lock held; the caller
 	 * of a tdp_mmu_* operation that returned "flush needed" calls it
 	 * through tdp_mmu_flush_remote_tlbs().
+	 * It must not wait for a vCPU that is inside the hypervisor (it may be
+	 * spinning on mmu_lock, held by the caller): such a vCPU is marked to
+	 * flush before its next VM entry instead (KVM's request model).
 	 */
 	void (*flush_tlbs)(void *ctx, const struct tdp_mmu_root *root);
 
