@@ -1128,6 +1128,61 @@ static void test_zap_during_yield(void)
 	test_report("yield.tables_freed_while_yielded");
 }
 
+/* Bad requests get an error and change nothing. */
+static void test_bad_requests(void)
+{
+	struct env e;
+	bool flush;
+	int id, ro;
+	u64 small[2];
+
+	env_init(&e, SPTE_FMT_NPT);
+	id = tdp_mmu_set_memslot(&e.mmu, AS, 0x1000, 1000, 0x1000, &ram_2m, 0);
+	ro = tdp_mmu_set_memslot(&e.mmu, AS, 0x8000, 64, 0x8000, &ram_2m, TDP_SLOT_READONLY);
+	CHECK(id >= 0 && ro >= 0, "slots");
+	CHECK(tdp_mmu_get_dirty_log(&e.mmu, id, out, 4096, &flush) == MMU_EINVAL, "not logging");
+	CHECK(tdp_mmu_disable_dirty_logging(&e.mmu, id, &flush) == MMU_EINVAL, "disable: not on");
+	CHECK(tdp_mmu_enable_dirty_logging(&e.mmu, 999, TDP_DIRTY_WP, 0, bitmap, &flush) ==
+		  MMU_ENOENT,
+	      "no slot");
+	CHECK(tdp_mmu_enable_dirty_logging(&e.mmu, id, TDP_DIRTY_WP, 0, NULL, &flush) == MMU_EINVAL,
+	      "no bitmap");
+	CHECK(tdp_mmu_enable_dirty_logging(&e.mmu, id, (enum tdp_dirty_mode)7, 0, bitmap, &flush) ==
+		  MMU_EINVAL,
+	      "bad mode");
+	CHECK(tdp_mmu_enable_dirty_logging(&e.mmu, ro, TDP_DIRTY_WP, 0, bitmap, &flush) ==
+		  MMU_EINVAL,
+	      "read-only slot");
+	CHECK(tdp_mmu_enable_dirty_logging(&e.mmu, id, TDP_DIRTY_WP, 0, bitmap, &flush) == MMU_OK,
+	      "enable");
+	flushed(&e, flush);
+	CHECK(tdp_mmu_enable_dirty_logging(&e.mmu, id, TDP_DIRTY_WP, 0, bitmap, &flush) ==
+		  MMU_EINVAL,
+	      "enable twice");
+	CHECK(tdp_mmu_get_dirty_log(&e.mmu, id, small, 2, &flush) == MMU_EINVAL, "out too small");
+	CHECK(tdp_mmu_clear_dirty_log(&e.mmu, id, 0, 64, bitmap, &flush) == MMU_EINVAL,
+	      "CLEAR without manual protect");
+	CHECK(tdp_mmu_page_fault(&e.mmu, e.root, gfn_to_gpa(0x8001), TDP_FAULT_WRITE) ==
+		  TDP_FAULT_ACCESS,
+	      "write to a read-only slot");
+	CHECK(tdp_mmu_page_fault(&e.mmu, e.root, gfn_to_gpa(0x8001), 0) == TDP_FAULT_FIXED,
+	      "read of a read-only slot");
+	CHECK(tdp_mmu_page_fault(&e.mmu, e.root, 1ull << 52, TDP_FAULT_WRITE) == TDP_FAULT_NO_SLOT,
+	      "gpa past every slot");
+	CHECK(tdp_mmu_page_fault(&e.mmu, NULL, 0x1000000, 0) == TDP_FAULT_RETRY, "no root");
+	CHECK(tdp_mmu_pml_drain(&e.mmu, AS, NULL, NULL) == 0, "no PML buffer");
+	/* the hypervisor's own write to guest memory */
+	tdp_mmu_mark_page_dirty(&e.mmu, AS, 0x1000 + 999);
+	tdp_mmu_mark_page_dirty(&e.mmu, AS, 0x1000 + 1000); /* past the slot: ignored */
+	get_log(&e, id, &flush);
+	CHECK(test_bit(out, 999) && popcount_bm(out, 16) == 1, "mark_page_dirty");
+	CHECK(tdp_mmu_map_range(&e.mmu, TDP_MMU_NR_AS, 0, 1, &flush) == MMU_EINVAL, "bad AS");
+	CHECK(tdp_mmu_map_range(&e.mmu, AS, ~0ull, 2, &flush) == MMU_EINVAL, "wrapping range");
+	CHECK(!tdp_mmu_zap_range(&e.mmu, AS, 0, 0), "empty zap");
+	env_fini(&e);
+	test_report("api.bad_requests");
+}
+
 static void test_delete_and_age(void)
 {
 	struct env e;
@@ -1179,5 +1234,6 @@ int main(void)
 	test_yield_equivalence();
 	test_zap_during_yield();
 	test_delete_and_age();
+	test_bad_requests();
 	return test_failures ? 1 : 0;
 }
