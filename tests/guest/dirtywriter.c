@@ -5,7 +5,7 @@
  * initramfs.
  *
  *   pt-dirtywriter [--pattern random|seq|hot] [--mib N] [--hot-pages N] [--seconds S]
- *                  [--seed N] [--nap-ms N]
+ *                  [--seed N] [--nap-ms N] [--rate N]
  *
  * It maps N MiB of anonymous memory (populated up front, so that the measured loop takes
  * no guest page faults), then stores into one page after another until S seconds have
@@ -14,6 +14,9 @@
  * in a round really changes content: the host's oracle (QMP pmemsave, diffed per 4 KiB
  * page) sees every such page, and each one must be in the dirty bitmap.
  *
+ * --rate N: at most N stores per second on average (sleeping when ahead; 0, the default:
+ * as fast as it can). The oracle uses it so that a round dirties part of the buffer, not
+ * all of it: a page must then be reported exactly when it was written.
  * --nap-ms N: after every N ms of stores, sleep 1 ms (0, the default: never). A guest
  * that sleeps halts, and a halt is an exit: see tests/qemu/dirty_oracle.py on why the
  * oracle uses it (the hypervisor polls its management port only on exits).
@@ -21,7 +24,7 @@
  * Patterns:
  *   random  uniformly random pages of the buffer (xorshift64*)
  *   seq     a sweep over the buffer, page after page, wrapping around
- *   hot     9 stores of 10 into a hot set of --hot-pages pages (default 64), the rest
+ *   hot     99 stores of 100 into a hot set of --hot-pages pages (default 64), the rest
  *           uniformly random over the buffer
  *
  * It prints one line when it is ready (after populating) and one at the end (after S
@@ -78,7 +81,7 @@ static uint64_t xorshift64s(uint64_t *s)
 static int usage(void)
 {
 	fprintf(stderr, "usage: pt-dirtywriter [--pattern random|seq|hot] [--mib N] "
-			"[--hot-pages N] [--seconds S] [--seed N] [--nap-ms N]\n");
+			"[--hot-pages N] [--seconds S] [--seed N] [--nap-ms N] [--rate N]\n");
 	return 2;
 }
 
@@ -105,7 +108,7 @@ int main(int argc, char **argv)
 {
 	enum pattern pat = PAT_RANDOM;
 	unsigned long mib = 64, hot_pages = 64, seconds = 0, seed = 0x9e3779b97f4a7c15ul;
-	unsigned long nap_ms = 0;
+	unsigned long nap_ms = 0, rate = 0;
 	uint64_t pages, i, rng, seqno = 1, stores = 0, sweep = 0;
 	double start, t, last_nap;
 	unsigned char *buf;
@@ -131,6 +134,9 @@ int main(int argc, char **argv)
 				return usage();
 		} else if (!strcmp(argv[a], "--seconds") && v) {
 			if (parse_ul(v, &seconds))
+				return usage();
+		} else if (!strcmp(argv[a], "--rate") && v) {
+			if (parse_ul(v, &rate))
 				return usage();
 		} else if (!strcmp(argv[a], "--nap-ms") && v) {
 			if (parse_ul(v, &nap_ms))
@@ -173,7 +179,7 @@ int main(int argc, char **argv)
 			break;
 		case PAT_HOT:
 			page = xorshift64s(&rng);
-			page = (page % 10 != 0) ? (page >> 8) % hot_pages : (page >> 8) % pages;
+			page = (page % 100 != 0) ? (page >> 8) % hot_pages : (page >> 8) % pages;
 			break;
 		case PAT_RANDOM:
 		default:
@@ -188,7 +194,13 @@ int main(int argc, char **argv)
 		t = now();
 		if (seconds && t - start >= (double)seconds)
 			break;
-		if (nap_ms && t - last_nap >= (double)nap_ms * 1e-3) {
+		if (rate && (double)stores > (double)rate * (t - start)) {
+			double ahead = (double)stores / (double)rate - (t - start);
+			struct timespec nap = {(time_t)ahead, (long)((ahead - (double)(time_t)ahead) * 1e9)};
+
+			nanosleep(&nap, NULL);
+			last_nap = now();
+		} else if (nap_ms && t - last_nap >= (double)nap_ms * 1e-3) {
 			struct timespec nap = {0, 1000000};
 
 			nanosleep(&nap, NULL);

@@ -10,17 +10,14 @@
 source "$(dirname "$0")/lib.sh"
 pt_init dirty_oracle
 
-PT_QEMU_TIMEOUT=420 pt_qemu_start --com1-socket --qemu-arg -m --qemu-arg "${PT_ORACLE_MEM:-256M}"
-python3 tests/qemu/dirty_oracle.py "$RUN_DIR" --rounds "${PT_ORACLE_ROUNDS:-6}" \
-	--writer-mib 32 --deadline 360 --summary "$RUN_DIR/summary.json" || PT_FAILED=$((PT_FAILED + 1))
-# Power off through the console (the oracle's socket is closed by now).
-python3 - "$RUN_DIR/com1.sock" <<'PY' || true
-import socket, sys
-s = socket.socket(socket.AF_UNIX)
-s.connect(sys.argv[1])
-s.sendall(b"\npoweroff -f\n")
-PY
-pt_qemu_wait
-pt_check dirty_oracle.clean_poweroff "(QEMU status $pt_qemu_status)" test "$pt_qemu_status" -eq 0
+PT_QEMU_TIMEOUT=400 pt_qemu_start --com1-socket --qemu-arg -m --qemu-arg "${PT_ORACLE_MEM:-256M}"
+if python3 tests/qemu/dirty_oracle.py "$RUN_DIR" --rounds "${PT_ORACLE_ROUNDS:-6}" \
+	--writer-mib 64 --deadline 330 --summary "$RUN_DIR/summary.json" --poweroff; then
+	pt_qemu_wait
+	pt_check dirty_oracle.clean_poweroff "(QEMU status $pt_qemu_status)" test "$pt_qemu_status" -eq 0
+else
+	PT_FAILED=$((PT_FAILED + 1))
+	pt_qemu_kill
+fi
 pt_hv_log_checks dirty_oracle
 pt_finish
