@@ -667,6 +667,14 @@ static void run_cycle(struct test *t, u64 baseline)
 	bool flush = false;
 	int ret;
 
+#if MODEL_THREADED
+	/* Logging starts under running vCPUs, as for a live migration. Their
+	 * writes count (are stamped) from the moment enable and its flush are
+	 * done; the ones before or during it need not be logged. */
+	atomic_store(&t->unthrottled, true);
+	start_writers(t);
+	wait_writes(t, 64);
+#endif
 	if (t->c.nomem)
 		atomic_store(&t->plat.fail_after, (long)(rnd64(&t->rng) % 4));
 	ret = tdp_mmu_enable_dirty_logging(&t->mmu, t->slot, t->c.mode, t->c.log_flags, t->bitmap,
@@ -674,6 +682,9 @@ static void run_cycle(struct test *t, u64 baseline)
 	atomic_store(&t->plat.fail_after, -1);
 	if (ret) {
 		fail(t, "enable_dirty_logging: %d", ret);
+#if MODEL_THREADED
+		stop_writers(t);
+#endif
 		return;
 	}
 	flush_if(t, flush, false);
@@ -684,7 +695,7 @@ static void run_cycle(struct test *t, u64 baseline)
 	atomic_store(&t->tracking, true);
 
 #if MODEL_THREADED
-	start_writers(t);
+	atomic_store(&t->unthrottled, false);
 	for (int r = 0; r < t->c.rounds && !atomic_load(&t->errors); r++) {
 		bool sync = t->c.sync_one_in && rnd64(&t->rng) % t->c.sync_one_in == 0;
 
