@@ -49,8 +49,17 @@ void arch_vcpu_capture_live_state(struct vcpu *v, const struct hv_takeover *t)
 	x86_backend->capture_live_state(v, t);
 }
 
-void arch_host_enter(void) { x86_backend->host_enter(); }
+void arch_host_enter(void)
+{
+	x86_backend->host_enter();
+}
 
-void arch_tdp_format_init(struct spte_format *fmt) { x86_backend->tdp_format_init(fmt); }
+void arch_tdp_format_init(struct spte_format *fmt)
+{
+	x86_backend->tdp_format_init(fmt);
+}
 
-bool arch_pml_supported(const char **why) { return x86_backend->pml_supported(why); }
+bool arch_pml_supported(const char **why)
+{
+	return x86_backend->pml_supported(why);
+}

@@ -23,8 +23,8 @@ EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *systab)
 	EFI_STATUS status;
 
 	InitializeLib(image, systab);
-	status = uefi_call_wrapper(BS->AllocatePages, 4, AllocateAnyPages, EfiLoaderData,
-				   DW_PAGES, &buf);
+	status = uefi_call_wrapper(BS->AllocatePages, 4, AllocateAnyPages, EfiLoaderData, DW_PAGES,
+				   &buf);
 	if (EFI_ERROR(status)) {
 		Print(L"dirty_writer: AllocatePages: %r\n", status);
 		return status;

@@ -30,7 +30,7 @@ pt_relay_start || {
 	exit 1
 }
 pt_bochs_start "$model" "$img" 600
-if ! pt_wait_for "$com1" '^dirty_writer: buf 0x[0-9A-Fa-f]+ pages [0-9]+' 150; then
+if ! pt_wait_for "$com1" '^dirty_writer: buf 0x[0-9A-Fa-f]+ pages [0-9]+' 400; then
 	pt_not_ok "$t.writer_started (no 'dirty_writer: buf' line in $com1)"
 	exit 1
 fi

@@ -11,7 +11,7 @@ pt_bochs_esp "$img" "$BUILD/bochs/hello.efi=/EFI/BOOT/BOOTX64.EFI" || {
 	pt_not_ok "harness.esp mtools failed"
 	exit 1
 }
-pt_bochs_run "${PT_BOCHS_MODEL:-corei7_skylake_x}" "$img" 120
+pt_bochs_run "${PT_BOCHS_MODEL:-corei7_skylake_x}" "$img" 300
 pt_check harness.com1 "(no 'hello-com1: vendor GenuineIntel' in $RUN_DIR/com1.log)" \
 	pt_has "$RUN_DIR/com1.log" '^hello-com1: vendor GenuineIntel'
 pt_check harness.cpu_has_vmx "(the CPU model does not offer VMX)" \

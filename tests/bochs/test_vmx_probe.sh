@@ -25,7 +25,7 @@ pt_bochs_chain_esp "$img" '\EFI\pagetrail\pagetrail.efi \EFI\tests\vmx_probe.efi
 	pt_not_ok "vmx_probe.esp mtools failed"
 	exit 1
 }
-pt_bochs_run "$model" "$img" 180 "$done_re"
+pt_bochs_run "$model" "$img" 400 "$done_re"
 if pt_has "$com1" '^vmx_probe: done'; then
 	pt_ok vmx_probe.ran_to_end
 else
@@ -54,7 +54,7 @@ pt_hv_log_checks vmx_probe
 
 # Negative control: same probe, no hypervisor.
 pt_bochs_chain_esp "$img" '\EFI\tests\vmx_probe.efi'
-pt_bochs_run "$model" "$img" 120 "$done_re"
+pt_bochs_run "$model" "$img" 300 "$done_re"
 if pt_has "$com1" '^vmx_probe: done' && pt_has "$com1" '^not ok cpuid_hv_signature' &&
 	pt_has "$com1" '^not ok cpuid_vmx_hidden'; then
 	pt_ok vmx_probe.negative_control_fails_without_hv

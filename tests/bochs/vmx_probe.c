@@ -16,28 +16,28 @@
 #include <efi.h>
 #include <efilib.h>
 
-#define CPUID_HV_BASE 0x40000000u
-#define CPUID_1_ECX_VMX (1u << 5)
-#define CPUID_1_ECX_XSAVE (1u << 26)
+#define CPUID_HV_BASE	       0x40000000u
+#define CPUID_1_ECX_VMX	       (1u << 5)
+#define CPUID_1_ECX_XSAVE      (1u << 26)
 #define CPUID_1_ECX_HYPERVISOR (1u << 31)
 
-#define MSR_IA32_FEATURE_CONTROL 0x3au
-#define FEATURE_CONTROL_LOCKED (1ull << 0)
+#define MSR_IA32_FEATURE_CONTROL	  0x3au
+#define FEATURE_CONTROL_LOCKED		  (1ull << 0)
 #define FEATURE_CONTROL_VMXON_OUTSIDE_SMX (1ull << 2)
-#define MSR_IA32_VMX_BASIC 0x480u
-#define MSR_IA32_VMX_EPT_VPID_CAP 0x48cu
-#define CR4_VMXE (1ull << 13)
-#define CR4_OSXSAVE (1ull << 18)
+#define MSR_IA32_VMX_BASIC		  0x480u
+#define MSR_IA32_VMX_EPT_VPID_CAP	  0x48cu
+#define CR4_VMXE			  (1ull << 13)
+#define CR4_OSXSAVE			  (1ull << 18)
 
 /* The management UART (COM2): an idle UART with nothing to read (hv/exit.c). */
-#define COM2 0x2f8u
+#define COM2	 0x2f8u
 #define UART_IIR 2u
 #define UART_LSR 5u
 #define UART_MSR 6u
 
 #define VEC_NONE 0xffu
-#define VEC_UD 6u
-#define VEC_GP 13u
+#define VEC_UD	 6u
+#define VEC_GP	 13u
 
 /* Read and written by tests/guest/probe_trap.S. */
 __attribute__((visibility("hidden"))) volatile UINT64 probe_fault_vector;
@@ -52,10 +52,10 @@ struct idt_ptr {
 _Static_assert(sizeof(struct idt_ptr) == 10, "sidt/lidt operand is 10 bytes");
 
 /* A 64-bit interrupt gate (Intel SDM Vol. 3A 6.14.1 "64-Bit Mode IDT"). */
-#define GATE_SELECTOR_SHIFT 16
-#define GATE_ATTR_SHIFT 40
+#define GATE_SELECTOR_SHIFT    16
+#define GATE_ATTR_SHIFT	       40
 #define GATE_ATTR_INTR_PRESENT 0x8eull
-#define GATE_OFFSET_MID_SHIFT 48
+#define GATE_OFFSET_MID_SHIFT  48
 
 #define IDT_ENTRIES 256
 static UINT64 probe_idt[IDT_ENTRIES * 2] __attribute__((aligned(16)));
@@ -110,16 +110,16 @@ static void irq_restore_and_load_fw_idt(UINT64 flags)
  * Runs INSN with RAX = rax, RCX = rcx, RDX = rdx and returns the vector it raised
  * (VEC_NONE if it completed). The recovery point is the label right after INSN.
  */
-#define TRY_INSN(insn, rax, rcx, rdx)                                                     \
-	({                                                                                \
-		UINT64 __flags = irq_save_and_load_probe_idt();                          \
-		__asm__ volatile("lea 1f(%%rip), %%rbx\n\t"                              \
-				 "mov %%rbx, %0\n\t" insn "\n1:"                          \
-				 : "=m"(probe_recover_rip)                                \
-				 : "a"(rax), "c"(rcx), "d"(rdx)                           \
-				 : "rbx", "memory", "cc");                                 \
-		irq_restore_and_load_fw_idt(__flags);                                    \
-		probe_fault_vector;                                                       \
+#define TRY_INSN(insn, rax, rcx, rdx)                                                              \
+	({                                                                                         \
+		UINT64 __flags = irq_save_and_load_probe_idt();                                    \
+		__asm__ volatile("lea 1f(%%rip), %%rbx\n\t"                                        \
+				 "mov %%rbx, %0\n\t" insn "\n1:"                                   \
+				 : "=m"(probe_recover_rip)                                         \
+				 : "a"(rax), "c"(rcx), "d"(rdx)                                    \
+				 : "rbx", "memory", "cc");                                         \
+		irq_restore_and_load_fw_idt(__flags);                                              \
+		probe_fault_vector;                                                                \
 	})
 
 static void cpuid(UINT32 leaf, UINT32 *a, UINT32 *b, UINT32 *c, UINT32 *d)
@@ -193,7 +193,7 @@ static void check_cpuid(void)
 	report(a >= CPUID_HV_BASE && a <= CPUID_HV_BASE + 0xff, "cpuid_hv_max_leaf",
 	       L"EAX is not a leaf in 0x40000000..0x400000ff");
 	report(CompareMem(&b, want, 4) == 0 && CompareMem(&c, want + 4, 4) == 0 &&
-		       CompareMem(&d, want + 8, 4) == 0,
+		   CompareMem(&d, want + 8, 4) == 0,
 	       "cpuid_hv_signature", L"EBX/ECX/EDX are not \"PageTrailHV\\0\"");
 	cpuid(1, &a, &b, &c, &d);
 	report(!!(c & CPUID_1_ECX_HYPERVISOR), "cpuid_1_ecx_hypervisor_bit",
@@ -210,24 +210,60 @@ struct vmx_insn {
 	UINT64 (*run)(UINT64 page);
 };
 
-static UINT64 run_vmxon(UINT64 p) { return TRY_INSN("vmxon (%%rax)", p, 0, 0); }
-static UINT64 run_vmxoff(UINT64 p) { return TRY_INSN("vmxoff", p, 0, 0); }
-static UINT64 run_vmcall(UINT64 p) { return TRY_INSN("vmcall", p, 0, 0); }
-static UINT64 run_vmclear(UINT64 p) { return TRY_INSN("vmclear (%%rax)", p, 0, 0); }
-static UINT64 run_vmptrld(UINT64 p) { return TRY_INSN("vmptrld (%%rax)", p, 0, 0); }
-static UINT64 run_vmptrst(UINT64 p) { return TRY_INSN("vmptrst (%%rax)", p, 0, 0); }
-static UINT64 run_vmread(UINT64 p) { return TRY_INSN("vmread %%rcx, %%rdx", p, 0x4400, 0); }
-static UINT64 run_vmwrite(UINT64 p) { return TRY_INSN("vmwrite %%rdx, %%rcx", p, 0x681e, 0); }
-static UINT64 run_vmlaunch(UINT64 p) { return TRY_INSN("vmlaunch", p, 0, 0); }
-static UINT64 run_vmresume(UINT64 p) { return TRY_INSN("vmresume", p, 0, 0); }
-static UINT64 run_invept(UINT64 p) { return TRY_INSN("invept (%%rax), %%rcx", p, 2, 0); }
-static UINT64 run_invvpid(UINT64 p) { return TRY_INSN("invvpid (%%rax), %%rcx", p, 2, 0); }
+static UINT64 run_vmxon(UINT64 p)
+{
+	return TRY_INSN("vmxon (%%rax)", p, 0, 0);
+}
+static UINT64 run_vmxoff(UINT64 p)
+{
+	return TRY_INSN("vmxoff", p, 0, 0);
+}
+static UINT64 run_vmcall(UINT64 p)
+{
+	return TRY_INSN("vmcall", p, 0, 0);
+}
+static UINT64 run_vmclear(UINT64 p)
+{
+	return TRY_INSN("vmclear (%%rax)", p, 0, 0);
+}
+static UINT64 run_vmptrld(UINT64 p)
+{
+	return TRY_INSN("vmptrld (%%rax)", p, 0, 0);
+}
+static UINT64 run_vmptrst(UINT64 p)
+{
+	return TRY_INSN("vmptrst (%%rax)", p, 0, 0);
+}
+static UINT64 run_vmread(UINT64 p)
+{
+	return TRY_INSN("vmread %%rcx, %%rdx", p, 0x4400, 0);
+}
+static UINT64 run_vmwrite(UINT64 p)
+{
+	return TRY_INSN("vmwrite %%rdx, %%rcx", p, 0x681e, 0);
+}
+static UINT64 run_vmlaunch(UINT64 p)
+{
+	return TRY_INSN("vmlaunch", p, 0, 0);
+}
+static UINT64 run_vmresume(UINT64 p)
+{
+	return TRY_INSN("vmresume", p, 0, 0);
+}
+static UINT64 run_invept(UINT64 p)
+{
+	return TRY_INSN("invept (%%rax), %%rcx", p, 2, 0);
+}
+static UINT64 run_invvpid(UINT64 p)
+{
+	return TRY_INSN("invvpid (%%rax), %%rcx", p, 2, 0);
+}
 
 static const struct vmx_insn vmx_insns[] = {
-	{ "vmxon", run_vmxon },	    { "vmxoff", run_vmxoff },	  { "vmcall", run_vmcall },
-	{ "vmclear", run_vmclear }, { "vmptrld", run_vmptrld },	  { "vmptrst", run_vmptrst },
-	{ "vmread", run_vmread },   { "vmwrite", run_vmwrite },	  { "vmlaunch", run_vmlaunch },
-	{ "vmresume", run_vmresume }, { "invept", run_invept }, { "invvpid", run_invvpid },
+    {"vmxon", run_vmxon},	{"vmxoff", run_vmxoff},	  {"vmcall", run_vmcall},
+    {"vmclear", run_vmclear},	{"vmptrld", run_vmptrld}, {"vmptrst", run_vmptrst},
+    {"vmread", run_vmread},	{"vmwrite", run_vmwrite}, {"vmlaunch", run_vmlaunch},
+    {"vmresume", run_vmresume}, {"invept", run_invept},	  {"invvpid", run_invvpid},
 };
 
 static void check_vmx_insns(void)
@@ -257,14 +293,13 @@ static void check_vmx_msrs_and_cr4(void)
 	v = try_rdmsr(MSR_IA32_VMX_EPT_VPID_CAP, &val);
 	report(v == VEC_GP, "gp_rdmsr_vmx_ept_vpid_cap", vector_name(v));
 	v = try_rdmsr(MSR_IA32_FEATURE_CONTROL, &val);
-	Print(L"# IA32_FEATURE_CONTROL: %s, value %lx\n",
-	      v == VEC_NONE ? L"read" : vector_name(v), val);
+	Print(L"# IA32_FEATURE_CONTROL: %s, value %lx\n", v == VEC_NONE ? L"read" : vector_name(v),
+	      val);
 	report(v == VEC_NONE && (val & FEATURE_CONTROL_LOCKED) &&
-		       !(val & FEATURE_CONTROL_VMXON_OUTSIDE_SMX),
+		   !(val & FEATURE_CONTROL_VMXON_OUTSIDE_SMX),
 	       "feature_control_locked_vmx_off",
 	       L"IA32_FEATURE_CONTROL is not read as locked with VMXON disabled");
-	v = TRY_INSN("wrmsr", val | FEATURE_CONTROL_VMXON_OUTSIDE_SMX, MSR_IA32_FEATURE_CONTROL,
-		     0);
+	v = TRY_INSN("wrmsr", val | FEATURE_CONTROL_VMXON_OUTSIDE_SMX, MSR_IA32_FEATURE_CONTROL, 0);
 	report(v == VEC_GP, "gp_wrmsr_feature_control", vector_name(v));
 
 	Print(L"# CR4=%lx\n", cr4);
@@ -328,8 +363,8 @@ static void check_hidden_memory(void)
 	size += 8 * sizeof(EFI_MEMORY_DESCRIPTOR);
 	map = AllocatePool(size);
 	if (map)
-		status = uefi_call_wrapper(BS->GetMemoryMap, 5, &size, map, &key, &desc_size,
-					   &desc_ver);
+		status =
+		    uefi_call_wrapper(BS->GetMemoryMap, 5, &size, map, &key, &desc_size, &desc_ver);
 	if (!map || EFI_ERROR(status)) {
 		report(FALSE, "hidden_memory_faults", L"GetMemoryMap failed");
 		return;

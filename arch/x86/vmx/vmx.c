@@ -27,7 +27,10 @@ _Static_assert(VMX_ASM_ENTER_FAIL_VALID == VMX_ENTER_FAIL_VALID, "vmx_entry.S re
 static struct vmx_caps caps;
 static struct vmx_vcpu vmx_bsp;
 
-static struct vmx_vcpu *to_vmx(struct vcpu *v) { return v->arch; }
+static struct vmx_vcpu *to_vmx(struct vcpu *v)
+{
+	return v->arch;
+}
 
 /* ---- VMCS access: a failed VMREAD/VMWRITE is a hypervisor bug ---- */
 
@@ -38,8 +41,7 @@ static void vmcs_write(enum vmcs_field f, u64 val)
 	if (likely(!__vmcs_write(f, val)))
 		return;
 	__vmcs_read(VMCS_INSN_ERROR, &err);
-	hv_panic("VMWRITE of field 0x%04x = 0x%lx failed (VM-instruction error %lu)", f,
-		 val, err);
+	hv_panic("VMWRITE of field 0x%04x = 0x%lx failed (VM-instruction error %lu)", f, val, err);
 }
 
 static u64 vmcs_read(enum vmcs_field f)
@@ -49,8 +51,7 @@ static u64 vmcs_read(enum vmcs_field f)
 	if (likely(!__vmcs_read(f, &val)))
 		return val;
 	__vmcs_read(VMCS_INSN_ERROR, &err);
-	hv_panic("VMREAD of field 0x%04x failed (VM-instruction error %lu)", f,
-		 err);
+	hv_panic("VMREAD of field 0x%04x failed (VM-instruction error %lu)", f, err);
 }
 
 /* ---- capabilities ---- */
@@ -112,13 +113,14 @@ static int vmx_read_caps(const char **why)
 	/* A.6 "Miscellaneous Data": bits 4:0 give the preemption timer's rate. */
 	caps.preempt_timer = (x86_rdmsr(msr_pin) >> 32) & PIN_PREEMPTION_TIMER;
 	caps.preempt_shift = x86_rdmsr(MSR_IA32_VMX_MISC) & 0x1f;
+	caps.activity_hlt = x86_rdmsr(MSR_IA32_VMX_MISC) & VMX_MISC_ACTIVITY_HLT;
 	/*
 	 * HLT exits so the management port is polled while the guest idles
 	 * (hv/exit.c); I/O and MSR bitmaps select the intercepted ports/MSRs.
 	 */
 	if (vmx_adjust_controls("processor-based", msr_proc,
 				PROC_HLT_EXITING | PROC_USE_IO_BITMAPS | PROC_USE_MSR_BITMAPS |
-					PROC_ACTIVATE_SECONDARY,
+				    PROC_ACTIVATE_SECONDARY,
 				0, &caps.proc, why))
 		return -1;
 	proc2_msr = x86_rdmsr(MSR_IA32_VMX_PROCBASED_CTLS2);
@@ -129,21 +131,18 @@ static int vmx_read_caps(const char **why)
 	 * CPUID still offers them: enable them wherever the CPU allows.
 	 */
 	if (vmx_adjust_controls("secondary", MSR_IA32_VMX_PROCBASED_CTLS2, PROC2_ENABLE_EPT,
-				PROC2_ENABLE_VPID | PROC2_UNRESTRICTED_GUEST |
-					PROC2_ENABLE_RDTSCP | PROC2_ENABLE_INVPCID |
-					PROC2_ENABLE_XSAVES,
+				PROC2_ENABLE_VPID | PROC2_UNRESTRICTED_GUEST | PROC2_ENABLE_RDTSCP |
+				    PROC2_ENABLE_INVPCID | PROC2_ENABLE_XSAVES,
 				&caps.proc2, why))
 		return -1;
 	/* The guest's EFER and PAT are switched by the CPU on every entry and exit. */
 	if (vmx_adjust_controls("VM-exit", msr_exit,
 				EXIT_HOST_ADDR_SPACE_SIZE | EXIT_SAVE_IA32_EFER |
-					EXIT_LOAD_IA32_EFER | EXIT_SAVE_IA32_PAT |
-					EXIT_LOAD_IA32_PAT,
+				    EXIT_LOAD_IA32_EFER | EXIT_SAVE_IA32_PAT | EXIT_LOAD_IA32_PAT,
 				EXIT_SAVE_DEBUG_CONTROLS, &caps.exit, why))
 		return -1;
-	if (vmx_adjust_controls("VM-entry", msr_entry,
-				ENTRY_LOAD_IA32_EFER | ENTRY_LOAD_IA32_PAT, ENTRY_LOAD_DEBUG_CONTROLS,
-				&caps.entry, why))
+	if (vmx_adjust_controls("VM-entry", msr_entry, ENTRY_LOAD_IA32_EFER | ENTRY_LOAD_IA32_PAT,
+				ENTRY_LOAD_DEBUG_CONTROLS, &caps.entry, why))
 		return -1;
 	/* The guest's long mode is a per-entry setting (vmx_sync_efer). */
 	if (caps.entry & ENTRY_IA32E_MODE_GUEST) {
@@ -268,22 +267,22 @@ struct vmx_seg_fields {
 	enum vmcs_field sel, base, limit, ar;
 };
 
-static const struct vmx_seg_fields seg_es = { VMCS_GUEST_ES_SEL, VMCS_GUEST_ES_BASE,
-					      VMCS_GUEST_ES_LIMIT, VMCS_GUEST_ES_AR };
-static const struct vmx_seg_fields seg_cs = { VMCS_GUEST_CS_SEL, VMCS_GUEST_CS_BASE,
-					      VMCS_GUEST_CS_LIMIT, VMCS_GUEST_CS_AR };
-static const struct vmx_seg_fields seg_ss = { VMCS_GUEST_SS_SEL, VMCS_GUEST_SS_BASE,
-					      VMCS_GUEST_SS_LIMIT, VMCS_GUEST_SS_AR };
-static const struct vmx_seg_fields seg_ds = { VMCS_GUEST_DS_SEL, VMCS_GUEST_DS_BASE,
-					      VMCS_GUEST_DS_LIMIT, VMCS_GUEST_DS_AR };
-static const struct vmx_seg_fields seg_fs = { VMCS_GUEST_FS_SEL, VMCS_GUEST_FS_BASE,
-					      VMCS_GUEST_FS_LIMIT, VMCS_GUEST_FS_AR };
-static const struct vmx_seg_fields seg_gs = { VMCS_GUEST_GS_SEL, VMCS_GUEST_GS_BASE,
-					      VMCS_GUEST_GS_LIMIT, VMCS_GUEST_GS_AR };
-static const struct vmx_seg_fields seg_tr = { VMCS_GUEST_TR_SEL, VMCS_GUEST_TR_BASE,
-					      VMCS_GUEST_TR_LIMIT, VMCS_GUEST_TR_AR };
-static const struct vmx_seg_fields seg_ldtr = { VMCS_GUEST_LDTR_SEL, VMCS_GUEST_LDTR_BASE,
-						VMCS_GUEST_LDTR_LIMIT, VMCS_GUEST_LDTR_AR };
+static const struct vmx_seg_fields seg_es = {VMCS_GUEST_ES_SEL, VMCS_GUEST_ES_BASE,
+					     VMCS_GUEST_ES_LIMIT, VMCS_GUEST_ES_AR};
+static const struct vmx_seg_fields seg_cs = {VMCS_GUEST_CS_SEL, VMCS_GUEST_CS_BASE,
+					     VMCS_GUEST_CS_LIMIT, VMCS_GUEST_CS_AR};
+static const struct vmx_seg_fields seg_ss = {VMCS_GUEST_SS_SEL, VMCS_GUEST_SS_BASE,
+					     VMCS_GUEST_SS_LIMIT, VMCS_GUEST_SS_AR};
+static const struct vmx_seg_fields seg_ds = {VMCS_GUEST_DS_SEL, VMCS_GUEST_DS_BASE,
+					     VMCS_GUEST_DS_LIMIT, VMCS_GUEST_DS_AR};
+static const struct vmx_seg_fields seg_fs = {VMCS_GUEST_FS_SEL, VMCS_GUEST_FS_BASE,
+					     VMCS_GUEST_FS_LIMIT, VMCS_GUEST_FS_AR};
+static const struct vmx_seg_fields seg_gs = {VMCS_GUEST_GS_SEL, VMCS_GUEST_GS_BASE,
+					     VMCS_GUEST_GS_LIMIT, VMCS_GUEST_GS_AR};
+static const struct vmx_seg_fields seg_tr = {VMCS_GUEST_TR_SEL, VMCS_GUEST_TR_BASE,
+					     VMCS_GUEST_TR_LIMIT, VMCS_GUEST_TR_AR};
+static const struct vmx_seg_fields seg_ldtr = {VMCS_GUEST_LDTR_SEL, VMCS_GUEST_LDTR_BASE,
+					       VMCS_GUEST_LDTR_LIMIT, VMCS_GUEST_LDTR_AR};
 
 /*
  * Loads one segment register's hidden part from its GDT descriptor, as the
@@ -293,8 +292,8 @@ static const struct vmx_seg_fields seg_ldtr = { VMCS_GUEST_LDTR_SEL, VMCS_GUEST_
  * accessed bit set (26.3.1.2 requires it; the CPU set it in the descriptor
  * when the selector was loaded anyway).
  */
-static void vmx_seg_from_desc(const struct vmx_seg_fields *f, u16 sel,
-			      const struct x86_dtr *gdt, bool system)
+static void vmx_seg_from_desc(const struct vmx_seg_fields *f, u16 sel, const struct x86_dtr *gdt,
+			      bool system)
 {
 	const u8 *table = (const u8 *)(uintptr_t)gdt->base;
 	u64 d, limit, base, ar;
@@ -316,7 +315,7 @@ static void vmx_seg_from_desc(const struct vmx_seg_fields *f, u16 sel,
 		limit = (limit << 12) | 0xfff;
 	base = ((d >> 16) & 0xffffff) | (((d >> 56) & 0xff) << 24);
 	if (system)
-		base |= (u64)*(const u32 *)(table + (sel & ~7u) + 8) << 32;
+		base |= (u64) * (const u32 *)(table + (sel & ~7u) + 8) << 32;
 	vmcs_write(f->base, base);
 	vmcs_write(f->limit, limit);
 	vmcs_write(f->ar, ar);
@@ -465,8 +464,7 @@ static void vmx_write_controls(struct vmx_vcpu *x)
 {
 	u32 proc2 = vmx_proc2(x);
 
-	vmcs_write(VMCS_PIN_CONTROLS,
-		   caps.pin | (caps.preempt_timer ? PIN_PREEMPTION_TIMER : 0));
+	vmcs_write(VMCS_PIN_CONTROLS, caps.pin | (caps.preempt_timer ? PIN_PREEMPTION_TIMER : 0));
 	vmcs_write(VMCS_PROC_CONTROLS, caps.proc);
 	vmcs_write(VMCS_PROC_CONTROLS2, proc2);
 	vmcs_write(VMCS_EXIT_CONTROLS, caps.exit);
@@ -527,8 +525,8 @@ static void vmx_host_enter(void)
 	*(u32 *)x->vmxon_region = (u32)(caps.basic & VMX_BASIC_REVISION_MASK);
 	*(u32 *)x->vmcs = (u32)(caps.basic & VMX_BASIC_REVISION_MASK);
 	if (vmx_on(hv_pa(x->vmxon_region)))
-		hv_panic("VMXON failed (cr0=0x%lx cr4=0x%lx feature_control=0x%lx)",
-			 x86_read_cr0(), x86_read_cr4(), x86_rdmsr(MSR_IA32_FEATURE_CONTROL));
+		hv_panic("VMXON failed (cr0=0x%lx cr4=0x%lx feature_control=0x%lx)", x86_read_cr0(),
+			 x86_read_cr4(), x86_rdmsr(MSR_IA32_FEATURE_CONTROL));
 	if (vmx_vmclear(hv_pa(x->vmcs)) || vmx_vmptrld(hv_pa(x->vmcs)))
 		hv_panic("VMCLEAR/VMPTRLD of the VMCS failed");
 	vmx_write_controls(x);
@@ -554,16 +552,19 @@ static void vmx_flush_now(struct vmx_vcpu *x)
 	x->tlb_flush_pending = false;
 }
 
-static void vmx_flush_tlb(struct vcpu *v) { to_vmx(v)->tlb_flush_pending = true; }
+static void vmx_flush_tlb(struct vcpu *v)
+{
+	to_vmx(v)->tlb_flush_pending = true;
+}
 
 static void vmx_set_tdp_root(struct vcpu *v, hpa_t root)
 {
 	struct vmx_vcpu *x = to_vmx(v);
 
 	/* SDM 25.6.11: WB paging structures, 4-level walk, A/D when we have it. */
-	x->eptp = root ? root | EPTP_MEMTYPE_WB | EPTP_WALK_LENGTH_4 |
-				 (caps.ept_ad ? EPTP_AD_ENABLE : 0)
-		       : 0;
+	x->eptp =
+	    root ? root | EPTP_MEMTYPE_WB | EPTP_WALK_LENGTH_4 | (caps.ept_ad ? EPTP_AD_ENABLE : 0)
+		 : 0;
 	x->eptp_dirty = true;
 	x->tlb_flush_pending = true;
 }
@@ -607,7 +608,10 @@ static u64 guest_cr4_view(struct vmx_vcpu *x)
 	       (vmcs_read(VMCS_CR4_SHADOW) & x->cr4_mask);
 }
 
-static u8 guest_cpl(void) { return (u8)((vmcs_read(VMCS_GUEST_SS_AR) >> 5) & 3); }
+static u8 guest_cpl(void)
+{
+	return (u8)((vmcs_read(VMCS_GUEST_SS_AR) >> 5) & 3);
+}
 
 static void vmx_skip_insn(struct vcpu *v)
 {
@@ -974,8 +978,8 @@ static bool vmx_decode_exit(struct vcpu *v, u64 reason, struct hv_exit *e)
 	case VMX_EXIT_EPT_MISCONFIG:
 		/* Our own tables are wrong: say where, then hv/ stops the guest. */
 		e->raw_info2 = vmcs_read(VMCS_GUEST_PHYSICAL_ADDRESS);
-		hv_log("vmx: EPT misconfiguration at gpa 0x%lx (eptp 0x%lx)",
-		       e->raw_info2, x->eptp);
+		hv_log("vmx: EPT misconfiguration at gpa 0x%lx (eptp 0x%lx)", e->raw_info2,
+		       x->eptp);
 		e->reason = HV_EXIT_UNKNOWN;
 		return true;
 	}
@@ -1049,19 +1053,14 @@ static void vmx_report_entry_failure(struct vcpu *v, int r, u64 reason)
 	} else {
 		hv_log("vmx: VM entry failed: exit reason 0x%lx (%s) qualification 0x%lx; "
 		       "suspect field: %s",
-		       reason,
-		       vmx_exit_name((u32)(reason & VMX_EXIT_REASON_BASIC_MASK)),
+		       reason, vmx_exit_name((u32)(reason & VMX_EXIT_REASON_BASIC_MASK)),
 		       vmcs_read(VMCS_EXIT_QUALIFICATION), field);
 	}
 	hv_log("vmx: guest cr0=0x%lx cr4=0x%lx efer=0x%lx entry=0x%lx rip=0x%lx "
 	       "cs=0x%lx/0x%lx ss=0x%lx/0x%lx tr=0x%lx/0x%lx",
-	       cr0, cr4, efer,
-	       entry, v->rip,
-	       vmcs_read(VMCS_GUEST_CS_SEL),
-	       vmcs_read(VMCS_GUEST_CS_AR),
-	       vmcs_read(VMCS_GUEST_SS_SEL),
-	       vmcs_read(VMCS_GUEST_SS_AR),
-	       vmcs_read(VMCS_GUEST_TR_SEL),
+	       cr0, cr4, efer, entry, v->rip, vmcs_read(VMCS_GUEST_CS_SEL),
+	       vmcs_read(VMCS_GUEST_CS_AR), vmcs_read(VMCS_GUEST_SS_SEL),
+	       vmcs_read(VMCS_GUEST_SS_AR), vmcs_read(VMCS_GUEST_TR_SEL),
 	       vmcs_read(VMCS_GUEST_TR_AR));
 }
 
@@ -1085,8 +1084,8 @@ static void vmx_requeue_vectoring(struct vmx_vcpu *x)
 	x->inject_error = (u32)vmcs_read(VMCS_IDT_VECTORING_ERROR);
 	x->inject_insn_len = (type == INTR_TYPE_SOFT_INTR || type == INTR_TYPE_PRIV_SW_EXCEPTION ||
 			      type == INTR_TYPE_SOFT_EXCEPTION)
-				     ? (u32)vmcs_read(VMCS_EXIT_INSN_LEN)
-				     : 0;
+				 ? (u32)vmcs_read(VMCS_EXIT_INSN_LEN)
+				 : 0;
 }
 
 static void vmx_run(struct vcpu *v, struct hv_exit *e)
@@ -1102,13 +1101,21 @@ static void vmx_run(struct vcpu *v, struct hv_exit *e)
 			vmx_update_secondary(x);
 		if (x->tlb_flush_pending)
 			vmx_flush_now(x);
+		/*
+		 * hv/ completed the instruction that exited: the STI or MOV SS
+		 * shadow it may have been in ends with it (SDM 25.4.2, Table 25-3).
+		 */
+		if (v->rip != x->exit_rip && x->launched)
+			vmcs_write(VMCS_GUEST_INTERRUPTIBILITY,
+				   vmcs_read(VMCS_GUEST_INTERRUPTIBILITY) &
+				       ~(VMX_INTR_BLOCK_STI | VMX_INTR_BLOCK_MOV_SS));
 		vmcs_write(VMCS_GUEST_RIP, v->rip);
 		vmcs_write(VMCS_GUEST_RSP, v->gprs.r[HV_GPR_RSP]);
 		vmcs_write(VMCS_GUEST_RFLAGS, v->rflags);
 		if (caps.preempt_timer)
 			vmcs_write(VMCS_PREEMPTION_TIMER,
 				   (x->poll_fast ? VMX_POLL_TSC_FAST : VMX_POLL_TSC_IDLE) >>
-					   caps.preempt_shift);
+				       caps.preempt_shift);
 		vmcs_write(VMCS_ENTRY_INTR_INFO, x->inject_info);
 		if (x->inject_info & INTR_INFO_VALID) {
 			vmcs_write(VMCS_ENTRY_EXCEPTION_ERROR, x->inject_error);
@@ -1134,6 +1141,7 @@ static void vmx_run(struct vcpu *v, struct hv_exit *e)
 			x->launched = true;
 		}
 		v->rip = vmcs_read(VMCS_GUEST_RIP);
+		x->exit_rip = v->rip;
 		v->rflags = vmcs_read(VMCS_GUEST_RFLAGS);
 		v->gprs.r[HV_GPR_RSP] = vmcs_read(VMCS_GUEST_RSP);
 		vmx_requeue_vectoring(x);
@@ -1143,17 +1151,34 @@ static void vmx_run(struct vcpu *v, struct hv_exit *e)
 	vmx_sync_ctrl(v);
 }
 
-static void vmx_want_poll_exits(struct vcpu *v, bool want) { to_vmx(v)->poll_fast = want; }
+static void vmx_want_poll_exits(struct vcpu *v, bool want)
+{
+	to_vmx(v)->poll_fast = want;
+}
+
+/*
+ * The guest's HLT completes and the guest enters in the HLT activity state
+ * (SDM 25.4.2): it sleeps in VMX non-root operation until an interrupt wakes
+ * it (delivered through its own IDT: no external-interrupt exiting) or the
+ * preemption timer exits so hv/ polls the management port.
+ */
+static void vmx_halt_in_guest(struct vcpu *v)
+{
+	v->rip += vmcs_read(VMCS_EXIT_INSN_LEN);
+	if (caps.activity_hlt && caps.preempt_timer)
+		vmcs_write(VMCS_GUEST_ACTIVITY_STATE, VMX_ACTIVITY_HLT);
+}
 
 static const struct vcpu_ops vmx_vcpu_ops = {
-	.run = vmx_run,
-	.inject_exception = vmx_inject_exception,
-	.set_efer = vmx_set_efer,
-	.flush_tlb = vmx_flush_tlb,
-	.set_tdp_root = vmx_set_tdp_root,
-	.want_poll_exits = vmx_want_poll_exits,
-	.set_pml = vmx_set_pml,
-	.pml_flush = vmx_pml_flush,
+    .run = vmx_run,
+    .inject_exception = vmx_inject_exception,
+    .set_efer = vmx_set_efer,
+    .flush_tlb = vmx_flush_tlb,
+    .set_tdp_root = vmx_set_tdp_root,
+    .want_poll_exits = vmx_want_poll_exits,
+    .set_pml = vmx_set_pml,
+    .pml_flush = vmx_pml_flush,
+    .halt_in_guest = vmx_halt_in_guest,
 };
 
 static int vmx_vcpu_create(struct vcpu *v, const struct hv_boot_info *bi)
@@ -1169,8 +1194,8 @@ static int vmx_vcpu_create(struct vcpu *v, const struct hv_boot_info *bi)
 	x->io_bitmap_b = hv_page_alloc();
 	x->msr_bitmap = hv_page_alloc();
 	x->host_tss = hv_page_alloc();
-	if (!x->vmxon_region || !x->vmcs || !x->io_bitmap_a || !x->io_bitmap_b ||
-	    !x->msr_bitmap || !x->host_tss)
+	if (!x->vmxon_region || !x->vmcs || !x->io_bitmap_a || !x->io_bitmap_b || !x->msr_bitmap ||
+	    !x->host_tss)
 		return -1;
 	if (caps.pml) {
 		x->pml_buf = hv_page_alloc();
@@ -1190,11 +1215,11 @@ static int vmx_vcpu_create(struct vcpu *v, const struct hv_boot_info *bi)
 }
 
 const struct x86_backend vmx_backend = {
-	.name = "vmx",
-	.check_cpu = vmx_check_cpu,
-	.vcpu_create = vmx_vcpu_create,
-	.capture_live_state = vmx_capture_live_state,
-	.host_enter = vmx_host_enter,
-	.tdp_format_init = vmx_tdp_format_init,
-	.pml_supported = vmx_pml_supported,
+    .name = "vmx",
+    .check_cpu = vmx_check_cpu,
+    .vcpu_create = vmx_vcpu_create,
+    .capture_live_state = vmx_capture_live_state,
+    .host_enter = vmx_host_enter,
+    .tdp_format_init = vmx_tdp_format_init,
+    .pml_supported = vmx_pml_supported,
 };

@@ -17,7 +17,7 @@
 #include "arch/x86/vmx/vmcs.h"
 #include "hv/vcpu.h"
 
-#define VMX_GUEST_VPID 1
+#define VMX_GUEST_VPID	1
 #define VMX_PML_ENTRIES 512
 /*
  * The management port is polled on exits (hv/exit.c). A guest that computes
@@ -40,7 +40,8 @@ struct vmx_caps {
 	bool ept_ad, ept_1g, vpid, unrestricted, pml;
 	bool invept_single, invvpid_single;
 	bool preempt_timer;
-	u8 preempt_shift; /* the timer counts TSC >> this (IA32_VMX_MISC bits 4:0) */
+	bool activity_hlt; /* the guest may be entered in the HLT activity state */
+	u8 preempt_shift;  /* the timer counts TSC >> this (IA32_VMX_MISC bits 4:0) */
 };
 
 /* Counters of the exits handled inside the backend (never seen by hv/). */
@@ -54,7 +55,7 @@ struct vmx_vcpu {
 	u8 *io_bitmap_a, *io_bitmap_b;
 	u8 *msr_bitmap;
 	u64 *pml_buf;
-	void *host_tss; /* for HOST_TR: VM exits need a non-null TR (SDM 26.2.3) */
+	void *host_tss;	    /* for HOST_TR: VM exits need a non-null TR (SDM 26.2.3) */
 	u64 fw_cr0, fw_cr4; /* the firmware's CR0/CR4 before VMXON: the guest's view */
 	u64 eptp;
 	u64 cr0_mask, cr4_mask;
@@ -64,6 +65,7 @@ struct vmx_vcpu {
 	bool tlb_flush_pending;
 	bool pml_on;
 	bool poll_fast; /* hv/ wants exits soon: a management reply is going out */
+	u64 exit_rip;	/* guest RIP at the last exit: moved on means an instruction completed */
 	/* An event for the next entry (VMCS_ENTRY_INTR_INFO format) or 0. */
 	u32 inject_info, inject_error, inject_insn_len;
 	struct vmx_internal_stats istats;

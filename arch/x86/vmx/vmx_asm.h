@@ -11,8 +11,8 @@
 #define VMX_ASM_FIELD_HOST_RSP 0x6c14
 
 /* Results of vmx_vmenter (enum vmx_enter_result, vmx.h) */
-#define VMX_ASM_ENTER_EXITED 0
+#define VMX_ASM_ENTER_EXITED	   0
 #define VMX_ASM_ENTER_FAIL_INVALID 1
-#define VMX_ASM_ENTER_FAIL_VALID 2
+#define VMX_ASM_ENTER_FAIL_VALID   2
 
 #endif /* PT_ARCH_X86_VMX_VMX_ASM_H */

@@ -74,7 +74,7 @@ _Static_assert(sizeof(struct invept_desc) == 16, "INVEPT descriptor is 128 bits"
 
 static inline int vmx_invept(enum invept_type type, u64 eptp)
 {
-	struct invept_desc d = { eptp, 0 };
+	struct invept_desc d = {eptp, 0};
 	bool fail;
 
 	__asm__ volatile("invept %1, %2; setna %0"
@@ -100,7 +100,7 @@ _Static_assert(sizeof(struct invvpid_desc) == 16, "INVVPID descriptor is 128 bit
 
 static inline int vmx_invvpid(enum invvpid_type type, u16 vpid, u64 linear_address)
 {
-	struct invvpid_desc d = { vpid, linear_address };
+	struct invvpid_desc d = {vpid, linear_address};
 	bool fail;
 
 	__asm__ volatile("invvpid %1, %2; setna %0"
