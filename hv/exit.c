@@ -17,6 +17,10 @@
 #define CPUID_1_ECX_HYPERVISOR BIT_ULL(31)
 #define CPUID_80000001_ECX_SVM BIT_ULL(2)
 #define CPUID_1_ECX_VMX	       BIT_ULL(5)
+#define CPUID_1_ECX_OSXSAVE BIT_ULL(27)
+#define CPUID_7_ECX_OSPKE BIT_ULL(4)
+#define X86_CR4_OSXSAVE_BIT BIT_ULL(18)
+#define X86_CR4_PKE_BIT BIT_ULL(22)
 
 /* Intel SDM Vol. 4, "IA32_FEATURE_CONTROL" and the IA32_VMX_* capability MSRs. */
 #define MSR_IA32_FEATURE_CONTROL 0x0000003au
@@ -173,8 +177,20 @@ static void handle_cpuid(struct vcpu *v)
 		}
 	} else {
 		r = x86_cpuid(leaf, sub);
-		if (leaf == 1)
+		/*
+		 * CPUID ran in the host: the bits that mirror CR4 (SDM Vol. 2A
+		 * CPUID: OSXSAVE = CR4.OSXSAVE, OSPKE = CR4.PKE) describe the
+		 * host's CR4, not the guest's. Give the guest its own, else it
+		 * runs XGETBV/RDPKRU with them clear and gets #UD.
+		 */
+		if (leaf == 1) {
 			r.ecx = (r.ecx | CPUID_1_ECX_HYPERVISOR) & ~CPUID_1_ECX_VMX;
+			r.ecx = (r.ecx & ~CPUID_1_ECX_OSXSAVE) |
+				((v->ctrl.cr4 & X86_CR4_OSXSAVE_BIT) ? CPUID_1_ECX_OSXSAVE : 0);
+		}
+		if (leaf == 7 && sub == 0)
+			r.ecx = (r.ecx & ~CPUID_7_ECX_OSPKE) |
+				((v->ctrl.cr4 & X86_CR4_PKE_BIT) ? CPUID_7_ECX_OSPKE : 0);
 		if (leaf == 0x80000001)
 			r.ecx &= ~CPUID_80000001_ECX_SVM;
 		if (leaf == 0x8000000a)
