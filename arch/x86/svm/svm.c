@@ -359,6 +359,13 @@ static void svm_run(struct vcpu *v, struct hv_exit *e)
 	struct svm_vcpu *s = to_svm(v);
 	struct vmcb *vmcb = s->vmcb;
 
+	/*
+	 * hv/ completed an instruction (moved RIP): an interrupt shadow
+	 * (STI; HLT, MOV SS) covered that instruction only, so it ends here.
+	 * APM 15.21.5 "Interrupt Shadows".
+	 */
+	if (vmcb->save.rip != v->rip)
+		vmcb->control.interrupt_shadow = 0;
 	vmcb->save.rax = v->gprs.r[HV_GPR_RAX];
 	vmcb->save.rsp = v->gprs.r[HV_GPR_RSP];
 	vmcb->save.rip = v->rip;
