@@ -78,6 +78,7 @@ struct cfg {
 	int drop_flush_at; /* harvest whose final flush is dropped; 0: none */
 	int sync_one_in;   /* threaded: a round parks the writers with chance 1/n */
 	int invalidate_one_in; /* a harvest first invalidates the roots, chance 1/n */
+	int age_one_in;        /* a harvest first clears A bits (aging), chance 1/n */
 	bool nomem;        /* make eager splitting run out of memory */
 	bool keep_offset;  /* PML logs the GPA with its page offset (Bochs) */
 	u32 yield_every;   /* mmu walks' batch; 0: random small */
@@ -119,7 +120,7 @@ struct test {
 	u64 rng;
 	/* results */
 	atomic_long bad_translation, errors, pml_unlogged;
-	u64 lost, extra, harvests, flush_calls, invalidations;
+	u64 lost, extra, harvests, flush_calls, invalidations, agings;
 	gfn_t lost_gfn;
 	u64 lost_round;
 	char err[512];
@@ -529,6 +530,15 @@ static void harvest_and_check(struct test *t, bool sync)
 	bool flush = false;
 	int ret;
 
+	/* Accessed tracking between harvests: clearing A races the vCPUs'
+	 * A/D updates and must never take a D bit with it. */
+	if (t->c.age_one_in && rnd64(&t->rng) % t->c.age_one_in == 0) {
+		bool f = false;
+
+		tdp_mmu_age_range(&t->mmu, LOG_AS, t->base, t->npages, &f);
+		flush_if(t, f, false);
+		t->agings++;
+	}
 	/* Now and then replace the roots under the running vCPUs (as a memslot
 	 * change does): they reload at their next entry, the old root goes at
 	 * its last put, the new one fills by faults. */
@@ -906,9 +916,9 @@ static bool run_group(const struct cfg *c, const char *prefix, bool expect_loss)
 		 " faults=%" PRIu64
 		 " tlb_faults=%" PRIu64 " pml_full=%" PRIu64 " splits=%" PRIu64
 		 " collapses=%" PRIu64 " lost=%" PRIu64 " extra=%" PRIu64
-		 " flushes_dropped=%d invalidations=%" PRIu64 " cpu=%.2fs",
+		 " flushes_dropped=%d invalidations=%" PRIu64 " agings=%" PRIu64 " cpu=%.2fs",
 		 t->harvests, w, hits, pde, faults, sp, pmlfull, st.splits, st.collapses, t->lost,
-		 t->extra, atomic_load(&t->hw.flushes_dropped), t->invalidations, secs);
+		 t->extra, atomic_load(&t->hw.flushes_dropped), t->invalidations, t->agings, secs);
 
 	if (expect_loss) {
 		/* The checker must have caught the page the dropped flush lost. */
@@ -999,8 +1009,10 @@ int main(int argc, char **argv)
 						 * harvest: PT_MODEL_INVALIDATE=1 until mmu/
 						 * covers roots created mid-harvest (NOTES.md). */
 						.invalidate_one_in = getenv("PT_MODEL_INVALIDATE") ? 6 : 0,
+						.age_one_in = 3,
 #else
 						.invalidate_one_in = 5,
+						.age_one_in = 3,
 						.nr_vcpus = 3,
 						.rounds = 8,
 						.writes_per_round = 200,
