@@ -16,23 +16,21 @@ first reserved range above 1 MiB in the guest's /proc/iomem and must succeed the
 report findings), which shows that it can reach reserved memory at all and that its
 "learned nothing" verdicts under the hypervisor are not vacuous.
 """
-import json
 import os
 import re
-import socket
-import subprocess
 import sys
-import threading
 import time
+
+import ptqemu
+from ptqemu import Console, Qmp, QemuError, text, wait_file
 
 ATTACK_MAGIC = b"PT-ATTACK-WROTE!"
 ATTACK_UART = b"UART-LEAK"  # a fragment of attack.c's ATTACK_UART
 HOST_SECRET = b"HOST-SECRET-FOR-THE-HYPERVISOR-ONLY\n"
 REGION_RE = re.compile(r"pagetrail: hidden region (0x[0-9a-fA-F]+)-(0x[0-9a-fA-F]+)")
-ESC_RE = re.compile(rb"\x1b\[[0-9;=?]*[A-Za-z]|\r")
 
 run_dir = sys.argv[1]
-deadline = time.time() + float(sys.argv[2])
+ptqemu.deadline = time.time() + float(sys.argv[2])
 negative = len(sys.argv) > 3 and sys.argv[3] == "negative"
 failed = 0
 
@@ -51,101 +49,13 @@ def check(cond, name, why):
     ok(name) if cond else not_ok(name, why)
 
 
-def text(path):
-    try:
-        with open(path, "rb") as f:
-            return ESC_RE.sub(b"", f.read()).decode("utf-8", "replace")
-    except FileNotFoundError:
-        return ""
-
-
-def wait_file(path, regex, secs):
-    end = min(deadline, time.time() + secs)
-    while time.time() < end:
-        m = re.search(regex, text(path), re.M)
-        if m:
-            return m
-        time.sleep(0.2)
-    return None
-
-
-def connect(path, secs=30):
-    end = min(deadline, time.time() + secs)
-    while True:
-        try:
-            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            s.connect(path)
-            return s
-        except OSError:
-            if time.time() > end:
-                raise
-            time.sleep(0.2)
-
-
-class Reader(threading.Thread):
-    """Collects everything a socket sends."""
-
-    def __init__(self, sock):
-        super().__init__(daemon=True)
-        self.sock, self.data, self.lock = sock, b"", threading.Lock()
-        self.start()
-
-    def run(self):
-        while True:
-            try:
-                b = self.sock.recv(4096)
-            except OSError:
-                return
-            if not b:
-                return
-            with self.lock:
-                self.data += b
-
-    def text(self):
-        with self.lock:
-            return ESC_RE.sub(b"", self.data).decode("utf-8", "replace")
-
-    def wait(self, regex, secs):
-        end = min(deadline, time.time() + secs)
-        while time.time() < end:
-            m = re.search(regex, self.text(), re.M)
-            if m:
-                return m
-            time.sleep(0.1)
-        return None
-
-
-class Qmp:
-    def __init__(self, path):
-        self.sock = connect(path)
-        self.f = self.sock.makefile("rwb")
-        json.loads(self.f.readline())  # greeting
-        self.cmd("qmp_capabilities")
-
-    def cmd(self, name, **args):
-        self.f.write(json.dumps({"execute": name, "arguments": args}).encode() + b"\n")
-        self.f.flush()
-        while True:
-            r = json.loads(self.f.readline())
-            if "return" in r or "error" in r:
-                return r
-
-
-PTCTL = os.path.join(os.environ.get("BUILD", "build"), "ptctl")
-
-
 def ptctl(cmd):
     """`ptctl --json CMD` over the management socket: the parsed answer, or None."""
     try:
-        r = subprocess.run([PTCTL, "-c", "unix:" + os.path.join(run_dir, "mgmt.sock"), "--json",
-                            "--timeout", "10000", cmd], capture_output=True, text=True, timeout=60)
-    except (OSError, subprocess.TimeoutExpired) as e:
-        print(f"# ptctl {cmd}: {e}", flush=True)
+        return ptqemu.ptctl(run_dir, cmd)[0]
+    except QemuError as e:
+        print(f"# {e}", flush=True)
         return None
-    if r.returncode != 0:
-        print(f"# ptctl {cmd}: status {r.returncode}: {r.stderr.strip()}", flush=True)
-        return None
-    return json.loads(r.stdout)
 
 
 hv_log = os.path.join(run_dir, "hv.log")
@@ -155,13 +65,15 @@ if not wait_file(com1_log, r"^pagetrail-init: shell", 240):
     not_ok("isolation.linux_shell", "Linux did not reach its shell")
     sys.exit(1)
 ok("isolation.linux_shell")
-console = connect(os.path.join(run_dir, "com1.sock"))
-con = Reader(console)
+con = Console(os.path.join(run_dir, "com1.sock"))
 
 
 def run_in_guest(cmdline, done_re, secs):
-    console.sendall(cmdline.encode() + b"\n")
-    return con.wait(done_re, secs)
+    """Types cmdline; the match of done_re in what follows, or None."""
+    try:
+        return con.run_cmd(cmdline, done_re, secs)
+    except QemuError:
+        return None
 
 
 if negative:
@@ -176,7 +88,7 @@ if negative:
     check(out and re.search(r"^attack: not ok read_.*returned", con.text(), re.M),
           "isolation.negative_control_attacker_reaches_reserved_memory_without_hv",
           "without the hypervisor the attacker could not read reserved memory: its verdicts prove nothing")
-    console.sendall(b"poweroff -f\n")
+    con.send(b"poweroff -f\n")
     sys.exit(1 if failed else 0)
 
 regions = [(int(a, 16), int(b, 16)) for a, b in REGION_RE.findall(text(hv_log))]
@@ -206,12 +118,12 @@ check(all(before.values()), "isolation.hv_answers_before", "ptctl info/slots/sta
 # and stores (through a /dev/mem mapping), and sampled pages with read(). The attacker
 # must run to its end.
 args = " ".join(f"{a:x} {b:x}" for a, b in regions)
-mark = len(con.text())
+mark = con.mark()
 n_acc = 0
 if not run_in_guest(f"pt-attack mem {args}; echo attack-exit-mem $?", r"^attack-exit-mem \d+", 120):
     not_ok("isolation.mem_attack_ran", "pt-attack mem did not finish")
 else:
-    out = con.text()[mark:]
+    out = con.text(mark)
     bad = re.findall(r"^attack: not ok .*$", out, re.M)
     m = re.search(r"^attack: faults (\d+)$", out, re.M)
     n_acc = int(m.group(1)) if m else 0
@@ -224,11 +136,11 @@ else:
 # write() through the kernel: may oops the guest kernel (its copy does not expect a fault
 # on the destination), which kills the attacker; it must not complete.
 a0 = regions[0][0]
-mark = len(con.text())
+mark = con.mark()
 if not run_in_guest(f"pt-attack memwrite {a0:x}; echo attack-exit-memwrite $?", r"^attack-exit-memwrite \d+", 60):
     not_ok("isolation.kernel_write_did_not_complete", "pt-attack memwrite did not finish")
 else:
-    out = con.text()[mark:]
+    out = con.text(mark)
     bad = re.findall(r"^attack: not ok .*$", out, re.M)
     check(not bad, "isolation.kernel_write_did_not_complete", bad[0] if bad else "")
     if not re.search(r"^attack: ok write_", out, re.M):
@@ -240,9 +152,10 @@ qmp = Qmp(os.path.join(run_dir, "qmp.sock"))
 found = []
 for a, b in regions:
     dump = os.path.join(run_dir, f"hidden-{a:x}.bin")
-    r = qmp.cmd("pmemsave", val=a, size=b - a, filename=os.path.abspath(dump))
-    if "error" in r:
-        not_ok("isolation.pmemsave", str(r["error"]))
+    try:
+        qmp.cmd("pmemsave", val=a, size=b - a, filename=os.path.abspath(dump))
+    except QemuError as e:
+        not_ok("isolation.pmemsave", str(e))
         continue
     with open(dump, "rb") as f:
         data = f.read()
@@ -257,17 +170,17 @@ check(text(hv_log).count("pagetrail: hidden access") > hidden_access_before,
       "isolation.hv_counted_hidden_accesses", "no 'pagetrail: hidden access' line after the attack")
 
 # The management UART: connect only now (a client during firmware start confuses OVMF).
-mgmt = connect(os.path.join(run_dir, "mgmt.sock"))
-mg = Reader(mgmt)
-console.sendall(b"pt-attack uart 6; echo attack-exit-uart $?\n")
-if con.wait(r"^attack: uart listening", 30):
+mg = Console(os.path.join(run_dir, "mgmt.sock"))
+mark = con.mark()
+con.send(b"pt-attack uart 6; echo attack-exit-uart $?\n")
+if con.wait(r"^attack: uart listening", 30, mark):
     for _ in range(30):
-        mgmt.sendall(HOST_SECRET)
+        mg.send(HOST_SECRET)
         time.sleep(0.1)
-if not con.wait(r"^attack-exit-uart \d+", 60):
+if not con.wait(r"^attack-exit-uart \d+", 60, mark):
     not_ok("isolation.uart_attack_ran", "pt-attack uart did not finish")
 else:
-    out = con.text()
+    out = con.text(mark)
     m = re.search(r"^attack: uart regs:.*$", out, re.M)
     print("# " + (m.group(0) if m else "no register dump"), flush=True)
     bad = re.findall(r"^attack: not ok uart.*$", out, re.M)
@@ -276,10 +189,7 @@ else:
 time.sleep(1)
 check(ATTACK_UART.decode() not in mg.text(), "isolation.uart_guest_writes_go_nowhere",
       "the guest's UART bytes came out of the management socket")
-# shutdown() first: close() alone leaves the connection open while the reader thread
-# sits in recv(), and QEMU serves one client at a time (ptctl would wait forever).
-mgmt.shutdown(socket.SHUT_RDWR)
-mgmt.close()
+mg.close()  # QEMU serves one client at a time: ptctl needs the socket next
 
 # The hypervisor still answers, its state is what it was, and it counted the attacks.
 after = {c: ptctl(c) for c in ("info", "slots", "stats")}
@@ -301,5 +211,5 @@ if all(before.values()) and all(after.values()):
 # The guest is still alive after all this, and shuts down cleanly.
 check(run_in_guest("echo still-alive-$((6*7))", r"^still-alive-42", 30) is not None,
       "isolation.guest_alive", "the shell stopped answering")
-console.sendall(b"poweroff -f\n")
+con.send(b"poweroff -f\n")
 sys.exit(1 if failed else 0)
