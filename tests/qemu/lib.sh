@@ -7,6 +7,8 @@ PT_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$PT_ROOT" || exit 1
 BUILD=${BUILD:-build}
 export BUILD
+# No __pycache__ next to the test scripts (tests/qemu/ptqemu.py is imported).
+export PYTHONDONTWRITEBYTECODE=1
 PT_FAILED=0
 pt_qemu_pid=
 
