@@ -19,6 +19,9 @@ import subprocess
 import sys
 import time
 
+sys.dont_write_bytecode = True  # no __pycache__ next to the tests
+import ptqemu  # noqa: E402
+
 BUILD = os.environ.get("BUILD", "build")
 RUNS = int(os.environ.get("PT_BENCH_BOOT_RUNS", "5"))
 RUN_DIR = os.path.join(BUILD, "bench-run")
@@ -105,11 +108,8 @@ PHASE_S = int(os.environ.get("PT_BENCH_PHASE_S", "20"))
 
 
 def ptctl_stats():
-    r = subprocess.run([os.path.join(BUILD, "ptctl"), "-c", "unix:" + os.path.join(RUN_DIR, "mgmt.sock"),
-                        "--json", "--timeout", "5000", "stats"], capture_output=True, text=True, timeout=60)
-    if r.returncode != 0:
-        raise RuntimeError(f"ptctl stats: status {r.returncode}: {r.stderr.strip()}")
-    return time.monotonic(), json.loads(r.stdout)
+    stats, _ = ptqemu.ptctl(RUN_DIR, "stats", timeout_ms=5000)
+    return time.monotonic(), stats
 
 
 def exit_figures():
@@ -139,7 +139,7 @@ def exit_figures():
             for r in seen:
                 emit(name=f"hv.exits_per_s.{phase}.{r}", value=round(rates[phase].get(r, 0.0), 1),
                      unit="exits/s", note=notes[phase])
-    except (RuntimeError, subprocess.TimeoutExpired) as e:
+    except (RuntimeError, ptqemu.QemuError) as e:
         log(f"exits/s not measured: {e}")
         raise SystemExit(1)
     finally:
