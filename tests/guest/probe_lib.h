@@ -1,0 +1,178 @@
+/*
+ * The machinery shared by the guest-contract probes (tests/guest/probe.c on SVM,
+ * tests/bochs/vmx_probe.c on VMX): run an instruction that may fault and learn which
+ * exception it raised, report "ok NAME" / "not ok NAME why" lines on the console.
+ *
+ * Faulting instructions run with a private copy of the firmware's IDT whose #UD and #GP
+ * gates point at probe_trap.S, which records the vector in probe_fault_vector and
+ * resumes at probe_recover_rip (the label right after the instruction). Interrupts stay
+ * disabled meanwhile and the firmware's IDT is restored afterwards.
+ *
+ * Include it from exactly one file of a probe (it defines the variables probe_trap.S
+ * uses) after <efi.h> and <efilib.h>, call probe_setup_idt() once, link probe_trap.o.
+ */
+#ifndef PT_TESTS_GUEST_PROBE_LIB_H
+#define PT_TESTS_GUEST_PROBE_LIB_H
+
+#define VEC_NONE 0xffu
+#define VEC_UD	 6u
+#define VEC_GP	 13u
+
+#define CPUID_HV_BASE	       0x40000000u
+#define CPUID_1_ECX_HYPERVISOR (1u << 31)
+
+/* Read and written by probe_trap.S. */
+__attribute__((visibility("hidden"))) volatile UINT64 probe_fault_vector;
+__attribute__((visibility("hidden"))) volatile UINT64 probe_recover_rip;
+extern void probe_ud_handler(void) __attribute__((visibility("hidden")));
+extern void probe_gp_handler(void) __attribute__((visibility("hidden")));
+
+struct idt_ptr {
+	UINT16 limit;
+	UINT64 base;
+} __attribute__((packed));
+_Static_assert(sizeof(struct idt_ptr) == 10, "sidt/lidt operand is 10 bytes");
+
+/*
+ * A 64-bit interrupt gate is two u64s (AMD APM Vol. 2, 4.8.4 "Gate Descriptors"; Intel
+ * SDM Vol. 3A, 6.14.1 "64-Bit Mode IDT"): offset[15:0], selector, IST, type/attributes,
+ * offset[31:16]; then offset[63:32].
+ */
+#define GATE_SELECTOR_SHIFT    16
+#define GATE_ATTR_SHIFT	       40
+#define GATE_ATTR_INTR_PRESENT 0x8eull /* P=1, DPL=0, type 0xE: 64-bit interrupt gate */
+#define GATE_OFFSET_MID_SHIFT  48
+
+#define IDT_ENTRIES 256
+static UINT64 probe_idt[IDT_ENTRIES * 2] __attribute__((aligned(16)));
+static struct idt_ptr fw_idtr, probe_idtr;
+static unsigned probe_failures;
+
+static inline void make_gate(UINT64 *gate, void (*handler)(void), UINT16 cs)
+{
+	UINT64 off = (UINT64)handler;
+
+	gate[0] = (off & 0xffffull) | ((UINT64)cs << GATE_SELECTOR_SHIFT) |
+		  (GATE_ATTR_INTR_PRESENT << GATE_ATTR_SHIFT) |
+		  (((off >> 16) & 0xffffull) << GATE_OFFSET_MID_SHIFT);
+	gate[1] = off >> 32;
+}
+
+static inline void probe_setup_idt(void)
+{
+	UINT16 cs;
+	UINTN n;
+
+	__asm__ volatile("sidt %0" : "=m"(fw_idtr));
+	__asm__ volatile("mov %%cs, %0" : "=r"(cs));
+	n = ((UINTN)fw_idtr.limit + 1) / 8;
+	if (n > IDT_ENTRIES * 2)
+		n = IDT_ENTRIES * 2;
+	CopyMem(probe_idt, (void *)fw_idtr.base, n * 8);
+	make_gate(&probe_idt[VEC_UD * 2], probe_ud_handler, cs);
+	make_gate(&probe_idt[VEC_GP * 2], probe_gp_handler, cs);
+	probe_idtr.limit = sizeof(probe_idt) - 1;
+	probe_idtr.base = (UINT64)probe_idt;
+}
+
+static inline UINT64 irq_save_and_load_probe_idt(void)
+{
+	UINT64 flags;
+
+	__asm__ volatile("pushfq; pop %0; cli" : "=r"(flags)::"memory");
+	__asm__ volatile("lidt %0" ::"m"(probe_idtr) : "memory");
+	probe_fault_vector = VEC_NONE;
+	return flags;
+}
+
+static inline void irq_restore_and_load_fw_idt(UINT64 flags)
+{
+	__asm__ volatile("lidt %0" ::"m"(fw_idtr) : "memory");
+	__asm__ volatile("push %0; popfq" ::"r"(flags) : "memory", "cc");
+}
+
+/*
+ * Runs INSN with RAX = rax, RCX = rcx, RDX = rdx and returns the vector it raised
+ * (VEC_NONE if it completed). The recovery point is the label right after INSN.
+ */
+#define TRY_INSN(insn, rax, rcx, rdx)                                                              \
+	({                                                                                         \
+		UINT64 __flags = irq_save_and_load_probe_idt();                                    \
+		__asm__ volatile("lea 1f(%%rip), %%rbx\n\t"                                        \
+				 "mov %%rbx, %0\n\t" insn "\n1:"                                   \
+				 : "=m"(probe_recover_rip)                                         \
+				 : "a"(rax), "c"(rcx), "d"(rdx)                                    \
+				 : "rbx", "memory", "cc");                                         \
+		irq_restore_and_load_fw_idt(__flags);                                              \
+		probe_fault_vector;                                                                \
+	})
+
+static inline void cpuid(UINT32 leaf, UINT32 *a, UINT32 *b, UINT32 *c, UINT32 *d)
+{
+	__asm__ volatile("cpuid" : "=a"(*a), "=b"(*b), "=c"(*c), "=d"(*d) : "a"(leaf), "c"(0));
+}
+
+static inline UINT64 rdmsr(UINT32 msr)
+{
+	UINT32 lo, hi;
+
+	__asm__ volatile("rdmsr" : "=a"(lo), "=d"(hi) : "c"(msr));
+	return ((UINT64)hi << 32) | lo;
+}
+
+/* RDMSR that may fault: the vector, and *val when it completed. */
+static inline UINT64 try_rdmsr(UINT32 msr, UINT64 *val)
+{
+	UINT64 flags = irq_save_and_load_probe_idt();
+	UINT32 lo = 0, hi = 0;
+
+	__asm__ volatile("lea 1f(%%rip), %%rbx\n\t"
+			 "mov %%rbx, %0\n\t"
+			 "rdmsr\n1:"
+			 : "=m"(probe_recover_rip), "+a"(lo), "+d"(hi)
+			 : "c"(msr)
+			 : "rbx", "memory", "cc");
+	irq_restore_and_load_fw_idt(flags);
+	*val = ((UINT64)hi << 32) | lo;
+	return probe_fault_vector;
+}
+
+/* WRMSR that may fault: returns the vector raised, VEC_NONE if it completed. */
+static inline UINT64 try_wrmsr(UINT32 msr, UINT64 val)
+{
+	return TRY_INSN("wrmsr", (UINT32)val, msr, (UINT32)(val >> 32));
+}
+
+static inline void report(BOOLEAN ok, const char *name, const CHAR16 *why)
+{
+	if (ok) {
+		Print(L"ok %a\n", name);
+	} else {
+		probe_failures++;
+		Print(L"not ok %a %s\n", name, why);
+	}
+}
+
+static inline const CHAR16 *vector_name(UINT64 v)
+{
+	switch (v) {
+	case VEC_NONE:
+		return L"(no exception: the instruction completed)";
+	case VEC_UD:
+		return L"#UD";
+	case VEC_GP:
+		return L"#GP";
+	}
+	return L"(unexpected vector)";
+}
+
+/* The signature in CPUID leaf 0x40000000 EBX, ECX, EDX: "PageTrailHV\0". */
+static inline BOOLEAN cpuid_hv_signature_is_pagetrail(UINT32 b, UINT32 c, UINT32 d)
+{
+	static const char want[12] = "PageTrailHV";
+
+	return CompareMem(&b, want, 4) == 0 && CompareMem(&c, want + 4, 4) == 0 &&
+	       CompareMem(&d, want + 8, 4) == 0;
+}
+
+#endif /* PT_TESTS_GUEST_PROBE_LIB_H */
