@@ -14,12 +14,20 @@
 #define DW_PAGES 32
 /* Slow enough that a round of the test sees only some pages written (about 10/s). */
 #define DW_STALL_US 100000
+/*
+ * Besides the tracked page, each iteration writes every page of a scratch area: after a
+ * harvest re-armed them, that is DW_SCRATCH_PAGES new dirty pages, more than a PML buffer
+ * holds (512), so the PML-full exit and its drain are exercised in every round, with the
+ * tracked writes logged in between.
+ */
+#define DW_SCRATCH_PAGES 1024
+#define DW_SWEEP	 DW_SCRATCH_PAGES
 
 EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *systab)
 {
-	EFI_PHYSICAL_ADDRESS buf = 0;
+	EFI_PHYSICAL_ADDRESS buf = 0, scratch = 0;
 	volatile UINT64 *page;
-	UINT64 i, rnd = 0x9e3779b97f4a7c15ull;
+	UINT64 i, next = 0, rnd = 0x9e3779b97f4a7c15ull;
 	EFI_STATUS status;
 
 	InitializeLib(image, systab);
@@ -29,7 +37,14 @@ EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *systab)
 		Print(L"dirty_writer: AllocatePages: %r\n", status);
 		return status;
 	}
+	status = uefi_call_wrapper(BS->AllocatePages, 4, AllocateAnyPages, EfiLoaderData,
+				   DW_SCRATCH_PAGES, &scratch);
+	if (EFI_ERROR(status)) {
+		Print(L"dirty_writer: AllocatePages (scratch): %r\n", status);
+		return status;
+	}
 	SetMem((void *)buf, DW_PAGES * 4096, 0);
+	Print(L"dirty_writer: scratch 0x%lx pages %d\n", scratch, DW_SCRATCH_PAGES);
 	Print(L"dirty_writer: buf 0x%lx pages %d\n", buf, DW_PAGES);
 	for (i = 1;; i++) {
 		/* xorshift64: one pseudo-random page per iteration. */
@@ -38,6 +53,8 @@ EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *systab)
 		rnd ^= rnd << 17;
 		page = (volatile UINT64 *)(buf + (rnd % DW_PAGES) * 4096);
 		*page = i;
+		for (int k = 0; k < DW_SWEEP; k++, next++)
+			*(volatile UINT64 *)(scratch + (next % DW_SCRATCH_PAGES) * 4096) = i;
 		uefi_call_wrapper(BS->Stall, 1, DW_STALL_US);
 	}
 	return EFI_SUCCESS;

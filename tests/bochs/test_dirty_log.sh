@@ -133,6 +133,11 @@ done
 if [[ $modes == *pml* ]]; then
 	pt_check "$t.pml.cpu_logged" "(no 'vmx: PML on' in the log)" \
 		pt_has "$RUN_DIR/e9.log" '^pagetrail: vmx: PML on'
+	# The writer's scratch sweep overflows the 512-entry log between harvests.
+	pt_check "$t.pml.full_exit_drained" "(no 'vmx: PML full exit' in the log)" \
+		pt_has "$RUN_DIR/e9.log" '^pagetrail: vmx: PML full exit'
 fi
+pt_check "$t.mgmt_info_backend_vmx" "(ptctl info: $(grep -m1 backend "$RUN_DIR/info.txt"))" \
+	grep -Eq '^backend +vmx$' "$RUN_DIR/info.txt"
 pt_hv_log_checks "$t"
 pt_finish

@@ -17,6 +17,9 @@ _Static_assert(VMX_ASM_ENTER_EXITED == VMX_ENTER_EXITED, "vmx_entry.S result");
 _Static_assert(VMX_ASM_ENTER_FAIL_INVALID == VMX_ENTER_FAIL_INVALID, "vmx_entry.S result");
 _Static_assert(VMX_ASM_ENTER_FAIL_VALID == VMX_ENTER_FAIL_VALID, "vmx_entry.S result");
 
+/* PML-full exits logged (the count goes on in istats). */
+#define VMX_PML_FULL_LOG_LIMIT 4
+
 /* Host selectors (arch/x86/host.h); TR has no GDT entry, see vmx_write_host_state. */
 #define VMX_HOST_TR_SEL 0x18
 
@@ -972,7 +975,9 @@ static bool vmx_decode_exit(struct vcpu *v, u64 reason, struct hv_exit *e)
 		 * SDM 29.3.6: the write that found the log full was not done
 		 * (nor its D bit set); it runs again after the drain.
 		 */
-		x->istats.pml_full++;
+		if (x->istats.pml_full++ < VMX_PML_FULL_LOG_LIMIT)
+			hv_log("vmx: PML full exit at gpa 0x%lx: buffer drained",
+			       vmcs_read(VMCS_GUEST_PHYSICAL_ADDRESS));
 		vmx_pml_flush(v);
 		return false;
 	case VMX_EXIT_EPT_MISCONFIG:
