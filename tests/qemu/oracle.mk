@@ -15,3 +15,6 @@ $(ORACLE_DIFF): tests/qemu/dirty_diff.c
 # Registered: passes against the hypervisor at 537f88e (wp and dbit, 4 workloads, 6 rounds
 # each, 0 misses, control round detected; ~2-3 min).
 TEST_SCRIPTS += tests/qemu/test_dirty_oracle.sh
+
+# Full form + figures (issue 5 items 3 and 5): 50 rounds per mode and workload, 512 MiB.
+BENCH_STEPS += tests/qemu/bench_dirty.sh
