@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `make bench` step (issue 5, items 3 and 5): the full form of the dirty-logging oracle and
-# its figures, in one QEMU run (Linux under the hypervisor, 512 MiB; PT_BENCH_DIRTY_MEM,
+# its figures, in one QEMU run (Linux under the hypervisor, 256 MiB; PT_BENCH_DIRTY_MEM,
 # PT_BENCH_DIRTY_ROUNDS override):
 #   dirty.writer_rate.{off,wp,dbit}          pt-dirtywriter random stores/s, ratios vs off
 #   dirty.oracle.MODE.WORKLOAD.missed        pages written but not reported (must be 0)
@@ -14,7 +14,7 @@
 source "$(dirname "$0")/lib.sh"
 pt_init bench_dirty
 
-PT_QEMU_TIMEOUT=3000 pt_qemu_start --com1-socket --qemu-arg -m --qemu-arg "${PT_BENCH_DIRTY_MEM:-512M}"
+PT_QEMU_TIMEOUT=3000 pt_qemu_start --com1-socket --qemu-arg -m --qemu-arg "${PT_BENCH_DIRTY_MEM:-256M}"
 status=0
 python3 tests/qemu/dirty_oracle.py "$RUN_DIR" --bench --rounds "${PT_BENCH_DIRTY_ROUNDS:-50}" \
 	--writer-mib 64 --deadline 2900 --summary "$RUN_DIR/summary.json" --poweroff || status=1

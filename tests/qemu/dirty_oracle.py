@@ -46,13 +46,10 @@ import os
 import random
 import re
 import shutil
-import socket
 import subprocess
 import sys
-import threading
 import time
 
-ESC_RE = re.compile(rb"\x1b\[[0-9;=?]*[A-Za-z]|\r")
 PAGE = 4096
 
 ap = argparse.ArgumentParser()
@@ -81,7 +78,6 @@ args = ap.parse_args()
 run_dir = args.run_dir
 deadline = time.time() + args.deadline
 BUILD = os.environ.get("BUILD", "build")
-PTCTL = os.path.join(BUILD, "ptctl")
 DIFF = os.path.join(BUILD, "qemu", "dirty-diff")
 rng = random.Random(args.seed)
 tap = sys.stderr if args.bench else sys.stdout
@@ -108,119 +104,17 @@ def emit(**fig):
         print(json.dumps(fig), flush=True)
 
 
-class Fatal(Exception):
-    pass
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import ptqemu  # noqa: E402  (tests/qemu/ptqemu.py: sockets, QMP, console, ptctl)
+from ptqemu import Console, Qmp, QemuError, text, wait_file  # noqa: E402
 
-
-def text(path):
-    try:
-        with open(path, "rb") as f:
-            return ESC_RE.sub(b"", f.read()).decode("utf-8", "replace")
-    except FileNotFoundError:
-        return ""
-
-
-def wait_file(path, regex, secs):
-    end = min(deadline, time.time() + secs)
-    while time.time() < end:
-        m = re.search(regex, text(path), re.M)
-        if m:
-            return m
-        time.sleep(0.2)
-    return None
-
-
-def connect(path, secs=30):
-    end = min(deadline, time.time() + secs)
-    while True:
-        try:
-            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            s.connect(path)
-            return s
-        except OSError:
-            if time.time() > end:
-                raise
-            time.sleep(0.2)
-
-
-class Console(threading.Thread):
-    """The Linux shell on COM1: sends command lines, collects what comes back."""
-
-    def __init__(self, path):
-        super().__init__(daemon=True)
-        self.sock, self.data, self.lock = connect(path), b"", threading.Lock()
-        self.start()
-
-    def run(self):
-        while True:
-            try:
-                b = self.sock.recv(65536)
-            except OSError:
-                return
-            if not b:
-                return
-            with self.lock:
-                self.data += b
-
-    def mark(self):
-        with self.lock:
-            return len(self.data)
-
-    def wait(self, regex, secs, since=0):
-        end = min(deadline, time.time() + secs)
-        while time.time() < end:
-            with self.lock:
-                t = ESC_RE.sub(b"", self.data[since:]).decode("utf-8", "replace")
-            m = re.search(regex, t, re.M)
-            if m:
-                return m
-            time.sleep(0.05)
-        return None
-
-    def run_cmd(self, line, done_re, secs):
-        since = self.mark()
-        self.sock.sendall(line.encode() + b"\n")
-        m = self.wait(done_re, secs, since)
-        if not m:
-            raise Fatal(f"guest command {line!r}: no {done_re!r} within {secs} s")
-        return m
-
-
-class Qmp:
-    def __init__(self, path):
-        self.sock = connect(path)
-        self.f = self.sock.makefile("rwb")
-        json.loads(self.f.readline())  # greeting
-        self.cmd("qmp_capabilities")
-
-    def cmd(self, name, **a):
-        self.f.write(json.dumps({"execute": name, "arguments": a}).encode() + b"\n")
-        self.f.flush()
-        while True:
-            line = self.f.readline()
-            if not line:
-                raise Fatal(f"QMP {name}: QEMU closed the socket")
-            r = json.loads(line)
-            if "error" in r:
-                raise Fatal(f"QMP {name}: {r['error']}")
-            if "return" in r:
-                return r["return"]
+ptqemu.deadline = deadline
+Fatal = QemuError
 
 
 def ptctl(*cmd, want_json=True):
-    """ptctl [--json] CMD...: the parsed answer (or stdout), and the wall time it took."""
-    argv = [PTCTL, "-c", "unix:" + os.path.join(run_dir, "mgmt.sock"), "--timeout", "10000"]
-    if want_json:
-        argv.append("--json")
-    t0 = time.monotonic()
-    try:
-        r = subprocess.run(argv + list(cmd), capture_output=True, text=True, timeout=120)
-    except subprocess.TimeoutExpired:
-        raise Fatal(f"ptctl {' '.join(cmd)}: no answer in 120 s")
-    dt = time.monotonic() - t0
-    if r.returncode != 0:
-        raise Fatal(f"ptctl {' '.join(cmd)}: status {r.returncode}: {r.stderr.strip()}")
-    return (json.loads(r.stdout) if want_json else r.stdout), dt
+    """ptctl [--json] CMD... over the run's management socket: (answer, seconds)."""
+    return ptqemu.ptctl(run_dir, *cmd, want_json=want_json)
 
 
 def popcount(x):
@@ -443,7 +337,7 @@ def throughput(con, oracle, mode, secs):
         ptctl("dirty", "start", "--all", "--mode", mode, want_json=False)
         oracle.setup_ranges()
     since = con.mark()
-    con.sock.sendall(f"pt-dirtywriter --pattern random --mib {args.writer_mib} --nap-ms {args.nap_ms} --seconds {secs}\n".encode())
+    con.send(f"pt-dirtywriter --pattern random --mib {args.writer_mib} --nap-ms {args.nap_ms} --seconds {secs}\n".encode())
     if not con.wait(r"dirtywriter: ready", 60, since):
         raise Fatal("throughput: writer not ready")
     end = time.time() + secs + 60
