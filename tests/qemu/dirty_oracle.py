@@ -316,11 +316,12 @@ class Workload:
             self.pid = m.group(1)
             return
         rate = args.writer_rate * (10 if self.name == "hot" else 1)
+        since = self.con.mark()  # an earlier writer's "ready" must not count
         m = self.con.run_cmd(f"pt-dirtywriter --pattern {self.name} --mib {self.mib} --nap-ms {args.nap_ms} "
                              f"--rate {rate} & echo wl-pid-$!",
                              r"^wl-pid-(\d+)", 30)
         self.pid = m.group(1)
-        if not self.con.wait(rf"dirtywriter: ready pattern={self.name}", 60):
+        if not self.con.wait(rf"dirtywriter: ready pattern={self.name}", 60, since):
             raise Fatal(f"pt-dirtywriter --pattern {self.name} did not get ready")
 
     def stop(self):
