@@ -285,10 +285,12 @@ static bool tdp_slot_pass(struct tdp_mmu *mmu, const struct tdp_memslot *slot, e
 	unsigned int i;
 
 	tdp_mmu_assert_mgmt(mmu);
-	tdp_root_set_get(mmu, slot->as_id, &set);
 	/* Harvest passes record their own marks; the funnel must not re-mark. */
 	tdp_op_init(&op, mmu, slot->as_id, true, pass == TDP_PASS_SET_DIRTY);
 	tdp_op_lock(&op);
+	/* Roots are taken under the lock; one created while a walk yielded is
+	 * picked up by the refresh after the last root and walked too. */
+	tdp_root_set_get(mmu, slot->as_id, &set);
 	for (i = 0; i < set.n; i++) {
 		struct tdp_mmu_root *root = set.roots[i];
 
@@ -306,6 +308,8 @@ static bool tdp_slot_pass(struct tdp_mmu *mmu, const struct tdp_memslot *slot, e
 			rearm_gfn_range(&op, root, slot, start, end, min_level, TDP_REARM_SET_D);
 			break;
 		}
+		if (i + 1 == set.n)
+			tdp_root_set_refresh(mmu, slot->as_id, &set);
 	}
 	/* What changed since the last flush (a yield pays what it owes). */
 	flush = op.flush;
@@ -423,9 +427,9 @@ bool tdp_mmu_clear_dirty_masked(struct tdp_mmu *mmu, unsigned int slot_id, u64 g
 	if (!slot || gfn_offset >= slot->npages)
 		goto out;
 	how = wrprot || !mmu->fmt.has_ad ? TDP_REARM_WRPROT : TDP_REARM_CLEAR_D;
-	tdp_root_set_get(mmu, slot->as_id, &set);
 	tdp_op_init(&op, mmu, slot->as_id, !tdp_rearm_needs_exclusion(how), false);
 	tdp_op_lock(&op);
+	tdp_root_set_get(mmu, slot->as_id, &set);
 	flush = tdp_rearm_masked(&op, &set, slot, gfn_offset / 64, mask, how);
 	tdp_op_unlock(&op);
 	tdp_root_set_put(mmu, &set);
@@ -482,9 +486,9 @@ int tdp_mmu_enable_dirty_logging(struct tdp_mmu *mmu, unsigned int slot_id,
 	pt_write_unlock(&mmu->mmu_lock);
 
 	/* Eager split, in batches (the walk yields every yield_every entries). */
-	tdp_root_set_get(mmu, slot->as_id, &set);
 	tdp_op_init(&op, mmu, slot->as_id, true, true);
 	tdp_op_lock(&op);
+	tdp_root_set_get(mmu, slot->as_id, &set);
 	for (i = 0; i < set.n && !nomem; i++)
 		split_gfn_range(&op, set.roots[i], slot->base_gfn, tdp_slot_end(slot), &nomem);
 	*flush = op.flush;
@@ -531,9 +535,9 @@ int tdp_mmu_disable_dirty_logging(struct tdp_mmu *mmu, unsigned int slot_id, boo
 		goto out;
 	}
 	set_d = slot->log_mode == TDP_DIRTY_PML;
-	tdp_root_set_get(mmu, slot->as_id, &set);
 	tdp_op_init(&op, mmu, slot->as_id, false, true);
 	tdp_op_lock(&op);
+	tdp_root_set_get(mmu, slot->as_id, &set);
 	slot->flags &= ~TDP_SLOT_LOG_DIRTY;
 	slot->dirty_bitmap = NULL;
 	slot->log_flags = 0;
@@ -594,9 +598,11 @@ int tdp_mmu_get_dirty_log(struct tdp_mmu *mmu, unsigned int slot_id, u64 *out, u
 			pt_write_unlock(&mmu->mmu_lock);
 		goto out;
 	}
-	tdp_root_set_get(mmu, slot->as_id, &set);
 	tdp_op_init(&op, mmu, slot->as_id, !tdp_rearm_needs_exclusion(how), false);
 	tdp_op_lock(&op);
+	/* Under the lock, and refreshed after every yield: a page's bit is never
+	 * taken while a root that maps it is missing from the re-arm. */
+	tdp_root_set_get(mmu, slot->as_id, &set);
 	for (w = 0; w < words; w++) {
 		/* Snapshot and clear in one step: a bit set after this is for
 		 * the next round. Then re-arm exactly the pages taken out. */
@@ -605,7 +611,8 @@ int tdp_mmu_get_dirty_log(struct tdp_mmu *mmu, unsigned int slot_id, u64 *out, u
 		/* DBIT: the sync above already cleared D of every page in bits. */
 		if (bits && how != TDP_REARM_SYNC_D)
 			tdp_rearm_masked(&op, &set, slot, w, bits, how);
-		tdp_op_cond_yield(&op, NULL);
+		if (tdp_op_cond_yield(&op, NULL))
+			tdp_root_set_refresh(mmu, slot->as_id, &set);
 	}
 	*flush |= op.flush;
 	tdp_op_unlock(&op);
@@ -642,9 +649,9 @@ int tdp_mmu_clear_dirty_log(struct tdp_mmu *mmu, unsigned int slot_id, u64 first
 	}
 	how = tdp_rearm_for_mode(mmu, slot->log_mode);
 	words = tdp_dirty_bitmap_words(npages);
-	tdp_root_set_get(mmu, slot->as_id, &set);
 	tdp_op_init(&op, mmu, slot->as_id, !tdp_rearm_needs_exclusion(how), false);
 	tdp_op_lock(&op);
+	tdp_root_set_get(mmu, slot->as_id, &set);
 	for (w = 0; w < words; w++) {
 		bits = mask[w];
 		if (w == words - 1 && (npages % 64))
@@ -658,7 +665,8 @@ int tdp_mmu_clear_dirty_log(struct tdp_mmu *mmu, unsigned int slot_id, u64 first
 			  bits;
 		if (cleared)
 			tdp_rearm_masked(&op, &set, slot, first_page / 64 + w, cleared, how);
-		tdp_op_cond_yield(&op, NULL);
+		if (tdp_op_cond_yield(&op, NULL))
+			tdp_root_set_refresh(mmu, slot->as_id, &set);
 	}
 	*flush = op.flush;
 	tdp_op_unlock(&op);

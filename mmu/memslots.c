@@ -240,9 +240,9 @@ int tdp_mmu_delete_memslot(struct tdp_mmu *mmu, unsigned int slot_id)
 	as_id = slot->as_id;
 	start = slot->base_gfn;
 	end = tdp_slot_end(slot);
-	tdp_root_set_get(mmu, as_id, &set);
 	tdp_op_init(&op, mmu, as_id, false, true);
 	tdp_op_lock(&op);
+	tdp_root_set_get(mmu, as_id, &set);
 	/* Out of the sorted array first: nothing maps or marks it any more. */
 	n = mmu->nr_sorted[as_id];
 	for (i = 0; i < n && mmu->sorted[as_id][i] != slot_id; i++)

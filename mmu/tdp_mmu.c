@@ -402,6 +402,33 @@ int tdp_mmu_split_huge_page(struct tdp_op *op, struct tdp_iter *iter)
 
 /* ---- roots ---- */
 
+/* A reference on the valid root of @as_id, or NULL. */
+static struct tdp_mmu_root *tdp_mmu_find_valid_root(struct tdp_mmu *mmu, unsigned int as_id)
+{
+	struct tdp_mmu_root *root;
+	unsigned int i;
+
+	pt_spin_lock(&mmu->roots_lock);
+	for (i = 0; i < TDP_MMU_MAX_ROOTS; i++) {
+		root = &mmu->roots[i];
+		if (root->in_use && root->as_id == as_id && root->valid) {
+			PT_ASSERT(root->refcount > 0);
+			root->refcount++;
+			pt_spin_unlock(&mmu->roots_lock);
+			return root;
+		}
+	}
+	pt_spin_unlock(&mmu->roots_lock);
+	return NULL;
+}
+
+/*
+ * A new root is created with mmu_lock held for write (as in KVM): a walker
+ * that holds mmu_lock and took its root set under it therefore sees every
+ * root a vCPU can be running on, until it lets go of the lock. Without this a
+ * harvest could take a page's bit and re-arm it in the old root only, while a
+ * vCPU that just reloaded keeps writing through the new root, unseen.
+ */
 struct tdp_mmu_root *tdp_mmu_get_root(struct tdp_mmu *mmu, unsigned int as_id)
 {
 	struct tdp_mmu_root *root, *free_entry = NULL;
@@ -411,38 +438,38 @@ struct tdp_mmu_root *tdp_mmu_get_root(struct tdp_mmu *mmu, unsigned int as_id)
 
 	if (as_id >= TDP_MMU_NR_AS)
 		return NULL;
-	pt_spin_lock(&mmu->roots_lock);
-	for (i = 0; i < TDP_MMU_MAX_ROOTS; i++) {
-		root = &mmu->roots[i];
-		if (!root->in_use) {
-			if (!free_entry)
-				free_entry = root;
-			continue;
-		}
-		if (root->as_id == as_id && root->valid) {
-			PT_ASSERT(root->refcount > 0);
-			root->refcount++;
-			pt_spin_unlock(&mmu->roots_lock);
-			return root;
-		}
-	}
-	root = NULL;
-	if (!free_entry) {
-		tdp_mmu_log(mmu, MMU_LOG_ERR, "tdp_mmu: no free root entry", as_id, 0);
-		goto out;
-	}
+	root = tdp_mmu_find_valid_root(mmu, as_id);
+	if (root)
+		return root;
+
+	pt_write_lock(&mmu->mmu_lock);
+	root = tdp_mmu_find_valid_root(mmu, as_id); /* someone else was quicker */
+	if (root)
+		goto out_unlock;
 	pt = tdp_mmu_alloc_pt(mmu, &hpa);
 	if (!pt)
-		goto out;
-	root = free_entry;
-	root->pt = pt;
-	root->hpa = hpa;
-	root->as_id = as_id;
-	root->refcount = 2; /* the MMU's, while valid, and the caller's */
-	root->in_use = true;
-	__atomic_store_n(&root->valid, true, __ATOMIC_RELEASE);
-out:
+		goto out_unlock;
+	pt_spin_lock(&mmu->roots_lock);
+	for (i = 0; i < TDP_MMU_MAX_ROOTS && !free_entry; i++) {
+		if (!mmu->roots[i].in_use)
+			free_entry = &mmu->roots[i];
+	}
+	if (free_entry) {
+		root = free_entry;
+		root->pt = pt;
+		root->hpa = hpa;
+		root->as_id = (u8)as_id;
+		root->refcount = 2; /* the MMU's, while valid, and the caller's */
+		root->in_use = true;
+		__atomic_store_n(&root->valid, true, __ATOMIC_RELEASE);
+	}
 	pt_spin_unlock(&mmu->roots_lock);
+	if (!free_entry) {
+		tdp_mmu_free_pt(mmu, pt, hpa); /* never published */
+		tdp_mmu_log(mmu, MMU_LOG_ERR, "tdp_mmu: no free root entry", as_id, 0);
+	}
+out_unlock:
+	pt_write_unlock(&mmu->mmu_lock);
 	return root;
 }
 
@@ -499,11 +526,11 @@ void tdp_mmu_invalidate_roots(struct tdp_mmu *mmu, unsigned int as_id)
 		tdp_mmu_free_root(mmu, dead[i]);
 }
 
-void tdp_root_set_get(struct tdp_mmu *mmu, unsigned int as_id, struct tdp_root_set *set)
+bool tdp_root_set_refresh(struct tdp_mmu *mmu, unsigned int as_id, struct tdp_root_set *set)
 {
-	unsigned int i;
+	bool added = false;
+	unsigned int i, j;
 
-	set->n = 0;
 	pt_spin_lock(&mmu->roots_lock);
 	for (i = 0; i < TDP_MMU_MAX_ROOTS; i++) {
 		struct tdp_mmu_root *root = &mmu->roots[i];
@@ -512,10 +539,23 @@ void tdp_root_set_get(struct tdp_mmu *mmu, unsigned int as_id, struct tdp_root_s
 		 * on one until it reloads, and its writes must be logged. */
 		if (!root->in_use || root->as_id != as_id || root->refcount == 0)
 			continue;
+		for (j = 0; j < set->n && set->roots[j] != root; j++)
+			;
+		if (j < set->n)
+			continue;
+		PT_ASSERT(set->n < TDP_MMU_MAX_ROOTS);
 		root->refcount++;
 		set->roots[set->n++] = root;
+		added = true;
 	}
 	pt_spin_unlock(&mmu->roots_lock);
+	return added;
+}
+
+void tdp_root_set_get(struct tdp_mmu *mmu, unsigned int as_id, struct tdp_root_set *set)
+{
+	set->n = 0;
+	tdp_root_set_refresh(mmu, as_id, set);
 }
 
 void tdp_root_set_put(struct tdp_mmu *mmu, struct tdp_root_set *set)
@@ -710,9 +750,9 @@ bool tdp_mmu_zap_range(struct tdp_mmu *mmu, unsigned int as_id, gfn_t gfn, u64 n
 
 	if (as_id >= TDP_MMU_NR_AS || !npages || gfn + npages < gfn)
 		return false;
-	tdp_root_set_get(mmu, as_id, &set);
 	tdp_op_init(&op, mmu, as_id, false, true);
 	tdp_op_lock(&op);
+	tdp_root_set_get(mmu, as_id, &set);
 	zapped = tdp_mmu_zap_range_locked(&op, &set, gfn, gfn + npages);
 	tdp_op_free_pages(&op, NULL);
 	if (op.flush)
@@ -837,9 +877,9 @@ u64 tdp_mmu_age_range(struct tdp_mmu *mmu, unsigned int as_id, gfn_t gfn, u64 np
 	*flush = false;
 	if (!f->has_ad || as_id >= TDP_MMU_NR_AS || !npages || gfn + npages < gfn)
 		return 0;
-	tdp_root_set_get(mmu, as_id, &set);
 	tdp_op_init(&op, mmu, as_id, true, true);
 	tdp_op_lock(&op);
+	tdp_root_set_get(mmu, as_id, &set);
 	for (i = 0; i < set.n; i++) {
 		struct tdp_iter iter;
 

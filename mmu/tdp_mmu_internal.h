@@ -110,6 +110,10 @@ struct tdp_root_set {
 };
 
 void tdp_root_set_get(struct tdp_mmu *mmu, unsigned int as_id, struct tdp_root_set *set);
+/* Add references on live roots not yet in @set; true if any was added. Taken
+ * with mmu_lock held (and again after every yield), the set holds every root
+ * that exists while the lock is held: new roots need it for write. */
+bool tdp_root_set_refresh(struct tdp_mmu *mmu, unsigned int as_id, struct tdp_root_set *set);
 /* Drops the references; mmu_lock must not be held (a last put frees). */
 void tdp_root_set_put(struct tdp_mmu *mmu, struct tdp_root_set *set);
 
