@@ -3,6 +3,7 @@
 #   vmx_probe.efi  the guest contract under VMX (tests/bochs/vmx_probe.c)
 #   dirty_writer.efi  in-guest writer of the dirty-log tests; relay.py bridges COM2 to ptctl
 #   test_*.sh    emulator tests, added to TEST_SCRIPTS only once they pass
+#                (test_linux_boot.sh passes but is left out: minutes of Bochs; run it by hand)
 # (Fragments are included in sorted order: this one comes before guest.mk and images.mk,
 # so it names their outputs by path.) One Bochs at a time: lib.sh serializes runs.
 

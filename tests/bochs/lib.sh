@@ -2,7 +2,8 @@
 #
 #   pt_init NAME                    RUN_DIR=build/bochs/NAME; cleanup on exit
 #   pt_bochs_esp IMG SRC=DST...     a FAT ESP made with mtools (DST like \EFI\BOOT\BOOTX64.EFI)
-#   pt_bochs_chain_esp IMG LINE     ESP whose BOOTX64.EFI is ptboot.efi starting LINE, with
+#   pt_bochs_chain_esp IMG LINE [SRC=DST...]
+#                                   ESP whose BOOTX64.EFI is ptboot.efi starting LINE, with
 #                                   pagetrail.efi, probe.efi, hello.efi, vmx_probe.efi (\EFI\tests\)
 #   pt_bochs_run MODEL IMG SECS [DONE_RE]
 #                                   boots Bochs (CPU model MODEL) on IMG, bounded by SECS;
@@ -19,6 +20,7 @@ cd "$PT_ROOT" || exit 1
 BUILD=${BUILD:-build}
 export BUILD
 PT_FAILED=0
+PT_CACHE=${PT_CACHE:-$HOME/.cache/pagetrail}
 PT_BOCHS_LOCK=${PT_BOCHS_LOCK:-/tmp/pagetrail-bochs.lock}
 PT_BOCHS_MEM_MB=${PT_BOCHS_MEM_MB:-512}
 pt_bochs_pid=
@@ -153,6 +155,7 @@ pt_bochs_esp() {
 # \pagetrail\boot.cfg, exactly as on the QEMU images.
 pt_bochs_chain_esp() {
 	local img=$1 line=$2 cfg
+	shift 2
 	cfg=$(dirname "$img")/boot.cfg
 	printf '# ptboot.efi starts the first command line below\r\n%s\r\n' "$line" >"$cfg"
 	pt_need "$BUILD/images/ptboot.efi" "$BUILD/pagetrail.efi" "$BUILD/guest/probe.efi" \
@@ -164,7 +167,7 @@ pt_bochs_chain_esp() {
 		"$BUILD/guest/probe.efi=/EFI/tests/probe.efi" \
 		"$BUILD/bochs/hello.efi=/EFI/tests/hello.efi" \
 		"$BUILD/bochs/vmx_probe.efi=/EFI/tests/vmx_probe.efi" \
-		"$BUILD/bochs/dirty_writer.efi=/EFI/tests/dirty_writer.efi"
+		"$BUILD/bochs/dirty_writer.efi=/EFI/tests/dirty_writer.efi" "$@"
 }
 
 # pt_bochs_config MODEL IMG > bochsrc
