@@ -23,6 +23,8 @@ PT_FAILED=0
 PT_CACHE=${PT_CACHE:-$HOME/.cache/pagetrail}
 PT_BOCHS_LOCK=${PT_BOCHS_LOCK:-/tmp/pagetrail-bochs.lock}
 PT_BOCHS_MEM_MB=${PT_BOCHS_MEM_MB:-512}
+# How long to wait for the one-Bochs-at-a-time lock before giving up.
+PT_BOCHS_LOCK_WAIT=${PT_BOCHS_LOCK_WAIT:-1800}
 pt_bochs_pid=
 
 # Lines the hypervisor prints on 0xE9 (published by hv-svm in /work/coord/NOTES.md).
@@ -182,9 +184,9 @@ pt_bochs_config() {
 }
 
 # pt_bochs_start MODEL IMG SECS: starts Bochs in the background (pt_bochs_pid), bounded by
-# SECS; pt_bochs_kill stops it.
+# SECS, and returns once it holds the lock and runs; pt_bochs_kill stops it.
 pt_bochs_start() {
-	local model=$1 img=$2 secs=$3
+	local model=$1 img=$2 secs=$3 i
 	pt_bochs_ovmf
 	# A Bochs that was killed leaves its image lock behind; the next one would refuse.
 	rm -f "$RUN_DIR/com1.log" "$RUN_DIR/e9.log" "$RUN_DIR/bochs.log" "$img.lock"
@@ -192,20 +194,35 @@ pt_bochs_start() {
 	# The debugger-enabled build stops at its prompt unless told to continue.
 	echo continue >"$RUN_DIR/bochs.rc"
 	touch "$RUN_DIR/com1.log"
+	rm -f "$RUN_DIR/bochs.started"
 	# Port 0xE9 output goes to Bochs' stdout; its own messages to the log file.
 	(
 		exec 9>"$PT_BOCHS_LOCK"
 		flock 9
+		: >"$RUN_DIR/bochs.started"
 		exec timeout --kill-after=5 "$secs" bochs -q -f "$RUN_DIR/bochsrc" \
 			-rc "$RUN_DIR/bochs.rc" </dev/null >"$RUN_DIR/e9.log" 2>"$RUN_DIR/bochs.err"
 	) &
 	pt_bochs_pid=$!
+	# Another Bochs (another test, another checkout) may hold the lock: every bound the
+	# caller sets counts from the moment this one really starts.
+	for ((i = 0; i < PT_BOCHS_LOCK_WAIT * 5; i++)); do
+		[ -e "$RUN_DIR/bochs.started" ] && return 0
+		kill -0 "$pt_bochs_pid" 2>/dev/null || return 1
+		sleep 0.2
+	done
+	echo "pt_bochs_start: waited ${PT_BOCHS_LOCK_WAIT}s for $PT_BOCHS_LOCK" >&2
+	return 1
 }
 
 # pt_bochs_run MODEL IMG SECS [DONE_RE]
 pt_bochs_run() {
 	local model=$1 img=$2 secs=$3 done_re=${4:-} i
-	pt_bochs_start "$model" "$img" "$secs"
+	if ! pt_bochs_start "$model" "$img" "$secs"; then
+		pt_bochs_kill
+		pt_bochs_status=125
+		return
+	fi
 	if [ -n "$done_re" ]; then
 		for ((i = 0; i < secs * 5; i++)); do
 			kill -0 "$pt_bochs_pid" 2>/dev/null || break

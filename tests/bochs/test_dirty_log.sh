@@ -29,7 +29,10 @@ pt_relay_start || {
 	pt_not_ok "$t.relay did not start ($(cat "$RUN_DIR/relay.out"))"
 	exit 1
 }
-pt_bochs_start "$model" "$img" 600
+if ! pt_bochs_start "$model" "$img" 600; then
+	pt_not_ok "$t.bochs_started (see $RUN_DIR/bochs.err)"
+	exit 1
+fi
 if ! pt_wait_for "$com1" '^dirty_writer: buf 0x[0-9A-Fa-f]+ pages [0-9]+' 400; then
 	pt_not_ok "$t.writer_started (no 'dirty_writer: buf' line in $com1)"
 	exit 1

@@ -52,13 +52,17 @@ pt_check vmx_probe.hidden_access_logged "(no 'hidden access gpa=0x$hv_base' in t
 	pt_has "$RUN_DIR/e9.log" "^pagetrail: hidden access gpa=0x$hv_base .*write"
 pt_hv_log_checks vmx_probe
 
-# Negative control: same probe, no hypervisor.
+# Negative control: same probe, no hypervisor, in its own run directory.
+RUN_DIR=$RUN_DIR/negative
+mkdir -p "$RUN_DIR"
+img=$RUN_DIR/esp.img
+com1=$RUN_DIR/com1.log
 pt_bochs_chain_esp "$img" '\EFI\tests\vmx_probe.efi'
 pt_bochs_run "$model" "$img" 300 "$done_re"
 if pt_has "$com1" '^vmx_probe: done' && pt_has "$com1" '^not ok cpuid_hv_signature' &&
 	pt_has "$com1" '^not ok cpuid_vmx_hidden'; then
 	pt_ok vmx_probe.negative_control_fails_without_hv
 else
-	pt_not_ok "vmx_probe.negative_control_fails_without_hv (without pagetrail.efi the probe did not report 'not ok cpuid_hv_signature' and 'not ok cpuid_vmx_hidden')"
+	pt_not_ok "vmx_probe.negative_control_fails_without_hv (Bochs status $pt_bochs_status: without pagetrail.efi the probe did not report 'not ok cpuid_hv_signature' and 'not ok cpuid_vmx_hidden' in $com1)"
 fi
 pt_finish
