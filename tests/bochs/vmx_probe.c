@@ -9,17 +9,16 @@
  * same program started without the hypervisor must fail cpuid_hv_signature and
  * cpuid_vmx_hidden (the negative control in tests/bochs/test_vmx_probe.sh).
  *
- * Faulting instructions run with a private copy of the firmware's IDT whose #UD and #GP
- * gates point at tests/guest/probe_trap.S (shared with probe.efi), which records the
- * vector and resumes after the instruction; interrupts stay disabled meanwhile.
+ * Faulting instructions run through tests/guest/probe_lib.h and probe_trap.S (shared
+ * with probe.efi): a private IDT records the vector and resumes after the instruction.
  */
 #include <efi.h>
 #include <efilib.h>
 
-#define CPUID_HV_BASE	       0x40000000u
-#define CPUID_1_ECX_VMX	       (1u << 5)
-#define CPUID_1_ECX_XSAVE      (1u << 26)
-#define CPUID_1_ECX_HYPERVISOR (1u << 31)
+#include "../guest/probe_lib.h"
+
+#define CPUID_1_ECX_VMX	  (1u << 5)
+#define CPUID_1_ECX_XSAVE (1u << 26)
 
 #define MSR_IA32_FEATURE_CONTROL	  0x3au
 #define FEATURE_CONTROL_LOCKED		  (1ull << 0)
@@ -35,114 +34,7 @@
 #define UART_LSR 5u
 #define UART_MSR 6u
 
-#define VEC_NONE 0xffu
-#define VEC_UD	 6u
-#define VEC_GP	 13u
-
-/* Read and written by tests/guest/probe_trap.S. */
-__attribute__((visibility("hidden"))) volatile UINT64 probe_fault_vector;
-__attribute__((visibility("hidden"))) volatile UINT64 probe_recover_rip;
-extern void probe_ud_handler(void) __attribute__((visibility("hidden")));
-extern void probe_gp_handler(void) __attribute__((visibility("hidden")));
-
-struct idt_ptr {
-	UINT16 limit;
-	UINT64 base;
-} __attribute__((packed));
-_Static_assert(sizeof(struct idt_ptr) == 10, "sidt/lidt operand is 10 bytes");
-
-/* A 64-bit interrupt gate (Intel SDM Vol. 3A 6.14.1 "64-Bit Mode IDT"). */
-#define GATE_SELECTOR_SHIFT    16
-#define GATE_ATTR_SHIFT	       40
-#define GATE_ATTR_INTR_PRESENT 0x8eull
-#define GATE_OFFSET_MID_SHIFT  48
-
-#define IDT_ENTRIES 256
-static UINT64 probe_idt[IDT_ENTRIES * 2] __attribute__((aligned(16)));
-static struct idt_ptr fw_idtr, probe_idtr;
 static UINT64 *scratch_page;
-static unsigned failures;
-
-static void make_gate(UINT64 *gate, void (*handler)(void), UINT16 cs)
-{
-	UINT64 off = (UINT64)handler;
-
-	gate[0] = (off & 0xffffull) | ((UINT64)cs << GATE_SELECTOR_SHIFT) |
-		  (GATE_ATTR_INTR_PRESENT << GATE_ATTR_SHIFT) |
-		  (((off >> 16) & 0xffffull) << GATE_OFFSET_MID_SHIFT);
-	gate[1] = off >> 32;
-}
-
-static void setup_idt(void)
-{
-	UINT16 cs;
-	UINTN n;
-
-	__asm__ volatile("sidt %0" : "=m"(fw_idtr));
-	__asm__ volatile("mov %%cs, %0" : "=r"(cs));
-	n = ((UINTN)fw_idtr.limit + 1) / 8;
-	if (n > IDT_ENTRIES * 2)
-		n = IDT_ENTRIES * 2;
-	CopyMem(probe_idt, (void *)fw_idtr.base, n * 8);
-	make_gate(&probe_idt[VEC_UD * 2], probe_ud_handler, cs);
-	make_gate(&probe_idt[VEC_GP * 2], probe_gp_handler, cs);
-	probe_idtr.limit = sizeof(probe_idt) - 1;
-	probe_idtr.base = (UINT64)probe_idt;
-}
-
-static UINT64 irq_save_and_load_probe_idt(void)
-{
-	UINT64 flags;
-
-	__asm__ volatile("pushfq; pop %0; cli" : "=r"(flags)::"memory");
-	__asm__ volatile("lidt %0" ::"m"(probe_idtr) : "memory");
-	probe_fault_vector = VEC_NONE;
-	return flags;
-}
-
-static void irq_restore_and_load_fw_idt(UINT64 flags)
-{
-	__asm__ volatile("lidt %0" ::"m"(fw_idtr) : "memory");
-	__asm__ volatile("push %0; popfq" ::"r"(flags) : "memory", "cc");
-}
-
-/*
- * Runs INSN with RAX = rax, RCX = rcx, RDX = rdx and returns the vector it raised
- * (VEC_NONE if it completed). The recovery point is the label right after INSN.
- */
-#define TRY_INSN(insn, rax, rcx, rdx)                                                              \
-	({                                                                                         \
-		UINT64 __flags = irq_save_and_load_probe_idt();                                    \
-		__asm__ volatile("lea 1f(%%rip), %%rbx\n\t"                                        \
-				 "mov %%rbx, %0\n\t" insn "\n1:"                                   \
-				 : "=m"(probe_recover_rip)                                         \
-				 : "a"(rax), "c"(rcx), "d"(rdx)                                    \
-				 : "rbx", "memory", "cc");                                         \
-		irq_restore_and_load_fw_idt(__flags);                                              \
-		probe_fault_vector;                                                                \
-	})
-
-static void cpuid(UINT32 leaf, UINT32 *a, UINT32 *b, UINT32 *c, UINT32 *d)
-{
-	__asm__ volatile("cpuid" : "=a"(*a), "=b"(*b), "=c"(*c), "=d"(*d) : "a"(leaf), "c"(0));
-}
-
-/* RDMSR that may fault: the vector, and *val when it completed. */
-static UINT64 try_rdmsr(UINT32 msr, UINT64 *val)
-{
-	UINT64 flags = irq_save_and_load_probe_idt();
-	UINT32 lo = 0, hi = 0;
-
-	__asm__ volatile("lea 1f(%%rip), %%rbx\n\t"
-			 "mov %%rbx, %0\n\t"
-			 "rdmsr\n1:"
-			 : "=m"(probe_recover_rip), "+a"(lo), "+d"(hi)
-			 : "c"(msr)
-			 : "rbx", "memory", "cc");
-	irq_restore_and_load_fw_idt(flags);
-	*val = ((UINT64)hi << 32) | lo;
-	return probe_fault_vector;
-}
 
 static UINT64 read_cr4(void)
 {
@@ -160,41 +52,16 @@ static UINT8 inb(UINT16 port)
 	return v;
 }
 
-static void report(BOOLEAN ok, const char *name, const CHAR16 *why)
-{
-	if (ok) {
-		Print(L"ok %a\n", name);
-	} else {
-		failures++;
-		Print(L"not ok %a %s\n", name, why);
-	}
-}
-
-static const CHAR16 *vector_name(UINT64 v)
-{
-	switch (v) {
-	case VEC_NONE:
-		return L"(no exception: the instruction completed)";
-	case VEC_UD:
-		return L"#UD";
-	case VEC_GP:
-		return L"#GP";
-	}
-	return L"(unexpected vector)";
-}
-
 static void check_cpuid(void)
 {
-	static const char want[12] = "PageTrailHV";
 	UINT32 a, b, c, d;
 
 	cpuid(CPUID_HV_BASE, &a, &b, &c, &d);
 	Print(L"# cpuid 0x40000000: eax=%08x ebx=%08x ecx=%08x edx=%08x\n", a, b, c, d);
 	report(a >= CPUID_HV_BASE && a <= CPUID_HV_BASE + 0xff, "cpuid_hv_max_leaf",
 	       L"EAX is not a leaf in 0x40000000..0x400000ff");
-	report(CompareMem(&b, want, 4) == 0 && CompareMem(&c, want + 4, 4) == 0 &&
-		   CompareMem(&d, want + 8, 4) == 0,
-	       "cpuid_hv_signature", L"EBX/ECX/EDX are not \"PageTrailHV\\0\"");
+	report(cpuid_hv_signature_is_pagetrail(b, c, d), "cpuid_hv_signature",
+	       L"EBX/ECX/EDX are not \"PageTrailHV\\0\"");
 	cpuid(1, &a, &b, &c, &d);
 	report(!!(c & CPUID_1_ECX_HYPERVISOR), "cpuid_1_ecx_hypervisor_bit",
 	       L"CPUID.1:ECX[31] is clear");
@@ -402,11 +269,11 @@ EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *systab)
 	status = uefi_call_wrapper(BS->AllocatePages, 4, AllocateAnyPages, EfiLoaderData, 1, &page);
 	if (EFI_ERROR(status)) {
 		Print(L"not ok vmx_probe_setup AllocatePages: %r\n", status);
-		failures++;
+		probe_failures++;
 		goto out;
 	}
 	scratch_page = (UINT64 *)page;
-	setup_idt();
+	probe_setup_idt();
 
 	check_cpuid();
 	check_vmx_insns();
@@ -417,7 +284,7 @@ EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *systab)
 	/* Still virtualized and answering after the hostile accesses. */
 	check_cpuid();
 out:
-	Print(L"vmx_probe: done, %d failed\n", failures);
+	Print(L"vmx_probe: done, %d failed\n", probe_failures);
 	uefi_call_wrapper(RT->ResetSystem, 4, EfiResetShutdown, EFI_SUCCESS, 0, NULL);
 	return EFI_SUCCESS;
 }
