@@ -143,6 +143,18 @@ static void *vcpu_main(void *arg)
 				tdp_mmu_pml_drain(&mmu, AS, v->pml, &v->pml_index);
 				__atomic_store_n(&v->drain_ack, req, __ATOMIC_SEQ_CST);
 			}
+			/* The root was replaced (memslot change): load the new one. */
+			if (!tdp_mmu_root_is_valid(v->root)) {
+				struct tdp_mmu_root *old = v->root;
+
+				v->root = tdp_mmu_get_root(&mmu, AS);
+				tdp_mmu_put_root(&mmu, old);
+				if (!v->root) {
+					test_fail("vcpu %d: no root", v->id);
+					__atomic_store_n(&stop, 1, __ATOMIC_SEQ_CST);
+					break;
+				}
+			}
 			/* "VM entry": from here on this access must finish before
 			 * any flush that started after this point returns. */
 			__atomic_store_n(&v->in_hv, 0, __ATOMIC_SEQ_CST);
@@ -154,7 +166,9 @@ static void *vcpu_main(void *arg)
 			r = tdp_mmu_page_fault(&mmu, v->root, gfn_to_gpa(BASE + i),
 					       TDP_FAULT_WRITE);
 			v->faults++;
-			if (r != TDP_FAULT_FIXED && r != TDP_FAULT_SPURIOUS) {
+			/* RETRY: the root went invalid; the loop top reloads it. */
+			if (r != TDP_FAULT_FIXED && r != TDP_FAULT_SPURIOUS &&
+			    r != TDP_FAULT_RETRY) {
 				test_fail("vcpu %d: fault result %d", v->id, r);
 				__atomic_store_n(&stop, 1, __ATOMIC_SEQ_CST);
 				break;
@@ -263,6 +277,8 @@ static void run(enum spte_format_kind kind, enum tdp_dirty_mode m, bool man, con
 		pthread_create(&vcpus[i].thread, NULL, vcpu_main, &vcpus[i]);
 	}
 	for (k = 0; k < ROUNDS; k++) {
+		if (k % 2) /* vCPUs reload while this harvest runs */
+			tdp_mmu_invalidate_roots(&mmu, AS);
 		reported += harvest(slot, &lost);
 		if (k % 7 == 3) {
 			/* Tables freed while vCPUs walk: flush-then-free must hold. */
