@@ -73,6 +73,8 @@ ap.add_argument("--throughput-reps", type=int, default=3)
 ap.add_argument("--summary")
 ap.add_argument("--poweroff", action="store_true", help="power the guest off at the end")
 ap.add_argument("--seed", type=int, default=1)
+ap.add_argument("--log-firmware-slots", action="store_true",
+                help="also log the ACPI/runtime/reserved slots that are RAM in QEMU")
 args = ap.parse_args()
 
 run_dir = args.run_dir
@@ -288,6 +290,14 @@ class Oracle:
     def start_logging(self, mode):
         out, _ = ptctl("dirty", "start", "--all", "--mode", mode, want_json=False)
         note(out.strip())
+        if args.log_firmware_slots:
+            # --all logs the RAM slots; the ACPI, runtime and reserved slots that are RAM
+            # in QEMU can be logged one by one (MMIO never is).
+            slots, _ = ptctl("slots")
+            for sl in slots:
+                ram = sum(r[1] for r in self.ranges_of(sl))
+                if not sl["logging"] and sl["type"] != "mmio" and ram == sl["size"]:
+                    ptctl("dirty", "start", "--slot", str(sl["id"]), "--mode", mode, want_json=False)
         self.setup_ranges()
         # Baseline: harvest and copy; the first checked round starts from here.
         self.round("base")

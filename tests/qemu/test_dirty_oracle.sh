@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Issue 5, item 3 (short form for `make test`): Linux under the hypervisor with 256 MiB;
-# for wp and dbit, every RAM slot logged, rounds of pause / harvest (get + clear) / QMP
+# for wp and dbit, every slot that is RAM logged (the RAM slots by --all, the ACPI,
+# runtime and reserved ones one by one), rounds of pause / harvest (get + clear) / QMP
 # pmemsave / resume with pt-dirtywriter's random, seq and hot patterns and plain Linux
 # activity in the guest: every page whose bytes changed between two copies must be in
 # the later harvest (tests/qemu/dirty_oracle.py says how and why). Zero misses allowed;
@@ -12,7 +13,7 @@ pt_init dirty_oracle
 
 PT_QEMU_TIMEOUT=400 pt_qemu_start --com1-socket --qemu-arg -m --qemu-arg "${PT_ORACLE_MEM:-256M}"
 if python3 tests/qemu/dirty_oracle.py "$RUN_DIR" --rounds "${PT_ORACLE_ROUNDS:-6}" \
-	--writer-mib 64 --deadline 330 --summary "$RUN_DIR/summary.json" --poweroff; then
+	--writer-mib 64 --deadline 330 --summary "$RUN_DIR/summary.json" --poweroff --log-firmware-slots; then
 	pt_qemu_wait
 	pt_check dirty_oracle.clean_poweroff "(QEMU status $pt_qemu_status)" test "$pt_qemu_status" -eq 0
 else
