@@ -366,14 +366,17 @@ static int dirty_start_stop(struct mgmt *m, struct proto_buf *req, struct proto_
 			return r;
 		done = 1;
 	} else {
-		/* Every RAM slot; ROM and MMIO have no writes to log. */
+		/* Every slot that is memory: RAM and the firmware's ACPI, runtime and
+		 * reserved regions, which the OS and runtime services write too (a
+		 * migration that left them out would lose those writes). ROM and MMIO
+		 * hold no guest writes to log. */
 		for (u32 i = 0; i < MGMT_MAX_SLOTS; i++) {
 			r = m->be->slot_get(m->be_ctx, i, &s);
 			if (r == -PROTO_E_RANGE)
 				break;
 			if (r)
 				return r;
-			if (s.type != PROTO_SLOT_RAM)
+			if (s.type == PROTO_SLOT_MMIO || s.type == PROTO_SLOT_ROM)
 				continue;
 			r = start ? m->be->dirty_start(m->be_ctx, s.id, (enum proto_dirty_mode)mode)
 				  : m->be->dirty_stop(m->be_ctx, s.id);

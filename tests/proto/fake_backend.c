@@ -153,7 +153,7 @@ static int fk_dirty_start(void *ctx, u32 slot_id, enum proto_dirty_mode mode)
 
 	if (!s)
 		return -PROTO_E_NO_SLOT;
-	if (s->s.type != PROTO_SLOT_RAM)
+	if (s->s.type == PROTO_SLOT_MMIO || s->s.type == PROTO_SLOT_ROM)
 		return -PROTO_E_UNSUPPORTED;
 	if (!(vm->dirty_modes & PROTO_DIRTY_MODE_BIT(mode)))
 		return -PROTO_E_UNSUPPORTED;
