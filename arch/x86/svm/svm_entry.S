@@ -14,60 +14,25 @@
  *   never VMSAVEd or VMLOADed: the host does not touch them, so they stay
  *   live in the CPU across VMRUN and #VMEXIT.
  *
- * GPR offsets: arch/x86/asm_offsets.h, checked in arch/x86/asm_offsets.c.
+ * GPR offsets: arch/x86/asm_offsets.h, checked in arch/x86/asm_offsets.c;
+ * the register moves shared with the VMX stub: arch/x86/gprs_asm.h.
  */
-#include "arch/x86/asm_offsets.h"
+#include "arch/x86/gprs_asm.h"
 
 	.text
 	.globl svm_vmrun
 	.type svm_vmrun, @function
 svm_vmrun:
-	pushq %rbp
-	pushq %rbx
-	pushq %r12
-	pushq %r13
-	pushq %r14
-	pushq %r15
+	HOST_CALLEE_SAVED_PUSH
 	pushq %rsi
 	movq %rdi, %rax
-	movq GPR_RBX(%rsi), %rbx
-	movq GPR_RCX(%rsi), %rcx
-	movq GPR_RDX(%rsi), %rdx
-	movq GPR_RBP(%rsi), %rbp
-	movq GPR_RDI(%rsi), %rdi
-	movq GPR_R8(%rsi), %r8
-	movq GPR_R9(%rsi), %r9
-	movq GPR_R10(%rsi), %r10
-	movq GPR_R11(%rsi), %r11
-	movq GPR_R12(%rsi), %r12
-	movq GPR_R13(%rsi), %r13
-	movq GPR_R14(%rsi), %r14
-	movq GPR_R15(%rsi), %r15
-	movq GPR_RSI(%rsi), %rsi
+	GUEST_GPRS_LOAD %rsi
 	vmrun %rax
 	/* #VMEXIT: RAX = vmcb_pa again, RSP = the host stack above. */
 	movq (%rsp), %rax
-	movq %rbx, GPR_RBX(%rax)
-	movq %rcx, GPR_RCX(%rax)
-	movq %rdx, GPR_RDX(%rax)
-	movq %rbp, GPR_RBP(%rax)
-	movq %rsi, GPR_RSI(%rax)
-	movq %rdi, GPR_RDI(%rax)
-	movq %r8, GPR_R8(%rax)
-	movq %r9, GPR_R9(%rax)
-	movq %r10, GPR_R10(%rax)
-	movq %r11, GPR_R11(%rax)
-	movq %r12, GPR_R12(%rax)
-	movq %r13, GPR_R13(%rax)
-	movq %r14, GPR_R14(%rax)
-	movq %r15, GPR_R15(%rax)
+	GUEST_GPRS_STORE_TO_RAX
 	popq %rsi
-	popq %r15
-	popq %r14
-	popq %r13
-	popq %r12
-	popq %rbx
-	popq %rbp
+	HOST_CALLEE_SAVED_POP
 	retq
 	.size svm_vmrun, . - svm_vmrun
 

@@ -17,21 +17,17 @@
  *   CR2, DR0-DR6, XCR0 and the SYSCALL MSRs are never switched: the host does
  *   not use them, so the guest's values stay live in the CPU.
  *
- * Numbers: arch/x86/asm_offsets.h and arch/x86/vmx/vmx_asm.h, checked in C.
+ * Numbers: arch/x86/asm_offsets.h and arch/x86/vmx/vmx_asm.h, checked in C;
+ * the register moves shared with the SVM stub: arch/x86/gprs_asm.h.
  */
-#include "arch/x86/asm_offsets.h"
+#include "arch/x86/gprs_asm.h"
 #include "arch/x86/vmx/vmx_asm.h"
 
 	.text
 	.globl vmx_vmenter
 	.type vmx_vmenter, @function
 vmx_vmenter:
-	pushq %rbp
-	pushq %rbx
-	pushq %r12
-	pushq %r13
-	pushq %r14
-	pushq %r15
+	HOST_CALLEE_SAVED_PUSH
 	pushq %rdi
 	movl $VMX_ASM_FIELD_HOST_RSP, %eax
 	vmwrite %rsp, %rax
@@ -39,20 +35,7 @@ vmx_vmenter:
 	testl %esi, %esi
 	/* MOVs leave RFLAGS alone: ZF from the test above selects the instruction. */
 	movq GPR_RAX(%rdi), %rax
-	movq GPR_RBX(%rdi), %rbx
-	movq GPR_RCX(%rdi), %rcx
-	movq GPR_RDX(%rdi), %rdx
-	movq GPR_RBP(%rdi), %rbp
-	movq GPR_RSI(%rdi), %rsi
-	movq GPR_R8(%rdi), %r8
-	movq GPR_R9(%rdi), %r9
-	movq GPR_R10(%rdi), %r10
-	movq GPR_R11(%rdi), %r11
-	movq GPR_R12(%rdi), %r12
-	movq GPR_R13(%rdi), %r13
-	movq GPR_R14(%rdi), %r14
-	movq GPR_R15(%rdi), %r15
-	movq GPR_RDI(%rdi), %rdi
+	GUEST_GPRS_LOAD %rdi
 	jnz 1f
 	vmlaunch
 	jmp 2f
@@ -62,12 +45,7 @@ vmx_vmenter:
 	jc 4f
 	movl $VMX_ASM_ENTER_FAIL_VALID, %eax
 4:	popq %rdi
-	popq %r15
-	popq %r14
-	popq %r13
-	popq %r12
-	popq %rbx
-	popq %rbp
+	HOST_CALLEE_SAVED_POP
 	retq
 	.size vmx_vmenter, . - vmx_vmenter
 
@@ -77,28 +55,10 @@ vmx_vmexit:
 	/* RSP = HOST_RSP: (%rsp) is gprs. */
 	pushq %rax
 	movq 8(%rsp), %rax
-	movq %rbx, GPR_RBX(%rax)
-	movq %rcx, GPR_RCX(%rax)
-	movq %rdx, GPR_RDX(%rax)
-	movq %rbp, GPR_RBP(%rax)
-	movq %rsi, GPR_RSI(%rax)
-	movq %rdi, GPR_RDI(%rax)
-	movq %r8, GPR_R8(%rax)
-	movq %r9, GPR_R9(%rax)
-	movq %r10, GPR_R10(%rax)
-	movq %r11, GPR_R11(%rax)
-	movq %r12, GPR_R12(%rax)
-	movq %r13, GPR_R13(%rax)
-	movq %r14, GPR_R14(%rax)
-	movq %r15, GPR_R15(%rax)
+	GUEST_GPRS_STORE_TO_RAX
 	popq GPR_RAX(%rax)
 	popq %rdi
-	popq %r15
-	popq %r14
-	popq %r13
-	popq %r12
-	popq %rbx
-	popq %rbp
+	HOST_CALLEE_SAVED_POP
 	movl $VMX_ASM_ENTER_EXITED, %eax
 	retq
 	.size vmx_vmexit, . - vmx_vmexit
