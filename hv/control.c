@@ -375,6 +375,7 @@ enum ctl_stat {
 	STAT_MGMT_PORT_IO,
 	STAT_INJ_UD,
 	STAT_INJ_GP,
+	STAT_EXIT_PML_FULL,
 	STAT_MMU_PT_PAGES,
 	STAT_MMU_FAULTS,
 	STAT_MMU_FAULTS_DIRTY,
@@ -436,6 +437,11 @@ static int be_stat(void *ctx, u32 index, const char **name, u64 *value)
 	case STAT_INJ_GP:
 		*name = "guest.injected_gp";
 		*value = es->injected_gp;
+		return 0;
+	case STAT_EXIT_PML_FULL:
+		/* Not in exit.total: the backend handles it without hv/ seeing an exit. */
+		*name = "exit.pml_full";
+		*value = es->pml_full;
 		return 0;
 	case STAT_MMU_PT_PAGES:
 		*name = "mmu.pt_pages";

@@ -148,6 +148,7 @@ struct hv_exit_stats {
 	u64 mgmt_port_io;  /* guest touched the management UART */
 	u64 injected_ud;
 	u64 injected_gp;
+	u64 pml_full; /* PML-full exits, handled inside the backend (VMX only) */
 };
 
 struct vcpu {

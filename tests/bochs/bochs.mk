@@ -32,3 +32,7 @@ TEST_DEPS += $(BOCHS_DEPS)
 
 TEST_SCRIPTS += tests/bochs/test_harness.sh tests/bochs/test_vmx_probe.sh \
 	tests/bochs/test_dirty_log.sh tests/bochs/test_dirty_log_no_pml.sh
+
+# Issue 6 item 5: exits per dirtied page and the writer's emulated instruction cost per
+# mode (wp, dbit, pml, off), from one Bochs run (tests/bochs/bench_dirty.sh, ~1 min).
+BENCH_STEPS += tests/bochs/bench_dirty.sh

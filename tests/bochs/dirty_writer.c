@@ -7,6 +7,15 @@
  * The host (tests/bochs/test_dirty_log.sh) reads the values over the management port
  * while the guest is paused, before and after a logging round: every page whose value
  * changed in between must be set in the round's bitmap (KVM's dirty_log_test idea).
+ *
+ * For `make bench` (tests/bochs/bench_dirty.sh) it also keeps, in a page of its own
+ * ("stats"), u64 [DW_ST_ITERS] the iterations done, [DW_ST_BUSY] 1 while an iteration's
+ * stores run, [DW_ST_PAGES] the pages each iteration stores to, and at
+ * [DW_ST_COST + i % DW_COST_RING] the rdtsc delta over the stores of iteration i (the
+ * Stall left out). Bochs with `clock: sync=none` advances the TSC with every emulated
+ * instruction, the hypervisor's exits included: the delta is the emulated instruction
+ * cost of the iteration's writes. BUSY tells the host which iteration a pause stopped
+ * in the middle of: its delta holds the whole pause.
  */
 #include <efi.h>
 #include <efilib.h>
@@ -23,11 +32,27 @@
 #define DW_SCRATCH_PAGES 1024
 #define DW_SWEEP	 DW_SCRATCH_PAGES
 
+#define DW_ST_ITERS  0
+#define DW_ST_BUSY   1
+#define DW_ST_PAGES  2
+#define DW_ST_COST   3
+#define DW_COST_RING 256
+_Static_assert((DW_ST_COST + DW_COST_RING) * 8 <= 4096, "the stats fit one page");
+
+static inline UINT64 dw_rdtsc(void)
+{
+	UINT32 lo, hi;
+
+	/* lfence: the stores before are counted in the interval they belong to. */
+	__asm__ volatile("lfence; rdtsc" : "=a"(lo), "=d"(hi)::"memory");
+	return ((UINT64)hi << 32) | lo;
+}
+
 EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *systab)
 {
-	EFI_PHYSICAL_ADDRESS buf = 0, scratch = 0;
-	volatile UINT64 *page;
-	UINT64 i, next = 0, rnd = 0x9e3779b97f4a7c15ull;
+	EFI_PHYSICAL_ADDRESS buf = 0, scratch = 0, stats = 0;
+	volatile UINT64 *page, *st;
+	UINT64 i, t0, next = 0, rnd = 0x9e3779b97f4a7c15ull;
 	EFI_STATUS status;
 
 	InitializeLib(image, systab);
@@ -43,7 +68,17 @@ EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *systab)
 		Print(L"dirty_writer: AllocatePages (scratch): %r\n", status);
 		return status;
 	}
+	status =
+	    uefi_call_wrapper(BS->AllocatePages, 4, AllocateAnyPages, EfiLoaderData, 1, &stats);
+	if (EFI_ERROR(status)) {
+		Print(L"dirty_writer: AllocatePages (stats): %r\n", status);
+		return status;
+	}
+	st = (volatile UINT64 *)stats;
+	SetMem((void *)stats, 4096, 0);
+	st[DW_ST_PAGES] = 1 + DW_SWEEP;
 	SetMem((void *)buf, DW_PAGES * 4096, 0);
+	Print(L"dirty_writer: stats 0x%lx\n", stats);
 	Print(L"dirty_writer: scratch 0x%lx pages %d\n", scratch, DW_SCRATCH_PAGES);
 	Print(L"dirty_writer: buf 0x%lx pages %d\n", buf, DW_PAGES);
 	for (i = 1;; i++) {
@@ -52,9 +87,14 @@ EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *systab)
 		rnd ^= rnd >> 7;
 		rnd ^= rnd << 17;
 		page = (volatile UINT64 *)(buf + (rnd % DW_PAGES) * 4096);
+		st[DW_ST_BUSY] = 1;
+		t0 = dw_rdtsc();
 		*page = i;
 		for (int k = 0; k < DW_SWEEP; k++, next++)
 			*(volatile UINT64 *)(scratch + (next % DW_SCRATCH_PAGES) * 4096) = i;
+		st[DW_ST_COST + i % DW_COST_RING] = dw_rdtsc() - t0;
+		st[DW_ST_ITERS] = i;
+		st[DW_ST_BUSY] = 0;
 		uefi_call_wrapper(BS->Stall, 1, DW_STALL_US);
 	}
 	return EFI_SUCCESS;

@@ -975,6 +975,7 @@ static bool vmx_decode_exit(struct vcpu *v, u64 reason, struct hv_exit *e)
 		 * SDM 29.3.6: the write that found the log full was not done
 		 * (nor its D bit set); it runs again after the drain.
 		 */
+		v->stats.pml_full++;
 		if (x->istats.pml_full++ < VMX_PML_FULL_LOG_LIMIT)
 			hv_log("vmx: PML full exit at gpa 0x%lx: buffer drained",
 			       vmcs_read(VMCS_GUEST_PHYSICAL_ADDRESS));
