@@ -318,62 +318,49 @@ static bool tdp_slot_pass(struct tdp_mmu *mmu, const struct tdp_memslot *slot, e
 	return flush;
 }
 
-bool tdp_mmu_wrprot_slot(struct tdp_mmu *mmu, unsigned int slot_id, int min_level)
+/*
+ * One slot-wide pass on slot @slot_id under mgmt_lock (one management
+ * operation at a time); with @only_logging, only while the slot logs.
+ * Returns whether a flush is owed, this pass's or an earlier one's.
+ */
+static bool tdp_logged_slot_pass(struct tdp_mmu *mmu, unsigned int slot_id, enum tdp_pass pass,
+				 int min_level, bool only_logging)
 {
 	const struct tdp_memslot *slot;
 	bool flush = false;
 
-	if (min_level < TDP_LEVEL_4K || min_level > TDP_MAX_HUGE_LEVEL)
-		return false;
 	pt_spin_lock(&mmu->mgmt_lock);
 	slot = tdp_logged_slot(mmu, slot_id);
-	if (slot)
-		flush = tdp_slot_pass(mmu, slot, TDP_PASS_WRPROT, min_level);
+	if (slot && (!only_logging || tdp_slot_is_logging(slot)))
+		flush = tdp_slot_pass(mmu, slot, pass, min_level);
 	pt_spin_unlock(&mmu->mgmt_lock);
 	return tdp_mmu_flush_owed(mmu, flush);
+}
+
+bool tdp_mmu_wrprot_slot(struct tdp_mmu *mmu, unsigned int slot_id, int min_level)
+{
+	if (min_level < TDP_LEVEL_4K || min_level > TDP_MAX_HUGE_LEVEL)
+		return false;
+	return tdp_logged_slot_pass(mmu, slot_id, TDP_PASS_WRPROT, min_level, false);
 }
 
 bool tdp_mmu_clear_dirty_slot(struct tdp_mmu *mmu, unsigned int slot_id)
 {
-	const struct tdp_memslot *slot;
-	bool flush = false;
-
-	pt_spin_lock(&mmu->mgmt_lock);
-	slot = tdp_logged_slot(mmu, slot_id);
-	if (slot)
-		flush = tdp_slot_pass(mmu, slot, TDP_PASS_CLEAR_DIRTY, TDP_LEVEL_4K);
-	pt_spin_unlock(&mmu->mgmt_lock);
-	return tdp_mmu_flush_owed(mmu, flush);
+	return tdp_logged_slot_pass(mmu, slot_id, TDP_PASS_CLEAR_DIRTY, TDP_LEVEL_4K, false);
 }
 
 bool tdp_mmu_set_dirty_slot(struct tdp_mmu *mmu, unsigned int slot_id)
 {
-	const struct tdp_memslot *slot;
-	bool flush = false;
-
 	if (!mmu->fmt.has_ad)
 		return false;
-	pt_spin_lock(&mmu->mgmt_lock);
-	slot = tdp_logged_slot(mmu, slot_id);
-	if (slot)
-		flush = tdp_slot_pass(mmu, slot, TDP_PASS_SET_DIRTY, TDP_LEVEL_4K);
-	pt_spin_unlock(&mmu->mgmt_lock);
-	return tdp_mmu_flush_owed(mmu, flush);
+	return tdp_logged_slot_pass(mmu, slot_id, TDP_PASS_SET_DIRTY, TDP_LEVEL_4K, false);
 }
 
 bool tdp_mmu_sync_dirty_bits(struct tdp_mmu *mmu, unsigned int slot_id)
 {
-	const struct tdp_memslot *slot;
-	bool flush = false;
-
 	if (!mmu->fmt.has_ad)
 		return false;
-	pt_spin_lock(&mmu->mgmt_lock);
-	slot = tdp_logged_slot(mmu, slot_id);
-	if (slot && tdp_slot_is_logging(slot))
-		flush = tdp_slot_pass(mmu, slot, TDP_PASS_SYNC_D, TDP_LEVEL_4K);
-	pt_spin_unlock(&mmu->mgmt_lock);
-	return tdp_mmu_flush_owed(mmu, flush);
+	return tdp_logged_slot_pass(mmu, slot_id, TDP_PASS_SYNC_D, TDP_LEVEL_4K, true);
 }
 
 /* Re-arm the pages of one 64-page word in every root; mmu_lock held (read). */
