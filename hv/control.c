@@ -385,6 +385,7 @@ enum ctl_stat {
 	STAT_HV_FOOTPRINT,
 	STAT_HV_POOL_FREE,
 	STAT_SMP_UNVIRT,
+	STAT_MGMT_TICK,
 	STAT_NR,
 };
 
@@ -401,6 +402,7 @@ static const char *const exit_stat_names[HV_NR_EXIT_REASONS] = {
     [HV_EXIT_UNKNOWN] = "exit.unknown",
     [HV_EXIT_INTR] = "exit.intr",
     [HV_EXIT_IRET] = "exit.iret",
+    [HV_EXIT_NMI] = "exit.nmi",
 };
 
 static int be_stat(void *ctx, u32 index, const char **name, u64 *value)
@@ -478,6 +480,11 @@ static int be_stat(void *ctx, u32 index, const char **name, u64 *value)
 	case STAT_SMP_UNVIRT:
 		*name = "hv.smp_unvirtualized";
 		*value = hv.smp_unvirtualized;
+		return 0;
+	case STAT_MGMT_TICK:
+		/* enum hv_mgmt_tick: 0 = no bound on the answer time (docs/hv.md). */
+		*name = "hv.mgmt_tick";
+		*value = hv.mgmt_tick;
 		return 0;
 	case STAT_EXIT_FIRST:
 	case STAT_NR:

@@ -63,6 +63,8 @@ const char *hv_exit_reason_name(enum hv_exit_reason r)
 		return "intr";
 	case HV_EXIT_IRET:
 		return "iret";
+	case HV_EXIT_NMI:
+		return "nmi";
 	case HV_NR_EXIT_REASONS:
 		break;
 	}
@@ -413,6 +415,7 @@ void hv_handle_exit(struct vcpu *v, struct hv_exit *e)
 		hv_guest_fatal("FATAL: VMRUN failed (exit code 0x%lx) rip=0x%lx efer=0x%lx "
 			       "cr0=0x%lx cr4=0x%lx",
 			       e->raw_code, v->rip, v->ctrl.efer, v->ctrl.cr0, v->ctrl.cr4);
+	case HV_EXIT_NMI:
 	case HV_EXIT_UNKNOWN:
 	case HV_NR_EXIT_REASONS:
 		hv_guest_fatal("FATAL: unknown exit %s code=0x%lx info1=0x%lx info2=0x%lx "

@@ -26,6 +26,17 @@
 #define HV_CPUID_VERSION		1u
 #define HV_CPUID_FLAG_SMP_UNVIRTUALIZED BIT_ULL(0)
 
+/*
+ * What gives the hypervisor control at a bounded interval whatever the guest
+ * does (docs/hv.md "How the hypervisor gets control"). NONE: the guest can
+ * starve the management port (e.g. spinning with interrupts disabled).
+ */
+enum hv_mgmt_tick {
+	HV_MGMT_TICK_NONE = 0,
+	HV_MGMT_TICK_HPET_NMI = 1,   /* SVM: HPET comparator, FSB delivery as NMI */
+	HV_MGMT_TICK_VMX_PREEMPT = 2, /* VMX preemption timer */
+};
+
 /* Shadow of the management UART registers the guest may read back. */
 struct hv_mgmt_shadow {
 	u8 reg[UART_NR_PORTS];
@@ -46,6 +57,7 @@ struct hv {
 	u64 guest_vm_hsave_pa; /* what the guest last wrote to VM_HSAVE_PA */
 	u64 footprint_bytes;
 	u64 next_stats_tsc; /* when the exit statistics go to the log next */
+	u8 mgmt_tick;	    /* enum hv_mgmt_tick */
 };
 
 extern struct hv hv;

@@ -63,6 +63,7 @@ enum hv_exit_reason {
 	HV_EXIT_UNKNOWN, /* an exit the backend did not ask for */
 	HV_EXIT_INTR,	 /* a physical interrupt is about to reach the guest */
 	HV_EXIT_IRET,	 /* the guest returns from an interrupt (after an INTR exit) */
+	HV_EXIT_NMI,	 /* an NMI reached the guest: the management tick, or reflected */
 	HV_NR_EXIT_REASONS,
 };
 
