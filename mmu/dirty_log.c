@@ -222,11 +222,10 @@ static void split_gfn_range(struct tdp_op *op, struct tdp_mmu_root *root, gfn_t 
  * does not log pages nobody reads. Detached tables go on op->free.
  */
 static bool collapse_gfn_range(struct tdp_op *op, struct tdp_mmu_root *root,
-			       const struct tdp_memslot *slot, bool set_d)
+			       const struct tdp_memslot *slot, gfn_t start, gfn_t end, bool set_d)
 {
 	struct tdp_mmu *mmu = op->mmu;
 	const struct spte_format *f = &mmu->fmt;
-	gfn_t start = slot->base_gfn, end = tdp_slot_end(slot);
 	struct tdp_iter iter;
 	bool changed = false;
 	u64 new_spte;
@@ -241,7 +240,8 @@ static bool collapse_gfn_range(struct tdp_op *op, struct tdp_mmu_root *root,
 			continue;
 		if (!spte_is_leaf(f, iter.old_spte, iter.level)) {
 			if (iter.level > TDP_MAX_HUGE_LEVEL ||
-			    tdp_slot_max_level(mmu, slot, iter.gfn, iter.gfn, end) < iter.level)
+			    tdp_slot_max_level(mmu, slot, iter.gfn, iter.gfn, tdp_slot_end(slot)) <
+				iter.level)
 				continue;
 			new_spte =
 			    spte_make_leaf(f, iter.level, tdp_slot_gfn_to_hfn(slot, iter.gfn),
@@ -275,10 +275,10 @@ enum tdp_pass {
 	TDP_PASS_SET_DIRTY,
 };
 
-static bool tdp_slot_pass(struct tdp_mmu *mmu, const struct tdp_memslot *slot, enum tdp_pass pass,
-			  int min_level)
+/* One pass over the pages [start, end) of @slot in every live root. */
+static bool tdp_range_pass(struct tdp_mmu *mmu, const struct tdp_memslot *slot, gfn_t start,
+			   gfn_t end, enum tdp_pass pass, int min_level)
 {
-	gfn_t start = slot->base_gfn, end = tdp_slot_end(slot);
 	struct tdp_root_set set;
 	struct tdp_op op;
 	bool flush;
@@ -316,6 +316,24 @@ static bool tdp_slot_pass(struct tdp_mmu *mmu, const struct tdp_memslot *slot, e
 	tdp_op_unlock(&op);
 	tdp_root_set_put(mmu, &set);
 	return flush;
+}
+
+static bool tdp_slot_pass(struct tdp_mmu *mmu, const struct tdp_memslot *slot, enum tdp_pass pass,
+			  int min_level)
+{
+	return tdp_range_pass(mmu, slot, slot->base_gfn, tdp_slot_end(slot), pass, min_level);
+}
+
+/*
+ * A range of pages of a slot given by the caller: @first_page a multiple of
+ * 64 (a bitmap word), @npages a multiple of 64 unless the range ends at the
+ * slot's end (the last word is partial).
+ */
+static bool tdp_slot_range_ok(const struct tdp_memslot *slot, u64 first_page, u64 npages)
+{
+	return !(first_page % 64) && npages && first_page < slot->npages &&
+	       npages <= slot->npages - first_page &&
+	       (!(npages % 64) || first_page + npages == slot->npages);
 }
 
 /*
@@ -427,18 +445,58 @@ out:
 
 /* ---- enabling and disabling ---- */
 
+/*
+ * Arm the pages [start, end) of a logging slot: split its huge leaves (in
+ * batches; the walk yields every yield_every entries), then write-protect
+ * (WP, or no A/D) or clear D; INITIALLY_SET leaves the 4 KiB pass to CLEAR.
+ * Returns whether a flush is owed. mgmt_lock held.
+ */
+static bool tdp_arm_range(struct tdp_mmu *mmu, struct tdp_memslot *slot, gfn_t start, gfn_t end)
+{
+	struct tdp_root_set set;
+	struct tdp_op op;
+	bool nomem = false, flush;
+	unsigned int i;
+
+	tdp_mmu_assert_mgmt(mmu);
+	PT_ASSERT(tdp_slot_is_logging(slot));
+	tdp_op_init(&op, mmu, slot->as_id, true, true);
+	tdp_op_lock(&op);
+	tdp_root_set_get(mmu, slot->as_id, &set);
+	for (i = 0; i < set.n && !nomem; i++)
+		split_gfn_range(&op, set.roots[i], start, end, &nomem);
+	flush = op.flush;
+	tdp_op_unlock(&op);
+	tdp_root_set_put(mmu, &set);
+	if (nomem) {
+		slot->split_incomplete = true;
+		tdp_mmu_log(mmu, MMU_LOG_WARN, "tdp_mmu: eager split out of memory, slot/pages",
+			    slot->id, slot->npages);
+		/* The write fault splits what is left; until then no write
+		 * may go through a huge leaf unseen. */
+		flush |= tdp_range_pass(mmu, slot, start, end, TDP_PASS_WRPROT, TDP_LEVEL_2M);
+	}
+	if (!(slot->log_flags & TDP_LOG_INITIALLY_SET)) {
+		if (slot->log_mode == TDP_DIRTY_WP || !mmu->fmt.has_ad)
+			flush |= tdp_range_pass(mmu, slot, start, end, TDP_PASS_WRPROT,
+						TDP_LEVEL_4K);
+		else
+			flush |= tdp_range_pass(mmu, slot, start, end, TDP_PASS_CLEAR_DIRTY,
+						TDP_LEVEL_4K);
+	}
+	return flush;
+}
+
 int tdp_mmu_enable_dirty_logging(struct tdp_mmu *mmu, unsigned int slot_id,
 				 enum tdp_dirty_mode mode, u64 log_flags, u64 *bitmap, bool *flush)
 {
 	struct tdp_memslot *slot;
-	struct tdp_root_set set;
-	struct tdp_op op;
-	bool nomem = false;
 	u64 words, i, tail;
 	int ret = MMU_OK;
 
 	*flush = false;
-	if (!bitmap || (log_flags & ~(TDP_LOG_MANUAL_PROTECT | TDP_LOG_INITIALLY_SET)) ||
+	if (!bitmap ||
+	    (log_flags & ~(TDP_LOG_MANUAL_PROTECT | TDP_LOG_INITIALLY_SET | TDP_LOG_DEFER_ARM)) ||
 	    ((log_flags & TDP_LOG_INITIALLY_SET) && !(log_flags & TDP_LOG_MANUAL_PROTECT)))
 		return MMU_EINVAL;
 	if (mode != TDP_DIRTY_WP && mode != TDP_DIRTY_DBIT && mode != TDP_DIRTY_PML)
@@ -472,72 +530,132 @@ int tdp_mmu_enable_dirty_logging(struct tdp_mmu *mmu, unsigned int slot_id,
 	slot->flags |= TDP_SLOT_LOG_DIRTY;
 	pt_write_unlock(&mmu->mmu_lock);
 
-	/* Eager split, in batches (the walk yields every yield_every entries). */
-	tdp_op_init(&op, mmu, slot->as_id, true, true);
-	tdp_op_lock(&op);
-	tdp_root_set_get(mmu, slot->as_id, &set);
-	for (i = 0; i < set.n && !nomem; i++)
-		split_gfn_range(&op, set.roots[i], slot->base_gfn, tdp_slot_end(slot), &nomem);
-	*flush = op.flush;
-	tdp_op_unlock(&op);
-	tdp_root_set_put(mmu, &set);
-	if (nomem) {
-		slot->split_incomplete = true;
-		tdp_mmu_log(mmu, MMU_LOG_WARN, "tdp_mmu: eager split out of memory, slot/pages",
-			    slot_id, slot->npages);
-		/* The write fault splits what is left; until then no write
-		 * may go through a huge leaf unseen. */
-		*flush |= tdp_slot_pass(mmu, slot, TDP_PASS_WRPROT, TDP_LEVEL_2M);
-	}
-	if (!(log_flags & TDP_LOG_INITIALLY_SET)) {
-		if (mode == TDP_DIRTY_WP || !mmu->fmt.has_ad)
-			*flush |= tdp_slot_pass(mmu, slot, TDP_PASS_WRPROT, TDP_LEVEL_4K);
-		else
-			*flush |= tdp_slot_pass(mmu, slot, TDP_PASS_CLEAR_DIRTY, TDP_LEVEL_4K);
-	}
+	if (!(log_flags & TDP_LOG_DEFER_ARM))
+		*flush = tdp_arm_range(mmu, slot, slot->base_gfn, tdp_slot_end(slot));
 out:
 	*flush = tdp_mmu_flush_owed(mmu, *flush);
 	pt_spin_unlock(&mmu->mgmt_lock);
 	return ret;
 }
 
-int tdp_mmu_disable_dirty_logging(struct tdp_mmu *mmu, unsigned int slot_id, bool *flush)
+/*
+ * Put the pages [start, end) of a slot that no longer logs back together
+ * (collapse_gfn_range in every root, mmu_lock for write: tables are removed),
+ * flushing before the detached tables are freed. Returns whether a flush is
+ * owed. mgmt_lock held.
+ */
+static bool tdp_collapse_range(struct tdp_mmu *mmu, const struct tdp_memslot *slot, gfn_t start,
+			       gfn_t end)
 {
-	struct tdp_memslot *slot;
 	struct tdp_root_set set;
 	struct tdp_op op;
-	bool set_d;
+	bool flush;
 	unsigned int i;
-	int ret = MMU_OK;
 
-	*flush = false;
-	pt_spin_lock(&mmu->mgmt_lock);
-	slot = tdp_logged_slot(mmu, slot_id);
-	if (!slot) {
-		ret = MMU_ENOENT;
-		goto out;
-	}
-	if (!tdp_slot_is_logging(slot)) {
-		ret = MMU_EINVAL;
-		goto out;
-	}
-	set_d = slot->log_mode == TDP_DIRTY_PML;
+	tdp_mmu_assert_mgmt(mmu);
+	PT_ASSERT(!tdp_slot_is_logging(slot));
 	tdp_op_init(&op, mmu, slot->as_id, false, true);
 	tdp_op_lock(&op);
 	tdp_root_set_get(mmu, slot->as_id, &set);
+	for (i = 0; i < set.n; i++)
+		collapse_gfn_range(&op, set.roots[i], slot, start, end, slot->collapse_set_d);
+	/* Tables were detached: flush, then free (the flush covers the rest). */
+	tdp_op_free_pages(&op, NULL);
+	flush = op.flush;
+	tdp_op_unlock(&op);
+	tdp_root_set_put(mmu, &set);
+	return flush;
+}
+
+/* Logging off (no collapse yet); the caller holds mgmt_lock. */
+static int tdp_stop_logging(struct tdp_mmu *mmu, unsigned int slot_id, struct tdp_memslot **out)
+{
+	struct tdp_memslot *slot = tdp_logged_slot(mmu, slot_id);
+
+	tdp_mmu_assert_mgmt(mmu);
+	if (!slot)
+		return MMU_ENOENT;
+	if (!tdp_slot_is_logging(slot))
+		return MMU_EINVAL;
+	/* Under mmu_lock for write: no fault or drain is half way through a
+	 * mark into the bitmap that goes back to the caller now. */
+	pt_write_lock(&mmu->mmu_lock);
+	/* PML: set D on the rest so the CPU stops logging pages nobody reads. */
+	slot->collapse_set_d = slot->log_mode == TDP_DIRTY_PML;
 	slot->flags &= ~TDP_SLOT_LOG_DIRTY;
 	slot->dirty_bitmap = NULL;
 	slot->log_flags = 0;
 	slot->split_incomplete = false;
-	for (i = 0; i < set.n; i++)
-		collapse_gfn_range(&op, set.roots[i], slot, set_d);
-	/* Tables were detached: flush, then free (the flush covers the rest). */
-	tdp_op_free_pages(&op, NULL);
-	*flush = op.flush;
-	tdp_op_unlock(&op);
-	tdp_root_set_put(mmu, &set);
-out:
+	pt_write_unlock(&mmu->mmu_lock);
+	*out = slot;
+	return MMU_OK;
+}
+
+int tdp_mmu_disable_dirty_logging(struct tdp_mmu *mmu, unsigned int slot_id, bool *flush)
+{
+	struct tdp_memslot *slot;
+	int ret;
+
+	*flush = false;
+	pt_spin_lock(&mmu->mgmt_lock);
+	ret = tdp_stop_logging(mmu, slot_id, &slot);
+	if (!ret)
+		*flush = tdp_collapse_range(mmu, slot, slot->base_gfn, tdp_slot_end(slot));
 	*flush = tdp_mmu_flush_owed(mmu, *flush);
+	pt_spin_unlock(&mmu->mgmt_lock);
+	return ret;
+}
+
+int tdp_mmu_disable_dirty_logging_deferred(struct tdp_mmu *mmu, unsigned int slot_id, bool *flush)
+{
+	struct tdp_memslot *slot;
+	int ret;
+
+	pt_spin_lock(&mmu->mgmt_lock);
+	ret = tdp_stop_logging(mmu, slot_id, &slot);
+	*flush = tdp_mmu_flush_owed(mmu, false);
+	pt_spin_unlock(&mmu->mgmt_lock);
+	return ret;
+}
+
+int tdp_mmu_collapse_range(struct tdp_mmu *mmu, unsigned int slot_id, u64 first_page, u64 npages,
+			   bool *flush)
+{
+	struct tdp_memslot *slot;
+	bool changed = false;
+	int ret = MMU_OK;
+
+	pt_spin_lock(&mmu->mgmt_lock);
+	slot = tdp_logged_slot(mmu, slot_id);
+	if (!slot)
+		ret = MMU_ENOENT;
+	else if (tdp_slot_is_logging(slot) || !tdp_slot_range_ok(slot, first_page, npages))
+		ret = MMU_EINVAL;
+	else
+		changed = tdp_collapse_range(mmu, slot, slot->base_gfn + first_page,
+					     slot->base_gfn + first_page + npages);
+	*flush = tdp_mmu_flush_owed(mmu, changed);
+	pt_spin_unlock(&mmu->mgmt_lock);
+	return ret;
+}
+
+int tdp_mmu_arm_dirty_log_range(struct tdp_mmu *mmu, unsigned int slot_id, u64 first_page,
+				u64 npages, bool *flush)
+{
+	struct tdp_memslot *slot;
+	bool changed = false;
+	int ret = MMU_OK;
+
+	pt_spin_lock(&mmu->mgmt_lock);
+	slot = tdp_logged_slot(mmu, slot_id);
+	if (!slot)
+		ret = MMU_ENOENT;
+	else if (!tdp_slot_is_logging(slot) || !tdp_slot_range_ok(slot, first_page, npages))
+		ret = MMU_EINVAL;
+	else
+		changed = tdp_arm_range(mmu, slot, slot->base_gfn + first_page,
+					slot->base_gfn + first_page + npages);
+	*flush = tdp_mmu_flush_owed(mmu, changed);
 	pt_spin_unlock(&mmu->mgmt_lock);
 	return ret;
 }
@@ -610,6 +728,46 @@ out:
 	return ret;
 }
 
+int tdp_mmu_get_dirty_log_range(struct tdp_mmu *mmu, unsigned int slot_id, u64 first_page,
+				u64 npages, u64 *out, bool *flush)
+{
+	const struct tdp_memslot *slot;
+	u64 words, w, base;
+	bool changed = false, excl;
+	int ret = MMU_OK;
+
+	pt_spin_lock(&mmu->mgmt_lock);
+	slot = tdp_logged_slot(mmu, slot_id);
+	if (!slot) {
+		ret = MMU_ENOENT;
+		goto out;
+	}
+	if (!tdp_slot_is_logging(slot) || !(slot->log_flags & TDP_LOG_MANUAL_PROTECT) || !out ||
+	    !tdp_slot_range_ok(slot, first_page, npages)) {
+		ret = MMU_EINVAL;
+		goto out;
+	}
+	base = slot->base_gfn + first_page;
+	/* D-bit mode: the D bits of the range are its log; move them first. */
+	if (slot->log_mode == TDP_DIRTY_DBIT)
+		changed = tdp_range_pass(mmu, slot, base, base + npages, TDP_PASS_SYNC_D,
+					 TDP_LEVEL_4K);
+	/* WP: see tdp_rearm_needs_exclusion (a fault's cmpxchg and mark must
+	 * not straddle the copy). */
+	excl = tdp_rearm_needs_exclusion(tdp_rearm_for_mode(mmu, slot->log_mode));
+	words = tdp_dirty_bitmap_words(npages);
+	if (excl)
+		pt_write_lock(&mmu->mmu_lock);
+	for (w = 0; w < words; w++)
+		out[w] = __atomic_load_n(&slot->dirty_bitmap[first_page / 64 + w], __ATOMIC_ACQUIRE);
+	if (excl)
+		pt_write_unlock(&mmu->mmu_lock);
+out:
+	*flush = tdp_mmu_flush_owed(mmu, changed);
+	pt_spin_unlock(&mmu->mgmt_lock);
+	return ret;
+}
+
 int tdp_mmu_clear_dirty_log(struct tdp_mmu *mmu, unsigned int slot_id, u64 first_page, u64 npages,
 			    const u64 *mask, bool *flush)
 {
@@ -628,9 +786,7 @@ int tdp_mmu_clear_dirty_log(struct tdp_mmu *mmu, unsigned int slot_id, u64 first
 		goto out;
 	}
 	if (!tdp_slot_is_logging(slot) || !(slot->log_flags & TDP_LOG_MANUAL_PROTECT) || !mask ||
-	    (first_page % 64) || !npages || first_page >= slot->npages ||
-	    npages > slot->npages - first_page ||
-	    ((npages % 64) && first_page + npages != slot->npages)) {
+	    !tdp_slot_range_ok(slot, first_page, npages)) {
 		ret = MMU_EINVAL;
 		goto out;
 	}

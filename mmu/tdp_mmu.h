@@ -88,6 +88,11 @@ enum tdp_dirty_mode {
 /* KVM_DIRTY_LOG_INITIALLY_SET: start with every bit set and nothing
  * write-protected; CLEAR write-protects lazily. Requires MANUAL_PROTECT. */
 #define TDP_LOG_INITIALLY_SET BIT_ULL(1)
+/* Logging is on when enable returns (faults map 4 KiB, the bitmap is ready)
+ * but nothing is split or re-armed yet: the caller arms the slot in bounded
+ * chunks with tdp_mmu_arm_dirty_log_range and may report logging started
+ * only after the last chunk and a flush. */
+#define TDP_LOG_DEFER_ARM BIT_ULL(2)
 
 struct tdp_memslot {
 	gfn_t base_gfn;
@@ -104,6 +109,8 @@ struct tdp_memslot {
 	/* Eager splitting ran out of memory: huge leaves remain, write-protected,
 	 * and are split by the write fault instead. */
 	bool split_incomplete;
+	/* Logging stopped in PML mode: collapsing sets D (see disable). */
+	bool collapse_set_d;
 };
 
 struct tdp_mmu_root {
@@ -280,6 +287,30 @@ int tdp_mmu_enable_dirty_logging(struct tdp_mmu *mmu, unsigned int slot_id,
  * is the caller's again. *flush: flush before the next harvest of anything.
  */
 int tdp_mmu_disable_dirty_logging(struct tdp_mmu *mmu, unsigned int slot_id, bool *flush);
+
+/*
+ * The same work in bounded chunks, for callers that must not hold a vCPU up
+ * behind a whole slot (one management command per exit on a single CPU).
+ * Ranges: @first_page a multiple of 64, @npages a multiple of 64 unless the
+ * range ends at the slot's end; MMU_EINVAL otherwise.
+ *  - after enable with TDP_LOG_DEFER_ARM: arm [first, first + npages) (split
+ *    its huge leaves, then write-protect or clear D as enable does);
+ *  - disable_deferred stops logging (the bitmap is the caller's again) and
+ *    collapse_range puts a range back into huge leaves afterwards;
+ *  - get_dirty_log_range is GET for a range of a MANUAL_PROTECT slot (DBIT:
+ *    moves the range's D bits into the bitmap first), copying its bitmap
+ *    words into @out[0..]; tdp_mmu_clear_dirty_log re-arms a range.
+ * Whatever the chunks, flush once after the last one (if any said so) before
+ * a bitmap or "started" leaves the machine: the guest may have run between
+ * chunks, and a write through a stale TLB entry must land before the flush.
+ */
+int tdp_mmu_arm_dirty_log_range(struct tdp_mmu *mmu, unsigned int slot_id, u64 first_page,
+				u64 npages, bool *flush);
+int tdp_mmu_disable_dirty_logging_deferred(struct tdp_mmu *mmu, unsigned int slot_id, bool *flush);
+int tdp_mmu_collapse_range(struct tdp_mmu *mmu, unsigned int slot_id, u64 first_page, u64 npages,
+			   bool *flush);
+int tdp_mmu_get_dirty_log_range(struct tdp_mmu *mmu, unsigned int slot_id, u64 first_page,
+				u64 npages, u64 *out, bool *flush);
 
 /*
  * Harvest: in PML mode, first drain every vCPU's PML buffer (the caller's job,

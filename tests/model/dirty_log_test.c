@@ -169,6 +169,8 @@ static const char *variant_name(u64 flags)
 {
 	if (flags & TDP_LOG_INITIALLY_SET)
 		return "manual-initset";
+	if (flags & TDP_LOG_DEFER_ARM)
+		return "chunked";
 	return flags & TDP_LOG_MANUAL_PROTECT ? "manual" : "get";
 }
 
@@ -522,6 +524,36 @@ static void flush_if(struct test *t, bool flush, bool last)
 	tdp_mmu_flush_remote_tlbs(&t->mmu);
 }
 
+/* A random chunk [first, first + n) of the slot: 64-aligned, 1..16 words. */
+static u64 chunk_len(struct test *t, u64 first)
+{
+	u64 n = 64 * (1 + rnd64(&t->rng) % 16);
+
+	return first + n >= t->npages ? t->npages - first : n;
+}
+
+/* The chunked harvest: GET and CLEAR per range, one flush at the end. */
+static int harvest_chunked(struct test *t, bool *flush)
+{
+	for (u64 first = 0; first < t->npages;) {
+		u64 n = chunk_len(t, first);
+		bool f1 = false, f2 = false;
+		int ret = tdp_mmu_get_dirty_log_range(&t->mmu, t->slot, first, n,
+						      t->b_cur + first / 64, &f1);
+
+		if (!ret)
+			ret = tdp_mmu_clear_dirty_log(&t->mmu, t->slot, first, n,
+						      t->b_cur + first / 64, &f2);
+		if (ret) {
+			fail(t, "chunked harvest (%" PRIu64 ", %" PRIu64 "): %d", first, n, ret);
+			return ret;
+		}
+		*flush |= f1 || f2;
+		first += n;
+	}
+	return 0;
+}
+
 /* Harvest number k into t->b_cur (R is already k + 1 and every write stamped
  * <= k has completed), then check it. @sync: no writer ran since harvest k-1
  * ended, none runs now. */
@@ -553,6 +585,12 @@ static void harvest_and_check(struct test *t, bool sync)
 	if (t->c.mode == TDP_DIRTY_PML)
 		for (int i = 0; i < t->c.nr_vcpus; i++)
 			hw_pml_drain(&t->hw.vcpus[i], drain, t);
+	if (t->c.log_flags & TDP_LOG_DEFER_ARM) {
+		if (harvest_chunked(t, &flush))
+			return;
+		flush_if(t, flush, true);
+		goto check;
+	}
 	ret = tdp_mmu_get_dirty_log(&t->mmu, t->slot, t->b_cur, t->words, &flush);
 	if (ret) {
 		fail(t, "get_dirty_log: %d", ret);
@@ -582,6 +620,7 @@ static void harvest_and_check(struct test *t, bool sync)
 		}
 		flush_if(t, flush, true);
 	}
+check:
 	t->harvests++;
 
 	/* The check. */
@@ -691,6 +730,16 @@ static void run_cycle(struct test *t, u64 baseline)
 		atomic_store(&t->plat.fail_after, (long)(rnd64(&t->rng) % 4));
 	ret = tdp_mmu_enable_dirty_logging(&t->mmu, t->slot, t->c.mode, t->c.log_flags, t->bitmap,
 					   &flush);
+	/* Chunked: arm the slot range by range (writers run meanwhile), one
+	 * flush after the last chunk. */
+	for (u64 first = 0; !ret && (t->c.log_flags & TDP_LOG_DEFER_ARM) && first < t->npages;) {
+		u64 n = chunk_len(t, first);
+		bool f = false;
+
+		ret = tdp_mmu_arm_dirty_log_range(&t->mmu, t->slot, first, n, &f);
+		flush |= f;
+		first += n;
+	}
 	atomic_store(&t->plat.fail_after, -1);
 	if (ret) {
 		fail(t, "enable_dirty_logging: %d", ret);
@@ -775,7 +824,19 @@ static void run_cycle(struct test *t, u64 baseline)
 		for (int i = 0; i < t->c.nr_vcpus; i++)
 			hw_pml_drain(&t->hw.vcpus[i], drain, t);
 	flush = false;
-	ret = tdp_mmu_disable_dirty_logging(&t->mmu, t->slot, &flush);
+	if (t->c.log_flags & TDP_LOG_DEFER_ARM) {
+		ret = tdp_mmu_disable_dirty_logging_deferred(&t->mmu, t->slot, &flush);
+		for (u64 first = 0; !ret && first < t->npages;) {
+			u64 n = chunk_len(t, first);
+			bool f = false;
+
+			ret = tdp_mmu_collapse_range(&t->mmu, t->slot, first, n, &f);
+			flush |= f;
+			first += n;
+		}
+	} else {
+		ret = tdp_mmu_disable_dirty_logging(&t->mmu, t->slot, &flush);
+	}
 	if (ret)
 		fail(t, "disable_dirty_logging: %d", ret);
 	flush_if(t, flush, false);
@@ -973,10 +1034,14 @@ static const struct fmt_mode fmt_modes[] = {
 	{ HW_FMT_NPT, TDP_DIRTY_WP },     { HW_FMT_NPT, TDP_DIRTY_DBIT },
 };
 
+/* "chunked" (DEFER_ARM): enable, harvest and disable in random chunks with
+ * the range calls, as the hypervisor's management does so that no single
+ * step walks a whole slot; writers run between chunks (threaded form). */
 static const u64 variants[] = {
 	0,
 	TDP_LOG_MANUAL_PROTECT,
 	TDP_LOG_MANUAL_PROTECT | TDP_LOG_INITIALLY_SET,
+	TDP_LOG_MANUAL_PROTECT | TDP_LOG_DEFER_ARM,
 };
 
 int format_tests(void); /* format_test.c (sequential build only) */
