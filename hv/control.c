@@ -148,18 +148,37 @@ static int mmu_err_to_proto(int rc)
 	return -PROTO_E_INTERNAL;
 }
 
-static int be_dirty_start(void *ctx, u32 id, enum proto_dirty_mode mode)
+/*
+ * The long operations run in steps (struct mgmt_backend, docs/protocol.md
+ * "Long commands"; the argument for why the guest may run between steps is
+ * in docs/dirty-logging.md "Harvests in steps"). mgmt.c runs one at a time,
+ * so one accumulator is enough: some step of the running operation changed
+ * entries, and the one flush at its end is owed.
+ */
+static bool ctl_op_flush;
+
+/* The pages of this step: [*pos, *pos + budget) cut at the slot's end. */
+static u64 ctl_step_pages(const struct hv_slot *s, u64 pos, u64 budget)
 {
-	const struct hv_slot *s = ctl_slot_of(id);
-	struct ctl_slot *cs = &ctl.slots[id];
+	return s->npages - pos < budget ? s->npages - pos : budget;
+}
+
+/* The operation's end: the one flush that covers all its steps. */
+static void ctl_op_end(void)
+{
+	ctl_flush_if(ctl_op_flush);
+	ctl_op_flush = false;
+}
+
+/* First step of a start: checks, then logging on with nothing armed yet. */
+static int ctl_start_begin(const struct hv_slot *s, struct ctl_slot *cs, u32 id,
+			   enum proto_dirty_mode mode)
+{
 	enum tdp_dirty_mode tmode;
 	const char *why = "no PML";
 	bool flush = false;
 	int rc;
 
-	(void)ctx;
-	if (!s)
-		return -PROTO_E_NO_SLOT;
 	if (!hv_dirty_logging_allowed()) {
 		/* Another CPU writes memory outside the nested page tables. */
 		hv_log("dirty logging refused: other CPUs run unvirtualized");
@@ -193,19 +212,34 @@ static int be_dirty_start(void *ctx, u32 id, enum proto_dirty_mode mode)
 		cs->scratch = bitmap_alloc(s);
 	if (!cs->log || !cs->scratch)
 		return -PROTO_E_BUSY;
+	ctl_op_flush = false;
 	rc = tdp_mmu_enable_dirty_logging(hv.vm->mmu, (unsigned int)s->mmu_id, tmode,
-					  TDP_LOG_MANUAL_PROTECT, cs->log, &flush);
-	ctl_flush_if(flush);
-	if (rc)
+					  TDP_LOG_MANUAL_PROTECT | TDP_LOG_DEFER_ARM, cs->log,
+					  &flush);
+	ctl_op_flush |= flush;
+	if (rc) {
+		ctl_op_end();
 		return mmu_err_to_proto(rc);
+	}
+	/*
+	 * PML before the first page is armed: PML logs a page only when the
+	 * CPU sets its D bit, and the guest runs between steps. A page armed
+	 * (D cleared) while PML was still off and written before it came on
+	 * would get D set unlogged, and with D set no later write logs it
+	 * either: lost for good. With PML on first, a write to an armed page
+	 * is logged; a write to a page not armed yet may be logged too (a
+	 * spare bit, never a missing one).
+	 */
 	if (mode == PROTO_DIRTY_PML && hv.vcpu->ops->set_pml(hv.vcpu, true)) {
-		rc = tdp_mmu_disable_dirty_logging(hv.vm->mmu, (unsigned int)s->mmu_id, &flush);
-		ctl_flush_if(flush);
+		/* Nothing is armed or split yet: no collapse to do. */
+		rc = tdp_mmu_disable_dirty_logging_deferred(hv.vm->mmu, (unsigned int)s->mmu_id,
+							    &flush);
+		ctl_op_flush |= flush;
+		ctl_op_end();
+		if (rc)
+			hv_panic("dirty logging: slot %u cannot be turned off again: %d", id, rc);
 		return -PROTO_E_UNSUPPORTED;
 	}
-	cs->mode = mode;
-	hv_log("dirty logging on: slot %u (0x%lx, %lu pages) mode %d", id, gfn_to_gpa(s->base_gfn),
-	       s->npages, (int)mode);
 	return 0;
 }
 
@@ -219,26 +253,91 @@ static bool ctl_pml_slots_other_than(u32 id)
 	return false;
 }
 
-static int be_dirty_stop(void *ctx, u32 id)
+static int be_dirty_start(void *ctx, u32 id, enum proto_dirty_mode mode, u64 *pos, u64 budget)
 {
 	const struct hv_slot *s = ctl_slot_of(id);
 	struct ctl_slot *cs = &ctl.slots[id];
 	bool flush = false;
+	u64 n;
 	int rc;
 
 	(void)ctx;
 	if (!s)
 		return -PROTO_E_NO_SLOT;
-	if (cs->mode == PROTO_DIRTY_OFF)
-		return -PROTO_E_STATE;
-	rc = tdp_mmu_disable_dirty_logging(hv.vm->mmu, (unsigned int)s->mmu_id, &flush);
-	ctl_flush_if(flush);
-	if (rc)
+	if (*pos == 0) {
+		rc = ctl_start_begin(s, cs, id, mode);
+		if (rc)
+			return rc;
+	}
+	n = ctl_step_pages(s, *pos, budget);
+	rc = tdp_mmu_arm_dirty_log_range(hv.vm->mmu, (unsigned int)s->mmu_id, *pos, n, &flush);
+	ctl_op_flush |= flush;
+	if (rc) {
+		/*
+		 * A slot half armed must not stay logging: the host was told
+		 * the start failed and would not harvest it. Turned off whole
+		 * here (one long pass, on this error path only).
+		 */
+		hv_log("dirty logging: arming slot %u at page %lu failed: %d", id, *pos, rc);
+		if (tdp_mmu_disable_dirty_logging(hv.vm->mmu, (unsigned int)s->mmu_id, &flush))
+			hv_panic("dirty logging: slot %u cannot be turned off again", id);
+		ctl_op_flush |= flush;
+		if (mode == PROTO_DIRTY_PML && !ctl_pml_slots_other_than(id))
+			hv.vcpu->ops->set_pml(hv.vcpu, false);
+		ctl_op_end();
 		return mmu_err_to_proto(rc);
-	if (cs->mode == PROTO_DIRTY_PML && !ctl_pml_slots_other_than(id))
-		hv.vcpu->ops->set_pml(hv.vcpu, false);
-	cs->mode = PROTO_DIRTY_OFF;
-	hv_log("dirty logging off: slot %u", id);
+	}
+	*pos += n;
+	if (*pos < s->npages)
+		return MGMT_STEP_MORE;
+	/* Started only now: every page armed, and no stale TLB entry left. */
+	ctl_op_end();
+	cs->mode = mode;
+	hv_log("dirty logging on: slot %u (0x%lx, %lu pages) mode %d", id, gfn_to_gpa(s->base_gfn),
+	       s->npages, (int)mode);
+	return 0;
+}
+
+static int be_dirty_stop(void *ctx, u32 id, u64 *pos, u64 budget)
+{
+	const struct hv_slot *s = ctl_slot_of(id);
+	struct ctl_slot *cs = &ctl.slots[id];
+	bool flush = false;
+	u64 n;
+	int rc;
+
+	(void)ctx;
+	if (!s)
+		return -PROTO_E_NO_SLOT;
+	if (*pos == 0) {
+		if (cs->mode == PROTO_DIRTY_OFF)
+			return -PROTO_E_STATE;
+		ctl_op_flush = false;
+		rc = tdp_mmu_disable_dirty_logging_deferred(hv.vm->mmu, (unsigned int)s->mmu_id,
+							    &flush);
+		ctl_op_flush |= flush;
+		if (rc) {
+			ctl_op_end();
+			return mmu_err_to_proto(rc);
+		}
+		/* Not logging from here on: the later steps only collapse. */
+		if (cs->mode == PROTO_DIRTY_PML && !ctl_pml_slots_other_than(id))
+			hv.vcpu->ops->set_pml(hv.vcpu, false);
+		cs->mode = PROTO_DIRTY_OFF;
+		hv_log("dirty logging off: slot %u", id);
+	}
+	n = ctl_step_pages(s, *pos, budget);
+	rc = tdp_mmu_collapse_range(hv.vm->mmu, (unsigned int)s->mmu_id, *pos, n, &flush);
+	ctl_op_flush |= flush;
+	if (rc) {
+		/* Logging is off; what is not collapsed stays 4 KiB: slower only. */
+		ctl_op_end();
+		return mmu_err_to_proto(rc);
+	}
+	*pos += n;
+	if (*pos < s->npages)
+		return MGMT_STEP_MORE;
+	ctl_op_end();
 	return 0;
 }
 
@@ -256,12 +355,18 @@ static u64 *be_dirty_snapshot(void *ctx, u32 id)
 	return cs->snapshot;
 }
 
-static int be_dirty_harvest(void *ctx, u32 id, u64 *bitmap, bool clear)
+/*
+ * Harvest in steps: GET a range into the scratch at its word offset, then
+ * CLEAR (re-arm) exactly the bits taken. The bits live in the scratch until
+ * the operation ends; only then, after the flush, are they ORed into the
+ * snapshot (bitmap), also when a step fails: nothing taken is ever lost.
+ */
+static int be_dirty_harvest(void *ctx, u32 id, u64 *bitmap, bool clear, u64 *pos, u64 budget)
 {
 	const struct hv_slot *s = ctl_slot_of(id);
 	struct ctl_slot *cs = &ctl.slots[id];
-	bool flush_get = false, flush_clear = false;
-	u64 i, words;
+	bool flush = false;
+	u64 i, n, taken;
 	int rc;
 
 	(void)ctx;
@@ -269,22 +374,35 @@ static int be_dirty_harvest(void *ctx, u32 id, u64 *bitmap, bool clear)
 		return -PROTO_E_NO_SLOT;
 	if (cs->mode == PROTO_DIRTY_OFF)
 		return -PROTO_E_STATE;
-	words = slot_words(s);
-	/* PML: what the CPU logged but has not yet handed over goes in first. */
-	if (cs->mode == PROTO_DIRTY_PML && hv.vcpu->ops->pml_flush)
-		hv.vcpu->ops->pml_flush(hv.vcpu);
-	rc = tdp_mmu_get_dirty_log(hv.vm->mmu, (unsigned int)s->mmu_id, cs->scratch, words,
-				   &flush_get);
-	if (!rc && clear)
-		rc = tdp_mmu_clear_dirty_log(hv.vm->mmu, (unsigned int)s->mmu_id, 0, s->npages,
-					     cs->scratch, &flush_clear);
+	if (*pos == 0) {
+		ctl_op_flush = false;
+		/* PML: what the CPU logged but has not yet handed over goes in first. */
+		if (cs->mode == PROTO_DIRTY_PML && hv.vcpu->ops->pml_flush)
+			hv.vcpu->ops->pml_flush(hv.vcpu);
+	}
+	n = ctl_step_pages(s, *pos, budget);
+	taken = *pos;
+	rc = tdp_mmu_get_dirty_log_range(hv.vm->mmu, (unsigned int)s->mmu_id, *pos, n,
+					 cs->scratch + *pos / 64, &flush);
+	ctl_op_flush |= flush;
+	if (!rc) {
+		taken = *pos + n;
+		if (clear) {
+			rc = tdp_mmu_clear_dirty_log(hv.vm->mmu, (unsigned int)s->mmu_id, *pos, n,
+						     cs->scratch + *pos / 64, &flush);
+			ctl_op_flush |= flush;
+		}
+	}
+	if (!rc) {
+		*pos += n;
+		if (*pos < s->npages)
+			return MGMT_STEP_MORE;
+	}
 	/* Flush before anyone sees the bits: no write may slip past a stale TLB entry. */
-	ctl_flush_if(flush_get || flush_clear);
-	if (rc)
-		return mmu_err_to_proto(rc);
-	for (i = 0; i < words; i++)
+	ctl_op_end();
+	for (i = 0; i < tdp_dirty_bitmap_words(taken); i++)
 		bitmap[i] |= cs->scratch[i];
-	return 0;
+	return rc ? mmu_err_to_proto(rc) : 0;
 }
 
 static s64 be_dirty_clear(void *ctx, u32 id, u64 first, u64 count, const u64 *mask)

@@ -35,15 +35,21 @@ static void *carve(u8 **p, u8 *end, size_t len)
 	return q;
 }
 
+static void zero_bytes(void *p, size_t len)
+{
+	u8 *b = p;
+
+	for (size_t i = 0; i < len; i++)
+		b[i] = 0;
+}
+
 int mgmt_init(struct mgmt *m, void *mem, size_t mem_size, const struct mgmt_backend *be,
 	      void *be_ctx, const struct mgmt_transport *tp, void *tp_ctx)
 {
 	u8 *p = mem, *end = (u8 *)mem + mem_size;
 	u8 *rxbuf;
-	u8 *zero = (u8 *)m;
 
-	for (size_t i = 0; i < sizeof(*m); i++)
-		zero[i] = 0;
+	zero_bytes(m, sizeof(*m));
 	if (!be || !tp || !tp->rx_byte || !tp->tx_room || !tp->tx_bytes || !be->info ||
 	    !be->slot_get || !be->dirty_start || !be->dirty_stop || !be->dirty_snapshot ||
 	    !be->dirty_harvest || !be->dirty_clear || !be->pause || !be->resume || !be->mem_read ||
@@ -61,8 +67,19 @@ int mgmt_init(struct mgmt *m, void *mem, size_t mem_size, const struct mgmt_back
 	m->tp = tp;
 	m->tp_ctx = tp_ctx;
 	m->host_max_payload = PROTO_MAX_PAYLOAD;
+	m->step_pages = MGMT_STEP_PAGES_DEFAULT;
 	proto_rx_init(&m->rx, rxbuf, PROTO_MAX_REQ_FRAME);
 	return 0;
+}
+
+void mgmt_set_step_pages(struct mgmt *m, u64 pages)
+{
+	/* The mmu's ranges start on 64-page boundaries (one bitmap word). */
+	if (pages < MGMT_STEP_PAGES_MIN)
+		pages = MGMT_STEP_PAGES_MIN;
+	if (pages > (1ull << 40))
+		pages = 1ull << 40; /* the mmu's largest slot: one step does it all */
+	m->step_pages = (pages + 63) & ~63ull;
 }
 
 /* --- Transmit ------------------------------------------------------------- */
@@ -334,15 +351,231 @@ static int cmd_slots(struct mgmt *m, struct proto_buf *req, struct proto_buf *ou
 	return 0;
 }
 
-static int dirty_start_stop(struct mgmt *m, struct proto_buf *req, struct proto_buf *out,
-			    bool start)
+/* --- Long commands (docs/protocol.md "Long commands") -------------------------- */
+
+/* handle_frame: the command has begun as m->op; its reply comes later. */
+#define MGMT_OP_BEGUN 1
+
+static void op_finish(struct mgmt *m, int err)
+{
+	struct mgmt_op *op = &m->op;
+	struct proto_buf out;
+
+	op->finished = true;
+	op->err = err;
+	if (err)
+		return;
+	proto_wbuf_init(&out, op->reply, sizeof(op->reply));
+	if (op->kind == MGMT_OP_HARVEST) {
+		u32 *gen = snap_gen(m, op->slot_id, true);
+
+		if (!gen) {
+			op->err = -PROTO_E_INTERNAL;
+			return;
+		}
+		*gen = ++m->snap_gen_next;
+		if (!*gen)
+			*gen = ++m->snap_gen_next;
+		proto_put_varint(&out, *gen);
+		proto_put_varint(&out, op->npages);
+		proto_put_varint(&out, op->ndirty);
+	} else {
+		proto_put_varint(&out, op->nr_done);
+	}
+	op->reply_len = out.len;
+	if (out.err)
+		op->err = -PROTO_E_INTERNAL;
+}
+
+/*
+ * START/STOP ALL: the next slot that is memory from op->next_index on. RAM and
+ * the firmware's ACPI, runtime and reserved regions, which the OS and runtime
+ * services write too (a migration that left them out would lose those
+ * writes); ROM and MMIO hold no guest writes to log. Finishes the command
+ * when there is none left.
+ */
+static void op_next_slot(struct mgmt *m)
+{
+	struct mgmt_op *op = &m->op;
+
+	for (u32 i = op->next_index; i < MGMT_MAX_SLOTS; i++) {
+		struct mgmt_slot s;
+		int r = m->be->slot_get(m->be_ctx, i, &s);
+
+		if (r == -PROTO_E_RANGE)
+			break;
+		if (r) {
+			op_finish(m, r);
+			return;
+		}
+		if (s.type == PROTO_SLOT_MMIO || s.type == PROTO_SLOT_ROM)
+			continue;
+		op->slot_id = s.id;
+		op->npages = s.size >> PAGE_SHIFT;
+		op->pos = 0;
+		op->next_index = i + 1;
+		return;
+	}
+	op_finish(m, 0);
+}
+
+static void op_harvest_done(struct mgmt *m)
+{
+	struct mgmt_op *op = &m->op;
+	u64 dt;
+
+	if (m->be->now_ns) {
+		dt = m->be->now_ns(m->be_ctx) - op->t0;
+		m->c.harvest_ns_last = dt;
+		m->c.harvest_ns_total += dt;
+		if (dt > m->c.harvest_ns_max)
+			m->c.harvest_ns_max = dt;
+	}
+	m->c.harvests++;
+	op_finish(m, 0);
+}
+
+/*
+ * One poll's share of the long command: backend steps worth at most
+ * step_pages pages in all (a slot finished early leaves the rest of the
+ * budget to the next slot of an ALL command).
+ */
+static void op_step(struct mgmt *m)
+{
+	struct mgmt_op *op = &m->op;
+	u64 budget = m->step_pages;
+
+	if (op->kind == MGMT_OP_NONE || op->finished)
+		return;
+	m->c.steps++;
+	if (++op->steps == 2)
+		m->c.long_cmds++;
+	while (budget && !op->finished) {
+		u64 before = op->pos, used;
+		u64 *snap;
+		int r;
+
+		if (op->counting) {
+			/*
+			 * ndirty of the reply: the snapshot's bits, counted in
+			 * steps as well (a TiB slot has 4 Mi words). A word costs
+			 * far less than a page of mmu work: budget words per poll.
+			 */
+			u64 words = (op->npages + 63) / 64;
+			u64 end = words - op->pos < budget ? words : op->pos + budget;
+
+			snap = m->be->dirty_snapshot(m->be_ctx, op->slot_id);
+			if (!snap) {
+				op_finish(m, -PROTO_E_INTERNAL);
+				break;
+			}
+			for (; op->pos < end; op->pos++)
+				op->ndirty += popcount64(snap[op->pos]);
+			if (op->pos == words)
+				op_harvest_done(m);
+			break;
+		}
+		switch ((enum mgmt_op_kind)op->kind) {
+		case MGMT_OP_START:
+			r = m->be->dirty_start(m->be_ctx, op->slot_id,
+					       (enum proto_dirty_mode)op->mode, &op->pos, budget);
+			break;
+		case MGMT_OP_STOP:
+			r = m->be->dirty_stop(m->be_ctx, op->slot_id, &op->pos, budget);
+			break;
+		case MGMT_OP_HARVEST:
+			/*
+			 * ORed into the snapshot: bits a host has not acknowledged
+			 * (DIRTY_DONE) stay there, so a reader that dies half way
+			 * loses nothing.
+			 */
+			snap = m->be->dirty_snapshot(m->be_ctx, op->slot_id);
+			r = snap ? m->be->dirty_harvest(m->be_ctx, op->slot_id, snap, op->clear,
+							&op->pos, budget)
+				 : -PROTO_E_INTERNAL;
+			break;
+		case MGMT_OP_NONE:
+		default:
+			r = -PROTO_E_INTERNAL;
+			break;
+		}
+		if (r < 0) {
+			op_finish(m, r);
+			break;
+		}
+		if (r == MGMT_STEP_MORE && (op->pos <= before || op->pos >= op->npages)) {
+			/* The backend broke its cursor contract: stop rather than spin. */
+			op_finish(m, -PROTO_E_INTERNAL);
+			break;
+		}
+		if (r != MGMT_STEP_MORE && r != 0) {
+			op_finish(m, -PROTO_E_INTERNAL);
+			break;
+		}
+		/* Charged in whole 64-page units, so the rest stays aligned. */
+		used = (r == 0 ? op->npages : op->pos) - before;
+		used = used < MGMT_STEP_PAGES_MIN ? MGMT_STEP_PAGES_MIN : (used + 63) & ~63ull;
+		budget = used >= budget ? 0 : budget - used;
+		if (r == MGMT_STEP_MORE)
+			continue;
+		if (op->kind == MGMT_OP_HARVEST) {
+			op->counting = true;
+			op->pos = 0;
+			continue;
+		}
+		op->nr_done++;
+		if (op->all)
+			op_next_slot(m);
+		else
+			op_finish(m, 0);
+	}
+	if (!op->finished && op->steps % MGMT_PROGRESS_STEPS == 0)
+		op->credit_due = true;
+}
+
+/* The host waits for this command's reply: tell it the command is alive. */
+static void op_send_progress(struct mgmt *m)
+{
+	struct mgmt_op *op = &m->op;
+	struct proto_buf b;
+	u8 p[8];
+
+	if (op->kind == MGMT_OP_NONE || op->finished || !op->credit_due)
+		return;
+	proto_wbuf_init(&b, p, sizeof(p));
+	proto_put_varint(&b, op->raw);
+	if (queue_aux(m, op->hdr.id, PROTO_CMD_CREDIT, p, b.len)) {
+		op->credit_due = false;
+		m->c.credits_sent++;
+	}
+}
+
+/* A finished long command's reply goes out once the transmitter is free. */
+static void op_emit(struct mgmt *m)
+{
+	struct mgmt_op *op = &m->op;
+
+	if (op->kind == MGMT_OP_NONE || !op->finished || !tx_main_idle(m))
+		return;
+	if (op->err)
+		reply_error(m, &op->hdr, op->err);
+	else
+		reply(m, &op->hdr, 0, op->reply, op->reply_len);
+	/* Its reply is the kept one now: a repeat of the request gets it again. */
+	m->last_id = op->hdr.id;
+	m->last_crc = op->crc;
+	m->have_last = m->tx_len != 0;
+	op->kind = MGMT_OP_NONE;
+}
+
+static int dirty_start_stop(struct mgmt *m, struct proto_buf *req, bool start)
 {
 	u8 flags = proto_get_u8(req);
 	u64 slot = proto_get_varint(req);
 	u8 mode = start ? proto_get_u8(req) : PROTO_DIRTY_OFF;
+	struct mgmt_op *op = &m->op;
 	struct mgmt_info info = {0};
 	struct mgmt_slot s;
-	u32 done = 0;
 	int r;
 
 	if (!proto_rbuf_done(req) || (flags & ~PROTO_START_ALL) || slot > 0xffffffffu)
@@ -360,42 +593,26 @@ static int dirty_start_stop(struct mgmt *m, struct proto_buf *req, struct proto_
 		r = find_slot(m, (u32)slot, &s);
 		if (r)
 			return r;
-		r = start ? m->be->dirty_start(m->be_ctx, s.id, (enum proto_dirty_mode)mode)
-			  : m->be->dirty_stop(m->be_ctx, s.id);
-		if (r)
-			return r;
-		done = 1;
-	} else {
-		/* Every slot that is memory: RAM and the firmware's ACPI, runtime and
-		 * reserved regions, which the OS and runtime services write too (a
-		 * migration that left them out would lose those writes). ROM and MMIO
-		 * hold no guest writes to log. */
-		for (u32 i = 0; i < MGMT_MAX_SLOTS; i++) {
-			r = m->be->slot_get(m->be_ctx, i, &s);
-			if (r == -PROTO_E_RANGE)
-				break;
-			if (r)
-				return r;
-			if (s.type == PROTO_SLOT_MMIO || s.type == PROTO_SLOT_ROM)
-				continue;
-			r = start ? m->be->dirty_start(m->be_ctx, s.id, (enum proto_dirty_mode)mode)
-				  : m->be->dirty_stop(m->be_ctx, s.id);
-			if (r)
-				return r;
-			done++;
-		}
 	}
-	proto_put_varint(out, done);
-	return 0;
+	zero_bytes(op, sizeof(*op));
+	op->kind = start ? MGMT_OP_START : MGMT_OP_STOP;
+	op->mode = mode;
+	op->all = flags & PROTO_START_ALL;
+	if (op->all) {
+		op_next_slot(m);
+	} else {
+		op->slot_id = s.id;
+		op->npages = s.size >> PAGE_SHIFT;
+	}
+	return MGMT_OP_BEGUN;
 }
 
-static int cmd_dirty_snap(struct mgmt *m, struct proto_buf *req, struct proto_buf *out)
+static int cmd_dirty_snap(struct mgmt *m, struct proto_buf *req)
 {
 	u64 slot = proto_get_varint(req);
 	u8 flags = proto_get_u8(req);
+	struct mgmt_op *op = &m->op;
 	struct mgmt_slot s;
-	u64 *snap, npages, ndirty = 0, t0 = 0, dt;
-	u32 *gen;
 	int r;
 
 	if (!proto_rbuf_done(req) || (flags & ~PROTO_SNAP_CLEAR) || slot > 0xffffffffu)
@@ -405,37 +622,17 @@ static int cmd_dirty_snap(struct mgmt *m, struct proto_buf *req, struct proto_bu
 		return r;
 	if (s.dirty_mode == PROTO_DIRTY_OFF)
 		return -PROTO_E_STATE;
-	snap = m->be->dirty_snapshot(m->be_ctx, s.id);
-	gen = snap_gen(m, s.id, true);
-	if (!snap || !gen)
+	/* The generation is made at the end; its entry must exist by then. */
+	if (!m->be->dirty_snapshot(m->be_ctx, s.id) || !snap_gen(m, s.id, true))
 		return -PROTO_E_INTERNAL;
+	zero_bytes(op, sizeof(*op));
+	op->kind = MGMT_OP_HARVEST;
+	op->clear = flags & PROTO_SNAP_CLEAR;
+	op->slot_id = s.id;
+	op->npages = s.size >> PAGE_SHIFT;
 	if (m->be->now_ns)
-		t0 = m->be->now_ns(m->be_ctx);
-	/*
-	 * ORed into the snapshot: bits a host has not acknowledged (DIRTY_DONE)
-	 * stay there, so a reader that dies half way loses nothing.
-	 */
-	r = m->be->dirty_harvest(m->be_ctx, s.id, snap, flags & PROTO_SNAP_CLEAR);
-	if (r)
-		return r;
-	if (m->be->now_ns) {
-		dt = m->be->now_ns(m->be_ctx) - t0;
-		m->c.harvest_ns_last = dt;
-		m->c.harvest_ns_total += dt;
-		if (dt > m->c.harvest_ns_max)
-			m->c.harvest_ns_max = dt;
-	}
-	m->c.harvests++;
-	npages = s.size >> PAGE_SHIFT;
-	for (u64 w = 0; w < (npages + 63) / 64; w++)
-		ndirty += popcount64(snap[w]);
-	*gen = ++m->snap_gen_next;
-	if (!*gen)
-		*gen = ++m->snap_gen_next;
-	proto_put_varint(out, *gen);
-	proto_put_varint(out, npages);
-	proto_put_varint(out, ndirty);
-	return 0;
+		op->t0 = m->be->now_ns(m->be_ctx);
+	return MGMT_OP_BEGUN;
 }
 
 static int snap_lookup(struct mgmt *m, u64 slot, u64 gen, struct mgmt_slot *s, u64 **snap)
@@ -694,6 +891,9 @@ static const struct {
     {"dirty.harvest_ns_total", offsetof(struct mgmt_counters, harvest_ns_total)},
     {"dirty.harvest_ns_max", offsetof(struct mgmt_counters, harvest_ns_max)},
     {"dirty.harvest_ns_last", offsetof(struct mgmt_counters, harvest_ns_last)},
+    MGMT_STAT(busy),
+    MGMT_STAT(steps),
+    MGMT_STAT(long_cmds),
 };
 
 static int cmd_stats(struct mgmt *m, struct proto_buf *req, struct proto_buf *out)
@@ -789,6 +989,29 @@ void mgmt_handle_frame(struct mgmt *m, const u8 *frame, u32 len)
 		m->c.bad_request++;
 		return;
 	}
+	if (m->op.kind != MGMT_OP_NONE) {
+		/*
+		 * A long command runs. A repeat of it (its host timed out, or
+		 * lost a CREDIT) must not run it twice: the running one answers
+		 * it, and a CREDIT now tells the host it is alive.
+		 */
+		if (h.id == m->op.hdr.id && crc == m->op.crc) {
+			m->c.dup_requests++;
+			m->op.credit_due = true;
+			return;
+		}
+		/*
+		 * Dirty-log requests would change or read the state the
+		 * command is changing: BUSY, and not kept, so that the same
+		 * request sent again after the command ended is run.
+		 */
+		if (h.cmd >= PROTO_CMD_DIRTY_START && h.cmd <= PROTO_CMD_DIRTY_CLEAR) {
+			m->c.busy++;
+			reply_error(m, &h, PROTO_E_BUSY);
+			m->have_last = false;
+			return;
+		}
+	}
 	/*
 	 * The host repeats a request whose reply it lost; running it again could
 	 * harvest twice, so the kept reply is sent again instead.
@@ -811,13 +1034,13 @@ void mgmt_handle_frame(struct mgmt *m, const u8 *frame, u32 len)
 		r = cmd_slots(m, &req, &out);
 		break;
 	case PROTO_CMD_DIRTY_START:
-		r = dirty_start_stop(m, &req, &out, true);
+		r = dirty_start_stop(m, &req, true);
 		break;
 	case PROTO_CMD_DIRTY_STOP:
-		r = dirty_start_stop(m, &req, &out, false);
+		r = dirty_start_stop(m, &req, false);
 		break;
 	case PROTO_CMD_DIRTY_SNAP:
-		r = cmd_dirty_snap(m, &req, &out);
+		r = cmd_dirty_snap(m, &req);
 		break;
 	case PROTO_CMD_DIRTY_READ:
 		r = cmd_dirty_read(m, &req, &out);
@@ -851,6 +1074,19 @@ void mgmt_handle_frame(struct mgmt *m, const u8 *frame, u32 len)
 		r = -PROTO_E_UNKNOWN_CMD;
 		break;
 	}
+	if (r == MGMT_OP_BEGUN) {
+		/*
+		 * Its first step runs now: a small slot is done at once and
+		 * answered in this poll, as before there were steps.
+		 */
+		m->c.frames_ok++;
+		m->op.hdr = h;
+		m->op.crc = crc;
+		m->op.raw = m->rx.raw;
+		op_step(m);
+		op_emit(m);
+		return;
+	}
 	if (!r && out.err)
 		r = -PROTO_E_INTERNAL; /* a reply outgrew its frame: a bug here */
 	if (r == -PROTO_E_BAD_REQUEST)
@@ -878,6 +1114,9 @@ void mgmt_poll(struct mgmt *m)
 {
 	tx_pump(m);
 	flush_nak(m);
+	/* At most one step per poll: a command begun below runs its first one. */
+	op_step(m);
+	op_emit(m);
 	if (m->rx_held && tx_main_idle(m))
 		dispatch_rx(m);
 
@@ -899,6 +1138,8 @@ void mgmt_poll(struct mgmt *m)
 		m->c.rx_bytes++;
 		r = proto_rx_byte(&m->rx, (u8)c);
 		if (r == PROTO_RX_GOOD) {
+			/* A finished long command's reply goes first. */
+			op_emit(m);
 			/* The reply slot is busy: hold the request, read no further. */
 			if (tx_main_idle(m))
 				dispatch_rx(m);
@@ -911,11 +1152,12 @@ void mgmt_poll(struct mgmt *m)
 	}
 	flush_nak(m);
 	send_credit(m);
+	op_send_progress(m);
 	tx_pump(m);
 }
 
 bool mgmt_wants_poll(const struct mgmt *m)
 {
 	return !tx_main_idle(m) || m->aux_len || m->nak_pending || m->rx_held ||
-	       m->rx.state != PROTO_RX_IDLE;
+	       m->rx.state != PROTO_RX_IDLE || m->op.kind != MGMT_OP_NONE;
 }

@@ -13,9 +13,11 @@
  *   3. Call mgmt_poll() on EVERY VM exit, before resuming the guest, and in
  *      every loop where the hypervisor waits (paused guest, halted vCPU). It
  *      does bounded work: drains the receive FIFO (<= 16 bytes), runs at most
- *      one command, pushes at most tx_room() bytes. While mgmt_wants_poll() is
- *      true (a reply is still being sent), arrange an exit soon (a preemption
- *      timer / a short VMCB timer intercept) so the channel keeps its rate.
+ *      one command, or one step of a long one (step_pages pages of mmu work),
+ *      pushes at most tx_room() bytes. While mgmt_wants_poll() is true (a
+ *      reply is still being sent, a long command runs), arrange an exit soon
+ *      (a preemption timer / a short VMCB timer intercept) so the channel
+ *      keeps its rate and the command makes progress.
  *   4. While the guest is paused (backend pause()), keep calling mgmt_poll()
  *      in a loop until resume(); the guest must not run in between.
  *
@@ -72,9 +74,36 @@ struct mgmt_backend {
 	/* The slot at index 0, 1, ...; -PROTO_E_RANGE past the last one. */
 	int (*slot_get)(void *ctx, u32 index, struct mgmt_slot *out);
 
-	/* Start / stop dirty logging of one slot in a mode (-PROTO_E_UNSUPPORTED). */
-	int (*dirty_start)(void *ctx, u32 slot_id, enum proto_dirty_mode mode);
-	int (*dirty_stop)(void *ctx, u32 slot_id);
+	/*
+	 * LONG OPERATIONS (dirty_start, dirty_stop, dirty_harvest) walk a whole
+	 * slot, which takes seconds for a TiB; they run in steps, one batch per
+	 * mgmt_poll(), with the guest running in between (docs/protocol.md
+	 * "Long commands"). *pos is the cursor in pages of the slot: 0 on the
+	 * first call, which begins the operation. Each call does at most
+	 * `budget` pages of work from *pos on (budget: a multiple of 64, at
+	 * least 64) and returns
+	 *   MGMT_STEP_MORE  *pos advanced (by at least 64 pages or to the end);
+	 *                   call again (after the guest ran, maybe);
+	 *   0               the operation is complete, and the one TLB flush
+	 *                   that covers every step is done;
+	 *   < 0             a -PROTO_E_* error: the operation is over (what
+	 *                   each call leaves behind is said below).
+	 * Once mgmt.c has begun an operation it calls only that operation's
+	 * callback, with the same arguments, until it returns 0 or an error:
+	 * no other dirty_* callback runs in between.
+	 */
+	/*
+	 * Start logging one slot in a mode (-PROTO_E_UNSUPPORTED). Logging is
+	 * started when 0 is returned; on an error the slot is not logging.
+	 */
+	int (*dirty_start)(void *ctx, u32 slot_id, enum proto_dirty_mode mode, u64 *pos,
+			   u64 budget);
+	/*
+	 * Stop logging one slot. The slot stops logging in the first step; the
+	 * following steps put huge pages back (an error there leaves part of
+	 * the slot mapped with small pages: slower, still correct).
+	 */
+	int (*dirty_stop)(void *ctx, u32 slot_id, u64 *pos, u64 budget);
 	/*
 	 * The slot's snapshot bitmap: size/PAGE_SIZE bits, u64 words, bit i = page
 	 * i of the slot, zero at slot creation, owned by the backend, touched only
@@ -83,10 +112,12 @@ struct mgmt_backend {
 	u64 *(*dirty_snapshot)(void *ctx, u32 slot_id);
 	/*
 	 * OR the slot's logged dirty pages into bitmap (KVM_GET_DIRTY_LOG). With
-	 * clear: also clear them in the log and write-protect / clear D again, TLB
-	 * flushed before returning, so that no later write is missed.
+	 * clear: also clear them in the log and write-protect / clear D again, so
+	 * that no later write is missed. bitmap is changed only when the
+	 * operation ends, after the TLB flush: on success, and on an error too
+	 * (what earlier steps took out of the log is ORed in then, never lost).
 	 */
-	int (*dirty_harvest)(void *ctx, u32 slot_id, u64 *bitmap, bool clear);
+	int (*dirty_harvest)(void *ctx, u32 slot_id, u64 *bitmap, bool clear, u64 *pos, u64 budget);
 	/*
 	 * KVM_CLEAR_DIRTY_LOG (tdp_mmu_clear_dirty_log): for each bit i set in
 	 * mask (bit i = page first + i of the slot), clear the logged bit and
@@ -121,6 +152,23 @@ struct mgmt_backend {
 
 /* --- The dispatcher ----------------------------------------------------------- */
 #define MGMT_MAX_SLOTS PROTO_MAX_SLOTS
+/* A long operation's step: not done yet, call again (see struct mgmt_backend). */
+#define MGMT_STEP_MORE 1
+/*
+ * Pages of work per poll for long operations: 2^18 pages (1 GiB of 4 KiB
+ * pages) is about 2 ms of mmu work at the ~2 s/TiB of a whole-slot pass, so
+ * an exit is held up by at most that much. mgmt_set_step_pages() changes it
+ * (the hypervisor's --mgmt-step-pages switch; tests force many steps).
+ */
+#define MGMT_STEP_PAGES_DEFAULT (1ull << 18)
+#define MGMT_STEP_PAGES_MIN	64 /* the mmu's range alignment */
+/*
+ * While a long command runs, a CREDIT for its whole frame goes out every this
+ * many steps: a host treats any frame as activity and keeps waiting instead
+ * of timing out and sending the request again (steps come at least every few
+ * ms: exits are forced while a command runs, mgmt_wants_poll()).
+ */
+#define MGMT_PROGRESS_STEPS 16
 /* Memory mgmt_init() wants: receive frame, reply payload, transmit frame, a page, LZ table. */
 #define MGMT_MEM_SIZE                                                                              \
 	(PROTO_MAX_REQ_FRAME + PROTO_MAX_PAYLOAD + PROTO_MAX_WIRE + PAGE_SIZE +                    \
@@ -137,6 +185,41 @@ struct mgmt_counters {
 	u64 naks_sent, naks_dropped;
 	u64 credits_sent;
 	u64 harvests, harvest_ns_total, harvest_ns_max, harvest_ns_last;
+	u64 busy;      /* BUSY replies: a dirty-log request while a long command ran */
+	u64 steps;     /* long-command steps run (one per poll at most) */
+	u64 long_cmds; /* commands that needed more than one step */
+};
+
+enum mgmt_op_kind {
+	MGMT_OP_NONE,
+	MGMT_OP_START,
+	MGMT_OP_STOP,
+	MGMT_OP_HARVEST, /* DIRTY_SNAP: harvest steps, then counting the snapshot */
+};
+
+/* The long command in flight (docs/protocol.md "Long commands"). */
+struct mgmt_op {
+	u8 kind;	      /* enum mgmt_op_kind */
+	bool finished;	      /* reply built in reply[]; waits for the transmitter */
+	bool all;	      /* START/STOP ALL: walks the slot list */
+	bool clear;	      /* HARVEST with CLEAR */
+	bool counting;	      /* HARVEST: backend done, counting the snapshot's bits */
+	bool credit_due;      /* a progress CREDIT waits for the aux buffer */
+	u8 mode;	      /* START: enum proto_dirty_mode */
+	struct proto_hdr hdr; /* the request: its reply goes out under this id */
+	u32 crc;	      /* with hdr.id: a repeat of the request is recognised */
+	u32 raw;	      /* its wire bytes between the delimiters (progress CREDITs) */
+	u32 slot_id;	      /* the slot being worked on */
+	u32 next_index;	      /* ALL: slot index to look at after this one */
+	u32 nr_done;	      /* START/STOP: slots done */
+	u32 steps;	      /* steps run so far */
+	u64 npages;	      /* pages of the current slot */
+	u64 pos;	      /* cursor in the current slot (pages; words while counting) */
+	u64 ndirty;	      /* HARVEST: bits counted so far */
+	u64 t0;		      /* now_ns() at the start */
+	u8 reply[32];	      /* the reply payload, or the error reply when err */
+	u32 reply_len;
+	int err;
 };
 
 struct mgmt {
@@ -175,6 +258,9 @@ struct mgmt {
 	} snaps[MGMT_MAX_SLOTS];
 	u32 nr_snaps;
 
+	u64 step_pages; /* pages of work per poll for a long command */
+	struct mgmt_op op;
+
 	struct mgmt_counters c;
 };
 
@@ -182,15 +268,20 @@ struct mgmt {
 int mgmt_init(struct mgmt *m, void *mem, size_t mem_size, const struct mgmt_backend *be,
 	      void *be_ctx, const struct mgmt_transport *tp, void *tp_ctx);
 
+/* Pages of work per poll for long commands (rounded up to a multiple of 64). */
+void mgmt_set_step_pages(struct mgmt *m, u64 pages);
+
 /* Bounded work; call on every exit and in every wait loop (see above). */
 void mgmt_poll(struct mgmt *m);
 
-/* True while bytes remain to be sent or a frame is half received. */
+/* True while bytes remain to be sent, a frame is half received or a long
+ * command runs. */
 bool mgmt_wants_poll(const struct mgmt *m);
 
 /*
  * Runs one decoded request and leaves its wire-form reply in m->tx (for tests
  * and fuzzers; mgmt_poll() calls it). frame/len: the decoded frame, CRC included.
+ * A long command may only have begun: its reply comes from later mgmt_poll()s.
  */
 void mgmt_handle_frame(struct mgmt *m, const u8 *frame, u32 len);
 

@@ -96,6 +96,8 @@ int LLVMFuzzerTestOneInput(const u8 *data, size_t size)
 	fake_vm_init(&vm, 1);
 	if (mgmt_init(&m, mem, MGMT_MEM_SIZE, &fake_backend, &vm, &f_tp, NULL))
 		__builtin_trap();
+	/* Small steps: dirty start/stop/harvest span polls, and requests meet them. */
+	mgmt_set_step_pages(&m, 64);
 
 	while (i < size) {
 		u8 k = data[i++];
@@ -139,6 +141,8 @@ int LLVMFuzzerTestOneInput(const u8 *data, size_t size)
 		mgmt_poll(&m);
 	if (mgmt_wants_poll(&m))
 		__builtin_trap(); /* never came back to rest */
+	if (vm.contract_broken)
+		__builtin_trap(); /* a dirty call while a long one ran, or a bad cursor */
 	fake_vm_free(&vm);
 	return 0;
 }

@@ -27,7 +27,8 @@ static void add_slot(struct fake_vm *vm, u32 id, gpa_t gpa, u64 size, u8 type)
 	s->mem = type == PROTO_SLOT_MMIO ? NULL : calloc(1, size);
 	s->live = calloc(words, 8);
 	s->snap = calloc(words, 8);
-	if ((type != PROTO_SLOT_MMIO && !s->mem) || !s->live || !s->snap)
+	s->scratch = calloc(words, 8);
+	if ((type != PROTO_SLOT_MMIO && !s->mem) || !s->live || !s->snap || !s->scratch)
 		abort();
 }
 
@@ -48,6 +49,7 @@ void fake_vm_free(struct fake_vm *vm)
 		free(vm->slots[i].mem);
 		free(vm->slots[i].live);
 		free(vm->slots[i].snap);
+		free(vm->slots[i].scratch);
 	}
 	memset(vm, 0, sizeof(*vm));
 }
@@ -146,31 +148,89 @@ static int fk_slot_get(void *ctx, u32 index, struct mgmt_slot *out)
 	return 0;
 }
 
-static int fk_dirty_start(void *ctx, u32 slot_id, enum proto_dirty_mode mode)
+enum { FK_OP_START = 1, FK_OP_STOP, FK_OP_HARVEST };
+
+/*
+ * One call of a long operation (struct mgmt_backend): checks the cursor
+ * contract and returns the pages this call may work on, or 0 when the call
+ * breaks the contract.
+ */
+static u64 fk_step_begin(struct fake_vm *vm, struct fake_slot *s, int op, u64 pos, u64 budget)
+{
+	u64 n;
+
+	if (pos == 0 && vm->op == 0) {
+		vm->op = op;
+		vm->op_slot = s->s.id;
+		vm->op_calls = 0;
+	} else if (vm->op != op || vm->op_slot != s->s.id || pos != vm->op_pos || pos == 0) {
+		vm->contract_broken = true;
+		return 0;
+	}
+	if (budget < 64 || budget % 64 || pos >= s->npages) {
+		vm->contract_broken = true;
+		return 0;
+	}
+	n = s->npages - pos < budget ? s->npages - pos : budget;
+	if (n > vm->max_step_work)
+		vm->max_step_work = n;
+	vm->steps++;
+	vm->op_calls++;
+	return n;
+}
+
+/* The end of one call: MGMT_STEP_MORE with the cursor advanced, or done. */
+static int fk_step_end(struct fake_vm *vm, struct fake_slot *s, u64 *pos, u64 n)
+{
+	*pos += n;
+	vm->op_pos = *pos;
+	if (*pos < s->npages)
+		return MGMT_STEP_MORE;
+	vm->op = 0;
+	return 0;
+}
+
+static int fk_dirty_start(void *ctx, u32 slot_id, enum proto_dirty_mode mode, u64 *pos, u64 budget)
 {
 	struct fake_vm *vm = ctx;
 	struct fake_slot *s = slot_by_id(vm, slot_id);
+	u64 n;
 
 	if (!s)
 		return -PROTO_E_NO_SLOT;
-	if (s->s.type == PROTO_SLOT_MMIO || s->s.type == PROTO_SLOT_ROM)
-		return -PROTO_E_UNSUPPORTED;
-	if (!(vm->dirty_modes & PROTO_DIRTY_MODE_BIT(mode)))
-		return -PROTO_E_UNSUPPORTED;
-	if (s->s.dirty_mode == PROTO_DIRTY_OFF)
+	if (*pos == 0) {
+		if (s->s.type == PROTO_SLOT_MMIO || s->s.type == PROTO_SLOT_ROM)
+			return -PROTO_E_UNSUPPORTED;
+		if (!(vm->dirty_modes & PROTO_DIRTY_MODE_BIT(mode)))
+			return -PROTO_E_UNSUPPORTED;
+	}
+	n = fk_step_begin(vm, s, FK_OP_START, *pos, budget);
+	if (!n)
+		return -PROTO_E_INTERNAL;
+	/* As the real one: the log is ready from the first call on; "logging" is
+	 * reported only once the whole slot is armed. */
+	if (*pos == 0 && s->s.dirty_mode == PROTO_DIRTY_OFF)
 		memset(s->live, 0, (s->npages + 63) / 64 * 8);
+	if (fk_step_end(vm, s, pos, n) == MGMT_STEP_MORE)
+		return MGMT_STEP_MORE;
 	s->s.dirty_mode = (u8)mode;
 	return 0;
 }
 
-static int fk_dirty_stop(void *ctx, u32 slot_id)
+static int fk_dirty_stop(void *ctx, u32 slot_id, u64 *pos, u64 budget)
 {
-	struct fake_slot *s = slot_by_id(ctx, slot_id);
+	struct fake_vm *vm = ctx;
+	struct fake_slot *s = slot_by_id(vm, slot_id);
+	u64 n;
 
 	if (!s)
 		return -PROTO_E_NO_SLOT;
+	n = fk_step_begin(vm, s, FK_OP_STOP, *pos, budget);
+	if (!n)
+		return -PROTO_E_INTERNAL;
+	/* Not logging from the first call on; later calls "collapse". */
 	s->s.dirty_mode = PROTO_DIRTY_OFF;
-	return 0;
+	return fk_step_end(vm, s, pos, n);
 }
 
 static u64 *fk_dirty_snapshot(void *ctx, u32 slot_id)
@@ -180,18 +240,35 @@ static u64 *fk_dirty_snapshot(void *ctx, u32 slot_id)
 	return s ? s->snap : NULL;
 }
 
-static int fk_dirty_harvest(void *ctx, u32 slot_id, u64 *bitmap, bool clear)
+static int fk_dirty_harvest(void *ctx, u32 slot_id, u64 *bitmap, bool clear, u64 *pos, u64 budget)
 {
 	struct fake_vm *vm = ctx;
 	struct fake_slot *s = slot_by_id(vm, slot_id);
+	u64 n, words = 0;
 
 	if (!s)
 		return -PROTO_E_NO_SLOT;
-	for (u64 w = 0; w < (s->npages + 63) / 64; w++) {
-		bitmap[w] |= s->live[w];
+	n = fk_step_begin(vm, s, FK_OP_HARVEST, *pos, budget);
+	if (!n)
+		return -PROTO_E_INTERNAL;
+	if (vm->fail_harvest_call && vm->op_calls == vm->fail_harvest_call) {
+		/* As the real one on an mmu error: what was taken goes out. */
+		for (u64 w = 0; w < (*pos + 63) / 64; w++)
+			bitmap[w] |= s->scratch[w];
+		vm->op = 0;
+		return -PROTO_E_BUSY;
+	}
+	/* The real one's get + clear of a range: the words of [pos, pos + n). */
+	for (u64 w = *pos / 64; w < (*pos + n + 63) / 64; w++) {
+		s->scratch[w] = s->live[w];
 		if (clear)
 			s->live[w] = 0;
 	}
+	if (fk_step_end(vm, s, pos, n) == MGMT_STEP_MORE)
+		return MGMT_STEP_MORE;
+	words = (s->npages + 63) / 64;
+	for (u64 w = 0; w < words; w++)
+		bitmap[w] |= s->scratch[w];
 	vm->harvests++;
 	return 0;
 }
@@ -204,6 +281,11 @@ static s64 fk_dirty_clear(void *ctx, u32 slot_id, u64 first, u64 count, const u6
 
 	if (!s)
 		return -PROTO_E_NO_SLOT;
+	/* No other dirty call while a long operation runs (mgmt_backend). */
+	if (vm->op) {
+		vm->contract_broken = true;
+		return -PROTO_E_INTERNAL;
+	}
 	/* The contract of tdp_mmu_clear_dirty_log, checked. */
 	if (first % 64 || first >= s->npages || count > s->npages - first ||
 	    (count % 64 && first + count != s->npages))

@@ -15,9 +15,10 @@
 
 struct fake_slot {
 	struct mgmt_slot s;
-	u8 *mem;   /* NULL for MMIO */
-	u64 *live; /* the "MMU's" dirty log */
-	u64 *snap; /* the snapshot mgmt.c reads */
+	u8 *mem;      /* NULL for MMIO */
+	u64 *live;    /* the "MMU's" dirty log */
+	u64 *snap;    /* the snapshot mgmt.c reads */
+	u64 *scratch; /* a harvest in steps: what it took out of live[] so far */
 	u64 npages;
 };
 
@@ -27,6 +28,20 @@ struct fake_vm {
 	u32 dirty_modes;
 	bool paused;
 	u64 exits_cpuid, exits_npf, harvests, clears;
+	/*
+	 * The long operation in flight (struct mgmt_backend's step contract,
+	 * checked: a call that breaks it fails with -PROTO_E_INTERNAL and
+	 * contract_broken is set).
+	 */
+	int op; /* 0, or 1 start, 2 stop, 3 harvest */
+	u32 op_slot;
+	u64 op_pos;	   /* the cursor the next call must bring */
+	u32 op_calls;	   /* calls of this operation so far */
+	u64 steps;	   /* step calls, all operations */
+	u64 max_step_work; /* most pages one call worked on */
+	bool contract_broken;
+	/* Test hook: the harvest call number fail_harvest_call (1 = first) fails. */
+	u32 fail_harvest_call;
 	char log[FAKE_LOG_SIZE];
 	u64 log_end; /* absolute offset of the next byte */
 };

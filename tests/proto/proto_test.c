@@ -476,6 +476,7 @@ static struct proto_rx host_rx;
 static u8 host_rxbuf[PROTO_MAX_FRAME + 8];
 static u16 next_id = 100;
 static u32 credits_seen, naks_seen, last_nak_err;
+static int last_polls; /* polls transact_wire() made until its reply */
 
 static bool uart_put(u8 b)
 {
@@ -528,6 +529,7 @@ static int transact_wire(const u8 *w, u32 wl, u16 id, u8 cmd)
 			sent++;
 		}
 		mgmt_poll(&m);
+		last_polls = polls + 1;
 		for (; rpos < uart.tx_len; rpos++) {
 			struct proto_hdr h;
 			const u8 *p;
@@ -984,6 +986,295 @@ static void test_mgmt_abuse(void)
 	dispatcher_teardown();
 }
 
+/* --- long commands in steps ----------------------------------------------------------- */
+
+static int start_stop_all(bool start, u8 mode)
+{
+	struct proto_buf b;
+	static u8 q[8];
+
+	proto_wbuf_init(&b, q, sizeof(q));
+	proto_put_u8(&b, PROTO_START_ALL);
+	proto_put_varint(&b, 0);
+	if (start)
+		proto_put_u8(&b, mode);
+	return tx_req(start ? PROTO_CMD_DIRTY_START : PROTO_CMD_DIRTY_STOP, b);
+}
+
+/* A request's wire form, for tests that send it by hand (or twice). */
+static u32 wire_req(u8 *w, u32 cap, u16 id, u8 cmd, const u8 *payload, u32 len)
+{
+	struct proto_hdr h = {PROTO_VERSION, 0, id, cmd};
+
+	return proto_frame_encode(w, cap, &h, payload, len);
+}
+
+/* Puts a whole (short) frame in the FIFO and polls once: the hypervisor reads it. */
+static void send_short(const u8 *w, u32 wl)
+{
+	EXPECT(wl <= 16);
+	for (u32 i = 0; i < wl; i++)
+		EXPECT(uart_put(w[i]));
+	mgmt_poll(&m);
+}
+
+/*
+ * Host side of the line since the last call: counts CREDITs for id and
+ * returns 1 if the reply to (id, cmd) came (its payload in rep, length in
+ * *len, or *err for an error reply).
+ */
+static int host_scan(u16 id, u8 cmd, u32 *credits, int *len, int *err)
+{
+	static u32 pos;
+	int got = 0;
+
+	if (pos > uart.tx_len)
+		pos = 0;
+	for (; pos < uart.tx_len; pos++) {
+		struct proto_hdr h;
+		const u8 *p;
+		u32 pl;
+
+		if (proto_rx_byte(&host_rx, uart.tx[pos]) != PROTO_RX_GOOD)
+			continue;
+		proto_rx_frame(&host_rx, &h, &p, &pl);
+		if (h.cmd == PROTO_CMD_CREDIT && h.id == id)
+			(*credits)++;
+		if (h.id == id && h.cmd == cmd) {
+			got = 1;
+			*err = (h.flags & PROTO_F_ERROR) ? p[0] : 0;
+			memcpy(rep, p, pl);
+			*len = (int)pl;
+		}
+	}
+	uart.tx_len = pos = 0;
+	return got;
+}
+
+/*
+ * One scenario, run with a given step: start --all, a fixed pattern of
+ * writes, a harvest with clear, the snapshot read whole. Returns the reply
+ * to DIRTY_SNAP (in snap_rep) and the bitmap.
+ */
+static void harvest_scenario(u64 step_pages, u8 *snap_rep, int *snap_len, u64 *bm, int *steps)
+{
+	struct proto_buf q;
+	u8 qq[8];
+	u64 npages, steps0;
+	u32 st = 7;
+
+	dispatcher_setup();
+	mgmt_set_step_pages(&m, step_pages);
+	EXPECT(start_stop_all(true, PROTO_DIRTY_WP) == 1 && rep[0] == 2);
+	npages = vm.slots[0].npages;
+	for (int i = 0; i < 500; i++) {
+		st = st * 1103515245 + 12345;
+		fake_vm_touch(&vm, 0, (st >> 8) % npages);
+	}
+	fake_vm_touch(&vm, 0, npages - 1);
+	proto_wbuf_init(&q, qq, sizeof(qq));
+	proto_put_varint(&q, 0);
+	proto_put_u8(&q, PROTO_SNAP_CLEAR);
+	steps0 = m.c.steps;
+	*snap_len = tx_req(PROTO_CMD_DIRTY_SNAP, q);
+	*steps = (int)(m.c.steps - steps0);
+	EXPECT(*snap_len > 0);
+	memcpy(snap_rep, rep, *snap_len > 0 ? (size_t)*snap_len : 0);
+	memset(bm, 0, npages / 8);
+	EXPECT(read_snapshot(0, 1, npages, bm) > 0);
+	EXPECT(!vm.contract_broken && vm.max_step_work <= step_pages);
+	dispatcher_teardown();
+}
+
+static void test_mgmt_steps_same_result(void)
+{
+	static u64 bm1[(8 << 20) / PAGE_SIZE / 64], bm2[(8 << 20) / PAGE_SIZE / 64];
+	u8 r1[64], r2[64];
+	int n1, n2, p1, p2;
+
+	harvest_scenario(MGMT_STEP_PAGES_DEFAULT, r1, &n1, bm1, &p1);
+	harvest_scenario(64, r2, &n2, bm2, &p2);
+	/* The same reply and the same bits, however many steps it took. */
+	EXPECT(n1 == n2 && n1 > 0 && !memcmp(r1, r2, (size_t)n1));
+	EXPECT(!memcmp(bm1, bm2, sizeof(bm1)));
+	/* One step (one poll) with the default step; 2048 pages in 64-page steps:
+	 * 32 polls of mmu work, then one counting the snapshot's 32 words. */
+	EXPECT(p1 == 1);
+	EXPECT(p2 == 33);
+}
+
+static void test_mgmt_steps_start_stop(void)
+{
+	u64 c0;
+
+	dispatcher_setup();
+	mgmt_set_step_pages(&m, 100); /* rounded up to 128 */
+	EXPECT(m.step_pages == 128);
+	c0 = m.c.credits_sent;
+	/* 2048 + 1024 pages: 24 steps of 128 pages, one per poll. */
+	EXPECT(start_stop_all(true, PROTO_DIRTY_DBIT) == 1 && rep[0] == 2);
+	EXPECT(vm.steps == 24 && vm.max_step_work == 128 && last_polls >= 24);
+	EXPECT(vm.slots[0].s.dirty_mode == PROTO_DIRTY_DBIT &&
+	       vm.slots[1].s.dirty_mode == PROTO_DIRTY_DBIT);
+	EXPECT(m.c.long_cmds == 1 && m.c.steps >= 24);
+	/* Progress: a CREDIT for the running request every MGMT_PROGRESS_STEPS steps. */
+	EXPECT(m.c.credits_sent >= c0 + 24 / MGMT_PROGRESS_STEPS);
+	EXPECT(start_stop_all(false, 0) == 1 && rep[0] == 2);
+	EXPECT(vm.steps == 48 && vm.slots[0].s.dirty_mode == PROTO_DIRTY_OFF);
+	EXPECT(!mgmt_wants_poll(&m) && !vm.contract_broken && uart.overflows == 0);
+	dispatcher_teardown();
+}
+
+static void test_mgmt_steps_busy_and_repeats(void)
+{
+	static u8 w[64];
+	u8 body[] = {0, PROTO_SNAP_CLEAR};
+	u16 id = ++next_id;
+	u32 wl, credits = 0;
+	int len = 0, err = 0, polls = 0, n;
+	u64 harvests;
+
+	dispatcher_setup();
+	mgmt_set_step_pages(&m, 64);
+	EXPECT(start_stop_all(true, PROTO_DIRTY_WP) == 1);
+	fake_vm_touch(&vm, 0, 3);
+	harvests = vm.harvests;
+	wl = wire_req(w, sizeof(w), id, PROTO_CMD_DIRTY_SNAP, body, sizeof(body));
+	send_short(w, wl);
+	EXPECT(m.op.kind == MGMT_OP_HARVEST && vm.steps > 0);
+	EXPECT(mgmt_wants_poll(&m));
+	/* Other commands are answered meanwhile... */
+	EXPECT(transact(PROTO_CMD_INFO, NULL, 0) > 0);
+	EXPECT(tx_req(PROTO_CMD_STATS, REQ(0)) > 0);
+	EXPECT(m.op.kind == MGMT_OP_HARVEST);
+	/* ...dirty-log ones get BUSY, and are run once the command is over. */
+	EXPECT(tx_req(PROTO_CMD_DIRTY_READ, REQ(0, 1, 0)) == -2 - PROTO_E_BUSY);
+	EXPECT(tx_req(PROTO_CMD_DIRTY_CLEAR, REQ(0, 0, 64)) == -2 - PROTO_E_BUSY);
+	EXPECT(start_stop_all(false, 0) == -2 - PROTO_E_BUSY);
+	EXPECT(m.c.busy == 3);
+	/* The host times out and sends the same request again: not run twice. */
+	send_short(w, wl);
+	EXPECT(m.c.dup_requests == 1);
+	while (!host_scan(id, PROTO_CMD_DIRTY_SNAP, &credits, &len, &err) && polls++ < 10000)
+		mgmt_poll(&m);
+	EXPECT(err == 0 && len > 0);
+	EXPECT(vm.harvests == harvests + 1);
+	/* A CREDIT answered the repeat at once; more came as progress. */
+	EXPECT(credits >= 1);
+	/* Sent once more after the reply: answered from the kept reply, not run. */
+	n = transact_wire(w, wl, id, PROTO_CMD_DIRTY_SNAP);
+	EXPECT(n == len && vm.harvests == harvests + 1 && m.c.dup_requests == 2);
+	/* The BUSY request, sent again now, is run. */
+	EXPECT(start_stop_all(false, 0) == 1);
+	EXPECT(!mgmt_wants_poll(&m) && !vm.contract_broken);
+	dispatcher_teardown();
+}
+
+/*
+ * A harvest whose host goes away half way (a damaged frame, its NAK, a resend,
+ * then silence; a new session), with the guest writing between steps: no
+ * page written before the next harvest began is missing from the snapshot.
+ */
+static void test_mgmt_steps_nothing_lost(void)
+{
+	static u64 want[(8 << 20) / PAGE_SIZE / 64], got[(8 << 20) / PAGE_SIZE / 64];
+	static u8 w[64], bad[64];
+	u8 body[] = {0, PROTO_SNAP_CLEAR};
+	struct fake_slot *s0;
+	u64 npages, nd, gen;
+	u32 wl, bl, credits = 0;
+	int len, err;
+	u16 id = ++next_id;
+
+	dispatcher_setup();
+	s0 = &vm.slots[0];
+	npages = s0->npages;
+	mgmt_set_step_pages(&m, 64);
+	EXPECT(start_stop_all(true, PROTO_DIRTY_WP) == 1);
+	memset(want, 0, sizeof(want));
+	for (int i = 0; i < 200; i++) {
+		u64 p = rnd() % npages;
+
+		fake_vm_touch(&vm, 0, p);
+		proto_set_bit(want, p);
+	}
+	wl = wire_req(w, sizeof(w), id, PROTO_CMD_DIRTY_SNAP, body, sizeof(body));
+	send_short(w, wl);
+	for (int step = 0; step < 12; step++) {
+		/* The guest writes between steps: behind and ahead of the cursor. */
+		u64 p = rnd() % npages;
+
+		fake_vm_touch(&vm, 0, p);
+		proto_set_bit(want, p);
+		fake_vm_touch(&vm, 0, npages - 1 - step);
+		proto_set_bit(want, npages - 1 - step);
+		fake_vm_touch(&vm, 0, step * 64);
+		proto_set_bit(want, step * 64);
+		mgmt_poll(&m);
+	}
+	/* The same request damaged on the line: a NAK; the host resends it. */
+	memcpy(bad, w, wl);
+	bad[wl - 3] ^= 0x01;
+	if (!bad[wl - 3])
+		bad[wl - 3] = 0x55;
+	bl = wl;
+	send_short(bad, bl);
+	EXPECT(m.c.bad_crc == 1);
+	send_short(w, wl);
+	EXPECT(m.c.dup_requests == 1);
+	mgmt_poll(&m);
+	/* The host dies: nobody reads the line. A new session says HELLO. */
+	host_scan(0, 0, &credits, &len, &err);
+	EXPECT(tx_req(PROTO_CMD_HELLO, REQ(PROTO_CAPS_ALL, PROTO_MAX_PAYLOAD)) > 0);
+	EXPECT(tx_req(PROTO_CMD_DIRTY_SNAP, REQ(0, 1)) == -2 - PROTO_E_BUSY);
+	for (int i = 0; i < 10000 && mgmt_wants_poll(&m); i++)
+		mgmt_poll(&m);
+	EXPECT(!mgmt_wants_poll(&m) && vm.harvests == 1);
+	/* Writes after the first harvest, then the new session's harvest. */
+	fake_vm_touch(&vm, 0, 17);
+	proto_set_bit(want, 17);
+	gen = snap(0, true, &nd);
+	memset(got, 0, sizeof(got));
+	EXPECT(read_snapshot(0, gen, npages, got) == (s64)nd);
+	EXPECT(!memcmp(got, want, sizeof(got)));
+	for (u64 wd = 0; wd < npages / 64; wd++)
+		EXPECT(s0->live[wd] == 0);
+	EXPECT(!vm.contract_broken);
+	dispatcher_teardown();
+}
+
+/* A step fails half way: what earlier steps took is in the snapshot, the rest in the log. */
+static void test_mgmt_steps_error(void)
+{
+	static u64 got[(8 << 20) / PAGE_SIZE / 64];
+	struct fake_slot *s0;
+	u64 npages, nd, gen;
+
+	dispatcher_setup();
+	s0 = &vm.slots[0];
+	npages = s0->npages;
+	mgmt_set_step_pages(&m, 64);
+	EXPECT(start_stop_all(true, PROTO_DIRTY_WP) == 1);
+	fake_vm_touch(&vm, 0, 1);	   /* step 1 */
+	fake_vm_touch(&vm, 0, 64 * 3 + 5); /* step 4 */
+	fake_vm_touch(&vm, 0, 64 * 4 + 6); /* step 5: fails */
+	fake_vm_touch(&vm, 0, npages - 2);
+	vm.fail_harvest_call = 5;
+	EXPECT(tx_req(PROTO_CMD_DIRTY_SNAP, REQ(0, PROTO_SNAP_CLEAR)) == -2 - PROTO_E_BUSY);
+	EXPECT(proto_test_bit(s0->snap, 1) && proto_test_bit(s0->snap, 64 * 3 + 5));
+	EXPECT(!proto_test_bit(s0->live, 1) && proto_test_bit(s0->live, 64 * 4 + 6));
+	EXPECT(proto_test_bit(s0->live, npages - 2));
+	vm.fail_harvest_call = 0;
+	gen = snap(0, true, &nd);
+	EXPECT(nd == 4);
+	memset(got, 0, sizeof(got));
+	EXPECT(read_snapshot(0, gen, npages, got) == 4);
+	EXPECT(proto_test_bit(got, 1) && proto_test_bit(got, 64 * 3 + 5) &&
+	       proto_test_bit(got, 64 * 4 + 6) && proto_test_bit(got, npages - 2));
+	EXPECT(!vm.contract_broken && !mgmt_wants_poll(&m));
+	dispatcher_teardown();
+}
+
 int main(void)
 {
 	memset(payload, 0x33, sizeof(payload));
@@ -997,6 +1288,11 @@ int main(void)
 	run("mgmt.dirty_snapshot_read_clear", test_mgmt_dirty);
 	run("mgmt.mem_read_window_credit", test_mgmt_mem);
 	run("mgmt.abuse_then_recover", test_mgmt_abuse);
+	run("mgmt.steps_same_reply_as_one_step", test_mgmt_steps_same_result);
+	run("mgmt.steps_start_stop_all", test_mgmt_steps_start_stop);
+	run("mgmt.steps_busy_and_repeats", test_mgmt_steps_busy_and_repeats);
+	run("mgmt.steps_interrupted_harvest_loses_nothing", test_mgmt_steps_nothing_lost);
+	run("mgmt.steps_error_keeps_taken_bits", test_mgmt_steps_error);
 	free(m_mem);
 	return fails ? 1 : 0;
 }

@@ -12,7 +12,11 @@
  *
  *   ptsim --socket PATH [--poll-us N] [--stall-every N --stall-ms N] [--baud N]
  *         [--ram-mib N] [--writes-per-poll N] [--corrupt-every N] [--dump-dir DIR]
- *         [--seed N] [--pml]
+ *         [--seed N] [--pml] [--step-pages N]
+ *
+ * --step-pages: pages of work per poll for dirty start/stop/harvest (the
+ * hypervisor's --mgmt-step-pages): small values make them span many polls
+ * with the fake guest writing in between.
  */
 #define _GNU_SOURCE
 #include "fake_backend.h"
@@ -231,7 +235,7 @@ static int listen_on(const char *path)
 int main(int argc, char **argv)
 {
 	const char *path = NULL;
-	long poll_us = 500, stall_every = 0, stall_ms = 0, ram_mib = 32, writes = 0;
+	long poll_us = 500, stall_every = 0, stall_ms = 0, ram_mib = 32, writes = 0, step = 0;
 	bool pml = false;
 	u64 polls = 0;
 	void *mem;
@@ -272,6 +276,8 @@ int main(int argc, char **argv)
 			sim.dump_dir = v;
 		else if (!strcmp(a, "--seed"))
 			sim.seed = (u32)atol(v) | 1;
+		else if (!strcmp(a, "--step-pages"))
+			step = atol(v);
 		else {
 			fprintf(stderr, "ptsim: unknown option %s\n", a);
 			return 2;
@@ -296,6 +302,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "ptsim: mgmt_init failed\n");
 		return 1;
 	}
+	if (step > 0)
+		mgmt_set_step_pages(&sim.mgmt, (u64)step);
 	signal(SIGTERM, on_signal);
 	signal(SIGINT, on_signal);
 	signal(SIGPIPE, SIG_IGN);
