@@ -24,12 +24,14 @@ void *boot_in_copy(const struct hv_boot_info *bi, void *sym);
 int boot_copy_memory_map(struct hv_boot_info *bi);
 
 struct boot_cmdline {
+	bool no_mgmt_tick;  /* --no-mgmt-tick */
 	CHAR16 *path;	    /* next program, or NULL */
 	CHAR16 *child_opts; /* "PATH ARGS...", its LoadOptions */
 	UINT32 child_opts_size;
 };
 
-void boot_parse_cmdline(EFI_LOADED_IMAGE *li, struct boot_cmdline *cmd);
+/* 0, or -1 after logging an unknown option. */
+int boot_parse_cmdline(EFI_LOADED_IMAGE *li, struct boot_cmdline *cmd);
 EFI_STATUS boot_chain(EFI_HANDLE image, EFI_LOADED_IMAGE *li, const struct boot_cmdline *cmd);
 
 #endif /* PT_BOOT_BOOT_H */

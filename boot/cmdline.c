@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Command line and chaining (syntax in boot/efi_main.c):
- *     pagetrail.efi [--] [PATH [ARGS...]]
+ *     pagetrail.efi [--no-mgmt-tick] [--] [PATH [ARGS...]]
  * LoadOptions are UCS-2, argv[0] first (as the UEFI shell and the test
  * loader pass them). A boot manager entry may pass binary optional data
  * instead: anything that is not printable text is ignored.
@@ -15,41 +15,76 @@ static bool is_space(CHAR16 c)
 	return c == L' ' || c == L'\t';
 }
 
-void boot_parse_cmdline(EFI_LOADED_IMAGE *li, struct boot_cmdline *cmd)
+/* The token at opt[i..] (ending at a space or len) is exactly `word`. */
+static bool token_is(const CHAR16 *opt, UINTN i, UINTN len, const char *word)
+{
+	UINTN k;
+
+	for (k = 0; word[k]; k++)
+		if (i + k >= len || opt[i + k] != (CHAR16)word[k])
+			return false;
+	return i + k == len || is_space(opt[i + k]);
+}
+
+int boot_parse_cmdline(EFI_LOADED_IMAGE *li, struct boot_cmdline *cmd)
 {
 	const CHAR16 *opt = li->LoadOptions;
 	UINTN n = li->LoadOptionsSize / sizeof(CHAR16), i = 0, start, len;
 	CHAR16 *copy;
 
+	cmd->no_mgmt_tick = false;
 	cmd->path = NULL;
 	cmd->child_opts = NULL;
 	cmd->child_opts_size = 0;
 	if (!opt || !n)
-		return;
+		return 0;
 	for (len = 0; len < n && opt[len]; len++)
 		if (opt[len] < 0x20 || opt[len] > 0x7e) {
 			hv_log("boot: load options are not text; ignored");
-			return;
+			return 0;
 		}
 	/* argv[0] */
 	while (i < len && is_space(opt[i]))
 		i++;
 	while (i < len && !is_space(opt[i]))
 		i++;
-	while (i < len && is_space(opt[i]))
-		i++;
-	if (i + 1 < len && opt[i] == L'-' && opt[i + 1] == L'-' &&
-	    (i + 2 == len || is_space(opt[i + 2]))) {
-		i += 2;
+	/* Options: tokens starting with "--", up to "--" or the first other token (PATH). */
+	for (;;) {
 		while (i < len && is_space(opt[i]))
 			i++;
+		if (i + 1 >= len || opt[i] != L'-' || opt[i + 1] != L'-')
+			break;
+		if (token_is(opt, i, len, "--")) {
+			i += 2;
+			while (i < len && is_space(opt[i]))
+				i++;
+			break;
+		}
+		if (token_is(opt, i, len, "--no-mgmt-tick")) {
+			cmd->no_mgmt_tick = true;
+			i += sizeof("--no-mgmt-tick") - 1;
+			continue;
+		}
+		{
+			char bad[32];
+			UINTN k;
+
+			for (k = 0; k + 1 < sizeof(bad) && i + k < len && !is_space(opt[i + k]);
+			     k++)
+				bad[k] = (char)opt[i + k];
+			bad[k] = 0;
+			hv_log("boot: unknown option %s (pagetrail.efi [--no-mgmt-tick] [--] "
+			       "[PATH [ARGS...]])",
+			       bad);
+		}
+		return -1;
 	}
 	if (i == len)
-		return;
+		return 0;
 	start = i;
 	copy = AllocatePool((len - start + 1) * sizeof(CHAR16));
 	if (!copy)
-		return;
+		return 0;
 	for (i = start; i < len; i++)
 		copy[i - start] = opt[i];
 	copy[len - start] = 0;
@@ -60,9 +95,10 @@ void boot_parse_cmdline(EFI_LOADED_IMAGE *li, struct boot_cmdline *cmd)
 		;
 	cmd->path = AllocatePool((i + 1) * sizeof(CHAR16));
 	if (!cmd->path)
-		return;
+		return 0;
 	CopyMem(cmd->path, copy, i * sizeof(CHAR16));
 	cmd->path[i] = 0;
+	return 0;
 }
 
 EFI_STATUS boot_chain(EFI_HANDLE image, EFI_LOADED_IMAGE *li, const struct boot_cmdline *cmd)

@@ -5,13 +5,16 @@
  * Invocation (UEFI shell, or LoadOptions set by a loader, shell-style with
  * argv[0] first):
  *
- *     pagetrail.efi [--] [PATH [ARGS...]]
+ *     pagetrail.efi [--no-mgmt-tick] [--] [PATH [ARGS...]]
  *
  * pagetrail.efi virtualizes the CPU it runs on; the firmware continues as its
  * guest. Without PATH it then returns EFI_SUCCESS to its caller. With PATH
  * (a file on the same volume as pagetrail.efi, e.g. \EFI\Linux\vmlinuz.efi)
  * it loads and starts that program, as the guest, with LoadOptions
  * "PATH ARGS..." (argv[0] first, as the shell does), and returns its status.
+ * --no-mgmt-tick: on SVM, take no HPET for the management tick (docs/hv.md
+ * "How the hypervisor gets control"; the negative control of
+ * tests/qemu/test_irqoff.sh).
  *
  * Steps: allocate the hidden pool (EfiReservedMemoryType, see hv/boot.h),
  * copy this image into it and relocate the copy (boot/reloc.c), copy the
@@ -52,6 +55,25 @@ static u32 boot_count_cpus(void)
 	return (u32)enabled;
 }
 
+static EFI_GUID acpi20_guid = ACPI_20_TABLE_GUID;
+static EFI_GUID acpi10_guid = ACPI_TABLE_GUID;
+
+/*
+ * The ACPI RSDP from the EFI configuration table (UEFI 2.10, 4.6 "EFI
+ * Configuration Table & Properties Table"): the ACPI 2.0+ one (with the
+ * XSDT), else the 1.0 one. 0 if the firmware publishes neither.
+ */
+static u64 boot_find_rsdp(void)
+{
+	void *p = NULL;
+
+	if (!EFI_ERROR(LibGetSystemConfigurationTable(&acpi20_guid, &p)) && p)
+		return (u64)(uintptr_t)p;
+	if (!EFI_ERROR(LibGetSystemConfigurationTable(&acpi10_guid, &p)) && p)
+		return (u64)(uintptr_t)p;
+	return 0;
+}
+
 static bool hypervisor_signature_is_ours(void)
 {
 	struct x86_cpuid r = x86_cpuid(HV_CPUID_BASE, 0);
@@ -59,7 +81,8 @@ static bool hypervisor_signature_is_ours(void)
 	return r.ebx == HV_CPUID_SIG_EBX && r.ecx == HV_CPUID_SIG_ECX && r.edx == HV_CPUID_SIG_EDX;
 }
 
-static EFI_STATUS boot_virtualize(EFI_HANDLE image, EFI_LOADED_IMAGE *li)
+static EFI_STATUS boot_virtualize(EFI_HANDLE image, EFI_LOADED_IMAGE *li,
+				  const struct boot_cmdline *cmd)
 {
 	EFI_MEMORY_DESCRIPTOR *map;
 	UINTN map_size = 0, map_key, desc_size;
@@ -111,6 +134,8 @@ static EFI_STATUS boot_virtualize(EFI_HANDLE image, EFI_LOADED_IMAGE *li)
 	bi->host_stack_top = pool + off;
 	bi->alloc_base = pool + off;
 	bi->nr_cpus = boot_count_cpus();
+	bi->acpi_rsdp = boot_find_rsdp();
+	bi->flags = cmd->no_mgmt_tick ? HV_BOOT_NO_MGMT_TICK : 0;
 	if (boot_copy_memory_map(bi)) {
 		BS->FreePages(pool, pool_size / PAGE_SIZE);
 		return EFI_BUFFER_TOO_SMALL;
@@ -143,12 +168,15 @@ EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *systab)
 		return st;
 	}
 	boot_image_init(li);
-	boot_parse_cmdline(li, &cmd);
+	if (boot_parse_cmdline(li, &cmd)) {
+		Print(L"usage: pagetrail.efi [--no-mgmt-tick] [--] [PATH [ARGS...]]\n");
+		return EFI_INVALID_PARAMETER;
+	}
 
 	if (hypervisor_signature_is_ours()) {
 		hv_log("boot: already running under PageTrail; not virtualizing again");
 	} else {
-		st = boot_virtualize(image, li);
+		st = boot_virtualize(image, li, &cmd);
 		if (EFI_ERROR(st)) {
 			Print(L"pagetrail: not virtualizing (%r)\n", st);
 			return st;

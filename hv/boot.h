@@ -46,6 +46,9 @@ struct hv_takeover {
 	u64 guest_rflags;
 };
 
+/* hv_boot_info.flags: pagetrail.efi's command-line switches (boot/cmdline.c). */
+#define HV_BOOT_NO_MGMT_TICK BIT_ULL(0) /* --no-mgmt-tick: SVM takes no HPET tick */
+
 struct hv_boot_info {
 	u64 pool_base; /* hpa of the whole hidden pool */
 	u64 pool_size;
@@ -57,6 +60,8 @@ struct hv_boot_info {
 	u32 nr_ranges;
 	struct hv_takeover takeover;
 	struct hv_mem_range ranges[HV_MAX_MEM_RANGES];
+	u64 acpi_rsdp; /* physical address of the ACPI RSDP (EFI configuration table), or 0 */
+	u64 flags;     /* HV_BOOT_* */
 };
 
 /* Entry points boot/ calls in the relocated copy (hv/hv.c). */

@@ -9,6 +9,7 @@
 #include "hv/guest_mem.h"
 #include "hv/hv.h"
 #include "hv/log.h"
+#include "hv/mgmt_tick.h"
 #include "hv/vm.h"
 
 #include <pt/assert.h>
@@ -77,12 +78,14 @@ void hv_log_exit_stats(struct vcpu *v)
 
 	hv_log("exits total=%lu cpuid=%lu rdmsr=%lu wrmsr=%lu io=%lu hlt=%lu "
 	       "virt_insn=%lu npf=%lu hidden_access=%lu mgmt_port_io=%lu "
-	       "injected_ud=%lu injected_gp=%lu intr=%lu iret=%lu tsc=%lu",
+	       "injected_ud=%lu injected_gp=%lu intr=%lu iret=%lu nmi=%lu nmi_reflected=%lu "
+	       "mgmt_ticks=%lu tick_echoes=%lu tsc=%lu",
 	       s->total, s->by_reason[HV_EXIT_CPUID], s->by_reason[HV_EXIT_MSR_READ],
 	       s->by_reason[HV_EXIT_MSR_WRITE], s->by_reason[HV_EXIT_IO], s->by_reason[HV_EXIT_HLT],
 	       s->by_reason[HV_EXIT_VIRT_INSN], s->by_reason[HV_EXIT_TDP_FAULT], s->hidden_access,
 	       s->mgmt_port_io, s->injected_ud, s->injected_gp, s->by_reason[HV_EXIT_INTR],
-	       s->by_reason[HV_EXIT_IRET], x86_rdtsc());
+	       s->by_reason[HV_EXIT_IRET], s->by_reason[HV_EXIT_NMI], s->nmi_reflected,
+	       hv_mgmt_tick_count(), hv_mgmt_tick_echoes(), x86_rdtsc());
 }
 
 static void inject_ud(struct vcpu *v)
@@ -349,9 +352,19 @@ static void handle_io(struct vcpu *v, const struct hv_exit_io *io)
 	v->rip = io->next_rip;
 }
 
+static bool gpa_is_standin_read(gpa_t gpa, const struct hv_exit_tdp_fault *f)
+{
+	gpa_t page;
+	hpa_t standin;
+
+	return !f->write && !f->fetch && hv_mgmt_tick_hidden_page(&page, &standin) &&
+	       (gpa & PAGE_MASK) == page;
+}
+
 static void handle_tdp_fault(struct vcpu *v, const struct hv_exit_tdp_fault *f)
 {
-	if (hv_gpa_is_hidden(hv.vm, f->gpa)) {
+	/* Reads of the HPET the tick owns map its all-ones stand-in (hv/vm.c). */
+	if (hv_gpa_is_hidden(hv.vm, f->gpa) && !gpa_is_standin_read(f->gpa, f)) {
 		/*
 		 * The hypervisor's memory is in no slot and absent from the
 		 * nested page tables. The guest gets #GP(0) at the access: it
@@ -400,6 +413,16 @@ void hv_handle_exit(struct vcpu *v, struct hv_exit *e)
 	case HV_EXIT_IRET:
 		/* Exits taken only to poll the management port (below). */
 		break;
+	case HV_EXIT_NMI:
+		/*
+		 * The management tick (hv/mgmt_tick.c): its only job is the
+		 * poll below. Any other NMI is the guest's.
+		 */
+		if (!hv_mgmt_tick_claim_nmi()) {
+			v->stats.nmi_reflected++;
+			v->ops->inject_nmi(v);
+		}
+		break;
 	case HV_EXIT_VIRT_INSN:
 		/* SVM is hidden: as on a CPU without it, these raise #UD. */
 		inject_ud(v);
@@ -415,7 +438,6 @@ void hv_handle_exit(struct vcpu *v, struct hv_exit *e)
 		hv_guest_fatal("FATAL: VMRUN failed (exit code 0x%lx) rip=0x%lx efer=0x%lx "
 			       "cr0=0x%lx cr4=0x%lx",
 			       e->raw_code, v->rip, v->ctrl.efer, v->ctrl.cr0, v->ctrl.cr4);
-	case HV_EXIT_NMI:
 	case HV_EXIT_UNKNOWN:
 	case HV_NR_EXIT_REASONS:
 		hv_guest_fatal("FATAL: unknown exit %s code=0x%lx info1=0x%lx info2=0x%lx "

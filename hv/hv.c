@@ -13,6 +13,7 @@
 #include "arch/x86/host.h"
 #include "hv/control.h"
 #include "hv/log.h"
+#include "hv/mgmt_tick.h"
 #include "hv/page_alloc.h"
 #include "hv/vm.h"
 
@@ -69,6 +70,8 @@ int hv_init(struct hv_boot_info *bi)
 		if (bi->ranges[i].base + bi->ranges[i].pages * PAGE_SIZE > top)
 			top = bi->ranges[i].base + bi->ranges[i].pages * PAGE_SIZE;
 	top = (top + (1ull << 30) - 1) & ~((1ull << 30) - 1);
+	/* Before vm_create: the tick may hide a page (the HPET) from the guest. */
+	hv_mgmt_tick_init(bi);
 	if (x86_host_prepare(top)) {
 		hv_log("out of pool memory for the host page tables");
 		return -1;

@@ -33,7 +33,7 @@
  */
 enum hv_mgmt_tick {
 	HV_MGMT_TICK_NONE = 0,
-	HV_MGMT_TICK_HPET_NMI = 1,   /* SVM: HPET comparator, FSB delivery as NMI */
+	HV_MGMT_TICK_HPET_NMI = 1,    /* SVM: HPET comparator, FSB delivery as NMI */
 	HV_MGMT_TICK_VMX_PREEMPT = 2, /* VMX preemption timer */
 };
 

@@ -133,6 +133,12 @@ struct vcpu_ops {
 	 * before it is delivered. May be NULL (HLT is then completed at once).
 	 */
 	void (*halt_in_guest)(struct vcpu *v);
+	/*
+	 * Delivers an NMI to the guest (one that made it exit, HV_EXIT_NMI,
+	 * but was not the hypervisor's tick). May be NULL where NMIs never
+	 * exit (VMX: no NMI exiting).
+	 */
+	void (*inject_nmi)(struct vcpu *v);
 };
 
 /*
@@ -149,7 +155,8 @@ struct hv_exit_stats {
 	u64 mgmt_port_io;  /* guest touched the management UART */
 	u64 injected_ud;
 	u64 injected_gp;
-	u64 pml_full; /* PML-full exits, handled inside the backend (VMX only) */
+	u64 pml_full;	   /* PML-full exits, handled inside the backend (VMX only) */
+	u64 nmi_reflected; /* NMI exits that were not the tick, given to the guest */
 };
 
 struct vcpu {

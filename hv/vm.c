@@ -11,6 +11,7 @@
 #include "arch/x86/cpu.h"
 #include "hv/hv.h"
 #include "hv/log.h"
+#include "hv/mgmt_tick.h"
 #include "hv/page_alloc.h"
 #include "mmu/tdp_mmu.h"
 
@@ -67,6 +68,8 @@ static void plat_log(void *ctx, enum mmu_log_level level, const char *msg, u64 a
 static int vm_collect_hidden(struct vm *vm, const struct hv_boot_info *bi)
 {
 	unsigned int i;
+	gpa_t gpa;
+	hpa_t standin;
 
 	vm->nr_hidden = 0;
 	for (i = 0; i < bi->nr_ranges; i++) {
@@ -81,6 +84,44 @@ static int vm_collect_hidden(struct vm *vm, const struct hv_boot_info *bi)
 		}
 		vm->hidden[vm->nr_hidden++] = (struct hv_hidden_range){r->base, end};
 		hv_log("hidden region 0x%lx-0x%lx", r->base, end);
+	}
+	if (hv_mgmt_tick_hidden_page(&gpa, &standin)) {
+		if (vm->nr_hidden == HV_MAX_HIDDEN) {
+			hv_log("too many hidden ranges");
+			return -1;
+		}
+		vm->hidden[vm->nr_hidden++] = (struct hv_hidden_range){gpa, gpa + PAGE_SIZE};
+		hv_log("hidden region 0x%lx-0x%lx (HPET, reads all-ones)", gpa,
+		       gpa + (u64)PAGE_SIZE);
+	}
+	return 0;
+}
+
+/*
+ * The HPET the management tick owns reads as all-ones in the guest, as a
+ * bus with no device there would: a pool page mapped read-only and not
+ * executable in its place, in no hv_slot (never listed, never logged). A
+ * write faults and gets #GP like any access to hidden memory (hv/exit.c).
+ */
+static int vm_map_standin(struct vm *vm)
+{
+	struct tdp_map_attrs attrs = {
+	    .writable = false,
+	    .executable = false,
+	    .memtype = TDP_MEMTYPE_RAM,
+	    .max_level = TDP_LEVEL_4K,
+	};
+	gpa_t gpa;
+	hpa_t standin;
+	int rc;
+
+	if (!hv_mgmt_tick_hidden_page(&gpa, &standin))
+		return 0;
+	rc = tdp_mmu_set_memslot(vm->mmu, VM_AS, gpa_to_gfn(gpa), 1, standin >> PAGE_SHIFT, &attrs,
+				 TDP_SLOT_READONLY);
+	if (rc < 0) {
+		hv_log("tdp_mmu_set_memslot(HPET stand-in at 0x%lx): %d", gpa, rc);
+		return -1;
 	}
 	return 0;
 }
@@ -129,6 +170,8 @@ static int vm_create_mmu(struct vm *vm)
 		}
 		s->mmu_id = rc;
 	}
+	if (vm_map_standin(vm))
+		return -1;
 	vm->tdp_root = tdp_mmu_get_root(vm->mmu, VM_AS);
 	if (!vm->tdp_root) {
 		hv_log("no memory for the nested page table root");

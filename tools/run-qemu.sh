@@ -115,6 +115,7 @@ else
 fi
 
 cmd=("$qemu" -machine q35 -accel tcg -cpu qemu64,+svm,+npt -smp 1 -m 1G
+	-global hpet.msi=on
 	-drive "if=pflash,format=raw,unit=0,readonly=on,file=$ovmf_code"
 	-drive "if=pflash,format=raw,unit=1,file=$run_dir/OVMF_VARS.fd"
 	-drive "if=none,id=esp,format=raw,file=$run_dir/esp.img" -device ide-hd,drive=esp,bus=ide.0

@@ -63,3 +63,13 @@ bool arch_pml_supported(const char **why)
 {
 	return x86_backend->pml_supported(why);
 }
+
+int arch_own_mgmt_tick(void)
+{
+	return x86_backend->own_mgmt_tick ? x86_backend->own_mgmt_tick() : HV_MGMT_TICK_NONE;
+}
+
+bool arch_nmi_tick_supported(void)
+{
+	return x86_backend->nmi_tick;
+}

@@ -37,6 +37,17 @@ struct x86_backend {
 	 * why, for the answer to a request for pml dirty logging.
 	 */
 	bool (*pml_supported)(const char **why);
+	/*
+	 * The CPU's own periodic exit that the guest cannot mask, as an enum
+	 * hv_mgmt_tick (VMX: the preemption timer), or HV_MGMT_TICK_NONE. May
+	 * be NULL (none).
+	 */
+	int (*own_mgmt_tick)(void);
+	/*
+	 * The backend intercepts NMIs and hands them to hv/ as HV_EXIT_NMI, so
+	 * an HPET NMI can be the management tick (hv/mgmt_tick.c).
+	 */
+	bool nmi_tick;
 };
 
 extern const struct x86_backend vmx_backend;
@@ -54,5 +65,7 @@ extern const struct x86_backend *x86_backend;
 /* Hooks hv/ calls beyond those in hv/hv.h. */
 void arch_tdp_format_init(struct spte_format *fmt);
 bool arch_pml_supported(const char **why);
+int arch_own_mgmt_tick(void); /* enum hv_mgmt_tick */
+bool arch_nmi_tick_supported(void);
 
 #endif /* PT_ARCH_X86_BACKEND_H */

@@ -42,6 +42,8 @@ struct host_state {
 
 static struct host_state host;
 
+volatile u64 x86_host_nmis;
+
 extern const u64 x86_exc_stubs[X86_VEC_COUNT];
 extern const char x86_rdmsr_insn[], x86_rdmsr_fixup[];
 extern const char x86_wrmsr_insn[], x86_wrmsr_fixup[];
@@ -143,6 +145,15 @@ void x86_host_enter(void)
 
 void x86_host_exception(struct x86_exc_frame *f)
 {
+	/*
+	 * An NMI is not a fault: the interrupted code resumes as it was, and
+	 * IRETQ (x86_exc_common) ends the CPU's NMI blocking. Whoever opened
+	 * the window for it (svm_take_pending_nmi) looks at the count.
+	 */
+	if (f->vector == X86_VEC_NMI) {
+		x86_host_nmis++;
+		return;
+	}
 	if (f->vector == X86_VEC_GP && f->rip == (u64)(uintptr_t)x86_rdmsr_insn) {
 		f->rip = (u64)(uintptr_t)x86_rdmsr_fixup;
 		f->rax = (u64)-1;

@@ -33,4 +33,11 @@ u64 x86_host_table_pages(void);
 
 void x86_host_exception(struct x86_exc_frame *f);
 
+/*
+ * NMIs the host has taken through its IDT. The host holds GIF = 0 (SVM) or
+ * runs outside VMX non-root with NMIs reaching it only when it opens a
+ * window on purpose (svm_take_pending_nmi); the handler only counts.
+ */
+extern volatile u64 x86_host_nmis;
+
 #endif /* PT_ARCH_X86_HOST_H */

@@ -7,6 +7,7 @@
 #include "arch/x86/svm/svm_insn.h"
 #include "hv/hv.h"
 #include "hv/log.h"
+#include "hv/mgmt_tick.h"
 #include "hv/page_alloc.h"
 
 #include <pt/assert.h>
@@ -276,6 +277,12 @@ static void svm_decode_exit(struct vcpu *v, struct hv_exit *e)
 			return;
 		}
 		break;
+	case SVM_EXIT_NMI:
+		if (c->intercept_misc3 & SVM_INTERCEPT_NMI) {
+			e->reason = HV_EXIT_NMI;
+			return;
+		}
+		break;
 	}
 	/* Not one we asked for: the core reports it and stops the guest. */
 	e->reason = HV_EXIT_UNKNOWN;
@@ -337,6 +344,45 @@ static u64 svm_reinjectable(u64 info)
 	return info;
 }
 
+/* Bounded wait for the pending NMI after STGI (it is taken at once on QEMU TCG). */
+#define SVM_NMI_WAIT_SPINS 1000
+#define SVM_NMI_LOG_LIMIT  4
+#define X86_RFLAGS_IF	   BIT_ULL(9)
+
+static u64 svm_host_rflags(void)
+{
+	u64 f;
+
+	__asm__ volatile("pushfq\n\tpopq %0" : "=r"(f));
+	return f;
+}
+
+/*
+ * After #VMEXIT(NMI) the NMI has not been taken: it is still pending, held
+ * by GIF = 0 (AMD APM Vol. 2, 15.13.2 "NMI Intercept": the intercept
+ * replaces the NMI's delivery; 15.17 "Global Interrupt Flag, STGI and CLGI
+ * Instructions": with GIF = 0 an NMI is held pending until GIF is set). The
+ * host keeps GIF = 0, so the next VMRUN (which sets GIF) would see it again
+ * and exit again, forever. Take it here, in the host: STGI with RFLAGS.IF =
+ * 0 lets exactly the NMI through (maskable interrupts stay masked by IF),
+ * through the host IDT's vector 2 (x86_host_exception counts it, IRETQ ends
+ * NMI blocking), then CLGI closes the window. Seen under QEMU 7.2 TCG: the
+ * NMI arrives right after STGI (its translator ends the block at STGI).
+ */
+static void svm_take_pending_nmi(struct svm_vcpu *s)
+{
+	u64 before = x86_host_nmis;
+	unsigned int i;
+
+	PT_ASSERT(!(svm_host_rflags() & X86_RFLAGS_IF));
+	svm_stgi();
+	for (i = 0; i < SVM_NMI_WAIT_SPINS && x86_host_nmis == before; i++)
+		x86_pause();
+	svm_clgi();
+	if (x86_host_nmis == before && s->nmi_no_host_nmi++ < SVM_NMI_LOG_LIMIT)
+		hv_log("svm: NMI exit, but no NMI reached the host after STGI");
+}
+
 /* VMEXIT_INVALID: the state VMRUN's consistency checks saw, for the report. */
 static void svm_log_refused_vmcb(const struct vmcb *vmcb)
 {
@@ -358,7 +404,14 @@ static void svm_run(struct vcpu *v, struct hv_exit *e)
 {
 	struct svm_vcpu *s = to_svm(v);
 	struct vmcb *vmcb = s->vmcb;
+	bool halt_run = s->guest_halt;
+	u64 entry_rip = v->rip;
 
+	/* A reflected NMI that waited for EVENTINJ (svm_inject_nmi). */
+	if (s->nmi_pending && !(vmcb->control.event_inj & SVM_EVTINJ_VALID)) {
+		vmcb->control.event_inj = X86_VEC_NMI | SVM_EVTINJ_TYPE_NMI | SVM_EVTINJ_VALID;
+		s->nmi_pending = false;
+	}
 	/*
 	 * hv/ completed an instruction (moved RIP): an interrupt shadow
 	 * (STI; HLT, MOV SS) covered that instruction only, so it ends here.
@@ -395,6 +448,21 @@ static void svm_run(struct vcpu *v, struct hv_exit *e)
 		vmcb->control.event_inj = svm_reinjectable(vmcb->control.exit_int_info);
 	svm_sync_ctrl(v);
 	svm_decode_exit(v, e);
+	s->nmi_rewound_halt = false;
+	if (e->reason == HV_EXIT_NMI) {
+		svm_take_pending_nmi(s);
+		/*
+		 * The guest executed its HLT (RIP moved past it: at most one
+		 * instruction, as every interrupt exits first) and the NMI woke
+		 * it. Put it back on the HLT: a tick must not end a halt the
+		 * guest did not see end (a `cli; hlt` stop would run on).
+		 */
+		if (halt_run && v->rip != entry_rip && v->rip - entry_rip <= 15) {
+			s->halt_rip = v->rip;
+			v->rip = entry_rip;
+			s->nmi_rewound_halt = true;
+		}
+	}
 	/* After an INTR exit the interrupt is still pending: see svm_arm_poll_exits. */
 	s->guest_halt = false;
 	if (e->reason == HV_EXIT_INTR)
@@ -419,6 +487,29 @@ static void svm_inject_exception(struct vcpu *v, u8 vector, bool has_error, u32 
 		hv_log("inject: vector %u replaces pending event 0x%lx", vector, c->event_inj);
 	}
 	c->event_inj = ev;
+}
+
+/*
+ * An NMI that was not the management tick goes to the guest as the NMI it
+ * is (APM 15.20 "Event Injection", type 2). EVENTINJ may hold an
+ * interrupted delivery being re-injected: the NMI then waits one entry
+ * (svm_run), as it would stay pending on hardware.
+ */
+static void svm_inject_nmi(struct vcpu *v)
+{
+	struct svm_vcpu *s = to_svm(v);
+	struct vmcb_control *c = &s->vmcb->control;
+
+	if (s->nmi_rewound_halt) {
+		/* Hardware returns from an NMI that woke HLT after the HLT. */
+		v->rip = s->halt_rip;
+		s->nmi_rewound_halt = false;
+	}
+	if (c->event_inj & SVM_EVTINJ_VALID) {
+		s->nmi_pending = true;
+		return;
+	}
+	c->event_inj = X86_VEC_NMI | SVM_EVTINJ_TYPE_NMI | SVM_EVTINJ_VALID;
 }
 
 static void svm_set_efer(struct vcpu *v, u64 efer)
@@ -449,6 +540,7 @@ static const struct vcpu_ops svm_vcpu_ops = {
     .flush_tlb = svm_flush_tlb,
     .set_tdp_root = svm_set_tdp_root,
     .halt_in_guest = svm_halt_in_guest,
+    .inject_nmi = svm_inject_nmi,
 };
 
 static int svm_vcpu_create(struct vcpu *v, const struct hv_boot_info *bi)
@@ -481,6 +573,12 @@ static int svm_vcpu_create(struct vcpu *v, const struct hv_boot_info *bi)
 	c->intercept_misc4 = SVM_INTERCEPT_VMRUN | SVM_INTERCEPT_VMMCALL | SVM_INTERCEPT_VMLOAD |
 			     SVM_INTERCEPT_VMSAVE | SVM_INTERCEPT_STGI | SVM_INTERCEPT_CLGI |
 			     SVM_INTERCEPT_SKINIT;
+	/*
+	 * The management tick arrives as an NMI (hv/mgmt_tick.c); without it,
+	 * NMIs go to the guest untouched.
+	 */
+	if (hv.mgmt_tick == HV_MGMT_TICK_HPET_NMI)
+		c->intercept_misc3 |= SVM_INTERCEPT_NMI;
 	c->iopm_base_pa = hv_pa(s->iopm);
 	c->msrpm_base_pa = hv_pa(s->msrpm);
 	c->guest_asid = SVM_GUEST_ASID;
@@ -504,6 +602,8 @@ static void svm_host_enter(void)
 	 */
 	svm_clgi();
 	x86_wrmsr(MSR_VM_HSAVE_PA, hv_pa(svm_bsp.host_save_area));
+	/* GIF = 0: the first tick waits for the first VMRUN, where it exits. */
+	hv_mgmt_tick_start();
 }
 
 /*
@@ -529,4 +629,5 @@ const struct x86_backend svm_backend = {
     .host_enter = svm_host_enter,
     .tdp_format_init = svm_tdp_format_init,
     .pml_supported = svm_pml_supported,
+    .nmi_tick = true,
 };

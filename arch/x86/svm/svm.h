@@ -27,6 +27,16 @@ struct svm_vcpu {
 	bool intr_window;
 	/* The next VMRUN lets the guest's HLT run, with INTR intercepted. */
 	bool guest_halt;
+	/*
+	 * The last exit was an NMI that woke the guest from its own HLT: RIP
+	 * was moved back onto the HLT (the tick must not end the guest's
+	 * halt); svm_inject_nmi moves it forward again for an NMI the guest
+	 * takes, as hardware returns from an NMI after the HLT.
+	 */
+	bool nmi_rewound_halt;
+	u64 halt_rip;	     /* RIP of the HLT the guest executes itself */
+	bool nmi_pending;    /* an NMI for the guest waits for EVENTINJ to be free */
+	u64 nmi_no_host_nmi; /* NMI exits after which the host took no NMI */
 };
 
 /* x86 CPUID bits the backend needs (AMD APM Vol. 3, Appendix E). */

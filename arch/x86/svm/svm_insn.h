@@ -20,6 +20,16 @@ static inline void svm_clgi(void)
 	__asm__ volatile("clgi" ::: "memory");
 }
 
+/*
+ * AMD APM Vol. 3, "STGI": GIF = 1; what was held pending is recognized. The
+ * host uses it only with RFLAGS.IF = 0, to take one pending NMI
+ * (svm_take_pending_nmi).
+ */
+static inline void svm_stgi(void)
+{
+	__asm__ volatile("stgi" ::: "memory");
+}
+
 /* AMD APM Vol. 3, "INVLPGA": invalidate one page of one ASID. */
 static inline void svm_invlpga(u64 guest_va, enum svm_asid asid)
 {

@@ -1220,6 +1220,12 @@ static int vmx_vcpu_create(struct vcpu *v, const struct hv_boot_info *bi)
 	return 0;
 }
 
+/* The preemption timer bounds the management port's answer time (docs/hv.md). */
+static int vmx_own_mgmt_tick(void)
+{
+	return caps.preempt_timer ? HV_MGMT_TICK_VMX_PREEMPT : HV_MGMT_TICK_NONE;
+}
+
 const struct x86_backend vmx_backend = {
     .name = "vmx",
     .check_cpu = vmx_check_cpu,
@@ -1228,4 +1234,5 @@ const struct x86_backend vmx_backend = {
     .host_enter = vmx_host_enter,
     .tdp_format_init = vmx_tdp_format_init,
     .pml_supported = vmx_pml_supported,
+    .own_mgmt_tick = vmx_own_mgmt_tick,
 };

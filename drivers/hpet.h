@@ -1,0 +1,108 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The HPET (IA-PC HPET Specification 1.0a, 2.3 "Register Definitions"):
+ * the hypervisor takes one comparator for itself and has it send an NMI
+ * through FSB (MSI-style) delivery, its management tick on SVM (hv/mgmt_tick.c).
+ *
+ * Registers are read and written 32 bits at a time, low half first, as
+ * Linux's hpet_readl/hpet_writel do: QEMU 7.2's HPET model merges the halves
+ * of a 64-bit comparator write wrongly (hw/timer/hpet.c, hpet_ram_write keeps
+ * the old high half and ORs the new value in), and 32-bit accesses are what
+ * every implementation must support (spec 2.3.1 "Register Overview").
+ */
+#ifndef PT_DRIVERS_HPET_H
+#define PT_DRIVERS_HPET_H
+
+#include <pt/types.h>
+
+#define HPET_MMIO_SIZE 0x400u
+
+/* General Capabilities and ID (offset 0x000), spec 2.3.4. */
+#define HPET_GCAP_ID		  0x000u
+#define HPET_GCAP_NUM_TIM_SHIFT	  8
+#define HPET_GCAP_NUM_TIM_MASK	  0x1fu
+#define HPET_GCAP_LEG_RT_CAP	  BIT_ULL(15)
+#define HPET_GCAP_VENDOR_SHIFT	  16
+#define HPET_GCAP_PERIOD_FS_SHIFT 32 /* COUNTER_CLK_PERIOD, femtoseconds per tick */
+/* General Configuration (0x010), spec 2.3.5. */
+#define HPET_GEN_CONF	    0x010u
+#define HPET_GEN_ENABLE_CNF BIT_ULL(0)
+#define HPET_GEN_LEG_RT_CNF BIT_ULL(1)
+/* Main Counter Value (0x0f0), spec 2.3.7. */
+#define HPET_MAIN_COUNTER 0x0f0u
+
+/* Timer N Configuration and Capability (0x100 + 0x20 * N), spec 2.3.8. */
+#define HPET_TN_CONF(n)		(0x100u + 0x20u * (n))
+#define HPET_TN_INT_TYPE_LEVEL	BIT_ULL(1)
+#define HPET_TN_INT_ENB_CNF	BIT_ULL(2)
+#define HPET_TN_TYPE_PERIODIC	BIT_ULL(3)
+#define HPET_TN_PER_INT_CAP	BIT_ULL(4)
+#define HPET_TN_VAL_SET_CNF	BIT_ULL(6)
+#define HPET_TN_32MODE_CNF	BIT_ULL(8)
+#define HPET_TN_INT_ROUTE_MASK	GENMASK_ULL(13, 9)
+#define HPET_TN_FSB_EN_CNF	BIT_ULL(14)
+#define HPET_TN_FSB_INT_DEL_CAP BIT_ULL(15)
+/* Timer N Comparator Value (0x108 + 0x20 * N), spec 2.3.9. */
+#define HPET_TN_COMPARATOR(n) (0x108u + 0x20u * (n))
+/* Timer N FSB Interrupt Route (0x110 + 0x20 * N): value (low), address (high), spec 2.3.10. */
+#define HPET_TN_FSB_ROUTE(n) (0x110u + 0x20u * (n))
+
+/*
+ * QEMU 7.2's periodic comparator fires twice when its timer callback runs
+ * exactly at the match (hw/timer/hpet.c hpet_timer: the comparator advances
+ * only once the counter is strictly past it, and a zero distance is re-armed
+ * as one tick): the second NMI follows within a counter tick or so. NMIs
+ * that close (1/4 period) after a claimed tick count as that tick.
+ */
+#define HPET_ECHO_FRACTION 4
+
+/* The spec's upper bound for COUNTER_CLK_PERIOD (100 ns, spec 2.3.4). */
+#define HPET_MAX_PERIOD_FS 100000000ull
+
+struct hpet {
+	volatile u8 *regs; /* identity-mapped MMIO (host and firmware page tables alike) */
+	u64 period_fs;	   /* femtoseconds per main counter tick */
+	unsigned int nr_timers;
+	int timer;	  /* the comparator the hypervisor owns, -1 while none */
+	bool periodic;	  /* it runs in periodic mode (else re-armed one-shot) */
+	u32 period_ticks; /* tick interval in counter ticks */
+	u32 expected;	  /* low 32 counter bits at which the next tick is due */
+	u32 last_due;	  /* ... and at which the last claimed one was */
+	u32 last_now;	  /* the counter when the last NMI was looked at */
+	u64 ticks;	  /* NMIs claimed as ticks */
+	u64 echoes;	  /* second NMIs of one periodic tick (QEMU, see hpet_tick_claim) */
+};
+
+u32 hpet_read32(const struct hpet *h, u32 reg);
+void hpet_write32(const struct hpet *h, u32 reg, u32 val);
+u64 hpet_read64(const struct hpet *h, u32 reg);
+
+/*
+ * Reads the capabilities of the HPET at `base`. 0, or -1 with *why when
+ * nothing sane answers there (all-ones, zero or out-of-spec period).
+ */
+int hpet_probe(struct hpet *h, u64 base, const char **why);
+/*
+ * A comparator the hypervisor may take: FSB delivery capable, not in use
+ * (interrupts disabled), not overridden by legacy replacement routing;
+ * the highest-numbered such. -1 with *why when there is none, or when any
+ * comparator already has its interrupt enabled (someone else uses the HPET).
+ */
+int hpet_pick_fsb_timer(struct hpet *h, const char **why);
+/*
+ * Programs the picked comparator: every `period_ticks` counter ticks an FSB
+ * message of `msi_data` to `msi_addr`; periodic where the comparator can,
+ * else one-shot (re-armed by hpet_tick_claim). Starts the main counter if it
+ * was stopped.
+ */
+void hpet_tick_start(struct hpet *h, u32 period_ticks, u32 msi_addr, u32 msi_data);
+/*
+ * An NMI arrived: was it this comparator's? True when the main counter has
+ * reached the tick that was due (32-bit wrapping compare); the next due tick
+ * is then recorded (and armed, for a one-shot comparator). In periodic mode
+ * an NMI less than HPET_ECHO_FRACTION of a period after the last claimed
+ * tick is that tick's echo (QEMU 7.2) and claimed too.
+ */
+bool hpet_tick_claim(struct hpet *h);
+
+#endif /* PT_DRIVERS_HPET_H */
