@@ -379,6 +379,8 @@ static void op_finish(struct mgmt *m, int err)
 		proto_put_varint(&out, *gen);
 		proto_put_varint(&out, op->npages);
 		proto_put_varint(&out, op->ndirty);
+	} else if (op->kind == MGMT_OP_CLEAR) {
+		proto_put_varint(&out, op->ndirty); /* pages re-protected */
 	} else {
 		proto_put_varint(&out, op->nr_done);
 	}
@@ -436,6 +438,51 @@ static void op_harvest_done(struct mgmt *m)
 }
 
 /*
+ * One DIRTY_CLEAR call of at most `budget` pages (and one mask page) from
+ * op->pos: only pages the host was told about (set in the snapshot) are
+ * cleared; a page first written after the snapshot keeps its logged bit
+ * (KVM_CLEAR_DIRTY_LOG's mask). Their snapshot bits go once the backend has
+ * re-armed them. Returns the pages of work done, or a negative error.
+ */
+static s64 op_clear_chunk(struct mgmt *m, u64 budget)
+{
+	struct mgmt_op *op = &m->op;
+	const u64 chunk = PAGE_SIZE * 8; /* pages per mask in m->page */
+	u64 *snap = m->be->dirty_snapshot(m->be_ctx, op->slot_id), *mask = (u64 *)m->page;
+	u64 base = op->pos, n = op->end - base, lo, hi;
+	s64 done;
+
+	if (!snap)
+		return -PROTO_E_INTERNAL;
+	if (n > chunk)
+		n = chunk;
+	if (n > budget)
+		n = budget;
+	n = (n + 63) & ~63ull;
+	if (n > op->npages - base)
+		n = op->npages - base;
+	lo = base > op->first ? base : op->first;
+	hi = base + n < op->end ? base + n : op->end;
+	for (u64 w = 0; w < (n + 63) / 64; w++) {
+		u64 p0 = base + w * 64, bits = snap[p0 / 64];
+
+		if (p0 < lo)
+			bits &= ~0ull << (lo - p0);
+		if (p0 + 64 > hi)
+			bits &= hi <= p0 ? 0 : hi - p0 >= 64 ? ~0ull : (1ull << (hi - p0)) - 1;
+		mask[w] = bits;
+	}
+	done = m->be->dirty_clear(m->be_ctx, op->slot_id, base, n, mask);
+	if (done < 0)
+		return done;
+	for (u64 w = 0; w < (n + 63) / 64; w++)
+		snap[base / 64 + w] &= ~mask[w];
+	op->ndirty += (u64)done;
+	op->pos = base + n;
+	return (s64)n;
+}
+
+/*
  * One poll's share of the long command: backend steps worth at most
  * step_pages pages in all (a slot finished early leaves the rest of the
  * budget to the next slot of an ALL command).
@@ -475,6 +522,18 @@ static void op_step(struct mgmt *m)
 				op_harvest_done(m);
 			break;
 		}
+		if (op->kind == MGMT_OP_CLEAR) {
+			s64 n = op_clear_chunk(m, budget);
+
+			if (n < 0) {
+				op_finish(m, (int)n);
+				break;
+			}
+			if (op->pos >= op->end)
+				op_finish(m, 0);
+			budget = (u64)n >= budget ? 0 : budget - (u64)n;
+			continue;
+		}
 		switch ((enum mgmt_op_kind)op->kind) {
 		case MGMT_OP_START:
 			r = m->be->dirty_start(m->be_ctx, op->slot_id,
@@ -494,6 +553,7 @@ static void op_step(struct mgmt *m)
 							&op->pos, budget)
 				 : -PROTO_E_INTERNAL;
 			break;
+		case MGMT_OP_CLEAR:
 		case MGMT_OP_NONE:
 		default:
 			r = -PROTO_E_INTERNAL;
@@ -700,14 +760,14 @@ static int cmd_dirty_done(struct mgmt *m, struct proto_buf *req, struct proto_bu
 	return 0;
 }
 
-static int cmd_dirty_clear(struct mgmt *m, struct proto_buf *req, struct proto_buf *out)
+static int cmd_dirty_clear(struct mgmt *m, struct proto_buf *req)
 {
 	u64 slot = proto_get_varint(req);
 	u64 first = proto_get_varint(req);
 	u64 count = proto_get_varint(req);
-	u64 *snap, *mask = (u64 *)m->page, npages, end, total = 0;
-	const u64 chunk = PAGE_SIZE * 8; /* pages per mask in m->page */
+	struct mgmt_op *op = &m->op;
 	struct mgmt_slot s;
+	u64 npages;
 	int r;
 
 	if (!proto_rbuf_done(req) || slot > 0xffffffffu)
@@ -720,48 +780,17 @@ static int cmd_dirty_clear(struct mgmt *m, struct proto_buf *req, struct proto_b
 	npages = s.size >> PAGE_SHIFT;
 	if (count == 0 || first >= npages || count > npages - first)
 		return -PROTO_E_RANGE;
-	end = first + count;
-	snap = m->be->dirty_snapshot(m->be_ctx, s.id);
-	if (!snap)
+	if (!m->be->dirty_snapshot(m->be_ctx, s.id))
 		return -PROTO_E_INTERNAL;
-	/*
-	 * Only pages the host was told about (set in the snapshot) are cleared:
-	 * a page first written after the snapshot keeps its logged bit
-	 * (KVM_CLEAR_DIRTY_LOG's mask). The backend wants 64-page alignment, so
-	 * the range is widened and the mask narrowed to [first, end).
-	 */
-	for (u64 base = first & ~63ull; base < end; base += chunk) {
-		u64 n = end - base < chunk ? end - base : chunk;
-		s64 done;
-
-		n = (n + 63) & ~63ull;
-		if (n > npages - base)
-			n = npages - base;
-		for (u64 w = 0; w < (n + 63) / 64; w++) {
-			u64 p0 = base + w * 64, bits = snap[p0 / 64];
-
-			if (p0 < first)
-				bits &= ~0ull << (first - p0);
-			if (p0 + 64 > end)
-				bits &= end - p0 >= 64 ? ~0ull : (1ull << (end - p0)) - 1;
-			mask[w] = bits;
-		}
-		done = m->be->dirty_clear(m->be_ctx, s.id, base, n, mask);
-		if (done < 0)
-			return (int)done;
-		total += (u64)done;
-	}
-	for (u64 w = first / 64; w * 64 < end; w++) {
-		u64 bits = ~0ull;
-
-		if (w * 64 < first)
-			bits &= ~0ull << (first - w * 64);
-		if (end - w * 64 < 64)
-			bits &= (1ull << (end - w * 64)) - 1;
-		snap[w] &= ~bits;
-	}
-	proto_put_varint(out, total);
-	return 0;
+	zero_bytes(op, sizeof(*op));
+	op->kind = MGMT_OP_CLEAR;
+	op->slot_id = s.id;
+	op->npages = npages;
+	op->first = first;
+	op->end = first + count;
+	/* The backend wants 64-page alignment: the range is widened, the mask narrowed. */
+	op->pos = first & ~63ull;
+	return MGMT_OP_BEGUN;
 }
 
 static int cmd_pause_resume(struct mgmt *m, struct proto_buf *req, bool pause)
@@ -1049,7 +1078,7 @@ void mgmt_handle_frame(struct mgmt *m, const u8 *frame, u32 len)
 		r = cmd_dirty_done(m, &req, &out);
 		break;
 	case PROTO_CMD_DIRTY_CLEAR:
-		r = cmd_dirty_clear(m, &req, &out);
+		r = cmd_dirty_clear(m, &req);
 		break;
 	case PROTO_CMD_PAUSE:
 		r = cmd_pause_resume(m, &req, true);

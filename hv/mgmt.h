@@ -123,7 +123,9 @@ struct mgmt_backend {
 	 * mask (bit i = page first + i of the slot), clear the logged bit and
 	 * protect the page again (TLB flushed before returning). first is a
 	 * multiple of 64; count too unless the range ends at the slot's end.
-	 * Returns the number of pages re-protected.
+	 * Returns the number of pages re-protected. Not a step call: each call
+	 * is whole (count <= the step budget, and <= 32768: one mask page), so
+	 * mgmt.c runs a DIRTY_CLEAR as a long command of such calls.
 	 */
 	s64 (*dirty_clear)(void *ctx, u32 slot_id, u64 first, u64 count, const u64 *mask);
 
@@ -195,6 +197,7 @@ enum mgmt_op_kind {
 	MGMT_OP_START,
 	MGMT_OP_STOP,
 	MGMT_OP_HARVEST, /* DIRTY_SNAP: harvest steps, then counting the snapshot */
+	MGMT_OP_CLEAR,	 /* DIRTY_CLEAR: dirty_clear() calls over [first, end) */
 };
 
 /* The long command in flight (docs/protocol.md "Long commands"). */
@@ -215,7 +218,8 @@ struct mgmt_op {
 	u32 steps;	      /* steps run so far */
 	u64 npages;	      /* pages of the current slot */
 	u64 pos;	      /* cursor in the current slot (pages; words while counting) */
-	u64 ndirty;	      /* HARVEST: bits counted so far */
+	u64 ndirty;	      /* HARVEST: bits counted so far; CLEAR: pages re-protected */
+	u64 first, end;	      /* CLEAR: the pages asked for */
 	u64 t0;		      /* now_ns() at the start */
 	u8 reply[32];	      /* the reply payload, or the error reply when err */
 	u32 reply_len;

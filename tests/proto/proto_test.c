@@ -1275,6 +1275,41 @@ static void test_mgmt_steps_error(void)
 	dispatcher_teardown();
 }
 
+/* DIRTY_CLEAR of most of a slot in 64-page steps: the result of the one-step clear. */
+static void test_mgmt_steps_clear(void)
+{
+	struct fake_slot *s0;
+	u64 npages, nd, steps0, want = 0;
+
+	dispatcher_setup();
+	s0 = &vm.slots[0];
+	npages = s0->npages;
+	mgmt_set_step_pages(&m, 64);
+	EXPECT(start_stop_all(true, PROTO_DIRTY_WP) == 1);
+	for (u64 p = 0; p < npages; p += 7)
+		fake_vm_touch(&vm, 0, p);
+	fake_vm_touch(&vm, 0, npages - 1); /* past the range's end */
+	snap(0, false, &nd);
+	for (u64 p = 0; p < npages; p += 7)
+		want += p >= 3 && p < npages - 3;
+	fake_vm_touch(&vm, 0, 1000); /* after the snapshot: keeps its logged bit */
+	steps0 = m.c.steps;
+	EXPECT(tx_req(PROTO_CMD_DIRTY_CLEAR, REQ(0, 3, npages - 6)) > 0);
+	{
+		struct proto_buf b;
+
+		proto_rbuf_init(&b, rep, 8);
+		EXPECT(proto_get_varint(&b) == want);
+	}
+	EXPECT(m.c.steps - steps0 == npages / 64);
+	EXPECT(proto_test_bit(s0->live, 0) && !proto_test_bit(s0->live, 7));
+	EXPECT(proto_test_bit(s0->live, 1000) && proto_test_bit(s0->live, npages - 1));
+	EXPECT(proto_test_bit(s0->snap, 0) && !proto_test_bit(s0->snap, 7) &&
+	       !proto_test_bit(s0->snap, 1001) && proto_test_bit(s0->snap, npages - 1));
+	EXPECT(!vm.contract_broken && !mgmt_wants_poll(&m));
+	dispatcher_teardown();
+}
+
 int main(void)
 {
 	memset(payload, 0x33, sizeof(payload));
@@ -1293,6 +1328,7 @@ int main(void)
 	run("mgmt.steps_busy_and_repeats", test_mgmt_steps_busy_and_repeats);
 	run("mgmt.steps_interrupted_harvest_loses_nothing", test_mgmt_steps_nothing_lost);
 	run("mgmt.steps_error_keeps_taken_bits", test_mgmt_steps_error);
+	run("mgmt.steps_clear_range", test_mgmt_steps_clear);
 	free(m_mem);
 	return fails ? 1 : 0;
 }
