@@ -6,12 +6,14 @@
 #   test_shell.sh        from the UEFI shell pagetrail.efi returns success; the probe then passes
 #   test_guest_fault.sh  a triple-faulting guest ends in "pagetrail: FATAL" and a clean QEMU stop
 #   test_run_terminal.sh `make run`'s way: COM1 on stdin/stdout, printed log and socket paths work
+#   test_irqoff.sh       the management port answers while the guest spins with interrupts
+#                        off (HPET NMI tick); negative control with --no-mgmt-tick
 # bench_boot.py is the `make bench` step: Linux boot time with/without, exits/s.
 # A script is registered below only once it passes against the current hypervisor.
 
 QEMU_TEST_SCRIPTS := tests/qemu/test_probe.sh tests/qemu/test_linux_boot.sh \
 	tests/qemu/test_isolation.sh tests/qemu/test_shell.sh tests/qemu/test_guest_fault.sh \
-	tests/qemu/test_run_terminal.sh
+	tests/qemu/test_run_terminal.sh tests/qemu/test_irqoff.sh
 TEST_SCRIPTS += $(QEMU_TEST_SCRIPTS)
 
 # Boot time with/without the hypervisor (median of PT_BENCH_BOOT_RUNS alternating runs),
