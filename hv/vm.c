@@ -91,8 +91,9 @@ static int vm_collect_hidden(struct vm *vm, const struct hv_boot_info *bi)
 			return -1;
 		}
 		vm->hidden[vm->nr_hidden++] = (struct hv_hidden_range){gpa, gpa + PAGE_SIZE};
-		hv_log("hidden region 0x%lx-0x%lx (HPET, reads all-ones)", gpa,
-		       gpa + (u64)PAGE_SIZE);
+		/* Not "hidden region": that line means "every access faults" to its readers. */
+		hv_log("HPET page 0x%lx-0x%lx hidden from the guest: reads all-ones, writes #GP",
+		       gpa, gpa + (u64)PAGE_SIZE);
 	}
 	return 0;
 }
