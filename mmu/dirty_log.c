@@ -30,22 +30,69 @@ static struct tdp_memslot *tdp_logged_slot(struct tdp_mmu *mmu, unsigned int slo
 	return &mmu->slots[slot_id];
 }
 
-/* The leaf with its dirty state changed per @how; == old if nothing to do. */
+/*
+ * The leaf with its dirty state changed per @how; == old if nothing to do.
+ * SET_D sets A with D, as the processor's own write would: D without A is a
+ * state the processor never makes, and with both set the entry has nothing
+ * left for the processor to set (spte_hw_settable), so this and later passes
+ * change it with plain stores.
+ */
 static inline u64 tdp_rearm_spte(const struct spte_format *f, u64 old_spte, enum tdp_rearm how)
 {
 	if (how == TDP_REARM_SET_D)
-		return old_spte | f->dirty_mask;
+		return old_spte | f->dirty_mask | f->accessed_mask;
 	if (how == TDP_REARM_WRPROT || !f->has_ad)
 		return spte_is_writable(f, old_spte) ? spte_clear_writable(f, old_spte) : old_spte;
 	return old_spte & ~f->dirty_mask;
 }
 
 /*
- * Change one present leaf per @how with a cmpxchg loop on the real value (the
- * CPU may set A/D meanwhile). The funnel runs unless the change is one it has
- * nothing to do for (only W/D/A moved, and no dirty-log rule fires). SYNC_D
- * marks the page if D was set, or leaves that to the caller when @had_d is
- * given (batched marking). Returns true if the entry changed.
+ * Whether a D bit the processor sets in @slot is dirty-log state that a plain
+ * store must not lose. Only in DBIT mode is D the log itself. In WP mode the
+ * write fault marks the page (D is never read); in PML mode the processor
+ * writes the log entry as it sets D, so a D overwritten afterwards loses
+ * nothing but causes one more log entry; a slot that does not log has no
+ * round to lose it from (enabling DBIT clears every D first).
+ */
+static inline bool tdp_slot_d_is_log(const struct tdp_memslot *slot)
+{
+	return tdp_slot_is_logging(slot) && slot->log_mode == TDP_DIRTY_DBIT;
+}
+
+/*
+ * Whether the change @old -> @new of a present leaf may be a plain store:
+ *  - the processor: every bit it could set meanwhile is already set in @new
+ *    (spte_hw_settable; D only where it is log state), so its update cannot
+ *    be lost;
+ *  - software: with mmu_lock held for write nobody else changes entries; held
+ *    for read, the only other writers of a present 4 KiB..1 GiB leaf are the
+ *    fault path, which changes a leaf only to add W (never on a writable
+ *    one), and aging, which clears A: a plain store after aging's cmpxchg
+ *    puts A back, so aging may see the page young once more (a hint, never
+ *    dirty state). Passes that change dirty state are serialized by
+ *    mgmt_lock. So under the read lock: only writable leaves.
+ * Everything else is a cmpxchg on the snapshot.
+ */
+static inline bool tdp_rearm_can_store(const struct tdp_op *op, const struct tdp_memslot *slot,
+				       u64 old, u64 new)
+{
+	const struct spte_format *f = &op->mmu->fmt;
+	u64 must_keep = spte_hw_settable(f, old);
+
+	if (!tdp_slot_d_is_log(slot))
+		must_keep &= ~f->dirty_mask;
+	if (must_keep & ~new)
+		return false;
+	return !op->shared || spte_is_writable(f, old);
+}
+
+/*
+ * Change one present leaf per @how: a plain store when tdp_rearm_can_store,
+ * else a cmpxchg loop on the real value (the CPU may set A/D meanwhile). The
+ * funnel runs unless the change is one it has nothing to do for (only W/D/A
+ * moved, and no dirty-log rule fires). SYNC_D marks the page if D was set, or
+ * leaves that to the caller when @had_d is given (batched marking). Returns
+ * true if the entry changed.
  */
 static inline bool tdp_rearm_one(struct tdp_op *op, const struct tdp_memslot *slot, u64 *sptep,
 				 gfn_t gfn, int level, enum tdp_rearm how, bool *had_d)
@@ -59,9 +106,16 @@ static inline bool tdp_rearm_one(struct tdp_op *op, const struct tdp_memslot *sl
 		new = tdp_rearm_spte(f, old, how);
 		if (new == old)
 			return false;
-		if (__atomic_compare_exchange_n(sptep, &old, new, false, __ATOMIC_ACQ_REL,
-						__ATOMIC_ACQUIRE))
+		if (tdp_rearm_can_store(op, slot, old, new)) {
+			__atomic_store_n(sptep, new, __ATOMIC_RELEASE);
+			op->rearm_plain++;
 			break;
+		}
+		if (__atomic_compare_exchange_n(sptep, &old, new, false, __ATOMIC_ACQ_REL,
+						__ATOMIC_ACQUIRE)) {
+			op->rearm_atomic++;
+			break;
+		}
 		tdp_stat_add(op->mmu, cmpxchg_retries, 1);
 	}
 	if (op->record_dirty &&
@@ -78,6 +132,43 @@ static inline bool tdp_rearm_one(struct tdp_op *op, const struct tdp_memslot *sl
 }
 
 /*
+ * What a run of 4 KiB leaves needs for its inline fast path: new = (old &
+ * ~clr) | set gives tdp_rearm_spte for every present leaf, and an entry with
+ * (old & fast_mask) == fast_mask (present, writable, and for W/D clearing
+ * also A set, and D where it is log state) is one tdp_rearm_can_store allows
+ * and the funnel has nothing to do for. Everything else takes tdp_rearm_one.
+ */
+struct tdp_rearm_run {
+	u64 clr, set, fast_mask;
+	bool fast; /* false: every changed entry goes the slow way */
+};
+
+static void tdp_rearm_run_init(const struct tdp_op *op, const struct tdp_memslot *slot,
+			       enum tdp_rearm how, struct tdp_rearm_run *r)
+{
+	const struct spte_format *f = &op->mmu->fmt;
+
+	r->fast_mask = SPTE_MMU_PRESENT | f->writable_mask;
+	r->set = 0;
+	r->fast = true;
+	if (how == TDP_REARM_SET_D) {
+		/* Adds only bits the processor could add: any A/D state will do. */
+		r->clr = 0;
+		r->set = f->dirty_mask | f->accessed_mask;
+	} else if (how == TDP_REARM_WRPROT || !f->has_ad) {
+		r->clr = f->writable_mask | SPTE_MMU_WRITABLE;
+		r->fast_mask |= f->accessed_mask;
+		if (tdp_slot_d_is_log(slot))
+			r->fast_mask |= f->dirty_mask;
+	} else {
+		r->clr = f->dirty_mask;
+		r->fast_mask |= f->accessed_mask | f->dirty_mask;
+		/* A D bit that goes away is funnel work when the op records. */
+		r->fast = !op->record_dirty;
+	}
+}
+
+/*
  * @iter is at a 4 KiB entry: handle it and the rest of its table below @end in
  * one tight loop (a full pass is mostly this), then leave the iterator on the
  * last entry handled so that it moves on from there. SYNC_D marks 64 pages
@@ -87,24 +178,51 @@ static bool tdp_rearm_leaf_run(struct tdp_op *op, struct tdp_iter *iter,
 			       const struct tdp_memslot *slot, gfn_t end, enum tdp_rearm how)
 {
 	unsigned int first = tdp_spte_index(iter->gfn, TDP_LEVEL_4K), last = SPTE_ENT_PER_PAGE - 1;
+	u64 mark_mask = how == TDP_REARM_SYNC_D ? op->mmu->fmt.dirty_mask : 0;
 	gfn_t gfn0 = iter->gfn - first;
 	u64 *pt = iter->pt_path[0];
+	struct tdp_rearm_run r;
 	bool changed = false;
-	u64 marks = 0;
-	unsigned int i;
+	u64 plain = 0;
+	unsigned int i, lo, hi;
 
 	PT_ASSERT(iter->level == TDP_LEVEL_4K && iter->gfn < end);
+	tdp_rearm_run_init(op, slot, how, &r);
 	if (end - gfn0 < SPTE_ENT_PER_PAGE)
 		last = (unsigned int)(end - gfn0 - 1);
-	for (i = first; i <= last; i++) {
-		bool had_d = false;
+	/* 64 entries (one bitmap word) at a time: SYNC_D's marks go out with
+	 * one atomic OR per word. */
+	for (lo = first; lo <= last; lo = hi + 1) {
+		u64 marks = 0;
 
-		changed |= tdp_rearm_one(op, slot, &pt[i], gfn0 + i, TDP_LEVEL_4K, how, &had_d);
-		marks |= (u64)had_d << (i % 64);
-		if ((i % 64 == 63 || i == last) && marks) {
-			tdp_mark_dirty_mask(op->mmu, slot, gfn0 + (i & ~63u), marks);
-			marks = 0;
+		hi = (lo | 63) < last ? (lo | 63) : last;
+		for (i = lo; i <= hi; i++) {
+			u64 old = __atomic_load_n(&pt[i], __ATOMIC_RELAXED);
+			u64 new = (old & ~r.clr) | r.set;
+			bool had_d = false;
+
+			if (new == old)
+				continue;
+			if (r.fast && (old & r.fast_mask) == r.fast_mask) {
+				PT_ASSERT(tdp_rearm_can_store(op, slot, old, new));
+				__atomic_store_n(&pt[i], new, __ATOMIC_RELAXED);
+				marks |= (u64)((old & mark_mask) != 0) << (i % 64);
+				plain++;
+				continue;
+			}
+			if (!spte_is_present(old))
+				continue;
+			changed |= tdp_rearm_one(op, slot, &pt[i], gfn0 + i, TDP_LEVEL_4K, how,
+						 &had_d);
+			marks |= (u64)had_d << (i % 64);
 		}
+		if (marks)
+			tdp_mark_dirty_mask(op->mmu, slot, gfn0 + (lo & ~63u), marks);
+	}
+	if (plain) {
+		changed = true;
+		op->flush = true;
+		op->rearm_plain += plain;
 	}
 	tdp_iter_skip_to_index(iter, last);
 	tdp_op_charge(op, last - first);
@@ -555,6 +673,9 @@ static bool tdp_collapse_range(struct tdp_mmu *mmu, const struct tdp_memslot *sl
 	tdp_mmu_assert_mgmt(mmu);
 	PT_ASSERT(!tdp_slot_is_logging(slot));
 	tdp_op_init(&op, mmu, slot->as_id, false, true);
+	/* Each table collapsed lies inside this slot (tdp_slot_max_level), which
+	 * no longer logs: no funnel rule reads the final A/D of its leaves. */
+	op.removed_final_ad = false;
 	tdp_op_lock(&op);
 	tdp_root_set_get(mmu, slot->as_id, &set);
 	for (i = 0; i < set.n; i++)

@@ -16,7 +16,7 @@
 u32 tdp_mmu_pml_drain(struct tdp_mmu *mmu, unsigned int as_id, const u64 *pml_buf, u16 *pml_index)
 {
 	const struct tdp_memslot *slot = NULL;
-	u32 first, i, n = 0, dropped = 0;
+	u32 first, i, n = 0, dropped = 0, marked = 0;
 
 	if (!pml_buf || !pml_index)
 		return 0;
@@ -34,13 +34,14 @@ u32 tdp_mmu_pml_drain(struct tdp_mmu *mmu, unsigned int as_id, const u64 *pml_bu
 				dropped++;
 				continue;
 			}
-			tdp_mark_dirty_range(mmu, slot, gfn, 1);
+			marked += tdp_mark_dirty_one(slot, gfn);
 		}
 		pt_read_unlock(&mmu->mmu_lock);
 	}
 	*pml_index = TDP_PML_ENTRIES - 1;
 	tdp_stat_add(mmu, pml_entries, n);
 	tdp_stat_add(mmu, pml_dropped, dropped);
+	tdp_stat_add(mmu, dirty_marked, marked);
 	if (dropped)
 		tdp_mmu_log(mmu, MMU_LOG_DEBUG, "tdp_mmu: PML entries outside logged slots",
 			    dropped, as_id);

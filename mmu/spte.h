@@ -222,6 +222,30 @@ static inline bool spte_hw_dirty(const struct spte_format *f, u64 spte)
 	return f->has_ad && (spte & f->dirty_mask) != 0;
 }
 
+/*
+ * The bits the processor may set in the present leaf @spte at any moment, on
+ * its own: A while clear (any access), D while clear on a writable leaf (a
+ * write); nothing in a format without A/D. The processor's update is a locked
+ * OR of these bits (Intel SDM Vol. 3C 29.3.5 "Accessed and Dirty Flags for
+ * EPT"; AMD APM Vol. 2 5.4 "Page-Translation-Table Entry Fields" for the
+ * nested tables). So a new value that already has every one of them set loses
+ * nothing to the processor when written with a plain store: whichever comes
+ * first, the entry ends as the new value. Any other change needs a cmpxchg on
+ * the snapshot (KVM: spte_has_volatile_bits).
+ */
+static inline u64 spte_hw_settable(const struct spte_format *f, u64 spte)
+{
+	u64 bits = 0;
+
+	if (!f->has_ad)
+		return 0;
+	if (!(spte & f->accessed_mask))
+		bits |= f->accessed_mask;
+	if ((spte & f->writable_mask) && !(spte & f->dirty_mask))
+		bits |= f->dirty_mask;
+	return bits;
+}
+
 static inline hpa_t spte_to_hpa(const struct spte_format *f, u64 spte)
 {
 	return spte & f->pa_mask;

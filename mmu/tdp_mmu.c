@@ -29,9 +29,10 @@
  *   is walking it. vCPU paths never take it.
  * roots_lock (spinlock, inside mmu_lock or alone) protects roots[] and the
  *   reference counts.
- * Long walks let go of mmu_lock every yield_every entries (tdp_op_cond_yield)
- * after flushing what they owe, holding a reference on the root they walk,
- * and restart from the root at the first unhandled GFN.
+ * Long walks check every yield_every entries (tdp_op_cond_yield) and let go
+ * of mmu_lock (always when held for write; for read only when a writer waits,
+ * pt_rwlock_needbreak), after freeing what they detached, holding a reference
+ * on the root they walk, and restart from the root at the first unhandled GFN.
  *
  * The platform's flush_tlbs must not wait for a vCPU that is inside the
  * hypervisor (it may be spinning on mmu_lock): such a vCPU flushes before its
@@ -89,6 +90,7 @@ void tdp_op_init(struct tdp_op *op, struct tdp_mmu *mmu, unsigned int as_id, boo
 	    .as_id = as_id,
 	    .shared = shared,
 	    .record_dirty = record_dirty,
+	    .removed_final_ad = true,
 	    .budget = mmu->yield_every,
 	};
 }
@@ -105,6 +107,11 @@ void tdp_op_unlock(struct tdp_op *op)
 {
 	/* Nothing detached may outlive the lock: a flush and free come first. */
 	PT_ASSERT(op->free.count == 0);
+	if (op->rearm_plain)
+		tdp_stat_add(op->mmu, rearm_plain, op->rearm_plain);
+	if (op->rearm_atomic)
+		tdp_stat_add(op->mmu, rearm_atomic, op->rearm_atomic);
+	op->rearm_plain = op->rearm_atomic = 0;
 	if (op->shared)
 		pt_read_unlock(&op->mmu->mmu_lock);
 	else
@@ -147,6 +154,12 @@ bool tdp_op_cond_yield(struct tdp_op *op, struct tdp_iter *iter)
 	}
 	if (iter && !tdp_iter_can_yield(iter))
 		return false;
+	/* Readers keep out only writers, and a waiting writer says so; a
+	 * writer's own waiters (readers) cannot, so it always lets go. */
+	if (op->shared && !mmu->yield_uncontended && !pt_rwlock_needbreak(&mmu->mmu_lock)) {
+		op->budget = mmu->yield_every ? mmu->yield_every - 1 : 0;
+		return false;
+	}
 	/* Detached tables must not outlive the lock (a writer's next pass could
 	 * not tell them from live ones): flush and free them first. A pending
 	 * flush for changed entries is only owed to whoever hands out a
@@ -254,6 +267,23 @@ static void handle_removed_pt(struct tdp_op *op, u64 *pt, hpa_t hpa, int level, 
 		if (i == SPTE_ENT_PER_PAGE) {
 			tdp_free_list_add(op, stack[depth].pt, stack[depth].hpa);
 			depth--;
+			continue;
+		}
+		if (lvl == TDP_LEVEL_4K && !op->removed_final_ad) {
+			/* Nothing reads the leaves' final A/D: count them as they
+			 * are, leave the entries (the CPU may still walk the
+			 * table until the flush; the allocator hands pages out
+			 * zeroed, so they need no clearing either). */
+			const u64 *pt4 = stack[depth].pt;
+
+			for (; i < SPTE_ENT_PER_PAGE; i++) {
+				old = __atomic_load_n(&pt4[i], __ATOMIC_RELAXED);
+				if (!spte_is_present(old))
+					continue;
+				removed[lvl]++;
+				accessed += f->has_ad && (old & f->accessed_mask);
+			}
+			stack[depth].idx = SPTE_ENT_PER_PAGE;
 			continue;
 		}
 		stack[depth].idx++;
@@ -386,8 +416,17 @@ int tdp_mmu_split_huge_page(struct tdp_op *op, struct tdp_iter *iter)
 		/* Children carry the huge leaf's W, A and D: the translation is
 		 * unchanged, so no flush, and no dirty state is lost. Filled
 		 * before the cmpxchg publishes the table (release). */
+		u64 child0 = spte_make_split_child(f, iter->old_spte, iter->level, 0);
+		u64 step = tdp_pages_per_level(iter->level - 1) << PAGE_SHIFT;
+
+		/* Child i = child 0 + i frames of its size: the huge frame is
+		 * aligned to the whole range, so the sum never carries out of
+		 * the address bits (spte_make_split_child, checked in tests). */
 		for (i = 0; i < SPTE_ENT_PER_PAGE; i++)
-			pt[i] = spte_make_split_child(f, iter->old_spte, iter->level, i);
+			pt[i] = child0 + (u64)i * step;
+		PT_ASSERT(pt[SPTE_ENT_PER_PAGE - 1] ==
+			  spte_make_split_child(f, iter->old_spte, iter->level,
+						SPTE_ENT_PER_PAGE - 1));
 		if (tdp_mmu_set_spte_atomic(op, iter, spte_make_nonleaf(f, hpa))) {
 			tdp_stat_add(mmu, leaves[iter->level - 1], SPTE_ENT_PER_PAGE);
 			tdp_stat_add(mmu, splits, 1);

@@ -140,6 +140,8 @@ struct tdp_mmu_stats {
 	u64 flushes;	      /* tdp_mmu_flush_remote_tlbs calls */
 	u64 yields;	      /* walks that let go of the lock */
 	u64 cmpxchg_retries;  /* atomic updates that lost a race and retried */
+	u64 rearm_plain;      /* dirty-log re-arms done with a plain store */
+	u64 rearm_atomic;     /* ...and with a cmpxchg (the CPU could set A/D meanwhile) */
 };
 
 struct tdp_mmu {
@@ -148,7 +150,11 @@ struct tdp_mmu {
 	pt_rwlock_t mmu_lock;
 	pt_spinlock_t roots_lock; /* roots[] membership; nests inside mmu_lock */
 	pt_spinlock_t mgmt_lock;  /* serializes management operations; outside mmu_lock */
-	u32 yield_every;	  /* entries a walk visits between yields (>= 1) */
+	u32 yield_every;	  /* entries a walk visits between yield checks (>= 1) */
+	/* A walk under the read lock yields at a check only if a writer waits
+	 * (as KVM's rwlock_needbreak): nothing else is kept out by a reader.
+	 * Tests set this to yield at every check and so exercise restarts. */
+	bool yield_uncontended;
 	struct tdp_mmu_root roots[TDP_MMU_MAX_ROOTS];
 	struct tdp_memslot slots[TDP_MMU_MAX_MEMSLOTS];
 	/* Per address space: ids of the slots in use, sorted by base_gfn. Changed

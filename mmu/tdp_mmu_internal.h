@@ -49,7 +49,14 @@ struct tdp_op {
 	bool shared;	   /* mmu_lock held for read: every change by cmpxchg */
 	bool record_dirty; /* the funnel marks pages dirty (false in harvest passes) */
 	bool flush;	   /* an entry changed since the last flush */
+	/* Detached tables are emptied with xchg so the funnel sees each leaf's
+	 * final A/D (the CPU may set them until the flush). False only where
+	 * no rule reads them: collapsing a slot that no longer logs. */
+	bool removed_final_ad;
 	u32 budget;	   /* entries left before the next yield */
+	/* Leaf re-arms by plain store / by cmpxchg, added to the shared stats
+	 * when the lock is let go (not one atomic add per entry). */
+	u64 rearm_plain, rearm_atomic;
 	struct tdp_free_list free;
 };
 
@@ -145,6 +152,24 @@ int tdp_slot_max_level(struct tdp_mmu *mmu, const struct tdp_memslot *slot, gfn_
 /* Set the bits of [gfn, gfn + npages) ∩ slot (atomic OR per word). */
 void tdp_mark_dirty_range(struct tdp_mmu *mmu, const struct tdp_memslot *slot, gfn_t gfn,
 			  u64 npages);
+
+/*
+ * Set the bit of page @gfn of @slot (in the slot, logging); returns 1 for the
+ * caller's count (stats.dirty_marked, added once per batch). A bit already
+ * set is left alone, without a locked OR: whichever harvest takes it comes
+ * after this read in the word's modification order, so after the write this
+ * mark stands for, exactly as if the OR had been done now.
+ */
+static inline u32 tdp_mark_dirty_one(const struct tdp_memslot *slot, gfn_t gfn)
+{
+	u64 rel = gfn - slot->base_gfn, bit = 1ull << (rel % 64);
+	u64 *word = &slot->dirty_bitmap[rel / 64];
+
+	PT_ASSERT(gfn >= slot->base_gfn && gfn < tdp_slot_end(slot) && slot->dirty_bitmap);
+	if (!(__atomic_load_n(word, __ATOMIC_RELAXED) & bit))
+		__atomic_fetch_or(word, bit, __ATOMIC_RELEASE);
+	return 1;
+}
 
 /* Set the bits of the pages gfn + i for each bit i of @mask, clipped to the
  * slot (at most two atomic ORs). */

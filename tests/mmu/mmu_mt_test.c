@@ -258,6 +258,7 @@ static void run(enum spte_format_kind kind, enum tdp_dirty_mode m, bool man, con
 		goto out;
 	}
 	mmu.yield_every = 97; /* long passes let go of the lock often */
+	mmu.yield_uncontended = true;
 	slot = tdp_mmu_set_memslot(&mmu, AS, BASE, NPAGES, BASE, &a, 0);
 	if (slot < 0 || tdp_mmu_map_range(&mmu, AS, BASE, NPAGES, &flush) ||
 	    tdp_mmu_enable_dirty_logging(&mmu, slot, m, man ? TDP_LOG_MANUAL_PROTECT : 0, bitmap,

@@ -701,6 +701,84 @@ static void test_dbit(enum spte_format_kind kind)
 
 /* D-bit harvest marks 64 pages per OR: check bit positions on a slot whose
  * base is not 64-aligned and whose end is ragged. */
+/*
+ * Which re-arms are plain stores and which are cmpxchg (tdp_rearm_can_store):
+ * the rule that keeps a pass from losing an A/D update of the processor.
+ */
+static void rearm_counts(struct env *e, u64 *plain, u64 *atomic)
+{
+	struct tdp_mmu_stats st;
+
+	tdp_mmu_get_stats(&e->mmu, &st);
+	*plain = st.rearm_plain;
+	*atomic = st.rearm_atomic;
+}
+
+static void test_plain_store_rule(void)
+{
+	struct env e;
+	bool flush;
+	int id;
+	u64 p0, a0, p1, a1, i;
+	const u64 n = LOG_PAGES;
+
+	id = log_setup(&e, SPTE_FMT_NPT, &ram_2m);
+	CHECK(tdp_mmu_enable_dirty_logging(&e.mmu, id, TDP_DIRTY_DBIT, 0, bitmap, &flush) == MMU_OK,
+	      "enable dbit");
+	flushed(&e, flush);
+	/* Never accessed (A clear): the CPU may set A, and D, at any moment. */
+	rearm_counts(&e, &p0, &a0);
+	CHECK(flushed(&e, tdp_mmu_set_dirty_slot(&e.mmu, id)), "set D");
+	rearm_counts(&e, &p1, &a1);
+	CHECK(p1 - p0 == n && a1 == a0, "set D on writable leaves: plain (%llu plain, %llu atomic)",
+	      (unsigned long long)(p1 - p0), (unsigned long long)(a1 - a0));
+	for (i = 0; i < n; i++)
+		CHECK((leaf_of(&e, LOG_BASE + i, NULL) & (e.fmt.accessed_mask | e.fmt.dirty_mask)) ==
+			  (e.fmt.accessed_mask | e.fmt.dirty_mask),
+		      "set D also sets A (gfn +%llu)", (unsigned long long)i);
+	/* A and D set: nothing volatile, plain. */
+	rearm_counts(&e, &p0, &a0);
+	CHECK(flushed(&e, tdp_mmu_clear_dirty_slot(&e.mmu, id)), "clear D");
+	rearm_counts(&e, &p1, &a1);
+	CHECK(p1 - p0 == n && a1 == a0, "clear D with A/D set: plain");
+	/* Clean and writable in DBIT mode: D is the log, the CPU may set it. */
+	rearm_counts(&e, &p0, &a0);
+	CHECK(flushed(&e, tdp_mmu_wrprot_slot(&e.mmu, id, TDP_LEVEL_4K)), "wrprot");
+	rearm_counts(&e, &p1, &a1);
+	CHECK(a1 - a0 == n && p1 == p0, "wrprot of clean writable leaves in DBIT mode: cmpxchg");
+	CHECK(tdp_mmu_disable_dirty_logging(&e.mmu, id, &flush) == MMU_OK, "disable");
+	flushed(&e, flush);
+
+	/* WP mode: D is not the log, so a clean writable leaf with A set is
+	 * write-protected plainly; one with A clear is not. The slot is back
+	 * to two 2 MiB leaves and 100 4 KiB ones: age them all (A clear), then
+	 * one write to the first 2 MiB leaf sets its A and D. */
+	flushed(&e, false);
+	tdp_mmu_age_range(&e.mmu, AS, LOG_BASE, n, &flush);
+	flushed(&e, flush);
+	cpu_write(&e, LOG_BASE);
+	CHECK(flushed(&e, tdp_mmu_clear_dirty_slot(&e.mmu, id)), "clear D (not logging)");
+	rearm_counts(&e, &p0, &a0);
+	CHECK(tdp_mmu_enable_dirty_logging(&e.mmu, id, TDP_DIRTY_WP, 0, bitmap, &flush) == MMU_OK,
+	      "enable wp");
+	flushed(&e, flush);
+	rearm_counts(&e, &p1, &a1);
+	CHECK(p1 - p0 == 512 && a1 - a0 == n - 512,
+	      "WP: A set -> plain (%llu of 512), A clear -> cmpxchg (%llu of %llu)",
+	      (unsigned long long)(p1 - p0), (unsigned long long)(a1 - a0),
+	      (unsigned long long)(n - 512));
+	for (i = 0; i < n; i++)
+		CHECK(!spte_is_writable(&e.fmt, leaf_of(&e, LOG_BASE + i, NULL)),
+		      "every leaf write-protected (gfn +%llu)", (unsigned long long)i);
+	/* The funnel still marks each write fault. */
+	cpu_write(&e, LOG_BASE + 5);
+	get_log(&e, id, &flush);
+	CHECK(test_bit(out, 5) && popcount_bm(out, 18) == 1, "WP write reported");
+	CHECK(tdp_mmu_disable_dirty_logging(&e.mmu, id, &flush) == MMU_OK, "disable wp");
+	env_fini(&e);
+	test_report("dirty.plain_store_rule");
+}
+
 static void test_dbit_unaligned(void)
 {
 	struct env e;
@@ -906,6 +984,7 @@ static void test_split_collapse(void)
 	CHECK(st0.leaves[3] == 2 && st0.leaves[2] == 3, "2x1G + 3x2M");
 	pages_before = e.tp.live;
 	e.mmu.yield_every = 64; /* many batches */
+	e.mmu.yield_uncontended = true;
 	CHECK(tdp_mmu_enable_dirty_logging(&e.mmu, id, TDP_DIRTY_WP, 0, bm, &flush) == MMU_OK,
 	      "enable");
 	tdp_mmu_get_stats(&e.mmu, &st);
@@ -1044,8 +1123,10 @@ static void test_yield_equivalence(void)
 		u64 i;
 
 		id = log_setup(&e, SPTE_FMT_NPT, &ram_1g);
-		if (pass)
+		if (pass) {
 			e.mmu.yield_every = 1;
+			e.mmu.yield_uncontended = true;
+		}
 		tdp_mmu_enable_dirty_logging(&e.mmu, id, TDP_DIRTY_WP, 0, bitmap, &flush);
 		for (i = 0; i < LOG_PAGES; i += 7)
 			cpu_write(&e, LOG_BASE + i);
@@ -1096,6 +1177,7 @@ static void test_zap_during_yield(void)
 	for (i = 0; i < n; i++)
 		cpu_write(&e, LOG_BASE + i);
 	e.mmu.yield_every = 8;
+	e.mmu.yield_uncontended = true;
 	relax_env = &e;
 	e.tp.on_relax = zap_on_relax;
 	flushed(&e, tdp_mmu_wrprot_slot(&e.mmu, id, TDP_LEVEL_4K));
@@ -1222,6 +1304,7 @@ int main(void)
 	test_dbit(SPTE_FMT_EPT_AD);
 	test_dbit(SPTE_FMT_NPT);
 	test_dbit_unaligned();
+	test_plain_store_rule();
 	test_rearm_unaligned(TDP_DIRTY_WP, 0, "dirty.wp.unaligned_slot_rearm");
 	test_rearm_unaligned(TDP_DIRTY_WP, TDP_LOG_MANUAL_PROTECT, "dirty.wp.unaligned_slot_clear");
 	test_rearm_unaligned(TDP_DIRTY_DBIT, TDP_LOG_MANUAL_PROTECT,

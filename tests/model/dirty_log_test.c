@@ -908,6 +908,7 @@ static bool run_group(const struct cfg *c, const char *prefix, bool expect_loss)
 	}
 	/* Small batches: many yields and restarts of long walks (fewer on the
 	 * 1 GiB slot, whose passes visit 263k entries per harvest). */
+	t->mmu.yield_uncontended = true;
 	if (c->yield_every)
 		t->mmu.yield_every = c->yield_every;
 	else if (c->size_level == 3)
