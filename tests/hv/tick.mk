@@ -1,0 +1,9 @@
+# Host unit test of the management tick's logic (issue 4 item 3): ACPI table removal
+# (hv/acpi.c) and HPET comparator picking, programming and tick claiming (drivers/hpet.c)
+# on in-memory images. ASan+UBSan.
+TICK_UNIT_SRCS := tests/hv/tick_unit_test.c hv/acpi.c drivers/hpet.c
+
+$(BUILD)/hv/tick_unit_test: $(TICK_UNIT_SRCS) hv/acpi.h drivers/hpet.h $(wildcard include/pt/*.h)
+	@mkdir -p $(@D)
+	$(Q)$(HOST_CC) $(HOST_CFLAGS) $(SAN_CFLAGS) $(TICK_UNIT_SRCS) -o $@
+HOST_TESTS += $(BUILD)/hv/tick_unit_test

@@ -1,0 +1,308 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Host unit tests (ASan+UBSan) for the management tick's logic that needs no
+ * CPU (issue 4 item 3): hv/acpi.c finding and removing the HPET table from
+ * in-memory RSDP/XSDT/RSDT images, and drivers/hpet.c picking, programming
+ * and claiming ticks on a register block that is plain memory.
+ * Prints "ok NAME" / "not ok NAME reason" lines for tests/run.sh.
+ */
+#include "drivers/hpet.h"
+#include "hv/acpi.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+static int failed;
+
+#define CHECK(name, cond, ...)                                                                     \
+	do {                                                                                       \
+		if (cond) {                                                                        \
+			printf("ok %s\n", name);                                                   \
+		} else {                                                                           \
+			printf("not ok %s ", name);                                                \
+			printf(__VA_ARGS__);                                                       \
+			printf("\n");                                                              \
+			failed++;                                                                  \
+		}                                                                                  \
+	} while (0)
+
+/* ---- ACPI images ---- */
+
+static u8 sum(const u8 *p, u32 n)
+{
+	u8 s = 0;
+
+	while (n--)
+		s = (u8)(s + *p++);
+	return s;
+}
+
+static void put32(u8 *p, u32 v)
+{
+	memcpy(p, &v, 4);
+}
+
+static void put64(u8 *p, u64 v)
+{
+	memcpy(p, &v, 8);
+}
+
+static u32 get32(const u8 *p)
+{
+	u32 v;
+
+	memcpy(&v, p, 4);
+	return v;
+}
+
+static u64 get64(const u8 *p)
+{
+	u64 v;
+
+	memcpy(&v, p, 8);
+	return v;
+}
+
+/* A description table header of `len` bytes with a good checksum (body already filled). */
+static void sdt_seal(u8 *t, const char *sig, u32 len)
+{
+	memcpy(t, sig, 4);
+	put32(t + 4, len);
+	t[8] = 1;
+	t[9] = 0;
+	t[9] = (u8)(0 - sum(t, len));
+}
+
+struct acpi_image {
+	u8 rsdp[36];
+	u8 xsdt[36 + 8 * 4];
+	u8 rsdt[36 + 4 * 4];
+	u8 facp[36], apic[44], hpet[56], bad[56];
+};
+
+/* Below 4 GiB (MAP_32BIT), zeroed: RSDT entries are 32-bit physical addresses. */
+static struct acpi_image *acpi_image_new(void)
+{
+	struct acpi_image *a = mmap(NULL, sizeof(*a), PROT_READ | PROT_WRITE,
+				    MAP_PRIVATE | MAP_ANONYMOUS | MAP_32BIT, -1, 0);
+	u64 tables[3];
+
+	if (a == MAP_FAILED) {
+		perror("mmap MAP_32BIT");
+		exit(1);
+	}
+
+	sdt_seal(a->facp, "FACP", sizeof(a->facp));
+	sdt_seal(a->apic, "APIC", sizeof(a->apic));
+	a->hpet[40] = 0; /* GAS: system memory */
+	put64(a->hpet + 44, 0xfed00000ull);
+	sdt_seal(a->hpet, "HPET", sizeof(a->hpet));
+	tables[0] = (u64)(uintptr_t)a->facp;
+	tables[1] = (u64)(uintptr_t)a->hpet;
+	tables[2] = (u64)(uintptr_t)a->apic;
+	for (int i = 0; i < 3; i++)
+		put64(a->xsdt + 36 + 8 * i, tables[i]);
+	sdt_seal(a->xsdt, "XSDT", 36 + 8 * 3);
+	memcpy(a->rsdp, "RSD PTR ", 8);
+	a->rsdp[15] = 2;
+	put32(a->rsdp + 16, 0); /* no RSDT unless the test adds one */
+	put32(a->rsdp + 20, 36);
+	put64(a->rsdp + 24, (u64)(uintptr_t)a->xsdt);
+	a->rsdp[8] = (u8)(0 - sum(a->rsdp, 20));
+	a->rsdp[32] = (u8)(0 - sum(a->rsdp, 36));
+	return a;
+}
+
+static void test_acpi(void)
+{
+	struct acpi_image *a = acpi_image_new();
+	u64 rsdp = (u64)(uintptr_t)a->rsdp, base = 0;
+	u8 before[sizeof(a->xsdt)];
+	int r;
+
+	CHECK("acpi.find_hpet", acpi_find_table(rsdp, "HPET") == (u64)(uintptr_t)a->hpet,
+	      "found 0x%llx", (unsigned long long)acpi_find_table(rsdp, "HPET"));
+	CHECK("acpi.hpet_base",
+	      acpi_hpet_base(acpi_find_table(rsdp, "HPET"), &base) == 0 && base == 0xfed00000ull,
+	      "base 0x%llx", (unsigned long long)base);
+	CHECK("acpi.find_missing", acpi_find_table(rsdp, "MCFG") == 0, "found a table not there");
+
+	r = acpi_remove_table(rsdp, "HPET");
+	CHECK("acpi.remove_count", r == 1, "removed %d", r);
+	CHECK("acpi.xsdt_length", get32(a->xsdt + 4) == 36 + 16, "length %u", get32(a->xsdt + 4));
+	CHECK("acpi.xsdt_checksum", sum(a->xsdt, get32(a->xsdt + 4)) == 0, "bad checksum");
+	CHECK("acpi.xsdt_order_kept",
+	      get64(a->xsdt + 36) == (u64)(uintptr_t)a->facp &&
+		  get64(a->xsdt + 44) == (u64)(uintptr_t)a->apic,
+	      "entries not FACP, APIC");
+	CHECK("acpi.tail_cleared", get64(a->xsdt + 52) == 0, "stale entry after the end");
+	CHECK("acpi.gone", acpi_find_table(rsdp, "HPET") == 0, "HPET still found");
+	CHECK("acpi.others_found", acpi_find_table(rsdp, "APIC") == (u64)(uintptr_t)a->apic,
+	      "APIC lost");
+	r = acpi_remove_table(rsdp, "HPET");
+	CHECK("acpi.remove_again_zero", r == 0, "removed %d", r);
+
+	/* A table with the right signature but a bad checksum is not believed. */
+	munmap(a, sizeof(*a));
+	a = acpi_image_new();
+	rsdp = (u64)(uintptr_t)a->rsdp;
+	a->hpet[20] ^= 0x55;
+	CHECK("acpi.bad_table_ignored", acpi_find_table(rsdp, "HPET") == 0, "corrupt HPET found");
+
+	/* A bad RSDP checksum: nothing is read, nothing changes. */
+	munmap(a, sizeof(*a));
+	a = acpi_image_new();
+	rsdp = (u64)(uintptr_t)a->rsdp;
+	a->rsdp[9] ^= 1;
+	memcpy(before, a->xsdt, sizeof(before));
+	r = acpi_remove_table(rsdp, "HPET");
+	CHECK("acpi.bad_rsdp_refused", r == -1 && !memcmp(before, a->xsdt, sizeof(before)),
+	      "returned %d, XSDT %s", r,
+	      memcmp(before, a->xsdt, sizeof(before)) ? "changed" : "same");
+	CHECK("acpi.no_rsdp", acpi_find_table(0, "HPET") == 0 && acpi_remove_table(0, "HPET") == -1,
+	      "RSDP 0 accepted");
+
+	/* An RSDT (ACPI 1.0) is edited too when its entries fit 32 bits. */
+	munmap(a, sizeof(*a));
+	a = acpi_image_new();
+	{
+		put32(a->rsdt + 36, (u32)(uintptr_t)a->hpet);
+		put32(a->rsdt + 40, (u32)(uintptr_t)a->apic);
+		sdt_seal(a->rsdt, "RSDT", 44);
+		put32(a->rsdp + 16, (u32)(uintptr_t)a->rsdt);
+		a->rsdp[8] = 0;
+		a->rsdp[8] = (u8)(0 - sum(a->rsdp, 20));
+		a->rsdp[32] = 0;
+		a->rsdp[32] = (u8)(0 - sum(a->rsdp, 36));
+		r = acpi_remove_table((u64)(uintptr_t)a->rsdp, "HPET");
+		CHECK("acpi.rsdt_removed",
+		      r == 2 && get32(a->rsdt + 4) == 40 && sum(a->rsdt, 40) == 0 &&
+			  get32(a->rsdt + 36) == (u32)(uintptr_t)a->apic,
+		      "removed %d, RSDT length %u", r, get32(a->rsdt + 4));
+	}
+	munmap(a, sizeof(*a));
+}
+
+/* ---- HPET on a plain memory register block ---- */
+
+static _Alignas(8) u8 regs[HPET_MMIO_SIZE];
+
+static void reg_set(u32 off, u64 v)
+{
+	memcpy(regs + off, &v, 8);
+}
+
+static u64 reg_get(u32 off)
+{
+	u64 v;
+
+	memcpy(&v, regs + off, 8);
+	return v;
+}
+
+/* 3 comparators, 10 ns ticks; timer 2 can do FSB (and periodic when `periodic`). */
+static void hpet_fake(bool periodic, bool fsb)
+{
+	memset(regs, 0, sizeof(regs));
+	reg_set(HPET_GCAP_ID, (10000000ull << 32) | (0x8086ull << 16) | (2u << 8) | 1);
+	for (unsigned int n = 0; n < 3; n++)
+		reg_set(HPET_TN_CONF(n), HPET_TN_PER_INT_CAP);
+	reg_set(HPET_TN_CONF(2),
+		(periodic ? HPET_TN_PER_INT_CAP : 0) | (fsb ? HPET_TN_FSB_INT_DEL_CAP : 0));
+}
+
+static void test_hpet(void)
+{
+	struct hpet h;
+	const char *why = "";
+	u64 base = (u64)(uintptr_t)regs;
+	u32 period = 1000000, due;
+	int t;
+
+	hpet_fake(true, true);
+	CHECK("hpet.probe",
+	      hpet_probe(&h, base, &why) == 0 && h.nr_timers == 3 && h.period_fs == 10000000, "%s",
+	      why);
+	t = hpet_pick_fsb_timer(&h, &why);
+	CHECK("hpet.pick_fsb_periodic", t == 2 && h.periodic, "picked %d (%s)", t, why);
+
+	reg_set(HPET_MAIN_COUNTER, 0xffffff00u); /* the first tick is due after a 32-bit wrap */
+	hpet_tick_start(&h, period, 0xfee00000u, 0x400u);
+	CHECK("hpet.start_route", reg_get(HPET_TN_FSB_ROUTE(2)) == ((0xfee00000ull << 32) | 0x400u),
+	      "route 0x%llx", (unsigned long long)reg_get(HPET_TN_FSB_ROUTE(2)));
+	CHECK("hpet.start_conf",
+	      (reg_get(HPET_TN_CONF(2)) &
+	       (HPET_TN_32MODE_CNF | HPET_TN_FSB_EN_CNF | HPET_TN_TYPE_PERIODIC |
+		HPET_TN_INT_ENB_CNF | HPET_TN_INT_TYPE_LEVEL | HPET_TN_VAL_SET_CNF)) ==
+		  (HPET_TN_32MODE_CNF | HPET_TN_FSB_EN_CNF | HPET_TN_TYPE_PERIODIC |
+		   HPET_TN_INT_ENB_CNF),
+	      "conf 0x%llx", (unsigned long long)reg_get(HPET_TN_CONF(2)));
+	CHECK("hpet.start_counter_enabled", reg_get(HPET_GEN_CONF) & HPET_GEN_ENABLE_CNF,
+	      "main counter left stopped");
+	due = 0xffffff00u + period;
+	CHECK("hpet.first_due_wraps", h.expected == due, "expected 0x%x", h.expected);
+
+	reg_set(HPET_MAIN_COUNTER, 0xffffff80u);
+	CHECK("hpet.early_nmi_not_ours", !hpet_tick_claim(&h), "claimed before the first tick");
+	reg_set(HPET_MAIN_COUNTER, due);
+	CHECK("hpet.tick_at_match",
+	      hpet_tick_claim(&h) && h.ticks == 1 && h.expected == due + period,
+	      "ticks %llu expected 0x%x", (unsigned long long)h.ticks, h.expected);
+	reg_set(HPET_MAIN_COUNTER, due + 3);
+	CHECK("hpet.echo_claimed", hpet_tick_claim(&h) && h.echoes == 1 && h.ticks == 1,
+	      "echoes %llu", (unsigned long long)h.echoes);
+	reg_set(HPET_MAIN_COUNTER, due + period / 2);
+	CHECK("hpet.foreign_mid_period", !hpet_tick_claim(&h), "claimed a foreign NMI");
+	reg_set(HPET_MAIN_COUNTER, due + 3 * period + period / 2);
+	CHECK("hpet.missed_ticks_merge",
+	      hpet_tick_claim(&h) && h.ticks == 2 && h.expected == due + 4 * period &&
+		  h.last_due == due + 3 * period,
+	      "ticks %llu expected 0x%x last 0x%x", (unsigned long long)h.ticks, h.expected,
+	      h.last_due);
+
+	/* One-shot comparator: each claim re-arms it ahead of the counter. */
+	hpet_fake(false, true);
+	hpet_probe(&h, base, &why);
+	t = hpet_pick_fsb_timer(&h, &why);
+	CHECK("hpet.pick_one_shot", t == 2 && !h.periodic, "picked %d periodic %d", t, h.periodic);
+	reg_set(HPET_MAIN_COUNTER, 5000);
+	hpet_tick_start(&h, period, 0xfee00000u, 0x400u);
+	CHECK("hpet.one_shot_armed", (u32)reg_get(HPET_TN_COMPARATOR(2)) == 5000 + period,
+	      "comparator 0x%llx", (unsigned long long)reg_get(HPET_TN_COMPARATOR(2)));
+	reg_set(HPET_MAIN_COUNTER, 5000 + period + 77);
+	CHECK("hpet.one_shot_rearmed",
+	      hpet_tick_claim(&h) && (u32)reg_get(HPET_TN_COMPARATOR(2)) == 5000 + 2 * period + 77,
+	      "comparator 0x%llx", (unsigned long long)reg_get(HPET_TN_COMPARATOR(2)));
+	reg_set(HPET_MAIN_COUNTER, 5000 + period + 80);
+	CHECK("hpet.one_shot_no_echo_rule", !hpet_tick_claim(&h),
+	      "one-shot comparators fire once per arming: a second NMI is foreign");
+
+	/* Refusals. */
+	hpet_fake(true, false);
+	hpet_probe(&h, base, &why);
+	CHECK("hpet.no_fsb_refused", hpet_pick_fsb_timer(&h, &why) < 0 && strstr(why, "FSB"),
+	      "why: %s", why);
+	hpet_fake(true, true);
+	reg_set(HPET_TN_CONF(0), HPET_TN_PER_INT_CAP | HPET_TN_INT_ENB_CNF);
+	hpet_probe(&h, base, &why);
+	CHECK("hpet.in_use_refused", hpet_pick_fsb_timer(&h, &why) < 0 && strstr(why, "already"),
+	      "why: %s", why);
+	hpet_fake(true, true);
+	reg_set(HPET_GEN_CONF, HPET_GEN_LEG_RT_CNF);
+	reg_set(HPET_TN_CONF(2), 0);
+	reg_set(HPET_TN_CONF(1), HPET_TN_FSB_INT_DEL_CAP);
+	hpet_probe(&h, base, &why);
+	CHECK("hpet.legacy_route_skips_0_1", hpet_pick_fsb_timer(&h, &why) < 0,
+	      "took timer 1 under legacy replacement routing");
+	memset(regs, 0xff, sizeof(regs));
+	CHECK("hpet.all_ones_refused", hpet_probe(&h, base, &why) < 0, "probed an absent HPET");
+}
+
+int main(void)
+{
+	test_acpi();
+	test_hpet();
+	return failed ? 1 : 0;
+}
