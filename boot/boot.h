@@ -24,9 +24,10 @@ void *boot_in_copy(const struct hv_boot_info *bi, void *sym);
 int boot_copy_memory_map(struct hv_boot_info *bi);
 
 struct boot_cmdline {
-	bool no_mgmt_tick;  /* --no-mgmt-tick */
-	CHAR16 *path;	    /* next program, or NULL */
-	CHAR16 *child_opts; /* "PATH ARGS...", its LoadOptions */
+	bool no_mgmt_tick;   /* --no-mgmt-tick */
+	u64 mgmt_step_pages; /* --mgmt-step-pages N, 0 without it */
+	CHAR16 *path;	     /* next program, or NULL */
+	CHAR16 *child_opts;  /* "PATH ARGS...", its LoadOptions */
 	UINT32 child_opts_size;
 };
 

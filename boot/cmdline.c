@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Command line and chaining (syntax in boot/efi_main.c):
- *     pagetrail.efi [--no-mgmt-tick] [--] [PATH [ARGS...]]
+ *     pagetrail.efi [--no-mgmt-tick] [--mgmt-step-pages N] [--] [PATH [ARGS...]]
  * LoadOptions are UCS-2, argv[0] first (as the UEFI shell and the test
  * loader pass them). A boot manager entry may pass binary optional data
  * instead: anything that is not printable text is ignored.
@@ -13,6 +13,27 @@
 static bool is_space(CHAR16 c)
 {
 	return c == L' ' || c == L'\t';
+}
+
+/*
+ * A decimal number token at opt[*i..] (ending at a space or len) into *out;
+ * *i moves past it. False (nothing consumed) if it is not one or overflows.
+ */
+static bool parse_u64(const CHAR16 *opt, UINTN *i, UINTN len, u64 *out)
+{
+	UINTN k = *i;
+	u64 v = 0;
+
+	for (; k < len && !is_space(opt[k]); k++) {
+		if (opt[k] < L'0' || opt[k] > L'9' || v > (~0ull - 9) / 10)
+			return false;
+		v = v * 10 + (u64)(opt[k] - L'0');
+	}
+	if (k == *i)
+		return false;
+	*out = v;
+	*i = k;
+	return true;
 }
 
 /* The token at opt[i..] (ending at a space or len) is exactly `word`. */
@@ -33,6 +54,7 @@ int boot_parse_cmdline(EFI_LOADED_IMAGE *li, struct boot_cmdline *cmd)
 	CHAR16 *copy;
 
 	cmd->no_mgmt_tick = false;
+	cmd->mgmt_step_pages = 0;
 	cmd->path = NULL;
 	cmd->child_opts = NULL;
 	cmd->child_opts_size = 0;
@@ -65,6 +87,17 @@ int boot_parse_cmdline(EFI_LOADED_IMAGE *li, struct boot_cmdline *cmd)
 			i += sizeof("--no-mgmt-tick") - 1;
 			continue;
 		}
+		if (token_is(opt, i, len, "--mgmt-step-pages")) {
+			i += sizeof("--mgmt-step-pages") - 1;
+			while (i < len && is_space(opt[i]))
+				i++;
+			if (!parse_u64(opt, &i, len, &cmd->mgmt_step_pages) ||
+			    !cmd->mgmt_step_pages) {
+				hv_log("boot: --mgmt-step-pages wants a number of pages above 0");
+				return -1;
+			}
+			continue;
+		}
 		{
 			char bad[32];
 			UINTN k;
@@ -73,7 +106,8 @@ int boot_parse_cmdline(EFI_LOADED_IMAGE *li, struct boot_cmdline *cmd)
 			     k++)
 				bad[k] = (char)opt[i + k];
 			bad[k] = 0;
-			hv_log("boot: unknown option %s (pagetrail.efi [--no-mgmt-tick] [--] "
+			hv_log("boot: unknown option %s (pagetrail.efi [--no-mgmt-tick] "
+			       "[--mgmt-step-pages N] [--] "
 			       "[PATH [ARGS...]])",
 			       bad);
 		}

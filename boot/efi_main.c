@@ -5,7 +5,7 @@
  * Invocation (UEFI shell, or LoadOptions set by a loader, shell-style with
  * argv[0] first):
  *
- *     pagetrail.efi [--no-mgmt-tick] [--] [PATH [ARGS...]]
+ *     pagetrail.efi [--no-mgmt-tick] [--mgmt-step-pages N] [--] [PATH [ARGS...]]
  *
  * pagetrail.efi virtualizes the CPU it runs on; the firmware continues as its
  * guest. Without PATH it then returns EFI_SUCCESS to its caller. With PATH
@@ -14,7 +14,10 @@
  * "PATH ARGS..." (argv[0] first, as the shell does), and returns its status.
  * --no-mgmt-tick: on SVM, take no HPET for the management tick (docs/hv.md
  * "How the hypervisor gets control"; the negative control of
- * tests/qemu/test_irqoff.sh).
+ * tests/qemu/test_irqoff.sh). --mgmt-step-pages N: long management commands
+ * (dirty start/stop/get/clear) do at most N pages of nested-table work per
+ * exit (default 2^18; docs/protocol.md "Long commands"; tests use small N to
+ * make every command take many steps).
  *
  * Steps: allocate the hidden pool (EfiReservedMemoryType, see hv/boot.h),
  * copy this image into it and relocate the copy (boot/reloc.c), copy the
@@ -136,6 +139,7 @@ static EFI_STATUS boot_virtualize(EFI_HANDLE image, EFI_LOADED_IMAGE *li,
 	bi->nr_cpus = boot_count_cpus();
 	bi->acpi_rsdp = boot_find_rsdp();
 	bi->flags = cmd->no_mgmt_tick ? HV_BOOT_NO_MGMT_TICK : 0;
+	bi->mgmt_step_pages = cmd->mgmt_step_pages;
 	if (boot_copy_memory_map(bi)) {
 		BS->FreePages(pool, pool_size / PAGE_SIZE);
 		return EFI_BUFFER_TOO_SMALL;
@@ -169,7 +173,8 @@ EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *systab)
 	}
 	boot_image_init(li);
 	if (boot_parse_cmdline(li, &cmd)) {
-		Print(L"usage: pagetrail.efi [--no-mgmt-tick] [--] [PATH [ARGS...]]\n");
+		Print(L"usage: pagetrail.efi [--no-mgmt-tick] [--mgmt-step-pages N] [--] "
+		      L"[PATH [ARGS...]]\n");
 		return EFI_INVALID_PARAMETER;
 	}
 

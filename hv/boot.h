@@ -60,8 +60,9 @@ struct hv_boot_info {
 	u32 nr_ranges;
 	struct hv_takeover takeover;
 	struct hv_mem_range ranges[HV_MAX_MEM_RANGES];
-	u64 acpi_rsdp; /* physical address of the ACPI RSDP (EFI configuration table), or 0 */
-	u64 flags;     /* HV_BOOT_* */
+	u64 acpi_rsdp;	     /* physical address of the ACPI RSDP (EFI configuration table), or 0 */
+	u64 flags;	     /* HV_BOOT_* */
+	u64 mgmt_step_pages; /* --mgmt-step-pages N: pages of work per poll; 0: the default */
 };
 
 /* Entry points boot/ calls in the relocated copy (hv/hv.c). */

@@ -654,6 +654,9 @@ int hv_control_init(void)
 		hv_log("management port: mgmt_init failed: %d", rc);
 		return -1;
 	}
+	if (hv.bi->mgmt_step_pages)
+		mgmt_set_step_pages(&ctl.mgmt, hv.bi->mgmt_step_pages);
+	hv_log("management: long commands in steps of %lu pages", ctl.mgmt.step_pages);
 	ctl.up = true;
 	hv_log("management port: up on COM2 (0x%x)", UART_COM2_BASE);
 	return 0;
