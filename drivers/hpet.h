@@ -37,6 +37,7 @@
 #define HPET_TN_INT_ENB_CNF	BIT_ULL(2)
 #define HPET_TN_TYPE_PERIODIC	BIT_ULL(3)
 #define HPET_TN_PER_INT_CAP	BIT_ULL(4)
+#define HPET_TN_SIZE_CAP	BIT_ULL(5) /* 64-bit comparator */
 #define HPET_TN_VAL_SET_CNF	BIT_ULL(6)
 #define HPET_TN_32MODE_CNF	BIT_ULL(8)
 #define HPET_TN_INT_ROUTE_MASK	GENMASK_ULL(13, 9)
@@ -48,11 +49,16 @@
 #define HPET_TN_FSB_ROUTE(n) (0x110u + 0x20u * (n))
 
 /*
- * QEMU 7.2's periodic comparator fires twice when its timer callback runs
- * exactly at the match (hw/timer/hpet.c hpet_timer: the comparator advances
- * only once the counter is strictly past it, and a zero distance is re-armed
- * as one tick): the second NMI follows within a counter tick or so. NMIs
- * that close (1/4 period) after a claimed tick count as that tick.
+ * Periodic mode only (used when no 64-bit comparator can deliver through
+ * FSB): QEMU 7.2's periodic comparator fires twice when its timer callback
+ * runs exactly at the match (hw/timer/hpet.c hpet_timer: the comparator
+ * advances only once the counter is strictly past it, and a zero distance
+ * is re-armed as one tick). The second NMI is raised a counter tick later
+ * but reaches the host whenever the guest next runs, which can be
+ * milliseconds later (seen: 2.9-8.3 ms during dirty-log harvests): NMIs
+ * that arrive within 1/4 period of a claimed tick count as that tick. This
+ * is why a 64-bit one-shot comparator, which fires once per arming, is
+ * preferred.
  */
 #define HPET_ECHO_FRACTION 4
 
@@ -63,14 +69,26 @@ struct hpet {
 	volatile u8 *regs; /* identity-mapped MMIO (host and firmware page tables alike) */
 	u64 period_fs;	   /* femtoseconds per main counter tick */
 	unsigned int nr_timers;
-	int timer;	  /* the comparator the hypervisor owns, -1 while none */
-	bool periodic;	  /* it runs in periodic mode (else re-armed one-shot) */
+	int timer; /* the comparator the hypervisor owns, -1 while none */
+	/*
+	 * false: 64-bit one-shot, re-armed on each tick (preferred: one NMI
+	 * per arming). true: 32-bit periodic, compared on the low 32 bits.
+	 */
+	bool periodic;
 	u32 period_ticks; /* tick interval in counter ticks */
-	u32 expected;	  /* low 32 counter bits at which the next tick is due */
-	u32 last_due;	  /* ... and at which the last claimed one was */
-	u32 last_now;	  /* the counter when the last NMI was looked at */
-	u64 ticks;	  /* NMIs claimed as ticks */
-	u64 echoes;	  /* second NMIs of one periodic tick (QEMU, see hpet_tick_claim) */
+	u64 expected;	  /* counter value at which the next tick is due */
+	u64 last_due;	  /* ... and at which the last claimed one was */
+	u64 last_now;	  /* the counter when the last NMI was looked at */
+	/*
+	 * One-shot re-armed after its match had already passed (the host was
+	 * held up for a whole period between reading the counter and arming):
+	 * hardware may never fire that match, so it was armed again further
+	 * on, and an NMI from the first arming (QEMU fires a passed match at
+	 * once) may still come: the next early NMI is taken as that one.
+	 */
+	bool late_arm;
+	u64 ticks;  /* NMIs claimed as ticks */
+	u64 echoes; /* NMIs claimed as doubles of a tick (periodic echo, late arming) */
 };
 
 u32 hpet_read32(const struct hpet *h, u32 reg);
@@ -84,24 +102,24 @@ u64 hpet_read64(const struct hpet *h, u32 reg);
 int hpet_probe(struct hpet *h, u64 base, const char **why);
 /*
  * A comparator the hypervisor may take: FSB delivery capable, not in use
- * (interrupts disabled), not overridden by legacy replacement routing;
+ * (interrupts disabled), not overridden by legacy replacement routing, and
+ * 64-bit (then run one-shot) or else periodic-capable (then run periodic);
  * the highest-numbered such. -1 with *why when there is none, or when any
  * comparator already has its interrupt enabled (someone else uses the HPET).
  */
 int hpet_pick_fsb_timer(struct hpet *h, const char **why);
 /*
  * Programs the picked comparator: every `period_ticks` counter ticks an FSB
- * message of `msi_data` to `msi_addr`; periodic where the comparator can,
- * else one-shot (re-armed by hpet_tick_claim). Starts the main counter if it
- * was stopped.
+ * message of `msi_data` to `msi_addr` (one-shot re-armed by hpet_tick_claim,
+ * or periodic). Starts the main counter if it was stopped.
  */
 void hpet_tick_start(struct hpet *h, u32 period_ticks, u32 msi_addr, u32 msi_data);
 /*
  * An NMI arrived: was it this comparator's? True when the main counter has
- * reached the tick that was due (32-bit wrapping compare); the next due tick
- * is then recorded (and armed, for a one-shot comparator). In periodic mode
- * an NMI less than HPET_ECHO_FRACTION of a period after the last claimed
- * tick is that tick's echo (QEMU 7.2) and claimed too.
+ * reached the tick that was due; the next due tick is then recorded (and
+ * armed, for a one-shot comparator). Also true, counted in `echoes`, for the
+ * one NMI a late arming may owe, and in periodic mode for an NMI less than
+ * HPET_ECHO_FRACTION of a period after the last claimed tick.
  */
 bool hpet_tick_claim(struct hpet *h);
 

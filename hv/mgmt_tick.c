@@ -78,7 +78,7 @@ static int tick_setup_hpet(const struct hv_boot_info *bi, const char **why)
 	       "(%s), NMI every %u us to 0x%x; HPET table removed from ACPI (%d entries), its "
 	       "MMIO page hidden",
 	       tick.hpet_base, tick.hpet.nr_timers, tick.hpet.period_fs, tick.hpet.timer,
-	       tick.hpet.periodic ? "periodic" : "one-shot, re-armed", HV_MGMT_TICK_US,
+	       tick.hpet.periodic ? "32-bit periodic" : "64-bit one-shot, re-armed each tick", HV_MGMT_TICK_US,
 	       tick.msi_addr, removed);
 	return 0;
 }
@@ -138,8 +138,8 @@ bool hv_mgmt_tick_claim_nmi(void)
 	if (hpet_tick_claim(&tick.hpet))
 		return true;
 	if (tick.foreign++ < FOREIGN_NMI_LOG_LIMIT)
-		hv_log("NMI that is not the management tick (HPET counter 0x%x, tick due at 0x%x, "
-		       "last at 0x%x): given to the guest",
+		hv_log("NMI that is not the management tick (HPET counter 0x%lx, tick due at 0x%lx, "
+		       "last at 0x%lx): given to the guest",
 		       tick.hpet.last_now, tick.hpet.expected, tick.hpet.last_due);
 	return false;
 }

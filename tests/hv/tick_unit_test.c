@@ -202,26 +202,30 @@ static u64 reg_get(u32 off)
 	return v;
 }
 
-/* 3 comparators, 10 ns ticks; timer 2 can do FSB (and periodic when `periodic`). */
-static void hpet_fake(bool periodic, bool fsb)
+/*
+ * 3 comparators, 10 ns ticks; timer 2 can do FSB when `fsb`, is 64-bit when
+ * `wide`; all are periodic-capable.
+ */
+static void hpet_fake(bool wide, bool fsb)
 {
 	memset(regs, 0, sizeof(regs));
 	reg_set(HPET_GCAP_ID, (10000000ull << 32) | (0x8086ull << 16) | (2u << 8) | 1);
 	for (unsigned int n = 0; n < 3; n++)
 		reg_set(HPET_TN_CONF(n), HPET_TN_PER_INT_CAP);
-	reg_set(HPET_TN_CONF(2),
-		(periodic ? HPET_TN_PER_INT_CAP : 0) | (fsb ? HPET_TN_FSB_INT_DEL_CAP : 0));
+	reg_set(HPET_TN_CONF(2), HPET_TN_PER_INT_CAP | (wide ? HPET_TN_SIZE_CAP : 0) |
+				     (fsb ? HPET_TN_FSB_INT_DEL_CAP : 0));
 }
 
 static void test_hpet(void)
 {
 	struct hpet h;
 	const char *why = "";
-	u64 base = (u64)(uintptr_t)regs;
+	u64 base = (u64)(uintptr_t)regs, at;
 	u32 period = 1000000, due;
 	int t;
 
-	hpet_fake(true, true);
+	/* A 32-bit comparator: periodic. */
+	hpet_fake(false, true);
 	CHECK("hpet.probe",
 	      hpet_probe(&h, base, &why) == 0 && h.nr_timers == 3 && h.period_fs == 10000000, "%s",
 	      why);
@@ -242,14 +246,14 @@ static void test_hpet(void)
 	CHECK("hpet.start_counter_enabled", reg_get(HPET_GEN_CONF) & HPET_GEN_ENABLE_CNF,
 	      "main counter left stopped");
 	due = 0xffffff00u + period;
-	CHECK("hpet.first_due_wraps", h.expected == due, "expected 0x%x", h.expected);
+	CHECK("hpet.first_due_wraps", (u32)h.expected == due, "expected 0x%x", (u32)h.expected);
 
 	reg_set(HPET_MAIN_COUNTER, 0xffffff80u);
 	CHECK("hpet.early_nmi_not_ours", !hpet_tick_claim(&h), "claimed before the first tick");
 	reg_set(HPET_MAIN_COUNTER, due);
 	CHECK("hpet.tick_at_match",
-	      hpet_tick_claim(&h) && h.ticks == 1 && h.expected == due + period,
-	      "ticks %llu expected 0x%x", (unsigned long long)h.ticks, h.expected);
+	      hpet_tick_claim(&h) && h.ticks == 1 && (u32)h.expected == due + period,
+	      "ticks %llu expected 0x%x", (unsigned long long)h.ticks, (u32)h.expected);
 	reg_set(HPET_MAIN_COUNTER, due + 3);
 	CHECK("hpet.echo_claimed", hpet_tick_claim(&h) && h.echoes == 1 && h.ticks == 1,
 	      "echoes %llu", (unsigned long long)h.echoes);
@@ -257,25 +261,35 @@ static void test_hpet(void)
 	CHECK("hpet.foreign_mid_period", !hpet_tick_claim(&h), "claimed a foreign NMI");
 	reg_set(HPET_MAIN_COUNTER, due + 3 * period + period / 2);
 	CHECK("hpet.missed_ticks_merge",
-	      hpet_tick_claim(&h) && h.ticks == 2 && h.expected == due + 4 * period &&
-		  h.last_due == due + 3 * period,
-	      "ticks %llu expected 0x%x last 0x%x", (unsigned long long)h.ticks, h.expected,
-	      h.last_due);
+	      hpet_tick_claim(&h) && h.ticks == 2 && (u32)h.expected == due + 4 * period &&
+		  (u32)h.last_due == due + 3 * period,
+	      "ticks %llu expected 0x%x last 0x%x", (unsigned long long)h.ticks, (u32)h.expected,
+	      (u32)h.last_due);
 
-	/* One-shot comparator: each claim re-arms it ahead of the counter. */
-	hpet_fake(false, true);
+	/* A 64-bit comparator: one-shot, each claim re-arms it ahead of the counter. */
+	hpet_fake(true, true);
 	hpet_probe(&h, base, &why);
 	t = hpet_pick_fsb_timer(&h, &why);
-	CHECK("hpet.pick_one_shot", t == 2 && !h.periodic, "picked %d periodic %d", t, h.periodic);
-	reg_set(HPET_MAIN_COUNTER, 5000);
+	CHECK("hpet.pick_one_shot_64", t == 2 && !h.periodic, "picked %d periodic %d", t,
+	      h.periodic);
+	at = 0xffffff00ull;
+	reg_set(HPET_MAIN_COUNTER, at);
 	hpet_tick_start(&h, period, 0xfee00000u, 0x400u);
-	CHECK("hpet.one_shot_armed", (u32)reg_get(HPET_TN_COMPARATOR(2)) == 5000 + period,
-	      "comparator 0x%llx", (unsigned long long)reg_get(HPET_TN_COMPARATOR(2)));
-	reg_set(HPET_MAIN_COUNTER, 5000 + period + 77);
+	CHECK("hpet.one_shot_armed_64",
+	      reg_get(HPET_TN_COMPARATOR(2)) == at + period &&
+		  (reg_get(HPET_TN_CONF(2)) & (HPET_TN_32MODE_CNF | HPET_TN_TYPE_PERIODIC |
+					       HPET_TN_INT_ENB_CNF | HPET_TN_FSB_EN_CNF)) ==
+		      (HPET_TN_INT_ENB_CNF | HPET_TN_FSB_EN_CNF),
+	      "comparator 0x%llx conf 0x%llx", (unsigned long long)reg_get(HPET_TN_COMPARATOR(2)),
+	      (unsigned long long)reg_get(HPET_TN_CONF(2)));
+	reg_set(HPET_MAIN_COUNTER, at + period - 1);
+	CHECK("hpet.one_shot_early_not_ours", !hpet_tick_claim(&h), "claimed before the match");
+	reg_set(HPET_MAIN_COUNTER, at + period + 77);
 	CHECK("hpet.one_shot_rearmed",
-	      hpet_tick_claim(&h) && (u32)reg_get(HPET_TN_COMPARATOR(2)) == 5000 + 2 * period + 77,
+	      hpet_tick_claim(&h) && reg_get(HPET_TN_COMPARATOR(2)) == at + 2 * period + 77 &&
+		  (reg_get(HPET_TN_CONF(2)) & HPET_TN_INT_ENB_CNF),
 	      "comparator 0x%llx", (unsigned long long)reg_get(HPET_TN_COMPARATOR(2)));
-	reg_set(HPET_MAIN_COUNTER, 5000 + period + 80);
+	reg_set(HPET_MAIN_COUNTER, at + period + 80);
 	CHECK("hpet.one_shot_no_echo_rule", !hpet_tick_claim(&h),
 	      "one-shot comparators fire once per arming: a second NMI is foreign");
 
@@ -292,10 +306,15 @@ static void test_hpet(void)
 	hpet_fake(true, true);
 	reg_set(HPET_GEN_CONF, HPET_GEN_LEG_RT_CNF);
 	reg_set(HPET_TN_CONF(2), 0);
-	reg_set(HPET_TN_CONF(1), HPET_TN_FSB_INT_DEL_CAP);
+	reg_set(HPET_TN_CONF(1), HPET_TN_FSB_INT_DEL_CAP | HPET_TN_SIZE_CAP);
 	hpet_probe(&h, base, &why);
 	CHECK("hpet.legacy_route_skips_0_1", hpet_pick_fsb_timer(&h, &why) < 0,
 	      "took timer 1 under legacy replacement routing");
+	hpet_fake(true, true);
+	reg_set(HPET_TN_CONF(2), HPET_TN_FSB_INT_DEL_CAP);
+	hpet_probe(&h, base, &why);
+	CHECK("hpet.neither_64bit_nor_periodic_refused", hpet_pick_fsb_timer(&h, &why) < 0,
+	      "took a 32-bit one-shot-only comparator");
 	memset(regs, 0xff, sizeof(regs));
 	CHECK("hpet.all_ones_refused", hpet_probe(&h, base, &why) < 0, "probed an absent HPET");
 }
