@@ -21,7 +21,11 @@ img=$RUN_DIR/esp.img
 com1=$RUN_DIR/com1.log
 t=dirty_log.$model
 
-pt_bochs_chain_esp "$img" '\EFI\pagetrail\pagetrail.efi \EFI\tests\dirty_writer.efi' || {
+# Long management commands in small steps (docs/protocol.md "Long commands"): dirty start
+# arms the writer's slot step by step while the writer runs (PML must be on before the
+# first step), and every harvest takes many steps.
+step=${PT_BOCHS_STEP_PAGES:-512}
+pt_bochs_chain_esp "$img" "\\EFI\\pagetrail\\pagetrail.efi --mgmt-step-pages $step \\EFI\\tests\\dirty_writer.efi" || {
 	pt_not_ok "$t.esp mtools failed"
 	exit 1
 }
@@ -140,6 +144,10 @@ if [[ $modes == *pml* ]]; then
 	pt_check "$t.pml.full_exit_drained" "(no 'vmx: PML full exit' in the log)" \
 		pt_has "$RUN_DIR/e9.log" '^pagetrail: vmx: PML full exit'
 fi
+ptctl --json stats >"$RUN_DIR/stats.json"
+pt_check "$t.commands_in_steps" "(proto.long_cmds is 0 with --mgmt-step-pages $step)" \
+	python3 -c 'import json, sys; sys.exit(0 if json.load(open(sys.argv[1]))["proto.long_cmds"] > 0 else 1)' \
+	"$RUN_DIR/stats.json"
 pt_check "$t.mgmt_info_backend_vmx" "(ptctl info: $(grep -m1 backend "$RUN_DIR/info.txt"))" \
 	grep -Eq '^backend +vmx$' "$RUN_DIR/info.txt"
 pt_hv_log_checks "$t"
