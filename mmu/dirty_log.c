@@ -307,7 +307,7 @@ static bool clear_dirty_pt_masked(struct tdp_op *op, struct tdp_mmu_root *root,
  * sets *nomem: what is left stays huge (the caller write-protects it).
  */
 static void split_gfn_range(struct tdp_op *op, struct tdp_mmu_root *root, gfn_t start, gfn_t end,
-			    bool *nomem)
+			    u64 child_clr, bool *nomem)
 {
 	const struct spte_format *f = &op->mmu->fmt;
 	struct tdp_iter iter;
@@ -320,7 +320,7 @@ static void split_gfn_range(struct tdp_op *op, struct tdp_mmu_root *root, gfn_t 
 	retry:
 		if (!spte_is_present_leaf(f, iter.old_spte, iter.level))
 			continue;
-		r = tdp_mmu_split_huge_page(op, &iter);
+		r = tdp_mmu_split_huge_page_clr(op, &iter, child_clr);
 		if (r < 0) {
 			*nomem = true;
 			return;
@@ -571,18 +571,28 @@ out:
  */
 static bool tdp_arm_range(struct tdp_mmu *mmu, struct tdp_memslot *slot, gfn_t start, gfn_t end)
 {
+	const struct spte_format *f = &mmu->fmt;
+	bool initially_set = slot->log_flags & TDP_LOG_INITIALLY_SET;
+	bool wp = slot->log_mode == TDP_DIRTY_WP || !f->has_ad;
 	struct tdp_root_set set;
 	struct tdp_op op;
 	bool nomem = false, flush;
+	u64 child_clr;
 	unsigned int i;
 
 	tdp_mmu_assert_mgmt(mmu);
 	PT_ASSERT(tdp_slot_is_logging(slot));
+	/*
+	 * Children are born re-armed (what the 4 KiB pass below would do to
+	 * them; what the huge leaf had before the slot logged does not count):
+	 * the pass then only reads them. INITIALLY_SET arms nothing.
+	 */
+	child_clr = initially_set ? 0 : wp ? f->writable_mask | SPTE_MMU_WRITABLE : f->dirty_mask;
 	tdp_op_init(&op, mmu, slot->as_id, true, true);
 	tdp_op_lock(&op);
 	tdp_root_set_get(mmu, slot->as_id, &set);
 	for (i = 0; i < set.n && !nomem; i++)
-		split_gfn_range(&op, set.roots[i], start, end, &nomem);
+		split_gfn_range(&op, set.roots[i], start, end, child_clr, &nomem);
 	flush = op.flush;
 	tdp_op_unlock(&op);
 	tdp_root_set_put(mmu, &set);
@@ -594,8 +604,8 @@ static bool tdp_arm_range(struct tdp_mmu *mmu, struct tdp_memslot *slot, gfn_t s
 		 * may go through a huge leaf unseen. */
 		flush |= tdp_range_pass(mmu, slot, start, end, TDP_PASS_WRPROT, TDP_LEVEL_2M);
 	}
-	if (!(slot->log_flags & TDP_LOG_INITIALLY_SET)) {
-		if (slot->log_mode == TDP_DIRTY_WP || !mmu->fmt.has_ad)
+	if (!initially_set) {
+		if (wp)
 			flush |= tdp_range_pass(mmu, slot, start, end, TDP_PASS_WRPROT,
 						TDP_LEVEL_4K);
 		else

@@ -399,6 +399,11 @@ static int tdp_mmu_link_new_table(struct tdp_op *op, struct tdp_iter *iter)
 
 int tdp_mmu_split_huge_page(struct tdp_op *op, struct tdp_iter *iter)
 {
+	return tdp_mmu_split_huge_page_clr(op, iter, 0);
+}
+
+int tdp_mmu_split_huge_page_clr(struct tdp_op *op, struct tdp_iter *iter, u64 child_clr)
+{
 	struct tdp_mmu *mmu = op->mmu;
 	const struct spte_format *f = &mmu->fmt;
 	hpa_t hpa;
@@ -416,7 +421,7 @@ int tdp_mmu_split_huge_page(struct tdp_op *op, struct tdp_iter *iter)
 		/* Children carry the huge leaf's W, A and D: the translation is
 		 * unchanged, so no flush, and no dirty state is lost. Filled
 		 * before the cmpxchg publishes the table (release). */
-		u64 child0 = spte_make_split_child(f, iter->old_spte, iter->level, 0);
+		u64 child0 = spte_make_split_child(f, iter->old_spte, iter->level, 0) & ~child_clr;
 		u64 step = tdp_pages_per_level(iter->level - 1) << PAGE_SHIFT;
 
 		/* Child i = child 0 + i frames of its size: the huge frame is
@@ -425,9 +430,16 @@ int tdp_mmu_split_huge_page(struct tdp_op *op, struct tdp_iter *iter)
 		for (i = 0; i < SPTE_ENT_PER_PAGE; i++)
 			pt[i] = child0 + (u64)i * step;
 		PT_ASSERT(pt[SPTE_ENT_PER_PAGE - 1] ==
-			  spte_make_split_child(f, iter->old_spte, iter->level,
-						SPTE_ENT_PER_PAGE - 1));
+			  (spte_make_split_child(f, iter->old_spte, iter->level,
+						 SPTE_ENT_PER_PAGE - 1) &
+			   ~child_clr));
+		u64 huge = iter->old_spte;
+
 		if (tdp_mmu_set_spte_atomic(op, iter, spte_make_nonleaf(f, hpa))) {
+			/* Children with less than the huge leaf allowed: the
+			 * cached translation must go. */
+			if (child_clr & huge)
+				op->flush = true;
 			tdp_stat_add(mmu, leaves[iter->level - 1], SPTE_ENT_PER_PAGE);
 			tdp_stat_add(mmu, splits, 1);
 			return 0;

@@ -102,6 +102,9 @@ void tdp_mmu_free_pt(struct tdp_mmu *mmu, void *va, hpa_t hpa);
 /* Replace the huge leaf at @iter by a table of equivalent smaller leaves.
  * 0: done; MMU_ENOMEM; 1: the entry changed under us, re-decide. */
 int tdp_mmu_split_huge_page(struct tdp_op *op, struct tdp_iter *iter);
+/* The same with @child_clr cleared in every child (W or D: eager splitting
+ * while arming, so that the children are born re-armed; flush owed). */
+int tdp_mmu_split_huge_page_clr(struct tdp_op *op, struct tdp_iter *iter, u64 child_clr);
 
 #define tdp_for_each_pte_min_level(iter, op, root, min_level, start, end)                          \
 	for_each_tdp_pte_min_level(iter, (root)->pt, TDP_ROOT_LEVEL, min_level, start, end,        \
