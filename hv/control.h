@@ -12,11 +12,13 @@
 /* Sets up the dispatcher (memory from the pool). 0, or -1 (logged). */
 int hv_control_init(void);
 /*
- * Bounded work on the management port; called on every exit. While the
- * guest is paused from the port, loops here (polling) until it is resumed.
+ * Bounded work on the management port (at most one step of a long command);
+ * called on every exit. While the guest is paused from the port, loops here
+ * (polling) until it is resumed.
  */
 void hv_control_poll(struct vcpu *v);
-/* True while a reply is going out: the vCPU should exit again soon. */
+/* True while a reply is going out or a long command runs its steps
+ * (docs/protocol.md "Long commands"): the vCPU should exit again soon. */
 bool hv_control_wants_poll(void);
 /*
  * True while the port is in use (a reply going out, or a byte received in
