@@ -25,6 +25,7 @@ static struct {
 	u64 hpet_base;
 	void *standin; /* all-ones page the guest reads in place of the HPET */
 	u32 msi_addr;
+	u64 rsdp;
 	u64 foreign; /* NMIs given to the guest */
 } tick;
 
@@ -33,7 +34,6 @@ static struct {
 static int tick_setup_hpet(const struct hv_boot_info *bi, const char **why)
 {
 	u64 table, fs_per_tick;
-	int removed;
 
 	if (!bi->acpi_rsdp) {
 		*why = "the firmware gave no ACPI RSDP";
@@ -61,25 +61,14 @@ static int tick_setup_hpet(const struct hv_boot_info *bi, const char **why)
 	}
 	for (u64 *p = tick.standin; p < (u64 *)tick.standin + PAGE_SIZE / 8; p++)
 		*p = ~0ull;
-	/*
-	 * Out of ACPI, nobody after us finds the HPET (Linux's hpet_enable
-	 * would disable every comparator). Linux also evaluates the DSDT's
-	 * HPET device, whose _STA reads the registers (QEMU: VEND, PRD): the
-	 * stand-in page's all-ones make it report "not present".
-	 */
-	removed = acpi_remove_table(bi->acpi_rsdp, "HPET");
-	if (removed <= 0) {
-		*why = "the HPET table could not be removed from the ACPI root tables";
-		return -1;
-	}
+	tick.rsdp = bi->acpi_rsdp;
 	tick.msi_addr = MSI_ADDR_BASE |
 			((x86_cpuid(1, 0).ebx >> CPUID_1_EBX_APIC_ID_SHIFT) << MSI_ADDR_DEST_SHIFT);
 	hv_log("management tick: HPET at 0x%lx (%u comparators, %lu fs/tick), comparator %d "
-	       "(%s), NMI every %u us to 0x%x; HPET table removed from ACPI (%d entries), its "
-	       "MMIO page hidden",
+	       "(%s), NMI every %u us to 0x%x; its MMIO page hidden",
 	       tick.hpet_base, tick.hpet.nr_timers, tick.hpet.period_fs, tick.hpet.timer,
-	       tick.hpet.periodic ? "32-bit periodic" : "64-bit one-shot, re-armed each tick", HV_MGMT_TICK_US,
-	       tick.msi_addr, removed);
+	       tick.hpet.periodic ? "32-bit periodic" : "64-bit one-shot, re-armed each tick",
+	       HV_MGMT_TICK_US, tick.msi_addr);
 	return 0;
 }
 
@@ -118,8 +107,27 @@ bool hv_mgmt_tick_hidden_page(gpa_t *gpa, hpa_t *standin)
 
 void hv_mgmt_tick_start(void)
 {
+	int removed;
+
 	if (hv.mgmt_tick != HV_MGMT_TICK_HPET_NMI)
 		return;
+	/*
+	 * Out of ACPI, nobody after us finds the HPET (Linux's hpet_enable
+	 * would disable every comparator). Done here, when the firmware is
+	 * about to resume as the guest, not in hv_init: a start that fails
+	 * after hv_init leaves the firmware's tables as they were. Linux also
+	 * evaluates the DSDT's HPET device, whose _STA reads the registers
+	 * (QEMU: VEND, PRD): the stand-in page's all-ones make it report "not
+	 * present".
+	 */
+	removed = acpi_remove_table(tick.rsdp, "HPET");
+	if (removed > 0)
+		hv_log("management tick: HPET table removed from ACPI (%d root table entries)",
+		       removed);
+	else
+		hv_log("WARNING: management tick: the HPET table could not be removed from ACPI "
+		       "(%d): the OS sees an HPET whose registers read all-ones",
+		       removed);
 	hpet_tick_start(&tick.hpet, tick.hpet.period_ticks, tick.msi_addr, MSI_DATA_DELIVERY_NMI);
 }
 
@@ -138,9 +146,10 @@ bool hv_mgmt_tick_claim_nmi(void)
 	if (hpet_tick_claim(&tick.hpet))
 		return true;
 	if (tick.foreign++ < FOREIGN_NMI_LOG_LIMIT)
-		hv_log("NMI that is not the management tick (HPET counter 0x%lx, tick due at 0x%lx, "
-		       "last at 0x%lx): given to the guest",
-		       tick.hpet.last_now, tick.hpet.expected, tick.hpet.last_due);
+		hv_log(
+		    "NMI that is not the management tick (HPET counter 0x%lx, tick due at 0x%lx, "
+		    "last at 0x%lx): given to the guest",
+		    tick.hpet.last_now, tick.hpet.expected, tick.hpet.last_due);
 	return false;
 }
 

@@ -27,9 +27,8 @@
  * Decides hv.mgmt_tick and logs the decision (hv_init, firmware context,
  * after hv_page_alloc_init, before vm_create). On SVM, unless disabled by
  * --no-mgmt-tick: finds the HPET in ACPI, checks it is free and can deliver
- * through FSB, picks a comparator, removes the HPET table from ACPI. Never
- * fails the start: without a tick, the log and hv.mgmt_tick say that no
- * answer-time bound holds. The comparator starts in hv_mgmt_tick_start.
+ * through FSB, picks a comparator. Never fails the start: without a tick,
+ * the log and hv.mgmt_tick say that no answer-time bound holds.
  */
 void hv_mgmt_tick_init(const struct hv_boot_info *bi);
 /*
@@ -37,7 +36,10 @@ void hv_mgmt_tick_init(const struct hv_boot_info *bi);
  * pool page that stands in for it (read-only, all-ones): false if none.
  */
 bool hv_mgmt_tick_hidden_page(gpa_t *gpa, hpa_t *standin);
-/* Host context, GIF = 0 (before the first VMRUN): the comparator starts. */
+/*
+ * Host entry, GIF = 0, right before the first VMRUN: the HPET table leaves
+ * the ACPI root tables and the comparator starts.
+ */
 void hv_mgmt_tick_start(void);
 /*
  * An NMI made the guest exit: true if it was the tick (the host has taken
