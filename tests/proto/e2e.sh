@@ -180,16 +180,17 @@ check noisy_dirty_equals_oracle cmp "$dir/nd.bin" "$dir/oracle-0.bin"
 
 # --- long commands in steps (--step-pages 64), the fake guest writing between steps,
 # no pause: the snapshots of three rounds hold every page written while logging; a
-# short --timeout shows that progress CREDITs keep ptctl waiting instead of resending.
+# --timeout shorter than a harvest (1024 steps, ~1 s) shows that progress CREDITs keep
+# ptctl waiting instead of resending.
 steps=$dir/steps.sock
 start_sim "$steps" --poll-us 100 --stall-every 50 --stall-ms 2 --writes-per-poll 1 --seed 11 \
-	--ram-mib 128 --step-pages 64
+	--ram-mib 256 --step-pages 64
 sp() { "$PT" -c "unix:$steps" "$@"; }
-check steps_dirty_start grep -q 'started on 2 slot' <(sp -v --timeout 150 dirty start --all --mode wp 2>"$dir/steps-start.err")
+check steps_dirty_start grep -q 'started on 2 slot' <(sp -v --timeout 400 dirty start --all --mode wp 2>"$dir/steps-start.err")
 check steps_start_no_resend bash -c "! grep -q 'sending again' '$dir/steps-start.err'"
 check steps_get_1 sp dirty get --slot 0 --clear -o "$dir/s1.bin"
 sleep 0.2
-check steps_get_2 sp -v --timeout 150 dirty get --slot 0 --clear -o "$dir/s2.bin"
+check steps_get_2 sp -v --timeout 400 dirty get --slot 0 --clear -o "$dir/s2.bin"
 cp "$dir/out" "$dir/steps-get.out"
 check steps_get_no_resend bash -c "! grep -q 'sending again' '$dir/steps-get.out'"
 sp pause >/dev/null
@@ -199,13 +200,13 @@ import sys
 d = sys.argv[1]
 s = [open(f"{d}/s{i}.bin", "rb").read() for i in (1, 2, 3)]
 o = open(f"{d}/oracle-0.bin", "rb").read()
-assert all(len(x) == len(o) == 32768 // 8 for x in s), [len(x) for x in s]
+assert all(len(x) == len(o) == 65536 // 8 for x in s), [len(x) for x in s]
 union = bytes(a | b | c for a, b, c in zip(*s))
 assert union == o, "snapshots != every page written while logging"
 assert any(s[1]), "no page written during the second round"
 EOF
 sp stats --json >"$dir/steps.json"
-check steps_counted json "$dir/steps.json" 'd["proto.long_cmds"]>=4 and d["proto.steps"]>=3*512'
+check steps_counted json "$dir/steps.json" 'd["proto.long_cmds"]>=4 and d["proto.steps"]>=3*1024'
 sp resume >/dev/null
 check steps_dirty_stop grep -q 'stopped on 2 slot' <(sp dirty stop --all)
 
