@@ -26,7 +26,8 @@ static struct {
 	void *standin; /* all-ones page the guest reads in place of the HPET */
 	u32 msi_addr;
 	u64 rsdp;
-	u64 foreign; /* NMIs given to the guest */
+	u32 slow_ticks, fast_ticks; /* HV_MGMT_TICK_US, HV_MGMT_TICK_FAST_US in counter ticks */
+	u64 foreign;		    /* NMIs given to the guest */
 } tick;
 
 #define FOREIGN_NMI_LOG_LIMIT 16
@@ -53,7 +54,8 @@ static int tick_setup_hpet(const struct hv_boot_info *bi, const char **why)
 	if (hpet_pick_fsb_timer(&tick.hpet, why) < 0)
 		return -1;
 	fs_per_tick = tick.hpet.period_fs;
-	tick.hpet.period_ticks = (u32)((u64)HV_MGMT_TICK_US * 1000000000ull / fs_per_tick);
+	tick.slow_ticks = (u32)((u64)HV_MGMT_TICK_US * 1000000000ull / fs_per_tick);
+	tick.fast_ticks = (u32)((u64)HV_MGMT_TICK_FAST_US * 1000000000ull / fs_per_tick);
 	tick.standin = hv_page_alloc();
 	if (!tick.standin) {
 		*why = "out of pool memory for the HPET stand-in page";
@@ -128,7 +130,7 @@ void hv_mgmt_tick_start(void)
 		hv_log("WARNING: management tick: the HPET table could not be removed from ACPI "
 		       "(%d): the OS sees an HPET whose registers read all-ones",
 		       removed);
-	hpet_tick_start(&tick.hpet, tick.hpet.period_ticks, tick.msi_addr, MSI_DATA_DELIVERY_NMI);
+	hpet_tick_start(&tick.hpet, tick.slow_ticks, tick.msi_addr, MSI_DATA_DELIVERY_NMI);
 }
 
 /*
@@ -151,6 +153,13 @@ bool hv_mgmt_tick_claim_nmi(void)
 		    "last at 0x%lx): given to the guest",
 		    tick.hpet.last_now, tick.hpet.expected, tick.hpet.last_due);
 	return false;
+}
+
+void hv_mgmt_tick_fast(bool fast)
+{
+	if (hv.mgmt_tick != HV_MGMT_TICK_HPET_NMI || tick.hpet.periodic)
+		return;
+	tick.hpet.period_ticks = fast ? tick.fast_ticks : tick.slow_ticks;
 }
 
 u64 hv_mgmt_tick_count(void)

@@ -22,6 +22,11 @@
 
 /* Tick interval; the protocol's credit flow control needs no faster (docs/protocol.md). */
 #define HV_MGMT_TICK_US 10000u
+/*
+ * While a reply is going out (hv_control_wants_poll): the UART takes 16
+ * bytes per poll, so a reply of a few hundred bytes needs many polls.
+ */
+#define HV_MGMT_TICK_FAST_US 1000u
 
 /*
  * Decides hv.mgmt_tick and logs the decision (hv_init, firmware context,
@@ -41,6 +46,13 @@ bool hv_mgmt_tick_hidden_page(gpa_t *gpa, hpa_t *standin);
  * the ACPI root tables and the comparator starts.
  */
 void hv_mgmt_tick_start(void);
+/*
+ * Fast ticks (HV_MGMT_TICK_FAST_US) while `fast`, else HV_MGMT_TICK_US. The
+ * interval changes at the next re-arming (the tick already armed stays: an
+ * NMI it may have raised must still be recognized). One-shot comparators
+ * only; a periodic one keeps its interval.
+ */
+void hv_mgmt_tick_fast(bool fast);
 /*
  * An NMI made the guest exit: true if it was the tick (the host has taken
  * it), false if it came from elsewhere and belongs to the guest.

@@ -111,8 +111,8 @@ struct vcpu_ops {
 	/*
 	 * While `want` is true, the vCPU must exit again soon even if the
 	 * guest computes without exiting (the management port is sending):
-	 * May be NULL: SVM always exits on the guest's physical interrupts
-	 * (HV_EXIT_INTR, then HV_EXIT_IRET when its handler returns).
+	 * VMX shortens its preemption timer, SVM its management tick
+	 * (hv_mgmt_tick_fast). May be NULL.
 	 */
 	void (*want_poll_exits)(struct vcpu *v, bool want);
 	/*

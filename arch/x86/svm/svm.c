@@ -318,6 +318,13 @@ static void svm_arm_poll_exits(struct svm_vcpu *s)
 		c->intercept_misc3 &= ~SVM_INTERCEPT_HLT;
 }
 
+/* While the management port sends, the tick comes faster (hv/mgmt_tick.h). */
+static void svm_want_poll_exits(struct vcpu *v, bool want)
+{
+	(void)v;
+	hv_mgmt_tick_fast(want);
+}
+
 static void svm_halt_in_guest(struct vcpu *v)
 {
 	to_svm(v)->guest_halt = true;
@@ -541,6 +548,7 @@ static const struct vcpu_ops svm_vcpu_ops = {
     .set_tdp_root = svm_set_tdp_root,
     .halt_in_guest = svm_halt_in_guest,
     .inject_nmi = svm_inject_nmi,
+    .want_poll_exits = svm_want_poll_exits,
 };
 
 static int svm_vcpu_create(struct vcpu *v, const struct hv_boot_info *bi)
