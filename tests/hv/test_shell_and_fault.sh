@@ -21,6 +21,7 @@ echo "shell-alive"
 echo "after-triple-fault"
 NSH
 timeout 180 qemu-system-x86_64 -machine q35 -accel tcg -cpu qemu64,+svm,+npt -smp 1 -m 1G \
+	-global hpet.msi=on \
 	-drive if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd \
 	-drive if=pflash,format=raw,unit=1,file="$dir/vars.fd" \
 	-drive file=fat:rw:"$dir/esp",format=raw,if=none,id=esp -device ide-hd,drive=esp,bus=ide.0 \

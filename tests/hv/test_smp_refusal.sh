@@ -12,6 +12,7 @@ cp /usr/share/OVMF/OVMF_VARS_4M.fd "$dir/vars.fd"
 printf 'fs0:\n\\pagetrail.efi\necho "pagetrail-rc %%lasterror%%"\n' >"$dir/esp/startup.nsh"
 
 qemu-system-x86_64 -machine q35 -accel tcg -cpu qemu64,+svm,+npt -smp 2 -m 1G \
+	-global hpet.msi=on \
 	-drive if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd \
 	-drive if=pflash,format=raw,unit=1,file="$dir/vars.fd" \
 	-drive file=fat:rw:"$dir/esp",format=raw,if=none,id=esp -device ide-hd,drive=esp,bus=ide.0 \
