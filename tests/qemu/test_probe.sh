@@ -7,7 +7,8 @@ source "$(dirname "$0")/lib.sh"
 pt_init probe
 
 checks="cpuid_hv_max_leaf cpuid_hv_signature cpuid_1_ecx_hypervisor_bit cpuid_svm_hidden
-	efer_svme_reads_zero efer_svme_write_harmless"
+	efer_svme_reads_zero efer_svme_write_harmless
+	acpi_no_hpet_table hpet_reads_all_ones hpet_write_gp"
 for i in vmsave vmload vmrun clgi stgi skinit invlpga; do
 	checks="$checks ud_$i ud_${i}_after_svme_write"
 done
@@ -42,4 +43,10 @@ if pt_has "$com1" '^probe: done' && pt_has "$com1" '^not ok cpuid_hv_signature';
 else
 	pt_not_ok "probe.negative_control_fails_without_hv (without pagetrail.efi the probe did not report 'not ok cpuid_hv_signature')"
 fi
+# The HPET checks can fail too: without the hypervisor the HPET is there, in ACPI and at
+# its address.
+for c in acpi_no_hpet_table hpet_reads_all_ones hpet_write_gp; do
+	pt_check "probe.negative_control_$c" "(without pagetrail.efi the probe did not report 'not ok $c')" \
+		pt_has "$com1" "^not ok $c( |\$)"
+done
 pt_finish
