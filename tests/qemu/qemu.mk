@@ -8,12 +8,13 @@
 #   test_run_terminal.sh `make run`'s way: COM1 on stdin/stdout, printed log and socket paths work
 #   test_irqoff.sh       the management port answers while the guest spins with interrupts
 #                        off (HPET NMI tick); negative control with --no-mgmt-tick
+#   test_tick_refusal.sh no silent fallback: HPET in use / no FSB -> "management tick: NONE"
 # bench_boot.py is the `make bench` step: Linux boot time with/without, exits/s.
 # A script is registered below only once it passes against the current hypervisor.
 
 QEMU_TEST_SCRIPTS := tests/qemu/test_probe.sh tests/qemu/test_linux_boot.sh \
 	tests/qemu/test_isolation.sh tests/qemu/test_shell.sh tests/qemu/test_guest_fault.sh \
-	tests/qemu/test_run_terminal.sh tests/qemu/test_irqoff.sh
+	tests/qemu/test_run_terminal.sh tests/qemu/test_irqoff.sh tests/qemu/test_tick_refusal.sh
 TEST_SCRIPTS += $(QEMU_TEST_SCRIPTS)
 
 # Boot time with/without the hypervisor (median of PT_BENCH_BOOT_RUNS alternating runs),
