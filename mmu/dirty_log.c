@@ -270,9 +270,13 @@ static bool clear_dirty_pt_masked(struct tdp_op *op, struct tdp_mmu_root *root,
 				  const struct tdp_memslot *slot, gfn_t gfn, u64 mask,
 				  enum tdp_rearm how)
 {
+	u64 mark_mask = how == TDP_REARM_SYNC_D ? op->mmu->fmt.dirty_mask : 0;
+	struct tdp_rearm_run r;
 	struct tdp_iter iter;
 	bool changed = false;
+	u64 plain = 0, marks = 0;
 
+	tdp_rearm_run_init(op, slot, how, &r);
 	tdp_for_each_pte(iter, op, root, gfn + (u64)__builtin_ctzll(mask), gfn + 64)
 	{
 		gfn_t table_end;
@@ -292,12 +296,32 @@ static bool clear_dirty_pt_masked(struct tdp_op *op, struct tdp_mmu_root *root,
 		pt = iter.pt_path[0];
 		for (m = mask & in_table; m; m &= m - 1) {
 			gfn_t g = gfn + (u64)__builtin_ctzll(m);
+			u64 *sptep = &pt[tdp_spte_index(g, TDP_LEVEL_4K)];
+			u64 old = __atomic_load_n(sptep, __ATOMIC_RELAXED);
+			u64 new = (old & ~r.clr) | r.set;
 
-			changed |= tdp_rearm_one(op, slot, &pt[tdp_spte_index(g, TDP_LEVEL_4K)], g,
-						 TDP_LEVEL_4K, how, NULL);
+			/* The fast path of tdp_rearm_leaf_run, bit by bit. */
+			if (new == old)
+				continue;
+			if (r.fast && (old & r.fast_mask) == r.fast_mask) {
+				PT_ASSERT(tdp_rearm_can_store(op, slot, old, new));
+				__atomic_store_n(sptep, new, __ATOMIC_RELAXED);
+				/* SYNC_D: D was set, so the page is marked. */
+				marks |= (u64)((old & mark_mask) != 0) << (g - gfn);
+				plain++;
+				continue;
+			}
+			changed |= tdp_rearm_one(op, slot, sptep, g, TDP_LEVEL_4K, how, NULL);
 		}
 		mask &= ~in_table;
 		tdp_iter_skip_to_index(&iter, tdp_spte_index(gfn + hi - 1, TDP_LEVEL_4K));
+	}
+	if (marks)
+		tdp_mark_dirty_mask(op->mmu, slot, gfn, marks);
+	if (plain) {
+		changed = true;
+		op->flush = true;
+		op->rearm_plain += plain;
 	}
 	return changed;
 }
@@ -564,35 +588,91 @@ out:
 /* ---- enabling and disabling ---- */
 
 /*
+ * Split and arm [start, end) of one root in one walk: a 4 KiB run is re-armed
+ * per @how (tdp_rearm_leaf_run); a huge leaf is split with its children born
+ * re-armed (@child_clr), and the walk steps over a new 4 KiB table instead of
+ * reading it again (a 1 GiB split goes on down to split its 2 MiB children).
+ * Once the allocator runs dry (*nomem), huge leaves stay huge, write-protected
+ * (the write fault splits them) and re-armed per @how.
+ */
+static bool arm_gfn_range(struct tdp_op *op, struct tdp_mmu_root *root,
+			  const struct tdp_memslot *slot, gfn_t start, gfn_t end, enum tdp_rearm how,
+			  u64 child_clr, bool *nomem)
+{
+	const struct spte_format *f = &op->mmu->fmt;
+	struct tdp_iter iter;
+	bool changed = false;
+	int r;
+
+	tdp_mmu_assert_held(op->mmu);
+	tdp_for_each_pte(iter, op, root, start, end)
+	{
+		if (tdp_op_cond_yield(op, &iter))
+			continue;
+		if (iter.level == TDP_LEVEL_4K) {
+			changed |= tdp_rearm_leaf_run(op, &iter, slot, end, how);
+			continue;
+		}
+	retry:
+		if (!spte_is_present_leaf(f, iter.old_spte, iter.level))
+			continue;
+		if (!*nomem) {
+			r = tdp_mmu_split_huge_page_clr(op, &iter, child_clr);
+			if (r > 0)
+				goto retry;
+			if (r == 0) {
+				changed = true;
+				if (iter.level == TDP_LEVEL_2M)
+					tdp_iter_skip_children(&iter);
+				continue;
+			}
+			*nomem = true;
+		}
+		changed |= tdp_rearm_one(op, slot, iter.sptep, iter.gfn, iter.level,
+					 TDP_REARM_WRPROT, NULL);
+		if (how != TDP_REARM_WRPROT)
+			changed |= tdp_rearm_one(op, slot, iter.sptep, iter.gfn, iter.level, how,
+						 NULL);
+	}
+	return changed;
+}
+
+/*
  * Arm the pages [start, end) of a logging slot: split its huge leaves (in
- * batches; the walk yields every yield_every entries), then write-protect
- * (WP, or no A/D) or clear D; INITIALLY_SET leaves the 4 KiB pass to CLEAR.
- * Returns whether a flush is owed. mgmt_lock held.
+ * batches; the walk checks for yielding every yield_every entries) and
+ * write-protect (WP, or no A/D) or clear D, in one walk per root; with
+ * INITIALLY_SET only split (CLEAR re-arms lazily). Returns whether a flush is
+ * owed. mgmt_lock held.
  */
 static bool tdp_arm_range(struct tdp_mmu *mmu, struct tdp_memslot *slot, gfn_t start, gfn_t end)
 {
 	const struct spte_format *f = &mmu->fmt;
 	bool initially_set = slot->log_flags & TDP_LOG_INITIALLY_SET;
 	bool wp = slot->log_mode == TDP_DIRTY_WP || !f->has_ad;
+	enum tdp_rearm how = wp ? TDP_REARM_WRPROT : TDP_REARM_CLEAR_D;
 	struct tdp_root_set set;
 	struct tdp_op op;
 	bool nomem = false, flush;
-	u64 child_clr;
 	unsigned int i;
 
 	tdp_mmu_assert_mgmt(mmu);
 	PT_ASSERT(tdp_slot_is_logging(slot));
-	/*
-	 * Children are born re-armed (what the 4 KiB pass below would do to
-	 * them; what the huge leaf had before the slot logged does not count):
-	 * the pass then only reads them. INITIALLY_SET arms nothing.
-	 */
-	child_clr = initially_set ? 0 : wp ? f->writable_mask | SPTE_MMU_WRITABLE : f->dirty_mask;
-	tdp_op_init(&op, mmu, slot->as_id, true, true);
+	/* What the huge leaf had before the slot logged does not count: the
+	 * arming takes it away, from the children as from 4 KiB leaves. The
+	 * funnel records nothing here (an arming pass, like a harvest's). */
+	tdp_op_init(&op, mmu, slot->as_id, true, initially_set);
 	tdp_op_lock(&op);
 	tdp_root_set_get(mmu, slot->as_id, &set);
-	for (i = 0; i < set.n && !nomem; i++)
-		split_gfn_range(&op, set.roots[i], start, end, child_clr, &nomem);
+	for (i = 0; i < set.n; i++) {
+		if (initially_set)
+			split_gfn_range(&op, set.roots[i], start, end, 0, &nomem);
+		else
+			arm_gfn_range(&op, set.roots[i], slot, start, end, how,
+				      wp ? f->writable_mask | SPTE_MMU_WRITABLE : f->dirty_mask,
+				      &nomem);
+		if (i + 1 == set.n)
+			tdp_root_set_refresh(mmu, slot->as_id, &set);
+	}
 	flush = op.flush;
 	tdp_op_unlock(&op);
 	tdp_root_set_put(mmu, &set);
@@ -602,15 +682,9 @@ static bool tdp_arm_range(struct tdp_mmu *mmu, struct tdp_memslot *slot, gfn_t s
 			    slot->id, slot->npages);
 		/* The write fault splits what is left; until then no write
 		 * may go through a huge leaf unseen. */
-		flush |= tdp_range_pass(mmu, slot, start, end, TDP_PASS_WRPROT, TDP_LEVEL_2M);
-	}
-	if (!initially_set) {
-		if (wp)
+		if (initially_set)
 			flush |= tdp_range_pass(mmu, slot, start, end, TDP_PASS_WRPROT,
-						TDP_LEVEL_4K);
-		else
-			flush |= tdp_range_pass(mmu, slot, start, end, TDP_PASS_CLEAR_DIRTY,
-						TDP_LEVEL_4K);
+						TDP_LEVEL_2M);
 	}
 	return flush;
 }

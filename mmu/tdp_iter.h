@@ -38,6 +38,7 @@ struct tdp_iter {
 	int root_level;
 	bool valid;
 	bool yielded;
+	bool skip_children; /* the next step does not go down (tdp_iter_skip_children) */
 	const struct spte_format *fmt;
 	/* hpa -> pointer of a child table (the platform's hpa_to_va). */
 	void *(*hpa_to_va)(void *ctx, hpa_t hpa);
@@ -73,6 +74,16 @@ static inline void tdp_iter_skip_to_index(struct tdp_iter *iter, unsigned int in
 	iter->sptep += index - cur;
 	iter->next_last_level_gfn = iter->gfn;
 	iter->old_spte = tdp_iter_read_spte(iter->sptep);
+}
+
+/*
+ * The walk has handled everything below the current entry itself (a split
+ * whose children are born in their final state): the next step goes sideways
+ * or up, not down into them.
+ */
+static inline void tdp_iter_skip_children(struct tdp_iter *iter)
+{
+	iter->skip_children = true;
 }
 
 /* The table at iter->level - 1 that a present non-leaf old_spte points to. */
