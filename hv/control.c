@@ -356,17 +356,21 @@ static u64 *be_dirty_snapshot(void *ctx, u32 id)
 }
 
 /*
- * Harvest in steps: GET a range into the scratch at its word offset, then
- * CLEAR (re-arm) exactly the bits taken. The bits live in the scratch until
- * the operation ends; only then, after the flush, are they ORed into the
- * snapshot (bitmap), also when a step fails: nothing taken is ever lost.
+ * Harvest in steps: GET a range into the scratch at its word offset, CLEAR
+ * (re-arm) exactly the bits taken, then OR them into the snapshot (bitmap)
+ * in the same step, so that no step does more than its range (a merge of the
+ * whole slot at the end would be 1/64 of a whole-slot pass in one exit). The
+ * snapshot does not leave the machine before the operation's end: mgmt.c
+ * answers DIRTY_READ with BUSY meanwhile and replies after the flush. A bit
+ * taken out of the log is in the snapshot at once: never lost, also when a
+ * later step fails.
  */
 static int be_dirty_harvest(void *ctx, u32 id, u64 *bitmap, bool clear, u64 *pos, u64 budget)
 {
 	const struct hv_slot *s = ctl_slot_of(id);
 	struct ctl_slot *cs = &ctl.slots[id];
 	bool flush = false;
-	u64 i, n, taken;
+	u64 i, n;
 	int rc;
 
 	(void)ctx;
@@ -381,27 +385,26 @@ static int be_dirty_harvest(void *ctx, u32 id, u64 *bitmap, bool clear, u64 *pos
 			hv.vcpu->ops->pml_flush(hv.vcpu);
 	}
 	n = ctl_step_pages(s, *pos, budget);
-	taken = *pos;
 	rc = tdp_mmu_get_dirty_log_range(hv.vm->mmu, (unsigned int)s->mmu_id, *pos, n,
 					 cs->scratch + *pos / 64, &flush);
 	ctl_op_flush |= flush;
 	if (!rc) {
-		taken = *pos + n;
 		if (clear) {
 			rc = tdp_mmu_clear_dirty_log(hv.vm->mmu, (unsigned int)s->mmu_id, *pos, n,
 						     cs->scratch + *pos / 64, &flush);
 			ctl_op_flush |= flush;
 		}
+		/* Also after a failed CLEAR: a spare bit, never a missing one. */
+		for (i = *pos / 64; i < tdp_dirty_bitmap_words(*pos + n); i++)
+			bitmap[i] |= cs->scratch[i];
 	}
 	if (!rc) {
 		*pos += n;
 		if (*pos < s->npages)
 			return MGMT_STEP_MORE;
 	}
-	/* Flush before anyone sees the bits: no write may slip past a stale TLB entry. */
+	/* Flush before the bits leave (the reply): no write may slip past a stale TLB entry. */
 	ctl_op_end();
-	for (i = 0; i < tdp_dirty_bitmap_words(taken); i++)
-		bitmap[i] |= cs->scratch[i];
 	return rc ? mmu_err_to_proto(rc) : 0;
 }
 

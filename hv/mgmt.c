@@ -381,6 +381,8 @@ static void op_finish(struct mgmt *m, int err)
 		proto_put_varint(&out, op->ndirty);
 	} else if (op->kind == MGMT_OP_CLEAR) {
 		proto_put_varint(&out, op->ndirty); /* pages re-protected */
+	} else if (op->kind == MGMT_OP_DONE) {
+		/* no payload */
 	} else {
 		proto_put_varint(&out, op->nr_done);
 	}
@@ -522,6 +524,22 @@ static void op_step(struct mgmt *m)
 				op_harvest_done(m);
 			break;
 		}
+		if (op->kind == MGMT_OP_DONE) {
+			/* Words are far cheaper than pages of mmu work: budget words. */
+			u64 words = (op->npages + 63) / 64;
+			u64 end = words - op->pos < budget ? words : op->pos + budget;
+
+			snap = m->be->dirty_snapshot(m->be_ctx, op->slot_id);
+			if (!snap) {
+				op_finish(m, -PROTO_E_INTERNAL);
+				break;
+			}
+			for (; op->pos < end; op->pos++)
+				snap[op->pos] = 0;
+			if (op->pos == words)
+				op_finish(m, 0);
+			break;
+		}
 		if (op->kind == MGMT_OP_CLEAR) {
 			s64 n = op_clear_chunk(m, budget);
 
@@ -554,6 +572,7 @@ static void op_step(struct mgmt *m)
 				 : -PROTO_E_INTERNAL;
 			break;
 		case MGMT_OP_CLEAR:
+		case MGMT_OP_DONE:
 		case MGMT_OP_NONE:
 		default:
 			r = -PROTO_E_INTERNAL;
@@ -741,23 +760,26 @@ static int cmd_dirty_read(struct mgmt *m, struct proto_buf *req, struct proto_bu
 	return 0;
 }
 
-static int cmd_dirty_done(struct mgmt *m, struct proto_buf *req, struct proto_buf *out)
+/* Empties the snapshot, in steps as well (a TiB slot's is 32 MiB). */
+static int cmd_dirty_done(struct mgmt *m, struct proto_buf *req)
 {
 	u64 slot = proto_get_varint(req);
 	u64 gen = proto_get_varint(req);
+	struct mgmt_op *op = &m->op;
 	struct mgmt_slot s;
 	u64 *snap;
 	int r;
 
-	(void)out;
 	if (!proto_rbuf_done(req))
 		return -PROTO_E_BAD_REQUEST;
 	r = snap_lookup(m, slot, gen, &s, &snap);
 	if (r)
 		return r;
-	for (u64 w = 0; w < ((s.size >> PAGE_SHIFT) + 63) / 64; w++)
-		snap[w] = 0;
-	return 0;
+	zero_bytes(op, sizeof(*op));
+	op->kind = MGMT_OP_DONE;
+	op->slot_id = s.id;
+	op->npages = s.size >> PAGE_SHIFT;
+	return MGMT_OP_BEGUN;
 }
 
 static int cmd_dirty_clear(struct mgmt *m, struct proto_buf *req)
@@ -1075,7 +1097,7 @@ void mgmt_handle_frame(struct mgmt *m, const u8 *frame, u32 len)
 		r = cmd_dirty_read(m, &req, &out);
 		break;
 	case PROTO_CMD_DIRTY_DONE:
-		r = cmd_dirty_done(m, &req, &out);
+		r = cmd_dirty_done(m, &req);
 		break;
 	case PROTO_CMD_DIRTY_CLEAR:
 		r = cmd_dirty_clear(m, &req);

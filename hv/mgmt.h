@@ -113,9 +113,10 @@ struct mgmt_backend {
 	/*
 	 * OR the slot's logged dirty pages into bitmap (KVM_GET_DIRTY_LOG). With
 	 * clear: also clear them in the log and write-protect / clear D again, so
-	 * that no later write is missed. bitmap is changed only when the
-	 * operation ends, after the TLB flush: on success, and on an error too
-	 * (what earlier steps took out of the log is ORed in then, never lost).
+	 * that no later write is missed. Each step ORs the bits of its range as it
+	 * takes them (so a bit taken out of the log is never lost, also when a
+	 * later step fails); mgmt.c lets no one read bitmap before the operation
+	 * has ended, with its TLB flush (DIRTY_READ gets BUSY meanwhile).
 	 */
 	int (*dirty_harvest)(void *ctx, u32 slot_id, u64 *bitmap, bool clear, u64 *pos, u64 budget);
 	/*
@@ -198,6 +199,7 @@ enum mgmt_op_kind {
 	MGMT_OP_STOP,
 	MGMT_OP_HARVEST, /* DIRTY_SNAP: harvest steps, then counting the snapshot */
 	MGMT_OP_CLEAR,	 /* DIRTY_CLEAR: dirty_clear() calls over [first, end) */
+	MGMT_OP_DONE,	 /* DIRTY_DONE: the snapshot zeroed, budget words per step */
 };
 
 /* The long command in flight (docs/protocol.md "Long commands"). */

@@ -244,7 +244,7 @@ static int fk_dirty_harvest(void *ctx, u32 slot_id, u64 *bitmap, bool clear, u64
 {
 	struct fake_vm *vm = ctx;
 	struct fake_slot *s = slot_by_id(vm, slot_id);
-	u64 n, words = 0;
+	u64 n;
 
 	if (!s)
 		return -PROTO_E_NO_SLOT;
@@ -252,23 +252,19 @@ static int fk_dirty_harvest(void *ctx, u32 slot_id, u64 *bitmap, bool clear, u64
 	if (!n)
 		return -PROTO_E_INTERNAL;
 	if (vm->fail_harvest_call && vm->op_calls == vm->fail_harvest_call) {
-		/* As the real one on an mmu error: what was taken goes out. */
-		for (u64 w = 0; w < (*pos + 63) / 64; w++)
-			bitmap[w] |= s->scratch[w];
+		/* An mmu error: earlier steps' bits are in bitmap already. */
 		vm->op = 0;
 		return -PROTO_E_BUSY;
 	}
-	/* The real one's get + clear of a range: the words of [pos, pos + n). */
+	/* The real one's step: get + clear of the words of [pos, pos + n), ORed in. */
 	for (u64 w = *pos / 64; w < (*pos + n + 63) / 64; w++) {
 		s->scratch[w] = s->live[w];
 		if (clear)
 			s->live[w] = 0;
+		bitmap[w] |= s->scratch[w];
 	}
 	if (fk_step_end(vm, s, pos, n) == MGMT_STEP_MORE)
 		return MGMT_STEP_MORE;
-	words = (s->npages + 63) / 64;
-	for (u64 w = 0; w < words; w++)
-		bitmap[w] |= s->scratch[w];
 	vm->harvests++;
 	return 0;
 }

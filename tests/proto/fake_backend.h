@@ -18,7 +18,7 @@ struct fake_slot {
 	u8 *mem;      /* NULL for MMIO */
 	u64 *live;    /* the "MMU's" dirty log */
 	u64 *snap;    /* the snapshot mgmt.c reads */
-	u64 *scratch; /* a harvest in steps: what it took out of live[] so far */
+	u64 *scratch; /* a harvest step: what it took out of live[] */
 	u64 npages;
 };
 

@@ -488,9 +488,9 @@ static bool uart_put(u8 b)
 	return true;
 }
 
-static void dispatcher_setup(void)
+static void dispatcher_setup_mib(u32 ram0_mib)
 {
-	fake_vm_init(&vm, 8);
+	fake_vm_init(&vm, ram0_mib);
 	fake_vm_fill(&vm, 99);
 	memset(&uart, 0, sizeof(uart));
 	proto_rx_init(&host_rx, host_rxbuf, sizeof(host_rxbuf));
@@ -502,6 +502,11 @@ static void dispatcher_setup(void)
 	       -PROTO_E_INTERNAL);
 	EXPECT(mgmt_init(&m, m_mem, MGMT_MEM_SIZE, &fake_backend, &vm, &t_transport, NULL) == 0);
 	proto_rx_init(&host_rx, host_rxbuf, sizeof(host_rxbuf));
+}
+
+static void dispatcher_setup(void)
+{
+	dispatcher_setup_mib(8);
 }
 
 static void dispatcher_teardown(void)
@@ -1310,6 +1315,32 @@ static void test_mgmt_steps_clear(void)
 	dispatcher_teardown();
 }
 
+/* DIRTY_DONE and the snapshot count of a 64 MiB slot (256 words) with 64-page steps. */
+static void test_mgmt_steps_done(void)
+{
+	struct fake_slot *s0;
+	u64 nd, gen, steps0;
+
+	dispatcher_setup_mib(64);
+	s0 = &vm.slots[0];
+	mgmt_set_step_pages(&m, 64);
+	EXPECT(start_stop_all(true, PROTO_DIRTY_DBIT) == 1);
+	for (u64 p = 0; p < s0->npages; p += 3)
+		fake_vm_touch(&vm, 0, p);
+	gen = snap(0, true, &nd);
+	EXPECT(nd == (s0->npages + 2) / 3);
+	steps0 = m.c.steps;
+	EXPECT(tx_req(PROTO_CMD_DIRTY_DONE, REQ(0, gen)) == 0);
+	/* 256 words, 64 a step. */
+	EXPECT(m.c.steps - steps0 == 4);
+	for (u64 w = 0; w < s0->npages / 64; w++)
+		EXPECT(s0->snap[w] == 0);
+	gen = snap(0, true, &nd);
+	EXPECT(nd == 0);
+	EXPECT(!vm.contract_broken && !mgmt_wants_poll(&m));
+	dispatcher_teardown();
+}
+
 int main(void)
 {
 	memset(payload, 0x33, sizeof(payload));
@@ -1329,6 +1360,7 @@ int main(void)
 	run("mgmt.steps_interrupted_harvest_loses_nothing", test_mgmt_steps_nothing_lost);
 	run("mgmt.steps_error_keeps_taken_bits", test_mgmt_steps_error);
 	run("mgmt.steps_clear_range", test_mgmt_steps_clear);
+	run("mgmt.steps_done_and_count", test_mgmt_steps_done);
 	free(m_mem);
 	return fails ? 1 : 0;
 }
