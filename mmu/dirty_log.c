@@ -188,6 +188,11 @@ static bool tdp_rearm_leaf_run(struct tdp_op *op, struct tdp_iter *iter,
 
 	PT_ASSERT(iter->level == TDP_LEVEL_4K && iter->gfn < end);
 	tdp_rearm_run_init(op, slot, how, &r);
+	/* Locals, kept in registers: the slow path's call would otherwise make
+	 * the loop reload them from the stack on every entry. */
+	const u64 keep = ~r.clr, set = r.set, fm = r.fast_mask;
+	const bool fast = r.fast;
+
 	if (end - gfn0 < SPTE_ENT_PER_PAGE)
 		last = (unsigned int)(end - gfn0 - 1);
 	/* 64 entries (one bitmap word) at a time: SYNC_D's marks go out with
@@ -198,23 +203,24 @@ static bool tdp_rearm_leaf_run(struct tdp_op *op, struct tdp_iter *iter,
 		hi = (lo | 63) < last ? (lo | 63) : last;
 		for (i = lo; i <= hi; i++) {
 			u64 old = __atomic_load_n(&pt[i], __ATOMIC_RELAXED);
-			u64 new = (old & ~r.clr) | r.set;
-			bool had_d = false;
+			u64 new = (old & keep) | set;
 
 			if (new == old)
 				continue;
-			if (r.fast && (old & r.fast_mask) == r.fast_mask) {
+			if (fast && (old & fm) == fm) {
 				PT_ASSERT(tdp_rearm_can_store(op, slot, old, new));
 				__atomic_store_n(&pt[i], new, __ATOMIC_RELAXED);
 				marks |= (u64)((old & mark_mask) != 0) << (i % 64);
 				plain++;
 				continue;
 			}
-			if (!spte_is_present(old))
-				continue;
-			changed |= tdp_rearm_one(op, slot, &pt[i], gfn0 + i, TDP_LEVEL_4K, how,
-						 &had_d);
-			marks |= (u64)had_d << (i % 64);
+			if (spte_is_present(old)) {
+				bool had_d = false;
+
+				changed |= tdp_rearm_one(op, slot, &pt[i], gfn0 + i, TDP_LEVEL_4K,
+							 how, &had_d);
+				marks |= (u64)had_d << (i % 64);
+			}
 		}
 		if (marks)
 			tdp_mark_dirty_mask(op->mmu, slot, gfn0 + (lo & ~63u), marks);
