@@ -412,7 +412,7 @@ static void svm_run(struct vcpu *v, struct hv_exit *e)
 	struct svm_vcpu *s = to_svm(v);
 	struct vmcb *vmcb = s->vmcb;
 	bool halt_run = s->guest_halt;
-	u64 entry_rip = v->rip;
+	u64 entry_rip = v->rip, entry_shadow;
 
 	/* A reflected NMI that waited for EVENTINJ (svm_inject_nmi). */
 	if (s->nmi_pending && !(vmcb->control.event_inj & SVM_EVTINJ_VALID)) {
@@ -422,10 +422,14 @@ static void svm_run(struct vcpu *v, struct hv_exit *e)
 	/*
 	 * hv/ completed an instruction (moved RIP): an interrupt shadow
 	 * (STI; HLT, MOV SS) covered that instruction only, so it ends here.
-	 * APM 15.21.5 "Interrupt Shadows".
+	 * APM 15.21.5 "Interrupt Shadows". A HLT put back after a tick
+	 * (nmi_rewound_halt) runs again under the shadow it had: `sti; hlt`
+	 * must not take an interrupt between the two, or the wake-up it was
+	 * waiting for is handled before the HLT, which then sleeps on.
 	 */
 	if (vmcb->save.rip != v->rip)
-		vmcb->control.interrupt_shadow = 0;
+		vmcb->control.interrupt_shadow = s->nmi_rewound_halt ? s->halt_shadow : 0;
+	entry_shadow = vmcb->control.interrupt_shadow;
 	vmcb->save.rax = v->gprs.r[HV_GPR_RAX];
 	vmcb->save.rsp = v->gprs.r[HV_GPR_RSP];
 	vmcb->save.rip = v->rip;
@@ -466,6 +470,7 @@ static void svm_run(struct vcpu *v, struct hv_exit *e)
 		 */
 		if (halt_run && v->rip != entry_rip && v->rip - entry_rip <= 15) {
 			s->halt_rip = v->rip;
+			s->halt_shadow = entry_shadow;
 			v->rip = entry_rip;
 			s->nmi_rewound_halt = true;
 		}

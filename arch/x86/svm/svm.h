@@ -34,7 +34,8 @@ struct svm_vcpu {
 	 * takes, as hardware returns from an NMI after the HLT.
 	 */
 	bool nmi_rewound_halt;
-	u64 halt_rip;	     /* RIP of the HLT the guest executes itself */
+	u64 halt_rip;	     /* RIP after that HLT, where a reflected NMI returns */
+	u64 halt_shadow;     /* the interrupt shadow the HLT ran under (STI; HLT) */
 	bool nmi_pending;    /* an NMI for the guest waits for EVENTINJ to be free */
 	u64 nmi_no_host_nmi; /* NMI exits after which the host took no NMI */
 };
