@@ -19,6 +19,23 @@
 #define MSI_ADDR_DEST_SHIFT	  12
 #define MSI_DATA_DELIVERY_NMI	  (4u << 8)
 #define CPUID_1_EBX_APIC_ID_SHIFT 24
+#define MSI_MAX_DEST_ID		  0xffu
+#define CPUID_LEAF_X2APIC_TOPO	  0x0bu /* EDX = the x2APIC ID */
+
+/*
+ * The boot CPU's APIC ID as an MSI can address it (8 bits), or -1. CPUID.1
+ * EBX[31:24] holds only the low 8 bits of an x2APIC ID; leaf 0Bh has it all
+ * (Intel SDM Vol. 2A CPUID; AMD APM Vol. 3 Appendix E, Fn0000_000B).
+ */
+static int tick_boot_apic_id(void)
+{
+	u32 id = x86_cpuid(1, 0).ebx >> CPUID_1_EBX_APIC_ID_SHIFT;
+
+	if (x86_cpuid(0, 0).eax >= CPUID_LEAF_X2APIC_TOPO &&
+	    x86_cpuid(CPUID_LEAF_X2APIC_TOPO, 0).ebx != 0)
+		id = x86_cpuid(CPUID_LEAF_X2APIC_TOPO, 0).edx;
+	return id > MSI_MAX_DEST_ID ? -1 : (int)id;
+}
 
 static struct {
 	struct hpet hpet;
@@ -35,6 +52,7 @@ static struct {
 static int tick_setup_hpet(const struct hv_boot_info *bi, const char **why)
 {
 	u64 table, fs_per_tick;
+	int apic_id;
 
 	if (!bi->acpi_rsdp) {
 		*why = "the firmware gave no ACPI RSDP";
@@ -56,6 +74,11 @@ static int tick_setup_hpet(const struct hv_boot_info *bi, const char **why)
 	fs_per_tick = tick.hpet.period_fs;
 	tick.slow_ticks = (u32)((u64)HV_MGMT_TICK_US * 1000000000ull / fs_per_tick);
 	tick.fast_ticks = (u32)((u64)HV_MGMT_TICK_FAST_US * 1000000000ull / fs_per_tick);
+	apic_id = tick_boot_apic_id();
+	if (apic_id < 0) {
+		*why = "the boot CPU's APIC ID is above 255: an MSI cannot address it";
+		return -1;
+	}
 	tick.standin = hv_page_alloc();
 	if (!tick.standin) {
 		*why = "out of pool memory for the HPET stand-in page";
@@ -64,8 +87,7 @@ static int tick_setup_hpet(const struct hv_boot_info *bi, const char **why)
 	for (u64 *p = tick.standin; p < (u64 *)tick.standin + PAGE_SIZE / 8; p++)
 		*p = ~0ull;
 	tick.rsdp = bi->acpi_rsdp;
-	tick.msi_addr = MSI_ADDR_BASE |
-			((x86_cpuid(1, 0).ebx >> CPUID_1_EBX_APIC_ID_SHIFT) << MSI_ADDR_DEST_SHIFT);
+	tick.msi_addr = MSI_ADDR_BASE | ((u32)apic_id << MSI_ADDR_DEST_SHIFT);
 	hv_log("management tick: HPET at 0x%lx (%u comparators, %lu fs/tick), comparator %d "
 	       "(%s), NMI every %u us to 0x%x; its MMIO page hidden",
 	       tick.hpet_base, tick.hpet.nr_timers, tick.hpet.period_fs, tick.hpet.timer,
