@@ -594,6 +594,28 @@ out:
 /* ---- enabling and disabling ---- */
 
 /*
+ * The initial bitmap words of pages [first, first + npages) of a slot of
+ * @slot_pages pages (first a multiple of 64): clear, or every page's bit set
+ * with INITIALLY_SET (none past the slot's end). Atomic stores: a fault may
+ * already mark pages of a deferred slot; such a write comes before logging is
+ * reported started, so losing its mark is allowed.
+ */
+static void tdp_init_bitmap_words(u64 *bitmap, u64 slot_pages, u64 first, u64 npages,
+				  u64 log_flags)
+{
+	bool set = log_flags & TDP_LOG_INITIALLY_SET;
+	u64 w, w0 = first / 64, w1 = tdp_dirty_bitmap_words(first + npages);
+
+	for (w = w0; w < w1; w++) {
+		u64 v = set ? ~0ull : 0;
+
+		if (set && w == w1 - 1 && (slot_pages % 64) && first + npages == slot_pages)
+			v = (1ull << (slot_pages % 64)) - 1;
+		__atomic_store_n(&bitmap[w], v, __ATOMIC_RELAXED);
+	}
+}
+
+/*
  * Split and arm [start, end) of one root in one walk: a 4 KiB run is re-armed
  * per @how (tdp_rearm_leaf_run); a huge leaf is split with its children born
  * re-armed (@child_clr), and the walk steps over a new 4 KiB table instead of
@@ -699,7 +721,6 @@ int tdp_mmu_enable_dirty_logging(struct tdp_mmu *mmu, unsigned int slot_id,
 				 enum tdp_dirty_mode mode, u64 log_flags, u64 *bitmap, bool *flush)
 {
 	struct tdp_memslot *slot;
-	u64 words, i, tail;
 	int ret = MMU_OK;
 
 	*flush = false;
@@ -722,12 +743,10 @@ int tdp_mmu_enable_dirty_logging(struct tdp_mmu *mmu, unsigned int slot_id,
 		ret = MMU_EINVAL;
 		goto out;
 	}
-	words = tdp_dirty_bitmap_words(slot->npages);
-	tail = slot->npages % 64;
-	for (i = 0; i < words; i++)
-		bitmap[i] = (log_flags & TDP_LOG_INITIALLY_SET) ? ~0ull : 0;
-	if (tail && (log_flags & TDP_LOG_INITIALLY_SET))
-		bitmap[words - 1] = (1ull << tail) - 1;
+	/* DEFER_ARM: each range's words are set up as it is armed (no walk
+	 * over a whole TiB slot's 32 MiB of bitmap in one call). */
+	if (!(log_flags & TDP_LOG_DEFER_ARM))
+		tdp_init_bitmap_words(bitmap, slot->npages, 0, slot->npages, log_flags);
 
 	/* From here on faults map this slot with 4 KiB pages only. */
 	pt_write_lock(&mmu->mmu_lock);
@@ -861,11 +880,15 @@ int tdp_mmu_arm_dirty_log_range(struct tdp_mmu *mmu, unsigned int slot_id, u64 f
 	slot = tdp_logged_slot(mmu, slot_id);
 	if (!slot)
 		ret = MMU_ENOENT;
-	else if (!tdp_slot_is_logging(slot) || !tdp_slot_range_ok(slot, first_page, npages))
+	else if (!tdp_slot_is_logging(slot) || !(slot->log_flags & TDP_LOG_DEFER_ARM) ||
+		 !tdp_slot_range_ok(slot, first_page, npages))
 		ret = MMU_EINVAL;
-	else
+	else {
+		tdp_init_bitmap_words(slot->dirty_bitmap, slot->npages, first_page, npages,
+				      slot->log_flags);
 		changed = tdp_arm_range(mmu, slot, slot->base_gfn + first_page,
 					slot->base_gfn + first_page + npages);
+	}
 	*flush = tdp_mmu_flush_owed(mmu, changed);
 	pt_spin_unlock(&mmu->mgmt_lock);
 	return ret;

@@ -88,10 +88,11 @@ enum tdp_dirty_mode {
 /* KVM_DIRTY_LOG_INITIALLY_SET: start with every bit set and nothing
  * write-protected; CLEAR write-protects lazily. Requires MANUAL_PROTECT. */
 #define TDP_LOG_INITIALLY_SET BIT_ULL(1)
-/* Logging is on when enable returns (faults map 4 KiB, the bitmap is ready)
- * but nothing is split or re-armed yet: the caller arms the slot in bounded
- * chunks with tdp_mmu_arm_dirty_log_range and may report logging started
- * only after the last chunk and a flush. */
+/* Logging is on when enable returns (faults map 4 KiB) but nothing is split
+ * or re-armed yet, and the bitmap's words are set up range by range: the
+ * caller arms the slot in bounded chunks with tdp_mmu_arm_dirty_log_range
+ * and may report logging started (or harvest) only after the last chunk and
+ * a flush. */
 #define TDP_LOG_DEFER_ARM BIT_ULL(2)
 
 struct tdp_memslot {

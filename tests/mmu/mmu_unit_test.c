@@ -968,6 +968,98 @@ static void test_manual(void)
 	test_report("dirty.manual_protect_initially_set");
 }
 
+/*
+ * The range forms (DEFER_ARM enable, arm / get / clear / collapse by range):
+ * what the hypervisor's management runs in steps, one range per exit.
+ */
+static void test_ranges(void)
+{
+	struct env e;
+	struct tdp_mmu_stats st;
+	bool flush;
+	int id, lvl;
+	u64 w = tdp_dirty_bitmap_words(LOG_PAGES), i, mask[32];
+
+	id = log_setup(&e, SPTE_FMT_EPT_AD, &ram_2m);
+	memset(bitmap, 0xa5, sizeof(bitmap)); /* the caller's memory, not yet set up */
+	CHECK(tdp_mmu_enable_dirty_logging(&e.mmu, id, TDP_DIRTY_WP,
+					   TDP_LOG_MANUAL_PROTECT | TDP_LOG_DEFER_ARM, bitmap,
+					   &flush) == MMU_OK,
+	      "enable deferred");
+	CHECK(spte_is_writable(&e.fmt, leaf_of(&e, LOG_BASE, &lvl)) && lvl == TDP_LEVEL_2M,
+	      "deferred: nothing split or write-protected yet");
+	CHECK(tdp_mmu_arm_dirty_log_range(&e.mmu, id, 1, 64, &flush) == MMU_EINVAL, "unaligned");
+	CHECK(tdp_mmu_arm_dirty_log_range(&e.mmu, id, 0, 65, &flush) == MMU_EINVAL, "ragged");
+	CHECK(tdp_mmu_arm_dirty_log_range(&e.mmu, id, 0, 512, &flush) == MMU_OK && flush,
+	      "arm the first 2 MiB");
+	CHECK(!spte_is_writable(&e.fmt, leaf_of(&e, LOG_BASE + 511, &lvl)) &&
+		  lvl == TDP_LEVEL_4K,
+	      "armed range: split, write-protected");
+	CHECK(spte_is_writable(&e.fmt, leaf_of(&e, LOG_BASE + 512, &lvl)) && lvl == TDP_LEVEL_2M,
+	      "the next range untouched");
+	CHECK(popcount_bm(bitmap, 8) == 0 && bitmap[8] == 0xa5a5a5a5a5a5a5a5ull,
+	      "bitmap words set up with their range only");
+	CHECK(tdp_mmu_arm_dirty_log_range(&e.mmu, id, 512, LOG_PAGES - 512, &flush) == MMU_OK &&
+		  flushed(&e, flush),
+	      "arm the rest (ragged end)");
+	CHECK(popcount_bm(bitmap, w) == 0, "bitmap clear");
+	for (i = 0; i < LOG_PAGES; i++)
+		CHECK(!spte_is_writable(&e.fmt, leaf_of(&e, LOG_BASE + i, NULL)),
+		      "every page armed (+%llu)", (unsigned long long)i);
+	cpu_write(&e, LOG_BASE + 5);
+	cpu_write(&e, LOG_BASE + LOG_PAGES - 1);
+	memset(out, 0, sizeof(out));
+	CHECK(tdp_mmu_get_dirty_log_range(&e.mmu, id, 0, 64, out, &flush) == MMU_OK &&
+		  out[0] == 1ull << 5,
+	      "get a range");
+	CHECK(tdp_mmu_get_dirty_log_range(&e.mmu, id, 1024, LOG_PAGES - 1024, out + 16, &flush) ==
+			  MMU_OK &&
+		      test_bit(out, LOG_PAGES - 1),
+	      "get the ragged last range");
+	memcpy(mask, out, sizeof(mask));
+	CHECK(tdp_mmu_clear_dirty_log(&e.mmu, id, 0, 64, mask, &flush) == MMU_OK &&
+		  flushed(&e, flush) && !spte_is_writable(&e.fmt, leaf_of(&e, LOG_BASE + 5, NULL)) &&
+		  spte_is_writable(&e.fmt, leaf_of(&e, LOG_BASE + LOG_PAGES - 1, NULL)),
+	      "clear re-arms its range only");
+	CHECK(tdp_mmu_collapse_range(&e.mmu, id, 0, 512, &flush) == MMU_EINVAL,
+	      "no collapse while logging");
+	CHECK(tdp_mmu_disable_dirty_logging_deferred(&e.mmu, id, &flush) == MMU_OK, "stop");
+	CHECK(spte_is_writable(&e.fmt, leaf_of(&e, LOG_BASE + 600, &lvl)) == false &&
+		  lvl == TDP_LEVEL_4K,
+	      "deferred stop: still 4 KiB and protected");
+	/* (Collapsing frees tables, so it flushes itself first.) */
+	CHECK(tdp_mmu_collapse_range(&e.mmu, id, 0, 512, &flush) == MMU_OK,
+	      "collapse the first 2 MiB");
+	flushed(&e, flush);
+	CHECK(spte_is_writable(&e.fmt, leaf_of(&e, LOG_BASE, &lvl)) && lvl == TDP_LEVEL_2M,
+	      "first 2 MiB huge again");
+	CHECK(!spte_is_writable(&e.fmt, leaf_of(&e, LOG_BASE + 600, &lvl)) && lvl == TDP_LEVEL_4K,
+	      "the rest not yet");
+	CHECK(tdp_mmu_collapse_range(&e.mmu, id, 512, LOG_PAGES - 512, &flush) == MMU_OK,
+	      "collapse the rest");
+	flushed(&e, flush);
+	tdp_mmu_get_stats(&e.mmu, &st);
+	CHECK(st.leaves[TDP_LEVEL_2M] == 2 && st.leaves[TDP_LEVEL_4K] == LOG_PAGES - 1024,
+	      "back to 2 huge leaves + %d 4 KiB", (int)(LOG_PAGES - 1024));
+
+	/* INITIALLY_SET: each range's bits set as it is armed, none past the end. */
+	memset(bitmap, 0, sizeof(bitmap));
+	CHECK(tdp_mmu_enable_dirty_logging(&e.mmu, id, TDP_DIRTY_DBIT,
+					   TDP_LOG_MANUAL_PROTECT | TDP_LOG_INITIALLY_SET |
+					       TDP_LOG_DEFER_ARM,
+					   bitmap, &flush) == MMU_OK,
+	      "enable deferred, initially set");
+	CHECK(tdp_mmu_arm_dirty_log_range(&e.mmu, id, 0, 1024, &flush) == MMU_OK &&
+		  tdp_mmu_arm_dirty_log_range(&e.mmu, id, 1024, LOG_PAGES - 1024, &flush) == MMU_OK,
+	      "arm in two ranges");
+	CHECK(popcount_bm(bitmap, w) == LOG_PAGES &&
+		  bitmap[w - 1] == (1ull << (LOG_PAGES % 64)) - 1,
+	      "all set, tail bits clear");
+	CHECK(tdp_mmu_disable_dirty_logging(&e.mmu, id, &flush) == MMU_OK, "disable");
+	env_fini(&e);
+	test_report("dirty.ranges");
+}
+
 static void test_split_collapse(void)
 {
 	struct env e;
@@ -1314,6 +1406,7 @@ int main(void)
 			     "dirty.dbit.unaligned_slot_clear");
 	test_pml_mode();
 	test_manual();
+	test_ranges();
 	test_split_collapse();
 	test_pml_drain();
 	test_roots();
