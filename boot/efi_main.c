@@ -77,6 +77,26 @@ static u64 boot_find_rsdp(void)
 	return 0;
 }
 
+/*
+ * TSC ticks per second, measured against the firmware's Stall (a timer the
+ * firmware calibrated: OVMF uses the ACPI PM timer), so that the hypervisor
+ * can report times (harvest durations) without a clock of its own. 0 if the
+ * measurement makes no sense (Stall failed, or the TSC did not move).
+ */
+#define BOOT_TSC_CAL_US 20000
+static u64 boot_measure_tsc_hz(void)
+{
+	u64 t0, t1;
+
+	t0 = x86_rdtsc();
+	if (EFI_ERROR(BS->Stall(BOOT_TSC_CAL_US)))
+		return 0;
+	t1 = x86_rdtsc();
+	if (t1 <= t0)
+		return 0;
+	return (t1 - t0) * (1000000 / BOOT_TSC_CAL_US);
+}
+
 static bool hypervisor_signature_is_ours(void)
 {
 	struct x86_cpuid r = x86_cpuid(HV_CPUID_BASE, 0);
@@ -138,6 +158,7 @@ static EFI_STATUS boot_virtualize(EFI_HANDLE image, EFI_LOADED_IMAGE *li,
 	bi->alloc_base = pool + off;
 	bi->nr_cpus = boot_count_cpus();
 	bi->acpi_rsdp = boot_find_rsdp();
+	bi->tsc_hz = boot_measure_tsc_hz();
 	bi->flags = cmd->no_mgmt_tick ? HV_BOOT_NO_MGMT_TICK : 0;
 	bi->mgmt_step_pages = cmd->mgmt_step_pages;
 	if (boot_copy_memory_map(bi)) {

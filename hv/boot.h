@@ -63,6 +63,7 @@ struct hv_boot_info {
 	u64 acpi_rsdp;	     /* physical address of the ACPI RSDP (EFI configuration table), or 0 */
 	u64 flags;	     /* HV_BOOT_* */
 	u64 mgmt_step_pages; /* --mgmt-step-pages N: pages of work per poll; 0: the default */
+	u64 tsc_hz;	     /* TSC ticks per second measured by boot/ against Stall; 0: unknown */
 };
 
 /* Entry points boot/ calls in the relocated copy (hv/hv.c). */

@@ -620,7 +620,21 @@ static u32 be_log_read(void *ctx, u64 off, u8 *buf, u32 len, u64 *first, u64 *en
 	return hv_log_ring_read(off, buf, len, first, end);
 }
 
-static const struct mgmt_backend ctl_backend = {
+/*
+ * Nanoseconds from the TSC, scaled by the frequency boot/ measured:
+ * ns = tsc * mult >> 32 with mult = 10^9 * 2^32 / tsc_hz, a 64x64->128
+ * multiply (no 128-bit division, which would need libgcc).
+ */
+static u64 ctl_ns_mult;
+
+static u64 be_now_ns(void *ctx)
+{
+	(void)ctx;
+	return (u64)(((unsigned __int128)x86_rdtsc() * ctl_ns_mult) >> 32);
+}
+
+/* now_ns is filled in at init, and only if the TSC frequency is known. */
+static struct mgmt_backend ctl_backend = {
     .info = be_info,
     .slot_get = be_slot_get,
     .dirty_start = be_dirty_start,
@@ -634,7 +648,6 @@ static const struct mgmt_backend ctl_backend = {
     .regs = be_regs,
     .stat = be_stat,
     .log_read = be_log_read,
-    .now_ns = NULL,
 };
 
 int hv_control_init(void)
@@ -645,6 +658,15 @@ int hv_control_init(void)
 	if (!hv.mgmt_uart.present) {
 		hv_log("management port: none (no UART at 0x%x)", UART_COM2_BASE);
 		return 0;
+	}
+	if (hv.bi->tsc_hz) {
+		ctl_ns_mult = (1000000000ull << 32) / hv.bi->tsc_hz;
+		ctl_backend.now_ns = be_now_ns;
+		hv_log("management: TSC %lu Hz (measured at boot): harvest times in stats",
+		       hv.bi->tsc_hz);
+	} else {
+		hv_log("management: TSC frequency unknown: harvest times are not measured "
+		       "(dirty.harvest_ns_* stay 0)");
 	}
 	mem = hv_pages_alloc_contig((MGMT_MEM_SIZE + PAGE_SIZE - 1) / PAGE_SIZE);
 	if (!mem) {

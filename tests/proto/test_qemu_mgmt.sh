@@ -84,6 +84,10 @@ pt dirty get --slot "$sid" --json >"$RUN_DIR/d2.json" 2>"$out"
 check dirty_get json "$RUN_DIR/d2.json" '"dirty" in d and not d["cleared"]'
 check dirty_clear pt dirty clear --slot "$sid" --first 0 --count $((ssize / 4096))
 check dirty_stop pt dirty stop --all
+# Harvests are timed (TSC measured against the firmware's Stall at boot).
+pt stats --json >"$RUN_DIR/stats_h.json" 2>"$out"
+check harvest_times json "$RUN_DIR/stats_h.json" \
+	'd["dirty.harvests"]>=2 and 0<d["dirty.harvest_ns_max"]<60e9 and d["dirty.harvest_ns_total"]>=d["dirty.harvest_ns_max"]'
 
 # Abuse, each followed by a working command.
 for m in garbage truncated badcrc oversize unknown version reserved-flags flood nowindow; do
