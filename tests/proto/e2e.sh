@@ -209,6 +209,18 @@ sp stats --json >"$dir/steps.json"
 check steps_counted json "$dir/steps.json" 'd["proto.long_cmds"]>=4 and d["proto.steps"]>=3*1024'
 sp resume >/dev/null
 check steps_dirty_stop grep -q 'stopped on 2 slot' <(sp dirty stop --all)
+# A host that gives up half way through a long command (killed): the next host's
+# dirty-log request is answered BUSY until that command is done, and ptctl sends it
+# again until it runs (docs/protocol.md "Long commands").
+sp dirty start --all --mode wp >/dev/null 2>&1 &
+busy_pid=$!
+sleep 0.3
+kill "$busy_pid" 2>/dev/null
+wait "$busy_pid" 2>/dev/null
+check steps_busy_then_runs sp -v dirty get --slot 0 -o "$dir/s4.bin"
+cp "$dir/out" "$dir/steps-busy.out"
+check steps_busy_was_seen grep -q 'busy, again' "$dir/steps-busy.out"
+check steps_busy_stop grep -q 'stopped on 2 slot' <(sp dirty stop --all)
 
 # --- a serial device: a pty bridged to the simulator by socat (termios raw, --baud) ---
 socat "pty,raw,echo=0,link=$dir/tty" "UNIX-CONNECT:$sock" 2>/dev/null &

@@ -63,6 +63,9 @@ int pt_connect(struct pt_conn *c, const char *spec, int baud)
 	memset(c, 0, sizeof(*c));
 	c->fd = -1;
 	c->timeout_ms = 2000;
+	/* A long dirty-log command (start, stop, a harvest: docs/protocol.md
+	 * "Long commands") of another host answers BUSY until it is done. */
+	c->busy_wait_ms = 60000;
 	c->retries = 4;
 	c->window = PROTO_WINDOW;
 	c->max_reply = PROTO_MAX_PAYLOAD;
@@ -279,13 +282,17 @@ int pt_request(struct pt_conn *c, u8 cmd, const u8 *req, u32 req_len, u8 *reply,
 	if (!wire_len)
 		return fail(c, PT_EUSAGE, "request does not encode");
 
+	int busy_waited = 0, busy_delay = 20;
+	bool busy_again = false;
+
 	for (int attempt = 0; attempt < c->retries; attempt++) {
 		u32 sent = 0, acked = 0;
 		bool resend = false;
 
 		c->bad_long = false;
-		if (attempt)
+		if (attempt && !busy_again)
 			c->retransmits++;
+		busy_again = false;
 		while (!resend) {
 			struct proto_hdr rh;
 			const u8 *p;
@@ -372,6 +379,25 @@ int pt_request(struct pt_conn *c, u8 cmd, const u8 *req, u32 req_len, u8 *reply,
 
 				if (e == PROTO_E_VERSION)
 					return version_error(c, &rh, p, len);
+				/*
+				 * BUSY: another command holds the hypervisor (its
+				 * BUSY reply is not cached, so the same request, same
+				 * id, runs when sent again). Wait, doubling up to
+				 * half a second, and send it again; not a lost frame.
+				 */
+				if (e == PROTO_E_BUSY && busy_waited < c->busy_wait_ms) {
+					if (c->verbose)
+						fprintf(stderr, "ptctl: %s: busy, again in %d ms\n",
+							proto_cmd_name(cmd), busy_delay);
+					usleep((useconds_t)busy_delay * 1000);
+					busy_waited += busy_delay;
+					busy_delay = busy_delay < 250 ? busy_delay * 2 : 500;
+					c->busy++;
+					attempt--;
+					busy_again = true;
+					resend = true;
+					break;
+				}
 				if (hv_err)
 					*hv_err = e;
 				return fail(c, PT_EHV, "%s: %s", proto_cmd_name(cmd),

@@ -22,6 +22,7 @@ struct pt_conn {
 	int fd;
 	int timeout_ms; /* silence after which a request is sent again */
 	int retries;	/* sends of one request before giving up */
+	int busy_wait_ms; /* how long a request answered BUSY is sent again */
 	u16 next_id;
 	u32 window;
 	u32 max_reply;
@@ -36,7 +37,7 @@ struct pt_conn {
 
 	/* Accounting (bench, --verbose). */
 	u64 wire_tx, wire_rx, payload_rx, frames_rx;
-	u64 retransmits, naks, credits, stray_frames, bad_frames;
+	u64 retransmits, naks, credits, stray_frames, bad_frames, busy;
 	bool bad_long; /* a long frame failed its checks since the last send */
 
 	/* Filled by pt_hello(). */
