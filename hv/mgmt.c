@@ -485,6 +485,24 @@ static s64 op_clear_chunk(struct mgmt *m, u64 budget)
 }
 
 /*
+ * This poll's share of a pass over the snapshot's words: [op->pos, *end) of
+ * *words. A word is far cheaper than a page of mmu work, so the page budget
+ * counts words. NULL (and the command finished with an error) if the slot
+ * has no snapshot.
+ */
+static u64 *op_snapshot_span(struct mgmt *m, u64 budget, u64 *words, u64 *end)
+{
+	struct mgmt_op *op = &m->op;
+	u64 *snap = m->be->dirty_snapshot(m->be_ctx, op->slot_id);
+
+	*words = (op->npages + 63) / 64;
+	*end = *words - op->pos < budget ? *words : op->pos + budget;
+	if (!snap)
+		op_finish(m, -PROTO_E_INTERNAL);
+	return snap;
+}
+
+/*
  * One poll's share of the long command: backend steps worth at most
  * step_pages pages in all (a slot finished early leaves the rest of the
  * budget to the next slot of an ALL command).
@@ -507,17 +525,13 @@ static void op_step(struct mgmt *m)
 		if (op->counting) {
 			/*
 			 * ndirty of the reply: the snapshot's bits, counted in
-			 * steps as well (a TiB slot has 4 Mi words). A word costs
-			 * far less than a page of mmu work: budget words per poll.
+			 * steps as well (a TiB slot has 4 Mi words).
 			 */
-			u64 words = (op->npages + 63) / 64;
-			u64 end = words - op->pos < budget ? words : op->pos + budget;
+			u64 words, end;
 
-			snap = m->be->dirty_snapshot(m->be_ctx, op->slot_id);
-			if (!snap) {
-				op_finish(m, -PROTO_E_INTERNAL);
+			snap = op_snapshot_span(m, budget, &words, &end);
+			if (!snap)
 				break;
-			}
 			for (; op->pos < end; op->pos++)
 				op->ndirty += popcount64(snap[op->pos]);
 			if (op->pos == words)
@@ -525,15 +539,11 @@ static void op_step(struct mgmt *m)
 			break;
 		}
 		if (op->kind == MGMT_OP_DONE) {
-			/* Words are far cheaper than pages of mmu work: budget words. */
-			u64 words = (op->npages + 63) / 64;
-			u64 end = words - op->pos < budget ? words : op->pos + budget;
+			u64 words, end;
 
-			snap = m->be->dirty_snapshot(m->be_ctx, op->slot_id);
-			if (!snap) {
-				op_finish(m, -PROTO_E_INTERNAL);
+			snap = op_snapshot_span(m, budget, &words, &end);
+			if (!snap)
 				break;
-			}
 			for (; op->pos < end; op->pos++)
 				snap[op->pos] = 0;
 			if (op->pos == words)

@@ -821,29 +821,75 @@ static int tdp_stop_logging(struct tdp_mmu *mmu, unsigned int slot_id, struct td
 	return MMU_OK;
 }
 
-int tdp_mmu_disable_dirty_logging(struct tdp_mmu *mmu, unsigned int slot_id, bool *flush)
+/* Stop logging, and with @collapse put the whole slot back together. */
+static int tdp_disable_logging(struct tdp_mmu *mmu, unsigned int slot_id, bool collapse,
+			       bool *flush)
 {
 	struct tdp_memslot *slot;
+	bool changed = false;
 	int ret;
 
-	*flush = false;
 	pt_spin_lock(&mmu->mgmt_lock);
 	ret = tdp_stop_logging(mmu, slot_id, &slot);
-	if (!ret)
-		*flush = tdp_collapse_range(mmu, slot, slot->base_gfn, tdp_slot_end(slot));
-	*flush = tdp_mmu_flush_owed(mmu, *flush);
+	if (!ret && collapse)
+		changed = tdp_collapse_range(mmu, slot, slot->base_gfn, tdp_slot_end(slot));
+	*flush = tdp_mmu_flush_owed(mmu, changed);
 	pt_spin_unlock(&mmu->mgmt_lock);
 	return ret;
 }
 
+int tdp_mmu_disable_dirty_logging(struct tdp_mmu *mmu, unsigned int slot_id, bool *flush)
+{
+	return tdp_disable_logging(mmu, slot_id, true, flush);
+}
+
 int tdp_mmu_disable_dirty_logging_deferred(struct tdp_mmu *mmu, unsigned int slot_id, bool *flush)
 {
+	return tdp_disable_logging(mmu, slot_id, false, flush);
+}
+
+/* Arm one range of a DEFER_ARM slot: its bitmap words first, then its pages. */
+static bool tdp_arm_slot_range(struct tdp_mmu *mmu, struct tdp_memslot *slot, u64 first_page,
+			       u64 npages)
+{
+	tdp_init_bitmap_words(slot->dirty_bitmap, slot->npages, first_page, npages,
+			      slot->log_flags);
+	return tdp_arm_range(mmu, slot, slot->base_gfn + first_page,
+			     slot->base_gfn + first_page + npages);
+}
+
+static bool tdp_collapse_slot_range(struct tdp_mmu *mmu, struct tdp_memslot *slot,
+				    u64 first_page, u64 npages)
+{
+	return tdp_collapse_range(mmu, slot, slot->base_gfn + first_page,
+				  slot->base_gfn + first_page + npages);
+}
+
+/*
+ * The range forms' common part: under mgmt_lock, the slot must exist, log
+ * (@logging) or not, have @need_flags, and the range be one of it
+ * (tdp_slot_range_ok); then @fn does the work and says whether entries changed.
+ */
+static int tdp_slot_range_call(struct tdp_mmu *mmu, unsigned int slot_id, u64 first_page,
+			       u64 npages, bool logging, u64 need_flags,
+			       bool (*fn)(struct tdp_mmu *, struct tdp_memslot *, u64, u64),
+			       bool *flush)
+{
 	struct tdp_memslot *slot;
-	int ret;
+	bool changed = false;
+	int ret = MMU_OK;
 
 	pt_spin_lock(&mmu->mgmt_lock);
-	ret = tdp_stop_logging(mmu, slot_id, &slot);
-	*flush = tdp_mmu_flush_owed(mmu, false);
+	slot = tdp_logged_slot(mmu, slot_id);
+	if (!slot)
+		ret = MMU_ENOENT;
+	else if (tdp_slot_is_logging(slot) != logging ||
+		 (slot->log_flags & need_flags) != need_flags ||
+		 !tdp_slot_range_ok(slot, first_page, npages))
+		ret = MMU_EINVAL;
+	else
+		changed = fn(mmu, slot, first_page, npages);
+	*flush = tdp_mmu_flush_owed(mmu, changed);
 	pt_spin_unlock(&mmu->mgmt_lock);
 	return ret;
 }
@@ -851,47 +897,15 @@ int tdp_mmu_disable_dirty_logging_deferred(struct tdp_mmu *mmu, unsigned int slo
 int tdp_mmu_collapse_range(struct tdp_mmu *mmu, unsigned int slot_id, u64 first_page, u64 npages,
 			   bool *flush)
 {
-	struct tdp_memslot *slot;
-	bool changed = false;
-	int ret = MMU_OK;
-
-	pt_spin_lock(&mmu->mgmt_lock);
-	slot = tdp_logged_slot(mmu, slot_id);
-	if (!slot)
-		ret = MMU_ENOENT;
-	else if (tdp_slot_is_logging(slot) || !tdp_slot_range_ok(slot, first_page, npages))
-		ret = MMU_EINVAL;
-	else
-		changed = tdp_collapse_range(mmu, slot, slot->base_gfn + first_page,
-					     slot->base_gfn + first_page + npages);
-	*flush = tdp_mmu_flush_owed(mmu, changed);
-	pt_spin_unlock(&mmu->mgmt_lock);
-	return ret;
+	return tdp_slot_range_call(mmu, slot_id, first_page, npages, false, 0,
+				   tdp_collapse_slot_range, flush);
 }
 
 int tdp_mmu_arm_dirty_log_range(struct tdp_mmu *mmu, unsigned int slot_id, u64 first_page,
 				u64 npages, bool *flush)
 {
-	struct tdp_memslot *slot;
-	bool changed = false;
-	int ret = MMU_OK;
-
-	pt_spin_lock(&mmu->mgmt_lock);
-	slot = tdp_logged_slot(mmu, slot_id);
-	if (!slot)
-		ret = MMU_ENOENT;
-	else if (!tdp_slot_is_logging(slot) || !(slot->log_flags & TDP_LOG_DEFER_ARM) ||
-		 !tdp_slot_range_ok(slot, first_page, npages))
-		ret = MMU_EINVAL;
-	else {
-		tdp_init_bitmap_words(slot->dirty_bitmap, slot->npages, first_page, npages,
-				      slot->log_flags);
-		changed = tdp_arm_range(mmu, slot, slot->base_gfn + first_page,
-					slot->base_gfn + first_page + npages);
-	}
-	*flush = tdp_mmu_flush_owed(mmu, changed);
-	pt_spin_unlock(&mmu->mgmt_lock);
-	return ret;
+	return tdp_slot_range_call(mmu, slot_id, first_page, npages, true, TDP_LOG_DEFER_ARM,
+				   tdp_arm_slot_range, flush);
 }
 
 /* ---- harvesting ---- */
