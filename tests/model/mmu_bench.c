@@ -221,7 +221,7 @@ static void run_size(u64 gib, bool tib_light)
 	    "one locked fetch_and per entry");
 
 	const char *sfl = "stream floor (8-byte load+store per entry, same run)";
-	int cycles = tib_light ? 1 : 2;
+	int cycles = 2;
 	double t_enable = 1e30, t_disable = 1e30, t_set = 1e30, t_clear = 1e30, t_wp = 1e30;
 	double t_mask[3] = { 1e30, 1e30, 1e30 }, t_get_all = 1e30, t_get_none = 1e30;
 	static const int pct[3] = { 1, 10, 100 };
