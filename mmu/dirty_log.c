@@ -976,6 +976,27 @@ out:
 	return ret;
 }
 
+/*
+ * The slot of a manual-protect operation on [first_page, first_page + npages)
+ * (GET of a range, CLEAR), or NULL with *ret set: MMU_ENOENT, or MMU_EINVAL
+ * unless it logs with MANUAL_PROTECT, @buf is given and the range is one of
+ * it. mgmt_lock held.
+ */
+static struct tdp_memslot *tdp_manual_slot(struct tdp_mmu *mmu, unsigned int slot_id,
+					   u64 first_page, u64 npages, const void *buf, int *ret)
+{
+	struct tdp_memslot *slot = tdp_logged_slot(mmu, slot_id);
+
+	tdp_mmu_assert_mgmt(mmu);
+	*ret = MMU_OK;
+	if (!slot)
+		*ret = MMU_ENOENT;
+	else if (!tdp_slot_is_logging(slot) || !(slot->log_flags & TDP_LOG_MANUAL_PROTECT) ||
+		 !buf || !tdp_slot_range_ok(slot, first_page, npages))
+		*ret = MMU_EINVAL;
+	return *ret ? NULL : slot;
+}
+
 int tdp_mmu_get_dirty_log_range(struct tdp_mmu *mmu, unsigned int slot_id, u64 first_page,
 				u64 npages, u64 *out, bool *flush)
 {
@@ -985,16 +1006,9 @@ int tdp_mmu_get_dirty_log_range(struct tdp_mmu *mmu, unsigned int slot_id, u64 f
 	int ret = MMU_OK;
 
 	pt_spin_lock(&mmu->mgmt_lock);
-	slot = tdp_logged_slot(mmu, slot_id);
-	if (!slot) {
-		ret = MMU_ENOENT;
+	slot = tdp_manual_slot(mmu, slot_id, first_page, npages, out, &ret);
+	if (!slot)
 		goto out;
-	}
-	if (!tdp_slot_is_logging(slot) || !(slot->log_flags & TDP_LOG_MANUAL_PROTECT) || !out ||
-	    !tdp_slot_range_ok(slot, first_page, npages)) {
-		ret = MMU_EINVAL;
-		goto out;
-	}
 	base = slot->base_gfn + first_page;
 	/* D-bit mode: the D bits of the range are its log; move them first. */
 	if (slot->log_mode == TDP_DIRTY_DBIT)
@@ -1028,16 +1042,9 @@ int tdp_mmu_clear_dirty_log(struct tdp_mmu *mmu, unsigned int slot_id, u64 first
 
 	*flush = false;
 	pt_spin_lock(&mmu->mgmt_lock);
-	slot = tdp_logged_slot(mmu, slot_id);
-	if (!slot) {
-		ret = MMU_ENOENT;
+	slot = tdp_manual_slot(mmu, slot_id, first_page, npages, mask, &ret);
+	if (!slot)
 		goto out;
-	}
-	if (!tdp_slot_is_logging(slot) || !(slot->log_flags & TDP_LOG_MANUAL_PROTECT) || !mask ||
-	    !tdp_slot_range_ok(slot, first_page, npages)) {
-		ret = MMU_EINVAL;
-		goto out;
-	}
 	how = tdp_rearm_for_mode(mmu, slot->log_mode);
 	words = tdp_dirty_bitmap_words(npages);
 	tdp_op_init(&op, mmu, slot->as_id, !tdp_rearm_needs_exclusion(how), false);
