@@ -169,6 +169,52 @@ static void tdp_rearm_run_init(const struct tdp_op *op, const struct tdp_memslot
 }
 
 /*
+ * The loop of tdp_rearm_leaf_run over entries [lo, hi] of one 64-entry block,
+ * with @how a constant in each caller (always inlined): SYNC_D's marks cost
+ * nothing in the other passes. The loop itself calls nothing, so everything
+ * it carries stays in registers; entries that need the slow path (a cmpxchg,
+ * the funnel) are collected in a mask and handled after it. Returns the
+ * block's marks (SYNC_D: pages whose D it took); counts plain stores in
+ * *plain and slow-path changes in *changed.
+ */
+static __attribute__((always_inline)) inline u64
+tdp_rearm_block(struct tdp_op *op, const struct tdp_memslot *slot, u64 *pt, gfn_t gfn0,
+		unsigned int lo, unsigned int hi, enum tdp_rearm how, u64 keep, u64 set, u64 fm,
+		bool fast, u64 *plain, bool *changed)
+{
+	const u64 dirty_mask = op->mmu->fmt.dirty_mask;
+	u64 marks = 0, slow = 0, n = 0;
+	unsigned int i;
+
+	for (i = lo; i <= hi; i++) {
+		u64 old = __atomic_load_n(&pt[i], __ATOMIC_RELAXED);
+		u64 new = (old & keep) | set;
+
+		if (new == old)
+			continue;
+		if (fast && (old & fm) == fm) {
+			PT_ASSERT(tdp_rearm_can_store(op, slot, old, new));
+			__atomic_store_n(&pt[i], new, __ATOMIC_RELAXED);
+			if (how == TDP_REARM_SYNC_D)
+				marks |= (u64)((old & dirty_mask) != 0) << (i % 64);
+			n++;
+		} else if (spte_is_present(old)) {
+			slow |= 1ull << (i % 64);
+		}
+	}
+	for (; slow; slow &= slow - 1) {
+		unsigned int k = (lo & ~63u) + (unsigned int)__builtin_ctzll(slow);
+		bool had_d = false;
+
+		/* tdp_rearm_one re-reads the entry and decides again. */
+		*changed |= tdp_rearm_one(op, slot, &pt[k], gfn0 + k, TDP_LEVEL_4K, how, &had_d);
+		marks |= (u64)had_d << (k % 64);
+	}
+	*plain += n;
+	return marks;
+}
+
+/*
  * @iter is at a 4 KiB entry: handle it and the rest of its table below @end in
  * one tight loop (a full pass is mostly this), then leave the iterator on the
  * last entry handled so that it moves on from there. SYNC_D marks 64 pages
@@ -178,52 +224,46 @@ static bool tdp_rearm_leaf_run(struct tdp_op *op, struct tdp_iter *iter,
 			       const struct tdp_memslot *slot, gfn_t end, enum tdp_rearm how)
 {
 	unsigned int first = tdp_spte_index(iter->gfn, TDP_LEVEL_4K), last = SPTE_ENT_PER_PAGE - 1;
-	u64 mark_mask = how == TDP_REARM_SYNC_D ? op->mmu->fmt.dirty_mask : 0;
 	gfn_t gfn0 = iter->gfn - first;
 	u64 *pt = iter->pt_path[0];
 	struct tdp_rearm_run r;
 	bool changed = false;
-	u64 plain = 0;
-	unsigned int i, lo, hi;
+	u64 plain = 0, marks;
+	unsigned int lo, hi;
 
 	PT_ASSERT(iter->level == TDP_LEVEL_4K && iter->gfn < end);
 	tdp_rearm_run_init(op, slot, how, &r);
-	/* Locals, kept in registers: the slow path's call would otherwise make
-	 * the loop reload them from the stack on every entry. */
-	const u64 keep = ~r.clr, set = r.set, fm = r.fast_mask;
-	const bool fast = r.fast;
-
 	if (end - gfn0 < SPTE_ENT_PER_PAGE)
 		last = (unsigned int)(end - gfn0 - 1);
 	/* 64 entries (one bitmap word) at a time: SYNC_D's marks go out with
 	 * one atomic OR per word. */
 	for (lo = first; lo <= last; lo = hi + 1) {
-		u64 marks = 0;
-
 		hi = (lo | 63) < last ? (lo | 63) : last;
-		for (i = lo; i <= hi; i++) {
-			u64 old = __atomic_load_n(&pt[i], __ATOMIC_RELAXED);
-			u64 new = (old & keep) | set;
-
-			if (new == old)
-				continue;
-			if (fast && (old & fm) == fm) {
-				PT_ASSERT(tdp_rearm_can_store(op, slot, old, new));
-				__atomic_store_n(&pt[i], new, __ATOMIC_RELAXED);
-				marks |= (u64)((old & mark_mask) != 0) << (i % 64);
-				plain++;
-				continue;
-			}
-			if (spte_is_present(old)) {
-				bool had_d = false;
-
-				changed |= tdp_rearm_one(op, slot, &pt[i], gfn0 + i, TDP_LEVEL_4K,
-							 how, &had_d);
-				marks |= (u64)had_d << (i % 64);
-			}
+		marks = 0;
+		switch (how) {
+		case TDP_REARM_WRPROT:
+			marks = tdp_rearm_block(op, slot, pt, gfn0, lo, hi, TDP_REARM_WRPROT,
+						~r.clr, r.set, r.fast_mask, r.fast, &plain,
+						&changed);
+			break;
+		case TDP_REARM_CLEAR_D:
+			marks = tdp_rearm_block(op, slot, pt, gfn0, lo, hi, TDP_REARM_CLEAR_D,
+						~r.clr, r.set, r.fast_mask, r.fast, &plain,
+						&changed);
+			break;
+		case TDP_REARM_SYNC_D:
+			marks = tdp_rearm_block(op, slot, pt, gfn0, lo, hi, TDP_REARM_SYNC_D,
+						~r.clr, r.set, r.fast_mask, r.fast, &plain,
+						&changed);
+			break;
+		case TDP_REARM_SET_D:
+			marks = tdp_rearm_block(op, slot, pt, gfn0, lo, hi, TDP_REARM_SET_D,
+						~r.clr, r.set, r.fast_mask, r.fast, &plain,
+						&changed);
+			break;
 		}
 		if (marks)
-			tdp_mark_dirty_mask(op->mmu, slot, gfn0 + (lo & ~63u), marks);
+			op->marked += tdp_mark_dirty_mask(slot, gfn0 + (lo & ~63u), marks);
 	}
 	if (plain) {
 		changed = true;
@@ -323,7 +363,7 @@ static bool clear_dirty_pt_masked(struct tdp_op *op, struct tdp_mmu_root *root,
 		tdp_iter_skip_to_index(&iter, tdp_spte_index(gfn + hi - 1, TDP_LEVEL_4K));
 	}
 	if (marks)
-		tdp_mark_dirty_mask(op->mmu, slot, gfn, marks);
+		op->marked += tdp_mark_dirty_mask(slot, gfn, marks);
 	if (plain) {
 		changed = true;
 		op->flush = true;

@@ -120,7 +120,7 @@ void tdp_mark_dirty_range(struct tdp_mmu *mmu, const struct tdp_memslot *slot, g
 	}
 }
 
-void tdp_mark_dirty_mask(struct tdp_mmu *mmu, const struct tdp_memslot *slot, gfn_t gfn, u64 mask)
+u64 tdp_mark_dirty_mask(const struct tdp_memslot *slot, gfn_t gfn, u64 mask)
 {
 	gfn_t end = tdp_slot_end(slot);
 	s64 rel;
@@ -128,14 +128,13 @@ void tdp_mark_dirty_mask(struct tdp_mmu *mmu, const struct tdp_memslot *slot, gf
 	s64 word;
 
 	if (!slot->dirty_bitmap || gfn >= end || gfn + 64 <= slot->base_gfn)
-		return;
+		return 0;
 	if (gfn < slot->base_gfn)
 		mask &= ~0ull << (slot->base_gfn - gfn);
 	if (end - gfn < 64)
 		mask &= (1ull << (end - gfn)) - 1;
 	if (!mask)
-		return;
-	tdp_stat_add(mmu, dirty_marked, (u64)pt_popcount64(mask));
+		return 0;
 	/* Bit i is page gfn + i = slot page rel + i: up to two bitmap words. */
 	rel = (s64)(gfn - slot->base_gfn);
 	word = rel >= 0 ? rel / 64 : -((-rel + 63) / 64);
@@ -148,6 +147,7 @@ void tdp_mark_dirty_mask(struct tdp_mmu *mmu, const struct tdp_memslot *slot, gf
 	}
 	if (hi)
 		__atomic_fetch_or(&slot->dirty_bitmap[word + 1], hi, __ATOMIC_RELEASE);
+	return (u64)pt_popcount64(mask);
 }
 
 void tdp_mmu_mark_page_dirty(struct tdp_mmu *mmu, unsigned int as_id, gfn_t gfn)

@@ -111,7 +111,9 @@ void tdp_op_unlock(struct tdp_op *op)
 		tdp_stat_add(op->mmu, rearm_plain, op->rearm_plain);
 	if (op->rearm_atomic)
 		tdp_stat_add(op->mmu, rearm_atomic, op->rearm_atomic);
-	op->rearm_plain = op->rearm_atomic = 0;
+	if (op->marked)
+		tdp_stat_add(op->mmu, dirty_marked, op->marked);
+	op->rearm_plain = op->rearm_atomic = op->marked = 0;
 	if (op->shared)
 		pt_read_unlock(&op->mmu->mmu_lock);
 	else

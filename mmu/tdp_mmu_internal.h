@@ -57,6 +57,7 @@ struct tdp_op {
 	/* Leaf re-arms by plain store / by cmpxchg, added to the shared stats
 	 * when the lock is let go (not one atomic add per entry). */
 	u64 rearm_plain, rearm_atomic;
+	u64 marked; /* pages marked by the pass (stats.dirty_marked), likewise */
 	struct tdp_free_list free;
 };
 
@@ -175,8 +176,9 @@ static inline u32 tdp_mark_dirty_one(const struct tdp_memslot *slot, gfn_t gfn)
 }
 
 /* Set the bits of the pages gfn + i for each bit i of @mask, clipped to the
- * slot (at most two atomic ORs). */
-void tdp_mark_dirty_mask(struct tdp_mmu *mmu, const struct tdp_memslot *slot, gfn_t gfn, u64 mask);
+ * slot (at most two atomic ORs); returns how many, for the caller's op to
+ * add to stats.dirty_marked once (tdp_op.marked). */
+u64 tdp_mark_dirty_mask(const struct tdp_memslot *slot, gfn_t gfn, u64 mask);
 
 /* ---- zapping (tdp_mmu.c), with mmu_lock held for write ---- */
 bool tdp_mmu_zap_range_locked(struct tdp_op *op, struct tdp_root_set *set, gfn_t start, gfn_t end);
