@@ -195,8 +195,12 @@ tdp_rearm_block(struct tdp_op *op, const struct tdp_memslot *slot, u64 *pt, gfn_
 		if (fast && (old & fm) == fm) {
 			PT_ASSERT(tdp_rearm_can_store(op, slot, old, new));
 			__atomic_store_n(&pt[i], new, __ATOMIC_RELAXED);
-			if (how == TDP_REARM_SYNC_D)
-				marks |= (u64)((old & dirty_mask) != 0) << (i % 64);
+			/* SYNC_D's fast path takes only entries with D set
+			 * (tdp_rearm_run_init: D is in fm), so each is marked. */
+			if (how == TDP_REARM_SYNC_D) {
+				PT_ASSERT(old & dirty_mask);
+				marks |= 1ull << (i % 64);
+			}
 			n++;
 		} else if (spte_is_present(old)) {
 			slow |= 1ull << (i % 64);
