@@ -14,6 +14,7 @@
  * flushes before handing the bits out, so a write after the re-arm either
  * faults (WP), sets D afresh (D-bit modes), or hits a page reported now.
  */
+#include <pt/bitops.h>
 #include "mmu/tdp_mmu_internal.h"
 
 enum tdp_rearm {
@@ -219,6 +220,62 @@ tdp_rearm_block(struct tdp_op *op, const struct tdp_memslot *slot, u64 *pt, gfn_
 }
 
 /*
+ * get-dirty-log of a DBIT slot in one walk. The pass that moves D bits into
+ * the bitmap also takes the bitmap out, word by word, right behind itself: a
+ * word is taken (exchanged with 0 into the caller's buffer) once the walk has
+ * re-armed every page of it in the last root, so the take-then-re-arm rule of
+ * the file comment holds per word as it did for the whole slot when the take
+ * was a second loop after the pass. Where a 64-entry block is exactly one
+ * word (a slot based on a multiple of 64 pages), its marks go straight into
+ * the word's take, not into the bitmap first: one locked operation per word
+ * instead of two, and no second pass over the bitmap.
+ */
+struct tdp_take {
+	const struct tdp_memslot *slot;
+	u64 *out;
+	u64 next;  /* first word of the slot's bitmap not yet taken */
+	u64 words; /* the slot's bitmap words */
+};
+
+/* Take the words [t->next, word_end): every page of them was re-armed. */
+static void tdp_take_until(struct tdp_take *t, u64 word_end)
+{
+	u64 *bitmap = t->slot->dirty_bitmap;
+
+	for (; t->next < word_end; t->next++)
+		t->out[t->next] = __atomic_exchange_n(&bitmap[t->next], 0, __ATOMIC_ACQ_REL);
+}
+
+/*
+ * The walk has re-armed the pages [g_lo, g_hi) of the slot, one block of a
+ * 4 KiB table, and took D from those in @marks (bit i: page 64-aligned block
+ * start + i). Every page below g_lo was re-armed before (pre-order walks go
+ * up in GFN), so the words below it are taken first. A block visited again
+ * after a yield restarted the walk lands on words already taken: its marks
+ * go into the bitmap, for the next harvest, like any write after the take.
+ */
+static void tdp_take_block(struct tdp_op *op, const struct tdp_memslot *slot, gfn_t block_gfn,
+			   gfn_t g_lo, gfn_t g_hi, u64 marks)
+{
+	struct tdp_take *t = op->take;
+	gfn_t end = tdp_slot_end(slot);
+	u64 w = (g_lo - slot->base_gfn) / 64;
+
+	PT_ASSERT(t->slot == slot && g_lo >= slot->base_gfn && g_lo < g_hi && g_hi <= end);
+	tdp_take_until(t, w);
+	if (block_gfn == g_lo && !((g_lo - slot->base_gfn) % 64) && t->next == w &&
+	    (g_hi - g_lo == 64 || g_hi == end)) {
+		t->out[w] = __atomic_exchange_n(&slot->dirty_bitmap[w], 0, __ATOMIC_ACQ_REL) | marks;
+		t->next = w + 1;
+		op->marked += (u64)pt_popcount64(marks);
+		return;
+	}
+	if (marks)
+		op->marked += tdp_mark_dirty_mask(slot, block_gfn, marks);
+	tdp_take_until(t, g_hi == end ? t->words : (g_hi - slot->base_gfn) / 64);
+}
+
+/*
  * @iter is at a 4 KiB entry: handle it and the rest of its table below @end in
  * one tight loop (a full pass is mostly this), then leave the iterator on the
  * last entry handled so that it moves on from there. SYNC_D marks 64 pages
@@ -266,7 +323,9 @@ static bool tdp_rearm_leaf_run(struct tdp_op *op, struct tdp_iter *iter,
 						&changed);
 			break;
 		}
-		if (marks)
+		if (how == TDP_REARM_SYNC_D && op->take)
+			tdp_take_block(op, slot, gfn0 + (lo & ~63u), gfn0 + lo, gfn0 + hi + 1, marks);
+		else if (marks)
 			op->marked += tdp_mark_dirty_mask(slot, gfn0 + (lo & ~63u), marks);
 	}
 	if (plain) {
@@ -954,6 +1013,47 @@ int tdp_mmu_arm_dirty_log_range(struct tdp_mmu *mmu, unsigned int slot_id, u64 f
 
 /* ---- harvesting ---- */
 
+/*
+ * get-dirty-log of a DBIT slot without manual protection: SYNC_D over every
+ * live root, the last root of the set taken at the start taking the bitmap
+ * into @out behind its walk (tdp_take). The roots before it put their marks
+ * into the bitmap ahead of the take; a root added while a walk yielded was
+ * created after this harvest began, so writes through it are this round's or
+ * the next one's, and its marks after the take go to the next. Returns
+ * whether entries changed.
+ */
+static bool tdp_sync_and_take(struct tdp_mmu *mmu, const struct tdp_memslot *slot, u64 *out)
+{
+	struct tdp_take take = {
+	    .slot = slot, .out = out, .next = 0, .words = tdp_dirty_bitmap_words(slot->npages)};
+	struct tdp_root_set set;
+	struct tdp_op op;
+	unsigned int i, last;
+	bool flush;
+
+	tdp_mmu_assert_mgmt(mmu);
+	tdp_op_init(&op, mmu, slot->as_id, true, false);
+	tdp_op_lock(&op);
+	tdp_root_set_get(mmu, slot->as_id, &set);
+	last = set.n ? set.n - 1 : 0;
+	for (i = 0; i < set.n; i++) {
+		op.take = i == last ? &take : NULL;
+		rearm_gfn_range(&op, set.roots[i], slot, slot->base_gfn, tdp_slot_end(slot),
+				TDP_LEVEL_4K, TDP_REARM_SYNC_D);
+		if (i == last)
+			tdp_take_until(&take, take.words);
+		if (i + 1 == set.n)
+			tdp_root_set_refresh(mmu, slot->as_id, &set);
+	}
+	op.take = NULL;
+	/* No root at all: nothing to re-arm, the bitmap is all there is. */
+	tdp_take_until(&take, take.words);
+	flush = op.flush;
+	tdp_op_unlock(&op);
+	tdp_root_set_put(mmu, &set);
+	return flush;
+}
+
 int tdp_mmu_get_dirty_log(struct tdp_mmu *mmu, unsigned int slot_id, u64 *out, u64 out_words,
 			  bool *flush)
 {
@@ -976,11 +1076,15 @@ int tdp_mmu_get_dirty_log(struct tdp_mmu *mmu, unsigned int slot_id, u64 *out, u
 		ret = MMU_EINVAL;
 		goto out;
 	}
-	/* D-bit mode: the D bits are the log; move them into the bitmap. */
-	if (slot->log_mode == TDP_DIRTY_DBIT)
-		*flush |= tdp_slot_pass(mmu, slot, TDP_PASS_SYNC_D, TDP_LEVEL_4K);
-
 	how = tdp_rearm_for_mode(mmu, slot->log_mode);
+	/* D-bit mode: the D bits are the log; move them into the bitmap (with
+	 * the take, in one walk, when the take is this operation's). */
+	if (how == TDP_REARM_SYNC_D && !(slot->log_flags & TDP_LOG_MANUAL_PROTECT)) {
+		*flush |= tdp_sync_and_take(mmu, slot, out);
+		goto out;
+	}
+	if (how == TDP_REARM_SYNC_D)
+		*flush |= tdp_slot_pass(mmu, slot, TDP_PASS_SYNC_D, TDP_LEVEL_4K);
 	if (slot->log_flags & TDP_LOG_MANUAL_PROTECT) {
 		/* WP: a fault's cmpxchg and mark must not straddle the copy
 		 * (see tdp_rearm_needs_exclusion), or a write through the new
@@ -995,6 +1099,7 @@ int tdp_mmu_get_dirty_log(struct tdp_mmu *mmu, unsigned int slot_id, u64 *out, u
 			pt_write_unlock(&mmu->mmu_lock);
 		goto out;
 	}
+	PT_ASSERT(how != TDP_REARM_SYNC_D);
 	tdp_op_init(&op, mmu, slot->as_id, !tdp_rearm_needs_exclusion(how), false);
 	tdp_op_lock(&op);
 	/* Under the lock, and refreshed after every yield: a page's bit is never
@@ -1005,8 +1110,7 @@ int tdp_mmu_get_dirty_log(struct tdp_mmu *mmu, unsigned int slot_id, u64 *out, u
 		 * the next round. Then re-arm exactly the pages taken out. */
 		bits = __atomic_exchange_n(&slot->dirty_bitmap[w], 0, __ATOMIC_ACQ_REL);
 		out[w] = bits;
-		/* DBIT: the sync above already cleared D of every page in bits. */
-		if (bits && how != TDP_REARM_SYNC_D)
+		if (bits)
 			tdp_rearm_masked(&op, &set, slot, w, bits, how);
 		if (tdp_op_cond_yield(&op, NULL))
 			tdp_root_set_refresh(mmu, slot->as_id, &set);

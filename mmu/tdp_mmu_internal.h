@@ -58,6 +58,9 @@ struct tdp_op {
 	 * when the lock is let go (not one atomic add per entry). */
 	u64 rearm_plain, rearm_atomic;
 	u64 marked; /* pages marked by the pass (stats.dirty_marked), likewise */
+	/* SYNC_D only: the get-dirty-log whose bitmap words this walk takes as
+	 * it passes them (dirty_log.c, tdp_take); NULL in every other pass. */
+	struct tdp_take *take;
 	struct tdp_free_list free;
 };
 

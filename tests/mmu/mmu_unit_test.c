@@ -823,6 +823,117 @@ static void test_dbit_unaligned(void)
 }
 
 /*
+ * get-dirty-log of a DBIT slot takes the bitmap behind its D-bit walk, word
+ * by word, in the last root of the set (dirty_log.c, tdp_take). Every way a
+ * word can be reached: a block that is the whole word (aligned base), blocks
+ * that straddle words (base 5 past a multiple of 64), words with no table
+ * under them (a hole), bits set by the fault path rather than by D, D bits in
+ * an older root walked before the taking one, restarts at every entry. The
+ * result must be exactly the pages written, D clear in both roots after, and
+ * an empty second harvest.
+ */
+static void take_check(const u64 *want, const char *what)
+{
+	u64 i;
+
+	for (i = 0; i < 64; i++) {
+		if (out[i] != want[i]) {
+			CHECK(false, "%s: word %llu: %#llx want %#llx", what, (unsigned long long)i,
+			      (unsigned long long)out[i], (unsigned long long)want[i]);
+			break;
+		}
+	}
+}
+
+static void test_dbit_take(unsigned int skew, bool yield_all, const char *name)
+{
+	const u64 n = 4096, hole_lo = 1000, hole_hi = 2100;
+	gfn_t base = LOG_BASE + skew;
+	struct tdp_mmu_root *old_root, *new_root;
+	static u64 want[64];
+	struct env e;
+	u64 i, marked0;
+	bool flush;
+	int id, level;
+
+	env_init(&e, SPTE_FMT_EPT_AD);
+	id = tdp_mmu_set_memslot(&e.mmu, AS, base, n, base, &ram_2m, 0);
+	CHECK(id >= 0, "slot");
+	tdp_mmu_map_range(&e.mmu, AS, base, hole_lo, &flush);
+	tdp_mmu_map_range(&e.mmu, AS, base + hole_hi, n - hole_hi, &flush);
+	CHECK(tdp_mmu_enable_dirty_logging(&e.mmu, id, TDP_DIRTY_DBIT, 0, bitmap, &flush) ==
+		  MMU_OK,
+	      "enable");
+	flushed(&e, flush);
+	memset(want, 0, sizeof(want));
+	/* Old root: pages written through it before it was replaced. */
+	for (i = 0; i < hole_lo; i += 3) {
+		cpu_write(&e, base + i);
+		want[i / 64] |= 1ull << (i % 64);
+	}
+	old_root = e.root;
+	tdp_mmu_invalidate_roots(&e.mmu, AS);
+	new_root = tdp_mmu_get_root(&e.mmu, AS);
+	CHECK(new_root && new_root != old_root, "new root");
+	e.root = new_root;
+	/* New root: filled by write faults (the fault path marks), in the
+	 * hole and around it, and written again (D) elsewhere. */
+	for (i = 0; i < n; i += 5) {
+		cpu_write(&e, base + i);
+		want[i / 64] |= 1ull << (i % 64);
+	}
+	if (yield_all) {
+		e.mmu.yield_every = 1;
+		e.mmu.yield_uncontended = true;
+	}
+	get_log(&e, id, &flush);
+	CHECK(flush, "D bits cleared: flush owed");
+	take_check(want, "round 1 (faults and old-root D)");
+	/* Round 2: only D bits, in both roots (W stayed in DBIT mode). */
+	memset(want, 0, sizeof(want));
+	for (i = 0; i < n; i++) {
+		bool mapped = i < hole_lo || i >= hole_hi;
+
+		e.root = old_root;
+		if (mapped && !(i % 7) && leaf_of(&e, base + i, &level)) {
+			cpu_write(&e, base + i);
+			want[i / 64] |= 1ull << (i % 64);
+		}
+		e.root = new_root;
+		if (!(i % 11)) {
+			cpu_write(&e, base + i);
+			want[i / 64] |= 1ull << (i % 64);
+		}
+	}
+	marked0 = e.mmu.stats.dirty_marked;
+	get_log(&e, id, &flush);
+	take_check(want, "round 2 (D bits only)");
+	CHECK(e.mmu.stats.dirty_marked > marked0, "D bits counted as marks");
+	for (i = 0; i < n; i++) {
+		u64 spte;
+
+		e.root = old_root;
+		spte = leaf_of(&e, base + i, &level);
+		e.root = new_root;
+		spte |= leaf_of(&e, base + i, &level);
+		if (spte & e.fmt.dirty_mask) {
+			CHECK(false, "page %llu: D still set after the harvest",
+			      (unsigned long long)i);
+			break;
+		}
+	}
+	get_log(&e, id, &flush);
+	CHECK(popcount_bm(out, 64) == 0, "second harvest empty (%llu)",
+	      (unsigned long long)popcount_bm(out, 64));
+	cpu_write(&e, base + n - 1);
+	get_log(&e, id, &flush);
+	CHECK(popcount_bm(out, 64) == 1 && test_bit(out, n - 1), "last page of the slot");
+	tdp_mmu_put_root(&e.mmu, old_root);
+	env_fini(&e);
+	test_report(name);
+}
+
+/*
  * Re-arming by mask on a slot whose base is not 64-aligned: a bitmap word then
  * covers pages of two 4 KiB tables (reported by dirty-oracle: a harvest that
  * re-armed the wrong entries would leave reported pages writable).
@@ -1399,6 +1510,10 @@ int main(void)
 	test_dbit(SPTE_FMT_EPT_AD);
 	test_dbit(SPTE_FMT_NPT);
 	test_dbit_unaligned();
+	test_dbit_take(0, false, "dirty.dbit.take.aligned");
+	test_dbit_take(5, false, "dirty.dbit.take.straddling");
+	test_dbit_take(0, true, "dirty.dbit.take.aligned_yield_every_entry");
+	test_dbit_take(5, true, "dirty.dbit.take.straddling_yield_every_entry");
 	test_plain_store_rule();
 	test_rearm_unaligned(TDP_DIRTY_WP, 0, "dirty.wp.unaligned_slot_rearm");
 	test_rearm_unaligned(TDP_DIRTY_WP, TDP_LOG_MANUAL_PROTECT, "dirty.wp.unaligned_slot_clear");
