@@ -237,13 +237,30 @@ struct tdp_take {
 	u64 words; /* the slot's bitmap words */
 };
 
+/*
+ * Take one word: exchange it with 0, or only read it when it is 0 already. A
+ * locked exchange waits for every store before it, here the walk's re-arms
+ * of the entries still on their way to memory: one per word would cost the
+ * walk its streaming. A word read as 0 is taken as an exchange of 0 with 0 at
+ * that moment would be; a bit set after the read stays in the bitmap for the
+ * next harvest, as after an exchange. In a DBIT slot most words are 0: D
+ * bits go to the take directly, only fault-path and huge-leaf marks go
+ * through the bitmap.
+ */
+static inline u64 tdp_take_word(u64 *word)
+{
+	if (!__atomic_load_n(word, __ATOMIC_RELAXED))
+		return 0;
+	return __atomic_exchange_n(word, 0, __ATOMIC_ACQ_REL);
+}
+
 /* Take the words [t->next, word_end): every page of them was re-armed. */
 static void tdp_take_until(struct tdp_take *t, u64 word_end)
 {
 	u64 *bitmap = t->slot->dirty_bitmap;
 
 	for (; t->next < word_end; t->next++)
-		t->out[t->next] = __atomic_exchange_n(&bitmap[t->next], 0, __ATOMIC_ACQ_REL);
+		t->out[t->next] = tdp_take_word(&bitmap[t->next]);
 }
 
 /*
@@ -265,7 +282,7 @@ static void tdp_take_block(struct tdp_op *op, const struct tdp_memslot *slot, gf
 	tdp_take_until(t, w);
 	if (block_gfn == g_lo && !((g_lo - slot->base_gfn) % 64) && t->next == w &&
 	    (g_hi - g_lo == 64 || g_hi == end)) {
-		t->out[w] = __atomic_exchange_n(&slot->dirty_bitmap[w], 0, __ATOMIC_ACQ_REL) | marks;
+		t->out[w] = tdp_take_word(&slot->dirty_bitmap[w]) | marks;
 		t->next = w + 1;
 		op->marked += (u64)pt_popcount64(marks);
 		return;
