@@ -2,7 +2,8 @@
 /*
  * `make bench` step for mmu/: the cost per 4 KiB guest page of the dirty-log
  * passes over 1, 16 and 64 GiB (and 1 TiB) of 4K-mapped guest memory, each
- * next to a floor measured in the same run at the same size.
+ * next to a floor measured in the same run at the same size: every sample of
+ * a pass is paired with a floor pass timed right before it (fig_pairs).
  *
  * Floor ("stream floor"): one pass that reads and writes every entry of an
  * array of as many u64 as the pass has leaf entries, one 8-byte load and one
@@ -98,7 +99,8 @@ static void die(const char *what, long v)
 static u64 *floor_arr;
 static u64 floor_n;
 
-static double stream_floor(u64 n, bool simd)
+/* The floor loop left to the compiler's vectorizer: best of 3, per entry. */
+static double simd_floor(u64 n)
 {
 	double best = 1e30;
 
@@ -106,17 +108,8 @@ static double stream_floor(u64 n, bool simd)
 		u64 bit = rep & 1 ? 2 : 4;
 		double t0 = now_ns_cold();
 
-		if (simd) {
-			for (u64 i = 0; i < n; i++)
-				floor_arr[i] ^= bit;
-		} else {
-			/* Relaxed atomics: plain movs, one per entry, never
-			 * merged into vectors. */
-			for (u64 i = 0; i < n; i++)
-				__atomic_store_n(&floor_arr[i],
-						 __atomic_load_n(&floor_arr[i], __ATOMIC_RELAXED) ^ bit,
-						 __ATOMIC_RELAXED);
-		}
+		for (u64 i = 0; i < n; i++)
+			floor_arr[i] ^= bit;
 		/* Keep the pass: the compiler must not drop the stores. */
 		__asm__ __volatile__("" : : "r"(floor_arr) : "memory");
 		double t = now_ns() - t0;
@@ -124,6 +117,21 @@ static double stream_floor(u64 n, bool simd)
 			best = t;
 	}
 	return best / n;
+}
+
+/* One cold pass of the stream floor over the whole array (ns, not per page).
+ * Relaxed atomics: plain movs, one per entry, never merged into vectors. */
+static double floor_sample(void)
+{
+	static u64 bit = 2;
+	double t0 = now_ns_cold();
+
+	for (u64 i = 0; i < floor_n; i++)
+		__atomic_store_n(&floor_arr[i], __atomic_load_n(&floor_arr[i], __ATOMIC_RELAXED) ^ bit,
+				 __ATOMIC_RELAXED);
+	__asm__ __volatile__("" : : "r"(floor_arr) : "memory");
+	bit ^= 6;
+	return now_ns() - t0;
 }
 
 static double atomic_floor(u64 n)
@@ -144,13 +152,62 @@ static double atomic_floor(u64 n)
 
 /* ---- output ---- */
 
-static void fig(const char *op, const char *size, double ns_per_page, double floor,
+static void fig(const char *op, const char *size, double ns_per_page, double floor, double ratio,
 		const char *unit, const char *ref_name, const char *note)
 {
 	printf("{\"name\": \"mmu.%s.%s\", \"value\": %.4g, \"unit\": \"%s\", \"ref\": %.4g, "
 	       "\"ref_name\": \"%s\", \"ratio\": %.3g, \"note\": \"%s\"}\n",
-	       op, size, ns_per_page, unit, floor, ref_name, ns_per_page / floor, note);
+	       op, size, ns_per_page, unit, floor, ref_name, ratio, note);
 	fflush(stdout);
+}
+
+/* Timed samples of one figure, each with the floor timed right before it. */
+#define MAX_PAIRS 64
+struct pairs {
+	double f[MAX_PAIRS], p[MAX_PAIRS];
+	int n;
+};
+
+static void pairs_add(struct pairs *s, double floor_ns, double pass_ns)
+{
+	if (s->n < MAX_PAIRS) {
+		s->f[s->n] = floor_ns;
+		s->p[s->n] = pass_ns;
+		s->n++;
+	}
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static double median(const double *v, int n)
+{
+	double tmp[MAX_PAIRS];
+
+	if (n <= 0)
+		return 0;
+	memcpy(tmp, v, (size_t)n * sizeof(*v));
+	qsort(tmp, (size_t)n, sizeof(*tmp), cmp_double);
+	return n % 2 ? tmp[n / 2] : (tmp[n / 2 - 1] + tmp[n / 2]) / 2;
+}
+
+/*
+ * A pass's figure: value and ref are the medians of its samples and of their
+ * floors (per page), ratio the median of the per-pair ratios.
+ */
+static void fig_pairs(const char *op, const char *size, const struct pairs *s, double npages,
+		      const char *ref_name, const char *note)
+{
+	double r[MAX_PAIRS];
+
+	for (int i = 0; i < s->n; i++)
+		r[i] = s->p[i] / s->f[i];
+	fig(op, size, median(s->p, s->n) / npages, median(s->f, s->n) / npages, median(r, s->n),
+	    "ns/page", ref_name, note);
 }
 
 /* ---- one size ---- */
@@ -163,12 +220,13 @@ struct bench {
 	u64 *bitmap, *out, *masks;
 };
 
-static double time_bool(bool (*fn)(struct tdp_mmu *, unsigned int), struct bench *b)
+/* One paired sample of a slot-wide pass. */
+static void time_bool(struct pairs *p, bool (*fn)(struct tdp_mmu *, unsigned int), struct bench *b)
 {
-	double t0 = now_ns_cold();
+	double tf = floor_sample(), t0 = now_ns_cold();
 
 	fn(&b->mmu, b->slot);
-	return now_ns() - t0;
+	pairs_add(p, tf, now_ns() - t0);
 }
 
 static bool set_dirty(struct tdp_mmu *m, unsigned int s)
@@ -233,24 +291,26 @@ static void run_size(u64 gib, bool tib_light)
 	floor_arr = calloc(floor_n, 8);
 	if (!b->bitmap || !b->out || !b->masks || !floor_arr)
 		die("calloc", 0);
-	double fl = stream_floor(floor_n, false);
-	double sfl_simd = stream_floor(floor_n, true);
+	double sfl_simd = simd_floor(floor_n);
 	double afl = atomic_floor(floor_n);
-	fig("floor.stream_rmw", size, fl, fl, "ns/page", "stream floor",
-	    "one 8-byte load + one 8-byte store per entry");
-	fig("floor.stream_simd", size, sfl_simd, fl, "ns/page", "stream floor",
-	    "the same loop vectorized by the compiler (raw bandwidth)");
-	fig("floor.atomic_rmw", size, afl, fl, "ns/page", "stream floor",
-	    "one locked fetch_and per entry");
-
-	const char *sfl = "stream floor (8-byte load+store per entry, same run)";
-	int cycles = 2;
-	double t_enable = 1e30, t_disable = 1e30, t_set = 1e30, t_clear = 1e30, t_wp = 1e30;
-	double t_mask[3] = { 1e30, 1e30, 1e30 }, t_get_all = 1e30, t_get_none = 1e30;
+	const char *sfl = "stream floor paired with each sample (median ratio)";
+	/*
+	 * Each timed pass is paired with a floor pass right before it (both
+	 * cold), and a figure's ratio is the median over its pairs: on this
+	 * shared machine the memory bandwidth left to us moves by 30% from one
+	 * second to the next, so a floor measured once, even the best of
+	 * several, says little about a pass timed seconds later. Cycles after
+	 * the first re-split tables taken from the allocator's free list, as in
+	 * a hypervisor that has run a while. 1 TiB keeps 2 cycles (tens of
+	 * seconds each).
+	 */
+	int cycles = tib_light ? 2 : 6;
+	struct pairs p_enable = {0}, p_disable = {0}, p_set = {0}, p_clear = {0}, p_wp = {0};
+	struct pairs p_mask[3] = {{.n = 0}, {.n = 0}, {.n = 0}}, p_get_all = {0}, p_get_none = {0}, p_floor = {0};
 	static const int pct[3] = { 1, 10, 100 };
 
 	for (int cy = 0; cy < cycles; cy++) {
-		double t0 = now_ns_cold();
+		double tf = floor_sample(), t0 = now_ns_cold();
 
 		flush = false;
 		ret = tdp_mmu_enable_dirty_logging(&b->mmu, b->slot, TDP_DIRTY_DBIT, 0, b->bitmap,
@@ -258,14 +318,12 @@ static void run_size(u64 gib, bool tib_light)
 		double t = now_ns() - t0;
 		if (ret)
 			die("enable_dirty_logging", ret);
-		t_enable = t < t_enable ? t : t_enable;
+		pairs_add(&p_enable, tf, t);
 		fprintf(stderr, "  enable %.1f ms\n", t / 1e6);
 
 		for (int rep = 0; rep < (tib_light ? 1 : 3); rep++) {
-			t = time_bool(set_dirty, b);
-			t_set = t < t_set ? t : t_set;
-			t = time_bool(clear_dirty, b);
-			t_clear = t < t_clear ? t : t_clear;
+			time_bool(&p_set, set_dirty, b);
+			time_bool(&p_clear, clear_dirty, b);
 		}
 		for (int p = 0; p < 3; p++) {
 			u64 density = pct[p];
@@ -282,65 +340,78 @@ static void run_size(u64 gib, bool tib_light)
 				}
 				b->masks[w] = m;
 			}
-			time_bool(set_dirty, b);
+			set_dirty(&b->mmu, b->slot);
+			tf = floor_sample();
 			t0 = now_ns_cold();
 			for (u64 w = 0; w < b->words; w++)
 				if (b->masks[w])
 					tdp_mmu_clear_dirty_masked(&b->mmu, b->slot, w * 64,
 								   b->masks[w], false);
-			t = now_ns() - t0;
-			t_mask[p] = t < t_mask[p] ? t : t_mask[p];
+			pairs_add(&p_mask[p], tf, now_ns() - t0);
 		}
-		time_bool(set_dirty, b);
+		set_dirty(&b->mmu, b->slot);
+		tf = floor_sample();
 		t0 = now_ns_cold();
 		flush = false;
 		ret = tdp_mmu_get_dirty_log(&b->mmu, b->slot, b->out, b->words, &flush);
 		t = now_ns() - t0;
 		if (ret)
 			die("get_dirty_log", ret);
-		t_get_all = t < t_get_all ? t : t_get_all;
+		pairs_add(&p_get_all, tf, t);
+		tf = floor_sample();
 		t0 = now_ns_cold();
 		ret = tdp_mmu_get_dirty_log(&b->mmu, b->slot, b->out, b->words, &flush);
-		t = now_ns() - t0;
-		t_get_none = t < t_get_none ? t : t_get_none;
+		pairs_add(&p_get_none, tf, now_ns() - t0);
 
 		/* W is still set everywhere (DBIT mode). Every page written
 		 * since (A and D set, as the CPU leaves them): write-protect
 		 * all. */
-		time_bool(set_dirty, b);
-		t = time_bool(wrprot, b);
-		t_wp = t < t_wp ? t : t_wp;
+		set_dirty(&b->mmu, b->slot);
+		time_bool(&p_wp, wrprot, b);
 
+		tf = floor_sample();
 		t0 = now_ns_cold();
 		ret = tdp_mmu_disable_dirty_logging(&b->mmu, b->slot, &flush);
 		t = now_ns() - t0;
 		if (ret)
 			die("disable_dirty_logging", ret);
-		t_disable = t < t_disable ? t : t_disable;
+		pairs_add(&p_disable, tf, t);
 		fprintf(stderr, "  cycle %d done\n", cy);
 	}
 	double n = (double)b->npages;
-	fig("enable_logging.split1g", size, t_enable / n, fl, "ns/page", sfl,
-	    "1 GiB leaves split to 4 KiB + D cleared (DBIT mode)");
-	fig("set_dirty_slot", size, t_set / n, fl, "ns/page", sfl, "D set on every 4 KiB leaf");
-	fig("clear_dirty_slot", size, t_clear / n, fl, "ns/page", sfl,
-	    "D cleared on every 4 KiB leaf");
-	fig("wrprot_slot", size, t_wp / n, fl, "ns/page", sfl,
-	    "W cleared on every 4 KiB leaf (pages written: A/D set)");
+	/* The floor: every floor sample of the passes above. */
+	for (int i = 0; i < p_enable.n; i++) {
+		pairs_add(&p_floor, p_enable.f[i], p_enable.f[i]);
+		pairs_add(&p_floor, p_get_all.f[i], p_get_all.f[i]);
+		pairs_add(&p_floor, p_disable.f[i], p_disable.f[i]);
+	}
+	double fl = median(p_floor.f, p_floor.n) / n;
+	fig("floor.stream_rmw", size, fl, fl, 1.0, "ns/page", "stream floor",
+	    "one 8-byte load + one 8-byte store per entry (median of the paired samples)");
+	fig("floor.stream_simd", size, sfl_simd, fl, sfl_simd / fl, "ns/page", "stream floor",
+	    "the same loop vectorized by the compiler (raw bandwidth)");
+	fig("floor.atomic_rmw", size, afl, fl, afl / fl, "ns/page", "stream floor",
+	    "one locked fetch_and per entry");
+	fig_pairs("enable_logging.split1g", size, &p_enable, n, sfl,
+		  "1 GiB leaves split to 4 KiB + D cleared (DBIT mode)");
+	fig_pairs("set_dirty_slot", size, &p_set, n, sfl, "D set on every 4 KiB leaf");
+	fig_pairs("clear_dirty_slot", size, &p_clear, n, sfl, "D cleared on every 4 KiB leaf");
+	fig_pairs("wrprot_slot", size, &p_wp, n, sfl,
+		  "W cleared on every 4 KiB leaf (pages written: A/D set)");
 	for (int p = 0; p < 3; p++) {
 		char op[64], note[96];
 
 		snprintf(op, sizeof(op), "clear_dirty_masked.%dpct", pct[p]);
 		snprintf(note, sizeof(note),
 			 "one call per 64-page word, %d%% of bits set; per page of the slot", pct[p]);
-		fig(op, size, t_mask[p] / n, fl, "ns/page", sfl, note);
+		fig_pairs(op, size, &p_mask[p], n, sfl, note);
 	}
-	fig("get_dirty_log.dbit.all_dirty", size, t_get_all / n, fl, "ns/page", sfl,
-	    "scan+clear D, copy bitmap, re-arm; every page dirty");
-	fig("get_dirty_log.dbit.clean", size, t_get_none / n, fl, "ns/page", sfl,
-	    "scan D, copy bitmap; no page dirty");
-	fig("disable_logging.collapse1g", size, t_disable / n, fl, "ns/page", sfl,
-	    "4 KiB tables put back into 1 GiB leaves");
+	fig_pairs("get_dirty_log.dbit.all_dirty", size, &p_get_all, n, sfl,
+		  "scan+clear D, take bitmap; every page dirty");
+	fig_pairs("get_dirty_log.dbit.clean", size, &p_get_none, n, sfl,
+		  "scan D, take bitmap; no page dirty");
+	fig_pairs("disable_logging.collapse1g", size, &p_disable, n, sfl,
+		  "4 KiB tables put back into 1 GiB leaves");
 
 	/* PML: drain full buffers of random GPAs of the slot (with offsets). */
 	{
@@ -392,10 +463,10 @@ static void run_size(u64 gib, bool tib_light)
 		}
 		double per = best / (reps * TDP_PML_ENTRIES), fper = fbest / (reps * TDP_PML_ENTRIES);
 		double aper = abest / (reps * TDP_PML_ENTRIES);
-		fig("pml_drain", size, per, fper, "ns/entry",
+		fig("pml_drain", size, per, fper, per / fper, "ns/entry",
 		    "read entry + set bitmap bit (same run)",
 		    "full 512-entry buffer of random GPAs in the slot; per entry");
-		fig("pml_drain.floor_atomic", size, aper, fper, "ns/entry",
+		fig("pml_drain.floor_atomic", size, aper, fper, aper / fper, "ns/entry",
 		    "read entry + set bitmap bit (same run)",
 		    "read entry + locked OR of its bit: the floor of a drain that shares the bitmap");
 		flush = false;
@@ -412,7 +483,7 @@ static void run_size(u64 gib, bool tib_light)
 	for (int used = 1; used >= 0; used--) {
 		struct tdp_mmu m2;
 		struct tdp_map_attrs a2 = a;
-		double best = 1e30;
+		struct pairs p2 = {0};
 
 		a2.max_level = TDP_LEVEL_2M;
 		for (int cy = 0; cy < cycles; cy++) {
@@ -426,18 +497,18 @@ static void run_size(u64 gib, bool tib_light)
 				die("2m setup", s2);
 			if (used)
 				tdp_mmu_set_dirty_slot(&m2, s2);
-			double t0 = now_ns_cold();
+			double tf = floor_sample(), t0 = now_ns_cold();
 			ret = tdp_mmu_enable_dirty_logging(&m2, s2, TDP_DIRTY_WP, 0, b->bitmap, &flush);
 			double t = now_ns() - t0;
 			if (ret)
 				die("enable 2m", ret);
-			best = t < best ? t : best;
+			pairs_add(&p2, tf, t);
 			tdp_mmu_put_root(&m2, r2);
 			if (tdp_mmu_destroy(&m2))
 				die("destroy 2m", 0);
 		}
-		fig(used ? "enable_logging.split2m" : "enable_logging.split2m.untouched", size,
-		    best / n, fl, "ns/page", sfl,
+		fig_pairs(used ? "enable_logging.split2m" : "enable_logging.split2m.untouched", size,
+		    &p2, n, sfl,
 		    used ? "2 MiB leaves (A/D set) split to 4 KiB + write-protected (WP mode)"
 			 : "2 MiB leaves never accessed (A clear: cmpxchg per child) split + "
 			   "write-protected");
