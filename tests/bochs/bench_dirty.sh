@@ -64,11 +64,21 @@ sample() {
 # pause_at MODE: pauses the guest and appends the writer's "ITERATIONS BUSY" to MODE.pauses:
 # the iteration a pause stops in the middle of has the pause in its rdtsc delta (the
 # hypervisor's instructions count too), the next one is the first after the harvest.
+# A pause inside an iteration is let go and tried again a moment later (up to 10 times):
+# in wp mode an iteration's 1025 write faults take much longer than the writer's Stall
+# between iterations, and with only the pauses that happen to fall between two, all of a
+# run's could miss (seen once in seven runs). The harvest follows the pause kept.
 pause_at() {
-	local iters busy
-	ptctl pause >/dev/null || die "pause failed"
-	ptctl mem read "$stats" 16 -o "$RUN_DIR/busy" >/dev/null || die "reading the writer's stats failed"
-	read -r iters busy < <(od -An -t u8 -w16 "$RUN_DIR/busy")
+	local iters busy tries
+	for ((tries = 0; tries < 10; tries++)); do
+		ptctl pause >/dev/null || die "pause failed"
+		ptctl mem read "$stats" 16 -o "$RUN_DIR/busy" >/dev/null ||
+			die "reading the writer's stats failed"
+		read -r iters busy < <(od -An -t u8 -w16 "$RUN_DIR/busy")
+		[ "$busy" = 0 ] && break
+		ptctl resume >/dev/null || die "resume failed"
+		sleep "0.$((RANDOM % 4 + 1))"
+	done
 	echo "$iters $busy" >>"$RUN_DIR/$1.pauses"
 }
 
