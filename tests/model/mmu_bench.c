@@ -413,6 +413,73 @@ static void run_size(u64 gib, bool tib_light)
 	fig_pairs("disable_logging.collapse1g", size, &p_disable, n, sfl,
 		  "4 KiB tables put back into 1 GiB leaves");
 
+	/*
+	 * The hypervisor's own harvest (hv/control.c): DBIT with manual
+	 * protection, GET of the whole slot (D bits into the bitmap, then a
+	 * copy) and CLEAR of what it returned, at 100% of the pages written
+	 * and at 10% and 1% of them re-armed (CLEAR re-arms only the pages
+	 * asked for: a migration clears what it is about to send).
+	 */
+	{
+		struct pairs p_mget = {0}, p_mclear[3] = {{.n = 0}, {.n = 0}, {.n = 0}};
+
+		flush = false;
+		ret = tdp_mmu_enable_dirty_logging(&b->mmu, b->slot, TDP_DIRTY_DBIT,
+						   TDP_LOG_MANUAL_PROTECT, b->bitmap, &flush);
+		if (ret)
+			die("enable manual", ret);
+		for (int cy = 0; cy < cycles; cy++) {
+			for (int p = 0; p < 3; p++) {
+				set_dirty(&b->mmu, b->slot);
+				double tf = floor_sample(), t0 = now_ns_cold();
+
+				ret = tdp_mmu_get_dirty_log_range(&b->mmu, b->slot, 0, b->npages,
+								  b->out, &flush);
+				double t = now_ns() - t0;
+				if (ret)
+					die("get_dirty_log_range", ret);
+				if (p == 2)
+					pairs_add(&p_mget, tf, t);
+				for (u64 w = 0; w < b->words; w++) {
+					u64 m = b->out[w];
+
+					if (pct[p] != 100) {
+						u64 keep = 0;
+
+						for (int i = 0; i < 64; i++)
+							if (rnd() % 100 < (u64)pct[p])
+								keep |= 1ull << i;
+						m &= keep;
+					}
+					b->masks[w] = m;
+				}
+				tf = floor_sample();
+				t0 = now_ns_cold();
+				ret = tdp_mmu_clear_dirty_log(&b->mmu, b->slot, 0, b->npages, b->masks,
+							      &flush);
+				t = now_ns() - t0;
+				if (ret)
+					die("clear_dirty_log", ret);
+				pairs_add(&p_mclear[p], tf, t);
+			}
+		}
+		fig_pairs("manual.get_range.all_dirty", size, &p_mget, n, sfl,
+			  "DBIT, manual protect: GET of the whole slot (D into bitmap, copy); every "
+			  "page dirty");
+		for (int p = 0; p < 3; p++) {
+			char op[64], note[128];
+
+			snprintf(op, sizeof(op), "manual.clear_range.%dpct", pct[p]);
+			snprintf(note, sizeof(note),
+				 "DBIT, manual protect: one CLEAR over the whole slot, %d%% of pages "
+				 "asked; per page of the slot", pct[p]);
+			fig_pairs(op, size, &p_mclear[p], n, sfl, note);
+		}
+		ret = tdp_mmu_disable_dirty_logging(&b->mmu, b->slot, &flush);
+		if (ret)
+			die("disable manual", ret);
+	}
+
 	/* PML: drain full buffers of random GPAs of the slot (with offsets). */
 	{
 		static u64 buf[TDP_PML_ENTRIES];
