@@ -41,6 +41,8 @@ need xz-utils xz
 need socat socat
 need python3 python3
 need coreutils timeout
+# ptctl precopy|wws --plot draws with gnuplot (SVG, PNG)
+need gnuplot-nox gnuplot
 
 if [ ${#missing[@]} -eq 0 ]; then
 	exit 0

@@ -6,6 +6,7 @@
  * 3 transport, timeout or protocol version.
  */
 #include "client.h"
+#include "research_cmd.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -29,7 +30,11 @@ static const char usage_text[] =
     "    mem read GPA LEN -o FILE\n"
     "    log [--bytes N]\n"
     "    ping [--count N]   round-trip latency of INFO: p50, p99, max\n"
-    "  --json: machine-readable output of info, slots, stats, regs, dirty get, mem read, log\n"
+    "    dirty rate --seconds S | --interval T --count N   distinct pages written, pages/s\n"
+    "    precopy --bandwidth RATE [--max-rounds N] [--downtime MS] [--min-shrink PCT]\n"
+    "            [--csv FILE] [--plot FILE.svg|.png]   pre-copy rounds over a simulated link\n"
+    "    wws --seconds S [--interval T] [--csv FILE] [--plot FILE]   writable working set\n"
+    "  --json: machine-readable output of every command\n"
     "  exit status: 0 ok, 1 error from the hypervisor, 2 usage, 3 transport or timeout\n";
 
 static struct {
@@ -961,6 +966,8 @@ int main(int argc, char **argv)
 			val = &opt.vcpu;
 		else if (!strcmp(a, "--bytes"))
 			val = &opt.bytes;
+		if (!val && research_option(argc, argv, &i))
+			continue;
 		if (val) {
 			if (i + 1 >= argc)
 				return usage("%s needs a value", a);
@@ -1008,6 +1015,8 @@ int main(int argc, char **argv)
 						    !strcmp(sub, "get") || !strcmp(sub, "clear"));
 		if (!strcmp(cmd, "mem"))
 			known = !strcmp(sub, "read");
+		if (research_is_command(cmd, sub, opt.npos))
+			known = true;
 		if (!known)
 			return usage("unknown command or wrong arguments: %s %s", cmd, sub);
 	}
@@ -1024,7 +1033,11 @@ int main(int argc, char **argv)
 		return r;
 	}
 
-	if (!strcmp(cmd, "info"))
+	if (research_is_command(cmd, sub, opt.npos)) {
+		struct research_args ra = {.json = opt.json, .mode = opt.mode, .count = opt.count};
+
+		r = research_main(&conn, cmd, &ra);
+	} else if (!strcmp(cmd, "info"))
 		r = cmd_info();
 	else if (!strcmp(cmd, "slots"))
 		r = cmd_slots();

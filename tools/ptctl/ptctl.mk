@@ -2,7 +2,12 @@
 # Objects of the hosted builds of the shared codec and of mgmt.c live under
 # build/mgmt/: host/ plain, san/ with ASan+UBSan (tests), fuzz/ with clang's libFuzzer.
 MGMT_CODEC_SRCS := hv/proto/proto.c hv/proto/codec.c
-PTCTL_SRCS := tools/ptctl/ptctl.c tools/ptctl/client.c $(MGMT_CODEC_SRCS)
+# research*.c: dirty rate, precopy, wws (docs/research.md); research.c and
+# research_plot.c take their harvests from a research_source, so the host test
+# (tests/research/) runs them on a simulated guest.
+RESEARCH_SRCS := tools/ptctl/research.c tools/ptctl/research_plot.c
+PTCTL_SRCS := tools/ptctl/ptctl.c tools/ptctl/client.c tools/ptctl/research_cmd.c \
+	$(RESEARCH_SRCS) $(MGMT_CODEC_SRCS)
 
 $(BUILD)/mgmt/host/%.o: %.c
 	@mkdir -p $(@D)
@@ -13,10 +18,10 @@ $(BUILD)/mgmt/san/%.o: %.c
 	$(Q)$(HOST_CC) $(HOST_CFLAGS) $(SAN_CFLAGS) -c $< -o $@
 
 $(BUILD)/ptctl: $(PTCTL_SRCS:%.c=$(BUILD)/mgmt/host/%.o)
-	$(Q)$(HOST_CC) $(HOST_CFLAGS) $^ -o $@
+	$(Q)$(HOST_CC) $(HOST_CFLAGS) $^ -lm -o $@
 
 # The same tool under the sanitizers, for the end-to-end tests.
 $(BUILD)/mgmt/ptctl-san: $(PTCTL_SRCS:%.c=$(BUILD)/mgmt/san/%.o)
-	$(Q)$(HOST_CC) $(HOST_CFLAGS) $(SAN_CFLAGS) $^ -o $@
+	$(Q)$(HOST_CC) $(HOST_CFLAGS) $(SAN_CFLAGS) $^ -lm -o $@
 
 ALL_TARGETS += $(BUILD)/ptctl

@@ -1,0 +1,692 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * ptctl dirty rate | precopy | wws: the research commands (docs/research.md) over the
+ * management line. This file is their research_source: the hypervisor's slots, its
+ * dirty log harvested with DIRTY_SNAP (clear) / DIRTY_READ / DIRTY_DONE, PAUSE and
+ * RESUME; research.c does the rest.
+ */
+#include "research_cmd.h"
+
+#include "research.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static struct {
+	const char *seconds, *interval, *bandwidth, *max_rounds, *downtime, *min_shrink;
+	const char *csv, *plot;
+} ropt;
+
+bool research_option(int argc, char **argv, int *i)
+{
+	static const struct {
+		const char *name;
+		const char **val;
+	} table[] = {
+	    {"--seconds", &ropt.seconds},
+	    {"--interval", &ropt.interval},
+	    {"--bandwidth", &ropt.bandwidth},
+	    {"--max-rounds", &ropt.max_rounds},
+	    {"--downtime", &ropt.downtime},
+	    {"--min-shrink", &ropt.min_shrink},
+	    {"--csv", &ropt.csv},
+	    {"--plot", &ropt.plot},
+	};
+
+	for (size_t k = 0; k < ARRAY_SIZE(table); k++) {
+		if (strcmp(argv[*i], table[k].name))
+			continue;
+		/* A missing value reads as empty, which every parser then refuses by name. */
+		*table[k].val = *i + 1 < argc ? argv[++*i] : "";
+		return true;
+	}
+	return false;
+}
+
+bool research_is_command(const char *cmd, const char *sub, int npos)
+{
+	if (!strcmp(cmd, "dirty") && !strcmp(sub, "rate"))
+		return npos == 2;
+	return (!strcmp(cmd, "precopy") || !strcmp(cmd, "wws")) && npos == 1;
+}
+
+/* --- the source: the hypervisor over the line ------------------------------------ */
+struct line_source {
+	struct pt_conn *c;
+	struct research_slot slots[PROTO_MAX_SLOTS];
+	u32 nslots;
+	u64 npages;
+	bool started; /* logging was off: we started it and stop it at the end */
+	bool paused;  /* we paused the guest */
+};
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_stop_signal(int sig)
+{
+	(void)sig;
+	stop_requested = 1;
+}
+
+static int line_failed(struct pt_conn *c, int r)
+{
+	fprintf(stderr, "ptctl: %s\n", c->err);
+	return r;
+}
+
+static int line_malformed(u8 cmd)
+{
+	fprintf(stderr, "ptctl: malformed %s reply from the hypervisor\n", proto_cmd_name(cmd));
+	return PT_ETRANSPORT;
+}
+
+static int line_request(struct pt_conn *c, u8 cmd, struct proto_buf *req, u8 *rep, u32 *len)
+{
+	int r = pt_request(c, cmd, req->p, req->len, rep, len, NULL);
+
+	return r ? line_failed(c, r) : 0;
+}
+
+struct line_slot_info {
+	u64 id, gpa, size;
+	u8 type, mode;
+};
+
+static int line_get_slots(struct pt_conn *c, struct line_slot_info *out, u32 *n)
+{
+	u8 q[16], rep[PROTO_MAX_PAYLOAD];
+	struct proto_buf b;
+	u32 len;
+	int r;
+
+	*n = 0;
+	for (;;) {
+		u8 more, count;
+
+		proto_wbuf_init(&b, q, sizeof(q));
+		proto_put_varint(&b, *n);
+		r = line_request(c, PROTO_CMD_SLOTS, &b, rep, &len);
+		if (r)
+			return r;
+		proto_rbuf_init(&b, rep, len);
+		more = proto_get_u8(&b);
+		count = proto_get_u8(&b);
+		for (u8 i = 0; i < count; i++) {
+			struct line_slot_info s;
+
+			s.id = proto_get_varint(&b);
+			s.gpa = proto_get_varint(&b);
+			s.size = proto_get_varint(&b);
+			s.type = proto_get_u8(&b);
+			s.mode = proto_get_u8(&b);
+			if (*n >= PROTO_MAX_SLOTS)
+				return line_malformed(PROTO_CMD_SLOTS);
+			out[(*n)++] = s;
+		}
+		if (!proto_rbuf_done(&b) || (more && !count))
+			return line_malformed(PROTO_CMD_SLOTS);
+		if (!more)
+			return 0;
+	}
+}
+
+static int line_info(struct pt_conn *c, u64 *modes, bool *paused)
+{
+	u8 rep[PROTO_MAX_PAYLOAD];
+	struct proto_buf b;
+	char s[64];
+	u32 len;
+	int r = pt_request(c, PROTO_CMD_INFO, NULL, 0, rep, &len, NULL);
+
+	if (r)
+		return line_failed(c, r);
+	proto_rbuf_init(&b, rep, len);
+	proto_get_str(&b, s, sizeof(s));
+	proto_get_str(&b, s, sizeof(s));
+	proto_get_varint(&b);
+	*modes = proto_get_varint(&b);
+	proto_get_varint(&b);
+	*paused = proto_get_u8(&b);
+	proto_get_varint(&b);
+	return proto_rbuf_done(&b) ? 0 : line_malformed(PROTO_CMD_INFO);
+}
+
+static int line_start_stop(struct pt_conn *c, bool start, unsigned int mode)
+{
+	u8 q[16], rep[PROTO_MAX_PAYLOAD];
+	struct proto_buf b;
+	u32 len;
+	int r;
+
+	proto_wbuf_init(&b, q, sizeof(q));
+	proto_put_u8(&b, PROTO_START_ALL);
+	proto_put_varint(&b, 0);
+	if (start)
+		proto_put_u8(&b, (u8)mode);
+	r = line_request(c, start ? PROTO_CMD_DIRTY_START : PROTO_CMD_DIRTY_STOP, &b, rep, &len);
+	if (r)
+		return r;
+	proto_rbuf_init(&b, rep, len);
+	proto_get_varint(&b);
+	return proto_rbuf_done(&b) ? 0 : line_malformed(PROTO_CMD_DIRTY_START);
+}
+
+static int parse_mode(const char *s, unsigned int *mode)
+{
+	static const char *const names[] = {
+	    [PROTO_DIRTY_WP] = "wp", [PROTO_DIRTY_DBIT] = "dbit", [PROTO_DIRTY_PML] = "pml"};
+
+	for (unsigned int m = PROTO_DIRTY_WP; m <= PROTO_DIRTY_PML; m++)
+		if (!strcmp(s, names[m])) {
+			*mode = m;
+			return 0;
+		}
+	return -1;
+}
+
+/*
+ * The slots to harvest: the ones logging now; if none is, every memory slot, logging
+ * started here in the given mode (or the cheapest the CPU has) and stopped at the end.
+ */
+static int line_open(struct line_source *ls, const char *mode_opt, bool *guest_paused)
+{
+	struct line_slot_info s[PROTO_MAX_SLOTS];
+	u64 modes;
+	u32 n;
+	int r;
+
+	r = line_info(ls->c, &modes, guest_paused);
+	if (!r)
+		r = line_get_slots(ls->c, s, &n);
+	if (r)
+		return r;
+	for (int pass = 0; pass < 2; pass++) {
+		ls->nslots = 0;
+		ls->npages = 0;
+		for (u32 i = 0; i < n; i++) {
+			struct research_slot *rs;
+
+			if (!s[i].mode)
+				continue;
+			if (s[i].size % PAGE_SIZE || s[i].size / PAGE_SIZE > (1ull << 40))
+				return line_malformed(PROTO_CMD_SLOTS);
+			rs = &ls->slots[ls->nslots++];
+			rs->id = s[i].id;
+			rs->gpa = s[i].gpa;
+			rs->npages = s[i].size / PAGE_SIZE;
+			rs->first = ls->npages;
+			ls->npages += rs->npages;
+		}
+		if (ls->nslots) {
+			if (mode_opt && !ls->started)
+				fprintf(stderr,
+					"ptctl: logging is already on: --mode %s ignored, "
+					"the slots keep their mode\n",
+					mode_opt);
+			return 0;
+		}
+		if (pass)
+			break;
+		{
+			unsigned int mode;
+
+			if (mode_opt) {
+				if (parse_mode(mode_opt, &mode)) {
+					fprintf(stderr,
+						"ptctl: --mode is wp, dbit or pml, not %s\n",
+						mode_opt);
+					return PT_EUSAGE;
+				}
+			} else {
+				for (mode = PROTO_DIRTY_PML; mode > PROTO_DIRTY_WP; mode--)
+					if (modes & PROTO_DIRTY_MODE_BIT(mode))
+						break;
+			}
+			r = line_start_stop(ls->c, true, mode);
+			if (r)
+				return r;
+			ls->started = true;
+		}
+		r = line_get_slots(ls->c, s, &n);
+		if (r)
+			return r;
+	}
+	fprintf(stderr, "ptctl: no slot is logging, and none could be started\n");
+	return PT_EHV;
+}
+
+static int line_simple(struct pt_conn *c, u8 cmd)
+{
+	u8 rep[PROTO_MAX_PAYLOAD];
+	u32 len;
+	int r = pt_request(c, cmd, NULL, 0, rep, &len, NULL);
+
+	return r ? line_failed(c, r) : 0;
+}
+
+static int line_pause(void *ctx)
+{
+	struct line_source *ls = ctx;
+	int r = line_simple(ls->c, PROTO_CMD_PAUSE);
+
+	if (!r)
+		ls->paused = true;
+	return r;
+}
+
+static int line_resume(void *ctx)
+{
+	struct line_source *ls = ctx;
+	int r = line_simple(ls->c, PROTO_CMD_RESUME);
+
+	if (!r)
+		ls->paused = false;
+	return r;
+}
+
+static double line_now(void *ctx)
+{
+	struct timespec ts;
+
+	(void)ctx;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static bool line_sleep(void *ctx, double s)
+{
+	double end = line_now(ctx) + s;
+
+	while (!stop_requested) {
+		double left = end - line_now(ctx);
+		struct timespec ts;
+
+		if (left <= 0)
+			return true;
+		if (left > 0.1)
+			left = 0.1;
+		ts.tv_sec = 0;
+		ts.tv_nsec = (long)(left * 1e9);
+		nanosleep(&ts, NULL);
+	}
+	return false;
+}
+
+static int line_snap(struct line_source *ls, u32 k, u64 *gen, u64 *ndirty)
+{
+	u8 q[32], rep[PROTO_MAX_PAYLOAD];
+	struct proto_buf b;
+	u64 npages;
+	u32 len;
+	int r;
+
+	proto_wbuf_init(&b, q, sizeof(q));
+	proto_put_varint(&b, ls->slots[k].id);
+	proto_put_u8(&b, PROTO_SNAP_CLEAR);
+	r = line_request(ls->c, PROTO_CMD_DIRTY_SNAP, &b, rep, &len);
+	if (r)
+		return r;
+	proto_rbuf_init(&b, rep, len);
+	*gen = proto_get_varint(&b);
+	npages = proto_get_varint(&b);
+	*ndirty = proto_get_varint(&b);
+	if (!proto_rbuf_done(&b) || npages != ls->slots[k].npages || *ndirty > npages)
+		return line_malformed(PROTO_CMD_DIRTY_SNAP);
+	return 0;
+}
+
+/* Reads slot k's snapshot into bm; PT_EHV with *stale set when another reader took a
+ * newer snapshot (ours is merged into it: snap again). */
+static int line_read(struct line_source *ls, u32 k, u64 gen, u64 ndirty, u64 *bm, bool *stale)
+{
+	const struct research_slot *s = &ls->slots[k];
+	u8 q[48], rep[PROTO_MAX_PAYLOAD];
+	struct proto_buf b;
+	u64 pos = 0, got = 0;
+	u32 len;
+
+	*stale = false;
+	while (pos < s->npages) {
+		int hv_err = 0, r;
+		u64 echo;
+
+		proto_wbuf_init(&b, q, sizeof(q));
+		proto_put_varint(&b, s->id);
+		proto_put_varint(&b, gen);
+		proto_put_varint(&b, pos);
+		r = pt_request(ls->c, PROTO_CMD_DIRTY_READ, q, b.len, rep, &len, &hv_err);
+		if (r == PT_EHV && hv_err == PROTO_E_STALE) {
+			*stale = true;
+			return r;
+		}
+		if (r)
+			return line_failed(ls->c, r);
+		proto_rbuf_init(&b, rep, len);
+		echo = proto_get_varint(&b);
+		if (b.err || echo != pos || !proto_rbuf_left(&b))
+			return line_malformed(PROTO_CMD_DIRTY_READ);
+		while (proto_rbuf_left(&b) && pos < s->npages) {
+			u32 n = s->npages - pos < PROTO_BITMAP_BLOCK ? (u32)(s->npages - pos)
+								     : PROTO_BITMAP_BLOCK;
+			s64 got_block = proto_bitmap_decode_block(&b, bm, s->first + pos, n);
+
+			if (got_block < 0)
+				return line_malformed(PROTO_CMD_DIRTY_READ);
+			got += (u64)got_block;
+			pos += n;
+		}
+		if (proto_rbuf_left(&b))
+			return line_malformed(PROTO_CMD_DIRTY_READ);
+	}
+	if (got != ndirty) {
+		fprintf(stderr,
+			"ptctl: slot %" PRIu64 ": received %" PRIu64 " dirty pages, the hypervisor "
+			"counted %" PRIu64 "\n",
+			s->id, got, ndirty);
+		return PT_ETRANSPORT;
+	}
+	return 0;
+}
+
+static int line_done(struct line_source *ls, u32 k, u64 gen)
+{
+	u8 q[32], rep[PROTO_MAX_PAYLOAD];
+	struct proto_buf b;
+	u32 len;
+
+	proto_wbuf_init(&b, q, sizeof(q));
+	proto_put_varint(&b, ls->slots[k].id);
+	proto_put_varint(&b, gen);
+	return line_request(ls->c, PROTO_CMD_DIRTY_DONE, &b, rep, &len);
+}
+
+static void clear_range(u64 *bm, u64 first, u64 n)
+{
+	for (u64 i = first; i < first + n; i++)
+		bm[i / 64] &= ~(1ull << (i % 64));
+}
+
+/*
+ * Snapshots (with clear) every slot back to back first, so that the slots' windows end
+ * within milliseconds of each other, then reads and acknowledges each. The harvest's
+ * time is the middle of the snapshots.
+ */
+static int line_harvest(void *ctx, u64 *bm, double *t)
+{
+	struct line_source *ls = ctx;
+	u64 gen[PROTO_MAX_SLOTS], ndirty[PROTO_MAX_SLOTS];
+	double t0 = line_now(ctx);
+	int r;
+
+	for (u32 k = 0; k < ls->nslots; k++) {
+		r = line_snap(ls, k, &gen[k], &ndirty[k]);
+		if (r)
+			return r;
+	}
+	*t = (t0 + line_now(ctx)) / 2;
+	for (u32 k = 0; k < ls->nslots; k++) {
+		bool stale;
+		int tries = 0;
+
+		for (;;) {
+			r = line_read(ls, k, gen[k], ndirty[k], bm, &stale);
+			if (!stale)
+				break;
+			/* Bits are never lost: the newer snapshot holds ours. Take it. */
+			if (++tries > 3) {
+				fprintf(stderr,
+					"ptctl: slot %" PRIu64 ": the snapshot kept changing "
+					"under this reader (another client harvesting?)\n",
+					ls->slots[k].id);
+				return PT_EHV;
+			}
+			clear_range(bm, ls->slots[k].first, ls->slots[k].npages);
+			r = line_snap(ls, k, &gen[k], &ndirty[k]);
+			if (r)
+				return r;
+		}
+		if (r)
+			return r;
+		/* Acknowledge only what is decoded: until then the snapshot keeps the bits. */
+		r = line_done(ls, k, gen[k]);
+		if (r)
+			return r;
+	}
+	return 0;
+}
+
+/* --- the commands --------------------------------------------------------------- */
+static int write_csv(const char *path, void (*fn)(FILE *, const void *), const void *arg)
+{
+	FILE *f = fopen(path, "w");
+
+	if (!f) {
+		fprintf(stderr, "ptctl: cannot write %s: %s\n", path, strerror(errno));
+		return PT_EUSAGE;
+	}
+	fn(f, arg);
+	if (fclose(f)) {
+		fprintf(stderr, "ptctl: cannot write %s: %s\n", path, strerror(errno));
+		return PT_EUSAGE;
+	}
+	return 0;
+}
+
+static void csv_precopy(FILE *f, const void *p)
+{
+	research_precopy_csv(f, p);
+}
+
+static void csv_wws(FILE *f, const void *w)
+{
+	research_wws_csv(f, w);
+}
+
+static int bad(const char *fmt, const char *v)
+{
+	fprintf(stderr, "ptctl: ");
+	fprintf(stderr, fmt, v);
+	fprintf(stderr, "\n");
+	return PT_EUSAGE;
+}
+
+/* Options that belong to other commands are refused, not ignored. */
+static int only(const char *cmd, bool seconds, bool interval, bool count, bool precopy, bool out)
+{
+	if (ropt.seconds && !seconds)
+		return bad("%s takes no --seconds", cmd);
+	if (ropt.interval && !interval)
+		return bad("%s takes no --interval", cmd);
+	(void)count;
+	if ((ropt.bandwidth || ropt.max_rounds || ropt.downtime || ropt.min_shrink) && !precopy)
+		return bad("%s takes no --bandwidth, --max-rounds, --downtime or --min-shrink",
+			   cmd);
+	if ((ropt.csv || ropt.plot) && !out)
+		return bad("%s takes no --csv or --plot", cmd);
+	if (ropt.plot && !research_plot_name_ok(ropt.plot))
+		return bad("--plot %s: the file name must end in .svg or .png (and hold no quote)",
+			   ropt.plot);
+	return 0;
+}
+
+static u64 parse_count(const char *s, bool *ok)
+{
+	char *end;
+	unsigned long long v;
+
+	*ok = false;
+	if (!s || !*s || *s == '-' || *s == '+')
+		return 0;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || *end || !v || v > 1000000)
+		return 0;
+	*ok = true;
+	return v;
+}
+
+int research_main(struct pt_conn *c, const char *cmd, const struct research_args *a)
+{
+	struct line_source ls = {.c = c};
+	struct research_source src = {
+	    .ctx = &ls,
+	    .harvest = line_harvest,
+	    .pause = line_pause,
+	    .resume = line_resume,
+	    .now = line_now,
+	    .sleep = line_sleep,
+	};
+	struct sigaction sa = {.sa_handler = on_stop_signal}, old_int, old_term;
+	double seconds = 0, interval = 0;
+	u64 count = 1;
+	bool guest_paused, series = false;
+	int r, r2 = 0;
+	struct research_precopy_cfg pcfg = {
+	    .max_rounds = 30, .downtime_s = 0.3, .min_shrink = 0.05};
+	enum {
+		RATE,
+		PRECOPY,
+		WWS
+	} what = !strcmp(cmd, "precopy") ? PRECOPY
+		 : !strcmp(cmd, "wws")	 ? WWS
+					 : RATE;
+
+	/* Check every option before touching the guest. */
+	if (what == RATE) {
+		bool ok;
+
+		if ((r = only("dirty rate", true, true, true, false, false)))
+			return r;
+		series = a->count || ropt.interval;
+		if (series && ropt.seconds)
+			return bad("dirty rate takes --seconds S, or --interval T --count N%s", "");
+		if (series) {
+			if (!ropt.interval || !a->count)
+				return bad("dirty rate needs both --interval T and --count N%s",
+					   "");
+			count = parse_count(a->count, &ok);
+			if (!ok)
+				return bad("bad --count %s (1 to 1000000)", a->count);
+			if (!research_parse_seconds(ropt.interval, 86400, &seconds))
+				return bad("bad --interval %s (seconds, > 0)", ropt.interval);
+		} else {
+			if (!ropt.seconds)
+				return bad(
+				    "dirty rate needs --seconds S (or --interval T --count N)%s",
+				    "");
+			if (!research_parse_seconds(ropt.seconds, 86400, &seconds))
+				return bad("bad --seconds %s (seconds, > 0)", ropt.seconds);
+		}
+	} else if (what == WWS) {
+		if ((r = only("wws", true, true, false, false, true)))
+			return r;
+		if (a->count)
+			return bad("wws takes no --count%s", "");
+		if (!ropt.seconds || !research_parse_seconds(ropt.seconds, 86400, &seconds))
+			return bad("wws needs --seconds S (> 0), not %s",
+				   ropt.seconds ? ropt.seconds : "none");
+		interval = 1.0;
+		if (ropt.interval && !research_parse_seconds(ropt.interval, seconds, &interval))
+			return bad("bad --interval %s (seconds, > 0, at most --seconds)",
+				   ropt.interval);
+		if (seconds / interval > 1000000)
+			return bad("wws: more than a million intervals%s", "");
+	} else {
+		if ((r = only("precopy", false, false, false, true, true)))
+			return r;
+		if (a->count)
+			return bad("precopy takes no --count%s", "");
+		if (!ropt.bandwidth || !research_parse_bytes(ropt.bandwidth, &pcfg.bandwidth) ||
+		    !pcfg.bandwidth)
+			return bad("precopy needs --bandwidth RATE (bytes/s > 0, K/M/G/T "
+				   "suffixes), not %s",
+				   ropt.bandwidth ? ropt.bandwidth : "none");
+		if (ropt.max_rounds) {
+			bool ok;
+			u64 v = parse_count(ropt.max_rounds, &ok);
+
+			if (!ok || v > 10000)
+				return bad("bad --max-rounds %s (1 to 10000)", ropt.max_rounds);
+			pcfg.max_rounds = (u32)v;
+		}
+		if (ropt.downtime) {
+			double ms;
+
+			if (!research_parse_seconds(ropt.downtime, 3.6e6, &ms))
+				return bad("bad --downtime %s (milliseconds, > 0)", ropt.downtime);
+			pcfg.downtime_s = ms / 1e3;
+		}
+		if (ropt.min_shrink) {
+			double pct;
+
+			if (!research_parse_seconds(ropt.min_shrink, 99, &pct))
+				return bad("bad --min-shrink %s (percent, > 0 and < 100)",
+					   ropt.min_shrink);
+			pcfg.min_shrink = pct / 100.0;
+		}
+	}
+
+	r = line_open(&ls, a->mode, &guest_paused);
+	if (r)
+		goto out;
+	if (guest_paused && what == PRECOPY) {
+		fprintf(stderr,
+			"ptctl: the guest is paused; precopy runs it (ptctl resume first)\n");
+		r = PT_EUSAGE;
+		goto out;
+	}
+	if (guest_paused)
+		fprintf(stderr, "ptctl: note: the guest is paused, it writes nothing\n");
+	src.nslots = ls.nslots;
+	src.slots = ls.slots;
+	src.npages = ls.npages;
+
+	/* Ctrl-C ends the run cleanly: the guest is resumed, logging stopped if ours. */
+	stop_requested = 0;
+	sigaction(SIGINT, &sa, &old_int);
+	sigaction(SIGTERM, &sa, &old_term);
+	if (what == RATE) {
+		struct research_rate rr;
+
+		r = research_rate_run(&src, seconds, (u32)count, &rr);
+		if (!r)
+			research_rate_print(stdout, &src, &rr, a->json, series);
+		research_rate_free(&rr);
+	} else if (what == WWS) {
+		struct research_wws w;
+
+		r = research_wws_run(&src, seconds, interval, &w);
+		if (!r) {
+			research_wws_print(stdout, &w, a->json);
+			if (ropt.csv)
+				r = write_csv(ropt.csv, csv_wws, &w);
+			if (!r && ropt.plot)
+				r = research_plot_wws(ropt.plot, &w);
+		}
+		research_wws_free(&w);
+	} else {
+		struct research_precopy p;
+
+		r = research_precopy_run(&src, &pcfg, &p);
+		if (!r) {
+			research_precopy_print(stdout, &p, a->json);
+			if (ropt.csv)
+				r = write_csv(ropt.csv, csv_precopy, &p);
+			if (!r && ropt.plot)
+				r = research_plot_precopy(ropt.plot, &p);
+		}
+		research_precopy_free(&p);
+	}
+	sigaction(SIGINT, &old_int, NULL);
+	sigaction(SIGTERM, &old_term, NULL);
+out:
+	if (ls.paused)
+		r2 = line_resume(&ls);
+	if (ls.started && !r2)
+		r2 = line_start_stop(c, false, 0);
+	return r ? r : r2;
+}
