@@ -12,8 +12,10 @@
 #define X86_CR0_PG  BIT_ULL(31)
 #define X86_CR4_PAE BIT_ULL(5)
 
+#define X86_EFLAGS_TF	 BIT_ULL(8)
 #define X86_EFLAGS_IF	 BIT_ULL(9)
 #define X86_EFLAGS_DF	 BIT_ULL(10)
+#define X86_EFLAGS_RF	 BIT_ULL(16)
 #define X86_EFLAGS_FIXED BIT_ULL(1)
 
 #define MSR_IA32_PAT	0x00000277u
@@ -36,13 +38,30 @@
 /* Exception vectors (AMD APM Vol. 2, 8.2 "Vectors"). */
 enum x86_vector {
 	X86_VEC_DE = 0,
+	X86_VEC_DB = 1,
 	X86_VEC_NMI = 2,
+	X86_VEC_BP = 3,
+	X86_VEC_OF = 4,
 	X86_VEC_UD = 6,
 	X86_VEC_DF = 8,
 	X86_VEC_GP = 13,
 	X86_VEC_PF = 14,
+	X86_VEC_MC = 18,
 	X86_VEC_COUNT = 32,
 };
+
+/*
+ * Fault-class exceptions: the saved RIP is the faulting instruction, which
+ * runs again after the handler. Not faults: NMI (an interrupt), #DB as the
+ * hypervisor would raise it (a trap), #BP and #OF (traps), #DF and #MC
+ * (aborts). Intel SDM Vol. 3A, 6.15 "Exception and Interrupt Reference";
+ * reserved vectors count as faults.
+ */
+static inline bool x86_vector_is_fault(u8 vec)
+{
+	return vec < X86_VEC_COUNT && vec != X86_VEC_DB && vec != X86_VEC_NMI &&
+	       vec != X86_VEC_BP && vec != X86_VEC_OF && vec != X86_VEC_DF && vec != X86_VEC_MC;
+}
 
 struct x86_cpuid {
 	u32 eax, ebx, ecx, edx;

@@ -490,6 +490,17 @@ static void svm_inject_exception(struct vcpu *v, u8 vector, bool has_error, u32 
 
 	if (has_error)
 		ev |= SVM_EVTINJ_EV | ((u64)error << SVM_EVTINJ_ERR_SHIFT);
+	/*
+	 * A CPU delivering a fault pushes RFLAGS with RF set, so that the
+	 * handler's IRET re-runs the faulting instruction without an
+	 * instruction breakpoint on it firing again (Intel SDM Vol. 3A, 2.3
+	 * "System Flags and Fields in the EFLAGS Register", RF; Vol. 3B,
+	 * 18.3.1.1 "Instruction-Breakpoint Exception Condition"; AMD APM
+	 * Vol. 2, 13.1.3.3 "Resume Flag"). EVENTINJ pushes the guest's RFLAGS
+	 * as they are: set RF there for the fault the hypervisor raises.
+	 */
+	if (x86_vector_is_fault(vector))
+		v->rflags |= X86_EFLAGS_RF;
 	if (c->event_inj & SVM_EVTINJ_VALID) {
 		/*
 		 * An interrupted delivery is pending re-injection. The new

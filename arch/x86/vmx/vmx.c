@@ -581,6 +581,15 @@ static void vmx_inject_exception(struct vcpu *v, u8 vector, bool has_error, u32 
 
 	if (has_error)
 		info |= INTR_INFO_DELIVER_CODE;
+	/*
+	 * RF in the pushed RFLAGS, as the CPU sets it for every fault (Intel
+	 * SDM Vol. 3A, 2.3 "System Flags and Fields in the EFLAGS Register",
+	 * RF; Vol. 3B, 18.3.1.1 "Instruction-Breakpoint Exception Condition"):
+	 * event injection pushes the guest RFLAGS field as it is (SDM Vol. 3C,
+	 * 27.6.1 "Vectored-Event Injection"), so the hypervisor sets it.
+	 */
+	if (x86_vector_is_fault(vector))
+		v->rflags |= X86_EFLAGS_RF;
 	if (x->inject_info & INTR_INFO_VALID) {
 		/* As on SVM: the new exception comes first, as the CPU would raise it. */
 		hv_log("inject: vector %u replaces pending event 0x%x", vector, x->inject_info);
