@@ -14,7 +14,6 @@
 #include <pt/assert.h>
 
 /* About two seconds at the 2-3 GHz TSCs of the machines this runs on. */
-#define HV_CONTROL_BUSY_TSC 5000000000ull
 
 /* Per-slot dirty-logging state: bitmaps from the pool, kept across stop/start. */
 struct ctl_slot {
@@ -27,7 +26,6 @@ struct ctl_slot {
 static struct {
 	struct mgmt mgmt;
 	bool up;
-	u64 last_activity_tsc;
 	struct ctl_slot slots[HV_MAX_SLOTS];
 } ctl;
 
@@ -41,7 +39,6 @@ static int tp_rx_byte(void *ctx)
 		return MGMT_RX_LINE_ERROR;
 	if (c < 0)
 		return MGMT_RX_NONE;
-	ctl.last_activity_tsc = x86_rdtsc();
 	return c;
 }
 
@@ -703,15 +700,6 @@ void hv_control_log_stats(void)
 bool hv_control_wants_poll(void)
 {
 	return ctl.up && mgmt_wants_poll(&ctl.mgmt);
-}
-
-bool hv_control_busy(void)
-{
-	if (!ctl.up)
-		return false;
-	if (mgmt_wants_poll(&ctl.mgmt))
-		ctl.last_activity_tsc = x86_rdtsc();
-	return x86_rdtsc() - ctl.last_activity_tsc < HV_CONTROL_BUSY_TSC;
 }
 
 void hv_control_poll(struct vcpu *v)

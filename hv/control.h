@@ -20,13 +20,6 @@ void hv_control_poll(struct vcpu *v);
 /* True while a reply is going out or a long command runs its steps
  * (docs/protocol.md "Long commands"): the vCPU should exit again soon. */
 bool hv_control_wants_poll(void);
-/*
- * True while the port is in use (a reply going out, or a byte received in
- * the last HV_CONTROL_BUSY_TSC cycles): an idle guest's HLT is then
- * completed at once so the port is polled continuously; otherwise the guest
- * may sleep in HLT until its next interrupt.
- */
-bool hv_control_busy(void);
 /* One log line with the protocol counters (with the exit statistics). */
 void hv_control_log_stats(void);
 

@@ -398,16 +398,17 @@ void hv_handle_exit(struct vcpu *v, struct hv_exit *e)
 		break;
 	case HV_EXIT_HLT:
 		/*
-		 * The host cannot halt (GIF = 0 holds every interrupt). While
-		 * the management port is in use, the HLT completes at once so
-		 * the idle guest keeps exiting and the port is polled; else the
-		 * guest sleeps in its HLT until its next interrupt, which exits
-		 * first (the port waits at most that long).
+		 * The guest sleeps in its own HLT until one of the HLT's wake
+		 * events (an interrupt it takes, an NMI, INIT, SMI): the
+		 * hypervisor never ends a halt the guest would not see end on
+		 * the bare CPU, whatever it needs. Its own turns while the guest
+		 * sleeps come from the management tick (SVM: the HPET NMI puts
+		 * the guest back on its HLT; VMX: the preemption timer exits
+		 * from the HLT activity state), faster while a reply is going
+		 * out; without a tick the port waits for the guest's next
+		 * interrupt, which exits first.
 		 */
-		if (!hv_control_busy() && v->ops->halt_in_guest)
-			v->ops->halt_in_guest(v);
-		else
-			skip_insn(v, 0xf4, -1, "HLT");
+		v->ops->halt_in_guest(v);
 		break;
 	case HV_EXIT_INTR:
 	case HV_EXIT_IRET:

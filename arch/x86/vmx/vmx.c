@@ -117,6 +117,11 @@ static int vmx_read_caps(const char **why)
 	caps.preempt_timer = (x86_rdmsr(msr_pin) >> 32) & PIN_PREEMPTION_TIMER;
 	caps.preempt_shift = x86_rdmsr(MSR_IA32_VMX_MISC) & 0x1f;
 	caps.activity_hlt = x86_rdmsr(MSR_IA32_VMX_MISC) & VMX_MISC_ACTIVITY_HLT;
+	if (!caps.activity_hlt) {
+		*why = "no HLT activity state (IA32_VMX_MISC bit 6): a guest's HLT could not "
+		       "sleep in the guest";
+		return -1;
+	}
 	/*
 	 * HLT exits so the management port is polled while the guest idles
 	 * (hv/exit.c); I/O and MSR bitmaps select the intercepted ports/MSRs.
@@ -1175,13 +1180,15 @@ static void vmx_want_poll_exits(struct vcpu *v, bool want)
  * The guest's HLT completes and the guest enters in the HLT activity state
  * (SDM 25.4.2): it sleeps in VMX non-root operation until an interrupt wakes
  * it (delivered through its own IDT: no external-interrupt exiting) or the
- * preemption timer exits so hv/ polls the management port.
+ * preemption timer exits so hv/ polls the management port (a preemption
+ * timer exit from the HLT state saves the HLT state: the guest sleeps on).
+ * Without the HLT activity state the HLT could only complete at once, a
+ * wake-up the guest never asked for: vmx_read_caps requires it.
  */
 static void vmx_halt_in_guest(struct vcpu *v)
 {
 	v->rip += vmcs_read(VMCS_EXIT_INSN_LEN);
-	if (caps.activity_hlt && caps.preempt_timer)
-		vmcs_write(VMCS_GUEST_ACTIVITY_STATE, VMX_ACTIVITY_HLT);
+	vmcs_write(VMCS_GUEST_ACTIVITY_STATE, VMX_ACTIVITY_HLT);
 }
 
 static const struct vcpu_ops vmx_vcpu_ops = {
