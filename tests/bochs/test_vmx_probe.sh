@@ -2,7 +2,9 @@
 # Issue 6 item 2: under Intel VMX (Bochs corei7_skylake_x), the virtualized firmware runs
 # vmx_probe.efi after pagetrail.efi and every check of the guest contract passes: the
 # CPUID signature, VMX hidden (CPUID, CR4.VMXE, IA32_FEATURE_CONTROL, the VMX MSRs), VMX
-# instructions raise #UD, XSETBV checked by the hypervisor, the management UART idle.
+# instructions raise #UD, XSETBV checked by the hypervisor, the management UART idle,
+# every fault the hypervisor injects pushes RFLAGS.RF set, a HLT returns only on the
+# interrupt it waits for (the hypervisor's preemption-timer exits do not end it).
 # Negative control: the same probe WITHOUT the hypervisor must fail its signature and
 # VMX-hidden checks (Bochs offers VMX), else the probe proves nothing.
 source "$(dirname "$0")/lib.sh"
@@ -15,10 +17,12 @@ done_re='^vmx_probe: done|pagetrail: (FATAL|PANIC)'
 checks="cpuid_hv_max_leaf cpuid_hv_signature cpuid_1_ecx_hypervisor_bit cpuid_vmx_hidden
 	gp_rdmsr_vmx_basic gp_rdmsr_vmx_ept_vpid_cap feature_control_locked_vmx_off
 	gp_wrmsr_feature_control cr4_vmxe_reads_zero gp_cr4_vmxe_set xsetbv_same_value
-	gp_xsetbv_x87_clear xcr0_unchanged_after_gp mgmt_uart_idle hidden_memory_faults"
+	gp_xsetbv_x87_clear xcr0_unchanged_after_gp mgmt_uart_idle hidden_memory_faults
+	rf_gp_rdmsr_vmx_basic rf_gp_wrmsr_feature_control rf_gp_cr4_vmxe_set
+	halt_wakes_only_on_interrupt"
 for i in vmxon vmxoff vmcall vmclear vmptrld vmptrst vmread vmwrite vmlaunch vmresume \
 	invept invvpid; do
-	checks="$checks ud_$i"
+	checks="$checks ud_$i rf_ud_$i"
 done
 
 pt_bochs_chain_esp "$img" '\EFI\pagetrail\pagetrail.efi \EFI\tests\vmx_probe.efi' || {

@@ -136,7 +136,7 @@ static const struct vmx_insn vmx_insns[] = {
 static void check_vmx_insns(void)
 {
 	for (UINTN i = 0; i < sizeof(vmx_insns) / sizeof(vmx_insns[0]); i++) {
-		char name[32];
+		char name[32], rf_name[40];
 		UINTN n = 0;
 		UINT64 v;
 
@@ -148,6 +148,7 @@ static void check_vmx_insns(void)
 			name[n++] = *s;
 		name[n] = 0;
 		report(v == VEC_UD, name, vector_name(v));
+		report_rf(v, name_prefixed(rf_name, sizeof(rf_name), "rf_", name));
 	}
 }
 
@@ -157,6 +158,7 @@ static void check_vmx_msrs_and_cr4(void)
 
 	v = try_rdmsr(MSR_IA32_VMX_BASIC, &val);
 	report(v == VEC_GP, "gp_rdmsr_vmx_basic", vector_name(v));
+	report_rf(v, "rf_gp_rdmsr_vmx_basic");
 	v = try_rdmsr(MSR_IA32_VMX_EPT_VPID_CAP, &val);
 	report(v == VEC_GP, "gp_rdmsr_vmx_ept_vpid_cap", vector_name(v));
 	v = try_rdmsr(MSR_IA32_FEATURE_CONTROL, &val);
@@ -168,12 +170,14 @@ static void check_vmx_msrs_and_cr4(void)
 	       L"IA32_FEATURE_CONTROL is not read as locked with VMXON disabled");
 	v = TRY_INSN("wrmsr", val | FEATURE_CONTROL_VMXON_OUTSIDE_SMX, MSR_IA32_FEATURE_CONTROL, 0);
 	report(v == VEC_GP, "gp_wrmsr_feature_control", vector_name(v));
+	report_rf(v, "rf_gp_wrmsr_feature_control");
 
 	Print(L"# CR4=%lx\n", cr4);
 	report(!(cr4 & CR4_VMXE), "cr4_vmxe_reads_zero", L"CR4.VMXE reads 1");
 	v = TRY_INSN("mov %%rax, %%cr4", cr4 | CR4_VMXE, 0, 0);
 	report(v == VEC_GP && read_cr4() == cr4, "gp_cr4_vmxe_set",
 	       v == VEC_GP ? L"CR4 changed" : vector_name(v));
+	report_rf(v, "rf_gp_cr4_vmxe_set");
 	if (read_cr4() != cr4)
 		__asm__ volatile("mov %0, %%cr4" : : "r"(cr4) : "memory");
 }
@@ -281,6 +285,7 @@ EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *systab)
 	check_xsetbv();
 	check_mgmt_uart();
 	check_hidden_memory();
+	probe_check_halt("halt_wakes_only_on_interrupt", 500);
 	/* Still virtualized and answering after the hostile accesses. */
 	check_cpuid();
 out:

@@ -23,10 +23,14 @@
 
 #define MSR_EFER  0xc0000080u
 #define EFER_SVME (1ull << 12)
+#define EFER_RESERVED_BIT2 (1ull << 2) /* AMD APM Vol. 2, 3.1.7: reserved, MBZ */
 
 #define CPUID_80000001_ECX_SVM (1u << 2)
 
 static UINT64 *scratch_page;
+
+/* Long enough for the test script to send a management request while the probe halts. */
+#define PROBE_HALT_MS 4000
 
 #define HPET_BASE 0xfed00000ull /* q35 (QEMU hw/timer/hpet.h HPET_BASE) */
 
@@ -146,7 +150,7 @@ static const struct svm_insn svm_insns[] = {
 static void check_svm_insns(const char *suffix)
 {
 	for (UINTN i = 0; i < sizeof(svm_insns) / sizeof(svm_insns[0]); i++) {
-		char name[64];
+		char name[64], rf_name[72];
 		UINT64 v = svm_insns[i].run((UINT64)scratch_page);
 		UINTN n = 0;
 
@@ -158,6 +162,7 @@ static void check_svm_insns(const char *suffix)
 			name[n++] = *s;
 		name[n] = 0;
 		report(v == VEC_UD, name, vector_name(v));
+		report_rf(v, name_prefixed(rf_name, sizeof(rf_name), "rf_", name));
 	}
 }
 
@@ -185,6 +190,12 @@ static void check_efer(void)
 	}
 	report(v != VEC_UD && efer1 == efer0, "efer_svme_write_harmless",
 	       L"EFER changed or the write raised #UD");
+	/* A reserved EFER bit: the hypervisor refuses the write with #GP (hv/exit.c). */
+	v = try_wrmsr(MSR_EFER, efer0 | EFER_RESERVED_BIT2);
+	if (rdmsr(MSR_EFER) != efer0)
+		try_wrmsr(MSR_EFER, efer0);
+	report(v == VEC_GP, "gp_wrmsr_efer_reserved", vector_name(v));
+	report_rf(v, "rf_gp_wrmsr_efer_reserved");
 	check_svm_insns("_after_svme_write");
 }
 
@@ -209,6 +220,9 @@ EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *systab)
 	check_svm_insns("");
 	check_efer();
 	check_hpet();
+	/* tests/qemu/test_probe.sh talks to the management port during this halt. */
+	Print(L"probe: halting %u ms\n", (UINT32)PROBE_HALT_MS);
+	probe_check_halt("halt_wakes_only_on_interrupt", PROBE_HALT_MS);
 out:
 	Print(L"probe: done, %d failed\n", probe_failures);
 	uefi_call_wrapper(RT->ResetSystem, 4, EfiResetShutdown, EFI_SUCCESS, 0, NULL);

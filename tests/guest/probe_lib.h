@@ -24,8 +24,12 @@
 /* Read and written by probe_trap.S. */
 __attribute__((visibility("hidden"))) volatile UINT64 probe_fault_vector;
 __attribute__((visibility("hidden"))) volatile UINT64 probe_recover_rip;
+__attribute__((visibility("hidden"))) volatile UINT64 probe_fault_rflags;
 extern void probe_ud_handler(void) __attribute__((visibility("hidden")));
 extern void probe_gp_handler(void) __attribute__((visibility("hidden")));
+__attribute__((visibility("hidden"))) volatile UINT64 probe_timer_ticks;
+__attribute__((visibility("hidden"))) volatile UINT64 probe_apic_eoi;
+extern void probe_timer_handler(void) __attribute__((visibility("hidden")));
 
 struct idt_ptr {
 	UINT16 limit;
@@ -82,6 +86,7 @@ static inline UINT64 irq_save_and_load_probe_idt(void)
 	__asm__ volatile("pushfq; pop %0; cli" : "=r"(flags)::"memory");
 	__asm__ volatile("lidt %0" ::"m"(probe_idtr) : "memory");
 	probe_fault_vector = VEC_NONE;
+	probe_fault_rflags = 0;
 	return flags;
 }
 
@@ -153,6 +158,34 @@ static inline void report(BOOLEAN ok, const char *name, const CHAR16 *why)
 	}
 }
 
+/*
+ * The fault the last TRY_INSN caught pushed RFLAGS with RF set, as a CPU does for every
+ * fault-class exception (Intel SDM Vol. 3A, 2.3 "System Flags and Fields in the EFLAGS
+ * Register"; Vol. 3B, 18.3.1.1 "Instruction-Breakpoint Exception Condition").
+ */
+#define RFLAGS_RF (1ull << 16)
+
+static inline void report_rf(UINT64 vec, const char *name)
+{
+	report(vec != VEC_NONE && (probe_fault_rflags & RFLAGS_RF), name,
+	       vec == VEC_NONE ? L"no fault was raised"
+			       : L"the pushed RFLAGS have RF clear");
+}
+
+/* PREFIX then NAME in buf (truncated to fit), for check names built at run time. */
+static inline const char *name_prefixed(char *buf, UINTN size, const char *prefix,
+					const char *name)
+{
+	UINTN n = 0;
+
+	for (const char *s = prefix; *s && n + 1 < size; s++)
+		buf[n++] = *s;
+	for (const char *s = name; *s && n + 1 < size; s++)
+		buf[n++] = *s;
+	buf[n] = 0;
+	return buf;
+}
+
 static inline const CHAR16 *vector_name(UINT64 v)
 {
 	switch (v) {
@@ -173,6 +206,128 @@ static inline BOOLEAN cpuid_hv_signature_is_pagetrail(UINT32 b, UINT32 c, UINT32
 
 	return CompareMem(&b, want, 4) == 0 && CompareMem(&c, want + 4, 4) == 0 &&
 	       CompareMem(&d, want + 8, 4) == 0;
+}
+
+/*
+ * A HLT returns only on a wake event: an enabled interrupt, NMI, SMI, INIT or RESET
+ * (Intel SDM Vol. 2A and AMD APM Vol. 3, "HLT"): the hypervisor's own needs (its management port, its tick) must never end
+ * the guest's halt. The local APIC timer is armed one-shot with a class-15 vector, CR8
+ * (TPR) = 14 keeps every other maskable interrupt out (the firmware's timer included),
+ * and the probe waits in `sti; hlt; cli` until the timer's interrupt has come: the HLT
+ * must return exactly once, after the interrupt. A HLT that returns without it is
+ * counted (at most HALT_MAX_WAKES). Intel SDM Vol. 3A, 11.5.4 "APIC Timer" and 11.8.3.1
+ * "Task and Processor Priorities".
+ */
+#define MSR_APIC_BASE	     0x1bu
+#define APIC_BASE_X2APIC     (1ull << 10)
+#define APIC_BASE_ENABLE     (1ull << 11)
+#define APIC_BASE_ADDR_MASK  0x000ffffffffff000ull
+#define APIC_EOI	     0xb0u
+#define APIC_LVT_TIMER	     0x320u
+#define APIC_TIMER_INIT	     0x380u
+#define APIC_TIMER_CUR	     0x390u
+#define APIC_TIMER_DIV	     0x3e0u
+#define APIC_LVT_MASKED	     (1u << 16)
+#define APIC_TIMER_DIV_BY_1  0xbu
+#define APIC_TIMER_DIV_BY_64 0x9u
+#define HALT_VECTOR	     0xf6u /* priority class 15: above TPR 14 */
+#define HALT_TPR	     14u
+#define HALT_CALIB_US	     20000u
+#define HALT_MAX_WAKES	     1000u
+
+static UINT64 probe_apic_mmio;
+
+static inline UINT32 apic_read(UINT32 reg)
+{
+	if (!probe_apic_mmio)
+		return (UINT32)rdmsr(0x800u + reg / 16);
+	return *(volatile UINT32 *)(UINTN)(probe_apic_mmio + reg);
+}
+
+static inline void apic_write(UINT32 reg, UINT32 val)
+{
+	if (!probe_apic_mmio) {
+		__asm__ volatile("wrmsr" ::"c"(0x800u + reg / 16), "a"(val), "d"(0) : "memory");
+		return;
+	}
+	*(volatile UINT32 *)(UINTN)(probe_apic_mmio + reg) = val;
+}
+
+static inline UINT64 probe_rdtsc(void)
+{
+	UINT32 lo, hi;
+
+	__asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));
+	return ((UINT64)hi << 32) | lo;
+}
+
+/* Halts about `ms` milliseconds waiting for the APIC timer; reports check `name`. */
+static inline void probe_check_halt(const char *name, UINTN ms)
+{
+	UINT64 apic_base = rdmsr(MSR_APIC_BASE), flags, cr8, per_ms, count, tsc0, tsc1;
+	UINT32 lvt, div, init, start, div_cfg = APIC_TIMER_DIV_BY_1;
+	UINTN wakes = 0;
+	UINT16 cs;
+
+	if (!(apic_base & APIC_BASE_ENABLE)) {
+		report(FALSE, name, L"the local APIC is disabled: no timer to wake the HLT");
+		return;
+	}
+	probe_apic_mmio = (apic_base & APIC_BASE_X2APIC) ? 0 : (apic_base & APIC_BASE_ADDR_MASK);
+	probe_apic_eoi = probe_apic_mmio ? probe_apic_mmio + APIC_EOI : 0;
+	lvt = apic_read(APIC_LVT_TIMER);
+	div = apic_read(APIC_TIMER_DIV);
+	init = apic_read(APIC_TIMER_INIT);
+
+	/* The timer's rate, counting down masked, against the firmware's Stall. */
+	apic_write(APIC_LVT_TIMER, APIC_LVT_MASKED | HALT_VECTOR);
+	apic_write(APIC_TIMER_DIV, div_cfg);
+	apic_write(APIC_TIMER_INIT, 0xffffffffu);
+	start = apic_read(APIC_TIMER_CUR);
+	uefi_call_wrapper(BS->Stall, 1, HALT_CALIB_US);
+	per_ms = (UINT64)(start - apic_read(APIC_TIMER_CUR)) / (HALT_CALIB_US / 1000);
+	count = per_ms * ms;
+	if (count > 0xffffffffull) {
+		div_cfg = APIC_TIMER_DIV_BY_64;
+		count /= 64;
+	}
+	apic_write(APIC_TIMER_INIT, 0);
+	if (per_ms == 0 || count == 0 || count > 0xffffffffull) {
+		apic_write(APIC_LVT_TIMER, lvt);
+		apic_write(APIC_TIMER_DIV, div);
+		apic_write(APIC_TIMER_INIT, init);
+		report(FALSE, name, L"the APIC timer's rate could not be measured");
+		return;
+	}
+
+	__asm__ volatile("mov %%cs, %0" : "=r"(cs));
+	make_gate(&probe_idt[HALT_VECTOR * 2], probe_timer_handler, cs);
+	flags = irq_save_and_load_probe_idt();
+	__asm__ volatile("mov %%cr8, %0" : "=r"(cr8));
+	__asm__ volatile("mov %0, %%cr8" ::"r"((UINT64)HALT_TPR) : "memory");
+	probe_timer_ticks = 0;
+	apic_write(APIC_TIMER_DIV, div_cfg);
+	apic_write(APIC_LVT_TIMER, HALT_VECTOR);
+	tsc0 = probe_rdtsc();
+	apic_write(APIC_TIMER_INIT, (UINT32)count);
+	while (wakes < HALT_MAX_WAKES && !probe_timer_ticks) {
+		__asm__ volatile("sti; hlt; cli" ::: "memory");
+		wakes++;
+	}
+	tsc1 = probe_rdtsc();
+	apic_write(APIC_LVT_TIMER, APIC_LVT_MASKED | HALT_VECTOR);
+	apic_write(APIC_TIMER_INIT, 0);
+	__asm__ volatile("mov %0, %%cr8" ::"r"(cr8) : "memory");
+	apic_write(APIC_LVT_TIMER, lvt);
+	apic_write(APIC_TIMER_DIV, div);
+	apic_write(APIC_TIMER_INIT, init);
+	irq_restore_and_load_fw_idt(flags);
+
+	Print(L"# %a: %lu ms halt, %lu HLT return(s), timer interrupts %lu, %lu TSC cycles\n",
+	      name, (UINT64)ms, (UINT64)wakes, probe_timer_ticks, tsc1 - tsc0);
+	report(wakes == 1 && probe_timer_ticks == 1, name,
+	       probe_timer_ticks ? L"the HLT returned before the timer's interrupt"
+				 : L"the HLT kept returning with no interrupt");
 }
 
 #endif /* PT_TESTS_GUEST_PROBE_LIB_H */
