@@ -3,6 +3,7 @@
 #               sees of the CPU (issue 2 item 5); goes to \EFI\tests\ on the ESP
 #   crash.efi   UEFI application that triple-faults on purpose (issue 2 item 9)
 #   irqoff.efi  UEFI application that spins with interrupts disabled (issue 4 item 3)
+#   nmi.efi     UEFI application: the guest's NMIs and their blocking as on the bare CPU
 #   pt-memload  static Linux program, a memory workload for the initramfs
 #   pt-attack   static Linux program, the isolation attacker for the initramfs
 #   pt-dirtywriter  static Linux program, the dirty-logging oracle workload (random, seq, hot)
@@ -11,7 +12,8 @@
 # included before it: fragments are included in sorted order).
 
 GUEST_DIR := $(BUILD)/guest
-GUEST_EFI_PROGS := $(GUEST_DIR)/probe.efi $(GUEST_DIR)/crash.efi $(GUEST_DIR)/irqoff.efi
+GUEST_EFI_PROGS := $(GUEST_DIR)/probe.efi $(GUEST_DIR)/crash.efi $(GUEST_DIR)/irqoff.efi \
+	$(GUEST_DIR)/nmi.efi
 GUEST_LINUX_PROGS := $(GUEST_DIR)/pt-memload $(GUEST_DIR)/pt-attack $(GUEST_DIR)/pt-dirtywriter
 TEST_DEPS += $(GUEST_EFI_PROGS)
 
@@ -30,6 +32,9 @@ $(GUEST_DIR)/crash.efi: $(GUEST_DIR)/crash.o
 	$(call pt_efi_app_link,$@,$^)
 
 $(GUEST_DIR)/irqoff.efi: $(GUEST_DIR)/irqoff.o
+	$(call pt_efi_app_link,$@,$^)
+
+$(GUEST_DIR)/nmi.efi: $(GUEST_DIR)/nmi.o $(GUEST_DIR)/nmi_trap.o $(GUEST_DIR)/probe_trap.o
 	$(call pt_efi_app_link,$@,$^)
 
 # Linux guest programs: static (the initramfs has no libc), ordinary hosted flags.

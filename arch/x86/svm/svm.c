@@ -309,6 +309,10 @@ static void svm_arm_poll_exits(struct svm_vcpu *s)
 
 	c->intercept_misc3 &= ~(SVM_INTERCEPT_INTR | SVM_INTERCEPT_IRET);
 	c->intercept_misc3 |= SVM_INTERCEPT_HLT;
+	/* The guest's NMI handler returns: see svm_nmi_after_exit. */
+	if (s->nmi_masked && !s->nmi_iret_seen)
+		c->intercept_misc3 |= SVM_INTERCEPT_IRET;
+	c->intercept_exceptions = s->nmi_stepping ? BIT_ULL(X86_VEC_DB) : 0;
 	if (s->intr_window) {
 		c->intercept_misc3 |= SVM_INTERCEPT_IRET;
 		return;
@@ -407,18 +411,102 @@ static void svm_log_refused_vmcb(const struct vmcb *vmcb)
 	       c->exit_int_info);
 }
 
+/*
+ * The guest's NMI blocking, while NMIs are intercepted (the management
+ * tick). A CPU that delivers an NMI blocks further NMIs until the next IRET
+ * completes (AMD APM Vol. 2, 8.2.3 "NMI—Non-Maskable-Interrupt Exception
+ * (Vector 2)"). With the NMI intercept the CPU does not do that for the
+ * guest: every physical NMI exits (15.13.2 "NMI Intercept"), and one injected
+ * through EVENTINJ (15.20 "Event Injection") leaves no blocking the CPU
+ * would act on, so the hypervisor keeps it, as KVM does without vNMI:
+ *  - injecting an NMI sets nmi_masked and intercepts IRET (15.9
+ *    "Instruction Intercepts": the intercept is checked before the IRET
+ *    executes);
+ *  - at the IRET exit the IRET has not run yet: its intercept goes off and
+ *    the guest runs it; NMI blocking ends at the first exit with RIP
+ *    elsewhere (any IRET unblocks NMIs, as on the CPU: also one that
+ *    returns from an exception taken inside the NMI handler);
+ *  - an NMI for the guest that arrives meanwhile waits in nmi_pending
+ *    (merged, as the CPU's latch holds one). If one waits when the IRET
+ *    exits, the IRET is single-stepped (RFLAGS.TF, and RF so that an
+ *    instruction breakpoint on it does not fire again; #DB intercepted):
+ *    the #DB trap after it is the first instruction boundary with NMIs
+ *    unblocked, where the CPU would deliver the held NMI (Intel SDM Vol. 3B,
+ *    18.3.1.4 "Single-Step Exception Condition": TF at the start of the
+ *    instruction counts, whatever the IRET loads).
+ * The tick's NMIs are the host's: taken in the host (svm_take_pending_nmi),
+ * never injected, they change nothing here.
+ */
+static void svm_nmi_before_run(struct vcpu *v, struct svm_vcpu *s)
+{
+	struct vmcb_control *c = &s->vmcb->control;
+
+	if (!s->nmi_pending || (c->event_inj & SVM_EVTINJ_VALID))
+		return;
+	if (!s->nmi_masked) {
+		c->event_inj = X86_VEC_NMI | SVM_EVTINJ_TYPE_NMI | SVM_EVTINJ_VALID;
+		s->nmi_pending = false;
+		s->nmi_masked = true;
+		return;
+	}
+	if (s->nmi_iret_seen && !s->nmi_stepping) {
+		s->nmi_stepping = true;
+		s->nmi_step_dr6 = s->vmcb->save.dr6;
+		v->rflags |= X86_EFLAGS_TF | X86_EFLAGS_RF;
+	}
+}
+
+#define X86_DR6_B0_B3 0xfull
+
+/*
+ * After an exit, before anything else looks at it. Returns true for the
+ * #DB of the single-step over the guest's IRET, which is handled here
+ * (enter again), false for every exit hv/ must see.
+ */
+static bool svm_nmi_after_exit(struct vcpu *v, struct svm_vcpu *s)
+{
+	struct vmcb *vmcb = s->vmcb;
+	u32 code = (u32)vmcb->control.exit_code;
+	u64 bps;
+
+	if (s->nmi_iret_seen && vmcb->save.rip != s->nmi_iret_rip) {
+		s->nmi_iret_seen = false;
+		s->nmi_masked = false;
+	}
+	if (code == SVM_EXIT_IRET && s->nmi_masked && !s->nmi_iret_seen) {
+		s->nmi_iret_seen = true;
+		s->nmi_iret_rip = vmcb->save.rip;
+	}
+	if (!s->nmi_stepping || s->nmi_masked)
+		return false;
+	/*
+	 * The IRET completed: the step is over. TF and RF now hold what the
+	 * IRET loaded, the guest's own. Any other exit ended it as well (the
+	 * IRET faulted into a handler, which runs with TF clear).
+	 */
+	s->nmi_stepping = false;
+	if (code != SVM_EXIT_EXCP_BASE + X86_VEC_DB)
+		return false;
+	/* The step's BS is ours; a data breakpoint the IRET hit is the guest's. */
+	bps = vmcb->save.dr6 & ~s->nmi_step_dr6 & X86_DR6_B0_B3;
+	vmcb->save.dr6 = s->nmi_step_dr6 | bps;
+	if (bps)
+		vmcb->control.event_inj = X86_VEC_DB | SVM_EVTINJ_TYPE_EXCEPTION | SVM_EVTINJ_VALID;
+	(void)v;
+	return true;
+}
+
 static void svm_run(struct vcpu *v, struct hv_exit *e)
 {
 	struct svm_vcpu *s = to_svm(v);
 	struct vmcb *vmcb = s->vmcb;
-	bool halt_run = s->guest_halt;
-	u64 entry_rip = v->rip, entry_shadow;
+	bool halt_run;
+	u64 entry_rip, entry_shadow;
 
-	/* A reflected NMI that waited for EVENTINJ (svm_inject_nmi). */
-	if (s->nmi_pending && !(vmcb->control.event_inj & SVM_EVTINJ_VALID)) {
-		vmcb->control.event_inj = X86_VEC_NMI | SVM_EVTINJ_TYPE_NMI | SVM_EVTINJ_VALID;
-		s->nmi_pending = false;
-	}
+again:
+	halt_run = s->guest_halt;
+	entry_rip = v->rip;
+	svm_nmi_before_run(v, s);
 	/*
 	 * hv/ completed an instruction (moved RIP): an interrupt shadow
 	 * (STI; HLT, MOV SS) covered that instruction only, so it ends here.
@@ -457,6 +545,10 @@ static void svm_run(struct vcpu *v, struct hv_exit *e)
 	 */
 	if (vmcb->control.exit_int_info & SVM_EVTINJ_VALID)
 		vmcb->control.event_inj = svm_reinjectable(vmcb->control.exit_int_info);
+	if (svm_nmi_after_exit(v, s)) {
+		v->rflags = vmcb->save.rflags;
+		goto again;
+	}
 	svm_sync_ctrl(v);
 	svm_decode_exit(v, e);
 	s->nmi_rewound_halt = false;
@@ -514,25 +606,23 @@ static void svm_inject_exception(struct vcpu *v, u8 vector, bool has_error, u32 
 
 /*
  * An NMI that was not the management tick goes to the guest as the NMI it
- * is (APM 15.20 "Event Injection", type 2). EVENTINJ may hold an
- * interrupted delivery being re-injected: the NMI then waits one entry
- * (svm_run), as it would stay pending on hardware.
+ * is (APM 15.20 "Event Injection", type 2), at the next entry where the
+ * guest does not block NMIs and EVENTINJ is free (an interrupted delivery
+ * being re-injected goes first): svm_nmi_before_run.
  */
 static void svm_inject_nmi(struct vcpu *v)
 {
 	struct svm_vcpu *s = to_svm(v);
-	struct vmcb_control *c = &s->vmcb->control;
 
-	if (s->nmi_rewound_halt) {
-		/* Hardware returns from an NMI that woke HLT after the HLT. */
+	/*
+	 * Hardware returns from an NMI that woke HLT after the HLT. One the
+	 * guest blocks does not wake it: it stays on its HLT.
+	 */
+	if (s->nmi_rewound_halt && !s->nmi_masked) {
 		v->rip = s->halt_rip;
 		s->nmi_rewound_halt = false;
 	}
-	if (c->event_inj & SVM_EVTINJ_VALID) {
-		s->nmi_pending = true;
-		return;
-	}
-	c->event_inj = X86_VEC_NMI | SVM_EVTINJ_TYPE_NMI | SVM_EVTINJ_VALID;
+	s->nmi_pending = true;
 }
 
 static void svm_set_efer(struct vcpu *v, u64 efer)

@@ -36,8 +36,18 @@ struct svm_vcpu {
 	bool nmi_rewound_halt;
 	u64 halt_rip;	     /* RIP after that HLT, where a reflected NMI returns */
 	u64 halt_shadow;     /* the interrupt shadow the HLT ran under (STI; HLT) */
-	bool nmi_pending;    /* an NMI for the guest waits for EVENTINJ to be free */
 	u64 nmi_no_host_nmi; /* NMI exits after which the host took no NMI */
+	/*
+	 * The guest's NMI blocking, kept here while the hypervisor intercepts
+	 * NMIs (svm_nmi_before_run, svm_nmi_after_exit). Per vCPU: each vCPU's
+	 * guest blocks its own NMIs. The management tick's NMIs never touch it.
+	 */
+	bool nmi_pending;   /* an NMI for the guest, not yet injected (a latch: one) */
+	bool nmi_masked;    /* an NMI was injected; the guest's IRET has not completed */
+	bool nmi_iret_seen; /* that IRET exited; it completes when RIP leaves nmi_iret_rip */
+	u64 nmi_iret_rip;
+	bool nmi_stepping;  /* RFLAGS.TF set over that IRET, #DB intercepted */
+	u64 nmi_step_dr6;   /* the guest's DR6 before the step */
 };
 
 /* x86 CPUID bits the backend needs (AMD APM Vol. 3, Appendix E). */
