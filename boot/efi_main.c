@@ -40,22 +40,159 @@
 static EFI_GUID mp_services_guid = {
     0x3fdda605, 0xa76e, 0x4f46, {0xad, 0x29, 0x12, 0xf4, 0x53, 0x1b, 0x3d, 0x08}};
 
-/* EFI_MP_SERVICES_PROTOCOL (PI spec Vol. 2, 13.4): only the first member. */
+/*
+ * EFI_MP_SERVICES_PROTOCOL (UEFI PI spec 1.7, Vol. 2, 13.4 "MP Services
+ * Protocol"): the firmware owns the APs until the OS starts them; through
+ * it each AP runs pagetrail.efi's takeover procedure, one at a time.
+ */
+typedef void(EFIAPI *efi_ap_procedure)(void *arg);
+
+struct efi_cpu_location {
+	UINT32 package, core, thread;
+};
+
+/* EFI_PROCESSOR_INFORMATION (13.4.2), without ExtendedInformation (not asked for). */
+struct efi_processor_info {
+	UINT64 processor_id; /* the local APIC ID */
+	UINT32 status_flag;  /* BIT0 BSP, BIT1 enabled, BIT2 healthy */
+	struct efi_cpu_location location;
+	UINT8 extended[64]; /* room for firmware that fills ExtendedInformation anyway */
+};
+
 struct efi_mp_services {
 	EFI_STATUS(EFIAPI *get_number_of_processors)
 	(struct efi_mp_services *self, UINTN *total, UINTN *enabled);
+	EFI_STATUS(EFIAPI *get_processor_info)
+	(struct efi_mp_services *self, UINTN number, struct efi_processor_info *info);
+	EFI_STATUS(EFIAPI *startup_all_aps)
+	(struct efi_mp_services *self, efi_ap_procedure proc, BOOLEAN single_thread,
+	 EFI_EVENT wait, UINTN timeout_us, void *arg, UINTN **failed);
+	EFI_STATUS(EFIAPI *startup_this_ap)
+	(struct efi_mp_services *self, efi_ap_procedure proc, UINTN number, EFI_EVENT wait,
+	 UINTN timeout_us, void *arg, BOOLEAN *finished);
 };
 
-static u32 boot_count_cpus(void)
+static struct efi_mp_services *boot_mp_services(void)
 {
 	struct efi_mp_services *mp = NULL;
+
+	if (EFI_ERROR(LibLocateProtocol(&mp_services_guid, (void **)&mp)))
+		return NULL;
+	return mp;
+}
+
+/* APs the pool must have room for (hv/boot.h HV_AP_POOL_BYTES each). */
+static u64 boot_count_aps(void)
+{
+	struct efi_mp_services *mp = boot_mp_services();
 	UINTN total = 1, enabled = 1;
 
-	if (EFI_ERROR(LibLocateProtocol(&mp_services_guid, (void **)&mp)) || !mp)
-		return 1;
-	if (EFI_ERROR(mp->get_number_of_processors(mp, &total, &enabled)))
-		return 1;
-	return (u32)enabled;
+	if (!mp || EFI_ERROR(mp->get_number_of_processors(mp, &total, &enabled)) || total < 1)
+		return 0;
+	return total > HV_MAX_CPUS ? HV_MAX_CPUS - 1 : total - 1;
+}
+
+/* What an AP's takeover procedure needs; in boot/'s memory, which stays visible. */
+struct boot_ap {
+	struct hv_cpu *cpu; /* in the hidden pool: touched only before the AP's takeover */
+	int (*check)(struct hv_cpu *c);
+	void (*start)(void *c);
+	UINTN efi_number;
+	bool virtualized; /* set by the AP, as the guest, when CPUID says PageTrail */
+};
+
+/*
+ * Filled before the BSP's takeover: afterwards boot/ runs as the guest and
+ * can no longer read the hidden pool (bi, the copy's addresses).
+ */
+static struct boot_ap boot_aps[HV_MAX_CPUS];
+static u32 boot_nr_aps; /* boot_aps[1 .. boot_nr_aps] are in use */
+
+/*
+ * Fills bi->cpus from the firmware's processor list, the BSP first. Without
+ * MP services the machine is taken as the one CPU running this code.
+ */
+static void boot_list_cpus(struct hv_boot_info *bi)
+{
+	struct efi_mp_services *mp = boot_mp_services();
+	struct efi_processor_info info;
+	UINTN total = 1, enabled = 1, n;
+	u32 i = 1;
+
+	bi->nr_cpus = 1;
+	bi->cpus[0] = (struct hv_cpu){.apic_id = x86_cpuid(1, 0).ebx >> 24,
+				      .flags = HV_CPU_BSP | HV_CPU_ENABLED | HV_CPU_HEALTHY};
+	if (!mp || EFI_ERROR(mp->get_number_of_processors(mp, &total, &enabled)))
+		return;
+	bi->nr_cpus = (u32)total;
+	for (n = 0; n < total; n++) {
+		struct hv_cpu *c;
+
+		if (EFI_ERROR(mp->get_processor_info(mp, n, &info))) {
+			hv_log("boot: no information on processor %lu", (u64)n);
+			continue;
+		}
+		if (info.status_flag & HV_CPU_BSP) {
+			bi->cpus[0].apic_id = (u32)info.processor_id;
+			bi->cpus[0].efi_number = (u32)n;
+			continue;
+		}
+		if (i == HV_MAX_CPUS)
+			continue; /* hv_init counts and refuses the rest */
+		c = &bi->cpus[i];
+		*c = (struct hv_cpu){.apic_id = (u32)info.processor_id,
+				     .flags = info.status_flag & (HV_CPU_ENABLED | HV_CPU_HEALTHY),
+				     .index = i,
+				     .efi_number = (u32)n};
+		boot_aps[i] = (struct boot_ap){.cpu = c,
+					       .check = boot_in_copy(bi, (void *)hv_ap_check),
+					       .start = boot_in_copy(bi, (void *)hv_ap_start),
+					       .efi_number = n};
+		boot_nr_aps = i;
+		i++;
+	}
+}
+
+static bool hypervisor_signature_is_ours(void);
+
+/*
+ * Runs on the AP, in the firmware's context, as StartupThisAP's procedure.
+ * Before x86_takeover the AP is not yet a guest and may read the pool; after
+ * it, it is one, and proves it with CPUID like the BSP.
+ */
+static void EFIAPI boot_ap_procedure(void *arg)
+{
+	struct boot_ap *ap = arg;
+
+	if (ap->check(ap->cpu) == 0)
+		x86_takeover(&ap->cpu->takeover, ap->start, ap->cpu, ap->cpu->host_stack_top);
+	ap->virtualized = hypervisor_signature_is_ours();
+}
+
+/*
+ * With the BSP already a guest, each enabled AP runs boot_ap_procedure and
+ * becomes a vCPU (hv/hv.c hv_ap_start). hv/ counts and logs the CPUs that
+ * were taken and refuses dirty logging unless all were (hv_dirty_logging_allowed).
+ */
+static void boot_virtualize_aps(void)
+{
+	struct efi_mp_services *mp = boot_mp_services();
+	u32 i;
+
+	if (!mp)
+		return;
+	for (i = 1; i <= boot_nr_aps; i++) {
+		struct boot_ap *ap = &boot_aps[i];
+		EFI_STATUS st;
+
+		ap->virtualized = false;
+		st = mp->startup_this_ap(mp, boot_ap_procedure, ap->efi_number, NULL, 0, ap, NULL);
+		if (EFI_ERROR(st))
+			hv_log("boot: StartupThisAP(processor %u): %lx: that CPU is not virtualized",
+			       i, (u64)st);
+		else if (!ap->virtualized)
+			hv_log("boot: processor %u ran the takeover but is not PageTrail's guest", i);
+	}
 }
 
 static EFI_GUID acpi20_guid = ACPI_20_TABLE_GUID;
@@ -111,10 +248,10 @@ static EFI_STATUS boot_virtualize(EFI_HANDLE image, EFI_LOADED_IMAGE *li,
 	UINTN map_size = 0, map_key, desc_size;
 	UINT32 desc_version;
 	EFI_PHYSICAL_ADDRESS pool = 0;
-	u64 image_size, ram_bytes = 0, pool_size, bi_size, off;
+	u64 image_size, ram_bytes = 0, pool_size, bi_size, off, nr_aps;
 	struct hv_boot_info *bi;
 	int (*init)(struct hv_boot_info *);
-	void (*start)(struct hv_boot_info *);
+	void (*start)(void *);
 	EFI_STATUS st;
 	UINTN i;
 
@@ -134,8 +271,10 @@ static EFI_STATUS boot_virtualize(EFI_HANDLE image, EFI_LOADED_IMAGE *li,
 	FreePool(map);
 
 	image_size = (boot_image_size() + PAGE_SIZE - 1) & PAGE_MASK;
+	nr_aps = boot_count_aps();
 	bi_size = (sizeof(*bi) + PAGE_SIZE - 1) & PAGE_MASK;
 	pool_size = image_size + bi_size + HOST_STACK_SIZE + POOL_FIXED_BYTES +
+		    nr_aps * HV_AP_POOL_BYTES +
 		    ((ram_bytes / 512 + (2ull << 20)) & PAGE_MASK);
 	st = BS->AllocatePages(AllocateAnyPages, EfiReservedMemoryType, pool_size / PAGE_SIZE,
 			       &pool);
@@ -156,7 +295,7 @@ static EFI_STATUS boot_virtualize(EFI_HANDLE image, EFI_LOADED_IMAGE *li,
 	off += HOST_STACK_SIZE;
 	bi->host_stack_top = pool + off;
 	bi->alloc_base = pool + off;
-	bi->nr_cpus = boot_count_cpus();
+	boot_list_cpus(bi);
 	bi->acpi_rsdp = boot_find_rsdp();
 	bi->tsc_hz = boot_measure_tsc_hz();
 	bi->flags = cmd->no_mgmt_tick ? HV_BOOT_NO_MGMT_TICK : 0;
@@ -174,8 +313,9 @@ static EFI_STATUS boot_virtualize(EFI_HANDLE image, EFI_LOADED_IMAGE *li,
 		return EFI_UNSUPPORTED;
 	}
 	(void)li;
-	x86_takeover(bi, start, bi->host_stack_top);
+	x86_takeover(&bi->takeover, start, bi, bi->host_stack_top);
 	/* From here on the firmware, and this code, run as the guest. */
+	boot_virtualize_aps();
 	return EFI_SUCCESS;
 }
 

@@ -47,6 +47,30 @@ struct hv_takeover {
 };
 
 /* hv_boot_info.flags: pagetrail.efi's command-line switches (boot/cmdline.c). */
+/*
+ * The CPUs the firmware reports (EFI_MP_SERVICES_PROTOCOL), BSP first. boot/
+ * fills apic_id and flags before hv_init; hv_init gives every AP a host
+ * stack; each AP then takes itself over (hv_ap_start) when boot/ runs it
+ * through StartupThisAP, with its own takeover record.
+ */
+#define HV_MAX_CPUS	   64
+#define HV_CPU_BSP	   BIT_ULL(0)
+#define HV_CPU_ENABLED	   BIT_ULL(1) /* EFI StatusFlag PROCESSOR_ENABLED_BIT */
+#define HV_CPU_HEALTHY	   BIT_ULL(2) /* EFI StatusFlag PROCESSOR_HEALTH_STATUS_BIT */
+
+/* Pool room per AP: its host stack, VMCB/VMCS and host save area, with margin. */
+#define HV_AP_STACK_SIZE (32 * 1024)
+#define HV_AP_POOL_BYTES (HV_AP_STACK_SIZE + 8 * 4096)
+
+struct hv_cpu {
+	struct hv_takeover takeover;
+	u64 host_stack_top; /* hv_init: this AP's host stack (the BSP's is bi->host_stack_top) */
+	u32 apic_id;
+	u32 flags; /* HV_CPU_* */
+	u32 index; /* position in hv_boot_info.cpus, = vCPU id */
+	u32 efi_number; /* the firmware's ProcessorNumber, for StartupThisAP */
+};
+
 #define HV_BOOT_NO_MGMT_TICK BIT_ULL(0) /* --no-mgmt-tick: SVM takes no HPET tick */
 
 struct hv_boot_info {
@@ -56,7 +80,7 @@ struct hv_boot_info {
 	u64 image_size;
 	u64 alloc_base; /* first page hv_page_alloc may hand out */
 	u64 host_stack_top;
-	u32 nr_cpus; /* enabled CPUs the firmware reports; only the BSP is virtualized */
+	u32 nr_cpus;	     /* CPUs the firmware reports, enabled or not */
 	u32 nr_ranges;
 	struct hv_takeover takeover;
 	struct hv_mem_range ranges[HV_MAX_MEM_RANGES];
@@ -64,11 +88,12 @@ struct hv_boot_info {
 	u64 flags;	     /* HV_BOOT_* */
 	u64 mgmt_step_pages; /* --mgmt-step-pages N: pages of work per poll; 0: the default */
 	u64 tsc_hz;	     /* TSC ticks per second measured by boot/ against Stall; 0: unknown */
+	struct hv_cpu cpus[HV_MAX_CPUS]; /* the first min(nr_cpus, HV_MAX_CPUS), BSP first */
 };
 
 /* Entry points boot/ calls in the relocated copy (hv/hv.c). */
 int hv_init(struct hv_boot_info *bi);
-__attribute__((noreturn)) void hv_start(struct hv_boot_info *bi);
+__attribute__((noreturn)) void hv_start(void *bi); /* struct hv_boot_info * */
 
 /*
  * arch/x86/takeover.S: saves the firmware's callee-saved registers on its
@@ -77,7 +102,20 @@ __attribute__((noreturn)) void hv_start(struct hv_boot_info *bi);
  * `host_stack_top` and calls `host_entry(bi)`, which never returns. The
  * firmware, now a guest, resumes at that label and this returns 0.
  */
-int x86_takeover(struct hv_boot_info *bi, void (*host_entry)(struct hv_boot_info *),
+/*
+ * An AP's own takeover, from boot/'s StartupThisAP procedure on that AP:
+ * hv_ap_check says whether this CPU can be virtualized (0, or -1 after
+ * logging why), then x86_takeover(&c->takeover, hv_ap_start, c, ...).
+ */
+int hv_ap_check(struct hv_cpu *c);
+__attribute__((noreturn)) void hv_ap_start(void *cpu);
+
+/*
+ * Saves the caller's resume point in *t, switches to host_stack_top and
+ * calls host_entry(arg), which never returns; the hypervisor resumes the
+ * caller as its guest, where x86_takeover returns 0 (arch/x86/takeover.S).
+ */
+int x86_takeover(struct hv_takeover *t, void (*host_entry)(void *arg), void *arg,
 		 u64 host_stack_top);
 
 #endif /* PT_HV_BOOT_H */

@@ -4,12 +4,15 @@
  * hv_exit_reason has a case; an exit nobody asked for is a guest-fatal,
  * reported event, never silently resumed.
  */
+#include "arch/x86/apic.h"
 #include "arch/x86/cpu.h"
 #include "hv/control.h"
 #include "hv/guest_mem.h"
 #include "hv/hv.h"
+#include "hv/lapic.h"
 #include "hv/log.h"
 #include "hv/mgmt_tick.h"
+#include "hv/smp.h"
 #include "hv/vm.h"
 
 #include <pt/assert.h>
@@ -233,9 +236,25 @@ static void handle_msr(struct vcpu *v, bool write, u32 msr)
 		break;
 	case MSR_VM_HSAVE_PA:
 		if (write)
-			hv.guest_vm_hsave_pa = val;
+			v->guest_vm_hsave_pa = val;
 		else
-			val = hv.guest_vm_hsave_pa;
+			val = v->guest_vm_hsave_pa;
+		break;
+	case MSR_IA32_APIC_BASE:
+		/* Intercepted (writes only) while the APIC page is (hv/lapic.h). */
+		if (write ? lapic_write_apic_base(v, val) : x86_rdmsr_safe(msr, &val)) {
+			inject_gp0(v);
+			return;
+		}
+		break;
+	case MSR_X2APIC_ICR:
+		/* Intercepted (writes only) while the APIC page is: INIT/SIPI are emulated. */
+		if (write)
+			lapic_write_x2apic_icr(v, val);
+		else if (x86_rdmsr_safe(msr, &val)) {
+			inject_gp0(v);
+			return;
+		}
 		break;
 	case MSR_VM_CR:
 		/* SVM reads as disabled and locked by firmware; writes are ignored. */
@@ -363,6 +382,12 @@ static bool gpa_is_standin_read(gpa_t gpa, const struct hv_exit_tdp_fault *f)
 
 static void handle_tdp_fault(struct vcpu *v, const struct hv_exit_tdp_fault *f)
 {
+	/* The APIC page is read-only while INIT/SIPI are emulated (hv/lapic.h). */
+	if (v->vm->lapic_intercept && (f->gpa & PAGE_MASK) == APIC_DEFAULT_BASE && f->write &&
+	    !f->fetch) {
+		lapic_handle_write_fault(v, f->gpa);
+		return;
+	}
 	/* Reads of the HPET the tick owns map its all-ones stand-in (hv/vm.c). */
 	if (hv_gpa_is_hidden(hv.vm, f->gpa) && !gpa_is_standin_read(f->gpa, f)) {
 		/*
@@ -376,7 +401,7 @@ static void handle_tdp_fault(struct vcpu *v, const struct hv_exit_tdp_fault *f)
 		inject_gp0(v);
 		return;
 	}
-	vm_handle_tdp_fault(hv.vm, v, f);
+	vm_handle_tdp_fault(v->vm, v, f);
 }
 
 void hv_handle_exit(struct vcpu *v, struct hv_exit *e)
@@ -416,10 +441,12 @@ void hv_handle_exit(struct vcpu *v, struct hv_exit *e)
 		break;
 	case HV_EXIT_NMI:
 		/*
-		 * The management tick (hv/mgmt_tick.c): its only job is the
-		 * poll below. Any other NMI is the guest's.
+		 * The management tick (hv/mgmt_tick.c, boot CPU only): its only
+		 * job is the poll below. A kick (hv/smp.h): its job is done by
+		 * the exit itself. One NMI is claimed for one of them at most,
+		 * the tick first. Any other NMI is the guest's.
 		 */
-		if (!hv_mgmt_tick_claim_nmi()) {
+		if (!(v->id == 0 && hv_mgmt_tick_claim_nmi()) && !smp_claim_kick(v)) {
 			v->stats.nmi_reflected++;
 			v->ops->inject_nmi(v);
 		}
@@ -445,6 +472,9 @@ void hv_handle_exit(struct vcpu *v, struct hv_exit *e)
 			       "rip=0x%lx",
 			       e->name, e->raw_code, e->raw_info1, e->raw_info2, v->rip);
 	}
+	/* The management port and its bookkeeping belong to the boot CPU. */
+	if (v->id != 0)
+		return;
 	if (x86_rdtsc() >= hv.next_stats_tsc) {
 		hv.next_stats_tsc = x86_rdtsc() + STATS_EVERY_TSC;
 		hv_log_exit_stats(v);

@@ -15,6 +15,7 @@
 #include "hv/log.h"
 #include "hv/mgmt_tick.h"
 #include "hv/page_alloc.h"
+#include "hv/smp.h"
 #include "hv/vm.h"
 
 #include <pt/assert.h>
@@ -36,6 +37,53 @@ static void log_footprint(const struct hv_boot_info *bi)
 	       (u64)(x86_host_table_pages() * PAGE_SIZE) >> 10,
 	       (u64)(vm_tdp_pages(hv.vm) * PAGE_SIZE) >> 10,
 	       (u64)(hv_pages_free() * PAGE_SIZE) >> 10);
+}
+
+/*
+ * One vCPU per CPU the firmware listed and enabled: the boot CPU's now, the
+ * APs' ready for their own takeover (hv_ap_start), each with its backend
+ * state, a host stack and a reference to the VM's root. A backend without
+ * SMP support, or a CPU beyond HV_MAX_CPUS, leaves CPUs unvirtualized:
+ * refused, logged, and dirty logging stays off (hv_dirty_logging_allowed).
+ */
+static int hv_create_vcpus(struct hv_boot_info *bi)
+{
+	u32 n = bi->nr_cpus < HV_MAX_CPUS ? bi->nr_cpus : HV_MAX_CPUS, i;
+
+	if (bi->nr_cpus > HV_MAX_CPUS)
+		hv_log("smp: %u CPUs listed, at most %u are virtualized; the rest are refused",
+		       bi->nr_cpus, HV_MAX_CPUS);
+	if (n > 1 && !arch_smp_supported()) {
+		hv_log("smp: the %s backend virtualizes the boot CPU only: %u CPUs refused",
+		       arch_backend_name(), n - 1);
+		n = 1;
+	}
+	for (i = 0; i < n; i++) {
+		struct hv_cpu *c = &bi->cpus[i];
+		struct vcpu *v = i == 0 ? &hv_bsp : hv_page_alloc();
+
+		if (i && !(c->flags & HV_CPU_ENABLED)) {
+			hv_log("smp: CPU %u (APIC ID %u) is disabled by the firmware: refused", i,
+			       c->apic_id);
+			continue;
+		}
+		if (!v || (i && !(c->host_stack_top = (u64)(uintptr_t)hv_pages_alloc_contig(
+					  HV_AP_STACK_SIZE / PAGE_SIZE)))) {
+			hv_log("out of pool memory for vCPU %u", i);
+			return -1;
+		}
+		if (i)
+			c->host_stack_top += HV_AP_STACK_SIZE;
+		v->id = i;
+		v->apic_id = c->apic_id;
+		if (arch_vcpu_create(v, bi)) {
+			hv_log("out of pool memory for vCPU %u", i);
+			return -1;
+		}
+		if (vm_vcpu_attach(hv.vm, v))
+			return -1;
+	}
+	return 0;
 }
 
 int hv_init(struct hv_boot_info *bi)
@@ -60,11 +108,9 @@ int hv_init(struct hv_boot_info *bi)
 	else
 		hv_log("management port: no UART at 0x%x", UART_COM2_BASE);
 
-	hv.smp_unvirtualized = bi->nr_cpus > 1;
-	if (hv.smp_unvirtualized)
-		hv_log("WARNING: %u CPUs present, only the boot CPU is virtualized; the other %u "
-		       "run UNVIRTUALIZED and dirty logging is refused",
-		       bi->nr_cpus, bi->nr_cpus - 1);
+	hv_log("cpus: %u listed by the firmware (boot CPU APIC ID %u)", bi->nr_cpus,
+	       bi->cpus[0].apic_id);
+	hv.smp_unvirtualized = bi->nr_cpus > 1; /* until every AP is taken (hv_ap_start) */
 
 	for (i = 0; i < bi->nr_ranges; i++)
 		if (bi->ranges[i].base + bi->ranges[i].pages * PAGE_SIZE > top)
@@ -78,11 +124,8 @@ int hv_init(struct hv_boot_info *bi)
 	}
 	if (vm_create(hv.vm, bi))
 		return -1;
-	if (arch_vcpu_create(hv.vcpu, bi)) {
-		hv_log("out of pool memory for the vCPU");
+	if (hv_create_vcpus(bi))
 		return -1;
-	}
-	vm_vcpu_attach(hv.vm, hv.vcpu);
 	if (hv_control_init())
 		return -1;
 	log_footprint(bi);
@@ -94,19 +137,69 @@ static __attribute__((noreturn)) void hv_run_loop(struct vcpu *v)
 	struct hv_exit exit;
 
 	for (;;) {
+		smp_vcpu_requests(v);
+		smp_vcpu_enter(v);
 		v->ops->run(v, &exit);
+		smp_vcpu_exit(v);
 		hv_handle_exit(v, &exit);
 	}
 }
 
-void hv_start(struct hv_boot_info *bi)
+/* Every listed CPU is a vCPU now: nothing writes guest memory unseen. */
+static void hv_note_online(struct vcpu *v)
 {
+	u32 n = __atomic_add_fetch(&hv.nr_online, 1, __ATOMIC_SEQ_CST);
+
+	__atomic_store_n(&v->online, true, __ATOMIC_SEQ_CST);
+	if (n == hv.bi->nr_cpus && hv.smp_unvirtualized) {
+		__atomic_store_n(&hv.smp_unvirtualized, false, __ATOMIC_SEQ_CST);
+		hv_log("smp: all %u CPUs are virtualized", n);
+	}
+}
+
+void hv_start(void *arg)
+{
+	struct hv_boot_info *bi = arg;
 	struct vcpu *v = hv.vcpu;
 
 	/* Still the firmware's GDT, IDT and CR3: they become the guest's. */
-	arch_host_enter();
+	arch_host_enter(v);
 	arch_vcpu_capture_live_state(v, &bi->takeover);
 	x86_host_enter();
+	/* GIF = 0: the first tick waits for the first VMRUN, where it exits. */
+	hv_mgmt_tick_start();
+	hv_note_online(v);
 	hv_log("vmrun: guest resumes at rip=0x%lx rsp=0x%lx", v->rip, v->gprs.r[HV_GPR_RSP]);
+	hv_run_loop(v);
+}
+
+/* On the AP, in the firmware's context, before its takeover: can it be a vCPU? */
+int hv_ap_check(struct hv_cpu *c)
+{
+	const char *why = "";
+
+	if (c->index >= hv.vm->nr_vcpus || !hv.vm->vcpus[c->index]) {
+		hv_log("smp: CPU %u (APIC ID %u) has no vCPU: not virtualized", c->index, c->apic_id);
+		return -1;
+	}
+	if (arch_hv_check_cpu(&why)) {
+		hv_log("smp: CPU %u (APIC ID %u) cannot be virtualized: %s", c->index, c->apic_id,
+		       why);
+		return -1;
+	}
+	return 0;
+}
+
+void hv_ap_start(void *arg)
+{
+	struct hv_cpu *c = arg;
+	struct vcpu *v = hv.vm->vcpus[c->index];
+
+	arch_host_enter(v);
+	arch_vcpu_capture_live_state(v, &c->takeover);
+	x86_host_enter();
+	hv_log("smp: CPU %u (APIC ID %u) virtualized, guest resumes at rip=0x%lx", c->index,
+	       c->apic_id, v->rip);
+	hv_note_online(v);
 	hv_run_loop(v);
 }

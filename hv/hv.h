@@ -54,7 +54,7 @@ struct hv {
 	 * nested page tables, so dirty logging must refuse to start.
 	 */
 	bool smp_unvirtualized;
-	u64 guest_vm_hsave_pa; /* what the guest last wrote to VM_HSAVE_PA */
+	u32 nr_online; /* vCPUs running their loop (hv_note_online) */
 	u64 footprint_bytes;
 	u64 next_stats_tsc; /* when the exit statistics go to the log next */
 	u8 mgmt_tick;	    /* enum hv_mgmt_tick */
@@ -65,7 +65,7 @@ extern struct hv hv;
 /* True when dirty logging may run (every CPU is virtualized). */
 static inline bool hv_dirty_logging_allowed(void)
 {
-	return !hv.smp_unvirtualized;
+	return !__atomic_load_n(&hv.smp_unvirtualized, __ATOMIC_SEQ_CST);
 }
 
 /* hv/exit.c: handles one exit; returns when the vCPU may run again. */
@@ -76,6 +76,10 @@ void hv_log_exit_stats(struct vcpu *v);
 int arch_hv_check_cpu(const char **why);
 int arch_vcpu_create(struct vcpu *v, const struct hv_boot_info *bi);
 void arch_vcpu_capture_live_state(struct vcpu *v, const struct hv_takeover *t);
-void arch_host_enter(void);
+/* Turns virtualization on in the calling CPU, for vCPU v. */
+void arch_host_enter(struct vcpu *v);
+/* Can the backend run more than one vCPU? */
+bool arch_smp_supported(void);
+const char *arch_backend_name(void);
 
 #endif /* PT_HV_HV_H */

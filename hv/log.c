@@ -6,6 +6,7 @@
 #include "hv/hv.h"
 
 #include <pt/assert.h>
+#include <pt/lock.h>
 
 /*
  * The log ring: every byte written to the log, for the management port's
@@ -18,6 +19,14 @@ static struct {
 	u64 end;
 } ring;
 
+/*
+ * Every CPU logs: a line is written whole under log_lock (a leaf lock), so
+ * lines from two CPUs never interleave in the log or the ring, and the
+ * ring is read under it. The fatal paths write without it: a CPU that dies
+ * holding it must not keep the report from going out.
+ */
+static pt_spinlock_t log_lock = PT_SPINLOCK_INIT;
+
 static void debugcon_puts(const char *s)
 {
 	while (*s) {
@@ -28,9 +37,11 @@ static void debugcon_puts(const char *s)
 
 u32 hv_log_ring_read(u64 off, u8 *buf, u32 len, u64 *first, u64 *end)
 {
-	u64 lo = ring.end > HV_LOG_RING_SIZE ? ring.end - HV_LOG_RING_SIZE : 0;
+	u64 lo;
 	u32 n = 0;
 
+	pt_spin_lock(&log_lock);
+	lo = ring.end > HV_LOG_RING_SIZE ? ring.end - HV_LOG_RING_SIZE : 0;
 	*first = lo;
 	*end = ring.end;
 	if (off < lo)
@@ -39,6 +50,7 @@ u32 hv_log_ring_read(u64 off, u8 *buf, u32 len, u64 *first, u64 *end)
 		buf[n] = (u8)ring.buf[(off + n) % HV_LOG_RING_SIZE];
 		n++;
 	}
+	pt_spin_unlock(&log_lock);
 	return n;
 }
 
@@ -47,9 +59,11 @@ void hv_vlog(const char *fmt, va_list ap)
 	char line[256];
 
 	hv_vsnprintf(line, sizeof(line), fmt, ap);
+	pt_spin_lock(&log_lock);
 	debugcon_puts("pagetrail: ");
 	debugcon_puts(line);
 	debugcon_puts("\n");
+	pt_spin_unlock(&log_lock);
 }
 
 void hv_log(const char *fmt, ...)

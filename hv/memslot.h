@@ -35,8 +35,13 @@ struct vm {
 	unsigned int nr_hidden;
 	gpa_t gpa_limit; /* 2^physical-address-bits: everything below is in a slot or hidden */
 	struct tdp_mmu *mmu;
-	void *tdp_root; /* struct tdp_mmu_root *, the vCPU's reference */
 	u64 ram_pages;	/* pages in HV_MEM_RAM slots */
+	/* The vCPUs, one per CPU boot/ listed; vcpus[0] is the boot CPU (hv/smp.c). */
+	struct vcpu *vcpus[HV_MAX_CPUS];
+	u32 nr_vcpus;
+	u64 tlb_gen;	/* bumped by every remote TLB flush (smp_flush_tlbs) */
+	u32 pause_req;	/* the management side holds every vCPU out of the guest */
+	bool lapic_intercept; /* the APIC page is read-only: INIT/SIPI are emulated (hv/lapic.c) */
 };
 
 /*

@@ -3,11 +3,19 @@
 
 #include "hv/log.h"
 
+#include <pt/lock.h>
+
 struct free_page {
 	struct free_page *next;
 };
 
+/*
+ * One pool for every CPU: the vCPUs' page-fault paths allocate nested
+ * tables while the management CPU harvests, so every change of the pool
+ * is under pool.lock (a leaf lock: nothing else is taken inside it).
+ */
 static struct {
+	pt_spinlock_t lock;
 	hpa_t next, end;
 	struct free_page *free_list;
 	u64 in_use, nr_free_list;
@@ -32,6 +40,7 @@ void *hv_page_alloc(void)
 {
 	void *p;
 
+	pt_spin_lock(&pool.lock);
 	if (pool.free_list) {
 		p = pool.free_list;
 		pool.free_list = pool.free_list->next;
@@ -40,10 +49,12 @@ void *hv_page_alloc(void)
 		p = hv_va(pool.next);
 		pool.next += PAGE_SIZE;
 	} else {
+		pt_spin_unlock(&pool.lock);
 		return NULL;
 	}
-	page_zero(p);
 	pool.in_use++;
+	pt_spin_unlock(&pool.lock);
+	page_zero(p);
 	return p;
 }
 
@@ -52,13 +63,17 @@ void *hv_pages_alloc_contig(u64 n)
 	void *p;
 	u64 i;
 
-	if (n > (pool.end - pool.next) / PAGE_SIZE)
+	pt_spin_lock(&pool.lock);
+	if (n > (pool.end - pool.next) / PAGE_SIZE) {
+		pt_spin_unlock(&pool.lock);
 		return NULL;
+	}
 	p = hv_va(pool.next);
 	pool.next += n * PAGE_SIZE;
+	pool.in_use += n;
+	pt_spin_unlock(&pool.lock);
 	for (i = 0; i < n; i++)
 		page_zero((char *)p + i * PAGE_SIZE);
-	pool.in_use += n;
 	return p;
 }
 
@@ -70,10 +85,12 @@ void hv_page_free(void *page)
 		return;
 	if ((hv_pa(page) & ~PAGE_MASK) || hv_pa(page) >= pool.end)
 		hv_panic("hv_page_free: %p is not a pool page", page);
+	pt_spin_lock(&pool.lock);
 	f->next = pool.free_list;
 	pool.free_list = f;
 	pool.nr_free_list++;
 	pool.in_use--;
+	pt_spin_unlock(&pool.lock);
 }
 
 u64 hv_pages_in_use(void)

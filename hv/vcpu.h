@@ -139,6 +139,12 @@ struct vcpu_ops {
 	 * exit (VMX: no NMI exiting).
 	 */
 	void (*inject_nmi)(struct vcpu *v);
+	/*
+	 * INIT, then a start-up IPI: the architectural state after INIT, in
+	 * real mode at vector:0000 (hv/smp.c). NULL where the backend has one
+	 * vCPU only.
+	 */
+	void (*start_at_sipi)(struct vcpu *v, u8 vector);
 };
 
 /*
@@ -159,6 +165,20 @@ struct hv_exit_stats {
 	u64 nmi_reflected; /* NMI exits that were not the tick, given to the guest */
 };
 
+/* Where a vCPU is, for the CPUs that must reach it (hv/smp.c). */
+enum vcpu_mode {
+	VCPU_OUTSIDE_GUEST = 0, /* in the host: sees requests before its next entry */
+	VCPU_IN_GUEST = 1,	/* from just before VMRUN to just after the exit */
+};
+
+/* What a vCPU does with its CPU (owned by the vCPU itself). */
+enum vcpu_run_state {
+	VCPU_RUNNABLE = 0,
+	VCPU_WAIT_FOR_SIPI, /* after an INIT: parked in the host until a start-up IPI */
+};
+
+struct vm;
+
 struct vcpu {
 	struct hv_gprs gprs;
 	u64 rip;
@@ -167,6 +187,27 @@ struct vcpu {
 	const struct vcpu_ops *ops;
 	void *arch; /* backend's per-vCPU state (struct svm_vcpu) */
 	struct hv_exit_stats stats;
+	struct vm *vm;
+	void *tdp_root; /* struct tdp_mmu_root *: this vCPU's reference to the root it runs on */
+	u32 id;		/* 0 = the boot CPU; index in hv_boot_info.cpus */
+	u32 apic_id;
+	bool online;	/* taken over: runs hv's loop on its CPU */
+	/*
+	 * Cross-CPU state (hv/smp.c), read and written with __atomic builtins
+	 * by other CPUs: mode, tlb_gen (the VM TLB generation this vCPU's
+	 * TLB is clean for), kick_inflight (an NMI kick was sent and has not
+	 * been claimed yet), init_pending, sipi (0x100 | vector when a
+	 * start-up IPI waits), parked (out of the guest for a pause).
+	 */
+	u32 mode; /* enum vcpu_mode */
+	u64 tlb_gen;
+	u32 kick_inflight;
+	u32 init_pending;
+	u32 sipi;
+	u32 parked;
+	u32 run_state;	      /* enum vcpu_run_state, the vCPU's own */
+	u32 icr_high;	      /* the guest's last write to the APIC's ICR high half */
+	u64 guest_vm_hsave_pa; /* what the guest last wrote to VM_HSAVE_PA */
 	bool paused;
 };
 

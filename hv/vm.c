@@ -7,12 +7,14 @@
  */
 #include "hv/vm.h"
 
+#include "arch/x86/apic.h"
 #include "arch/x86/backend.h"
 #include "arch/x86/cpu.h"
 #include "hv/hv.h"
 #include "hv/log.h"
 #include "hv/mgmt_tick.h"
 #include "hv/page_alloc.h"
+#include "hv/smp.h"
 #include "mmu/tdp_mmu.h"
 
 #include <pt/assert.h>
@@ -44,15 +46,14 @@ static void *plat_hpa_to_va(void *ctx, hpa_t hpa)
 }
 
 /*
- * One vCPU, and mmu/ runs only in the host context while it is outside the
- * guest: flushing means "flush before the next VMRUN" (KVM's request model).
+ * Every vCPU's TLB, on return: the ones in the guest are kicked and waited
+ * for, the others flush before their next entry (hv/smp.h). All vCPUs run
+ * on the one root, so `root` does not narrow it.
  */
 static void plat_flush_tlbs(void *ctx, const struct tdp_mmu_root *root)
 {
-	(void)ctx;
 	(void)root;
-	if (hv.vcpu && hv.vcpu->ops)
-		hv.vcpu->ops->flush_tlb(hv.vcpu);
+	smp_flush_tlbs(ctx);
 }
 
 static void plat_log(void *ctx, enum mmu_log_level level, const char *msg, u64 a, u64 b)
@@ -84,6 +85,17 @@ static int vm_collect_hidden(struct vm *vm, const struct hv_boot_info *bi)
 		}
 		vm->hidden[vm->nr_hidden++] = (struct hv_hidden_range){r->base, end};
 		hv_log("hidden region 0x%lx-0x%lx", r->base, end);
+	}
+	if (vm->lapic_intercept) {
+		if (vm->nr_hidden == HV_MAX_HIDDEN) {
+			hv_log("too many hidden ranges");
+			return -1;
+		}
+		vm->hidden[vm->nr_hidden++] =
+		    (struct hv_hidden_range){APIC_DEFAULT_BASE, APIC_DEFAULT_BASE + PAGE_SIZE};
+		hv_log("local APIC page 0x%lx-0x%lx read-only for the guest: its writes are "
+		       "emulated (INIT and start-up IPIs to vCPUs)",
+		       APIC_DEFAULT_BASE, APIC_DEFAULT_BASE + (u64)PAGE_SIZE);
 	}
 	if (hv_mgmt_tick_hidden_page(&gpa, &standin)) {
 		if (vm->nr_hidden == HV_MAX_HIDDEN) {
@@ -127,6 +139,34 @@ static int vm_map_standin(struct vm *vm)
 	return 0;
 }
 
+/*
+ * With more than one CPU, the local APIC's page is mapped read-only (still
+ * uncacheable, never executable) in place of its MMIO slot's mapping, so
+ * that the guest's writes exit and its INIT and start-up IPIs are emulated
+ * (hv/lapic.h). It is left out of the MMIO slots like a hidden range
+ * (vm_collect_hidden) but hv/exit.c hands its faults to hv/lapic.c.
+ */
+static int vm_map_lapic(struct vm *vm)
+{
+	struct tdp_map_attrs attrs = {
+	    .writable = false,
+	    .executable = false,
+	    .memtype = TDP_MEMTYPE_MMIO,
+	    .max_level = TDP_LEVEL_4K,
+	};
+	int rc;
+
+	if (!vm->lapic_intercept)
+		return 0;
+	rc = tdp_mmu_set_memslot(vm->mmu, VM_AS, gpa_to_gfn(APIC_DEFAULT_BASE), 1,
+				 gpa_to_gfn(APIC_DEFAULT_BASE), &attrs, TDP_SLOT_READONLY);
+	if (rc < 0) {
+		hv_log("tdp_mmu_set_memslot(local APIC at 0x%lx): %d", APIC_DEFAULT_BASE, rc);
+		return -1;
+	}
+	return 0;
+}
+
 static int vm_create_mmu(struct vm *vm)
 {
 	struct spte_format fmt;
@@ -140,6 +180,7 @@ static int vm_create_mmu(struct vm *vm)
 	    .log = plat_log,
 	};
 	u64 pages = (sizeof(struct tdp_mmu) + PAGE_SIZE - 1) / PAGE_SIZE;
+	struct tdp_mmu_root *root;
 	unsigned int i;
 	bool flush = false;
 	int rc;
@@ -173,11 +214,15 @@ static int vm_create_mmu(struct vm *vm)
 	}
 	if (vm_map_standin(vm))
 		return -1;
-	vm->tdp_root = tdp_mmu_get_root(vm->mmu, VM_AS);
-	if (!vm->tdp_root) {
+	if (vm_map_lapic(vm))
+		return -1;
+	/* A valid root outlives its references: the vCPUs take their own (vm_vcpu_attach). */
+	root = tdp_mmu_get_root(vm->mmu, VM_AS);
+	if (!root) {
 		hv_log("no memory for the nested page table root");
 		return -1;
 	}
+	tdp_mmu_put_root(vm->mmu, root);
 	/*
 	 * Eagerly map the first 4 GiB (RAM, ACPI, firmware, low MMIO); MMIO
 	 * above is mapped when first touched (tdp_mmu_page_fault).
@@ -192,6 +237,13 @@ static int vm_create_mmu(struct vm *vm)
 
 int vm_create(struct vm *vm, const struct hv_boot_info *bi)
 {
+	vm->lapic_intercept = bi->nr_cpus > 1 && arch_smp_supported();
+	if (vm->lapic_intercept &&
+	    (x86_rdmsr(MSR_IA32_APIC_BASE) & APIC_BASE_ADDR_MASK) != APIC_DEFAULT_BASE) {
+		hv_log("smp: the local APIC is not at 0x%lx: only the boot CPU is virtualized",
+		       APIC_DEFAULT_BASE);
+		vm->lapic_intercept = false;
+	}
 	if (vm_collect_hidden(vm, bi))
 		return -1;
 	if (hv_memslots_build(vm, bi, 1ull << x86_phys_addr_bits()))
@@ -200,19 +252,32 @@ int vm_create(struct vm *vm, const struct hv_boot_info *bi)
 	return vm_create_mmu(vm);
 }
 
-void vm_vcpu_attach(struct vm *vm, struct vcpu *v)
+int vm_vcpu_attach(struct vm *vm, struct vcpu *v)
 {
-	v->ops->set_tdp_root(v, tdp_mmu_root_hpa(vm->tdp_root));
+	struct tdp_mmu_root *root = tdp_mmu_get_root(vm->mmu, VM_AS);
+
+	if (!root) {
+		hv_log("no memory for vCPU %u's nested page table root", v->id);
+		return -1;
+	}
+	v->vm = vm;
+	v->tdp_root = root;
+	v->ops->set_tdp_root(v, tdp_mmu_root_hpa(root));
+	vm->vcpus[v->id] = v;
+	if (v->id >= vm->nr_vcpus)
+		vm->nr_vcpus = v->id + 1;
+	return 0;
 }
 
+/* The vCPU's root was invalidated: it moves to the valid one (its own reference). */
 static void vm_reload_root(struct vm *vm, struct vcpu *v)
 {
-	struct tdp_mmu_root *old = vm->tdp_root;
+	struct tdp_mmu_root *old = v->tdp_root, *root = tdp_mmu_get_root(vm->mmu, VM_AS);
 
-	vm->tdp_root = tdp_mmu_get_root(vm->mmu, VM_AS);
-	if (!vm->tdp_root)
+	if (!root)
 		hv_guest_fatal("FATAL: no memory for a new nested page table root");
-	v->ops->set_tdp_root(v, tdp_mmu_root_hpa(vm->tdp_root));
+	v->tdp_root = root;
+	v->ops->set_tdp_root(v, tdp_mmu_root_hpa(root));
 	tdp_mmu_put_root(vm->mmu, old);
 }
 
@@ -222,11 +287,11 @@ void vm_handle_tdp_fault(struct vm *vm, struct vcpu *v, const struct hv_exit_tdp
 		    (f->present ? TDP_FAULT_PRESENT : 0);
 	enum tdp_fault_result r;
 
-	if (!tdp_mmu_root_is_valid(vm->tdp_root)) {
+	if (!tdp_mmu_root_is_valid(v->tdp_root)) {
 		vm_reload_root(vm, v);
 		return;
 	}
-	r = tdp_mmu_page_fault(vm->mmu, vm->tdp_root, f->gpa, flags);
+	r = tdp_mmu_page_fault(vm->mmu, v->tdp_root, f->gpa, flags);
 	switch (r) {
 	case TDP_FAULT_FIXED:
 	case TDP_FAULT_SPURIOUS:
@@ -251,8 +316,7 @@ void vm_handle_tdp_fault(struct vm *vm, struct vcpu *v, const struct hv_exit_tdp
 
 void hv_pml_drain(struct vcpu *v, const u64 *buf, u16 *index)
 {
-	(void)v;
-	tdp_mmu_pml_drain(hv.vm->mmu, VM_AS, buf, index);
+	tdp_mmu_pml_drain(v->vm->mmu, VM_AS, buf, index);
 }
 
 u64 vm_tdp_pages(struct vm *vm)

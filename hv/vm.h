@@ -14,8 +14,11 @@
  * (identity map of every slot). Returns 0 or -1 (logged).
  */
 int vm_create(struct vm *vm, const struct hv_boot_info *bi);
-/* Loads the VM's TDP root into the vCPU. */
-void vm_vcpu_attach(struct vm *vm, struct vcpu *v);
+/*
+ * Makes v one of the VM's vCPUs (vm->vcpus[v->id]) running on its own
+ * reference to the VM's root. 0, or -1 (logged) without memory for a root.
+ */
+int vm_vcpu_attach(struct vm *vm, struct vcpu *v);
 /* A TDP fault outside the hidden ranges. */
 void vm_handle_tdp_fault(struct vm *vm, struct vcpu *v, const struct hv_exit_tdp_fault *f);
 /* Pages the nested page tables use now. */

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Boots PageTrail in QEMU (TCG, q35, AMD SVM + NPT, 1 GiB, one CPU) with OVMF: OVMF runs
+# Boots PageTrail in QEMU (TCG, q35, AMD SVM + NPT, 1 GiB, one CPU unless --smp) with OVMF: OVMF runs
 # build/images/esp.img's BOOTX64.EFI (ptboot.efi), which starts the command line in
 # \pagetrail\boot.cfg: by default pagetrail.efi chaining to Debian's kernel + the test
 # initramfs. `make run` builds everything first and calls this with no option.
@@ -24,6 +24,8 @@
 #   --boot-cfg LINE      the whole boot.cfg command line (paths on the ESP)
 #   --shell FILE         no BOOTX64.EFI: OVMF falls back to its UEFI shell, which runs FILE
 #                        as \startup.nsh (after its 5 s countdown)
+#   --smp N              N CPUs (default 1); with more than one, multi-threaded TCG
+#                        (-accel tcg,thread=multi), so the vCPUs really run at once
 #   --qemu-arg ARG       one more QEMU argument (repeatable)
 # Environment: BUILD (default build), QEMU (default qemu-system-x86_64),
 #   OVMF_CODE / OVMF_VARS (default Debian's 4M builds).
@@ -37,6 +39,7 @@ kernel_args=
 mode=linux
 boot_cfg=
 shell_nsh=
+smp=1
 extra=()
 
 usage() {
@@ -56,6 +59,7 @@ while [ $# -gt 0 ]; do
 	--boot-cfg) boot_cfg=$2; shift ;;
 	--shell) shell_nsh=$2; shift ;;
 	--qemu-arg) extra+=("$2"); shift ;;
+	--smp) smp=$2; shift ;;
 	-h | --help) usage ;;
 	*) echo "run-qemu: unknown option $1" >&2; usage ;;
 	esac
@@ -114,7 +118,9 @@ else
 	com1=(-chardev "file,id=com1,path=$run_dir/com1.log" -serial chardev:com1)
 fi
 
-cmd=("$qemu" -machine q35 -accel tcg -cpu qemu64,+svm,+npt -smp 1 -m 1G
+accel=tcg
+[ "$smp" -gt 1 ] && accel=tcg,thread=multi
+cmd=("$qemu" -machine q35 -accel "$accel" -cpu qemu64,+svm,+npt -smp "$smp" -m 1G
 	-global hpet.msi=on
 	-drive "if=pflash,format=raw,unit=0,readonly=on,file=$ovmf_code"
 	-drive "if=pflash,format=raw,unit=1,file=$run_dir/OVMF_VARS.fd"

@@ -10,9 +10,9 @@
 
 #include <stddef.h>
 
-_Static_assert(offsetof(struct hv_boot_info, takeover.guest_rip) == BI_TAKEOVER_RIP, "bi");
-_Static_assert(offsetof(struct hv_boot_info, takeover.guest_rsp) == BI_TAKEOVER_RSP, "bi");
-_Static_assert(offsetof(struct hv_boot_info, takeover.guest_rflags) == BI_TAKEOVER_RFLAGS, "bi");
+_Static_assert(offsetof(struct hv_takeover, guest_rip) == TAKEOVER_RIP, "takeover");
+_Static_assert(offsetof(struct hv_takeover, guest_rsp) == TAKEOVER_RSP, "takeover");
+_Static_assert(offsetof(struct hv_takeover, guest_rflags) == TAKEOVER_RFLAGS, "takeover");
 
 #define CHECK_GPR(name, idx) _Static_assert(offsetof(struct hv_gprs, r[idx]) == GPR_##name, #name)
 CHECK_GPR(RAX, HV_GPR_RAX);

@@ -7,10 +7,10 @@
 #ifndef PT_ARCH_X86_ASM_OFFSETS_H
 #define PT_ARCH_X86_ASM_OFFSETS_H
 
-/* struct hv_boot_info (hv/boot.h) */
-#define BI_TAKEOVER_RIP	   56
-#define BI_TAKEOVER_RSP	   64
-#define BI_TAKEOVER_RFLAGS 72
+/* struct hv_takeover (hv/boot.h) */
+#define TAKEOVER_RIP	0
+#define TAKEOVER_RSP	8
+#define TAKEOVER_RFLAGS 16
 
 /* struct hv_gprs (hv/vcpu.h): index * 8, in x86 register-number order */
 #define GPR_RAX 0

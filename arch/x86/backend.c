@@ -49,9 +49,19 @@ void arch_vcpu_capture_live_state(struct vcpu *v, const struct hv_takeover *t)
 	x86_backend->capture_live_state(v, t);
 }
 
-void arch_host_enter(void)
+void arch_host_enter(struct vcpu *v)
 {
-	x86_backend->host_enter();
+	x86_backend->host_enter(v);
+}
+
+bool arch_smp_supported(void)
+{
+	return x86_backend->smp;
+}
+
+const char *arch_backend_name(void)
+{
+	return x86_backend->name;
 }
 
 void arch_tdp_format_init(struct spte_format *fmt)

@@ -28,8 +28,8 @@ struct x86_backend {
 	int (*vcpu_create)(struct vcpu *v, const struct hv_boot_info *bi);
 	/* The firmware's live registers become the guest's (host stack, firmware GDT). */
 	void (*capture_live_state)(struct vcpu *v, const struct hv_takeover *t);
-	/* Turns virtualization on in this CPU (EFER.SVME / VMXON). */
-	void (*host_enter)(void);
+	/* Turns virtualization on in the calling CPU for v (EFER.SVME / VMXON). */
+	void (*host_enter)(struct vcpu *v);
 	/* The nested page-table format mmu/ must build for this CPU. */
 	void (*tdp_format_init)(struct spte_format *fmt);
 	/*
@@ -48,6 +48,12 @@ struct x86_backend {
 	 * an HPET NMI can be the management tick (hv/mgmt_tick.c).
 	 */
 	bool nmi_tick;
+	/*
+	 * More than one vCPU: per-vCPU state from the pool, NMI kicks
+	 * intercepted, start_at_sipi (hv/smp.c). Without it, only the boot
+	 * CPU is virtualized.
+	 */
+	bool smp;
 };
 
 extern const struct x86_backend vmx_backend;

@@ -9,6 +9,11 @@
 #include <pt/types.h>
 
 #define X86_CR0_PE  BIT_ULL(0)
+#define X86_CR0_ET  BIT_ULL(4)
+#define X86_CR0_NW  BIT_ULL(29)
+#define X86_CR0_CD  BIT_ULL(30)
+/* IA32_PAT after reset: WB, WT, UC-, UC, twice (Intel SDM Vol. 3A, 12.12.4). */
+#define X86_PAT_RESET 0x0007040600070406ull
 #define X86_CR0_PG  BIT_ULL(31)
 #define X86_CR4_PAE BIT_ULL(5)
 

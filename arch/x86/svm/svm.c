@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include "arch/x86/svm/svm.h"
 
+#include "arch/x86/apic.h"
 #include "arch/x86/backend.h"
 #include "arch/x86/cpu.h"
 #include "arch/x86/host.h"
@@ -12,7 +13,8 @@
 
 #include <pt/assert.h>
 
-static struct svm_vcpu svm_bsp;
+/* One I/O and one MSR permission map for all vCPUs: the policy is the VM's. */
+static u8 *svm_iopm, *svm_msrpm;
 
 static struct svm_vcpu *to_svm(struct vcpu *v)
 {
@@ -625,6 +627,68 @@ static void svm_inject_nmi(struct vcpu *v)
 	s->nmi_pending = true;
 }
 
+static void svm_seg_set(struct vmcb_seg *seg, u16 sel, u64 base, u32 limit, u16 attrib)
+{
+	seg->selector = sel;
+	seg->base = base;
+	seg->limit = limit;
+	seg->attrib = attrib;
+}
+
+/*
+ * INIT then a start-up IPI with `vector`: the state a CPU has after INIT
+ * (AMD APM Vol. 2, 14.1.3 "Processor Initialization State", Table 14-2;
+ * Intel SDM Vol. 3A, 9.1.1 "Processor State After Reset", Table 9-1), in
+ * real mode at vector:0000 (SDM Vol. 3A, 9.4.4 "MP Initialization
+ * Example"; CS selector vector << 8, base vector << 12). The state the
+ * backend leaves live in the CPU (FS, GS, TR, LDTR, the SYSCALL and
+ * SYSENTER MSRs, KernelGsBase) is reset with VMLOAD.
+ */
+static void svm_start_at_sipi(struct vcpu *v, u8 vector)
+{
+	struct svm_vcpu *s = to_svm(v);
+	struct vmcb_save *g = &s->vmcb->save;
+	unsigned int i;
+
+	svm_seg_set(&g->cs, (u16)(vector << 8), (u64)vector << 12, 0xffff, 0x9b);
+	svm_seg_set(&g->ds, 0, 0, 0xffff, 0x93);
+	svm_seg_set(&g->es, 0, 0, 0xffff, 0x93);
+	svm_seg_set(&g->ss, 0, 0, 0xffff, 0x93);
+	svm_seg_set(&g->fs, 0, 0, 0xffff, 0x93);
+	svm_seg_set(&g->gs, 0, 0, 0xffff, 0x93);
+	svm_seg_set(&g->gdtr, 0, 0, 0xffff, 0);
+	svm_seg_set(&g->idtr, 0, 0, 0xffff, 0);
+	svm_seg_set(&g->ldtr, 0, 0, 0xffff, 0x82);
+	svm_seg_set(&g->tr, 0, 0, 0xffff, 0x8b);
+	g->cpl = 0;
+	g->efer = EFER_SVME; /* the guest sees 0; VMRUN needs SVME (APM 15.5.1) */
+	g->cr0 = X86_CR0_CD | X86_CR0_NW | X86_CR0_ET;
+	g->cr2 = 0;
+	g->cr3 = 0;
+	g->cr4 = 0;
+	g->dr6 = 0xffff0ff0;
+	g->dr7 = 0x400;
+	g->g_pat = X86_PAT_RESET;
+	g->star = g->lstar = g->cstar = g->sfmask = g->kernel_gs_base = 0;
+	g->sysenter_cs = g->sysenter_esp = g->sysenter_eip = 0;
+	svm_vmload(hv_pa(s->vmcb));
+	s->vmcb->control.event_inj = 0;
+	s->vmcb->control.interrupt_shadow = 0;
+	s->intr_window = false;
+	s->guest_halt = false;
+	s->nmi_rewound_halt = false;
+	s->nmi_pending = false;
+	s->tlb_flush_pending = true;
+	for (i = 0; i < HV_NR_GPRS; i++)
+		v->gprs.r[i] = 0;
+	/* EDX holds the processor signature after INIT (CPUID 1 EAX). */
+	v->gprs.r[HV_GPR_RDX] = x86_cpuid(1, 0).eax;
+	v->rip = 0;
+	v->rflags = X86_EFLAGS_FIXED;
+	g->rip = 0;
+	svm_sync_ctrl(v);
+}
+
 static void svm_set_efer(struct vcpu *v, u64 efer)
 {
 	/* APM 15.5.1: VMRUN requires the guest's EFER.SVME set; the guest never sees it. */
@@ -655,19 +719,28 @@ static const struct vcpu_ops svm_vcpu_ops = {
     .halt_in_guest = svm_halt_in_guest,
     .inject_nmi = svm_inject_nmi,
     .want_poll_exits = svm_want_poll_exits,
+    .start_at_sipi = svm_start_at_sipi,
 };
+
+_Static_assert(sizeof(struct svm_vcpu) <= PAGE_SIZE, "svm_vcpu fits its page");
 
 static int svm_vcpu_create(struct vcpu *v, const struct hv_boot_info *bi)
 {
-	struct svm_vcpu *s = &svm_bsp;
+	struct svm_vcpu *s = hv_page_alloc();
+	bool smp = bi->nr_cpus > 1;
 	struct vmcb_control *c;
 	u16 port;
 
-	(void)bi;
+	if (!s)
+		return -1;
 	s->vmcb = hv_page_alloc();
 	s->host_save_area = hv_page_alloc();
-	s->iopm = hv_pages_alloc_contig(SVM_IOPM_PAGES);
-	s->msrpm = hv_pages_alloc_contig(SVM_MSRPM_PAGES);
+	if (!svm_iopm) {
+		svm_iopm = hv_pages_alloc_contig(SVM_IOPM_PAGES);
+		svm_msrpm = hv_pages_alloc_contig(SVM_MSRPM_PAGES);
+	}
+	s->iopm = svm_iopm;
+	s->msrpm = svm_msrpm;
 	if (!s->vmcb || !s->host_save_area || !s->iopm || !s->msrpm)
 		return -1;
 	v->arch = s;
@@ -678,6 +751,11 @@ static int svm_vcpu_create(struct vcpu *v, const struct hv_boot_info *bi)
 	svm_intercept_msr(s, MSR_EFER, true, true);
 	svm_intercept_msr(s, MSR_VM_CR, true, true);
 	svm_intercept_msr(s, MSR_VM_HSAVE_PA, true, true);
+	/* INIT and start-up IPIs in x2APIC mode, and the APIC staying put (hv/lapic.h). */
+	if (smp) {
+		svm_intercept_msr(s, MSR_IA32_APIC_BASE, false, true);
+		svm_intercept_msr(s, MSR_X2APIC_ICR, false, true);
+	}
 
 	c = &s->vmcb->control;
 	c->intercept_misc3 = SVM_INTERCEPT_CPUID | SVM_INTERCEPT_HLT | SVM_INTERCEPT_INVLPGA |
@@ -688,10 +766,10 @@ static int svm_vcpu_create(struct vcpu *v, const struct hv_boot_info *bi)
 			     SVM_INTERCEPT_VMSAVE | SVM_INTERCEPT_STGI | SVM_INTERCEPT_CLGI |
 			     SVM_INTERCEPT_SKINIT;
 	/*
-	 * The management tick arrives as an NMI (hv/mgmt_tick.c); without it,
-	 * NMIs go to the guest untouched.
+	 * The management tick and the kicks between CPUs (hv/smp.h) arrive as
+	 * NMIs; without either, NMIs go to the guest untouched.
 	 */
-	if (hv.mgmt_tick == HV_MGMT_TICK_HPET_NMI)
+	if (hv.mgmt_tick == HV_MGMT_TICK_HPET_NMI || smp)
 		c->intercept_misc3 |= SVM_INTERCEPT_NMI;
 	c->iopm_base_pa = hv_pa(s->iopm);
 	c->msrpm_base_pa = hv_pa(s->msrpm);
@@ -707,7 +785,7 @@ static int svm_vcpu_create(struct vcpu *v, const struct hv_boot_info *bi)
 	return 0;
 }
 
-static void svm_host_enter(void)
+static void svm_host_enter(struct vcpu *v)
 {
 	x86_wrmsr(MSR_EFER, x86_rdmsr(MSR_EFER) | EFER_SVME);
 	/*
@@ -715,9 +793,7 @@ static void svm_host_enter(void)
 	 * (CLGI needs EFER.SVME, hence after the WRMSR; IF is already 0).
 	 */
 	svm_clgi();
-	x86_wrmsr(MSR_VM_HSAVE_PA, hv_pa(svm_bsp.host_save_area));
-	/* GIF = 0: the first tick waits for the first VMRUN, where it exits. */
-	hv_mgmt_tick_start();
+	x86_wrmsr(MSR_VM_HSAVE_PA, hv_pa(to_svm(v)->host_save_area));
 }
 
 /*
@@ -744,4 +820,5 @@ const struct x86_backend svm_backend = {
     .tdp_format_init = svm_tdp_format_init,
     .pml_supported = svm_pml_supported,
     .nmi_tick = true,
+    .smp = true,
 };

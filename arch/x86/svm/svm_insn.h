@@ -30,6 +30,17 @@ static inline void svm_stgi(void)
 	__asm__ volatile("stgi" ::: "memory");
 }
 
+/*
+ * AMD APM Vol. 3, "VMLOAD": loads FS, GS, TR and LDTR (with their hidden
+ * parts), KernelGsBase, STAR/LSTAR/CSTAR/SFMASK and SYSENTER_CS/ESP/EIP from
+ * the VMCB at vmcb_pa into the CPU. The host uses it only to put a vCPU's
+ * state that it otherwise leaves live in the CPU to its INIT values.
+ */
+static inline void svm_vmload(u64 vmcb_pa)
+{
+	__asm__ volatile("vmload %%rax" : : "a"(vmcb_pa) : "memory");
+}
+
 /* AMD APM Vol. 3, "INVLPGA": invalidate one page of one ASID. */
 static inline void svm_invlpga(u64 guest_va, enum svm_asid asid)
 {

@@ -513,9 +513,9 @@ static void vmx_write_controls(struct vmx_vcpu *x)
 	x->eptp_dirty = false;
 }
 
-static void vmx_host_enter(void)
+static void vmx_host_enter(struct vcpu *v)
 {
-	struct vmx_vcpu *x = &vmx_bsp;
+	struct vmx_vcpu *x = to_vmx(v);
 	u64 fc = x86_rdmsr(MSR_IA32_FEATURE_CONTROL);
 	u64 cr0;
 

@@ -1,0 +1,36 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Just enough x86 instruction decoding to emulate a guest's store to an
+ * intercepted MMIO page (the local APIC, hv/lapic.c): MOV r/m, reg (89) and
+ * MOV r/m, imm (C7 /0), with legacy and REX prefixes, in 16-, 32- and
+ * 64-bit code. TCG has no decode assists (../shared/notes/emulators.md), so
+ * the bytes come from guest memory. Pure: no guest access, host-tested.
+ * AMD APM Vol. 3, 1 "Instruction Encoding"; Intel SDM Vol. 2A, 2.1-2.2.
+ */
+#ifndef PT_HV_INSN_H
+#define PT_HV_INSN_H
+
+#include <pt/types.h>
+
+/* The code segment's defaults: long mode (CS.L), else CS.D/B, else 16-bit. */
+enum insn_mode {
+	INSN_MODE_16,
+	INSN_MODE_32,
+	INSN_MODE_64,
+};
+
+struct insn_store {
+	u8 len;	      /* bytes, prefixes included */
+	u8 size;      /* operand bytes: 2, 4 or 8 */
+	bool has_imm; /* source is the immediate, else GPR `reg` */
+	u8 reg;	      /* source register number (REX.R included), x86 order */
+	u64 imm;      /* sign-extended to `size` */
+};
+
+/*
+ * Decodes the store at the start of b[0..n). 0, or -1 if the bytes are not
+ * one of the stores above (or run past n).
+ */
+int insn_decode_store(const u8 *b, unsigned int n, enum insn_mode mode, struct insn_store *out);
+
+#endif /* PT_HV_INSN_H */
