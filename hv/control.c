@@ -8,6 +8,7 @@
 #include "hv/log.h"
 #include "hv/mgmt.h"
 #include "hv/page_alloc.h"
+#include "hv/smp.h"
 #include "hv/vm.h"
 #include "mmu/tdp_mmu.h"
 
@@ -85,7 +86,7 @@ static int be_info(void *ctx, struct mgmt_info *out)
 	(void)ctx;
 	out->backend = x86_backend ? x86_backend->name : "?";
 	out->version = "pagetrail 0.1";
-	out->vcpus = 1;
+	out->vcpus = __atomic_load_n(&hv.nr_online, __ATOMIC_SEQ_CST);
 	out->dirty_modes = PROTO_DIRTY_MODE_BIT(PROTO_DIRTY_WP) |
 			   PROTO_DIRTY_MODE_BIT(PROTO_DIRTY_DBIT) |
 			   (arch_pml_supported(&why) ? PROTO_DIRTY_MODE_BIT(PROTO_DIRTY_PML) : 0);
@@ -427,9 +428,15 @@ static s64 be_dirty_clear(void *ctx, u32 id, u64 first, u64 count, const u64 *ma
 	return (s64)n;
 }
 
+/*
+ * Runs on the boot CPU, outside the guest (hv_control_poll): the answer
+ * leaves only once every other vCPU is parked in its host loop, and the
+ * boot CPU itself stays in hv_control_poll until RESUME.
+ */
 static int be_pause(void *ctx)
 {
 	(void)ctx;
+	smp_pause_others(hv.vm, hv.vcpu);
 	hv.vcpu->paused = true;
 	return 0;
 }
@@ -438,6 +445,7 @@ static int be_resume(void *ctx)
 {
 	(void)ctx;
 	hv.vcpu->paused = false;
+	smp_resume_others(hv.vm);
 	return 0;
 }
 
@@ -458,14 +466,17 @@ static int be_mem_read(void *ctx, gpa_t gpa, void *buf, u32 len)
 	return 0;
 }
 
+/* As of the vCPU's last exit: exact while the VM is paused. */
 static int be_regs(void *ctx, u32 vcpu, struct mgmt_regs *out)
 {
-	struct vcpu *v = hv.vcpu;
+	struct vcpu *v;
 	unsigned int i;
 
 	(void)ctx;
-	if (vcpu != 0)
+	if (vcpu >= hv.vm->nr_vcpus || !hv.vm->vcpus[vcpu] ||
+	    !__atomic_load_n(&hv.vm->vcpus[vcpu]->online, __ATOMIC_SEQ_CST))
 		return -PROTO_E_NO_VCPU;
+	v = hv.vm->vcpus[vcpu];
 	for (i = 0; i < HV_NR_GPRS; i++)
 		out->r[PROTO_REG_RAX + i] = v->gprs.r[i];
 	out->r[PROTO_REG_RIP] = v->rip;
@@ -523,12 +534,37 @@ static const char *const exit_stat_names[HV_NR_EXIT_REASONS] = {
     [HV_EXIT_NMI] = "exit.nmi",
 };
 
+/* Exit counts summed over the vCPUs (each counts its own, unlocked: a snapshot). */
+static void ctl_exit_stats(struct hv_exit_stats *sum)
+{
+	u32 i, r;
+
+	*sum = (struct hv_exit_stats){0};
+	for (i = 0; i < hv.vm->nr_vcpus; i++) {
+		const struct hv_exit_stats *s = hv.vm->vcpus[i] ? &hv.vm->vcpus[i]->stats : NULL;
+
+		if (!s)
+			continue;
+		sum->total += s->total;
+		for (r = 0; r < HV_NR_EXIT_REASONS; r++)
+			sum->by_reason[r] += s->by_reason[r];
+		sum->hidden_access += s->hidden_access;
+		sum->mgmt_port_io += s->mgmt_port_io;
+		sum->injected_ud += s->injected_ud;
+		sum->injected_gp += s->injected_gp;
+		sum->pml_full += s->pml_full;
+		sum->nmi_reflected += s->nmi_reflected;
+	}
+}
+
 static int be_stat(void *ctx, u32 index, const char **name, u64 *value)
 {
-	const struct hv_exit_stats *es = &hv.vcpu->stats;
+	struct hv_exit_stats sum;
+	const struct hv_exit_stats *es = &sum;
 	struct tdp_mmu_stats ms;
 
 	(void)ctx;
+	ctl_exit_stats(&sum);
 	if (index >= STAT_NR)
 		return -PROTO_E_RANGE;
 	if (index >= STAT_EXIT_FIRST && index < STAT_EXIT_FIRST + HV_NR_EXIT_REASONS) {

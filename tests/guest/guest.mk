@@ -7,6 +7,7 @@
 #   pt-memload  static Linux program, a memory workload for the initramfs
 #   pt-attack   static Linux program, the isolation attacker for the initramfs
 #   pt-dirtywriter  static Linux program, the dirty-logging oracle workload (random, seq, hot)
+#   pt-cpusig   static Linux program: the hypervisor's CPUID signature on every online CPU
 # workloads/*.sh go to /workloads/ in the initramfs (started by pt.workload=NAME).
 # tests/images/images.mk reads GUEST_EFI_PROGS and GUEST_LINUX_PROGS (this file is
 # included before it: fragments are included in sorted order).
@@ -14,7 +15,8 @@
 GUEST_DIR := $(BUILD)/guest
 GUEST_EFI_PROGS := $(GUEST_DIR)/probe.efi $(GUEST_DIR)/crash.efi $(GUEST_DIR)/irqoff.efi \
 	$(GUEST_DIR)/nmi.efi
-GUEST_LINUX_PROGS := $(GUEST_DIR)/pt-memload $(GUEST_DIR)/pt-attack $(GUEST_DIR)/pt-dirtywriter
+GUEST_LINUX_PROGS := $(GUEST_DIR)/pt-memload $(GUEST_DIR)/pt-attack $(GUEST_DIR)/pt-dirtywriter \
+	$(GUEST_DIR)/pt-cpusig
 TEST_DEPS += $(GUEST_EFI_PROGS)
 
 $(GUEST_DIR)/%.o: tests/guest/%.c
