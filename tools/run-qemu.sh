@@ -26,6 +26,8 @@
 #                        as \startup.nsh (after its 5 s countdown)
 #   --smp N              N CPUs (default 1); with more than one, multi-threaded TCG
 #                        (-accel tcg,thread=multi), so the vCPUs really run at once
+#   --hv-efi FILE        this hypervisor image in place of the ESP's pagetrail.efi (tests:
+#                        build/pagetrail-noshootdown.efi, a negative control)
 #   --qemu-arg ARG       one more QEMU argument (repeatable)
 # Environment: BUILD (default build), QEMU (default qemu-system-x86_64),
 #   OVMF_CODE / OVMF_VARS (default Debian's 4M builds).
@@ -40,6 +42,7 @@ mode=linux
 boot_cfg=
 shell_nsh=
 smp=1
+hv_efi=
 extra=()
 
 usage() {
@@ -60,6 +63,7 @@ while [ $# -gt 0 ]; do
 	--shell) shell_nsh=$2; shift ;;
 	--qemu-arg) extra+=("$2"); shift ;;
 	--smp) smp=$2; shift ;;
+	--hv-efi) hv_efi=$2; shift ;;
 	-h | --help) usage ;;
 	*) echo "run-qemu: unknown option $1" >&2; usage ;;
 	esac
@@ -102,6 +106,7 @@ cp "$ovmf_vars" "$run_dir/OVMF_VARS.fd"
 cp --sparse=always "$esp_src" "$run_dir/esp.img"
 printf '%s\r\n' "$boot_cfg" >"$run_dir/boot.cfg"
 MTOOLS_SKIP_CHECK=1 mcopy -o -i "$run_dir/esp.img" "$run_dir/boot.cfg" ::/pagetrail/boot.cfg
+[ -z "$hv_efi" ] || MTOOLS_SKIP_CHECK=1 mcopy -o -i "$run_dir/esp.img" "$hv_efi" ::/EFI/pagetrail/pagetrail.efi
 if [ -n "$shell_nsh" ]; then
 	boot_cfg="(UEFI shell) $shell_nsh"
 	MTOOLS_SKIP_CHECK=1 mdel -i "$run_dir/esp.img" ::/EFI/BOOT/BOOTX64.EFI

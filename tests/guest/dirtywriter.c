@@ -5,7 +5,7 @@
  * initramfs.
  *
  *   pt-dirtywriter [--pattern random|seq|hot] [--mib N] [--hot-pages N] [--seconds S]
- *                  [--seed N] [--nap-ms N] [--rate N]
+ *                  [--seed N] [--nap-ms N] [--rate N] [--tag N]
  *
  * It maps N MiB of anonymous memory (populated up front, so that the measured loop takes
  * no guest page faults), then stores into one page after another until S seconds have
@@ -27,9 +27,19 @@
  *   hot     99 stores of 100 into a hot set of --hot-pages pages (default 64), the rest
  *           uniformly random over the buffer
  *
+ * --tag N (1..65535): every page of the buffer carries TAG_MAGIC | N in its second 64-bit
+ * word (written once, when populating), and a control page, outside the buffer, holds the
+ * sequence number of the store about to be made, published before that store (x86 keeps
+ * stores in order). The ready line then also gives the control page's guest-physical
+ * address (from /proc/self/pagemap: root only). The oracle (dirty_oracle.py
+ * --after-harvest-check) reads that word through the hypervisor right after a harvest: a
+ * page of this writer whose sequence number is larger was written after the harvest had
+ * returned, so the next harvest must have it (a stale TLB entry on another CPU would lose
+ * exactly such a write: docs/smp.md).
+ *
  * It prints one line when it is ready (after populating) and one at the end (after S
  * seconds, or on SIGTERM/SIGINT):
- *   dirtywriter: ready pattern=P pages=N
+ *   dirtywriter: ready pattern=P pages=N [tag=N control=0xGPA]
  *   dirtywriter: pattern=P pages=N stores=K seconds=T rate=R
  * R is stores per second: the throughput that the bench compares with logging off, wp
  * and dbit. The clock is read every 1024 stores.
@@ -41,11 +51,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/mman.h>
 #include <time.h>
+#include <unistd.h>
 
 #define PAGE 4096u
 #define CLOCK_EVERY 1024u
+#define TAG_MAGIC   0x5054574400000000ull /* "PTWD" in the high half */
 
 enum pattern { PAT_RANDOM, PAT_SEQ, PAT_HOT };
 
@@ -81,7 +94,7 @@ static uint64_t xorshift64s(uint64_t *s)
 static int usage(void)
 {
 	fprintf(stderr, "usage: pt-dirtywriter [--pattern random|seq|hot] [--mib N] "
-			"[--hot-pages N] [--seconds S] [--seed N] [--nap-ms N] [--rate N]\n");
+			"[--hot-pages N] [--seconds S] [--seed N] [--nap-ms N] [--rate N] [--tag N]\n");
 	return 2;
 }
 
@@ -96,6 +109,22 @@ static int parse_ul(const char *s, unsigned long *out)
 	return (errno || *end) ? -1 : 0;
 }
 
+/* The guest-physical address of the page at va (Documentation/admin-guide/mm/pagemap.rst). */
+static uint64_t phys_of(const void *va)
+{
+	uint64_t e = 0;
+	int fd = open("/proc/self/pagemap", O_RDONLY);
+
+	if (fd < 0)
+		return 0;
+	if (pread(fd, &e, sizeof(e), (off_t)((uintptr_t)va / PAGE * sizeof(e))) != sizeof(e))
+		e = 0;
+	close(fd);
+	if (!(e & (1ull << 63)) || !(e & ((1ull << 55) - 1)))
+		return 0; /* not present, or the PFN hidden (not root) */
+	return (e & ((1ull << 55) - 1)) * PAGE;
+}
+
 static void report(enum pattern pat, uint64_t pages, uint64_t stores, double secs)
 {
 	printf("dirtywriter: pattern=%s pages=%llu stores=%llu seconds=%.3f rate=%.0f\n",
@@ -108,7 +137,9 @@ int main(int argc, char **argv)
 {
 	enum pattern pat = PAT_RANDOM;
 	unsigned long mib = 64, hot_pages = 64, seconds = 0, seed = 0x9e3779b97f4a7c15ul;
-	unsigned long nap_ms = 0, rate = 0;
+	unsigned long nap_ms = 0, rate = 0, tag = 0;
+	volatile uint64_t *control = NULL;
+	uint64_t control_gpa = 0;
 	uint64_t pages, i, rng, seqno = 1, stores = 0, sweep = 0;
 	double start, t, last_nap;
 	unsigned char *buf;
@@ -141,6 +172,9 @@ int main(int argc, char **argv)
 		} else if (!strcmp(argv[a], "--nap-ms") && v) {
 			if (parse_ul(v, &nap_ms))
 				return usage();
+		} else if (!strcmp(argv[a], "--tag") && v) {
+			if (parse_ul(v, &tag) || !tag || tag > 0xffff)
+				return usage();
 		} else if (!strcmp(argv[a], "--seed") && v) {
 			if (parse_ul(v, &seed) || !seed)
 				return usage();
@@ -161,12 +195,35 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	/* Own every page now (MAP_POPULATE may map the shared zero page for reads only). */
-	for (i = 0; i < pages; i++)
+	for (i = 0; i < pages; i++) {
 		*(volatile uint64_t *)(buf + i * PAGE) = 0;
+		if (tag)
+			*(volatile uint64_t *)(buf + i * PAGE + 8) = TAG_MAGIC | tag;
+	}
+	if (tag) {
+		control = mmap(NULL, PAGE, PROT_READ | PROT_WRITE,
+			       MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE | MAP_LOCKED, -1, 0);
+		if (control == MAP_FAILED) {
+			fprintf(stderr, "dirtywriter: mmap control page: %s\n", strerror(errno));
+			return 1;
+		}
+		control[0] = 0;
+		control[1] = TAG_MAGIC | tag;
+		control_gpa = phys_of((const void *)control);
+		if (!control_gpa) {
+			fprintf(stderr, "dirtywriter: no physical address for the control page\n");
+			return 1;
+		}
+	}
 	signal(SIGTERM, on_signal);
 	signal(SIGINT, on_signal);
-	printf("dirtywriter: ready pattern=%s pages=%llu\n", pattern_names[pat],
-	       (unsigned long long)pages);
+	if (tag)
+		printf("dirtywriter: ready pattern=%s pages=%llu tag=%lu control=0x%llx\n",
+		       pattern_names[pat], (unsigned long long)pages, tag,
+		       (unsigned long long)control_gpa);
+	else
+		printf("dirtywriter: ready pattern=%s pages=%llu\n", pattern_names[pat],
+		       (unsigned long long)pages);
 	fflush(stdout);
 
 	start = last_nap = now();
@@ -187,6 +244,8 @@ int main(int argc, char **argv)
 			break;
 		}
 		/* A value never stored before: the page's content changes on every store. */
+		if (control)
+			control[0] = seqno;
 		*(volatile uint64_t *)(buf + page * PAGE) = seqno++;
 		stores++;
 		if (stores % CLOCK_EVERY)

@@ -46,6 +46,7 @@ import os
 import random
 import re
 import shutil
+import struct
 import subprocess
 import sys
 import time
@@ -73,6 +74,21 @@ ap.add_argument("--throughput-reps", type=int, default=3)
 ap.add_argument("--summary")
 ap.add_argument("--poweroff", action="store_true", help="power the guest off at the end")
 ap.add_argument("--seed", type=int, default=1)
+# --cpus N: the guest has N CPUs; each pt-dirtywriter workload is N writers, one pinned to
+# each CPU (taskset), each over writer-mib / N MiB, so that every vCPU writes while the
+# hypervisor harvests (docs/smp.md).
+ap.add_argument("--cpus", type=int, default=1)
+# --after-harvest-check (with --running-harvest): the writers tag their pages and publish
+# their store sequence number (pt-dirtywriter --tag); right after the running harvest
+# returns, the oracle reads each writer's number through the hypervisor (ptctl mem read).
+# A page of that writer holding a larger number in the copy was written after the running
+# harvest had returned, so it must be in the paused harvest that follows: the union of
+# the two is not enough for it. This is what a TLB entry left on another CPU would break
+# (a write through a stale writable translation: no fault, no D bit): docs/smp.md.
+ap.add_argument("--after-harvest-check", action="store_true")
+# --expect-misses: the negative control of a hypervisor built without remote TLB flushes
+# (pagetrail-noshootdown.efi): passes only if misses are found.
+ap.add_argument("--expect-misses", action="store_true")
 # --running-harvest: each round first harvests while the guest runs (with a small
 # --mgmt-step-pages on the hypervisor, the guest writes between the steps of every
 # harvest), then pauses and harvests again. A write made while the first harvest ran is in
@@ -247,6 +263,7 @@ class Oracle:
         --running-harvest: harvest, then pause and harvest again (see the option)."""
         running = args.running_harvest
         paused = False
+        seqs, late = None, None
         try:
             if not running:
                 ptctl("pause", want_json=False)
@@ -265,9 +282,12 @@ class Oracle:
                 st = self.stats()
                 maps, wire, t_harvest = self.harvest(tag)
             if running:
+                if args.after_harvest_check and writer_controls:
+                    seqs = writer_seqs()
                 ptctl("pause", want_json=False)
                 paused = True
                 more, wire2, _ = self.harvest(tag + ".paused")
+                late = more
                 maps = {i: maps[i] | more[i] for i in maps}
                 wire += wire2
             files = self.dump(tag)
@@ -275,7 +295,8 @@ class Oracle:
             if paused:
                 ptctl("resume", want_json=False)
         res = {"misses": 0, "changed": 0, "dirty": 0, "fp": 0, "fp_prev": 0, "extra_changed": 0,
-               "wire": wire, "t_harvest": t_harvest, "stats": st, "miss_pages": []}
+               "wire": wire, "t_harvest": t_harvest, "stats": st, "miss_pages": [],
+               "late_misses": 0, "late_checked": 0}
         res["dirty"] = sum(popcount(b) for b in maps.values())
         for key, s, gpa, size, first in self.cmp + self.extra:
             cur = files[key]
@@ -306,9 +327,28 @@ class Oracle:
             if miss:
                 res["misses"] += popcount(miss)
                 res["miss_pages"] += [f"{gpa + p * PAGE:#x}" for p in bits(miss)]
+            if seqs:
+                self.check_after_harvest(res, cur, s, gpa, npages, first, seqs,
+                                         (late[s["id"]] >> first) & ((1 << npages) - 1))
         # Bits of slot parts that are not QEMU RAM (none on q35) are not false positives
         # of the compared pages: count the compared bits only.
         return res
+
+    def check_after_harvest(self, res, dump, s, gpa, npages, first, seqs, paused_bits):
+        """Writer pages stored to after the running harvest returned must be in the paused one."""
+        with open(dump, "rb") as fh:
+            data = fh.read()
+        for p in range(npages):
+            seq, word = struct.unpack_from("<QQ", data, p * PAGE)
+            if word >> 32 != TAG_MAGIC_HI or (word & 0xffffffff) not in seqs:
+                continue
+            if seq <= seqs[word & 0xffffffff]:
+                continue
+            res["late_checked"] += 1
+            if not (paused_bits >> p) & 1:
+                res["late_misses"] += 1
+                if len(res["miss_pages"]) < 16:
+                    res["miss_pages"].append(f"{gpa + p * PAGE:#x}(late)")
 
     def start_logging(self, mode):
         out, _ = ptctl("dirty", "start", "--all", "--mode", mode, want_json=False)
@@ -350,18 +390,52 @@ class Workload:
             return
         rate = args.writer_rate * (10 if self.name == "hot" else 1)
         since = self.con.mark()  # an earlier writer's "ready" must not count
-        m = self.con.run_cmd(f"pt-dirtywriter --pattern {self.name} --mib {self.mib} --nap-ms {args.nap_ms} "
-                             f"--rate {rate} & echo wl-pid-$!",
-                             r"^wl-pid-(\d+)", 30)
-        self.pid = m.group(1)
-        if not self.con.wait(rf"dirtywriter: ready pattern={self.name}", 60, since):
-            raise Fatal(f"pt-dirtywriter --pattern {self.name} did not get ready")
+        pids = []
+        for cpu in range(args.cpus):
+            pin = f"taskset -c {cpu} " if args.cpus > 1 else ""
+            tag = f" --tag {cpu + 1}" if args.after_harvest_check else ""
+            m = self.con.run_cmd(f"{pin}pt-dirtywriter --pattern {self.name} --mib {max(1, self.mib // args.cpus)} "
+                                 f"--nap-ms {args.nap_ms} --rate {rate}{tag} & echo wl-pid-$!",
+                                 r"^wl-pid-(\d+)", 30)
+            pids.append(m.group(1))
+        self.pid = " ".join(pids)
+        deadline = time.time() + 60
+        while len(re.findall(rf"dirtywriter: ready pattern={self.name}", self.con.text(since))) < args.cpus:
+            if time.time() > deadline:
+                raise Fatal(f"pt-dirtywriter --pattern {self.name} did not get ready on {args.cpus} CPU(s)")
+            time.sleep(0.1)
+        global writer_controls
+        writer_controls = {int(t): int(g, 16) for t, g in re.findall(
+            rf"dirtywriter: ready pattern={self.name} pages=\d+ tag=(\d+) control=(0x[0-9a-f]+)",
+            self.con.text(since))}
 
     def stop(self):
+        global writer_controls
+        writer_controls = {}
         if self.pid:
             self.con.run_cmd(f"kill {self.pid}; wait {self.pid}; echo wl-stopped-$((40+2))",
                              r"^wl-stopped-42", 60)
             self.pid = None
+
+
+writer_controls = {}  # tag -> guest-physical address of that writer's control page
+TAG_MAGIC_HI = 0x50545744  # tests/guest/dirtywriter.c TAG_MAGIC >> 32
+
+
+def writer_seqs():
+    """{tag: the store sequence number each writer has published}, read through ptctl."""
+    out = {}
+    for tag, gpa in writer_controls.items():
+        f = os.path.join(shm, f"control.{tag}")
+        ptctl("mem", "read", f"{gpa:#x}", "16", "-o", f)
+        with open(f, "rb") as fh:
+            seq, word = struct.unpack("<QQ", fh.read(16))
+        os.unlink(f)
+        if word != (TAG_MAGIC_HI << 32 | tag):
+            raise Fatal(f"writer {tag}: control page at {gpa:#x} holds {word:#x}, not its tag "
+                        "(the page moved?)")
+        out[tag] = seq
+    return out
 
 
 def throughput(con, oracle, mode, secs):
@@ -436,7 +510,8 @@ def main():
             w = Workload(con, wl, args.writer_mib)
             w.start()
             agg = {"rounds": 0, "misses": 0, "changed": 0, "dirty": 0, "fp": 0, "fp_prev": 0, "extra_changed": 0,
-                   "wire": 0, "t_harvest": 0.0, "exits": 0, "npf": 0, "miss_pages": []}
+                   "wire": 0, "t_harvest": 0.0, "exits": 0, "npf": 0, "miss_pages": [],
+                   "late_misses": 0, "late_checked": 0}
             last_stats = None
             try:
                 # The round that spans the start of the workload counts for nobody.
@@ -450,7 +525,7 @@ def main():
                     time.sleep(rng.uniform(args.window_min, args.window_max))
                     r = oracle.round(f"{mode}.{wl}.{k}")
                     for key in ("misses", "changed", "dirty", "fp", "fp_prev", "extra_changed", "wire",
-                                "t_harvest"):
+                                "t_harvest", "late_misses", "late_checked"):
                         agg[key] += r[key]
                     agg["miss_pages"] += r["miss_pages"]
                     agg["rounds"] += 1
@@ -458,8 +533,9 @@ def main():
                     agg["exits"] += st["exit.total"] - last_stats["exit.total"]
                     agg["npf"] += st["exit.npf"] - last_stats["exit.npf"]
                     last_stats = st
-                    if r["misses"]:
-                        note(f"{mode}/{wl} round {k}: {r['misses']} MISSED pages, e.g. "
+                    if r["misses"] or r["late_misses"]:
+                        note(f"{mode}/{wl} round {k}: {r['misses']} MISSED pages, {r['late_misses']} "
+                             "written after the running harvest and MISSED by the next, e.g. "
                              + " ".join(r["miss_pages"]))
             finally:
                 w.stop()
@@ -469,9 +545,22 @@ def main():
                       f"0 missed, false positives {agg['fp']} ({100 * fp_share:.1f}%; "
                       f"{agg['fp_prev']} of them changed in the round before), "
                       f"unlogged RAM pages changed {agg['extra_changed']}")
-            if agg["misses"]:
-                not_ok(name, f"{agg['misses']} MISSED pages (written, not in the bitmap), e.g. "
+            if args.after_harvest_check:
+                detail += (f"; {agg['late_checked']} pages written after a running harvest returned, "
+                           f"{agg['late_misses']} of them missed by the next harvest")
+            if args.expect_misses:
+                if agg["misses"] + agg["late_misses"]:
+                    ok(name + ".negative_control_misses", f"{agg['misses']} + {agg['late_misses']} "
+                       f"(late) MISSED pages, as expected; {detail}")
+                else:
+                    not_ok(name + ".negative_control_misses", f"no page missed: the check cannot see "
+                           f"a missing shootdown; {detail}")
+            elif agg["misses"] or agg["late_misses"]:
+                not_ok(name, f"{agg['misses']} MISSED pages (written, not in the bitmap), "
+                       f"{agg['late_misses']} written after a running harvest and MISSED by the next, e.g. "
                        + " ".join(agg["miss_pages"][:16]) + f"; {detail}")
+            elif args.after_harvest_check and agg["late_checked"] == 0:
+                not_ok(name, f"no page written after a running harvest: the check proves nothing; {detail}")
             elif agg["changed"] == 0:
                 not_ok(name, f"no page changed in {agg['rounds']} rounds: the check proves nothing")
             else:
