@@ -557,6 +557,62 @@ static void ctl_exit_stats(struct hv_exit_stats *sum)
 	}
 }
 
+/*
+ * After the VM's counters, each vCPU's own: "vcpu.N.exit.total" and the rest,
+ * where they differ between CPUs (which CPU takes the faults, the kicks).
+ */
+enum ctl_vcpu_stat {
+	VSTAT_EXITS,
+	VSTAT_NPF,
+	VSTAT_NMI,
+	VSTAT_NMI_REFLECTED,
+	VSTAT_KICKS,
+	VSTAT_TLB_FLUSHES,
+	VSTAT_NR,
+};
+
+static const char *const vcpu_stat_suffix[VSTAT_NR] = {
+    "exit.total", "exit.npf", "exit.nmi", "nmi_reflected", "kicks", "tlb_flushes",
+};
+
+static int ctl_vcpu_stat(u32 i, const char **name, u64 *value)
+{
+	static char names[HV_MAX_CPUS][VSTAT_NR][32];
+	u32 id = i / VSTAT_NR, k = i % VSTAT_NR;
+	const struct vcpu *v;
+
+	if (id >= hv.vm->nr_vcpus || !hv.vm->vcpus[id])
+		return -PROTO_E_RANGE;
+	v = hv.vm->vcpus[id];
+	if (!names[id][k][0])
+		hv_snprintf(names[id][k], sizeof(names[id][k]), "vcpu.%u.%s", id,
+			    vcpu_stat_suffix[k]);
+	*name = names[id][k];
+	switch ((enum ctl_vcpu_stat)k) {
+	case VSTAT_EXITS:
+		*value = v->stats.total;
+		return 0;
+	case VSTAT_NPF:
+		*value = v->stats.by_reason[HV_EXIT_TDP_FAULT];
+		return 0;
+	case VSTAT_NMI:
+		*value = v->stats.by_reason[HV_EXIT_NMI];
+		return 0;
+	case VSTAT_NMI_REFLECTED:
+		*value = v->stats.nmi_reflected;
+		return 0;
+	case VSTAT_KICKS:
+		*value = v->stats.kicks;
+		return 0;
+	case VSTAT_TLB_FLUSHES:
+		*value = v->stats.tlb_flushes;
+		return 0;
+	case VSTAT_NR:
+		break;
+	}
+	return -PROTO_E_RANGE;
+}
+
 static int be_stat(void *ctx, u32 index, const char **name, u64 *value)
 {
 	struct hv_exit_stats sum;
@@ -564,9 +620,9 @@ static int be_stat(void *ctx, u32 index, const char **name, u64 *value)
 	struct tdp_mmu_stats ms;
 
 	(void)ctx;
-	ctl_exit_stats(&sum);
 	if (index >= STAT_NR)
-		return -PROTO_E_RANGE;
+		return ctl_vcpu_stat(index - STAT_NR, name, value);
+	ctl_exit_stats(&sum);
 	if (index >= STAT_EXIT_FIRST && index < STAT_EXIT_FIRST + HV_NR_EXIT_REASONS) {
 		*name = exit_stat_names[index - STAT_EXIT_FIRST];
 		*value = es->by_reason[index - STAT_EXIT_FIRST];

@@ -446,10 +446,14 @@ void hv_handle_exit(struct vcpu *v, struct hv_exit *e)
 		 * the exit itself. One NMI is claimed for one of them at most,
 		 * the tick first. Any other NMI is the guest's.
 		 */
-		if (!(v->id == 0 && hv_mgmt_tick_claim_nmi()) && !smp_claim_kick(v)) {
-			v->stats.nmi_reflected++;
-			v->ops->inject_nmi(v);
+		if (v->id == 0 && hv_mgmt_tick_claim_nmi())
+			break;
+		if (smp_claim_kick(v)) {
+			v->stats.kicks++;
+			break;
 		}
+		v->stats.nmi_reflected++;
+		v->ops->inject_nmi(v);
 		break;
 	case HV_EXIT_VIRT_INSN:
 		/* SVM is hidden: as on a CPU without it, these raise #UD. */

@@ -29,6 +29,7 @@ void smp_vcpu_enter(struct vcpu *v)
 	st(&v->mode, VCPU_IN_GUEST);
 	gen = ld(&v->vm->tlb_gen);
 	if (gen != v->tlb_gen) {
+		v->stats.tlb_flushes++;
 		v->ops->flush_tlb(v);
 		st(&v->tlb_gen, gen);
 	}
@@ -69,7 +70,7 @@ static void smp_wait(struct vm *vm, struct vcpu *self, bool (*done)(struct vcpu 
 		for (i = 0; i < vm->nr_vcpus; i++) {
 			struct vcpu *t = vm->vcpus[i];
 
-			if (t == self || !ld(&t->online) || done(t, arg))
+			if (!t || t == self || !ld(&t->online) || done(t, arg))
 				continue;
 			all = false;
 			if (ld(&t->mode) == VCPU_IN_GUEST) {
@@ -203,7 +204,7 @@ struct vcpu *smp_vcpu_by_apic_id(struct vm *vm, u32 apic_id)
 	u32 i;
 
 	for (i = 0; i < vm->nr_vcpus; i++)
-		if (vm->vcpus[i]->apic_id == apic_id)
+		if (vm->vcpus[i] && vm->vcpus[i]->apic_id == apic_id)
 			return vm->vcpus[i];
 	return NULL;
 }

@@ -163,6 +163,8 @@ struct hv_exit_stats {
 	u64 injected_gp;
 	u64 pml_full;	   /* PML-full exits, handled inside the backend (VMX only) */
 	u64 nmi_reflected; /* NMI exits that were not the tick, given to the guest */
+	u64 kicks;	   /* NMI exits claimed as another CPU's kick (hv/smp.h) */
+	u64 tlb_flushes;   /* entries that flushed for a newer VM TLB generation */
 };
 
 /* Where a vCPU is, for the CPUs that must reach it (hv/smp.c). */
