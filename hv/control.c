@@ -466,9 +466,18 @@ static int be_mem_read(void *ctx, gpa_t gpa, void *buf, u32 len)
 	return 0;
 }
 
+/* base, limit, attr of one segment at first, first + 1, first + 2 (enum proto_reg). */
+static void regs_put_seg(struct mgmt_regs *out, enum proto_reg first, const struct hv_guest_seg *s)
+{
+	out->r[first] = s->base;
+	out->r[first + 1] = s->limit;
+	out->r[first + 2] = s->attr;
+}
+
 /* As of the vCPU's last exit: exact while the VM is paused. */
 static int be_regs(void *ctx, u32 vcpu, struct mgmt_regs *out)
 {
+	struct hv_guest_sregs sr;
 	struct vcpu *v;
 	unsigned int i;
 
@@ -494,6 +503,33 @@ static int be_regs(void *ctx, u32 vcpu, struct mgmt_regs *out)
 	out->r[PROTO_REG_GS] = v->ctrl.gs_sel;
 	out->r[PROTO_REG_FS_BASE] = v->ctrl.fs_base;
 	out->r[PROTO_REG_GS_BASE] = v->ctrl.gs_base;
+	if (v == hv.vcpu) {
+		/* The boot CPU's own vCPU: in the host right now, read it live. */
+		v->ops->get_sregs(v, &sr);
+	} else if (__atomic_load_n(&v->sregs_valid, __ATOMIC_ACQUIRE)) {
+		sr = v->sregs; /* read by that CPU as it parked */
+	} else {
+		/* Running on another CPU: only the state of its last exit is known. */
+		out->nr = PROTO_REG_NR_V1;
+		return 0;
+	}
+	regs_put_seg(out, PROTO_REG_CS_BASE, &sr.cs);
+	regs_put_seg(out, PROTO_REG_SS_BASE, &sr.ss);
+	regs_put_seg(out, PROTO_REG_DS_BASE, &sr.ds);
+	regs_put_seg(out, PROTO_REG_ES_BASE, &sr.es);
+	out->r[PROTO_REG_FS_LIMIT] = sr.fs.limit;
+	out->r[PROTO_REG_FS_ATTR] = sr.fs.attr;
+	out->r[PROTO_REG_GS_LIMIT] = sr.gs.limit;
+	out->r[PROTO_REG_GS_ATTR] = sr.gs.attr;
+	out->r[PROTO_REG_LDTR] = sr.ldtr.sel;
+	regs_put_seg(out, PROTO_REG_LDTR_BASE, &sr.ldtr);
+	out->r[PROTO_REG_TR] = sr.tr.sel;
+	regs_put_seg(out, PROTO_REG_TR_BASE, &sr.tr);
+	out->r[PROTO_REG_GDT_BASE] = sr.gdt_base;
+	out->r[PROTO_REG_GDT_LIMIT] = sr.gdt_limit;
+	out->r[PROTO_REG_IDT_BASE] = sr.idt_base;
+	out->r[PROTO_REG_IDT_LIMIT] = sr.idt_limit;
+	out->r[PROTO_REG_KERNEL_GS_BASE] = sr.kernel_gs_base;
 	return 0;
 }
 

@@ -918,8 +918,10 @@ static int cmd_regs(struct mgmt *m, struct proto_buf *req, struct proto_buf *out
 	if (r)
 		return r;
 	proto_put_varint(out, vcpu);
-	proto_put_varint(out, PROTO_REG_NR);
-	for (int i = 0; i < PROTO_REG_NR; i++)
+	if (!regs.nr || regs.nr > PROTO_REG_NR)
+		regs.nr = PROTO_REG_NR;
+	proto_put_varint(out, regs.nr);
+	for (u32 i = 0; i < regs.nr; i++)
 		proto_put_u64le(out, regs.r[i]);
 	return 0;
 }

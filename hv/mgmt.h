@@ -67,6 +67,11 @@ struct mgmt_slot {
 
 struct mgmt_regs {
 	u64 r[PROTO_REG_NR]; /* indexed by enum proto_reg */
+	/*
+	 * How many are known (r[0..nr)): 0 means all; PROTO_REG_NR_V1 when
+	 * the segment state is not (a vCPU running on another CPU).
+	 */
+	u32 nr;
 };
 
 struct mgmt_backend {

@@ -18,8 +18,8 @@
 #define SMP_KICK_RESEND_TSC 25000000ull
 #define SMP_WAIT_LOG_TSC    2500000000ull /* about 1 s: say who we wait for */
 
-#define ld(p)	  __atomic_load_n((p), __ATOMIC_SEQ_CST)
-#define st(p, v)  __atomic_store_n((p), (v), __ATOMIC_SEQ_CST)
+#define ld(p)	   __atomic_load_n((p), __ATOMIC_SEQ_CST)
+#define st(p, v)   __atomic_store_n((p), (v), __ATOMIC_SEQ_CST)
 #define xchg(p, v) __atomic_exchange_n((p), (v), __ATOMIC_SEQ_CST)
 
 void smp_vcpu_enter(struct vcpu *v)
@@ -159,9 +159,13 @@ static void smp_park_while_paused(struct vcpu *v)
 {
 	if (!ld(&v->vm->pause_req))
 		return;
+	/* Only this CPU can read them (REGS of a paused vCPU, hv/control.c). */
+	v->ops->get_sregs(v, &v->sregs);
+	st(&v->sregs_valid, 1);
 	st(&v->parked, 1);
 	while (ld(&v->vm->pause_req))
 		x86_pause();
+	st(&v->sregs_valid, 0);
 	st(&v->parked, 0);
 }
 

@@ -50,6 +50,26 @@ struct hv_guest_ctrl {
 	u8 cpl;
 };
 
+/* One segment register as the CPU holds it (hidden part included). */
+struct hv_guest_seg {
+	u64 base;
+	u32 limit; /* bytes - 1, granularity applied */
+	u32 attr;  /* descriptor bits 40..55 at bits 8..23; 0 when unusable */
+	u16 sel;
+};
+
+/*
+ * The state a crash-dump reader needs beyond hv_guest_ctrl: every segment
+ * with its hidden part, the descriptor tables and KernelGSBase. Read on
+ * demand (vcpu_ops.get_sregs), not on every exit.
+ */
+struct hv_guest_sregs {
+	struct hv_guest_seg cs, ss, ds, es, fs, gs, ldtr, tr;
+	u64 gdt_base, idt_base;
+	u32 gdt_limit, idt_limit;
+	u64 kernel_gs_base;
+};
+
 enum hv_exit_reason {
 	HV_EXIT_CPUID,
 	HV_EXIT_MSR_READ,
@@ -145,6 +165,12 @@ struct vcpu_ops {
 	 * vCPU only.
 	 */
 	void (*start_at_sipi)(struct vcpu *v, u8 vector);
+	/*
+	 * Reads the guest's segments, descriptor tables and KernelGSBase, for a
+	 * vCPU outside the guest, on its own CPU (SVM leaves FS, GS, TR, LDTR
+	 * and KernelGsBase live in the CPU).
+	 */
+	void (*get_sregs)(struct vcpu *v, struct hv_guest_sregs *out);
 };
 
 /*
@@ -193,7 +219,7 @@ struct vcpu {
 	void *tdp_root; /* struct tdp_mmu_root *: this vCPU's reference to the root it runs on */
 	u32 id;		/* 0 = the boot CPU; index in hv_boot_info.cpus */
 	u32 apic_id;
-	bool online;	/* taken over: runs hv's loop on its CPU */
+	bool online; /* taken over: runs hv's loop on its CPU */
 	/*
 	 * Cross-CPU state (hv/smp.c), read and written with __atomic builtins
 	 * by other CPUs: mode, tlb_gen (the VM TLB generation this vCPU's
@@ -207,8 +233,14 @@ struct vcpu {
 	u32 init_pending;
 	u32 sipi;
 	u32 parked;
-	u32 run_state;	      /* enum vcpu_run_state, the vCPU's own */
-	u32 icr_high;	      /* the guest's last write to the APIC's ICR high half */
+	/*
+	 * sregs as the vCPU read them on its own CPU when it parked for a
+	 * pause; sregs_valid (atomic) while it stays parked.
+	 */
+	struct hv_guest_sregs sregs;
+	u32 sregs_valid;
+	u32 run_state;	       /* enum vcpu_run_state, the vCPU's own */
+	u32 icr_high;	       /* the guest's last write to the APIC's ICR high half */
 	u64 guest_vm_hsave_pa; /* what the guest last wrote to VM_HSAVE_PA */
 	bool paused;
 };

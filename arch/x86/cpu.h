@@ -23,12 +23,13 @@
 #define X86_EFLAGS_RF	 BIT_ULL(16)
 #define X86_EFLAGS_FIXED BIT_ULL(1)
 
-#define MSR_IA32_PAT	0x00000277u
-#define MSR_EFER	0xc0000080u
-#define MSR_FS_BASE	0xc0000100u
-#define MSR_GS_BASE	0xc0000101u
-#define MSR_VM_CR	0xc0010114u
-#define MSR_VM_HSAVE_PA 0xc0010117u
+#define MSR_IA32_PAT	   0x00000277u
+#define MSR_EFER	   0xc0000080u
+#define MSR_FS_BASE	   0xc0000100u
+#define MSR_GS_BASE	   0xc0000101u
+#define MSR_KERNEL_GS_BASE 0xc0000102u
+#define MSR_VM_CR	   0xc0010114u
+#define MSR_VM_HSAVE_PA	   0xc0010117u
 
 #define EFER_SCE  BIT_ULL(0)
 #define EFER_LME  BIT_ULL(8)

@@ -102,9 +102,16 @@ const char *proto_cmd_name(int cmd)
 }
 
 static const char *const reg_names[PROTO_REG_NR] = {
-    "rax",  "rcx", "rdx", "rbx", "rsp", "rbp", "rsi",	 "rdi",	    "r8",      "r9",  "r10",
-    "r11",  "r12", "r13", "r14", "r15", "rip", "rflags", "cr0",	    "cr2",     "cr3", "cr4",
-    "efer", "cs",  "ss",  "ds",	 "es",	"fs",  "gs",	 "fs_base", "gs_base",
+    "rax",	 "rcx",	       "rdx",	    "rbx",	"rsp",	     "rbp",
+    "rsi",	 "rdi",	       "r8",	    "r9",	"r10",	     "r11",
+    "r12",	 "r13",	       "r14",	    "r15",	"rip",	     "rflags",
+    "cr0",	 "cr2",	       "cr3",	    "cr4",	"efer",	     "cs",
+    "ss",	 "ds",	       "es",	    "fs",	"gs",	     "fs_base",
+    "gs_base",	 "cs_base",    "cs_limit",  "cs_attr",	"ss_base",   "ss_limit",
+    "ss_attr",	 "ds_base",    "ds_limit",  "ds_attr",	"es_base",   "es_limit",
+    "es_attr",	 "fs_limit",   "fs_attr",   "gs_limit", "gs_attr",   "ldtr",
+    "ldtr_base", "ldtr_limit", "ldtr_attr", "tr",	"tr_base",   "tr_limit",
+    "tr_attr",	 "gdt_base",   "gdt_limit", "idt_base", "idt_limit", "kernel_gs_base",
 };
 
 const char *proto_reg_name(int reg)

@@ -166,8 +166,50 @@ enum proto_reg {
 	PROTO_REG_GS,
 	PROTO_REG_FS_BASE,
 	PROTO_REG_GS_BASE,
+	/*
+	 * Appended later: the rest of the state a crash-dump reader needs
+	 * (QEMU's dump-guest-memory CPU note). A reply's count says how many a
+	 * hypervisor sends; an older one stops at gs_base. *_attr is the
+	 * descriptor's attribute bits 40..55 at bits 8..23 (as QEMU's
+	 * SegmentCache flags: type, S, DPL, P, AVL, L, D/B, G), 0 for a segment
+	 * that is unusable.
+	 */
+	PROTO_REG_CS_BASE,
+	PROTO_REG_CS_LIMIT,
+	PROTO_REG_CS_ATTR,
+	PROTO_REG_SS_BASE,
+	PROTO_REG_SS_LIMIT,
+	PROTO_REG_SS_ATTR,
+	PROTO_REG_DS_BASE,
+	PROTO_REG_DS_LIMIT,
+	PROTO_REG_DS_ATTR,
+	PROTO_REG_ES_BASE,
+	PROTO_REG_ES_LIMIT,
+	PROTO_REG_ES_ATTR,
+	PROTO_REG_FS_LIMIT,
+	PROTO_REG_FS_ATTR,
+	PROTO_REG_GS_LIMIT,
+	PROTO_REG_GS_ATTR,
+	PROTO_REG_LDTR,
+	PROTO_REG_LDTR_BASE,
+	PROTO_REG_LDTR_LIMIT,
+	PROTO_REG_LDTR_ATTR,
+	PROTO_REG_TR,
+	PROTO_REG_TR_BASE,
+	PROTO_REG_TR_LIMIT,
+	PROTO_REG_TR_ATTR,
+	PROTO_REG_GDT_BASE,
+	PROTO_REG_GDT_LIMIT,
+	PROTO_REG_IDT_BASE,
+	PROTO_REG_IDT_LIMIT,
+	PROTO_REG_KERNEL_GS_BASE,
 	PROTO_REG_NR,
 };
+/* A REGS reply carries at most this many registers (hosts check it). */
+#define PROTO_REGS_MAX 64
+_Static_assert(PROTO_REG_NR <= PROTO_REGS_MAX, "REGS reply holds every register");
+/* The registers before the segment state was appended (the oldest reply). */
+#define PROTO_REG_NR_V1 (PROTO_REG_GS_BASE + 1)
 const char *proto_reg_name(int reg);
 
 /* --- CRC-32C --------------------------------------------------------------- */

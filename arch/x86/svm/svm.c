@@ -164,6 +164,43 @@ static void svm_sync_ctrl(struct vcpu *v)
 	v->ctrl.cpl = g->cpl;
 }
 
+static void svm_seg_out(struct hv_guest_seg *out, const struct vmcb_seg *seg)
+{
+	out->sel = seg->selector;
+	out->base = seg->base;
+	out->limit = seg->limit;
+	/* VMCB attrib: descriptor bits 47:40 in 7:0, 55:52 in 11:8 (APM Vol. 2, 15.5.1). */
+	out->attr = ((u32)(seg->attrib & 0xff) << 8) | ((u32)(seg->attrib & 0xf00) << 12);
+	if (!(seg->attrib & BIT_ULL(7)))
+		out->attr = 0; /* not present: unusable */
+}
+
+static void svm_get_sregs(struct vcpu *v, struct hv_guest_sregs *out)
+{
+	struct vmcb *vmcb = to_svm(v)->vmcb;
+	const struct vmcb_save *g = &vmcb->save;
+
+	/*
+	 * FS, GS, TR, LDTR and KernelGsBase stay live in the CPU across VMRUN
+	 * and #VMEXIT (svm_entry.S): VMSAVE puts the guest's values, hidden
+	 * parts included, into its own VMCB, where VMRUN never reads them.
+	 */
+	svm_vmsave(hv_pa(vmcb));
+	svm_seg_out(&out->cs, &g->cs);
+	svm_seg_out(&out->ss, &g->ss);
+	svm_seg_out(&out->ds, &g->ds);
+	svm_seg_out(&out->es, &g->es);
+	svm_seg_out(&out->fs, &g->fs);
+	svm_seg_out(&out->gs, &g->gs);
+	svm_seg_out(&out->ldtr, &g->ldtr);
+	svm_seg_out(&out->tr, &g->tr);
+	out->gdt_base = g->gdtr.base;
+	out->gdt_limit = g->gdtr.limit;
+	out->idt_base = g->idtr.base;
+	out->idt_limit = g->idtr.limit;
+	out->kernel_gs_base = g->kernel_gs_base;
+}
+
 static const char *svm_exit_name(u64 code)
 {
 	switch ((u32)code) {
@@ -720,6 +757,7 @@ static const struct vcpu_ops svm_vcpu_ops = {
     .inject_nmi = svm_inject_nmi,
     .want_poll_exits = svm_want_poll_exits,
     .start_at_sipi = svm_start_at_sipi,
+    .get_sregs = svm_get_sregs,
 };
 
 _Static_assert(sizeof(struct svm_vcpu) <= PAGE_SIZE, "svm_vcpu fits its page");

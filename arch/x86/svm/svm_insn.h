@@ -41,6 +41,15 @@ static inline void svm_vmload(u64 vmcb_pa)
 	__asm__ volatile("vmload %%rax" : : "a"(vmcb_pa) : "memory");
 }
 
+/*
+ * AMD APM Vol. 3, "VMSAVE": stores FS, GS, TR, LDTR (hidden parts included),
+ * KernelGsBase and the SYSCALL/SYSENTER MSRs into the VMCB at vmcb_pa.
+ */
+static inline void svm_vmsave(u64 vmcb_pa)
+{
+	__asm__ volatile("vmsave %%rax" : : "a"(vmcb_pa) : "memory");
+}
+
 /* AMD APM Vol. 3, "INVLPGA": invalidate one page of one ASID. */
 static inline void svm_invlpga(u64 guest_va, enum svm_asid asid)
 {

@@ -897,6 +897,36 @@ static void vmx_sync_ctrl(struct vcpu *v)
 	v->ctrl.cpl = guest_cpl();
 }
 
+static void vmx_seg_out(struct hv_guest_seg *out, const struct vmx_seg_fields *f)
+{
+	u64 ar = vmcs_read(f->ar);
+
+	out->sel = (u16)vmcs_read(f->sel);
+	out->base = vmcs_read(f->base);
+	out->limit = (u32)vmcs_read(f->limit);
+	/* Access rights: descriptor bits 47:40 in 7:0, 55:52 in 15:12 (SDM Vol. 3C, 24.4.1). */
+	out->attr = ar & VMX_AR_UNUSABLE ? 0 : (u32)(((ar & 0xff) << 8) | ((ar & 0xf000) << 8));
+}
+
+static void vmx_get_sregs(struct vcpu *v, struct hv_guest_sregs *out)
+{
+	(void)v;
+	vmx_seg_out(&out->cs, &seg_cs);
+	vmx_seg_out(&out->ss, &seg_ss);
+	vmx_seg_out(&out->ds, &seg_ds);
+	vmx_seg_out(&out->es, &seg_es);
+	vmx_seg_out(&out->fs, &seg_fs);
+	vmx_seg_out(&out->gs, &seg_gs);
+	vmx_seg_out(&out->ldtr, &seg_ldtr);
+	vmx_seg_out(&out->tr, &seg_tr);
+	out->gdt_base = vmcs_read(VMCS_GUEST_GDTR_BASE);
+	out->gdt_limit = (u32)vmcs_read(VMCS_GUEST_GDTR_LIMIT);
+	out->idt_base = vmcs_read(VMCS_GUEST_IDTR_BASE);
+	out->idt_limit = (u32)vmcs_read(VMCS_GUEST_IDTR_LIMIT);
+	/* Not in the VMCS and never touched by the host: still the guest's. */
+	out->kernel_gs_base = x86_rdmsr(MSR_KERNEL_GS_BASE);
+}
+
 /*
  * Fills *e for hv/, or handles the exit here and returns false (run again).
  * Every basic exit reason we can get has a case; anything else is reported
@@ -1201,6 +1231,7 @@ static const struct vcpu_ops vmx_vcpu_ops = {
     .set_pml = vmx_set_pml,
     .pml_flush = vmx_pml_flush,
     .halt_in_guest = vmx_halt_in_guest,
+    .get_sregs = vmx_get_sregs,
 };
 
 static int vmx_vcpu_create(struct vcpu *v, const struct hv_boot_info *bi)
