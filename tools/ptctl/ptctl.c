@@ -7,6 +7,7 @@
  */
 #include "client.h"
 #include "research_cmd.h"
+#include "snapshot.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -29,6 +30,8 @@ static const char usage_text[] =
     "    dirty clear --slot ID --first PAGE --count N\n"
     "    mem read GPA LEN -o FILE\n"
     "    log [--bytes N]\n"
+    "    snapshot -o FILE [--live [--downtime MS] [--max-rounds N]] [--stay-paused]\n"
+    "                       ELF core of the guest (QEMU dump-guest-memory layout)\n"
     "    ping [--count N]   round-trip latency of INFO: p50, p99, max\n"
     "    dirty rate --seconds S | --interval T --count N   distinct pages written, pages/s\n"
     "    precopy --bandwidth RATE [--max-rounds N] [--downtime MS] [--min-shrink PCT]\n"
@@ -44,8 +47,8 @@ static struct {
 	bool verbose;
 	int timeout_ms;
 	/* command options */
-	const char *slot, *mode, *out, *first, *count, *vcpu, *bytes;
-	bool all, clear;
+	const char *slot, *mode, *out, *first, *count, *vcpu, *bytes, *downtime, *max_rounds;
+	bool all, clear, live, stay_paused;
 	const char *pos[8];
 	int npos;
 } opt = {.baud = 115200, .timeout_ms = 2000};
@@ -435,7 +438,7 @@ static int cmd_regs(void)
 	proto_rbuf_init(&b, rep, len);
 	v = proto_get_varint(&b);
 	n = proto_get_varint(&b);
-	if (b.err || v != vcpu || n > 64 || proto_rbuf_left(&b) != n * 8)
+	if (b.err || v != vcpu || n > PROTO_REGS_MAX || proto_rbuf_left(&b) != n * 8)
 		return malformed(PROTO_CMD_REGS);
 	if (opt.json)
 		printf("{\"vcpu\":%" PRIu64, vcpu);
@@ -924,6 +927,7 @@ static int cmd_ping(void)
 int main(int argc, char **argv)
 {
 	const char *cmd, *sub;
+	struct snapshot_opts snap = {0};
 	int r;
 
 	for (int i = 1; i < argc; i++) {
@@ -948,6 +952,22 @@ int main(int argc, char **argv)
 		}
 		if (!strcmp(a, "--clear")) {
 			opt.clear = true;
+			continue;
+		}
+		/* Shared with the research commands (precopy): both see the value. */
+		if (!strcmp(a, "--downtime") || !strcmp(a, "--max-rounds")) {
+			const char **mine = a[2] == 'd' ? &opt.downtime : &opt.max_rounds;
+
+			*mine = i + 1 < argc ? argv[i + 1] : "";
+			research_option(argc, argv, &i);
+			continue;
+		}
+		if (!strcmp(a, "--live")) {
+			opt.live = true;
+			continue;
+		}
+		if (!strcmp(a, "--stay-paused")) {
+			opt.stay_paused = true;
 			continue;
 		}
 		if (!strcmp(a, "-c") || !strcmp(a, "--connect"))
@@ -1017,6 +1037,24 @@ int main(int argc, char **argv)
 			known = !strcmp(sub, "read");
 		if (research_is_command(cmd, sub, opt.npos))
 			known = true;
+		if (!strcmp(cmd, "snapshot")) {
+			known = opt.npos == 1;
+			if (known && !opt.out)
+				return usage("snapshot needs -o FILE");
+			if (!opt.live && (opt.downtime || opt.max_rounds))
+				return usage("--downtime and --max-rounds go with --live");
+			snap.out = opt.out;
+			snap.live = opt.live;
+			snap.stay_paused = opt.stay_paused;
+			snap.json = opt.json;
+			snap.downtime_ms = 300;
+			snap.max_rounds = 30;
+			if (opt.downtime && !parse_u64(opt.downtime, &snap.downtime_ms))
+				return usage("bad --downtime %s", opt.downtime);
+			if (opt.max_rounds && (!parse_u64(opt.max_rounds, &snap.max_rounds) ||
+					       snap.max_rounds > 1000))
+				return usage("bad --max-rounds %s (0 to 1000)", opt.max_rounds);
+		}
 		if (!known)
 			return usage("unknown command or wrong arguments: %s %s", cmd, sub);
 	}
@@ -1049,6 +1087,8 @@ int main(int argc, char **argv)
 		r = cmd_log();
 	else if (!strcmp(cmd, "ping"))
 		r = cmd_ping();
+	else if (!strcmp(cmd, "snapshot"))
+		r = snapshot_cmd(&conn, &snap);
 	else if (!strcmp(cmd, "pause"))
 		r = cmd_simple(PROTO_CMD_PAUSE, "paused");
 	else if (!strcmp(cmd, "resume"))

@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# `ptctl snapshot` end to end without the hypervisor: ptctl (ASan+UBSan) against ptsim
+# (hv/mgmt.c + the fake backend, two vCPUs, a fake guest writing pages between polls;
+# on PAUSE it dumps its memory: the oracle of the core's instant).
+#   plain and --live (the guest writing all the time) with --stay-paused: every page of
+#   the core equals the memory dumped at the pause, NT_PRSTATUS and the QEMU CPU note of
+#   both vCPUs equal `ptctl regs`, the slots are left logging; readelf accepts the core;
+#   a failing write (file size limit) and SIGTERM leave no file, no temporary, an older
+#   FILE untouched and the guest running.
+set -u
+B=${BUILD:-build}
+SIM=$B/mgmt/ptsim
+PT=$B/mgmt/ptctl-san
+CHECK=tests/snapshot/corecheck.py
+dir=$(mktemp -d /tmp/pt-snap.XXXXXX)
+sock=$dir/sim.sock
+pids=()
+failed=0
+cleanup() {
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
+	wait 2>/dev/null
+	rm -rf "$dir"
+}
+trap cleanup EXIT
+
+ok() { echo "ok snapshot_e2e.$1"; }
+not_ok() {
+	echo "not ok snapshot_e2e.$*"
+	failed=$((failed + 1))
+}
+# check NAME CMD...: ok when CMD exits 0
+check() {
+	local name=$1
+	shift
+	if "$@" >"$dir/out" 2>&1; then ok "$name"; else
+		not_ok "$name"
+		sed 's/^/#   /' "$dir/out" | head -20
+	fi
+}
+json() { python3 -c "import json,sys; d=json.load(open(sys.argv[1])); sys.exit(0 if ($2) else 1)" "$1"; }
+pt() { "$PT" -c "unix:$sock" "$@"; }
+
+"$SIM" --socket "$sock" --dump-dir "$dir" --writes-per-poll 1 --ram-mib 2 --poll-us 20 \
+	2>>"$dir/sim.log" &
+pids+=($!)
+for _ in $(seq 100); do [ -S "$sock" ] && break; sleep 0.05; done
+
+# corecheck_at NAME CORE: the core against the dump of the last pause and regs now.
+corecheck_at() {
+	local name=$1 core=$2
+	pt --json regs --vcpu 0 >"$dir/r0.json" && pt --json regs --vcpu 1 >"$dir/r1.json"
+	check "$name.corecheck" python3 "$CHECK" "$core" --vcpus 2 --mem "0:$dir/mem-0.bin" \
+		--mem "0x100000000:$dir/mem-1.bin" --regs "0:$dir/r0.json" --regs "1:$dir/r1.json"
+	check "$name.readelf" readelf -W -h -l -n "$core"
+}
+
+rm -f "$dir"/mem-*.bin
+pt --json snapshot -o "$dir/plain.core" --stay-paused >"$dir/plain.json" 2>"$dir/out"
+check plain.json json "$dir/plain.json" \
+	'd["pages"]==1536 and d["pages_sent"]==1536 and d["rounds"]==1 and d["guest"]=="paused" and all(k in d for k in ("file","cow_pages","wire_bytes","downtime_ms","total_ms"))'
+corecheck_at plain "$dir/plain.core"
+pt --json slots >"$dir/slots.json"
+check plain.leaves_logging json "$dir/slots.json" 'all(s["logging"] for s in d if s["type"]=="ram")'
+check plain.resume pt resume
+
+rm -f "$dir"/mem-*.bin
+pt --json snapshot -o "$dir/live.core" --live --max-rounds 3 --downtime 1 --stay-paused \
+	>"$dir/live.json" 2>"$dir/out"
+check live.json json "$dir/live.json" \
+	'd["mode"]=="live" and d["rounds"]>=3 and d["pages_sent"]>d["pages"] and d["guest"]=="paused"'
+corecheck_at live "$dir/live.core"
+check live.resume pt resume
+
+# A paused guest stays paused; plain snapshot of it without --stay-paused.
+pt pause >/dev/null
+pt --json snapshot -o "$dir/p2.core" >"$dir/p2.json" 2>"$dir/out"
+pt --json info >"$dir/info.json"
+check paused_stays_paused json "$dir/info.json" 'd["paused"]'
+check paused_json json "$dir/p2.json" 'd["downtime_ms"]==0 and d["guest"]=="paused"'
+pt resume >/dev/null
+
+# Faults: the write fails (file size limit): exit status, no file, no temporary, old FILE kept.
+echo old >"$dir/keep.core"
+(
+	trap '' XFSZ
+	ulimit -f 64
+	pt snapshot -o "$dir/keep.core"
+) >"$dir/out" 2>&1
+rc=$?
+pt --json info >"$dir/info.json"
+if [ "$rc" -ne 0 ] && [ "$(cat "$dir/keep.core")" = old ] && ! ls "$dir"/keep.core.tmp.* >/dev/null 2>&1 &&
+	json "$dir/info.json" 'not d["paused"]'; then ok fault.write_fails; else
+	not_ok "fault.write_fails (exit $rc; $(ls "$dir" | tr '\n' ' '))"
+fi
+# SIGTERM in the middle of a live snapshot: no file, no temporary, the guest running.
+"$PT" -c "unix:$sock" snapshot -o "$dir/term.core" --live --max-rounds 1000 --downtime 0 \
+	>"$dir/out" 2>&1 &
+spid=$!
+sleep 1.5
+kill -TERM "$spid"
+wait "$spid"
+rc=$?
+pt --json info >"$dir/info.json"
+if [ "$rc" -ne 0 ] && [ ! -e "$dir/term.core" ] && ! ls "$dir"/term.core.tmp.* >/dev/null 2>&1 &&
+	json "$dir/info.json" 'not d["paused"]'; then ok fault.sigterm; else
+	not_ok "fault.sigterm (exit $rc; $(ls "$dir" | tr '\n' ' '))"
+fi
+[ "$failed" -eq 0 ]

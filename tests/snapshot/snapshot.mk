@@ -1,0 +1,4 @@
+# `ptctl snapshot` (ELF cores, pre-copy): end to end against the simulator (host), and in
+# QEMU against QMP pmemsave (tests/snapshot/test_qemu_snapshot.sh).
+TEST_DEPS += $(BUILD)/mgmt/ptsim $(BUILD)/mgmt/ptctl-san
+TEST_SCRIPTS += tests/snapshot/e2e_snapshot.sh

@@ -1,0 +1,58 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Typed management commands on top of the client (client.h): INFO, SLOTS,
+ * REGS, PAUSE/RESUME, whole-range MEM_READ and the dirty-log harvest, each
+ * with its reply checked. Used by the snapshot and pre-copy engines (and by
+ * anything else on the host that needs more than one command). Failures
+ * return an enum pt_status with c->err set.
+ */
+#ifndef PT_PTCTL_OPS_H
+#define PT_PTCTL_OPS_H
+
+#include "client.h"
+
+struct pt_info {
+	char backend[16], version[64];
+	u64 vcpus, modes, mem, nslots;
+	bool paused;
+};
+
+struct pt_slot {
+	u64 id, gpa, size;
+	u8 type, mode;
+};
+
+struct pt_regs {
+	u32 count; /* registers the hypervisor sent (enum proto_reg order) */
+	u64 r[PROTO_REGS_MAX];
+};
+
+int pt_get_info(struct pt_conn *c, struct pt_info *out);
+int pt_get_slots(struct pt_conn *c, struct pt_slot *out, int max, int *n);
+int pt_get_regs(struct pt_conn *c, u32 vcpu, struct pt_regs *out);
+/* A command without payload whose reply has none (PAUSE, RESUME). */
+int pt_simple(struct pt_conn *c, u8 cmd);
+
+/* DIRTY_START / DIRTY_STOP of one slot; *n = slots the hypervisor changed. */
+int pt_dirty_start_slot(struct pt_conn *c, u64 slot, u8 mode, u64 *n);
+int pt_dirty_stop_slot(struct pt_conn *c, u64 slot, u64 *n);
+/* The cheapest dirty-logging mode the CPU has (pml, then dbit, then wp). */
+u8 pt_best_dirty_mode(u64 modes);
+
+/*
+ * DIRTY_SNAP (with CLEAR when clear), DIRTY_READ of the whole bitmap into bm
+ * (ceil(npages/64) words, zeroed here), checked against the hypervisor's
+ * count, then DIRTY_DONE when clear: the bits are the caller's from then on.
+ * *npages must be the slot's page count (checked).
+ */
+int pt_dirty_harvest(struct pt_conn *c, u64 slot, bool clear, u64 *bm, u64 npages, u64 *ndirty);
+
+/*
+ * Reads guest-physical [gpa, gpa + len) into buf, with the token encoding
+ * (zero pages cost a few bytes). progress (may be NULL) is called after each
+ * reply with the bytes done so far.
+ */
+int pt_mem_read(struct pt_conn *c, u64 gpa, u64 len, u8 *buf, void (*progress)(void *ctx, u64 done),
+		void *ctx);
+
+#endif /* PT_PTCTL_OPS_H */

@@ -1,0 +1,375 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * `ptctl snapshot -o FILE`: the guest's memory and vCPU state as an ELF core
+ * (elfcore.h). Plain: pause, take the vCPU state, copy, resume. --live: the
+ * pre-copy engine (precopy.h) copies while the guest runs and pauses only
+ * for the last pages. Either way every slot the core covers is left logging
+ * dirty pages, and the file appears under its name only when complete
+ * (a temporary file in the same directory, fsync, rename).
+ */
+#include "snapshot.h"
+
+#include "elfcore.h"
+#include "precopy.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <libgen.h>
+#include <sys/stat.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static volatile sig_atomic_t snap_cancel;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	snap_cancel = 1;
+}
+
+static double now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e3 + ts.tv_nsec * 1e-6;
+}
+
+struct snap {
+	struct pt_conn *c;
+	const struct snapshot_opts *o;
+	struct core core;
+	struct precopy_stats *st;
+	int fd;
+	double t0, pass_t0;
+	u32 pass_seen;
+	bool tty, bar_shown;
+	u64 wire0;
+};
+
+static bool page_is_zero(const u8 *p)
+{
+	const u64 *w = (const u64 *)p;
+
+	for (u32 i = 0; i < PAGE_SIZE / 8; i++)
+		if (w[i])
+			return false;
+	return true;
+}
+
+/* Pages go to their place in the file; zero pages of the first pass stay holes. */
+static int snap_put(void *ctx, u64 gpa, const u8 *data, u64 len)
+{
+	struct snap *s = ctx;
+	const struct core_range *r = core_find(&s->core, gpa);
+
+	if (!r || gpa + len - r->gpa > r->size) {
+		snprintf(s->c->err, sizeof(s->c->err), "page 0x%" PRIx64 " outside the core", gpa);
+		return PT_ETRANSPORT;
+	}
+	for (u64 at = 0; at < len;) {
+		u64 n = 0;
+
+		if (s->st->pass == 0 && page_is_zero(data + at)) {
+			at += PAGE_SIZE;
+			continue;
+		}
+		while (at + n < len && !(s->st->pass == 0 && page_is_zero(data + at + n)))
+			n += PAGE_SIZE;
+		for (u64 w = 0; w < n;) {
+			ssize_t k = pwrite(s->fd, data + at + w, n - w,
+					   (off_t)(r->file_off + gpa + at + w - r->gpa));
+
+			if (k < 0 && errno == EINTR)
+				continue;
+			if (k <= 0) {
+				snprintf(s->c->err, sizeof(s->c->err), "cannot write %s: %s",
+					 s->o->out, k < 0 ? strerror(errno) : "short write");
+				return PT_EUSAGE;
+			}
+			w += (u64)k;
+		}
+		at += n;
+	}
+	return 0;
+}
+
+static int snap_regs(void *ctx, struct pt_conn *c)
+{
+	struct snap *s = ctx;
+
+	for (u32 i = 0; i < s->core.nvcpus; i++) {
+		int r = pt_get_regs(c, i, &s->core.regs[i]);
+
+		if (r)
+			return r;
+		if (s->core.regs[i].count < PROTO_REG_NR) {
+			snprintf(c->err, sizeof(c->err),
+				 "the hypervisor reports %u registers of vCPU %u, a core needs %d "
+				 "(segments, descriptor tables): update the hypervisor",
+				 s->core.regs[i].count, i, PROTO_REG_NR);
+			return PT_EHV;
+		}
+	}
+	return 0;
+}
+
+/* On a terminal: pass, bar, percentage, rate of guest memory covered, ETA of the pass. */
+static void snap_progress(void *ctx, const struct precopy_stats *st)
+{
+	struct snap *s = ctx;
+	double t = now_ms(), secs, rate;
+	int width = 28, fill;
+
+	if (!s->tty || t - s->t0 < 1000 || !st->pass_total)
+		return;
+	if (st->pass != s->pass_seen || !s->pass_t0) {
+		s->pass_seen = st->pass;
+		s->pass_t0 = t;
+	}
+	secs = (t - s->pass_t0) / 1e3;
+	rate = secs > 0 ? (double)st->pass_done * PAGE_SIZE / secs : 0;
+	fill = (int)(width * (double)st->pass_done / (double)st->pass_total);
+	if (fill > width)
+		fill = width;
+	fprintf(stderr, "\rsnapshot %s [%.*s%*s] %3d%% %7.1f MiB/s ETA %4.0fs  ",
+		st->pass ? "round" : "memory", fill, "############################", width - fill,
+		"", (int)(100.0 * st->pass_done / st->pass_total), rate / 1048576.0,
+		rate > 0 ? (double)(st->pass_total - st->pass_done) * PAGE_SIZE / rate : 0.0);
+	s->bar_shown = true;
+}
+
+static int open_temp(struct snap *s, char **tmp)
+{
+	size_t n = strlen(s->o->out) + 16;
+
+	*tmp = malloc(n);
+	if (!*tmp)
+		return -1;
+	snprintf(*tmp, n, "%s.tmp.XXXXXX", s->o->out);
+	s->fd = mkstemp(*tmp);
+	if (s->fd < 0) {
+		free(*tmp);
+		*tmp = NULL;
+		return -1;
+	}
+	return 0;
+}
+
+/* fsync the file, rename it over FILE, fsync the directory: all or nothing. */
+static int finish_file(struct snap *s, const char *tmp)
+{
+	char *d = strdup(s->o->out);
+	int dfd;
+
+	if (!d)
+		return -1;
+	if (fchmod(s->fd, 0644) || fsync(s->fd) || close(s->fd)) {
+		s->fd = -1;
+		free(d);
+		return -1;
+	}
+	s->fd = -1;
+	if (rename(tmp, s->o->out)) {
+		free(d);
+		return -1;
+	}
+	dfd = open(dirname(d), O_RDONLY | O_DIRECTORY);
+	free(d);
+	if (dfd >= 0) {
+		fsync(dfd);
+		close(dfd);
+	}
+	return 0;
+}
+
+static void json_file(const char *f)
+{
+	printf("{\"file\":\"");
+	for (; *f; f++) {
+		unsigned char ch = (unsigned char)*f;
+
+		if (ch == '"' || ch == '\\')
+			printf("\\%c", ch);
+		else if (ch < 0x20)
+			printf("\\u%04x", ch);
+		else
+			putchar(ch);
+	}
+	putchar('"');
+}
+
+int snapshot_cmd(struct pt_conn *c, const struct snapshot_opts *o)
+{
+	struct pt_info info;
+	struct pt_slot slots[PROTO_MAX_SLOTS];
+	struct precopy_range pr[PROTO_MAX_SLOTS];
+	struct precopy_stats st = {0};
+	struct snap s = {.c = c, .o = o, .fd = -1, .st = &st};
+	struct sigaction sa = {.sa_handler = on_signal}, old_int, old_term;
+	struct precopy_sink sink = {.ctx = &s,
+				    .put = snap_put,
+				    .at_pause = snap_regs,
+				    .progress = snap_progress,
+				    .cancel = &snap_cancel};
+	char *tmp = NULL;
+	int nslots, r;
+	u32 nr = 0;
+
+	s.t0 = now_ms();
+	s.tty = isatty(2);
+	s.wire0 = c->wire_rx + c->wire_tx;
+	if ((r = pt_get_info(c, &info)) || (r = pt_get_slots(c, slots, PROTO_MAX_SLOTS, &nslots)))
+		goto fail_msg;
+	/* Every slot that is memory (what dirty logging covers): RAM, ACPI, runtime, reserved. */
+	for (int i = 0; i < nslots; i++) {
+		if (slots[i].type != PROTO_SLOT_RAM && slots[i].type != PROTO_SLOT_RESERVED)
+			continue;
+		pr[nr] =
+		    (struct precopy_range){slots[i].id, slots[i].gpa, slots[i].size, slots[i].mode};
+		nr++;
+	}
+	if (!nr) {
+		snprintf(c->err, sizeof(c->err), "the hypervisor reports no memory slot");
+		r = PT_EHV;
+		goto fail_msg;
+	}
+	s.core.nvcpus = (u32)info.vcpus;
+	s.core.nranges = nr;
+	s.core.regs = calloc(info.vcpus, sizeof(*s.core.regs));
+	s.core.ranges = calloc(nr, sizeof(*s.core.ranges));
+	if (!s.core.regs || !s.core.ranges) {
+		snprintf(c->err, sizeof(c->err), "out of memory");
+		r = PT_ETRANSPORT;
+		goto fail_msg;
+	}
+	for (u32 i = 0; i < nr; i++) {
+		s.core.ranges[i].gpa = pr[i].gpa;
+		s.core.ranges[i].size = pr[i].size;
+		s.core.ranges[i].slot = pr[i].slot;
+	}
+	core_layout(&s.core);
+	if (open_temp(&s, &tmp) || ftruncate(s.fd, (off_t)s.core.file_size)) {
+		fprintf(stderr, "ptctl: cannot write %s: %s\n", o->out, strerror(errno));
+		if (tmp)
+			unlink(tmp);
+		free(tmp);
+		if (s.fd >= 0)
+			close(s.fd);
+		core_free(&s.core);
+		return PT_EUSAGE;
+	}
+	sigaction(SIGINT, &sa, &old_int);
+	sigaction(SIGTERM, &sa, &old_term);
+
+	if (o->live) {
+		struct precopy_params p = {.max_rounds = (u32)o->max_rounds,
+					   .downtime_ms = o->downtime_ms,
+					   .stay_paused = o->stay_paused,
+					   .guest_was_paused = info.paused,
+					   .mode = pt_best_dirty_mode(info.modes)};
+
+		r = precopy_run(c, pr, nr, &p, &sink, &st);
+	} else {
+		/* Plain: pause, log from here on, the vCPU state, every page, resume. */
+		double t_pause = 0;
+
+		st.pages = 0;
+		for (u32 i = 0; i < nr; i++)
+			st.pages += pr[i].size / PAGE_SIZE;
+		st.pass_total = st.pages;
+		r = 0;
+		if (!info.paused) {
+			r = pt_simple(c, PROTO_CMD_PAUSE);
+			st.paused_by_us = !r;
+			t_pause = now_ms();
+		}
+		for (u32 i = 0; i < nr && !r; i++) {
+			u64 k;
+
+			if (pr[i].log_mode == PROTO_DIRTY_OFF)
+				r = pt_dirty_start_slot(c, pr[i].slot,
+							pt_best_dirty_mode(info.modes), &k);
+		}
+		if (!r)
+			r = snap_regs(&s, c);
+		for (u32 i = 0; i < nr && !r; i++)
+			r = precopy_copy(c, pr[i].gpa, pr[i].size, &sink, &st);
+		st.rounds = 1;
+		if (st.paused_by_us && !o->stay_paused) {
+			char keep[sizeof(c->err)];
+			int rr;
+
+			memcpy(keep, c->err, sizeof(keep));
+			rr = pt_simple(c, PROTO_CMD_RESUME);
+			if (rr)
+				st.left_paused = true;
+			if (rr && !r)
+				r = rr;
+			else if (r)
+				memcpy(c->err, keep, sizeof(keep));
+		} else if (st.paused_by_us) {
+			st.left_paused = true;
+		}
+		if (st.paused_by_us)
+			st.downtime_ms = now_ms() - t_pause;
+	}
+	if (s.bar_shown)
+		fprintf(stderr, "\r%*s\r", 78, "");
+	if (!r && core_write_headers(s.fd, &s.core)) {
+		snprintf(c->err, sizeof(c->err), "cannot write %s: %s", o->out, strerror(errno));
+		r = PT_EUSAGE;
+	}
+	if (!r && finish_file(&s, tmp)) {
+		snprintf(c->err, sizeof(c->err), "cannot write %s: %s", o->out, strerror(errno));
+		r = PT_EUSAGE;
+	}
+	sigaction(SIGINT, &old_int, NULL);
+	sigaction(SIGTERM, &old_term, NULL);
+	if (r) {
+		if (s.fd >= 0)
+			close(s.fd);
+		unlink(tmp);
+		free(tmp);
+		core_free(&s.core);
+		goto fail_msg;
+	}
+	free(tmp);
+	{
+		u64 wire = c->wire_rx + c->wire_tx - s.wire0;
+		double total = now_ms() - s.t0;
+		const char *state = info.paused	     ? "paused before, still paused"
+				    : st.left_paused ? "left paused (--stay-paused)"
+						     : "resumed";
+
+		if (o->json)
+			json_file(o->out),
+			    printf(",\"pages\":%" PRIu64 ",\"pages_sent\":%" PRIu64
+				   ",\"cow_pages\":0,\"wire_bytes\":%" PRIu64 ",\"rounds\":%u"
+				   ",\"downtime_ms\":%.1f,\"total_ms\":%.1f,\"vcpus\":%u"
+				   ",\"mode\":\"%s\",\"guest\":\"%s\"}\n",
+				   st.pages, st.pages_sent, wire, st.rounds, st.downtime_ms, total,
+				   s.core.nvcpus, o->live ? "live" : "plain",
+				   info.paused	    ? "paused"
+				   : st.left_paused ? "paused"
+						    : "running");
+		else
+			printf("snapshot %s: %" PRIu64 " pages in %u range(s), %u vCPU(s); %" PRIu64
+			       " pages read in %u round(s), %" PRIu64
+			       " bytes on the wire; guest paused %.1f ms of %.1f ms (%s)\n",
+			       o->out, st.pages, nr, s.core.nvcpus, st.pages_sent, st.rounds, wire,
+			       st.downtime_ms, total, state);
+	}
+	core_free(&s.core);
+	return 0;
+fail_msg:
+	fprintf(stderr, "ptctl: snapshot: %s%s\n", c->err,
+		st.left_paused ? " (the guest is left PAUSED: `ptctl resume`)" : "");
+	core_free(&s.core);
+	return r;
+}

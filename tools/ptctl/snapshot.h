@@ -1,0 +1,19 @@
+/* SPDX-License-Identifier: MIT */
+/* `ptctl snapshot`: ELF cores of the guest (docs/snapshot.md). */
+#ifndef PT_PTCTL_SNAPSHOT_H
+#define PT_PTCTL_SNAPSHOT_H
+
+#include "client.h"
+
+struct snapshot_opts {
+	const char *out;  /* -o FILE */
+	bool live;	  /* --live: pre-copy while the guest runs */
+	bool stay_paused; /* --stay-paused */
+	u64 downtime_ms;  /* --downtime MS (--live) */
+	u64 max_rounds;	  /* --max-rounds N (--live) */
+	bool json;
+};
+
+int snapshot_cmd(struct pt_conn *c, const struct snapshot_opts *o);
+
+#endif /* PT_PTCTL_SNAPSHOT_H */
