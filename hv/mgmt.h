@@ -14,7 +14,8 @@
  *      every loop where the hypervisor waits (paused guest, halted vCPU). It
  *      does bounded work: drains the receive FIFO (<= 16 bytes), runs at most
  *      one command, or one step of a long one (step_pages pages of mmu work),
- *      pushes at most tx_room() bytes. While mgmt_wants_poll() is true (a
+ *      pushes bytes while tx_room() grants them, at most MGMT_TX_BURST (one
+ *      reply and a CREDIT). While mgmt_wants_poll() is true (a
  *      reply is still being sent, a long command runs), arrange an exit soon
  *      (a preemption timer / a short VMCB timer intercept) so the channel
  *      keeps its rate and the command makes progress.

@@ -2,3 +2,4 @@
 # QEMU against QMP pmemsave (tests/snapshot/test_qemu_snapshot.sh).
 TEST_DEPS += $(BUILD)/mgmt/ptsim $(BUILD)/mgmt/ptctl-san
 TEST_SCRIPTS += tests/snapshot/e2e_snapshot.sh
+TEST_SCRIPTS += tests/snapshot/test_qemu_snapshot.sh

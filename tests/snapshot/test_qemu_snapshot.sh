@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# `ptctl snapshot` against the real hypervisor (QEMU TCG, SVM + NPT) with Linux (256 MiB,
+# init_on_free=1 so that memory Linux freed is zero and costs nothing on the wire) writing
+# memory the whole time: each core compared page by page
+# with QMP pmemsave taken at the snapshot's instant (the guest left paused by
+# --stay-paused), its NT_PRSTATUS and QEMU CPU notes with `ptctl regs`, readelf accepts it
+# (tests/snapshot/qemu_snapshot.py). The plain form only (a full copy takes minutes over
+# QEMU's 16550); PT_SNAPSHOT_FORMS=plain,live adds --live. Then the hypervisor reports no fault.
+source "$(dirname "$0")/../qemu/lib.sh"
+pt_init snapshot_qemu
+
+forms=${PT_SNAPSHOT_FORMS:-plain}
+PT_QEMU_TIMEOUT=$((300 + 600 * $(tr , ' ' <<<"$forms" | wc -w))) pt_qemu_start --com1-socket \
+	--qemu-arg -m --qemu-arg 256M --kernel-args init_on_free=1
+if ! python3 tests/snapshot/qemu_snapshot.py "$RUN_DIR" --forms "$forms" \
+	--deadline $((240 + 600 * $(tr , ' ' <<<"$forms" | wc -w))); then
+	PT_FAILED=$((PT_FAILED + 1))
+fi
+pt_qemu_kill
+pt_hv_log_checks snapshot_qemu
+pt_finish
