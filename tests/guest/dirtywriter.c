@@ -4,8 +4,8 @@
  * (tests/qemu/test_dirty_oracle.sh, issue 5). A static Linux program for the busybox
  * initramfs.
  *
- *   pt-dirtywriter [--pattern random|seq|hot] [--mib N] [--hot-pages N] [--seconds S]
- *                  [--seed N] [--nap-ms N] [--rate N] [--tag N]
+ *   pt-dirtywriter [--pattern random|seq|hot] [--mib N | --pages N] [--hot-pages N]
+ *                  [--seconds S] [--seed N] [--nap-ms N] [--rate N [--steady]] [--tag N]
  *
  * It maps N MiB of anonymous memory (populated up front, so that the measured loop takes
  * no guest page faults), then stores into one page after another until S seconds have
@@ -17,6 +17,18 @@
  * --rate N: at most N stores per second on average (sleeping when ahead; 0, the default:
  * as fast as it can). The oracle uses it so that a round dirties part of the buffer, not
  * all of it: a page must then be reported exactly when it was written.
+ * --pages N: the buffer in 4 KiB pages instead of MiB (the set of W pages of the
+ * migration-convergence tests, docs/research.md).
+ * --steady (with --rate): a writer of a known rate at every moment, for the research
+ * commands' checks against W (1 - exp(-R t / W)): every 5 ms it stores R x (time since
+ * the last tick) times, and time the writer did not get (the hypervisor paused the
+ * guest, the host starved it) counts only up to 25 ms: it never stores a backlog in a
+ * burst. Without it, --rate catches up after a stall. The final line then also says
+ * stalled=SECONDS (the time not credited) and rate is stores per credited second.
+ * --heartbeat-ms N (with --steady): every N ms a line "dirtywriter: t=T stores=K", T the
+ * guest's CLOCK_MONOTONIC: how many stores were made by when, for the tests that compare
+ * a harvest with the stores made in its window (tests/qemu/research_check.py), whatever
+ * pace a busy host let the guest keep.
  * --nap-ms N: after every N ms of stores, sleep 1 ms (0, the default: never). A guest
  * that sleeps halts, and a halt is an exit: see tests/qemu/dirty_oracle.py on why the
  * oracle uses it (the hypervisor polls its management port only on exits).
@@ -56,7 +68,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define PAGE 4096u
+#define PAGE	    4096u
 #define CLOCK_EVERY 1024u
 #define TAG_MAGIC   0x5054574400000000ull /* "PTWD" in the high half */
 
@@ -93,8 +105,10 @@ static uint64_t xorshift64s(uint64_t *s)
 
 static int usage(void)
 {
-	fprintf(stderr, "usage: pt-dirtywriter [--pattern random|seq|hot] [--mib N] "
-			"[--hot-pages N] [--seconds S] [--seed N] [--nap-ms N] [--rate N] [--tag N]\n");
+	fprintf(stderr,
+		"usage: pt-dirtywriter [--pattern random|seq|hot] [--mib N] "
+		"[--pages N] [--hot-pages N] [--seconds S] [--seed N] [--nap-ms N] [--rate N "
+		"[--steady [--heartbeat-ms N]]] [--tag N]\n");
 	return 2;
 }
 
@@ -133,13 +147,86 @@ static void report(enum pattern pat, uint64_t pages, uint64_t stores, double sec
 	fflush(stdout);
 }
 
+static uint64_t pick_page(enum pattern pat, uint64_t *rng, uint64_t *sweep, uint64_t pages,
+			  uint64_t hot_pages)
+{
+	uint64_t page;
+
+	switch (pat) {
+	case PAT_SEQ:
+		return (*sweep)++ % pages;
+	case PAT_HOT:
+		page = xorshift64s(rng);
+		return (page % 100 != 0) ? (page >> 8) % hot_pages : (page >> 8) % pages;
+	case PAT_RANDOM:
+	default:
+		return xorshift64s(rng) % pages;
+	}
+}
+
+/*
+ * A tick of 5 ms: each tick is a sleep, a timer interrupt and exits to the hypervisor;
+ * at 1 ms a guest under an emulator on a busy host could not keep up. Counts over
+ * windows of more than a few ticks follow the rate; a stall (a paused guest) costs at
+ * most 25 ms of stores in one burst.
+ */
+#define STEADY_TICK_S	    0.005
+#define STEADY_MAX_CREDIT_S 0.025
+
+/* --steady: R stores per second of time the writer got, in ticks, no catch-up. */
+static int run_steady(enum pattern pat, unsigned char *buf, uint64_t pages, uint64_t hot_pages,
+		      unsigned long rate, unsigned long seconds, unsigned long heartbeat_ms,
+		      uint64_t *rng)
+{
+	double start = now(), last = start, credit = 0, stalled = 0, beat = start;
+	uint64_t stores = 0, seqno = 1, sweep = 0;
+	struct timespec tick = {0, (long)(STEADY_TICK_S * 1e9)};
+
+	while (!stop) {
+		double t = now(), dt = t - last;
+
+		last = t;
+		if (dt > STEADY_MAX_CREDIT_S) {
+			stalled += dt - STEADY_MAX_CREDIT_S;
+			dt = STEADY_MAX_CREDIT_S;
+		}
+		credit += (double)rate * dt;
+		while (credit >= 1.0) {
+			uint64_t page = pick_page(pat, rng, &sweep, pages, hot_pages);
+
+			*(volatile uint64_t *)(buf + page * PAGE) = seqno++;
+			stores++;
+			credit -= 1.0;
+		}
+		if (heartbeat_ms && t - beat >= (double)heartbeat_ms * 1e-3) {
+			printf("dirtywriter: t=%.6f stores=%llu\n", t, (unsigned long long)stores);
+			fflush(stdout);
+			beat = t;
+		}
+		if (seconds && t - start >= (double)seconds)
+			break;
+		nanosleep(&tick, NULL);
+	}
+	{
+		double secs = now() - start, got = secs - stalled;
+
+		printf("dirtywriter: pattern=%s pages=%llu stores=%llu seconds=%.3f rate=%.0f "
+		       "stalled=%.3f\n",
+		       pattern_names[pat], (unsigned long long)pages, (unsigned long long)stores,
+		       secs, got > 0 ? (double)stores / got : 0.0, stalled);
+		fflush(stdout);
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	enum pattern pat = PAT_RANDOM;
 	unsigned long mib = 64, hot_pages = 64, seconds = 0, seed = 0x9e3779b97f4a7c15ul;
-	unsigned long nap_ms = 0, rate = 0, tag = 0;
+	unsigned long nap_ms = 0, rate = 0, tag = 0, npages = 0, heartbeat_ms = 0;
 	volatile uint64_t *control = NULL;
 	uint64_t control_gpa = 0;
+	int steady = 0;
 	uint64_t pages, i, rng, seqno = 1, stores = 0, sweep = 0;
 	double start, t, last_nap;
 	unsigned char *buf;
@@ -159,6 +246,15 @@ int main(int argc, char **argv)
 				return usage();
 		} else if (!strcmp(argv[a], "--mib") && v) {
 			if (parse_ul(v, &mib) || !mib || mib > 65536)
+				return usage();
+		} else if (!strcmp(argv[a], "--steady")) {
+			steady = 1;
+			continue;
+		} else if (!strcmp(argv[a], "--heartbeat-ms") && v) {
+			if (parse_ul(v, &heartbeat_ms) || !heartbeat_ms)
+				return usage();
+		} else if (!strcmp(argv[a], "--pages") && v) {
+			if (parse_ul(v, &npages) || !npages || npages > (65536ul << 8))
 				return usage();
 		} else if (!strcmp(argv[a], "--hot-pages") && v) {
 			if (parse_ul(v, &hot_pages) || !hot_pages)
@@ -183,7 +279,10 @@ int main(int argc, char **argv)
 		}
 		a++;
 	}
-	pages = (uint64_t)mib * (1u << 20) / PAGE;
+	/* --steady has its own store loop, without the tagged stores and control page. */
+	if ((steady && (!rate || tag)) || (heartbeat_ms && !steady))
+		return usage();
+	pages = npages ? npages : (uint64_t)mib * (1u << 20) / PAGE;
 	if (hot_pages > pages)
 		hot_pages = pages;
 	rng = seed;
@@ -227,6 +326,8 @@ int main(int argc, char **argv)
 	fflush(stdout);
 
 	start = last_nap = now();
+	if (steady)
+		return run_steady(pat, buf, pages, hot_pages, rate, seconds, heartbeat_ms, &rng);
 	while (!stop) {
 		uint64_t page;
 
@@ -255,7 +356,8 @@ int main(int argc, char **argv)
 			break;
 		if (rate && (double)stores > (double)rate * (t - start)) {
 			double ahead = (double)stores / (double)rate - (t - start);
-			struct timespec nap = {(time_t)ahead, (long)((ahead - (double)(time_t)ahead) * 1e9)};
+			struct timespec nap = {(time_t)ahead,
+					       (long)((ahead - (double)(time_t)ahead) * 1e9)};
 
 			nanosleep(&nap, NULL);
 			last_nap = now();

@@ -24,3 +24,8 @@ TEST_SCRIPTS += $(QEMU_TEST_SCRIPTS)
 # Boot time with/without the hypervisor (median of PT_BENCH_BOOT_RUNS alternating runs),
 # and exits/s by reason idle vs load from the hypervisor's "pagetrail: exits" log lines.
 BENCH_STEPS += tests/qemu/bench_boot.py
+
+# The research commands (ptctl dirty rate, precopy, wws) against a guest writer of known
+# rate over a known set of pages, compared with W (1 - exp(-R t / W)); ~2 min.
+TEST_DEPS += $(BUILD)/ptctl
+TEST_SCRIPTS += tests/qemu/test_research.sh

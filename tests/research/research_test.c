@@ -246,14 +246,16 @@ static void test_rate_series(void)
 	out = open_memstream(&buf, &len);
 	research_rate_print(out, &src, &r, true, true);
 	fclose(out);
-	EXPECT(strstr(buf, "{\"count\":4,\"samples\":[{\"start_s\":0.000000,\"dirty_pages\":"));
+	EXPECT(strstr(buf, ",\"count\":4,\"samples\":[{\"start_s\":0.000000,\"dirty_pages\":"));
+	EXPECT(!strncmp(buf, "{\"t0_monotonic_s\":", 18));
 	EXPECT(strstr(buf, "\"slots\":[{\"id\":1,"));
 	free(buf);
 	buf = NULL;
 	out = open_memstream(&buf, &len);
 	research_rate_print(out, &src, &r, true, false);
 	fclose(out);
-	EXPECT(!strncmp(buf, "{\"dirty_pages\":", 15) && strstr(buf, "\"rate_pages_s\":"));
+	EXPECT(!strncmp(buf, "{\"t0_monotonic_s\":", 18) && strstr(buf, ",\"dirty_pages\":") &&
+	       strstr(buf, "\"rate_pages_s\":"));
 	free(buf);
 	research_rate_free(&r);
 	fake_free(&f);
@@ -298,6 +300,11 @@ static void check_rounds_model(const struct research_precopy *p, double w, doubl
 		if (i)
 			EXPECT(fabs(rd->start_s - p->rounds[i - 1].start_s -
 				    p->rounds[i - 1].duration_s) < 1e-9);
+		/* The guest ran after the first harvest, each round after the one before. */
+		EXPECT(rd->run_start_s > 0);
+		if (i)
+			EXPECT(rd->run_start_s >=
+			       p->rounds[i - 1].run_start_s + p->rounds[i - 1].window_s);
 		EXPECT(fabs(rd->duration_s -
 			    (double)rd->pages_sent * 4096.0 / (double)p->cfg.bandwidth) < 1e-9);
 	}
@@ -393,6 +400,7 @@ static void test_precopy_limits(void)
 	    strstr(buf, "\"converged\":false,\"stop\":\"max_rounds\",\"predicted_downtime_ms\":"));
 	EXPECT(strstr(buf, "\"rounds\":[{\"round\":0,\"start_s\":0.000000,\"duration_s\":"));
 	EXPECT(strstr(buf, "\"pages_dirtied\":") && strstr(buf, "\"dirty_rate_pages_s\":"));
+	EXPECT(strstr(buf, ",\"t0_monotonic_s\":") && strstr(buf, ",\"run_start_s\":"));
 	free(buf);
 	buf = NULL;
 	out = open_memstream(&buf, &len);
@@ -483,7 +491,7 @@ static void test_wws_exact(void)
 	out = open_memstream(&buf, &len);
 	research_wws_print(out, &w, true);
 	fclose(out);
-	EXPECT(strstr(buf, "\"distinct_pages\":16,"));
+	EXPECT(strstr(buf, "\"distinct_pages\":16,") && !strncmp(buf, "{\"t0_monotonic_s\":", 18));
 	EXPECT(strstr(
 	    buf, "\"dirtied\":6,\"in_previous\":0,\"seen_before\":5,\"new\":1,\"cumulative\":16"));
 	free(buf);

@@ -97,7 +97,7 @@ int research_rate_run(const struct research_source *src, double seconds, u32 nsa
 	}
 	/* The first harvest throws away what was written before: the window starts here. */
 	r = harvest_into(src, bm, &t0, &lag);
-	tfirst = t0;
+	tfirst = out->t0 = t0;
 	for (u32 i = 0; !r && i < nsamples; i++) {
 		struct research_rate_sample *s = &out->samples[i];
 
@@ -146,13 +146,16 @@ static double mib_of(double pages)
 }
 
 static void rate_sample_json(FILE *f, const struct research_source *src,
-			     const struct research_rate_sample *s, bool with_start)
+			     const struct research_rate *r, const struct research_rate_sample *s,
+			     bool series)
 {
 	double rate = rate_of(s->dirty_pages, s->seconds);
 
 	fprintf(f, "{");
-	if (with_start)
+	if (series)
 		fprintf(f, "\"start_s\":%.6f,", s->start_s);
+	else
+		fprintf(f, "\"t0_monotonic_s\":%.6f,", r->t0);
 	fprintf(f,
 		"\"dirty_pages\":%" PRIu64 ",\"seconds\":%.6f,\"rate_pages_s\":%.3f,"
 		"\"rate_mib_s\":%.6f,\"slots\":[",
@@ -171,15 +174,16 @@ void research_rate_print(FILE *f, const struct research_source *src, const struc
 {
 	if (json && !series) {
 		if (r->nsamples)
-			rate_sample_json(f, src, &r->samples[0], false);
+			rate_sample_json(f, src, r, &r->samples[0], false);
 		fprintf(f, "\n");
 		return;
 	}
 	if (json) {
-		fprintf(f, "{\"count\":%u,\"samples\":[", r->nsamples);
+		fprintf(f, "{\"t0_monotonic_s\":%.6f,\"count\":%u,\"samples\":[", r->t0,
+			r->nsamples);
 		for (u32 i = 0; i < r->nsamples; i++) {
 			fprintf(f, "%s", i ? "," : "");
-			rate_sample_json(f, src, &r->samples[i], true);
+			rate_sample_json(f, src, r, &r->samples[i], true);
 		}
 		fprintf(f, "]}\n");
 		return;
@@ -237,7 +241,7 @@ static double send_seconds(u64 pages, u64 bandwidth)
  * middle of the PAUSE one (when each command most likely ran).
  */
 static int precopy_round(const struct research_source *src, u64 *bm, double duration,
-			 double *window)
+			 double *run_start, double *window)
 {
 	double a, b, c, d, t;
 	int r;
@@ -254,6 +258,7 @@ static int precopy_round(const struct research_source *src, u64 *bm, double dura
 	if (r)
 		return r;
 	d = src->now(src->ctx);
+	*run_start = (a + b) / 2;
 	*window = (c + d) / 2 - (a + b) / 2;
 	return harvest_into(src, bm, &t, NULL);
 }
@@ -263,7 +268,7 @@ int research_precopy_run(const struct research_source *src, const struct researc
 {
 	u64 *bm = bitmap_new(src->npages);
 	u64 sent = src->npages, rest = 0;
-	double t, clock = 0;
+	double clock = 0;
 	int r, r2;
 
 	memset(out, 0, sizeof(*out));
@@ -281,7 +286,7 @@ int research_precopy_run(const struct research_source *src, const struct researc
 	/* The migration starts with the guest paused and the log empty. */
 	r = src->pause(src->ctx);
 	if (!r)
-		r = harvest_into(src, bm, &t, NULL);
+		r = harvest_into(src, bm, &out->t0, NULL);
 	while (!r) {
 		struct research_round *rd = &out->rounds[out->nrounds];
 		double downtime;
@@ -290,9 +295,10 @@ int research_precopy_run(const struct research_source *src, const struct researc
 		rd->start_s = clock;
 		rd->pages_sent = sent;
 		rd->duration_s = send_seconds(sent, cfg->bandwidth);
-		r = precopy_round(src, bm, rd->duration_s, &rd->window_s);
+		r = precopy_round(src, bm, rd->duration_s, &rd->run_start_s, &rd->window_s);
 		if (r)
 			break;
+		rd->run_start_s -= out->t0;
 		rd->pages_dirtied = count_all(bm, src->npages);
 		rd->dirty_rate_pages_s = rate_of(rd->pages_dirtied, rd->window_s);
 		out->nrounds++;
@@ -343,20 +349,21 @@ void research_precopy_print(FILE *f, const struct research_precopy *p, bool json
 			"{\"bandwidth\":%" PRIu64 ",\"downtime_target_ms\":%.3f,\"max_rounds\":%u,"
 			"\"converged\":%s,\"stop\":\"%s\",\"predicted_downtime_ms\":%.3f,"
 			"\"total_s\":%.6f,\"pages_sent_total\":%" PRIu64
-			",\"pages_remaining\":%" PRIu64 ",\"rounds\":[",
+			",\"pages_remaining\":%" PRIu64 ",\"t0_monotonic_s\":%.6f,\"rounds\":[",
 			p->cfg.bandwidth, p->cfg.downtime_s * 1e3, p->cfg.max_rounds,
 			p->stop == RESEARCH_CONVERGED ? "true" : "false",
 			research_stop_name(p->stop), p->predicted_downtime_s * 1e3, p->total_s,
-			p->pages_sent_total, p->pages_remaining);
+			p->pages_sent_total, p->pages_remaining, p->t0);
 		for (u32 i = 0; i < p->nrounds; i++) {
 			const struct research_round *rd = &p->rounds[i];
 
 			fprintf(f,
 				"%s{\"round\":%u,\"start_s\":%.6f,\"duration_s\":%.6f,"
-				"\"window_s\":%.6f,\"pages_sent\":%" PRIu64
+				"\"window_s\":%.6f,\"run_start_s\":%.6f,\"pages_sent\":%" PRIu64
 				",\"pages_dirtied\":%" PRIu64 ",\"dirty_rate_pages_s\":%.3f}",
 				i ? "," : "", rd->round, rd->start_s, rd->duration_s, rd->window_s,
-				rd->pages_sent, rd->pages_dirtied, rd->dirty_rate_pages_s);
+				rd->run_start_s, rd->pages_sent, rd->pages_dirtied,
+				rd->dirty_rate_pages_s);
 		}
 		fprintf(f, "]}\n");
 		return;
@@ -419,7 +426,7 @@ int research_wws_run(const struct research_source *src, double seconds, double i
 		goto done;
 	}
 	r = harvest_into(src, cur, &t0, &lag);
-	tfirst = t0;
+	tfirst = out->t0 = t0;
 	for (u32 i = 0; !r && i < n; i++) {
 		struct research_wws_interval *iv = &out->iv[i];
 		u64 *tmp;
@@ -464,9 +471,9 @@ void research_wws_print(FILE *f, const struct research_wws *w, bool json)
 {
 	if (json) {
 		fprintf(f,
-			"{\"interval_s\":%.6f,\"count\":%u,\"distinct_pages\":%" PRIu64
-			",\"intervals\":[",
-			w->interval_s, w->n, w->n ? w->iv[w->n - 1].cumulative : 0);
+			"{\"t0_monotonic_s\":%.6f,\"interval_s\":%.6f,\"count\":%u,"
+			"\"distinct_pages\":%" PRIu64 ",\"intervals\":[",
+			w->t0, w->interval_s, w->n, w->n ? w->iv[w->n - 1].cumulative : 0);
 		for (u32 i = 0; i < w->n; i++) {
 			const struct research_wws_interval *iv = &w->iv[i];
 

@@ -52,6 +52,7 @@ struct research_rate_sample {
 };
 
 struct research_rate {
+	double t0; /* the first harvest, on the source's clock (ptctl: CLOCK_MONOTONIC) */
 	u32 nslots;
 	u32 nsamples;
 	struct research_rate_sample *samples;
@@ -74,9 +75,10 @@ struct research_precopy_cfg {
 
 struct research_round {
 	u32 round;
-	double start_s;	   /* simulated: the sum of the rounds before */
-	double duration_s; /* pages_sent * 4 KiB / bandwidth */
-	double window_s;   /* how long the guest really ran during the round */
+	double start_s;	    /* simulated: the sum of the rounds before */
+	double duration_s;  /* pages_sent * 4 KiB / bandwidth */
+	double window_s;    /* how long the guest really ran during the round */
+	double run_start_s; /* when it started to run, from the first harvest (t0) */
 	u64 pages_sent;
 	u64 pages_dirtied;	   /* distinct pages written during the round: the next round's */
 	double dirty_rate_pages_s; /* pages_dirtied / window_s */
@@ -90,6 +92,7 @@ enum research_stop {
 
 struct research_precopy {
 	struct research_precopy_cfg cfg;
+	double t0; /* the first harvest, on the source's clock */
 	u32 nrounds;
 	struct research_round *rounds;
 	enum research_stop stop;
@@ -122,6 +125,7 @@ struct research_wws_interval {
 };
 
 struct research_wws {
+	double t0; /* the first harvest, on the source's clock */
 	double interval_s;
 	u32 n;
 	struct research_wws_interval *iv;
