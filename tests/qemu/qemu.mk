@@ -29,3 +29,6 @@ BENCH_STEPS += tests/qemu/bench_boot.py
 # rate over a known set of pages, compared with W (1 - exp(-R t / W)); ~2 min.
 TEST_DEPS += $(BUILD)/ptctl
 TEST_SCRIPTS += tests/qemu/test_research.sh
+# Migration convergence of a 1 GiB guest (docs/research.md): dirty rate against the
+# writer's known rate and QEMU's calc-dirty-rate, precopy at 100 MiB/s, 1 GiB/s, 10 GiB/s.
+BENCH_STEPS += tests/qemu/bench_research.py

@@ -23,14 +23,13 @@ import argparse
 import json
 import math
 import os
-import re
 import subprocess
 import sys
-import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import ptqemu  # noqa: E402
+from writerbeats import Heartbeats  # noqa: E402
 
 ap = argparse.ArgumentParser()
 ap.add_argument("run_dir")
@@ -57,78 +56,7 @@ def not_ok(name, why):
     print(f"not ok research.{name} {why}", flush=True)
 
 
-HEARTBEAT_RE = re.compile(r"dirtywriter: t=([0-9.]+) stores=([0-9]+)")
-
-
-class Heartbeats(threading.Thread):
-    """Follows com1.log, stamping each heartbeat line with time.monotonic() on arrival."""
-
-    def __init__(self, path):
-        super().__init__(daemon=True)
-        self.path, self.beats, self.lock = path, [], threading.Lock()
-        self.start()
-
-    def run(self):
-        pos, tail = 0, b""
-        while True:
-            try:
-                with open(self.path, "rb") as f:
-                    f.seek(pos)
-                    data = f.read()
-            except OSError:
-                data = b""
-            now = time.monotonic()
-            pos += len(data)
-            tail += data
-            *lines, tail = tail.split(b"\n")
-            for line in lines:
-                m = HEARTBEAT_RE.search(ptqemu.clean(line))
-                if m:
-                    with self.lock:
-                        self.beats.append((now, float(m.group(1)), int(m.group(2))))
-            time.sleep(0.005)
-
-    def _snapshot(self, host_t):
-        """The heartbeats, and the guest time of host_t (waits for a later heartbeat)."""
-        end = time.time() + 20
-        while True:
-            with self.lock:
-                beats = list(self.beats)
-            if len(beats) >= 2:
-                offset = min(a - g for a, g, _ in beats)
-                g = host_t - offset
-                if beats[-1][1] >= g:
-                    return beats, g
-            if time.time() > end:
-                raise ptqemu.QemuError(f"no writer heartbeat after {host_t:.3f}")
-            time.sleep(0.05)
-
-    def stores_between(self, host_t):
-        """(lo, hi): the writer's store count at host_t lies between the counts of the
-        heartbeats right before and right after it (stores only grow)."""
-        beats, g = self._snapshot(host_t)
-        if g < beats[0][1]:
-            raise ptqemu.QemuError(f"no writer heartbeat before {host_t:.3f}")
-        lo = max(n for _, t, n in beats if t <= g)
-        hi = min(n for _, t, n in beats if t >= g)
-        return lo, hi
-
-
 beats = None
-
-
-# How far the guest clock's offset may be off (a heartbeat line that arrived late still
-# arrives after it was written; the earliest arrival sets the offset), in seconds.
-CLOCK_MARGIN_S = 0.02
-
-
-def stores_in(start, seconds):
-    """(n_min, n_max): the stores the writer made in [start, start + seconds]."""
-    lo_end, _ = beats.stores_between(start + seconds - CLOCK_MARGIN_S)
-    _, hi_start = beats.stores_between(start + CLOCK_MARGIN_S)
-    _, hi_end = beats.stores_between(start + seconds + CLOCK_MARGIN_S)
-    lo_start, _ = beats.stores_between(start - CLOCK_MARGIN_S)
-    return max(lo_end - hi_start, 0), hi_end - lo_start
 
 
 def distinct(n):
@@ -138,7 +66,7 @@ def distinct(n):
 def within(measured, start, seconds):
     """(ok, text): measured distinct pages against the model for the stores the writer
     made in [start, start + seconds] (host CLOCK_MONOTONIC)."""
-    n_min, n_max = stores_in(start, seconds)
+    n_min, n_max = beats.stores_in(start, seconds)
     m_lo, m_hi = distinct(n_min), distinct(n_max)
     lo = m_lo * (1 - args.slack) - 3 * math.sqrt(max(m_lo * math.exp(-n_min / W), 1.0))
     hi = m_hi * (1 + args.slack) + 3 * math.sqrt(max(m_hi * math.exp(-n_max / W), 1.0)) + args.background
@@ -223,13 +151,13 @@ def main():
     print(f"# slow link: {json.dumps({k: v for k, v in p.items() if k != 'rounds'})}")
     # The premise: the writer made more stores per second than the link carries pages.
     later = p["rounds"][1:] or p["rounds"]
-    n_min = sum(stores_in(p["t0_monotonic_s"] + rd["run_start_s"], rd["window_s"])[0] for rd in later)
+    n_min = sum(beats.stores_in(p["t0_monotonic_s"] + rd["run_start_s"], rd["window_s"])[0] for rd in later)
     secs = sum(rd["window_s"] for rd in later)
     link_pages_s = p["bandwidth"] / 4096
     if n_min < 1.5 * link_pages_s * secs:
         not_ok("precopy.slow_link_premise", f"(the writer made at least {n_min} stores in {secs:.2f} s, "
                f"not 1.5 x the link's {link_pages_s:.0f} pages/s: the guest did not keep its pace, "
-               f"the host is too busy for this experiment)")
+               f"a busy host, or a hypervisor that keeps the guest from its CPU time)")
     else:
         ok("precopy.slow_link_premise", f"{n_min / secs:.0f} stores/s against {link_pages_s:.0f} pages/s")
         if not p["converged"] and p["stop"] in ("not_shrinking", "max_rounds") and \
@@ -268,7 +196,7 @@ def main():
         print(f"# wws interval {iv['interval']}: {text}")
         if not good:
             bad.append(f"interval {iv['interval']}: {text}")
-        n_min, n_max = stores_in(start, iv["seconds"])
+        n_min, n_max = beats.stores_in(start, iv["seconds"])
         pp = (1 - math.exp(-n_min / W), 1 - math.exp(-n_max / W))
         if prev_p is not None:
             exp_lo, exp_hi = W * pp[0] * prev_p[0], W * pp[1] * prev_p[1]

@@ -525,6 +525,7 @@ static void test_parse(void)
 	EXPECT(!research_parse_seconds("2s", 10, &d));
 	EXPECT(!research_parse_seconds("", 10, &d));
 	EXPECT(research_plot_name_ok("out.svg") && research_plot_name_ok("dir/OUT.PNG"));
+	EXPECT(research_plot_name_ok("out.txt"));
 	EXPECT(!research_plot_name_ok("out.pdf") && !research_plot_name_ok(".svg"));
 	EXPECT(!research_plot_name_ok("it's.svg") && !research_plot_name_ok("a\nb.svg"));
 	EXPECT(fabs(research_model_distinct(100, 100, 1) - 100 * (1 - exp(-1))) < 1e-9);
@@ -532,7 +533,7 @@ static void test_parse(void)
 
 static bool file_starts(const char *path, const char *magic, size_t n)
 {
-	char buf[64] = {0};
+	char buf[2048] = {0};
 	FILE *f = fopen(path, "rb");
 	size_t got;
 
@@ -552,12 +553,13 @@ static void test_plots(void)
 	struct research_wws w;
 	struct research_precopy_cfg cfg = {
 	    .bandwidth = 16ull << 20, .max_rounds = 30, .downtime_s = 0.010, .min_shrink = 0.05};
-	char dir[] = "/tmp/research_test.XXXXXX", svg[96], png[96], wsvg[96];
+	char dir[] = "/tmp/research_test.XXXXXX", svg[96], png[96], wsvg[96], txt[96];
 
 	EXPECT(mkdtemp(dir) != NULL);
 	snprintf(svg, sizeof(svg), "%s/precopy.svg", dir);
 	snprintf(png, sizeof(png), "%s/precopy.png", dir);
 	snprintf(wsvg, sizeof(wsvg), "%s/wws.svg", dir);
+	snprintf(txt, sizeof(txt), "%s/precopy.txt", dir);
 	fake_init(&f, &src, 30000);
 	f.rate = 2000;
 	f.wpages = 4096;
@@ -570,6 +572,8 @@ static void test_plots(void)
 	EXPECT(file_starts(png, "\x89PNG", 4));
 	EXPECT(research_plot_wws(wsvg, &w) == 0);
 	EXPECT(file_starts(wsvg, "<svg", 4));
+	EXPECT(research_plot_precopy(txt, &p) == 0);
+	EXPECT(file_starts(txt, "Pre-copy over 16 MiB/s", 22));
 	/* A plotter that fails, or none: an error, and no file that could pass for a plot. */
 	setenv("PTCTL_GNUPLOT", "false", 1);
 	EXPECT(research_plot_precopy(svg, &p) == PT_EUSAGE);
@@ -580,6 +584,7 @@ static void test_plots(void)
 	unlink(svg);
 	unlink(png);
 	unlink(wsvg);
+	unlink(txt);
 	rmdir(dir);
 	research_precopy_free(&p);
 	research_wws_free(&w);

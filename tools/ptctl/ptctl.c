@@ -35,7 +35,7 @@ static const char usage_text[] =
     "    ping [--count N]   round-trip latency of INFO: p50, p99, max\n"
     "    dirty rate --seconds S | --interval T --count N   distinct pages written, pages/s\n"
     "    precopy --bandwidth RATE [--max-rounds N] [--downtime MS] [--min-shrink PCT]\n"
-    "            [--csv FILE] [--plot FILE.svg|.png]   pre-copy rounds over a simulated link\n"
+    "            [--csv FILE] [--plot FILE.svg|.png|.txt]   pre-copy rounds over a simulated link\n"
     "    wws --seconds S [--interval T] [--csv FILE] [--plot FILE]   writable working set\n"
     "  --json: machine-readable output of every command\n"
     "  exit status: 0 ok, 1 error from the hypervisor, 2 usage, 3 transport or timeout\n";

@@ -143,7 +143,7 @@ bool research_parse_bytes(const char *s, u64 *out);
 /* Seconds: a positive decimal number ("0.5", "10") no larger than max. */
 bool research_parse_seconds(const char *s, double max, double *out);
 
-/* A plot file name ends in .svg or .png. */
+/* A plot file name ends in .svg, .png or .txt (text rendering). */
 bool research_plot_name_ok(const char *path);
 /*
  * Draw with gnuplot (the program in $PTCTL_GNUPLOT, default "gnuplot"): pages per round

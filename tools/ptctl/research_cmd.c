@@ -508,8 +508,9 @@ static int only(const char *cmd, bool seconds, bool interval, bool count, bool p
 	if ((ropt.csv || ropt.plot) && !out)
 		return bad("%s takes no --csv or --plot", cmd);
 	if (ropt.plot && !research_plot_name_ok(ropt.plot))
-		return bad("--plot %s: the file name must end in .svg or .png (and hold no quote)",
-			   ropt.plot);
+		return bad(
+		    "--plot %s: the file name must end in .svg, .png or .txt (and hold no quote)",
+		    ropt.plot);
 	return 0;
 }
 

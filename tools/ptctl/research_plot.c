@@ -2,7 +2,8 @@
 /*
  * Plots of the research commands, drawn by gnuplot (a Debian dependency,
  * tools/install-deps.sh): ptctl writes a gnuplot script with the figures inline and
- * runs gnuplot on it. SVG or PNG, by the file's extension.
+ * runs gnuplot on it. SVG or PNG by the file's extension, or .txt: gnuplot's text
+ * rendering (its "dumb" terminal), for a terminal or a document that takes no image.
  */
 #include "research.h"
 
@@ -33,13 +34,15 @@ bool research_plot_name_ok(const char *path)
 	for (const char *p = path; *p; p++)
 		if (*p == '\'' || *p == '"' || *p == '\\' || (unsigned char)*p < 0x20)
 			return false;
-	return ends_with(path, ".svg") || ends_with(path, ".png");
+	return ends_with(path, ".svg") || ends_with(path, ".png") || ends_with(path, ".txt");
 }
 
 static void plot_header(FILE *f, const char *path, const char *title)
 {
 	if (ends_with(path, ".png"))
 		fprintf(f, "set terminal pngcairo size 1000,600 font 'sans,11'\n");
+	else if (ends_with(path, ".txt"))
+		fprintf(f, "set terminal dumb size 100,32 noenhanced\n");
 	else
 		fprintf(f, "set terminal svg size 1000,600 dynamic font 'sans,11' background rgb "
 			   "'white'\n");
@@ -136,8 +139,10 @@ int research_plot_precopy(const char *path, const struct research_precopy *p)
 		 p->stop == RESEARCH_CONVERGED ? "converged" : "NOT converged", p->nrounds,
 		 p->predicted_downtime_s * 1e3);
 	plot_header(f, path, title);
-	fprintf(f, "set xlabel 'time (s, on the simulated link)'\n"
-		   "set ylabel 'pages (4 KiB)'\nset logscale y\nset format y '10^{%%L}'\n");
+	fprintf(f,
+		"set xlabel 'time (s, on the simulated link)'\n"
+		"set ylabel 'pages (4 KiB)'\nset logscale y\nset format y '%s'\n",
+		ends_with(path, ".txt") ? "%g" : "10^{%L}");
 	/* start end round sent dirtied: a round sends `sent` pages over [start, end] while
 	 * the guest dirties `dirtied`, which the next round must send again. */
 	fprintf(f, "$rounds << EOD\n");
