@@ -9,7 +9,10 @@ checks from outside the guest: the attacker's marker is nowhere in the hidden me
 (QMP pmemsave), nothing the guest wrote to the UART came out of the management socket,
 and the hypervisor counted the accesses. Prints TAP-ish lines; exit status 0 if all ok.
 
-usage: isolation.py RUN_DIR TIMEOUT_SECONDS [negative]
+usage: isolation.py RUN_DIR TIMEOUT_SECONDS [negative | cpus=N]
+
+cpus=N: the guest has N CPUs (every one a vCPU, docs/smp.md); the memory and UART attacks
+run once pinned to each CPU (taskset), each checked on its own.
 
 negative: the control run, Linux WITHOUT the hypervisor. The attacker is pointed at the
 first reserved range above 1 MiB in the guest's /proc/iomem and must succeed there (and
@@ -32,7 +35,13 @@ REGION_RE = re.compile(r"pagetrail: hidden region (0x[0-9a-fA-F]+)-(0x[0-9a-fA-F
 run_dir = sys.argv[1]
 ptqemu.deadline = time.time() + float(sys.argv[2])
 negative = len(sys.argv) > 3 and sys.argv[3] == "negative"
+cpus = int(sys.argv[3][5:]) if len(sys.argv) > 3 and sys.argv[3].startswith("cpus=") else 1
 failed = 0
+
+
+def on_cpu(cpu):
+    """The shell prefix that pins a command to `cpu`, and the suffix of its check names."""
+    return (f"taskset -c {cpu} ", f".cpu{cpu}") if cpus > 1 else ("", "")
 
 
 def ok(name):
@@ -118,20 +127,23 @@ check(all(before.values()), "isolation.hv_answers_before", "ptctl info/slots/sta
 # and stores (through a /dev/mem mapping), and sampled pages with read(). The attacker
 # must run to its end.
 args = " ".join(f"{a:x} {b:x}" for a, b in regions)
-mark = con.mark()
 n_acc = 0
-if not run_in_guest(f"pt-attack mem {args}; echo attack-exit-mem $?", r"^attack-exit-mem \d+", 120):
-    not_ok("isolation.mem_attack_ran", "pt-attack mem did not finish")
-else:
+for cpu in range(cpus):
+    pin, sfx = on_cpu(cpu)
+    mark = con.mark()
+    if not run_in_guest(f"{pin}pt-attack mem {args}; echo attack-exit-mem $?", r"^attack-exit-mem \d+", 120):
+        not_ok("isolation.mem_attack_ran" + sfx, "pt-attack mem did not finish")
+        continue
     out = con.text(mark)
     bad = re.findall(r"^attack: not ok .*$", out, re.M)
     m = re.search(r"^attack: faults (\d+)$", out, re.M)
-    n_acc = int(m.group(1)) if m else 0
+    n = int(m.group(1)) if m else 0
+    n_acc += n
     done = re.search(r"^attack: done 0 findings$", out, re.M) and re.search(r"^attack-exit-mem 0$", out, re.M)
-    check(done and n_acc > 0 and not bad, "isolation.mem_guest_learned_nothing_changed_nothing",
+    check(done and n > 0 and not bad, "isolation.mem_guest_learned_nothing_changed_nothing" + sfx,
           f"{len(bad)} findings, first: {bad[0]}" if bad else
           "pt-attack died before its end (see com1.log)" if not done else "no access attempted")
-    print(f"# {n_acc} guest loads/stores/reads of hidden memory faulted", flush=True)
+    print(f"# {n} guest loads/stores/reads of hidden memory faulted{sfx}", flush=True)
 
 # write() through the kernel: may oops the guest kernel (its copy does not expect a fault
 # on the destination), which kills the attacker; it must not complete.
@@ -171,21 +183,23 @@ check(text(hv_log).count("pagetrail: hidden access") > hidden_access_before,
 
 # The management UART: connect only now (a client during firmware start confuses OVMF).
 mg = Console(os.path.join(run_dir, "mgmt.sock"))
-mark = con.mark()
-con.send(b"pt-attack uart 6; echo attack-exit-uart $?\n")
-if con.wait(r"^attack: uart listening", 30, mark):
-    for _ in range(30):
-        mg.send(HOST_SECRET)
-        time.sleep(0.1)
-if not con.wait(r"^attack-exit-uart \d+", 60, mark):
-    not_ok("isolation.uart_attack_ran", "pt-attack uart did not finish")
-else:
+for cpu in range(cpus):
+    pin, sfx = on_cpu(cpu)
+    mark = con.mark()
+    con.send(f"{pin}pt-attack uart 6; echo attack-exit-uart $?\n".encode())
+    if con.wait(r"^attack: uart listening", 30, mark):
+        for _ in range(30):
+            mg.send(HOST_SECRET)
+            time.sleep(0.1)
+    if not con.wait(r"^attack-exit-uart \d+", 60, mark):
+        not_ok("isolation.uart_attack_ran" + sfx, "pt-attack uart did not finish")
+        continue
     out = con.text(mark)
     m = re.search(r"^attack: uart regs:.*$", out, re.M)
-    print("# " + (m.group(0) if m else "no register dump"), flush=True)
+    print("# " + (m.group(0) if m else "no register dump") + sfx, flush=True)
     bad = re.findall(r"^attack: not ok uart.*$", out, re.M)
     check(not bad and re.search(r"^attack: ok uart_rbr_learned_nothing", out, re.M),
-          "isolation.uart_guest_learned_nothing", bad[0] if bad else "no result")
+          "isolation.uart_guest_learned_nothing" + sfx, bad[0] if bad else "no result")
 time.sleep(1)
 check(ATTACK_UART.decode() not in mg.text(), "isolation.uart_guest_writes_go_nowhere",
       "the guest's UART bytes came out of the management socket")
