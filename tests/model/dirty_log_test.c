@@ -1082,7 +1082,9 @@ int main(int argc, char **argv)
 						.cycles = 2,
 						.keep_offset = seed & 1,
 #if MODEL_THREADED
-						.nr_vcpus = 2,
+						/* 2 and 4 vCPU threads, each with its TLB:
+						 * as many as make bench's SMP guests. */
+						.nr_vcpus = 2 + 2 * (int)(v % 2),
 						.rounds = 12,
 						.writes_per_round = 300,
 						.sync_one_in = 3,

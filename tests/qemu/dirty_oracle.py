@@ -78,6 +78,8 @@ ap.add_argument("--seed", type=int, default=1)
 # each CPU (taskset), each over writer-mib / N MiB, so that every vCPU writes while the
 # hypervisor harvests (docs/smp.md).
 ap.add_argument("--cpus", type=int, default=1)
+# --writer-cpus 1,3: pin writers to these CPUs only (default: every CPU of --cpus).
+ap.add_argument("--writer-cpus")
 # --after-harvest-check (with --running-harvest): the writers tag their pages and publish
 # their store sequence number (pt-dirtywriter --tag); right after the running harvest
 # returns, the oracle reads each writer's number through the hypervisor (ptctl mem read).
@@ -391,23 +393,31 @@ class Workload:
         rate = args.writer_rate * (10 if self.name == "hot" else 1)
         since = self.con.mark()  # an earlier writer's "ready" must not count
         pids = []
-        for cpu in range(args.cpus):
+        cpus = [int(c) for c in args.writer_cpus.split(",")] if args.writer_cpus else range(args.cpus)
+        for cpu in cpus:
             pin = f"taskset -c {cpu} " if args.cpus > 1 else ""
             tag = f" --tag {cpu + 1}" if args.after_harvest_check else ""
-            m = self.con.run_cmd(f"{pin}pt-dirtywriter --pattern {self.name} --mib {max(1, self.mib // args.cpus)} "
+            m = self.con.run_cmd(f"{pin}pt-dirtywriter --pattern {self.name} --mib {max(1, self.mib // len(cpus))} "
                                  f"--nap-ms {args.nap_ms} --rate {rate}{tag} & echo wl-pid-$!",
                                  r"^wl-pid-(\d+)", 30)
             pids.append(m.group(1))
         self.pid = " ".join(pids)
         deadline = time.time() + 60
-        while len(re.findall(rf"dirtywriter: ready pattern={self.name}", self.con.text(since))) < args.cpus:
+        while len(re.findall(rf"dirtywriter: ready pattern={self.name}", self.con.text(since))) < len(cpus):
             if time.time() > deadline:
-                raise Fatal(f"pt-dirtywriter --pattern {self.name} did not get ready on {args.cpus} CPU(s)")
+                raise Fatal(f"pt-dirtywriter --pattern {self.name} did not get ready on {len(cpus)} CPU(s)")
             time.sleep(0.1)
         global writer_controls
         writer_controls = {int(t): int(g, 16) for t, g in re.findall(
             rf"dirtywriter: ready pattern={self.name} pages=\d+ tag=(\d+) control=(0x[0-9a-f]+)",
             self.con.text(since))}
+
+    def stop_after_error(self):
+        """Stops the workload while another error is on its way: that error is the one told."""
+        try:
+            self.stop()
+        except QemuError as e:
+            note(f"could not stop the workload after the error below: {e}")
 
     def stop(self):
         global writer_controls
@@ -537,8 +547,10 @@ def main():
                         note(f"{mode}/{wl} round {k}: {r['misses']} MISSED pages, {r['late_misses']} "
                              "written after the running harvest and MISSED by the next, e.g. "
                              + " ".join(r["miss_pages"]))
-            finally:
-                w.stop()
+            except BaseException:
+                w.stop_after_error()
+                raise
+            w.stop()
             name = f"dirty_oracle.{mode}.{wl}"
             fp_share = agg["fp"] / agg["dirty"] if agg["dirty"] else 0.0
             detail = (f"{agg['rounds']} rounds, {agg['changed']} changed pages, {agg['dirty']} bits, "
@@ -588,8 +600,10 @@ def main():
             pre = oracle.round(f"{mode}.control.pre")
             time.sleep(0.3)
             r = oracle.round(f"{mode}.control", discard_harvest=True)
-        finally:
-            w.stop()
+        except BaseException:
+            w.stop_after_error()
+            raise
+        w.stop()
         if pre["misses"]:
             not_ok(f"dirty_oracle.{mode}.control_pre_round", f"{pre['misses']} MISSED pages, e.g. "
                    + " ".join(pre["miss_pages"]))

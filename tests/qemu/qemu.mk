@@ -24,6 +24,9 @@ TEST_SCRIPTS += $(QEMU_TEST_SCRIPTS)
 # Boot time with/without the hypervisor (median of PT_BENCH_BOOT_RUNS alternating runs),
 # and exits/s by reason idle vs load from the hypervisor's "pagetrail: exits" log lines.
 BENCH_STEPS += tests/qemu/bench_boot.py
+# What more CPUs cost: boot to init, writer throughput per CPU with logging off/dbit/wp,
+# harvest time and the remote flushes behind it, with 1, 2 and 4 CPUs (docs/smp.md).
+BENCH_STEPS += tests/qemu/bench_smp.py
 
 # The research commands (ptctl dirty rate, precopy, wws) against a guest writer of known
 # rate over a known set of pages, compared with W (1 - exp(-R t / W)); ~2 min.
