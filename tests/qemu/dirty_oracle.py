@@ -381,8 +381,9 @@ class Oracle:
 class Workload:
     """A workload running in the guest, started and stopped over the console."""
 
-    def __init__(self, con, name, mib):
+    def __init__(self, con, name, mib, rate=None):
         self.con, self.name, self.mib, self.pid = con, name, mib, None
+        self.rate = args.writer_rate if rate is None else rate
 
     def start(self):
         if self.name == "linux":
@@ -390,7 +391,7 @@ class Workload:
                                  r"^wl-pid-(\d+)", 30)
             self.pid = m.group(1)
             return
-        rate = args.writer_rate * (10 if self.name == "hot" else 1)
+        rate = self.rate * (10 if self.name == "hot" else 1)
         since = self.con.mark()  # an earlier writer's "ready" must not count
         pids = []
         cpus = [int(c) for c in args.writer_cpus.split(",")] if args.writer_cpus else range(args.cpus)
@@ -592,8 +593,10 @@ def main():
                          unit="exits/page",
                          note=f"npf exits/page {agg['npf'] / agg['dirty'] if agg['dirty'] else 0:.3f}; "
                               "ptctl stats deltas over the running windows / bits harvested")
-        # Control: a harvest thrown away must show up as misses in the next copy.
-        w = Workload(con, "random", args.writer_mib)
+        # Control: a harvest thrown away must show up as misses in the next copy. Its writer
+        # is throttled even where the others are not (--writer-rate 0): an unthrottled one
+        # rewrites its pages before the next harvest, which then covers the lost one.
+        w = Workload(con, "random", args.writer_mib, rate=args.writer_rate or 20000)
         w.start()
         try:
             time.sleep(0.3)
