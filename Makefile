@@ -106,7 +106,7 @@ deps:
 # RUN_DEPS: the guest images (tests/images/images.mk), built after deps installed mtools.
 run: deps
 	$(Q)$(MAKE) --no-print-directory all $(RUN_DEPS)
-	$(Q)tools/run-qemu.sh
+	$(Q)tools/run-qemu.sh $(RUN_ARGS)
 
 test-build: $(ALL_TARGETS) $(HOST_TESTS) $(TEST_DEPS)
 
