@@ -331,16 +331,17 @@ class Oracle:
                 res["miss_pages"] += [f"{gpa + p * PAGE:#x}" for p in bits(miss)]
             if seqs:
                 self.check_after_harvest(res, cur, s, gpa, npages, first, seqs,
-                                         (late[s["id"]] >> first) & ((1 << npages) - 1))
+                                         (late[s["id"]] >> first) & ((1 << npages) - 1), changed)
         # Bits of slot parts that are not QEMU RAM (none on q35) are not false positives
         # of the compared pages: count the compared bits only.
         return res
 
-    def check_after_harvest(self, res, dump, s, gpa, npages, first, seqs, paused_bits):
+    def check_after_harvest(self, res, dump, s, gpa, npages, first, seqs, paused_bits, changed):
         """Writer pages stored to after the running harvest returned must be in the paused one."""
         with open(dump, "rb") as fh:
             data = fh.read()
-        for p in range(npages):
+        raw = changed.to_bytes((npages + 7) // 8, "little")
+        for p in (i * 8 + b for i, byte in enumerate(raw) if byte for b in range(8) if byte >> b & 1):
             seq, word = struct.unpack_from("<QQ", data, p * PAGE)
             if word >> 32 != TAG_MAGIC_HI or (word & 0xffffffff) not in seqs:
                 continue
@@ -397,7 +398,11 @@ class Workload:
         cpus = [int(c) for c in args.writer_cpus.split(",")] if args.writer_cpus else range(args.cpus)
         for cpu in cpus:
             pin = f"taskset -c {cpu} " if args.cpus > 1 else ""
-            tag = f" --tag {cpu + 1}" if args.after_harvest_check else ""
+            # A tag no earlier writer had: pages an exited writer left behind keep its tag
+            # and numbers, which must not count for this one.
+            global next_tag
+            next_tag += 1
+            tag = f" --tag {next_tag}" if args.after_harvest_check else ""
             m = self.con.run_cmd(f"{pin}pt-dirtywriter --pattern {self.name} --mib {max(1, self.mib // len(cpus))} "
                                  f"--nap-ms {args.nap_ms} --rate {rate}{tag} & echo wl-pid-$!",
                                  r"^wl-pid-(\d+)", 30)
@@ -430,6 +435,7 @@ class Workload:
 
 
 writer_controls = {}  # tag -> guest-physical address of that writer's control page
+next_tag = 0  # the last tag given to a writer (pt-dirtywriter --tag, 1..65535)
 TAG_MAGIC_HI = 0x50545744  # tests/guest/dirtywriter.c TAG_MAGIC >> 32
 
 
