@@ -228,7 +228,7 @@ static int ctl_start_begin(const struct hv_slot *s, struct ctl_slot *cs, u32 id,
 	 * is logged; a write to a page not armed yet may be logged too (a
 	 * spare bit, never a missing one).
 	 */
-	if (mode == PROTO_DIRTY_PML && hv.vcpu->ops->set_pml(hv.vcpu, true)) {
+	if (mode == PROTO_DIRTY_PML && smp_set_pml(hv.vm, true)) {
 		/* Nothing is armed or split yet: no collapse to do. */
 		rc = tdp_mmu_disable_dirty_logging_deferred(hv.vm->mmu, (unsigned int)s->mmu_id,
 							    &flush);
@@ -281,7 +281,7 @@ static int be_dirty_start(void *ctx, u32 id, enum proto_dirty_mode mode, u64 *po
 			hv_panic("dirty logging: slot %u cannot be turned off again", id);
 		ctl_op_flush |= flush;
 		if (mode == PROTO_DIRTY_PML && !ctl_pml_slots_other_than(id))
-			hv.vcpu->ops->set_pml(hv.vcpu, false);
+			smp_set_pml(hv.vm, false);
 		ctl_op_end();
 		return mmu_err_to_proto(rc);
 	}
@@ -320,7 +320,7 @@ static int be_dirty_stop(void *ctx, u32 id, u64 *pos, u64 budget)
 		}
 		/* Not logging from here on: the later steps only collapse. */
 		if (cs->mode == PROTO_DIRTY_PML && !ctl_pml_slots_other_than(id))
-			hv.vcpu->ops->set_pml(hv.vcpu, false);
+			smp_set_pml(hv.vm, false);
 		cs->mode = PROTO_DIRTY_OFF;
 		hv_log("dirty logging off: slot %u", id);
 	}
@@ -378,9 +378,12 @@ static int be_dirty_harvest(void *ctx, u32 id, u64 *bitmap, bool clear, u64 *pos
 		return -PROTO_E_STATE;
 	if (*pos == 0) {
 		ctl_op_flush = false;
-		/* PML: what the CPU logged but has not yet handed over goes in first. */
-		if (cs->mode == PROTO_DIRTY_PML && hv.vcpu->ops->pml_flush)
-			hv.vcpu->ops->pml_flush(hv.vcpu);
+		/*
+		 * PML: what the CPUs logged but have not yet handed over goes
+		 * in first, every vCPU's, each drained on its own CPU.
+		 */
+		if (cs->mode == PROTO_DIRTY_PML)
+			smp_drain_pml(hv.vm, hv.vcpu);
 	}
 	n = ctl_step_pages(s, *pos, budget);
 	rc = tdp_mmu_get_dirty_log_range(hv.vm->mmu, (unsigned int)s->mmu_id, *pos, n,
@@ -568,6 +571,8 @@ static const char *const exit_stat_names[HV_NR_EXIT_REASONS] = {
     [HV_EXIT_INTR] = "exit.intr",
     [HV_EXIT_IRET] = "exit.iret",
     [HV_EXIT_NMI] = "exit.nmi",
+    [HV_EXIT_INIT] = "exit.init",
+    [HV_EXIT_SIPI] = "exit.sipi",
 };
 
 /* Exit counts summed over the vCPUs (each counts its own, unlocked: a snapshot). */

@@ -69,6 +69,10 @@ const char *hv_exit_reason_name(enum hv_exit_reason r)
 		return "iret";
 	case HV_EXIT_NMI:
 		return "nmi";
+	case HV_EXIT_INIT:
+		return "init";
+	case HV_EXIT_SIPI:
+		return "sipi";
 	case HV_NR_EXIT_REASONS:
 		break;
 	}
@@ -454,6 +458,13 @@ void hv_handle_exit(struct vcpu *v, struct hv_exit *e)
 		}
 		v->stats.nmi_reflected++;
 		v->ops->inject_nmi(v);
+		break;
+	case HV_EXIT_INIT:
+		/* A real INIT: the vCPU waits for a start-up IPI, as for an emulated one. */
+		smp_vcpu_init_signal(v);
+		break;
+	case HV_EXIT_SIPI:
+		smp_deliver_sipi(v, (u8)e->raw_info1);
 		break;
 	case HV_EXIT_VIRT_INSN:
 		/* SVM is hidden: as on a CPU without it, these raise #UD. */

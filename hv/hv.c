@@ -49,13 +49,14 @@ static void log_footprint(const struct hv_boot_info *bi)
 static int hv_create_vcpus(struct hv_boot_info *bi)
 {
 	u32 n = bi->nr_cpus < HV_MAX_CPUS ? bi->nr_cpus : HV_MAX_CPUS, i;
+	const char *why = "";
 
 	if (bi->nr_cpus > HV_MAX_CPUS)
 		hv_log("smp: %u CPUs listed, at most %u are virtualized; the rest are refused",
 		       bi->nr_cpus, HV_MAX_CPUS);
-	if (n > 1 && !arch_smp_supported()) {
-		hv_log("smp: the %s backend virtualizes the boot CPU only: %u CPUs refused",
-		       arch_backend_name(), n - 1);
+	if (n > 1 && !arch_smp_supported(&why)) {
+		hv_log("smp: the %s backend virtualizes the boot CPU only (%s): %u CPUs refused",
+		       arch_backend_name(), why, n - 1);
 		n = 1;
 	}
 	for (i = 0; i < n; i++) {

@@ -78,8 +78,8 @@ int arch_vcpu_create(struct vcpu *v, const struct hv_boot_info *bi);
 void arch_vcpu_capture_live_state(struct vcpu *v, const struct hv_takeover *t);
 /* Turns virtualization on in the calling CPU, for vCPU v. */
 void arch_host_enter(struct vcpu *v);
-/* Can the backend run more than one vCPU? */
-bool arch_smp_supported(void);
+/* Can the backend run more than one vCPU on this CPU? If not, *why (may be NULL) says why. */
+bool arch_smp_supported(const char **why);
 const char *arch_backend_name(void);
 
 #endif /* PT_HV_HV_H */

@@ -24,9 +24,25 @@
 
 void smp_vcpu_enter(struct vcpu *v)
 {
+	u32 pml;
 	u64 gen;
 
-	st(&v->mode, VCPU_IN_GUEST);
+	/*
+	 * The PML setting is read after IN_GUEST is published, as tlb_gen
+	 * (smp_set_pml waits like smp_flush_tlbs). Changing it may drain the
+	 * log into the mmu, under its lock: never while IN_GUEST, which the
+	 * flusher waits out without lock (docs/smp.md), so out and back in.
+	 */
+	for (;;) {
+		st(&v->mode, VCPU_IN_GUEST);
+		pml = ld(&v->vm->pml_on);
+		if (pml == v->pml_on)
+			break;
+		st(&v->mode, VCPU_OUTSIDE_GUEST);
+		if (v->ops->set_pml)
+			v->ops->set_pml(v, pml);
+		st(&v->pml_on, pml);
+	}
 	gen = ld(&v->vm->tlb_gen);
 	if (gen != v->tlb_gen) {
 		v->stats.tlb_flushes++;
@@ -38,6 +54,11 @@ void smp_vcpu_enter(struct vcpu *v)
 void smp_vcpu_exit(struct vcpu *v)
 {
 	st(&v->mode, VCPU_OUTSIDE_GUEST);
+}
+
+void smp_vcpu_init_signal(struct vcpu *v)
+{
+	st(&v->init_pending, 1);
 }
 
 void smp_kick(struct vcpu *t)
@@ -92,6 +113,18 @@ static void smp_wait(struct vm *vm, struct vcpu *self, bool (*done)(struct vcpu 
 	}
 }
 
+/* Not in the guest (it applies the setting before it enters again), or applied. */
+static bool smp_pml_set(struct vcpu *t, u64 on)
+{
+	return ld(&t->mode) != VCPU_IN_GUEST || ld(&t->pml_on) == on;
+}
+
+/* Only a drain counts: the log lives on in a vCPU that is out of the guest. */
+static bool smp_pml_drained(struct vcpu *t, u64 gen)
+{
+	return ld(&t->pml_drain_gen) >= gen;
+}
+
 static bool smp_flushed(struct vcpu *t, u64 gen)
 {
 	return ld(&t->mode) != VCPU_IN_GUEST || ld(&t->tlb_gen) >= gen;
@@ -113,6 +146,39 @@ void smp_flush_tlbs(struct vm *vm)
 #endif
 	/* The caller's own vCPU, if any, is in the host: it flushes at its next entry. */
 	smp_wait(vm, NULL, smp_flushed, gen, "TLB flush");
+}
+
+int smp_set_pml(struct vm *vm, bool on)
+{
+	u32 i;
+
+	for (i = 0; i < vm->nr_vcpus; i++)
+		if (vm->vcpus[i] && !vm->vcpus[i]->ops->set_pml)
+			return -1;
+	st(&vm->pml_on, on);
+	smp_wait(vm, NULL, smp_pml_set, on, "PML on/off");
+	return 0;
+}
+
+/* On the vCPU's own CPU, outside the guest: a drain asked for is done here. */
+static void smp_serve_pml_drain(struct vcpu *v)
+{
+	u64 gen = ld(&v->vm->pml_drain_gen);
+
+	if (gen == ld(&v->pml_drain_gen))
+		return;
+	if (v->ops->pml_flush)
+		v->ops->pml_flush(v);
+	st(&v->pml_drain_gen, gen);
+}
+
+void smp_drain_pml(struct vm *vm, struct vcpu *self)
+{
+	u64 gen = __atomic_add_fetch(&vm->pml_drain_gen, 1, __ATOMIC_SEQ_CST);
+
+	if (self)
+		smp_serve_pml_drain(self);
+	smp_wait(vm, self, smp_pml_drained, gen, "PML drain");
 }
 
 static bool smp_parked(struct vcpu *t, u64 unused)
@@ -163,8 +229,10 @@ static void smp_park_while_paused(struct vcpu *v)
 	v->ops->get_sregs(v, &v->sregs);
 	st(&v->sregs_valid, 1);
 	st(&v->parked, 1);
-	while (ld(&v->vm->pause_req))
+	while (ld(&v->vm->pause_req)) {
+		smp_serve_pml_drain(v); /* a harvest while paused */
 		x86_pause();
+	}
 	st(&v->sregs_valid, 0);
 	st(&v->parked, 0);
 }
@@ -173,6 +241,7 @@ void smp_vcpu_requests(struct vcpu *v)
 {
 	u32 sipi;
 
+	smp_serve_pml_drain(v);
 	if (v->id != 0)
 		smp_park_while_paused(v);
 	if (xchg(&v->init_pending, 0)) {
@@ -193,10 +262,13 @@ void smp_vcpu_requests(struct vcpu *v)
 		if (sipi)
 			break;
 		xchg(&v->init_pending, 0); /* another INIT: still waiting */
+		smp_serve_pml_drain(v);
 		x86_pause();
 	}
-	while (ld(&v->vm->pause_req))
+	while (ld(&v->vm->pause_req)) {
+		smp_serve_pml_drain(v);
 		x86_pause();
+	}
 	st(&v->parked, 0);
 	v->ops->start_at_sipi(v, (u8)sipi);
 	st(&v->run_state, VCPU_RUNNABLE);

@@ -35,6 +35,21 @@ void smp_vcpu_exit(struct vcpu *v);
  */
 void smp_vcpu_requests(struct vcpu *v);
 
+/*
+ * Hardware dirty logging (VMX PML) is per CPU, and its log and VMCS can only
+ * be touched on that CPU. smp_set_pml: every vCPU runs with PML `on` from
+ * its next entry; on return none is in the guest with another setting. -1
+ * if the backend has no PML. smp_drain_pml: on return every vCPU's log
+ * has been drained into the dirty log, each on its own CPU (kicked out of
+ * the guest, or at its entry edge or while parked); `self` (the caller's
+ * vCPU, outside the guest) is drained here.
+ */
+int smp_set_pml(struct vm *vm, bool on);
+void smp_drain_pml(struct vm *vm, struct vcpu *self);
+
+/* A real INIT reached v (its own CPU): it waits for a start-up IPI at its next entry edge. */
+void smp_vcpu_init_signal(struct vcpu *v);
+
 /* Every vCPU's TLB is clean of translations older than this call on return. */
 void smp_flush_tlbs(struct vm *vm);
 

@@ -84,6 +84,8 @@ enum hv_exit_reason {
 	HV_EXIT_INTR,	 /* a physical interrupt is about to reach the guest */
 	HV_EXIT_IRET,	 /* the guest returns from an interrupt (after an INTR exit) */
 	HV_EXIT_NMI,	 /* an NMI reached the guest: the management tick, or reflected */
+	HV_EXIT_INIT,	 /* a real INIT signal reached the vCPU (VMX: INIT exit) */
+	HV_EXIT_SIPI,	 /* a real start-up IPI (VMX: SIPI exit); raw_info1 bits 7:0 = vector */
 	HV_NR_EXIT_REASONS,
 };
 
@@ -155,14 +157,13 @@ struct vcpu_ops {
 	void (*halt_in_guest)(struct vcpu *v);
 	/*
 	 * Delivers an NMI to the guest (one that made it exit, HV_EXIT_NMI,
-	 * but was not the hypervisor's tick). May be NULL where NMIs never
-	 * exit (VMX: no NMI exiting).
+	 * but was not the hypervisor's tick or a kick). Set wherever NMIs can
+	 * exit (SVM; VMX with more than one vCPU).
 	 */
 	void (*inject_nmi)(struct vcpu *v);
 	/*
 	 * INIT, then a start-up IPI: the architectural state after INIT, in
-	 * real mode at vector:0000 (hv/smp.c). NULL where the backend has one
-	 * vCPU only.
+	 * real mode at vector:0000 (hv/smp.c). On the vCPU's own CPU.
 	 */
 	void (*start_at_sipi)(struct vcpu *v, u8 vector);
 	/*
@@ -239,6 +240,8 @@ struct vcpu {
 	 */
 	struct hv_guest_sregs sregs;
 	u32 sregs_valid;
+	u32 pml_on;	       /* the PML state this vCPU's CPU runs with (its own) */
+	u64 pml_drain_gen;     /* the last vm->pml_drain_gen this vCPU drained its PML log for */
 	u32 run_state;	       /* enum vcpu_run_state, the vCPU's own */
 	u32 icr_high;	       /* the guest's last write to the APIC's ICR high half */
 	u64 guest_vm_hsave_pa; /* what the guest last wrote to VM_HSAVE_PA */

@@ -237,7 +237,7 @@ static int vm_create_mmu(struct vm *vm)
 
 int vm_create(struct vm *vm, const struct hv_boot_info *bi)
 {
-	vm->lapic_intercept = bi->nr_cpus > 1 && arch_smp_supported();
+	vm->lapic_intercept = bi->nr_cpus > 1 && arch_smp_supported(NULL);
 	if (vm->lapic_intercept &&
 	    (x86_rdmsr(MSR_IA32_APIC_BASE) & APIC_BASE_ADDR_MASK) != APIC_DEFAULT_BASE) {
 		hv_log("smp: the local APIC is not at 0x%lx: only the boot CPU is virtualized",

@@ -54,9 +54,17 @@ void arch_host_enter(struct vcpu *v)
 	x86_backend->host_enter(v);
 }
 
-bool arch_smp_supported(void)
+bool arch_smp_supported(const char **why)
 {
-	return x86_backend->smp;
+	const char *unused;
+
+	if (!why)
+		why = &unused;
+	if (!x86_backend->smp) {
+		*why = "no SMP support in the backend";
+		return false;
+	}
+	return !x86_backend->smp_supported || x86_backend->smp_supported(why);
 }
 
 const char *arch_backend_name(void)

@@ -54,6 +54,11 @@ struct x86_backend {
 	 * CPU is virtualized.
 	 */
 	bool smp;
+	/*
+	 * Does this CPU have what `smp` needs? May be NULL (always). If not,
+	 * *why says what is missing, and only the boot CPU is virtualized.
+	 */
+	bool (*smp_supported)(const char **why);
 };
 
 extern const struct x86_backend vmx_backend;

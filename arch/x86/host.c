@@ -43,6 +43,7 @@ struct host_state {
 static struct host_state host;
 
 volatile u64 x86_host_nmis;
+void (*x86_host_nmi_hook)(void);
 
 extern const u64 x86_exc_stubs[X86_VEC_COUNT];
 extern const char x86_rdmsr_insn[], x86_rdmsr_fixup[];
@@ -152,6 +153,8 @@ void x86_host_exception(struct x86_exc_frame *f)
 	 */
 	if (f->vector == X86_VEC_NMI) {
 		x86_host_nmis++;
+		if (x86_host_nmi_hook)
+			x86_host_nmi_hook();
 		return;
 	}
 	if (f->vector == X86_VEC_GP && f->rip == (u64)(uintptr_t)x86_rdmsr_insn) {

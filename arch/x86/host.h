@@ -39,5 +39,36 @@ void x86_host_exception(struct x86_exc_frame *f);
  * window on purpose (svm_take_pending_nmi); the handler only counts.
  */
 extern volatile u64 x86_host_nmis;
+/*
+ * Called (in NMI context, on the CPU that took it) for every NMI the host
+ * IDT takes, after the count: the VMX backend finds the vCPU of this CPU and
+ * hands the NMI to it (vmx_host_nmi). NULL: only counted.
+ */
+extern void (*x86_host_nmi_hook)(void);
+
+/*
+ * Ends the CPU's NMI blocking without an NMI handler: an IRETQ to the next
+ * instruction, same CS, SS and stack (Intel SDM Vol. 3A, 6.7.1 "Handling
+ * Multiple NMIs": blocking lasts until the next IRET). A VM exit caused by
+ * an NMI leaves NMIs blocked (SDM Vol. 3C, 28.1 "Architectural State Before
+ * a VM Exit"). An NMI held pending is taken right after, through the host IDT.
+ */
+static inline void x86_unblock_nmis(void)
+{
+	__asm__ volatile("movq %%rsp, %%rax\n\t"
+			 "movl %%ss, %%ecx\n\t"
+			 "pushq %%rcx\n\t"
+			 "pushq %%rax\n\t"
+			 "pushfq\n\t"
+			 "movl %%cs, %%ecx\n\t"
+			 "pushq %%rcx\n\t"
+			 "leaq 1f(%%rip), %%rax\n\t"
+			 "pushq %%rax\n\t"
+			 "iretq\n"
+			 "1:"
+			 :
+			 :
+			 : "rax", "rcx", "memory", "cc");
+}
 
 #endif /* PT_ARCH_X86_HOST_H */

@@ -23,7 +23,12 @@ $(BOCHS_DIR)/vmx_probe.efi: $(BOCHS_DIR)/vmx_probe.o $(BUILD)/guest/probe_trap.o
 $(BOCHS_DIR)/dirty_writer.efi: $(BOCHS_DIR)/dirty_writer.o
 	$(call pt_efi_app_link,$@,$^)
 
+# The firmware's own AP start-up under PageTrail with 2 CPUs (tests/bochs/test_smp.sh).
+$(BOCHS_DIR)/mp_probe.efi: $(BOCHS_DIR)/mp_probe.o
+	$(call pt_efi_app_link,$@,$^)
+
 BOCHS_DEPS := $(BOCHS_DIR)/hello.efi $(BOCHS_DIR)/vmx_probe.efi $(BOCHS_DIR)/dirty_writer.efi \
+	$(BOCHS_DIR)/mp_probe.efi \
 	$(BUILD)/ptctl $(BUILD)/pagetrail.efi $(BUILD)/guest/probe.efi \
 	$(BUILD)/images/ptboot.efi
 .PHONY: bochs-deps
@@ -31,7 +36,8 @@ bochs-deps: $(BOCHS_DEPS)
 TEST_DEPS += $(BOCHS_DEPS)
 
 TEST_SCRIPTS += tests/bochs/test_harness.sh tests/bochs/test_vmx_probe.sh \
-	tests/bochs/test_dirty_log.sh tests/bochs/test_dirty_log_no_pml.sh
+	tests/bochs/test_dirty_log.sh tests/bochs/test_dirty_log_no_pml.sh \
+	tests/bochs/test_smp.sh
 
 # Issue 6 item 5: exits per dirtied page and the writer's emulated instruction cost per
 # mode (wp, dbit, pml, off), from one Bochs run (tests/bochs/bench_dirty.sh, ~1 min).

@@ -176,7 +176,7 @@ pt_bochs_chain_esp() {
 pt_bochs_config() {
 	local model=$1 img=$2 com2_mode=${PT_BOCHS_COM2_MODE:-file}
 	local com2=${PT_BOCHS_COM2:-$RUN_DIR/com2.out}
-	sed -e "s|@MEM_MB@|$PT_BOCHS_MEM_MB|g" -e "s|@CPU_MODEL@|$model|g" \
+	sed -e "s|@MEM_MB@|$PT_BOCHS_MEM_MB|g" -e "s|@CPU_MODEL@|$model|g" -e "s|@CPUS@|${PT_BOCHS_CPUS:-1}|g" \
 		-e "s|@OVMF@|$PT_OVMF|g" -e "s|@ESP@|$img|g" -e "s|@CYL@|$PT_ESP_CYL|g" \
 		-e "s|@COM1@|$RUN_DIR/com1.log|g" -e "s|@COM2_MODE@|$com2_mode|g" \
 		-e "s|@COM2@|$com2|g" -e "s|@BOCHS_LOG@|$RUN_DIR/bochs.log|g" \

@@ -167,6 +167,7 @@ enum vmcs_field {
 #define PROC_CR3_STORE_EXITING	BIT_ULL(16)
 #define PROC_CR8_LOAD_EXITING	BIT_ULL(19)
 #define PROC_CR8_STORE_EXITING	BIT_ULL(20)
+#define PROC_NMI_WINDOW_EXITING BIT_ULL(22)
 #define PROC_MOV_DR_EXITING	BIT_ULL(23)
 #define PROC_UNCOND_IO_EXITING	BIT_ULL(24)
 #define PROC_USE_IO_BITMAPS	BIT_ULL(25)
@@ -209,6 +210,7 @@ enum vmcs_field {
 #define INTR_TYPE_PRIV_SW_EXCEPTION 5u
 #define INTR_TYPE_SOFT_EXCEPTION    6u
 #define INTR_INFO_DELIVER_CODE	    BIT_ULL(11)
+#define INTR_INFO_NMI_UNBLOCKING    BIT_ULL(12) /* exit info only: see EPT_QUAL_NMI_UNBLOCKING */
 #define INTR_INFO_VALID		    BIT_ULL(31)
 
 /* Appendix C "VMX Basic Exit Reasons", Table C-1. */
@@ -305,6 +307,8 @@ enum cr_access_type {
 #define EPT_QUAL_FETCH	      BIT_ULL(2)
 #define EPT_QUAL_PERM_MASK    GENMASK_ULL(5, 3) /* the entry allowed R, W, X */
 #define EPT_QUAL_LINEAR_VALID BIT_ULL(7)
+/* SDM 28.2.3 (Table 28-7): an IRET that faulted had already unblocked virtual NMIs. */
+#define EPT_QUAL_NMI_UNBLOCKING BIT_ULL(12)
 
 /* Capability MSRs, Appendix A. */
 #define MSR_IA32_FEATURE_CONTROL	  0x0000003au
@@ -371,6 +375,7 @@ enum cr_access_type {
 #define VMX_ACTIVITY_HLT      1u
 #define VMX_INTR_BLOCK_STI    BIT_ULL(0)
 #define VMX_INTR_BLOCK_MOV_SS BIT_ULL(1)
+#define VMX_INTR_BLOCK_NMI    BIT_ULL(3) /* virtual-NMI blocking with "virtual NMIs" */
 /* A.6 "Miscellaneous Data": the HLT activity state is supported. */
 #define VMX_MISC_ACTIVITY_HLT BIT_ULL(6)
 

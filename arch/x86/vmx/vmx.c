@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include "arch/x86/vmx/vmx.h"
 
+#include "arch/x86/apic.h"
 #include "arch/x86/backend.h"
 #include "arch/x86/cpu.h"
 #include "arch/x86/host.h"
@@ -28,7 +29,13 @@ _Static_assert(VMX_ASM_ENTER_FAIL_VALID == VMX_ENTER_FAIL_VALID, "vmx_entry.S re
 #define VMX_MGMT_PORT_COUNT UART_NR_PORTS
 
 static struct vmx_caps caps;
-static struct vmx_vcpu vmx_bsp;
+/* One I/O and one MSR bitmap for all vCPUs: the policy is the VM's. */
+static u8 *vmx_io_bitmap_a, *vmx_io_bitmap_b, *vmx_msr_bitmap;
+/* Every vCPU's state, for the host's NMI handler (vmx_host_nmi). */
+static struct vmx_vcpu *vmx_vcpus[HV_MAX_CPUS];
+static u32 vmx_nr_vcpus;
+
+_Static_assert(sizeof(struct vmx_vcpu) <= PAGE_SIZE, "vmx_vcpu fits its page");
 
 static struct vmx_vcpu *to_vmx(struct vcpu *v)
 {
@@ -113,6 +120,14 @@ static int vmx_read_caps(const char **why)
 	 */
 	if (vmx_adjust_controls("pin-based", msr_pin, 0, 0, &caps.pin, why))
 		return -1;
+	/*
+	 * With more than one vCPU the kicks between CPUs are NMIs (hv/smp.h):
+	 * NMI exiting, and virtual NMIs with NMI-window exiting to give the
+	 * guest the NMIs that are its own (vmx_smp_supported).
+	 */
+	caps.nmi_ctls = ((x86_rdmsr(msr_pin) >> 32) & (PIN_NMI_EXITING | PIN_VIRTUAL_NMIS)) ==
+			    (PIN_NMI_EXITING | PIN_VIRTUAL_NMIS) &&
+			((x86_rdmsr(msr_proc) >> 32) & PROC_NMI_WINDOW_EXITING);
 	/* A.6 "Miscellaneous Data": bits 4:0 give the preemption timer's rate. */
 	caps.preempt_timer = (x86_rdmsr(msr_pin) >> 32) & PIN_PREEMPTION_TIMER;
 	caps.preempt_shift = x86_rdmsr(MSR_IA32_VMX_MISC) & 0x1f;
@@ -185,6 +200,7 @@ static int vmx_read_caps(const char **why)
 
 static int vmx_check_cpu(const char **why)
 {
+	static bool logged; /* every CPU is checked (hv_ap_check); one line is enough */
 	u64 fc;
 
 	if (!(x86_cpuid(1, 0).ecx & CPUID_1_ECX_VMX)) {
@@ -209,6 +225,9 @@ static int vmx_check_cpu(const char **why)
 	}
 	if (vmx_read_caps(why))
 		return -1;
+	if (logged)
+		return 0;
+	logged = true;
 	hv_log("vmx: controls pin 0x%x proc 0x%x proc2 0x%x exit 0x%x entry 0x%x; EPT A/D %s, "
 	       "1G %s, VPID %s, unrestricted guest %s, PML %s, preemption timer %s",
 	       caps.pin, caps.proc, caps.proc2, caps.exit, caps.entry, caps.ept_ad ? "yes" : "no",
@@ -216,6 +235,25 @@ static int vmx_check_cpu(const char **why)
 	       caps.unrestricted ? "yes" : "no", caps.pml ? "yes" : "no",
 	       caps.preempt_timer ? "yes" : "no");
 	return 0;
+}
+
+/*
+ * More than one vCPU needs a real-mode start at the SIPI vector (unrestricted
+ * guest) and NMIs that exit (the kicks), with the guest's own NMIs held back
+ * until it can take them (virtual NMIs, NMI-window exiting).
+ */
+static bool vmx_smp_supported(const char **why)
+{
+	if (!caps.unrestricted) {
+		*why = "no unrestricted guest: an AP started by a start-up IPI runs in real mode";
+		return false;
+	}
+	if (!caps.nmi_ctls) {
+		*why = "no NMI exiting with virtual NMIs and NMI-window exiting: kicks between "
+		       "CPUs are NMIs";
+		return false;
+	}
+	return true;
 }
 
 static bool vmx_pml_supported(const char **why)
@@ -472,7 +510,8 @@ static void vmx_write_controls(struct vmx_vcpu *x)
 {
 	u32 proc2 = vmx_proc2(x);
 
-	vmcs_write(VMCS_PIN_CONTROLS, caps.pin | (caps.preempt_timer ? PIN_PREEMPTION_TIMER : 0));
+	vmcs_write(VMCS_PIN_CONTROLS, caps.pin | (caps.preempt_timer ? PIN_PREEMPTION_TIMER : 0) |
+					  (x->nmi_exits ? PIN_NMI_EXITING | PIN_VIRTUAL_NMIS : 0));
 	vmcs_write(VMCS_PROC_CONTROLS, caps.proc);
 	vmcs_write(VMCS_PROC_CONTROLS2, proc2);
 	vmcs_write(VMCS_EXIT_CONTROLS, caps.exit);
@@ -801,6 +840,76 @@ static int vmx_set_pml(struct vcpu *v, bool on)
 	return 0;
 }
 
+/* ---- NMIs (more than one vCPU: NMI exiting, virtual NMIs) ---- */
+
+/*
+ * The host IDT took an NMI (arch/x86/host.c), in VMX root operation: a kick
+ * or a guest NMI that arrived while this CPU was out of the guest. The
+ * vCPU of this CPU is the one whose VMCS is current here (VMPTRST: every
+ * vCPU keeps its VMCS current on its own CPU). vmx_run hands it to hv/ as
+ * an NMI exit before its next entry. NMI context: one atomic add, no lock.
+ */
+static void vmx_host_nmi(void)
+{
+	hpa_t cur = vmx_vmptrst();
+	u32 i;
+
+	for (i = 0; i < vmx_nr_vcpus; i++)
+		if (vmx_vcpus[i] && hv_pa(vmx_vcpus[i]->vmcs) == cur) {
+			__atomic_add_fetch(&vmx_vcpus[i]->host_nmis, 1, __ATOMIC_SEQ_CST);
+			return;
+		}
+}
+
+static void vmx_set_nmi_window(bool on)
+{
+	vmcs_write(VMCS_PROC_CONTROLS, caps.proc | (on ? PROC_NMI_WINDOW_EXITING : 0));
+}
+
+/*
+ * The guest's NMI (hv/ reflected one that was not a kick) is injected when
+ * the guest can take it: no event being injected, no virtual-NMI blocking
+ * (its handler has not returned yet), no STI or MOV SS shadow (SDM Vol. 3C,
+ * 27.3.1.5 "Checks on Guest Non-Register State" for NMI injection). Else
+ * NMI-window exiting says when (SDM 26.7.6 "NMI-Window Exiting"). An NMI
+ * wakes a HLT: RIP is already past it (vmx_halt_in_guest), so the handler
+ * returns after the HLT, as on the bare CPU.
+ */
+static void vmx_nmi_before_entry(struct vmx_vcpu *x)
+{
+	u64 intr = vmcs_read(VMCS_GUEST_INTERRUPTIBILITY);
+
+	if ((x->inject_info & INTR_INFO_VALID) ||
+	    (intr & (VMX_INTR_BLOCK_STI | VMX_INTR_BLOCK_MOV_SS | VMX_INTR_BLOCK_NMI))) {
+		vmx_set_nmi_window(true);
+		return;
+	}
+	x->inject_info = X86_VEC_NMI | (INTR_TYPE_NMI << INTR_INFO_TYPE_SHIFT) | INTR_INFO_VALID;
+	x->inject_error = 0;
+	x->inject_insn_len = 0;
+	x->nmi_pending = false;
+	if (vmcs_read(VMCS_GUEST_ACTIVITY_STATE) == VMX_ACTIVITY_HLT)
+		vmcs_write(VMCS_GUEST_ACTIVITY_STATE, VMX_ACTIVITY_ACTIVE);
+}
+
+static void vmx_inject_nmi(struct vcpu *v)
+{
+	/* NMIs latch: one pending at most. */
+	to_vmx(v)->nmi_pending = true;
+}
+
+/*
+ * An NMI exit from a guest asleep in HLT: a kick is no wake event of the
+ * guest's, so it sleeps on. (The SDM records the HLT activity state for an
+ * exit from it; an emulator that records "active" would wake the guest
+ * here: put the state back when no instruction ran since the entry.)
+ */
+static void vmx_nmi_keep_halt(struct vcpu *v, struct vmx_vcpu *x)
+{
+	if (x->entered_hlt && v->rip == x->entry_rip && !(x->inject_info & INTR_INFO_VALID))
+		vmcs_write(VMCS_GUEST_ACTIVITY_STATE, VMX_ACTIVITY_HLT);
+}
+
 /* ---- exit decoding ---- */
 
 static const char *vmx_exit_name(u32 basic)
@@ -947,6 +1056,47 @@ static bool vmx_decode_exit(struct vcpu *v, u64 reason, struct hv_exit *e)
 		return true;
 	}
 	switch (basic) {
+	case VMX_EXIT_EXCEPTION_NMI: {
+		u64 info = vmcs_read(VMCS_EXIT_INTR_INFO);
+
+		/* The exception bitmap is 0: only an NMI (NMI exiting) comes here. */
+		e->raw_info2 = info;
+		if (!x->nmi_exits || !(info & INTR_INFO_VALID) ||
+		    ((info & INTR_INFO_TYPE_MASK) >> INTR_INFO_TYPE_SHIFT) != INTR_TYPE_NMI) {
+			e->reason = HV_EXIT_UNKNOWN;
+			return true;
+		}
+		/*
+		 * The exit consumed the NMI (it is not delivered, SDM Vol. 3C
+		 * 26.2 "Other Causes of VM Exits", NMIs) and left NMIs blocked
+		 * in the host until an IRET (28.1): unblock them, so the next
+		 * one reaches this CPU (in the guest: an exit; in the host:
+		 * vmx_host_nmi) instead of waiting for an IRET that may never
+		 * come.
+		 */
+		x86_unblock_nmis();
+		vmx_nmi_keep_halt(v, x);
+		e->reason = HV_EXIT_NMI;
+		return true;
+	}
+	case VMX_EXIT_NMI_WINDOW:
+		/* The guest can take its NMI now: vmx_run injects it. */
+		x->istats.nmi_window++;
+		vmx_set_nmi_window(false);
+		return false;
+	case VMX_EXIT_INIT:
+		/*
+		 * A real INIT (held while in VMX root operation, an exit in the
+		 * guest: SDM Vol. 3C 26.2): hv/ parks the vCPU in wait-for-SIPI
+		 * as for an emulated one. The guest's INITs never reach the
+		 * hardware (hv/lapic.c), so this is someone else's.
+		 */
+		e->reason = HV_EXIT_INIT;
+		return true;
+	case VMX_EXIT_SIPI:
+		/* Only from the wait-for-SIPI activity state, which is never entered. */
+		e->reason = HV_EXIT_SIPI;
+		return true;
 	case VMX_EXIT_CPUID:
 		e->reason = HV_EXIT_CPUID;
 		return true;
@@ -985,6 +1135,15 @@ static bool vmx_decode_exit(struct vcpu *v, u64 reason, struct hv_exit *e)
 		e->reason = HV_EXIT_VIRT_INSN;
 		return true;
 	case VMX_EXIT_EPT_VIOLATION:
+		/*
+		 * An IRET that faulted had already ended virtual-NMI blocking;
+		 * it runs again, so the blocking comes back (SDM Vol. 3C,
+		 * 28.2.3 "Information About NMI Unblocking Due to IRET").
+		 */
+		if (x->nmi_exits && (qual & EPT_QUAL_NMI_UNBLOCKING) &&
+		    !(vmcs_read(VMCS_IDT_VECTORING_INFO) & INTR_INFO_VALID))
+			vmcs_write(VMCS_GUEST_INTERRUPTIBILITY,
+				   vmcs_read(VMCS_GUEST_INTERRUPTIBILITY) | VMX_INTR_BLOCK_NMI);
 		e->reason = HV_EXIT_TDP_FAULT;
 		e->raw_info2 = vmcs_read(VMCS_GUEST_PHYSICAL_ADDRESS);
 		e->tdp.gpa = e->raw_info2;
@@ -1147,6 +1306,17 @@ static void vmx_run(struct vcpu *v, struct hv_exit *e)
 	if (!x->host_state_written)
 		vmx_write_host_state(x);
 	for (;;) {
+		/* An NMI the host took on this CPU (vmx_host_nmi): hv/ sees it as an NMI exit. */
+		if (x->nmi_exits &&
+		    __atomic_load_n(&x->host_nmis, __ATOMIC_SEQ_CST) != x->host_nmis_seen) {
+			x->host_nmis_seen++;
+			x->istats.host_nmis++;
+			e->reason = HV_EXIT_NMI;
+			e->raw_code = VMX_EXIT_EXCEPTION_NMI;
+			e->raw_info1 = e->raw_info2 = 0;
+			e->name = "NMI (taken in the host)";
+			break;
+		}
 		if (x->eptp_dirty)
 			vmx_update_secondary(x);
 		if (x->tlb_flush_pending)
@@ -1159,6 +1329,11 @@ static void vmx_run(struct vcpu *v, struct hv_exit *e)
 			vmcs_write(VMCS_GUEST_INTERRUPTIBILITY,
 				   vmcs_read(VMCS_GUEST_INTERRUPTIBILITY) &
 				       ~(VMX_INTR_BLOCK_STI | VMX_INTR_BLOCK_MOV_SS));
+		if (x->nmi_pending)
+			vmx_nmi_before_entry(x);
+		x->entered_hlt = !(x->inject_info & INTR_INFO_VALID) &&
+				 vmcs_read(VMCS_GUEST_ACTIVITY_STATE) == VMX_ACTIVITY_HLT;
+		x->entry_rip = v->rip;
 		vmcs_write(VMCS_GUEST_RIP, v->rip);
 		vmcs_write(VMCS_GUEST_RSP, v->gprs.r[HV_GPR_RSP]);
 		vmcs_write(VMCS_GUEST_RFLAGS, v->rflags);
@@ -1221,6 +1396,85 @@ static void vmx_halt_in_guest(struct vcpu *v)
 	vmcs_write(VMCS_GUEST_ACTIVITY_STATE, VMX_ACTIVITY_HLT);
 }
 
+/* The MSRs a VM exit leaves live in the CPU (the guest's), reset at INIT. */
+#define MSR_STAR	   0xc0000081u
+#define MSR_LSTAR	   0xc0000082u
+#define MSR_CSTAR	   0xc0000083u
+#define MSR_SFMASK	   0xc0000084u
+
+static void vmx_seg_real(const struct vmx_seg_fields *f, u16 sel, u64 base, u32 ar)
+{
+	vmcs_write(f->sel, sel);
+	vmcs_write(f->base, base);
+	vmcs_write(f->limit, 0xffff);
+	vmcs_write(f->ar, ar);
+}
+
+/*
+ * INIT then a start-up IPI with `vector`, on the vCPU's own CPU (hv/smp.c):
+ * the state after INIT (Intel SDM Vol. 3A, 9.1.1 "Processor State After
+ * Reset", Table 9-1: INIT column) in real mode at vector:0000 (9.4.4 "MP
+ * Initialization Example": CS selector vector << 8, base vector << 12).
+ * Real mode runs as an unrestricted guest (SDM Vol. 3C, 27.3.1.1: CR0.PE
+ * and PG free; vmx_smp_supported requires it); the CR0/CR4 bits VMX fixes
+ * stay set behind the read shadows. What a VM exit leaves live in the CPU
+ * (CR2, DR6, the SYSCALL MSRs, KernelGSbase) is reset here directly.
+ */
+static void vmx_start_at_sipi(struct vcpu *v, u8 vector)
+{
+	struct vmx_vcpu *x = to_vmx(v);
+	u64 cr0 = X86_CR0_CD | X86_CR0_NW | X86_CR0_ET;
+	unsigned int i;
+
+	vmx_seg_real(&seg_cs, (u16)(vector << 8), (u64)vector << 12, 0x9b);
+	vmx_seg_real(&seg_ss, 0, 0, 0x93);
+	vmx_seg_real(&seg_ds, 0, 0, 0x93);
+	vmx_seg_real(&seg_es, 0, 0, 0x93);
+	vmx_seg_real(&seg_fs, 0, 0, 0x93);
+	vmx_seg_real(&seg_gs, 0, 0, 0x93);
+	vmx_seg_real(&seg_ldtr, 0, 0, VMX_AR_LDT);
+	/* Busy 16/32-bit TSS: VM entry needs a usable TR (27.3.1.2); nothing reads it. */
+	vmx_seg_real(&seg_tr, 0, 0, 0x8b);
+	vmcs_write(VMCS_GUEST_GDTR_BASE, 0);
+	vmcs_write(VMCS_GUEST_GDTR_LIMIT, 0xffff);
+	vmcs_write(VMCS_GUEST_IDTR_BASE, 0);
+	vmcs_write(VMCS_GUEST_IDTR_LIMIT, 0xffff);
+	vmcs_write(VMCS_GUEST_CR0, (cr0 | (caps.cr0_fixed0 & x->cr0_mask)) & caps.cr0_fixed1);
+	vmcs_write(VMCS_CR0_SHADOW, cr0);
+	vmcs_write(VMCS_GUEST_CR4, caps.cr4_fixed0);
+	vmcs_write(VMCS_CR4_SHADOW, 0);
+	vmcs_write(VMCS_GUEST_CR3, 0);
+	vmcs_write(VMCS_GUEST_DR7, 0x400);
+	vmcs_write(VMCS_GUEST_IA32_DEBUGCTL, 0);
+	vmcs_write(VMCS_GUEST_IA32_PAT, X86_PAT_RESET);
+	vmx_set_efer(v, 0);
+	vmcs_write(VMCS_GUEST_SYSENTER_CS, 0);
+	vmcs_write(VMCS_GUEST_SYSENTER_ESP, 0);
+	vmcs_write(VMCS_GUEST_SYSENTER_EIP, 0);
+	vmcs_write(VMCS_GUEST_INTERRUPTIBILITY, 0);
+	vmcs_write(VMCS_GUEST_ACTIVITY_STATE, VMX_ACTIVITY_ACTIVE);
+	vmcs_write(VMCS_GUEST_PENDING_DBG, 0);
+	x86_wrmsr(MSR_STAR, 0);
+	x86_wrmsr(MSR_LSTAR, 0);
+	x86_wrmsr(MSR_CSTAR, 0);
+	x86_wrmsr(MSR_SFMASK, 0);
+	x86_wrmsr(MSR_KERNEL_GS_BASE, 0);
+	__asm__ volatile("mov %0, %%cr2" : : "r"(0ull) : "memory");
+	__asm__ volatile("mov %0, %%dr6" : : "r"(0xffff0ff0ull) : "memory");
+	x->inject_info = 0;
+	x->nmi_pending = false;
+	if (x->nmi_exits)
+		vmx_set_nmi_window(false);
+	x->tlb_flush_pending = true;
+	for (i = 0; i < HV_NR_GPRS; i++)
+		v->gprs.r[i] = 0;
+	/* EDX holds the processor signature after INIT (CPUID 1 EAX). */
+	v->gprs.r[HV_GPR_RDX] = x86_cpuid(1, 0).eax;
+	v->rip = 0;
+	v->rflags = X86_EFLAGS_FIXED;
+	vmx_sync_ctrl(v);
+}
+
 static const struct vcpu_ops vmx_vcpu_ops = {
     .run = vmx_run,
     .inject_exception = vmx_inject_exception,
@@ -1232,21 +1486,38 @@ static const struct vcpu_ops vmx_vcpu_ops = {
     .pml_flush = vmx_pml_flush,
     .halt_in_guest = vmx_halt_in_guest,
     .get_sregs = vmx_get_sregs,
+    .inject_nmi = vmx_inject_nmi,
+    .start_at_sipi = vmx_start_at_sipi,
 };
 
+/*
+ * Everything a vCPU needs from the pool, for the CPU that takes it later
+ * (hv_ap_start): the VMXON region and VMCS are per CPU by definition, the
+ * PML log per vCPU, the host TSS per CPU (HOST_TR_BASE). Host RSP is set
+ * at every entry on the CPU's own host stack (vmx_entry.S); the host GDT,
+ * IDT and page tables are shared.
+ */
 static int vmx_vcpu_create(struct vcpu *v, const struct hv_boot_info *bi)
 {
-	struct vmx_vcpu *x = &vmx_bsp;
+	struct vmx_vcpu *x = hv_page_alloc();
+	const char *why = "";
+	bool smp = bi->nr_cpus > 1 && vmx_smp_supported(&why);
 	u32 msr;
 	u16 port;
 
-	(void)bi;
+	if (!x || v->id >= HV_MAX_CPUS)
+		return -1;
 	x->vmxon_region = hv_page_alloc();
 	x->vmcs = hv_page_alloc();
-	x->io_bitmap_a = hv_page_alloc();
-	x->io_bitmap_b = hv_page_alloc();
-	x->msr_bitmap = hv_page_alloc();
 	x->host_tss = hv_page_alloc();
+	if (!vmx_msr_bitmap) {
+		vmx_io_bitmap_a = hv_page_alloc();
+		vmx_io_bitmap_b = hv_page_alloc();
+		vmx_msr_bitmap = hv_page_alloc();
+	}
+	x->io_bitmap_a = vmx_io_bitmap_a;
+	x->io_bitmap_b = vmx_io_bitmap_b;
+	x->msr_bitmap = vmx_msr_bitmap;
 	if (!x->vmxon_region || !x->vmcs || !x->io_bitmap_a || !x->io_bitmap_b || !x->msr_bitmap ||
 	    !x->host_tss)
 		return -1;
@@ -1255,8 +1526,13 @@ static int vmx_vcpu_create(struct vcpu *v, const struct hv_boot_info *bi)
 		if (!x->pml_buf)
 			return -1;
 	}
+	x->nmi_exits = smp;
 	v->arch = x;
 	v->ops = &vmx_vcpu_ops;
+	vmx_vcpus[v->id] = x;
+	if (v->id >= vmx_nr_vcpus)
+		vmx_nr_vcpus = v->id + 1;
+	x86_host_nmi_hook = vmx_host_nmi;
 
 	for (port = VMX_MGMT_PORT_FIRST; port < VMX_MGMT_PORT_FIRST + VMX_MGMT_PORT_COUNT; port++)
 		vmx_intercept_io_port(x, port);
@@ -1264,6 +1540,11 @@ static int vmx_vcpu_create(struct vcpu *v, const struct hv_boot_info *bi)
 	vmx_intercept_msr(x, MSR_IA32_FEATURE_CONTROL, true, true);
 	for (msr = MSR_IA32_VMX_BASIC; msr <= MSR_IA32_VMX_VMFUNC; msr++)
 		vmx_intercept_msr(x, msr, true, true);
+	/* INIT and start-up IPIs in x2APIC mode, and the APIC staying put (hv/lapic.h). */
+	if (smp) {
+		vmx_intercept_msr(x, MSR_IA32_APIC_BASE, false, true);
+		vmx_intercept_msr(x, MSR_X2APIC_ICR, false, true);
+	}
 	return 0;
 }
 
@@ -1282,4 +1563,6 @@ const struct x86_backend vmx_backend = {
     .tdp_format_init = vmx_tdp_format_init,
     .pml_supported = vmx_pml_supported,
     .own_mgmt_tick = vmx_own_mgmt_tick,
+    .smp_supported = vmx_smp_supported,
+    .smp = true,
 };

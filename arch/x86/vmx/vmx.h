@@ -2,10 +2,12 @@
 /*
  * Intel VMX backend: implements struct vcpu_ops (hv/vcpu.h) with a VMCS.
  *
- * Single vCPU, VPID 1, EPT built by mmu/ in the EPT format (with A/D flags
- * when the CPU has them), unrestricted guest when the CPU has it. Every
- * control is the result of vmx_adjust_controls() against the capability MSRs
- * (the IA32_VMX_TRUE_* ones when IA32_VMX_BASIC bit 55 says they exist).
+ * One vCPU per CPU, each with its own VMXON region, VMCS, PML log and host
+ * TSS; the I/O and MSR bitmaps are shared (one policy). VPID 1, EPT built by
+ * mmu/ in the EPT format (with A/D flags when the CPU has them), unrestricted
+ * guest when the CPU has it. Every control is the result of
+ * vmx_adjust_controls() against the capability MSRs (the IA32_VMX_TRUE_* ones
+ * when IA32_VMX_BASIC bit 55 says they exist).
  *
  * Exits that only exist because of VMX itself (CR0/CR4 fixed bits hidden
  * behind read shadows, XSETBV, INVD, PML-full) are handled here and never
@@ -41,12 +43,14 @@ struct vmx_caps {
 	bool invept_single, invvpid_single;
 	bool preempt_timer;
 	bool activity_hlt; /* the guest may be entered in the HLT activity state */
-	u8 preempt_shift;  /* the timer counts TSC >> this (IA32_VMX_MISC bits 4:0) */
+	/* NMI exiting, virtual NMIs and NMI-window exiting: all three, or no SMP. */
+	bool nmi_ctls;
+	u8 preempt_shift; /* the timer counts TSC >> this (IA32_VMX_MISC bits 4:0) */
 };
 
 /* Counters of the exits handled inside the backend (never seen by hv/). */
 struct vmx_internal_stats {
-	u64 cr_access, xsetbv, invd, pml_full, poll_timer;
+	u64 cr_access, xsetbv, invd, pml_full, poll_timer, nmi_window, host_nmis;
 };
 
 struct vmx_vcpu {
@@ -68,6 +72,18 @@ struct vmx_vcpu {
 	u64 exit_rip;	/* guest RIP at the last exit: moved on means an instruction completed */
 	/* An event for the next entry (VMCS_ENTRY_INTR_INFO format) or 0. */
 	u32 inject_info, inject_error, inject_insn_len;
+	/*
+	 * With more than one vCPU NMIs exit (the kicks, hv/smp.h): nmi_exits.
+	 * An NMI for the guest waits in nmi_pending until it can be injected
+	 * (NMI-window exiting otherwise). host_nmis counts NMIs this CPU took
+	 * in VMX root operation (vmx_host_nmi, from the host IDT), written in
+	 * NMI context; host_nmis_seen those already handed to hv/.
+	 */
+	bool nmi_exits;
+	bool nmi_pending;
+	bool entered_hlt; /* entered in the HLT activity state */
+	u64 entry_rip;
+	u32 host_nmis, host_nmis_seen;
 	struct vmx_internal_stats istats;
 };
 

@@ -37,6 +37,15 @@ static inline int vmx_vmptrld(hpa_t vmcs)
 	return fail ? -1 : 0;
 }
 
+/* The current VMCS's physical address (all ones if none). VMX operation only. */
+static inline hpa_t vmx_vmptrst(void)
+{
+	hpa_t cur = ~0ull;
+
+	__asm__ volatile("vmptrst %0" : "=m"(cur) : : "cc");
+	return cur;
+}
+
 /* 0 on success; -1 if the field does not exist or no VMCS is current. */
 static inline int __vmcs_write(enum vmcs_field field, u64 val)
 {
