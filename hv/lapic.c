@@ -139,8 +139,8 @@ int lapic_write_apic_base(struct vcpu *v, u64 val)
 			  (u64)(val & APIC_BASE_ADDR_MASK));
 		return -1;
 	}
-	x86_wrmsr(MSR_IA32_APIC_BASE, val);
-	return 0;
+	/* Reserved bits or an invalid mode change: the CPU's #GP becomes the guest's. */
+	return x86_wrmsr_safe(MSR_IA32_APIC_BASE, val) ? -1 : 0;
 }
 
 /*

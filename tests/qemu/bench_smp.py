@@ -129,6 +129,7 @@ def window(con, ncpu, mode):
     if len(rates) != ncpu:
         raise QemuError(f"{len(rates)} writer reports for {ncpu} CPUs")
     result["rates"] = rates
+    result["hv_ns"] = s1.get("dirty.harvest_ns_total", 0) - s0.get("dirty.harvest_ns_total", 0)
     result["kicks"] = vcpu_sum(s1, "kicks") - vcpu_sum(s0, "kicks")
     result["exits"] = vcpu_sum(s1, "exit.total") - vcpu_sum(s0, "exit.total")
     return result
@@ -165,16 +166,19 @@ def logging_figures(ncpu, per_cpu_1):
              note=note + "; every logged slot harvested (get --clear) back to back")
         if not r["harvests"]:
             continue
-        ms = r["t_harvest"] / r["harvests"] * 1000
+        # The hypervisor's own clock (dirty.harvest_ns_total): the serial round trips of
+        # ptctl, one per slot, would swamp the work on the vCPUs.
+        ms = r["hv_ns"] / r["harvests"] / 1e6
         gib = r["bytes"] / (1 << 30)
-        fig = dict(name=f"smp.harvest_ms.{mode}.{ncpu}cpu", value=round(ms, 2), unit="ms/harvest",
-                   note=f"host time (ptctl round trips) to get --clear all {gib:.2f} GiB logged, "
-                        f"{r['harvests']} harvests while {ncpu} writers ran")
+        fig = dict(name=f"smp.harvest_ms.{mode}.{ncpu}cpu", value=round(ms, 3), unit="ms/harvest",
+                   note=f"hypervisor time (dirty.harvest_ns_total) to get --clear all {gib:.2f} GiB "
+                        f"logged, {r['harvests']} harvests while {ncpu} writers ran; with ptctl's "
+                        f"round trips {r['t_harvest'] / r['harvests'] * 1000:.0f} ms")
         if per_cpu_1.get(mode):
             fig.update(ref=round(per_cpu_1[mode], 2), ref_name="1 CPU, same run",
                        ratio=round(ms / per_cpu_1[mode], 3))
         emit(**fig)
-        emit(name=f"smp.harvest_time_per_gib.{mode}.{ncpu}cpu", value=round(ms / gib, 2),
+        emit(name=f"smp.harvest_time_per_gib.{mode}.{ncpu}cpu", value=round(ms / gib, 3),
              unit="ms/GiB", note=fig["note"])
         emit(name=f"smp.shootdown.kicks_per_harvest.{mode}.{ncpu}cpu",
              value=round(r["kicks"] / r["harvests"], 2), unit="kicks/harvest",

@@ -128,6 +128,9 @@ def note(msg):
 
 def emit(**fig):
     if args.bench:
+        if args.cpus > 1:
+            # The same figures from a guest with more CPUs: named apart (dirty.smp2.*).
+            fig["name"] = fig["name"].replace("dirty.", f"dirty.smp{args.cpus}.", 1)
         print(json.dumps(fig), flush=True)
 
 
