@@ -3,7 +3,8 @@
 #  - 4 CPUs: the firmware's APs are taken over (one log line each), Linux brings all of
 #    them online through the emulated INIT and start-up IPIs, every CPU answers CPUID
 #    0x40000000 with PageTrail's signature (pt-cpusig pins itself to each), pt-memload
-#    with one process per CPU passes, the guest powers off, no fault;
+#    with one process per CPU passes, every AP is offlined and onlined again (INIT/SIPI
+#    to a vCPU that ran before) and still says PageTrail, the guest powers off, no fault;
 #  - 2 CPUs, a writer pinned to each CPU: the management port counts both vCPUs, answers
 #    regs for each (and refuses a third), allows dirty logging (every CPU is a vCPU), and
 #    a pause stops both: two harvests 1 s apart while paused find no page written, while
@@ -29,6 +30,10 @@ pt_check smp.4cpu.sipi_emulated "(no emulated start-up IPI in $hvlog)" \
 pt_check smp.4cpu.signature_on_every_cpu "(pt-cpusig: $(pt_text "$com1" | grep -m1 'cpusig: [0-9]* of'))" \
 	pt_has "$com1" '^cpusig: 4 of 4 online CPUs say PageTrailHV$'
 pt_check smp.4cpu.memload "(pt-memload did not report ok)" pt_has "$com1" '^memload: ok'
+pt_check smp.4cpu.hotplug "(not 3 APs offlined and onlined again)" \
+	test "$(pt_text "$com1" | grep -Ec '^smp: hotplug cpu[1-3] off and on again')" -eq 3
+pt_check smp.4cpu.signature_after_hotplug "(pt-cpusig after hotplug did not say 4 of 4)" \
+	pt_has "$com1" '^cpusig-after-hotplug: 4 of 4 online CPUs say PageTrailHV$'
 pt_check smp.4cpu.clean_poweroff "(QEMU status $pt_qemu_status, want 0 after 'reboot: Power down')" \
 	eval 'pt_has "$com1" "reboot: Power down" && [ "$pt_qemu_status" -eq 0 ]'
 pt_check smp.4cpu.no_panic "(kernel oops/panic on COM1)" \
