@@ -809,6 +809,8 @@ int hv_control_init(void)
 		hv_log("management port: mgmt_init failed: %d", rc);
 		return -1;
 	}
+	/* The TSC since reset, to the cycle: another value on every boot. */
+	mgmt_set_boot_id(&ctl.mgmt, x86_rdtsc());
 	if (hv.bi->mgmt_step_pages)
 		mgmt_set_step_pages(&ctl.mgmt, hv.bi->mgmt_step_pages);
 	hv_log("management: long commands in steps of %lu pages", ctl.mgmt.step_pages);

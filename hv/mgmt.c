@@ -72,6 +72,11 @@ int mgmt_init(struct mgmt *m, void *mem, size_t mem_size, const struct mgmt_back
 	return 0;
 }
 
+void mgmt_set_boot_id(struct mgmt *m, u64 id)
+{
+	m->boot_id = id;
+}
+
 void mgmt_set_step_pages(struct mgmt *m, u64 pages)
 {
 	/* The mmu's ranges start on 64-page boundaries (one bitmap word). */
@@ -695,6 +700,7 @@ static int dirty_start_stop(struct mgmt *m, struct proto_buf *req, bool start)
 		if (r)
 			return r;
 	}
+	m->log_epoch++; /* the log starts or ends: a series cannot span this */
 	zero_bytes(op, sizeof(*op));
 	op->kind = start ? MGMT_OP_START : MGMT_OP_STOP;
 	op->mode = mode;
@@ -797,11 +803,21 @@ static int cmd_dirty_done(struct mgmt *m, struct proto_buf *req)
 	r = snap_lookup(m, slot, gen, &s, &snap);
 	if (r)
 		return r;
+	m->log_epoch++; /* bits leave the hypervisor for good */
 	zero_bytes(op, sizeof(*op));
 	op->kind = MGMT_OP_DONE;
 	op->slot_id = s.id;
 	op->npages = s.size >> PAGE_SHIFT;
 	return MGMT_OP_BEGUN;
+}
+
+static int cmd_dirty_epoch(struct mgmt *m, struct proto_buf *req, struct proto_buf *out)
+{
+	if (!proto_rbuf_done(req))
+		return -PROTO_E_BAD_REQUEST;
+	proto_put_varint(out, m->boot_id);
+	proto_put_varint(out, m->log_epoch);
+	return 0;
 }
 
 static int cmd_dirty_clear(struct mgmt *m, struct proto_buf *req)
@@ -826,6 +842,7 @@ static int cmd_dirty_clear(struct mgmt *m, struct proto_buf *req)
 		return -PROTO_E_RANGE;
 	if (!m->be->dirty_snapshot(m->be_ctx, s.id))
 		return -PROTO_E_INTERNAL;
+	m->log_epoch++; /* bits leave the log and the snapshot */
 	zero_bytes(op, sizeof(*op));
 	op->kind = MGMT_OP_CLEAR;
 	op->slot_id = s.id;
@@ -1125,6 +1142,9 @@ void mgmt_handle_frame(struct mgmt *m, const u8 *frame, u32 len)
 		break;
 	case PROTO_CMD_DIRTY_CLEAR:
 		r = cmd_dirty_clear(m, &req);
+		break;
+	case PROTO_CMD_DIRTY_EPOCH:
+		r = cmd_dirty_epoch(m, &req, &out);
 		break;
 	case PROTO_CMD_PAUSE:
 		r = cmd_pause_resume(m, &req, true);

@@ -271,6 +271,16 @@ struct mgmt {
 	u32 nr_snaps;
 
 	u64 step_pages; /* pages of work per poll for a long command */
+	/*
+	 * The dirty log's epoch (DIRTY_EPOCH): counts the commands that may
+	 * take bits out of the log and its snapshots for good (DIRTY_DONE,
+	 * DIRTY_CLEAR) or start it again (DIRTY_START, DIRTY_STOP), of any slot.
+	 * A host that saw epoch E after its own harvest and sees E again later
+	 * knows that every page written since is still in the log or the
+	 * snapshot. boot_id tells this hypervisor's run from an earlier one.
+	 */
+	u64 log_epoch;
+	u64 boot_id;
 	struct mgmt_op op;
 
 	struct mgmt_counters c;
@@ -282,6 +292,9 @@ int mgmt_init(struct mgmt *m, void *mem, size_t mem_size, const struct mgmt_back
 
 /* Pages of work per poll for long commands (rounded up to a multiple of 64). */
 void mgmt_set_step_pages(struct mgmt *m, u64 pages);
+
+/* A value that differs between two runs of the hypervisor (DIRTY_EPOCH). */
+void mgmt_set_boot_id(struct mgmt *m, u64 id);
 
 /* Bounded work; call on every exit and in every wait loop (see above). */
 void mgmt_poll(struct mgmt *m);

@@ -81,6 +81,8 @@ const char *proto_cmd_name(int cmd)
 		return "dirty-done";
 	case PROTO_CMD_DIRTY_CLEAR:
 		return "dirty-clear";
+	case PROTO_CMD_DIRTY_EPOCH:
+		return "dirty-epoch";
 	case PROTO_CMD_PAUSE:
 		return "pause";
 	case PROTO_CMD_RESUME:

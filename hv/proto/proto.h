@@ -67,6 +67,7 @@ enum proto_cmd {
 	PROTO_CMD_DIRTY_READ = 0x13,
 	PROTO_CMD_DIRTY_DONE = 0x14,
 	PROTO_CMD_DIRTY_CLEAR = 0x15,
+	PROTO_CMD_DIRTY_EPOCH = 0x16,
 	PROTO_CMD_PAUSE = 0x20,
 	PROTO_CMD_RESUME = 0x21,
 	PROTO_CMD_MEM_READ = 0x22,
@@ -111,7 +112,8 @@ const char *proto_cmd_name(int cmd);
 #define PROTO_CAP_LOG	     BIT_ULL(4)
 #define PROTO_CAP_REGS	     BIT_ULL(5)
 #define PROTO_CAP_PAUSE	     BIT_ULL(6)
-#define PROTO_CAPS_ALL	     GENMASK_ULL(6, 0)
+#define PROTO_CAP_EPOCH	     BIT_ULL(7) /* DIRTY_EPOCH */
+#define PROTO_CAPS_ALL	     GENMASK_ULL(7, 0)
 
 /* Dirty-logging modes (DIRTY_START) and the INFO dirty_modes mask bits. */
 enum proto_dirty_mode {

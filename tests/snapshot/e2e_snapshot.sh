@@ -5,6 +5,9 @@
 #   plain and --live (the guest writing all the time) with --stay-paused: every page of
 #   the core equals the memory dumped at the pause, NT_PRSTATUS and the QEMU CPU note of
 #   both vCPUs equal `ptctl regs`, the slots are left logging; readelf accepts the core;
+#   --base (twice in a chain) the same way, sending fewer pages than the core holds; the
+#   base refused (exit 1, nothing written, guest running) after someone else's dirty get
+#   --clear, after dirty stop, after stop and start, and for a file that is no core;
 #   a failing write (file size limit) and SIGTERM leave no file, no temporary, an older
 #   FILE untouched and the guest running.
 set -u
@@ -70,6 +73,46 @@ check live.json json "$dir/live.json" \
 	'd["mode"]=="live" and d["rounds"]>=3 and d["pages_sent"]>d["pages"] and d["guest"]=="paused"'
 corecheck_at live "$dir/live.core"
 check live.resume pt resume
+
+# --base: only what the log holds since the base crosses; the result is a complete core.
+rm -f "$dir"/mem-*.bin
+pt --json snapshot -o "$dir/inc1.core" --base "$dir/live.core" --stay-paused >"$dir/inc1.json" 2>"$dir/out"
+check base.json json "$dir/inc1.json" \
+	'd["mode"]=="base" and 0<d["pages_sent"]<d["pages"] and d["pages"]==1536 and d["guest"]=="paused"'
+corecheck_at base "$dir/inc1.core"
+check base.resume pt resume
+sleep 0.5
+rm -f "$dir"/mem-*.bin
+pt --json snapshot -o "$dir/inc2.core" --base "$dir/inc1.core" --stay-paused >"$dir/inc2.json" 2>"$dir/out"
+check base_chain.json json "$dir/inc2.json" 'd["mode"]=="base" and 0<d["pages_sent"]<d["pages"]'
+corecheck_at base_chain "$dir/inc2.core"
+check base_chain.resume pt resume
+
+# refused NAME MSG CMD...: exit status 1, MSG in the message, no FILE, no temporary, running.
+refused() {
+	local name=$1 msg=$2 rc
+	shift 2
+	"$@" >"$dir/out" 2>&1
+	rc=$?
+	pt --json info >"$dir/info.json"
+	if [ "$rc" -eq 1 ] && grep -q -- "$msg" "$dir/out" && [ ! -e "$dir/refused.core" ] &&
+		! ls "$dir"/refused.core.tmp.* >/dev/null 2>&1 && json "$dir/info.json" 'not d["paused"]'; then
+		ok "$name"
+	else
+		not_ok "$name (exit $rc; $(tr '\n' ' ' <"$dir/out"))"
+	fi
+}
+# Someone else's dirty get --clear takes pages from the series: the base is refused.
+pt dirty get --slot 0 --clear >/dev/null
+refused base.stolen_bits_refused "dirty log moved" pt snapshot -o "$dir/refused.core" --base "$dir/inc2.core"
+# Logging stopped and started again since the base: refused.
+pt snapshot -o "$dir/full.core" >/dev/null 2>&1
+pt dirty stop --all >/dev/null
+refused base.not_logging_refused "not logging" pt snapshot -o "$dir/refused.core" --base "$dir/full.core"
+pt dirty start --all --mode wp >/dev/null
+refused base.restarted_log_refused "dirty log moved" pt snapshot -o "$dir/refused.core" --base "$dir/full.core"
+refused base.not_a_core_refused "cannot be a base" pt snapshot -o "$dir/refused.core" --base "$dir/inc1.json"
+check base.base_unchanged python3 "$CHECK" "$dir/full.core" --vcpus 2
 
 # A paused guest stays paused; plain snapshot of it without --stay-paused.
 pt pause >/dev/null

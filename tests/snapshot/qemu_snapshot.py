@@ -11,9 +11,11 @@ have dirtied pages during the copy (pages read > pages in the core).
 
 A full copy costs what QEMU's 16550 emulation moves (one system call per byte: about
 100 KB/s on a loaded host, ~25 MB on the wire for this guest), so `make test` runs the
-plain form only; --forms plain,live runs both.
+plain form and --base on top of it (only the pages dirtied since cross: quick), then
+someone else's `dirty get --clear` and the refused base; --forms plain,base,live adds
+--live (another full copy).
 
-usage: qemu_snapshot.py RUN_DIR [--deadline S] [--forms plain,live]
+usage: qemu_snapshot.py RUN_DIR [--deadline S] [--forms plain,base,live]
 """
 import argparse
 import json
@@ -30,7 +32,7 @@ from ptqemu import Console, Qmp, QemuError, wait_file  # noqa: E402
 ap = argparse.ArgumentParser()
 ap.add_argument("run_dir")
 ap.add_argument("--deadline", type=float, default=400)
-ap.add_argument("--forms", default="plain")
+ap.add_argument("--forms", default="plain,base")
 args = ap.parse_args()
 run_dir = args.run_dir
 ptqemu.deadline = time.time() + args.deadline
@@ -82,7 +84,7 @@ def loads_of(core):
                                        out.stdout, re.M)]
 
 
-def check_form(name, qmp, ram, extra):
+def check_form(name, qmp, ram, extra, keep=False):
     core = os.path.join(run_dir, f"{name}.core")
     try:
         snap, dt = ptctl_long("snapshot", "-o", core, "--stay-paused", *extra)
@@ -124,7 +126,8 @@ def check_form(name, qmp, ram, extra):
         ok(f"{name}.corecheck_status", cc.returncode == 0, cc.stderr.strip()[-300:])
     finally:
         ptctl("resume", want_json=False)
-        os.unlink(core)
+        if not keep:
+            os.unlink(core)
         for m in mems[1::2]:
             try:
                 os.unlink(m.split(":", 1)[1])
@@ -149,8 +152,28 @@ def main():
         ok("writer_ready", False, "pt-dirtywriter did not get ready")
         return 1
     forms = args.forms.split(",")
-    if "plain" in forms:
-        check_form("plain", qmp, ram, [])
+    if "plain" in forms or "base" in forms:
+        check_form("plain", qmp, ram, [], keep="base" in forms)
+    if "base" in forms:
+        plain = os.path.join(run_dir, "plain.core")
+        time.sleep(2)  # the writer and Linux dirty pages
+        base = check_form("base", qmp, ram, ["--base", plain])
+        if base:
+            ok("base.fewer_pages", 0 < base["pages_sent"] < base["pages"],
+               f"pages_sent {base['pages_sent']} of {base['pages']}")
+        # Someone else's dirty get --clear: the series has a gap, the base is refused.
+        slots, _ = ptctl("slots")
+        big = max((s for s in slots if s["type"] == "ram"), key=lambda s: s["size"])
+        ptctl("dirty", "get", "--slot", str(big["id"]), "--clear")
+        out = os.path.join(run_dir, "refused.core")
+        r = subprocess.run([os.path.join(build, "ptctl"), "-c",
+                            "unix:" + os.path.join(run_dir, "mgmt.sock"), "snapshot", "-o", out,
+                            "--base", plain], capture_output=True, text=True, timeout=120)
+        info, _ = ptctl("info")
+        ok("base.stolen_bits_refused", r.returncode == 1 and "dirty log moved" in r.stderr
+           and not os.path.exists(out) and not info["paused"],
+           f"status {r.returncode}: {r.stderr.strip()}")
+        os.unlink(plain)
     live = "live" in forms and check_form("live", qmp, ram,
                                           ["--live", "--max-rounds", "4", "--downtime", "20"])
     if live:

@@ -284,6 +284,7 @@ int core_write_headers(int fd, const struct core *c)
 	pn->version = CORE_PT_NOTE_VERSION;
 	pn->nvcpus = c->nvcpus;
 	pn->nregs = PROTO_REGS_MAX;
+	pn->flags = c->log_flags;
 	pn->log_id = c->log_id;
 	pn->log_epoch = c->log_epoch;
 	for (u32 i = 0; i < c->nvcpus; i++)
@@ -372,6 +373,7 @@ int core_read(int fd, struct core *c, char *err, size_t errlen)
 
 			memcpy(&pn, desc, sizeof(pn));
 			if (pn.version == CORE_PT_NOTE_VERSION) {
+				c->log_flags = pn.flags;
 				c->log_id = pn.log_id;
 				c->log_epoch = pn.log_epoch;
 				c->nvcpus = pn.nvcpus;

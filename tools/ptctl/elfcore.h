@@ -35,18 +35,21 @@ struct core_pt_note {
 	u32 version;
 	u32 nvcpus;
 	u32 nregs;
-	u32 flags;
-	u64 log_id;    /* the dirty-log series the core belongs to, 0 = none */
-	u64 log_epoch; /* the series' position at the core's instant */
+	u32 flags;     /* CORE_PT_EPOCH */
+	u64 log_id;    /* the hypervisor run (DIRTY_EPOCH boot_id) */
+	u64 log_epoch; /* the dirty log's epoch at the core's instant */
 	u64 reserved[2];
 };
 _Static_assert(sizeof(struct core_pt_note) == 48, "PAGETRAIL note layout");
+/* log_id and log_epoch hold: the core can be the base of an incremental one. */
+#define CORE_PT_EPOCH 1u
 
 struct core {
 	u32 nvcpus;
 	struct pt_regs *regs; /* nvcpus entries */
 	u32 nranges;
 	struct core_range *ranges;
+	u32 log_flags; /* CORE_PT_EPOCH */
 	u64 log_id, log_epoch;
 	u64 notes_off, notes_size;
 	u64 data_off, file_size;

@@ -137,6 +137,28 @@ int pt_dirty_stop_slot(struct pt_conn *c, u64 slot, u64 *n)
 	return dirty_start_stop(c, PROTO_CMD_DIRTY_STOP, slot, 0, n);
 }
 
+int pt_dirty_epoch(struct pt_conn *c, u64 *boot_id, u64 *epoch)
+{
+	u8 rep[PROTO_MAX_PAYLOAD];
+	struct proto_buf b;
+	u32 len;
+	int r;
+
+	if (!(c->peer_caps & PROTO_CAP_EPOCH)) {
+		snprintf(c->err, sizeof(c->err),
+			 "the hypervisor does not report a dirty-log epoch (too old for "
+			 "incremental snapshots)");
+		return PT_EHV;
+	}
+	r = pt_request(c, PROTO_CMD_DIRTY_EPOCH, NULL, 0, rep, &len, NULL);
+	if (r)
+		return r;
+	proto_rbuf_init(&b, rep, len);
+	*boot_id = proto_get_varint(&b);
+	*epoch = proto_get_varint(&b);
+	return proto_rbuf_done(&b) ? 0 : bad_reply(c, PROTO_CMD_DIRTY_EPOCH);
+}
+
 u8 pt_best_dirty_mode(u64 modes)
 {
 	u8 m;

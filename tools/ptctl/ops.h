@@ -36,6 +36,13 @@ int pt_simple(struct pt_conn *c, u8 cmd);
 /* DIRTY_START / DIRTY_STOP of one slot; *n = slots the hypervisor changed. */
 int pt_dirty_start_slot(struct pt_conn *c, u64 slot, u8 mode, u64 *n);
 int pt_dirty_stop_slot(struct pt_conn *c, u64 slot, u64 *n);
+/*
+ * DIRTY_EPOCH: the hypervisor's run and the dirty log's epoch (it changes
+ * whenever bits may leave the log for good, or logging starts or stops).
+ * PT_EHV with c->err set when the hypervisor does not have it.
+ */
+int pt_dirty_epoch(struct pt_conn *c, u64 *boot_id, u64 *epoch);
+
 /* The cheapest dirty-logging mode the CPU has (pml, then dbit, then wp). */
 u8 pt_best_dirty_mode(u64 modes);
 

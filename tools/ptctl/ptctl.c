@@ -30,7 +30,8 @@ static const char usage_text[] =
     "    dirty clear --slot ID --first PAGE --count N\n"
     "    mem read GPA LEN -o FILE\n"
     "    log [--bytes N]\n"
-    "    snapshot -o FILE [--live [--downtime MS] [--max-rounds N]] [--stay-paused]\n"
+    "    snapshot -o FILE [--live [--downtime MS] [--max-rounds N] | --base OLD.core]\n"
+    "             [--stay-paused]\n"
     "                       ELF core of the guest (QEMU dump-guest-memory layout)\n"
     "    ping [--count N]   round-trip latency of INFO: p50, p99, max\n"
     "    dirty rate --seconds S | --interval T --count N   distinct pages written, pages/s\n"
@@ -47,7 +48,7 @@ static struct {
 	bool verbose;
 	int timeout_ms;
 	/* command options */
-	const char *slot, *mode, *out, *first, *count, *vcpu, *bytes, *downtime, *max_rounds;
+	const char *slot, *mode, *out, *first, *count, *vcpu, *bytes, *downtime, *max_rounds, *base;
 	bool all, clear, live, stay_paused;
 	const char *pos[8];
 	int npos;
@@ -984,6 +985,8 @@ int main(int argc, char **argv)
 			val = &opt.count;
 		else if (!strcmp(a, "--vcpu"))
 			val = &opt.vcpu;
+		else if (!strcmp(a, "--base"))
+			val = &opt.base;
 		else if (!strcmp(a, "--bytes"))
 			val = &opt.bytes;
 		if (!val && research_option(argc, argv, &i))
@@ -1045,6 +1048,9 @@ int main(int argc, char **argv)
 				return usage("--downtime and --max-rounds go with --live");
 			snap.out = opt.out;
 			snap.live = opt.live;
+			snap.base = opt.base;
+			if (opt.live && opt.base)
+				return usage("--base goes with the plain form, not --live");
 			snap.stay_paused = opt.stay_paused;
 			snap.json = opt.json;
 			snap.downtime_ms = 300;

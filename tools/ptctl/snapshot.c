@@ -7,6 +7,7 @@
  * dirty pages, and the file appears under its name only when complete
  * (a temporary file in the same directory, fsync, rename).
  */
+#define _GNU_SOURCE /* copy_file_range */
 #include "snapshot.h"
 
 #include "elfcore.h"
@@ -99,12 +100,38 @@ static int snap_put(void *ctx, u64 gpa, const u8 *data, u64 len)
 	return 0;
 }
 
+/*
+ * The dirty log's position at the core's instant (guest paused, this
+ * command's own harvests done): an incremental snapshot later checks that it
+ * has not moved. A hypervisor without DIRTY_EPOCH gives a core that cannot be
+ * a base (and says so then).
+ */
+static int snap_epoch(struct snap *s)
+{
+	u64 boot, epoch;
+	int r;
+
+	if (!(s->c->peer_caps & PROTO_CAP_EPOCH))
+		return 0;
+	r = pt_dirty_epoch(s->c, &boot, &epoch);
+	if (r)
+		return r;
+	s->core.log_flags = CORE_PT_EPOCH;
+	s->core.log_id = boot;
+	s->core.log_epoch = epoch;
+	return 0;
+}
+
 static int snap_regs(void *ctx, struct pt_conn *c)
 {
 	struct snap *s = ctx;
 
+	int r = snap_epoch(s);
+
+	if (r)
+		return r;
 	for (u32 i = 0; i < s->core.nvcpus; i++) {
-		int r = pt_get_regs(c, i, &s->core.regs[i]);
+		r = pt_get_regs(c, i, &s->core.regs[i]);
 
 		if (r)
 			return r;
@@ -142,6 +169,104 @@ static void snap_progress(void *ctx, const struct precopy_stats *st)
 		"", (int)(100.0 * st->pass_done / st->pass_total), rate / 1048576.0,
 		rate > 0 ? (double)(st->pass_total - st->pass_done) * PAGE_SIZE / rate : 0.0);
 	s->bar_shown = true;
+}
+
+/*
+ * --base OLD: OLD must be a core of this hypervisor run, of the same memory
+ * layout, taken at a dirty-log epoch that has not moved since: then every
+ * page written after OLD's instant is in the log or its snapshot. Checked
+ * before anything is paused or written; failures are PT_EHV (exit 1).
+ */
+static int base_check(struct snap *s, struct core *old, int *bfd, const struct precopy_range *pr,
+		      u32 nr)
+{
+	struct pt_conn *c = s->c;
+	char why[200];
+	u64 boot, epoch;
+	int r;
+
+	*bfd = open(s->o->base, O_RDONLY);
+	if (*bfd < 0) {
+		snprintf(c->err, sizeof(c->err), "cannot read the base %s: %s", s->o->base,
+			 strerror(errno));
+		return PT_EUSAGE;
+	}
+	if (core_read(*bfd, old, why, sizeof(why))) {
+		snprintf(c->err, sizeof(c->err), "%s cannot be a base: %s", s->o->base, why);
+		return PT_EHV;
+	}
+	if (old->nranges != nr) {
+		snprintf(c->err, sizeof(c->err),
+			 "%s cannot be a base: it has %u memory ranges, the guest has %u now",
+			 s->o->base, old->nranges, nr);
+		return PT_EHV;
+	}
+	for (u32 i = 0; i < nr; i++) {
+		if (old->ranges[i].gpa != pr[i].gpa || old->ranges[i].size != pr[i].size) {
+			snprintf(c->err, sizeof(c->err),
+				 "%s cannot be a base: its range %u (0x%" PRIx64 ", %" PRIu64
+				 " bytes) differs from the guest's slot now",
+				 s->o->base, i, old->ranges[i].gpa, old->ranges[i].size);
+			return PT_EHV;
+		}
+		if (pr[i].log_mode == PROTO_DIRTY_OFF) {
+			snprintf(c->err, sizeof(c->err),
+				 "%s cannot be a base: slot %" PRIu64 " is not logging (dirty "
+				 "stop ended the series); take a full snapshot",
+				 s->o->base, pr[i].slot);
+			return PT_EHV;
+		}
+	}
+	if (!(old->log_flags & CORE_PT_EPOCH)) {
+		snprintf(c->err, sizeof(c->err),
+			 "%s cannot be a base: it records no dirty-log epoch", s->o->base);
+		return PT_EHV;
+	}
+	r = pt_dirty_epoch(c, &boot, &epoch);
+	if (r)
+		return r;
+	if (boot != old->log_id) {
+		snprintf(c->err, sizeof(c->err),
+			 "%s cannot be a base: the hypervisor restarted since it was taken; "
+			 "take a full snapshot",
+			 s->o->base);
+		return PT_EHV;
+	}
+	if (epoch != old->log_epoch) {
+		snprintf(
+		    c->err, sizeof(c->err),
+		    "%s cannot be a base: the dirty log moved since it was taken (epoch %" PRIu64
+		    ", now %" PRIu64 "): another host took dirty pages out of it (dirty get "
+		    "--clear, dirty clear) or logging was stopped or started; take a full "
+		    "snapshot",
+		    s->o->base, old->log_epoch, epoch);
+		return PT_EHV;
+	}
+	return 0;
+}
+
+/* OLD's bytes of every range into the new file (then the changed pages over them). */
+static int base_copy(struct snap *s, const struct core *old, int bfd)
+{
+	for (u32 i = 0; i < old->nranges; i++) {
+		off_t in = (off_t)old->ranges[i].file_off, out = (off_t)s->core.ranges[i].file_off;
+		u64 left = old->ranges[i].size;
+
+		while (left) {
+			ssize_t n = copy_file_range(bfd, &in, s->fd, &out, left, 0);
+
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0) {
+				snprintf(s->c->err, sizeof(s->c->err),
+					 "cannot copy the base into %s: %s", s->o->out,
+					 n < 0 ? strerror(errno) : "the base is short");
+				return PT_EUSAGE;
+			}
+			left -= (u64)n;
+		}
+	}
+	return 0;
 }
 
 static int open_temp(struct snap *s, char **tmp)
@@ -218,7 +343,9 @@ int snapshot_cmd(struct pt_conn *c, const struct snapshot_opts *o)
 				    .progress = snap_progress,
 				    .cancel = &snap_cancel};
 	char *tmp = NULL;
-	int nslots, r;
+	struct core old = {0};
+	u64 *bms[PROTO_MAX_SLOTS] = {0};
+	int nslots, r, bfd = -1;
 	u32 nr = 0;
 
 	s.t0 = now_ms();
@@ -254,6 +381,8 @@ int snapshot_cmd(struct pt_conn *c, const struct snapshot_opts *o)
 		s.core.ranges[i].slot = pr[i].slot;
 	}
 	core_layout(&s.core);
+	if (o->base && (r = base_check(&s, &old, &bfd, pr, nr)))
+		goto fail_msg;
 	if (open_temp(&s, &tmp) || ftruncate(s.fd, (off_t)s.core.file_size)) {
 		fprintf(stderr, "ptctl: cannot write %s: %s\n", o->out, strerror(errno));
 		if (tmp)
@@ -266,8 +395,10 @@ int snapshot_cmd(struct pt_conn *c, const struct snapshot_opts *o)
 	}
 	sigaction(SIGINT, &sa, &old_int);
 	sigaction(SIGTERM, &sa, &old_term);
-
-	if (o->live) {
+	r = o->base ? base_copy(&s, &old, bfd) : 0;
+	if (r) {
+		/* the base could not be copied: nothing was paused */
+	} else if (o->live) {
 		struct precopy_params p = {.max_rounds = (u32)o->max_rounds,
 					   .downtime_ms = o->downtime_ms,
 					   .stay_paused = o->stay_paused,
@@ -289,17 +420,39 @@ int snapshot_cmd(struct pt_conn *c, const struct snapshot_opts *o)
 			st.paused_by_us = !r;
 			t_pause = now_ms();
 		}
-		for (u32 i = 0; i < nr && !r; i++) {
-			u64 k;
+		if (o->base) {
+			/* What changed since OLD: the log (and its snapshot) since then. */
+			u64 total = 0;
 
-			if (pr[i].log_mode == PROTO_DIRTY_OFF)
-				r = pt_dirty_start_slot(c, pr[i].slot,
-							pt_best_dirty_mode(info.modes), &k);
+			for (u32 i = 0; i < nr && !r; i++) {
+				u64 npages = pr[i].size / PAGE_SIZE, nd;
+
+				bms[i] = calloc((npages + 63) / 64 + 1, 8);
+				r = bms[i]
+					? pt_dirty_harvest(c, pr[i].slot, true, bms[i], npages, &nd)
+					: PT_ETRANSPORT;
+				total += nd;
+			}
+			if (!r)
+				r = snap_regs(&s, c);
+			st.pass = 1; /* pages over OLD's: zero pages are written too */
+			st.pass_total = total;
+			for (u32 i = 0; i < nr && !r; i++)
+				r = precopy_copy_bitmap(c, pr[i].gpa, bms[i],
+							pr[i].size / PAGE_SIZE, &sink, &st);
+		} else {
+			for (u32 i = 0; i < nr && !r; i++) {
+				u64 k;
+
+				if (pr[i].log_mode == PROTO_DIRTY_OFF)
+					r = pt_dirty_start_slot(c, pr[i].slot,
+								pt_best_dirty_mode(info.modes), &k);
+			}
+			if (!r)
+				r = snap_regs(&s, c);
+			for (u32 i = 0; i < nr && !r; i++)
+				r = precopy_copy(c, pr[i].gpa, pr[i].size, &sink, &st);
 		}
-		if (!r)
-			r = snap_regs(&s, c);
-		for (u32 i = 0; i < nr && !r; i++)
-			r = precopy_copy(c, pr[i].gpa, pr[i].size, &sink, &st);
 		st.rounds = 1;
 		if (st.paused_by_us && !o->stay_paused) {
 			char keep[sizeof(c->err)];
@@ -354,7 +507,10 @@ int snapshot_cmd(struct pt_conn *c, const struct snapshot_opts *o)
 				   ",\"downtime_ms\":%.1f,\"total_ms\":%.1f,\"vcpus\":%u"
 				   ",\"mode\":\"%s\",\"guest\":\"%s\"}\n",
 				   st.pages, st.pages_sent, wire, st.rounds, st.downtime_ms, total,
-				   s.core.nvcpus, o->live ? "live" : "plain",
+				   s.core.nvcpus,
+				   o->live   ? "live"
+				   : o->base ? "base"
+					     : "plain",
 				   info.paused	    ? "paused"
 				   : st.left_paused ? "paused"
 						    : "running");
@@ -366,10 +522,20 @@ int snapshot_cmd(struct pt_conn *c, const struct snapshot_opts *o)
 			       st.downtime_ms, total, state);
 	}
 	core_free(&s.core);
+	core_free(&old);
+	if (bfd >= 0)
+		close(bfd);
+	for (u32 i = 0; i < nr; i++)
+		free(bms[i]);
 	return 0;
 fail_msg:
 	fprintf(stderr, "ptctl: snapshot: %s%s\n", c->err,
 		st.left_paused ? " (the guest is left PAUSED: `ptctl resume`)" : "");
 	core_free(&s.core);
+	core_free(&old);
+	if (bfd >= 0)
+		close(bfd);
+	for (u32 i = 0; i < nr; i++)
+		free(bms[i]);
 	return r;
 }

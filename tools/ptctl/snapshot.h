@@ -8,6 +8,7 @@
 struct snapshot_opts {
 	const char *out;  /* -o FILE */
 	bool live;	  /* --live: pre-copy while the guest runs */
+	const char *base; /* --base OLD.core: only what changed since OLD crosses */
 	bool stay_paused; /* --stay-paused */
 	u64 downtime_ms;  /* --downtime MS (--live) */
 	u64 max_rounds;	  /* --max-rounds N (--live) */
