@@ -757,6 +757,12 @@ static u32 be_log_read(void *ctx, u64 off, u8 *buf, u32 len, u64 *first, u64 *en
  */
 static u64 ctl_ns_mult;
 
+static void be_note(void *ctx, const char *line)
+{
+	(void)ctx;
+	hv_log("management: %s", line);
+}
+
 static u64 be_now_ns(void *ctx)
 {
 	(void)ctx;
@@ -778,6 +784,7 @@ static struct mgmt_backend ctl_backend = {
     .regs = be_regs,
     .stat = be_stat,
     .log_read = be_log_read,
+    .note = be_note,
 };
 
 int hv_control_init(void)

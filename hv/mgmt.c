@@ -297,7 +297,7 @@ static int cmd_hello(struct mgmt *m, struct proto_buf *req, struct proto_buf *ou
 	m->have_last = false;
 	proto_put_varint(out, PROTO_VERSION);
 	proto_put_varint(out, PROTO_VERSION);
-	proto_put_varint(out, PROTO_CAPS_ALL);
+	proto_put_varint(out, m->be->now_ns ? PROTO_CAPS_ALL : PROTO_CAPS_ALL & ~PROTO_CAP_LEASE);
 	proto_put_varint(out, PROTO_MAX_REQ_PAYLOAD);
 	proto_put_varint(out, m->host_max_payload);
 	proto_put_varint(out, PROTO_WINDOW);
@@ -854,11 +854,51 @@ static int cmd_dirty_clear(struct mgmt *m, struct proto_buf *req)
 	return MGMT_OP_BEGUN;
 }
 
+/* Longest lease a host may ask for: 10 minutes. */
+#define MGMT_LEASE_MAX_MS 600000
+
 static int cmd_pause_resume(struct mgmt *m, struct proto_buf *req, bool pause)
 {
+	u64 lease_ms = 0;
+	int r;
+
+	/* PAUSE may carry `varint lease_ms` (0: none). */
+	if (pause && proto_rbuf_left(req))
+		lease_ms = proto_get_varint(req);
 	if (!proto_rbuf_done(req))
 		return -PROTO_E_BAD_REQUEST;
-	return pause ? m->be->pause(m->be_ctx) : m->be->resume(m->be_ctx);
+	if (lease_ms && !m->be->now_ns)
+		return -PROTO_E_UNSUPPORTED;
+	if (lease_ms > MGMT_LEASE_MAX_MS)
+		return -PROTO_E_RANGE;
+	r = pause ? m->be->pause(m->be_ctx) : m->be->resume(m->be_ctx);
+	if (r)
+		return r;
+	/* A later PAUSE without a lease, or RESUME, ends it. */
+	m->lease_on = lease_ms != 0;
+	if (m->lease_on) {
+		m->lease_ns = lease_ms * 1000000;
+		m->lease_last_ns = m->be->now_ns(m->be_ctx);
+	}
+	return 0;
+}
+
+/* The host went silent for its lease: resume the guest it paused, and say so. */
+static void lease_check(struct mgmt *m)
+{
+	if (!m->lease_on || m->be->now_ns(m->be_ctx) - m->lease_last_ns < m->lease_ns)
+		return;
+	m->lease_on = false;
+	m->c.leases_expired++;
+	if (m->be->resume(m->be_ctx)) {
+		if (m->be->note)
+			m->be->note(m->be_ctx,
+				    "the host went silent for its pause lease; resume FAILED");
+		return;
+	}
+	if (m->be->note)
+		m->be->note(m->be_ctx,
+			    "the host went silent for its pause lease: lease ended, guest resumed");
 }
 
 static bool all_zero(const u8 *p, u32 len)
@@ -986,6 +1026,7 @@ static const struct {
     MGMT_STAT(busy),
     MGMT_STAT(steps),
     MGMT_STAT(long_cmds),
+    MGMT_STAT(leases_expired),
 };
 
 static int cmd_stats(struct mgmt *m, struct proto_buf *req, struct proto_buf *out)
@@ -1081,6 +1122,9 @@ void mgmt_handle_frame(struct mgmt *m, const u8 *frame, u32 len)
 		m->c.bad_request++;
 		return;
 	}
+	/* The host is alive: its pause lease runs from here. */
+	if (m->lease_on)
+		m->lease_last_ns = m->be->now_ns(m->be_ctx);
 	if (m->op.kind != MGMT_OP_NONE) {
 		/*
 		 * A long command runs. A repeat of it (its host timed out, or
@@ -1207,6 +1251,7 @@ static void dispatch_rx(struct mgmt *m)
 
 void mgmt_poll(struct mgmt *m)
 {
+	lease_check(m);
 	tx_pump(m);
 	flush_nak(m);
 	/* At most one step per poll: a command begun below runs its first one. */

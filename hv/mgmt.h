@@ -155,8 +155,10 @@ struct mgmt_backend {
 	 * held and the offset of the next byte to be written.
 	 */
 	u32 (*log_read)(void *ctx, u64 off, u8 *buf, u32 len, u64 *first, u64 *end);
-	/* Monotonic nanoseconds (harvest timing); may be NULL. */
+	/* Monotonic nanoseconds (harvest timing, pause leases); may be NULL. */
 	u64 (*now_ns)(void *ctx);
+	/* A line for the hypervisor's log (a lease that ended); may be NULL. */
+	void (*note)(void *ctx, const char *line);
 };
 
 /* --- The dispatcher ----------------------------------------------------------- */
@@ -194,9 +196,10 @@ struct mgmt_counters {
 	u64 naks_sent, naks_dropped;
 	u64 credits_sent;
 	u64 harvests, harvest_ns_total, harvest_ns_max, harvest_ns_last;
-	u64 busy;      /* BUSY replies: a dirty-log request while a long command ran */
-	u64 steps;     /* long-command steps run (one per poll at most) */
-	u64 long_cmds; /* commands that needed more than one step */
+	u64 busy;	    /* BUSY replies: a dirty-log request while a long command ran */
+	u64 steps;	    /* long-command steps run (one per poll at most) */
+	u64 long_cmds;	    /* commands that needed more than one step */
+	u64 leases_expired; /* pauses the host's silence ended (PAUSE lease) */
 };
 
 enum mgmt_op_kind {
@@ -281,6 +284,13 @@ struct mgmt {
 	 */
 	u64 log_epoch;
 	u64 boot_id;
+	/*
+	 * A PAUSE with a lease (docs/protocol.md, PAUSE): the pause ends on its
+	 * own, the guest resumed, once no good frame came from the host for
+	 * lease_ns. lease_last_ns: now_ns() of the last one.
+	 */
+	bool lease_on;
+	u64 lease_ns, lease_last_ns;
 	struct mgmt_op op;
 
 	struct mgmt_counters c;

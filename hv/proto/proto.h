@@ -113,7 +113,8 @@ const char *proto_cmd_name(int cmd);
 #define PROTO_CAP_REGS	     BIT_ULL(5)
 #define PROTO_CAP_PAUSE	     BIT_ULL(6)
 #define PROTO_CAP_EPOCH	     BIT_ULL(7) /* DIRTY_EPOCH */
-#define PROTO_CAPS_ALL	     GENMASK_ULL(7, 0)
+#define PROTO_CAP_LEASE	     BIT_ULL(8) /* PAUSE with a lease (needs a clock) */
+#define PROTO_CAPS_ALL	     GENMASK_ULL(8, 0)
 
 /* Dirty-logging modes (DIRTY_START) and the INFO dirty_modes mask bits. */
 enum proto_dirty_mode {

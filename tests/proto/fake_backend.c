@@ -389,6 +389,11 @@ static u64 fk_now_ns(void *ctx)
 	return t += 1000;
 }
 
+static void fk_note(void *ctx, const char *line)
+{
+	fake_vm_log(ctx, line);
+}
+
 const struct mgmt_backend fake_backend = {
     .info = fk_info,
     .slot_get = fk_slot_get,
@@ -404,4 +409,5 @@ const struct mgmt_backend fake_backend = {
     .stat = fk_stat,
     .log_read = fk_log_read,
     .now_ns = fk_now_ns,
+    .note = fk_note,
 };

@@ -170,6 +170,12 @@ static void dump(const char *name, const void *p, size_t len)
 	fclose(f);
 }
 
+static u64 sim_now_ns(void *ctx)
+{
+	(void)ctx;
+	return (u64)(now_s() * 1e9);
+}
+
 static int sim_pause(void *ctx)
 {
 	int r = fake_backend.pause(ctx);
@@ -296,6 +302,8 @@ int main(int argc, char **argv)
 		sim.oracle[i] = calloc((sim.vm.slots[i].npages + 63) / 64, 8);
 	sim_backend = fake_backend;
 	sim_backend.pause = sim_pause;
+	/* Real time: a pause lease (PAUSE with lease_ms) ends after real silence. */
+	sim_backend.now_ns = sim_now_ns;
 	mem = malloc(MGMT_MEM_SIZE);
 	if (!mem ||
 	    mgmt_init(&sim.mgmt, mem, MGMT_MEM_SIZE, &sim_backend, &sim.vm, &sim_transport, NULL)) {

@@ -9,7 +9,8 @@
 #   base refused (exit 1, nothing written, guest running) after someone else's dirty get
 #   --clear, after dirty stop, after stop and start, and for a file that is no core;
 #   a failing write (file size limit) and SIGTERM leave no file, no temporary, an older
-#   FILE untouched and the guest running.
+#   FILE untouched and the guest running; a ptctl killed (SIGKILL) while the guest is
+#   paused: the hypervisor ends the pause once the lease runs out, and logs it.
 set -u
 B=${BUILD:-build}
 SIM=$B/mgmt/ptsim
@@ -147,5 +148,24 @@ pt --json info >"$dir/info.json"
 if [ "$rc" -ne 0 ] && [ ! -e "$dir/term.core" ] && ! ls "$dir"/term.core.tmp.* >/dev/null 2>&1 &&
 	json "$dir/info.json" 'not d["paused"]'; then ok fault.sigterm; else
 	not_ok "fault.sigterm (exit $rc; $(ls "$dir" | tr '\n' ' '))"
+fi
+# SIGKILL while the guest is paused: no FILE; the hypervisor ends the pause on its own
+# once the host is silent for the lease, and says so in its log.
+"$PT" -c "unix:$sock" snapshot -o "$dir/kill.core" --lease 1500 >"$dir/out" 2>&1 &
+spid=$!
+sleep 0.8 # paused and copying (the copy takes seconds here); one host at a time: no polling
+kill -KILL "$spid"
+wait "$spid" 2>/dev/null
+pt --json info >"$dir/info.json"
+check lease.paused_when_killed json "$dir/info.json" 'd["paused"]'
+sleep 3
+pt --json info >"$dir/info.json"
+pt --json stats >"$dir/stats.json"
+pt log --bytes 4000 >"$dir/log.txt"
+if json "$dir/info.json" 'not d["paused"]' && [ ! -e "$dir/kill.core" ] &&
+	json "$dir/stats.json" 'd["proto.leases_expired"]>=1' && grep -q "lease ended, guest resumed" "$dir/log.txt"; then
+	ok lease.ended_by_hypervisor
+else
+	not_ok "lease.ended_by_hypervisor ($(cat "$dir/info.json") $(tail -2 "$dir/log.txt"))"
 fi
 [ "$failed" -eq 0 ]

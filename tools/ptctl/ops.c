@@ -107,6 +107,43 @@ int pt_simple(struct pt_conn *c, u8 cmd)
 	return len ? bad_reply(c, cmd) : 0;
 }
 
+int pt_pause(struct pt_conn *c, u64 lease_ms, bool *leased)
+{
+	u8 q[16], rep[PROTO_MAX_PAYLOAD];
+	struct proto_buf b;
+	u32 len;
+	int r;
+
+	*leased = lease_ms && (c->peer_caps & PROTO_CAP_LEASE);
+	proto_wbuf_init(&b, q, sizeof(q));
+	if (*leased)
+		proto_put_varint(&b, lease_ms);
+	r = pt_request(c, PROTO_CMD_PAUSE, q, b.len, rep, &len, NULL);
+	if (r)
+		return r;
+	return len ? bad_reply(c, PROTO_CMD_PAUSE) : 0;
+}
+
+int pt_pause_end(struct pt_conn *c, bool leased, bool stay_paused)
+{
+	struct pt_info in;
+	int r;
+
+	if (leased) {
+		r = pt_get_info(c, &in);
+		if (r)
+			return r;
+		if (!in.paused) {
+			snprintf(
+			    c->err, sizeof(c->err),
+			    "the hypervisor ended the pause on its own (the host was silent "
+			    "longer than the pause lease): the guest ran, the copy is not exact");
+			return PT_EHV;
+		}
+	}
+	return pt_simple(c, stay_paused ? PROTO_CMD_PAUSE : PROTO_CMD_RESUME);
+}
+
 static int dirty_start_stop(struct pt_conn *c, u8 cmd, u64 slot, u8 mode, u64 *n)
 {
 	u8 q[32], rep[PROTO_MAX_PAYLOAD];

@@ -33,6 +33,19 @@ int pt_get_regs(struct pt_conn *c, u32 vcpu, struct pt_regs *out);
 /* A command without payload whose reply has none (PAUSE, RESUME). */
 int pt_simple(struct pt_conn *c, u8 cmd);
 
+/*
+ * PAUSE with a lease of lease_ms (0: none) when the hypervisor has leases:
+ * it resumes the guest on its own once it hears nothing from the host for
+ * that long. *leased says whether the lease was given.
+ */
+int pt_pause(struct pt_conn *c, u64 lease_ms, bool *leased);
+/*
+ * End of a leased pause: the guest must still be paused (else the lease ran
+ * out and the guest ran: PT_EHV, c->err says so); then RESUME, or with
+ * stay_paused a PAUSE without lease (the guest stays paused for good).
+ */
+int pt_pause_end(struct pt_conn *c, bool leased, bool stay_paused);
+
 /* DIRTY_START / DIRTY_STOP of one slot; *n = slots the hypervisor changed. */
 int pt_dirty_start_slot(struct pt_conn *c, u64 slot, u8 mode, u64 *n);
 int pt_dirty_stop_slot(struct pt_conn *c, u64 slot, u64 *n);

@@ -155,6 +155,7 @@ int precopy_run(struct pt_conn *c, const struct precopy_range *r, u32 n,
 {
 	u64 **bms = calloc(n ? n : 1, sizeof(*bms)), *tmp = NULL, maxpages = 0, total = 0;
 	double t0, per_page_ms, t_pause = 0;
+	bool leased = false, ended = false;
 	int rc = 0, rr;
 
 	memset(st, 0, sizeof(*st));
@@ -226,7 +227,7 @@ int precopy_run(struct pt_conn *c, const struct precopy_range *r, u32 n,
 
 	/* Stop and copy: the pages dirtied since the last harvest, then the vCPU state. */
 	if (!p->guest_was_paused) {
-		if ((rc = pt_simple(c, PROTO_CMD_PAUSE)))
+		if ((rc = pt_pause(c, p->lease_ms, &leased)))
 			goto out;
 		st->paused_by_us = true;
 		t_pause = now_ms();
@@ -241,20 +242,22 @@ int precopy_run(struct pt_conn *c, const struct precopy_range *r, u32 n,
 		st->last_round_pages = st->pages_sent - before;
 	}
 	rc = s->at_pause(s->ctx, c);
+	if (!rc && st->paused_by_us) {
+		/* Still paused (the lease held): resume, or keep it paused for good. */
+		rc = pt_pause_end(c, leased, p->stay_paused);
+		ended = !rc;
+		st->left_paused = !rc && p->stay_paused;
+	}
 out:
-	if (st->paused_by_us && !p->stay_paused) {
+	if (st->paused_by_us && !ended) {
+		/* A failure after the pause: the guest must not stay paused. */
 		char keep[sizeof(c->err)];
 
 		memcpy(keep, c->err, sizeof(keep));
 		rr = pt_simple(c, PROTO_CMD_RESUME);
-		if (rr && !rc)
-			rc = rr;
-		else if (rc)
-			memcpy(c->err, keep, sizeof(keep));
+		memcpy(c->err, keep, sizeof(keep));
 		if (rr)
 			st->left_paused = true;
-	} else if (st->paused_by_us) {
-		st->left_paused = true;
 	}
 	if (st->paused_by_us)
 		st->downtime_ms = now_ms() - t_pause;

@@ -60,6 +60,7 @@ struct precopy_params {
 	bool stay_paused;      /* do not resume after the final copy */
 	bool guest_was_paused; /* the guest was paused before: it stays paused */
 	u8 mode;	       /* dirty-logging mode for slots not logging yet */
+	u64 lease_ms;	       /* the pause's lease (0: none; see pt_pause) */
 };
 
 /*

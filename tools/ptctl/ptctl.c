@@ -31,7 +31,7 @@ static const char usage_text[] =
     "    mem read GPA LEN -o FILE\n"
     "    log [--bytes N]\n"
     "    snapshot -o FILE [--live [--downtime MS] [--max-rounds N] | --base OLD.core]\n"
-    "             [--stay-paused]\n"
+    "             [--stay-paused] [--lease MS]\n"
     "                       ELF core of the guest (QEMU dump-guest-memory layout)\n"
     "    ping [--count N]   round-trip latency of INFO: p50, p99, max\n"
     "    dirty rate --seconds S | --interval T --count N   distinct pages written, pages/s\n"
@@ -48,7 +48,8 @@ static struct {
 	bool verbose;
 	int timeout_ms;
 	/* command options */
-	const char *slot, *mode, *out, *first, *count, *vcpu, *bytes, *downtime, *max_rounds, *base;
+	const char *slot, *mode, *out, *first, *count, *vcpu, *bytes, *downtime, *max_rounds, *base,
+	    *lease;
 	bool all, clear, live, stay_paused;
 	const char *pos[8];
 	int npos;
@@ -987,6 +988,8 @@ int main(int argc, char **argv)
 			val = &opt.vcpu;
 		else if (!strcmp(a, "--base"))
 			val = &opt.base;
+		else if (!strcmp(a, "--lease"))
+			val = &opt.lease;
 		else if (!strcmp(a, "--bytes"))
 			val = &opt.bytes;
 		if (!val && research_option(argc, argv, &i))
@@ -1055,6 +1058,10 @@ int main(int argc, char **argv)
 			snap.json = opt.json;
 			snap.downtime_ms = 300;
 			snap.max_rounds = 30;
+			snap.lease_ms = 30000;
+			if (opt.lease &&
+			    (!parse_u64(opt.lease, &snap.lease_ms) || snap.lease_ms > 600000))
+				return usage("bad --lease %s (0 to 600000 ms)", opt.lease);
 			if (opt.downtime && !parse_u64(opt.downtime, &snap.downtime_ms))
 				return usage("bad --downtime %s", opt.downtime);
 			if (opt.max_rounds && (!parse_u64(opt.max_rounds, &snap.max_rounds) ||

@@ -393,6 +393,10 @@ int snapshot_cmd(struct pt_conn *c, const struct snapshot_opts *o)
 		core_free(&s.core);
 		return PT_EUSAGE;
 	}
+	if (o->lease_ms && !info.paused && !(c->peer_caps & PROTO_CAP_LEASE))
+		fprintf(stderr, "ptctl: snapshot: the hypervisor cannot end a pause on its own (no "
+				"clock): if this ptctl dies while the guest is paused, `ptctl "
+				"resume` it\n");
 	sigaction(SIGINT, &sa, &old_int);
 	sigaction(SIGTERM, &sa, &old_term);
 	r = o->base ? base_copy(&s, &old, bfd) : 0;
@@ -403,12 +407,14 @@ int snapshot_cmd(struct pt_conn *c, const struct snapshot_opts *o)
 					   .downtime_ms = o->downtime_ms,
 					   .stay_paused = o->stay_paused,
 					   .guest_was_paused = info.paused,
-					   .mode = pt_best_dirty_mode(info.modes)};
+					   .mode = pt_best_dirty_mode(info.modes),
+					   .lease_ms = o->lease_ms};
 
 		r = precopy_run(c, pr, nr, &p, &sink, &st);
 	} else {
 		/* Plain: pause, log from here on, the vCPU state, every page, resume. */
 		double t_pause = 0;
+		bool leased = false, ended = false;
 
 		st.pages = 0;
 		for (u32 i = 0; i < nr; i++)
@@ -416,7 +422,7 @@ int snapshot_cmd(struct pt_conn *c, const struct snapshot_opts *o)
 		st.pass_total = st.pages;
 		r = 0;
 		if (!info.paused) {
-			r = pt_simple(c, PROTO_CMD_PAUSE);
+			r = pt_pause(c, o->lease_ms, &leased);
 			st.paused_by_us = !r;
 			t_pause = now_ms();
 		}
@@ -454,20 +460,20 @@ int snapshot_cmd(struct pt_conn *c, const struct snapshot_opts *o)
 				r = precopy_copy(c, pr[i].gpa, pr[i].size, &sink, &st);
 		}
 		st.rounds = 1;
-		if (st.paused_by_us && !o->stay_paused) {
+		if (!r && st.paused_by_us) {
+			/* Still paused (the lease held): resume, or keep it paused for good. */
+			r = pt_pause_end(c, leased, o->stay_paused);
+			ended = !r;
+			st.left_paused = !r && o->stay_paused;
+		}
+		if (st.paused_by_us && !ended) {
+			/* A failure after the pause: the guest must not stay paused. */
 			char keep[sizeof(c->err)];
-			int rr;
 
 			memcpy(keep, c->err, sizeof(keep));
-			rr = pt_simple(c, PROTO_CMD_RESUME);
-			if (rr)
+			if (pt_simple(c, PROTO_CMD_RESUME))
 				st.left_paused = true;
-			if (rr && !r)
-				r = rr;
-			else if (r)
-				memcpy(c->err, keep, sizeof(keep));
-		} else if (st.paused_by_us) {
-			st.left_paused = true;
+			memcpy(c->err, keep, sizeof(keep));
 		}
 		if (st.paused_by_us)
 			st.downtime_ms = now_ms() - t_pause;

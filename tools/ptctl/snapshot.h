@@ -12,6 +12,7 @@ struct snapshot_opts {
 	bool stay_paused; /* --stay-paused */
 	u64 downtime_ms;  /* --downtime MS (--live) */
 	u64 max_rounds;	  /* --max-rounds N (--live) */
+	u64 lease_ms;	  /* --lease MS: the hypervisor resumes after this much silence */
 	bool json;
 };
 
