@@ -37,6 +37,8 @@ static const char usage_text[] =
     "    dirty rate --seconds S | --interval T --count N   distinct pages written, pages/s\n"
     "    precopy --bandwidth RATE [--max-rounds N] [--downtime MS] [--min-shrink PCT]\n"
     "            [--csv FILE] [--plot FILE.svg|.png|.txt]   pre-copy rounds over a simulated link\n"
+    "    precopy --send [--max-rounds N] [--downtime MS] [--csv FILE] [--plot FILE]\n"
+    "            the same with the pages read over the management line (live snapshot engine)\n"
     "    wws --seconds S [--interval T] [--csv FILE] [--plot FILE]   writable working set\n"
     "  --json: machine-readable output of every command\n"
     "  exit status: 0 ok, 1 error from the hypervisor, 2 usage, 3 transport or timeout\n";

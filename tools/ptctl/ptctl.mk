@@ -7,6 +7,7 @@ MGMT_CODEC_SRCS := hv/proto/proto.c hv/proto/codec.c
 # (tests/research/) runs them on a simulated guest.
 RESEARCH_SRCS := tools/ptctl/research.c tools/ptctl/research_plot.c
 PTCTL_SRCS := tools/ptctl/ptctl.c tools/ptctl/client.c tools/ptctl/research_cmd.c \
+	tools/ptctl/research_send.c \
 	tools/ptctl/ops.c tools/ptctl/elfcore.c tools/ptctl/precopy.c tools/ptctl/snapshot.c \
 	$(RESEARCH_SRCS) $(MGMT_CODEC_SRCS)
 

@@ -349,11 +349,15 @@ void research_precopy_print(FILE *f, const struct research_precopy *p, bool json
 			"{\"bandwidth\":%" PRIu64 ",\"downtime_target_ms\":%.3f,\"max_rounds\":%u,"
 			"\"converged\":%s,\"stop\":\"%s\",\"predicted_downtime_ms\":%.3f,"
 			"\"total_s\":%.6f,\"pages_sent_total\":%" PRIu64
-			",\"pages_remaining\":%" PRIu64 ",\"t0_monotonic_s\":%.6f,\"rounds\":[",
+			",\"pages_remaining\":%" PRIu64 ",\"t0_monotonic_s\":%.6f,",
 			p->cfg.bandwidth, p->cfg.downtime_s * 1e3, p->cfg.max_rounds,
 			p->stop == RESEARCH_CONVERGED ? "true" : "false",
 			research_stop_name(p->stop), p->predicted_downtime_s * 1e3, p->total_s,
 			p->pages_sent_total, p->pages_remaining, p->t0);
+		if (p->sent)
+			fprintf(f, "\"send\":true,\"downtime_ms\":%.3f,\"bytes_sent\":%" PRIu64 ",",
+				p->predicted_downtime_s * 1e3, p->bytes_sent);
+		fprintf(f, "\"rounds\":[");
 		for (u32 i = 0; i < p->nrounds; i++) {
 			const struct research_round *rd = &p->rounds[i];
 
@@ -368,7 +372,8 @@ void research_precopy_print(FILE *f, const struct research_precopy *p, bool json
 		fprintf(f, "]}\n");
 		return;
 	}
-	fprintf(f, "link %.1f MiB/s, downtime target %.1f ms, at most %u rounds\n",
+	fprintf(f, "%s %.3f MiB/s, downtime target %.1f ms, at most %u rounds\n",
+		p->sent ? "pages sent over the management line, measured" : "link",
 		(double)p->cfg.bandwidth / (1024.0 * 1024.0), p->cfg.downtime_s * 1e3,
 		p->cfg.max_rounds);
 	fprintf(f, "%5s  %10s  %10s  %10s  %10s  %13s  %12s\n", "ROUND", "START_S", "DURATION_S",
@@ -387,9 +392,10 @@ void research_precopy_print(FILE *f, const struct research_precopy *p, bool json
 			p->stop == RESEARCH_MAX_ROUNDS ? "round limit reached"
 						       : "rounds stopped shrinking");
 	fprintf(f,
-		": %" PRIu64 " pages left for the stop-and-copy, predicted downtime %.1f ms, "
+		": %" PRIu64 " pages left for the stop-and-copy, %s downtime %.1f ms, "
 		"total %.3f s, %" PRIu64 " pages sent\n",
-		p->pages_remaining, p->predicted_downtime_s * 1e3, p->total_s, p->pages_sent_total);
+		p->pages_remaining, p->sent ? "measured" : "predicted",
+		p->predicted_downtime_s * 1e3, p->total_s, p->pages_sent_total);
 }
 
 void research_precopy_csv(FILE *f, const struct research_precopy *p)

@@ -100,6 +100,10 @@ struct research_precopy {
 	double predicted_downtime_s;
 	double total_s;	      /* every round plus the final copy */
 	u64 pages_sent_total; /* every round plus the final copy */
+	/* --send (research_send.c): the pages crossed the line; predicted_downtime_s is
+	 * the measured pause, cfg.bandwidth the line's measured page-data rate */
+	bool sent;
+	u64 bytes_sent;
 };
 
 /*

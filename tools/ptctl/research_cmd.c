@@ -8,6 +8,7 @@
 #include "research_cmd.h"
 
 #include "research.h"
+#include "research_send.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -19,6 +20,7 @@
 static struct {
 	const char *seconds, *interval, *bandwidth, *max_rounds, *downtime, *min_shrink;
 	const char *csv, *plot;
+	bool send;
 } ropt;
 
 bool research_option(int argc, char **argv, int *i)
@@ -37,6 +39,10 @@ bool research_option(int argc, char **argv, int *i)
 	    {"--plot", &ropt.plot},
 	};
 
+	if (!strcmp(argv[*i], "--send")) {
+		ropt.send = true;
+		return true;
+	}
 	for (size_t k = 0; k < ARRAY_SIZE(table); k++) {
 		if (strcmp(argv[*i], table[k].name))
 			continue;
@@ -505,6 +511,8 @@ static int only(const char *cmd, bool seconds, bool interval, bool count, bool p
 	if ((ropt.bandwidth || ropt.max_rounds || ropt.downtime || ropt.min_shrink) && !precopy)
 		return bad("%s takes no --bandwidth, --max-rounds, --downtime or --min-shrink",
 			   cmd);
+	if (ropt.send && !precopy)
+		return bad("%s takes no --send", cmd);
 	if ((ropt.csv || ropt.plot) && !out)
 		return bad("%s takes no --csv or --plot", cmd);
 	if (ropt.plot && !research_plot_name_ok(ropt.plot))
@@ -601,8 +609,16 @@ int research_main(struct pt_conn *c, const char *cmd, const struct research_args
 			return r;
 		if (a->count)
 			return bad("precopy takes no --count%s", "");
-		if (!ropt.bandwidth || !research_parse_bytes(ropt.bandwidth, &pcfg.bandwidth) ||
-		    !pcfg.bandwidth)
+		if (ropt.send && (ropt.bandwidth || ropt.min_shrink || a->mode))
+			return bad(
+			    "precopy --send: the link is the management line itself (no "
+			    "--bandwidth), the engine's rounds end by the downtime target or "
+			    "--max-rounds (no --min-shrink), logging in the cheapest mode (no "
+			    "--mode)%s",
+			    "");
+		if (!ropt.send &&
+		    (!ropt.bandwidth || !research_parse_bytes(ropt.bandwidth, &pcfg.bandwidth) ||
+		     !pcfg.bandwidth))
 			return bad("precopy needs --bandwidth RATE (bytes/s > 0, K/M/G/T "
 				   "suffixes), not %s",
 				   ropt.bandwidth ? ropt.bandwidth : "none");
@@ -631,6 +647,25 @@ int research_main(struct pt_conn *c, const char *cmd, const struct research_args
 		}
 	}
 
+	if (what == PRECOPY && ropt.send) {
+		struct research_precopy p;
+
+		stop_requested = 0;
+		sigaction(SIGINT, &sa, &old_int);
+		sigaction(SIGTERM, &sa, &old_term);
+		r = research_precopy_send(c, &pcfg, &stop_requested, &p);
+		sigaction(SIGINT, &old_int, NULL);
+		sigaction(SIGTERM, &old_term, NULL);
+		if (!r) {
+			research_precopy_print(stdout, &p, a->json);
+			if (ropt.csv)
+				r = write_csv(ropt.csv, csv_precopy, &p);
+			if (!r && ropt.plot)
+				r = research_plot_precopy(ropt.plot, &p);
+		}
+		research_precopy_free(&p);
+		return r;
+	}
 	r = line_open(&ls, a->mode, &guest_paused);
 	if (r)
 		goto out;
