@@ -7,6 +7,7 @@
  */
 #include "research_cmd.h"
 
+#include "ops.h"
 #include "research.h"
 #include "research_send.h"
 
@@ -68,6 +69,7 @@ struct line_source {
 	u64 npages;
 	bool started; /* logging was off: we started it and stop it at the end */
 	bool paused;  /* we paused the guest */
+	bool leased;  /* with a lease (pt_pause) */
 };
 
 static volatile sig_atomic_t stop_requested;
@@ -265,33 +267,33 @@ static int line_open(struct line_source *ls, const char *mode_opt, bool *guest_p
 	return PT_EHV;
 }
 
-static int line_simple(struct pt_conn *c, u8 cmd)
-{
-	u8 rep[PROTO_MAX_PAYLOAD];
-	u32 len;
-	int r = pt_request(c, cmd, NULL, 0, rep, &len, NULL);
-
-	return r ? line_failed(c, r) : 0;
-}
+/*
+ * PAUSE with a lease where the hypervisor has leases: a ptctl that dies while the
+ * guest is paused for a harvest leaves it paused for no longer than the lease.
+ */
+#define RESEARCH_PAUSE_LEASE_MS 30000
 
 static int line_pause(void *ctx)
 {
 	struct line_source *ls = ctx;
-	int r = line_simple(ls->c, PROTO_CMD_PAUSE);
+	int r = pt_pause(ls->c, RESEARCH_PAUSE_LEASE_MS, &ls->leased);
 
-	if (!r)
-		ls->paused = true;
-	return r;
+	if (r)
+		return line_failed(ls->c, r);
+	ls->paused = true;
+	return 0;
 }
 
+/* A leased pause must still hold (else the guest ran while it was counted as paused). */
 static int line_resume(void *ctx)
 {
 	struct line_source *ls = ctx;
-	int r = line_simple(ls->c, PROTO_CMD_RESUME);
+	int r = ls->leased ? pt_pause_end(ls->c, true, false) : pt_simple(ls->c, PROTO_CMD_RESUME);
 
-	if (!r)
-		ls->paused = false;
-	return r;
+	if (r)
+		return line_failed(ls->c, r);
+	ls->paused = false;
+	return 0;
 }
 
 static double line_now(void *ctx)
