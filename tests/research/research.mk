@@ -9,3 +9,7 @@ $(BUILD)/research/research_test: $(RESEARCH_TEST_SRCS) $(wildcard tools/ptctl/*.
 	$(Q)$(HOST_CC) $(HOST_CFLAGS) $(SAN_CFLAGS) $(RESEARCH_TEST_SRCS) -lm -o $@
 
 HOST_TESTS += $(BUILD)/research/research_test
+
+# The line side end to end against ptsim (tests/proto/), ptctl with ASan+UBSan.
+TEST_DEPS += $(BUILD)/mgmt/ptsim $(BUILD)/mgmt/ptctl-san
+TEST_SCRIPTS += tests/research/e2e_research.sh
