@@ -408,6 +408,37 @@ static void handle_tdp_fault(struct vcpu *v, const struct hv_exit_tdp_fault *f)
 	vm_handle_tdp_fault(v->vm, v, f);
 }
 
+/*
+ * A poll of the management port reads the UART's line status register: one
+ * port read, which under QEMU TCG goes through its I/O thread's lock and
+ * costs 7,000-13,000 TSC cycles, about half of the host's work per exit
+ * (measured with a CPUID loop: 18,000-24,000 cycles of host time per exit).
+ * Exits the guest takes for its own reasons (a CPUID or nested-page-fault
+ * storm) therefore poll at most every HV_POLL_INTERVAL_US; the exits taken
+ * to give the host a turn (the tick, INTR, IRET, HLT) always poll, and so do
+ * all exits while a reply is going out or a long command runs its steps. The
+ * UART's 16-byte receive FIFO takes 1.4 ms to fill at 115200 baud, and the
+ * protocol's credits never let a host send more than it holds; the 10 ms
+ * tick alone suffices for them (docs/protocol.md). The port is one for all
+ * vCPUs: so is the time of its last poll. Without a known TSC rate, every
+ * exit polls.
+ */
+#define HV_POLL_INTERVAL_US 100
+
+static u64 mgmt_last_poll_tsc;
+
+static bool mgmt_poll_due(enum hv_exit_reason r)
+{
+	u64 now = x86_rdtsc();
+
+	if (r != HV_EXIT_NMI && r != HV_EXIT_INTR && r != HV_EXIT_IRET && r != HV_EXIT_HLT &&
+	    !hv_control_wants_poll() && hv.bi->tsc_hz &&
+	    now - mgmt_last_poll_tsc < hv.bi->tsc_hz / (1000000 / HV_POLL_INTERVAL_US))
+		return false;
+	mgmt_last_poll_tsc = now;
+	return true;
+}
+
 void hv_handle_exit(struct vcpu *v, struct hv_exit *e)
 {
 	v->stats.total++;
@@ -495,7 +526,8 @@ void hv_handle_exit(struct vcpu *v, struct hv_exit *e)
 		hv_log_exit_stats(v);
 		hv_control_log_stats();
 	}
-	hv_control_poll(v);
+	if (mgmt_poll_due(e->reason))
+		hv_control_poll(v);
 	if (v->ops->want_poll_exits)
 		v->ops->want_poll_exits(v, hv_control_wants_poll());
 }
