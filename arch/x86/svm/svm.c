@@ -340,25 +340,29 @@ static void svm_decode_exit(struct vcpu *v, struct hv_exit *e)
  * Intercepts". (V_IRQ + VINTR would do the same, but QEMU 7.2 TCG aborts on
  * it: "tcg_handle_interrupt: assertion failed: qemu_mutex_iothread_locked".)
  * When the guest may sleep in its own HLT (guest_halt), the HLT intercept is
- * off for that one VMRUN.
+ * off for that one VMRUN, also inside an interrupt window: the guest can
+ * reach its HLT before the IRET the window waits for (Linux preempts in its
+ * interrupt return and its idle task halts), and an intercepted HLT would
+ * then take the pending interrupt with RIP still on the HLT, whose handler
+ * returns onto the HLT: the wake-up lost, the guest asleep until its next
+ * interrupt. Run in the guest, the HLT is woken by that interrupt, which
+ * returns after it.
  */
 static void svm_arm_poll_exits(struct svm_vcpu *s)
 {
 	struct vmcb_control *c = &s->vmcb->control;
 
-	c->intercept_misc3 &= ~(SVM_INTERCEPT_INTR | SVM_INTERCEPT_IRET);
-	c->intercept_misc3 |= SVM_INTERCEPT_HLT;
+	c->intercept_misc3 &= ~(SVM_INTERCEPT_INTR | SVM_INTERCEPT_IRET | SVM_INTERCEPT_HLT);
+	if (!s->guest_halt)
+		c->intercept_misc3 |= SVM_INTERCEPT_HLT;
 	/* The guest's NMI handler returns: see svm_nmi_after_exit. */
 	if (s->nmi_masked && !s->nmi_iret_seen)
 		c->intercept_misc3 |= SVM_INTERCEPT_IRET;
 	c->intercept_exceptions = s->nmi_stepping ? BIT_ULL(X86_VEC_DB) : 0;
-	if (s->intr_window) {
+	if (s->intr_window)
 		c->intercept_misc3 |= SVM_INTERCEPT_IRET;
-		return;
-	}
-	c->intercept_misc3 |= SVM_INTERCEPT_INTR;
-	if (s->guest_halt)
-		c->intercept_misc3 &= ~SVM_INTERCEPT_HLT;
+	else
+		c->intercept_misc3 |= SVM_INTERCEPT_INTR;
 }
 
 /* While the management port sends, the tick comes faster (hv/mgmt_tick.h). */
