@@ -35,3 +35,5 @@ TEST_SCRIPTS += tests/qemu/test_research.sh
 # Migration convergence of a 1 GiB guest (docs/research.md): dirty rate against the
 # writer's known rate and QEMU's calc-dirty-rate, precopy at 100 MiB/s, 1 GiB/s, 10 GiB/s.
 BENCH_STEPS += tests/qemu/bench_research.py
+# An intercepted CPUID's cost with and without the management tick (nmi.efi's figures).
+BENCH_STEPS += tests/qemu/bench_exit.sh
