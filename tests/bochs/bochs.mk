@@ -37,7 +37,7 @@ TEST_DEPS += $(BOCHS_DEPS)
 
 TEST_SCRIPTS += tests/bochs/test_harness.sh tests/bochs/test_vmx_probe.sh \
 	tests/bochs/test_dirty_log.sh tests/bochs/test_dirty_log_no_pml.sh \
-	tests/bochs/test_smp.sh
+	tests/bochs/test_smp.sh tests/bochs/test_dirty_log_smp.sh
 
 # Issue 6 item 5: exits per dirtied page and the writer's emulated instruction cost per
 # mode (wp, dbit, pml, off), from one Bochs run (tests/bochs/bench_dirty.sh, ~1 min).

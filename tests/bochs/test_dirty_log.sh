@@ -12,14 +12,22 @@
 #   PT_BOCHS_MODEL=corei7_skylake_x (default): modes wp dbit pml, PML must be used.
 #   PT_BOCHS_MODEL=corei7_haswell_4770: no PML: `dirty start --mode pml` must be refused
 #   with a clear answer, and wp and dbit must still work.
+#   PT_BOCHS_CPUS=2 (tests/bochs/test_dirty_log_smp.sh): both CPUs are vCPUs, PML is
+#   switched on and off on each (each on its own CPU) and every harvest drains both logs.
 source "$(dirname "$0")/lib.sh"
 model=${PT_BOCHS_MODEL:-corei7_skylake_x}
-pt_init "dirty_log_$model"
+cpus=${PT_BOCHS_CPUS:-1}
+if [ "$cpus" -gt 1 ]; then
+	pt_init "dirty_log_${model}_${cpus}cpus"
+else
+	pt_init "dirty_log_$model"
+fi
 pt_need "$BUILD/ptctl" "$BUILD/bochs/dirty_writer.efi"
 rounds=${PT_DIRTY_ROUNDS:-2}
 img=$RUN_DIR/esp.img
 com1=$RUN_DIR/com1.log
 t=dirty_log.$model
+[ "$cpus" -gt 1 ] && t=$t.${cpus}cpus
 
 # Long management commands in small steps (docs/protocol.md "Long commands"): dirty start
 # arms the writer's slot step by step while the writer runs (PML must be on before the
@@ -143,6 +151,17 @@ if [[ $modes == *pml* ]]; then
 	# The writer's scratch sweep overflows the 512-entry log between harvests.
 	pt_check "$t.pml.full_exit_drained" "(no 'vmx: PML full exit' in the log)" \
 		pt_has "$RUN_DIR/e9.log" '^pagetrail: vmx: PML full exit'
+	if [ "$cpus" -gt 1 ]; then
+		# One pml start and one stop: PML switched on every vCPU's own VMCS.
+		pt_check "$t.pml.on_every_vcpu" "(not $cpus 'vmx: PML on' lines in the log)" \
+			test "$(pt_text "$RUN_DIR/e9.log" | grep -c '^pagetrail: vmx: PML on')" -eq "$cpus"
+		pt_check "$t.pml.off_every_vcpu" "(not $cpus 'vmx: PML off' lines in the log)" \
+			test "$(pt_text "$RUN_DIR/e9.log" | grep -c '^pagetrail: vmx: PML off')" -eq "$cpus"
+	fi
+fi
+if [ "$cpus" -gt 1 ]; then
+	pt_check "$t.all_virtualized" "(no 'smp: all $cpus CPUs are virtualized' in the log)" \
+		pt_has "$RUN_DIR/e9.log" "^pagetrail: smp: all $cpus CPUs are virtualized"
 fi
 ptctl --json stats >"$RUN_DIR/stats.json"
 pt_check "$t.commands_in_steps" "(proto.long_cmds is 0 with --mgmt-step-pages $step)" \

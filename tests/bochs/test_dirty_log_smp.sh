@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# tests/bochs/test_dirty_log.sh with 2 CPUs (Bochs `cpu: count=2`): every mode's rounds
+# lose no write while both CPUs are vCPUs, and PML is switched and drained per vCPU, each
+# on its own CPU (docs/smp.md "PML per vCPU"). The writer runs on the boot CPU; the AP
+# sits in the firmware's HLT loop, so every harvest must kick it out of the guest to
+# drain its log.
+PT_BOCHS_CPUS=2 exec "$(dirname "$0")/test_dirty_log.sh"
