@@ -29,7 +29,7 @@ $(BOCHS_DIR)/mp_probe.efi: $(BOCHS_DIR)/mp_probe.o
 
 BOCHS_DEPS := $(BOCHS_DIR)/hello.efi $(BOCHS_DIR)/vmx_probe.efi $(BOCHS_DIR)/dirty_writer.efi \
 	$(BOCHS_DIR)/mp_probe.efi \
-	$(BUILD)/ptctl $(BUILD)/pagetrail.efi $(BUILD)/guest/probe.efi \
+	$(BUILD)/ptctl $(BUILD)/pagetrail.efi $(BUILD)/guest/probe.efi $(BUILD)/guest/nmi.efi \
 	$(BUILD)/images/ptboot.efi
 .PHONY: bochs-deps
 bochs-deps: $(BOCHS_DEPS)

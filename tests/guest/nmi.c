@@ -21,9 +21,10 @@
  *  - nmi_in_exception: VMMCALL raises #UD (injected by the hypervisor, which hides SVM),
  *    whose handler sends an NMI: it arrives inside the #UD handler (exceptions do not
  *    block NMIs).
- * With the management tick on, the hypervisor intercepts every NMI and injects the ones
- * that are not its tick: tests/qemu/test_nmi.sh runs this program under it and on bare
- * QEMU (the reference: every case passes there too).
+ * With the management tick on (SVM), the hypervisor intercepts every NMI and injects the
+ * ones that are not its tick: tests/qemu/test_nmi.sh runs this program under it and on
+ * bare QEMU (the reference: every case passes there too); tests/bochs/test_nmi.sh under
+ * VMX in Bochs.
  *
  * It also prints what an intercepted CPUID costs the guest (min and median TSC cycles of
  * CPUID_SAMPLES CPUIDs of the hypervisor's leaf) for comparison with and without the tick.
@@ -82,12 +83,18 @@ static void self_nmi(void)
 	*(volatile UINT32 *)(UINTN)(probe_apic_mmio + APIC_ICR_LOW) = ICR_NMI_ASSERT;
 }
 
+/*
+ * Spins ms, executing CPUID, which exits to the hypervisor: an NMI held by the guest's
+ * blocking then waits across the hypervisor's turns too (should the CPU take it there,
+ * the hypervisor must still give it to the guest right after its IRET).
+ */
 static void spin_ms(UINTN ms)
 {
 	UINT64 end = probe_rdtsc() + ms * tsc_per_ms;
+	UINT32 a, b, c, d;
 
 	while (probe_rdtsc() < end)
-		__asm__ volatile("pause" ::: "memory");
+		cpuid(CPUID_HV_BASE, &a, &b, &c, &d);
 }
 
 /* Waits up to ms for nmi_count to reach want. */

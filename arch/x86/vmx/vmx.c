@@ -1526,7 +1526,12 @@ static int vmx_vcpu_create(struct vcpu *v, const struct hv_boot_info *bi)
 		if (!x->pml_buf)
 			return -1;
 	}
-	x->nmi_exits = smp;
+	/*
+	 * NMI exiting with one vCPU too, where the CPU allows it: an NMI that
+	 * reaches the host in VMX root operation is then handed to the guest
+	 * (vmx_run, hv/exit.c) instead of being lost.
+	 */
+	x->nmi_exits = smp || caps.nmi_ctls;
 	v->arch = x;
 	v->ops = &vmx_vcpu_ops;
 	vmx_vcpus[v->id] = x;
