@@ -441,6 +441,8 @@ static bool mgmt_poll_due(enum hv_exit_reason r)
 
 void hv_handle_exit(struct vcpu *v, struct hv_exit *e)
 {
+	bool want_poll;
+
 	v->stats.total++;
 	v->stats.by_reason[e->reason]++;
 	switch (e->reason) {
@@ -528,6 +530,9 @@ void hv_handle_exit(struct vcpu *v, struct hv_exit *e)
 	}
 	if (mgmt_poll_due(e->reason))
 		hv_control_poll(v);
+	want_poll = hv_control_wants_poll();
 	if (v->ops->want_poll_exits)
-		v->ops->want_poll_exits(v, hv_control_wants_poll());
+		v->ops->want_poll_exits(v, want_poll);
+	/* While the management port sends, the tick comes faster (hv/mgmt_tick.h). */
+	hv_mgmt_tick_fast(want_poll);
 }

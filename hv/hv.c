@@ -77,6 +77,8 @@ static int hv_create_vcpus(struct hv_boot_info *bi)
 			c->host_stack_top += HV_AP_STACK_SIZE;
 		v->id = i;
 		v->apic_id = c->apic_id;
+		/* The management tick and the kicks between CPUs (hv/smp.h) arrive as NMIs. */
+		v->hooks.nmi_exits = hv.mgmt_tick == HV_MGMT_TICK_HPET_NMI || bi->nr_cpus > 1;
 		if (arch_vcpu_create(v, bi)) {
 			hv_log("out of pool memory for vCPU %u", i);
 			return -1;

@@ -28,6 +28,7 @@ struct hv_hidden_range {
 
 #define HV_MAX_HIDDEN 4
 
+struct vcpu;
 struct vm {
 	struct hv_slot slots[HV_MAX_SLOTS];
 	unsigned int nr_slots;

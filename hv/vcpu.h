@@ -133,8 +133,8 @@ struct vcpu_ops {
 	/*
 	 * While `want` is true, the vCPU must exit again soon even if the
 	 * guest computes without exiting (the management port is sending):
-	 * VMX shortens its preemption timer, SVM its management tick
-	 * (hv_mgmt_tick_fast). May be NULL.
+	 * VMX shortens its preemption timer. May be NULL (SVM: hv/ makes its
+	 * management tick faster itself, hv_mgmt_tick_fast).
 	 */
 	void (*want_poll_exits)(struct vcpu *v, bool want);
 	/*
@@ -144,7 +144,7 @@ struct vcpu_ops {
 	 */
 	int (*set_pml)(struct vcpu *v, bool on);
 	/*
-	 * Drains the CPU's dirty log into mmu/ (hv_pml_drain) now: the caller
+	 * Drains the CPU's dirty log into mmu/ (hooks.pml_drain) now: the caller
 	 * does it before every harvest so no logged write is left behind in
 	 * the buffer. NULL on SVM.
 	 */
@@ -175,11 +175,21 @@ struct vcpu_ops {
 };
 
 /*
- * hv/vm.c: hands a vCPU's PML buffer to mmu/ (tdp_mmu_pml_drain): the valid
- * entries are marked dirty and *index is reset to the last entry. Called by
- * the backend on a PML-full exit and from pml_flush.
+ * What the backend calls back into hv/ for, and what hv/ asks of it: set by
+ * hv/ (hv_init, vm_vcpu_attach), so that arch/ calls no hv/ policy itself (as
+ * KVM gives the MMU a CPU-dirty-logging hook).
  */
-void hv_pml_drain(struct vcpu *v, const u64 *buf, u16 *index);
+struct vcpu_hooks {
+	void *ctx;
+	/*
+	 * The vCPU's PML buffer into the dirty log (tdp_mmu_pml_drain): the
+	 * valid entries are marked dirty and *index is reset to the last
+	 * entry. Called by the backend on a PML-full exit and from pml_flush.
+	 */
+	void (*pml_drain)(void *ctx, struct vcpu *v, const u64 *buf, u16 *index);
+	/* Intercept NMIs (HV_EXIT_NMI): the management tick arrives as one. Set before vcpu_create. */
+	bool nmi_exits;
+};
 
 struct hv_exit_stats {
 	u64 total;
@@ -214,6 +224,7 @@ struct vcpu {
 	u64 rflags;
 	struct hv_guest_ctrl ctrl;
 	const struct vcpu_ops *ops;
+	struct vcpu_hooks hooks;
 	void *arch; /* backend's per-vCPU state (struct svm_vcpu) */
 	struct hv_exit_stats stats;
 	struct vm *vm;

@@ -252,6 +252,15 @@ int vm_create(struct vm *vm, const struct hv_boot_info *bi)
 	return vm_create_mmu(vm);
 }
 
+/* The backend's PML-full exit and pml_flush (struct vcpu_hooks). */
+static void vm_pml_drain(void *ctx, struct vcpu *v, const u64 *buf, u16 *index)
+{
+	struct vm *vm = ctx;
+
+	(void)v;
+	tdp_mmu_pml_drain(vm->mmu, VM_AS, buf, index);
+}
+
 int vm_vcpu_attach(struct vm *vm, struct vcpu *v)
 {
 	struct tdp_mmu_root *root = tdp_mmu_get_root(vm->mmu, VM_AS);
@@ -261,6 +270,8 @@ int vm_vcpu_attach(struct vm *vm, struct vcpu *v)
 		return -1;
 	}
 	v->vm = vm;
+	v->hooks.ctx = vm;
+	v->hooks.pml_drain = vm_pml_drain;
 	v->tdp_root = root;
 	v->ops->set_tdp_root(v, tdp_mmu_root_hpa(root));
 	vm->vcpus[v->id] = v;
@@ -312,11 +323,6 @@ void vm_handle_tdp_fault(struct vm *vm, struct vcpu *v, const struct hv_exit_tdp
 			       f->gpa);
 	}
 	hv_panic("tdp_mmu_page_fault returned %d", (int)r);
-}
-
-void hv_pml_drain(struct vcpu *v, const u64 *buf, u16 *index)
-{
-	tdp_mmu_pml_drain(v->vm->mmu, VM_AS, buf, index);
 }
 
 u64 vm_tdp_pages(struct vm *vm)

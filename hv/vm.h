@@ -16,7 +16,8 @@
 int vm_create(struct vm *vm, const struct hv_boot_info *bi);
 /*
  * Makes v one of the VM's vCPUs (vm->vcpus[v->id]) running on its own
- * reference to the VM's root. 0, or -1 (logged) without memory for a root.
+ * reference to the VM's root, with its hooks (PML drain) set. 0, or -1
+ * (logged) without memory for a root.
  */
 int vm_vcpu_attach(struct vm *vm, struct vcpu *v);
 /* A TDP fault outside the hidden ranges. */

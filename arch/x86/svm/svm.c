@@ -8,7 +8,6 @@
 #include "arch/x86/svm/svm_insn.h"
 #include "hv/hv.h"
 #include "hv/log.h"
-#include "hv/mgmt_tick.h"
 #include "hv/page_alloc.h"
 
 #include <pt/assert.h>
@@ -363,13 +362,6 @@ static void svm_arm_poll_exits(struct svm_vcpu *s)
 		c->intercept_misc3 |= SVM_INTERCEPT_IRET;
 	else
 		c->intercept_misc3 |= SVM_INTERCEPT_INTR;
-}
-
-/* While the management port sends, the tick comes faster (hv/mgmt_tick.h). */
-static void svm_want_poll_exits(struct vcpu *v, bool want)
-{
-	(void)v;
-	hv_mgmt_tick_fast(want);
 }
 
 static void svm_halt_in_guest(struct vcpu *v)
@@ -759,7 +751,6 @@ static const struct vcpu_ops svm_vcpu_ops = {
     .set_tdp_root = svm_set_tdp_root,
     .halt_in_guest = svm_halt_in_guest,
     .inject_nmi = svm_inject_nmi,
-    .want_poll_exits = svm_want_poll_exits,
     .start_at_sipi = svm_start_at_sipi,
     .get_sregs = svm_get_sregs,
 };
@@ -811,7 +802,7 @@ static int svm_vcpu_create(struct vcpu *v, const struct hv_boot_info *bi)
 	 * The management tick and the kicks between CPUs (hv/smp.h) arrive as
 	 * NMIs; without either, NMIs go to the guest untouched.
 	 */
-	if (hv.mgmt_tick == HV_MGMT_TICK_HPET_NMI || smp)
+	if (v->hooks.nmi_exits)
 		c->intercept_misc3 |= SVM_INTERCEPT_NMI;
 	c->iopm_base_pa = hv_pa(s->iopm);
 	c->msrpm_base_pa = hv_pa(s->msrpm);

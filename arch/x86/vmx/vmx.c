@@ -818,7 +818,7 @@ static void vmx_pml_flush(struct vcpu *v)
 	/* 511: nothing logged since the last drain. */
 	if (index == VMX_PML_ENTRIES - 1)
 		return;
-	hv_pml_drain(v, x->pml_buf, &index);
+	v->hooks.pml_drain(v->hooks.ctx, v, x->pml_buf, &index);
 	vmcs_write(VMCS_GUEST_PML_INDEX, index);
 }
 
