@@ -1,16 +1,27 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The management port, hypervisor side: the COM2 transport and the backend
- * (struct mgmt_backend, hv/mgmt.h) over this VM, its memslots, the MMU's
- * dirty logging and the vCPU. mgmt.c (the protocol) is called from here only.
+ * The management port's owner, hypervisor side: the COM2 transport, the
+ * backend (struct mgmt_backend, hv/mgmt.h) over this VM and its vCPUs, the
+ * dirty-log session (hv/dirty_session.h) with its hooks, and the guest's
+ * view of the port's registers. mgmt.c (the protocol) is called from here
+ * only.
  */
 #ifndef PT_HV_CONTROL_H
 #define PT_HV_CONTROL_H
 
 #include "hv/vcpu.h"
 
-/* Sets up the dispatcher (memory from the pool). 0, or -1 (logged). */
-int hv_control_init(void);
+struct hv;
+
+/* Sets up the dispatcher and the session over hv's VM (memory from the pool). 0, or -1 (logged). */
+int hv_control_init(struct hv *hv);
+/*
+ * The guest's accesses to the management UART's registers (reg 0..7 from
+ * its base): an idle UART, the registers a driver reads back kept in a
+ * shadow. The chip is never touched on the guest's behalf.
+ */
+u8 hv_control_port_read(unsigned int reg);
+void hv_control_port_write(unsigned int reg, u8 val);
 /*
  * Bounded work on the management port (at most one step of a long command);
  * called on every exit. While the guest is paused from the port, loops here

@@ -291,52 +291,6 @@ static void handle_msr(struct vcpu *v, bool write, u32 msr)
 	skip_insn(v, 0x0f, write ? 0x30 : 0x32, write ? "WRMSR" : "RDMSR");
 }
 
-/*
- * The management UART belongs to the hypervisor. The firmware's serial
- * driver probed it before the takeover and still believes it has it: give
- * it an idle UART with nothing to read, and drop what it writes. Registers
- * a driver reads back (LCR, MCR, SCR, divisor) keep the guest's last write
- * in a shadow, never in the chip.
- */
-static u8 mgmt_port_read(unsigned int reg)
-{
-	struct hv_mgmt_shadow *sh = &hv.mgmt_shadow;
-	bool dlab = sh->reg[UART_LCR] & UART_LCR_DLAB;
-
-	switch (reg) {
-	case UART_RBR_THR:
-		return dlab ? sh->dll : 0;
-	case UART_IER:
-		/*
-		 * IER reads 0 whatever was written: an OS's UART probe (Linux
-		 * 8250 autoconfig writes 0x0f and expects it back) finds no
-		 * UART here, so the OS is not offered the port. The firmware's
-		 * driver, already bound, checks only the scratch register.
-		 */
-		return dlab ? sh->dlm : 0;
-	case UART_IIR_FCR:
-		return UART_IIR_NO_INT;
-	case UART_LSR:
-		return UART_LSR_THRE | UART_LSR_TEMT;
-	case UART_MSR:
-		return UART_MSR_CTS_DSR_DCD;
-	}
-	return sh->reg[reg]; /* LCR, MCR, SCR */
-}
-
-static void mgmt_port_write(unsigned int reg, u8 val)
-{
-	struct hv_mgmt_shadow *sh = &hv.mgmt_shadow;
-	bool dlab = sh->reg[UART_LCR] & UART_LCR_DLAB;
-
-	if (reg == UART_RBR_THR && dlab)
-		sh->dll = val;
-	else if (reg == UART_IER && dlab)
-		sh->dlm = val;
-	else if (reg != UART_RBR_THR && reg != UART_IIR_FCR && reg != UART_LSR && reg != UART_MSR)
-		sh->reg[reg] = val;
-}
-
 static void handle_io(struct vcpu *v, const struct hv_exit_io *io)
 {
 	unsigned int i;
@@ -357,7 +311,7 @@ static void handle_io(struct vcpu *v, const struct hv_exit_io *io)
 		for (i = 0; i < io->size; i++) {
 			unsigned int reg = (io->port - UART_COM2_BASE + i) % UART_NR_PORTS;
 
-			val |= (u64)mgmt_port_read(reg) << (8 * i);
+			val |= (u64)hv_control_port_read(reg) << (8 * i);
 		}
 		if (io->size == 4)
 			vcpu_set_gpr(v, HV_GPR_RAX, val);
@@ -369,8 +323,8 @@ static void handle_io(struct vcpu *v, const struct hv_exit_io *io)
 		u64 val = vcpu_gpr(v, HV_GPR_RAX);
 
 		for (i = 0; i < io->size; i++)
-			mgmt_port_write((io->port - UART_COM2_BASE + i) % UART_NR_PORTS,
-					(u8)(val >> (8 * i)));
+			hv_control_port_write((io->port - UART_COM2_BASE + i) % UART_NR_PORTS,
+					      (u8)(val >> (8 * i)));
 	}
 	v->rip = io->next_rip;
 }

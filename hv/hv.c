@@ -129,7 +129,7 @@ int hv_init(struct hv_boot_info *bi)
 		return -1;
 	if (hv_create_vcpus(bi))
 		return -1;
-	if (hv_control_init())
+	if (hv_control_init(&hv))
 		return -1;
 	log_footprint(bi);
 	return 0;

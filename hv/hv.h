@@ -37,16 +37,9 @@ enum hv_mgmt_tick {
 	HV_MGMT_TICK_VMX_PREEMPT = 2, /* VMX preemption timer */
 };
 
-/* Shadow of the management UART registers the guest may read back. */
-struct hv_mgmt_shadow {
-	u8 reg[UART_NR_PORTS];
-	u8 dll, dlm;
-};
-
 struct hv {
 	struct hv_boot_info *bi;
 	struct uart16550 mgmt_uart;
-	struct hv_mgmt_shadow mgmt_shadow;
 	struct vm *vm;
 	struct vcpu *vcpu;
 	/*

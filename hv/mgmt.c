@@ -7,6 +7,8 @@
  */
 #include <hv/mgmt.h>
 
+#include "hv/memslot.h"
+
 /* A poll reads at most this many bytes: a 16550 FIFO holds 16. */
 #define MGMT_RX_BUDGET 64
 /* DIRTY_READ: at most this many blocks per reply (bounds the bit scan). */
@@ -15,15 +17,6 @@
 #define MGMT_MEM_MAX_PAGES 1024
 /* Smallest reply payload limit a host may ask for in HELLO. */
 #define MGMT_MIN_HOST_PAYLOAD 600
-
-static u64 popcount64(u64 v)
-{
-	/* No __builtin_popcountll: without SSE it becomes a libgcc call. */
-	v = v - ((v >> 1) & 0x5555555555555555ull);
-	v = (v & 0x3333333333333333ull) + ((v >> 2) & 0x3333333333333333ull);
-	v = (v + (v >> 4)) & 0x0f0f0f0f0f0f0f0full;
-	return (v * 0x0101010101010101ull) >> 56;
-}
 
 static void *carve(u8 **p, u8 *end, size_t len)
 {
@@ -44,16 +37,15 @@ static void zero_bytes(void *p, size_t len)
 }
 
 int mgmt_init(struct mgmt *m, void *mem, size_t mem_size, const struct mgmt_backend *be,
-	      void *be_ctx, const struct mgmt_transport *tp, void *tp_ctx)
+	      void *be_ctx, struct dirty_session *ds, const struct mgmt_transport *tp, void *tp_ctx)
 {
 	u8 *p = mem, *end = (u8 *)mem + mem_size;
 	u8 *rxbuf;
 
 	zero_bytes(m, sizeof(*m));
-	if (!be || !tp || !tp->rx_byte || !tp->tx_room || !tp->tx_bytes || !be->info ||
-	    !be->slot_get || !be->dirty_start || !be->dirty_stop || !be->dirty_snapshot ||
-	    !be->dirty_harvest || !be->dirty_clear || !be->pause || !be->resume || !be->mem_read ||
-	    !be->regs || !be->stat || !be->log_read)
+	if (!be || !ds || !tp || !tp->rx_byte || !tp->tx_room || !tp->tx_bytes || !be->info ||
+	    !be->pause || !be->resume || !be->mem_read || !be->regs ||
+	    !be->stat || !be->log_read)
 		return -PROTO_E_INTERNAL;
 	rxbuf = carve(&p, end, PROTO_MAX_REQ_FRAME);
 	m->payload = carve(&p, end, PROTO_MAX_PAYLOAD);
@@ -64,6 +56,7 @@ int mgmt_init(struct mgmt *m, void *mem, size_t mem_size, const struct mgmt_back
 		return -PROTO_E_INTERNAL;
 	m->be = be;
 	m->be_ctx = be_ctx;
+	m->ds = ds;
 	m->tp = tp;
 	m->tp_ctx = tp_ctx;
 	m->host_max_payload = PROTO_MAX_PAYLOAD;
@@ -253,33 +246,29 @@ static void reply_error(struct mgmt *m, const struct proto_hdr *req, int err)
 	reply(m, req, PROTO_F_ERROR, p, b.len);
 }
 
-/* --- Slots and snapshots -------------------------------------------------- */
+/* --- Slots ------------------------------------------------------------------ */
 
-static int find_slot(struct mgmt *m, u32 id, struct mgmt_slot *out)
+/* The layout is the session's VM's (hv/memslot.h): a slot's id is its index. */
+static const struct hv_slot *find_slot(const struct mgmt *m, u64 id)
 {
-	for (u32 i = 0; i < MGMT_MAX_SLOTS; i++) {
-		int r = m->be->slot_get(m->be_ctx, i, out);
-
-		if (r == -PROTO_E_RANGE)
-			break;
-		if (r)
-			return r;
-		if (out->id == id)
-			return 0;
-	}
-	return -PROTO_E_NO_SLOT;
+	return id < m->ds->nr_slots ? &m->ds->vm->slots[id] : NULL;
 }
 
-static u32 *snap_gen(struct mgmt *m, u32 slot_id, bool create)
+static u8 proto_slot_type(enum hv_mem_type t)
 {
-	for (u32 i = 0; i < m->nr_snaps; i++)
-		if (m->snaps[i].slot_id == slot_id)
-			return &m->snaps[i].gen;
-	if (!create || m->nr_snaps >= MGMT_MAX_SLOTS)
-		return NULL;
-	m->snaps[m->nr_snaps].slot_id = slot_id;
-	m->snaps[m->nr_snaps].gen = 0;
-	return &m->snaps[m->nr_snaps++].gen;
+	switch (t) {
+	case HV_MEM_RAM:
+		return PROTO_SLOT_RAM;
+	case HV_MEM_MMIO:
+		return PROTO_SLOT_MMIO;
+	case HV_MEM_ACPI:
+	case HV_MEM_RUNTIME:
+	case HV_MEM_RESERVED:
+	case HV_MEM_HIDDEN:
+	case HV_MEM_NR_TYPES:
+		break;
+	}
+	return PROTO_SLOT_RESERVED;
 }
 
 /* --- Commands -------------------------------------------------------------- */
@@ -308,8 +297,6 @@ static int cmd_hello(struct mgmt *m, struct proto_buf *req, struct proto_buf *ou
 static int cmd_info(struct mgmt *m, struct proto_buf *req, struct proto_buf *out)
 {
 	struct mgmt_info info = {0};
-	struct mgmt_slot s;
-	u32 nr = 0;
 	int r;
 
 	if (!proto_rbuf_done(req))
@@ -317,15 +304,13 @@ static int cmd_info(struct mgmt *m, struct proto_buf *req, struct proto_buf *out
 	r = m->be->info(m->be_ctx, &info);
 	if (r)
 		return r;
-	while (nr < MGMT_MAX_SLOTS && !m->be->slot_get(m->be_ctx, nr, &s))
-		nr++;
 	proto_put_str(out, info.backend);
 	proto_put_str(out, info.version);
 	proto_put_varint(out, info.vcpus);
-	proto_put_varint(out, info.dirty_modes);
+	proto_put_varint(out, ds_modes_supported(m->ds));
 	proto_put_varint(out, info.mem_bytes);
 	proto_put_u8(out, info.paused);
-	proto_put_varint(out, nr);
+	proto_put_varint(out, m->ds->nr_slots);
 	return 0;
 }
 
@@ -336,7 +321,7 @@ static int cmd_slots(struct mgmt *m, struct proto_buf *req, struct proto_buf *ou
 
 	if (!proto_rbuf_done(req))
 		return -PROTO_E_BAD_REQUEST;
-	if (start > MGMT_MAX_SLOTS)
+	if (start > m->ds->nr_slots)
 		return -PROTO_E_RANGE;
 	/* Two fixed bytes, filled in at the end: more to come, entries here. */
 	more = out->p + out->len;
@@ -345,24 +330,19 @@ static int cmd_slots(struct mgmt *m, struct proto_buf *req, struct proto_buf *ou
 	proto_put_u8(out, 0);
 	if (out->err)
 		return -PROTO_E_INTERNAL;
-	for (u32 i = (u32)start; i < MGMT_MAX_SLOTS; i++) {
-		struct mgmt_slot s;
-		int r = m->be->slot_get(m->be_ctx, i, &s);
+	for (u32 i = (u32)start; i < m->ds->nr_slots; i++) {
+		const struct hv_slot *s = find_slot(m, i);
 
-		if (r == -PROTO_E_RANGE)
-			break;
-		if (r)
-			return r;
-		/* 32 bytes bound one entry (three varints and two bytes). */
-		if (proto_wbuf_room(out) < 32) {
+		/* 32 bytes bound one entry (three varints and two bytes); 255 fit a count. */
+		if (proto_wbuf_room(out) < 32 || *count == 0xff) {
 			*more = 1;
 			break;
 		}
-		proto_put_varint(out, s.id);
-		proto_put_varint(out, s.gpa);
-		proto_put_varint(out, s.size);
-		proto_put_u8(out, s.type);
-		proto_put_u8(out, s.dirty_mode);
+		proto_put_varint(out, i);
+		proto_put_varint(out, gfn_to_gpa(s->base_gfn));
+		proto_put_varint(out, s->npages << PAGE_SHIFT);
+		proto_put_u8(out, proto_slot_type(s->type));
+		proto_put_u8(out, (u8)ds_slot_mode(m->ds, i));
 		(*count)++;
 	}
 	return 0;
@@ -370,10 +350,17 @@ static int cmd_slots(struct mgmt *m, struct proto_buf *req, struct proto_buf *ou
 
 /* --- Long commands (docs/protocol.md "Long commands") -------------------------- */
 
+/*
+ * The dirty-log commands are the session's operations (hv/dirty_session.h):
+ * this file parses them, answers BUSY while one runs, gives each poll one
+ * step, keeps the host informed (progress CREDITs) and encodes the result.
+ */
+
 /* handle_frame: the command has begun as m->op; its reply comes later. */
 #define MGMT_OP_BEGUN 1
 
-static void op_finish(struct mgmt *m, int err)
+/* The reply payload of a finished command. */
+static void op_finish(struct mgmt *m, int err, const struct ds_result *res)
 {
 	struct mgmt_op *op = &m->op;
 	struct proto_buf out;
@@ -383,260 +370,68 @@ static void op_finish(struct mgmt *m, int err)
 	if (err)
 		return;
 	proto_wbuf_init(&out, op->reply, sizeof(op->reply));
-	if (op->kind == MGMT_OP_HARVEST) {
-		u32 *gen = snap_gen(m, op->slot_id, true);
+	switch (op->hdr.cmd) {
+	case PROTO_CMD_DIRTY_SNAP:
+		proto_put_varint(&out, res->gen);
+		proto_put_varint(&out, res->npages);
+		proto_put_varint(&out, res->ndirty);
+		if (m->be->now_ns) {
+			u64 dt = m->be->now_ns(m->be_ctx) - op->t0;
 
-		if (!gen) {
-			op->err = -PROTO_E_INTERNAL;
-			return;
+			m->c.harvest_ns_last = dt;
+			m->c.harvest_ns_total += dt;
+			if (dt > m->c.harvest_ns_max)
+				m->c.harvest_ns_max = dt;
 		}
-		*gen = ++m->snap_gen_next;
-		if (!*gen)
-			*gen = ++m->snap_gen_next;
-		proto_put_varint(&out, *gen);
-		proto_put_varint(&out, op->npages);
-		proto_put_varint(&out, op->ndirty);
-	} else if (op->kind == MGMT_OP_CLEAR) {
-		proto_put_varint(&out, op->ndirty); /* pages re-protected */
-	} else if (op->kind == MGMT_OP_DONE) {
-		/* no payload */
-	} else {
-		proto_put_varint(&out, op->nr_done);
+		m->c.harvests++;
+		break;
+	case PROTO_CMD_DIRTY_CLEAR:
+		proto_put_varint(&out, res->ndirty); /* pages re-protected */
+		break;
+	case PROTO_CMD_DIRTY_DONE:
+		break; /* no payload */
+	default:
+		proto_put_varint(&out, res->nr_slots);
+		break;
 	}
 	op->reply_len = out.len;
 	if (out.err)
 		op->err = -PROTO_E_INTERNAL;
 }
 
-/*
- * START/STOP ALL: the next slot that is memory from op->next_index on. RAM and
- * the firmware's ACPI, runtime and reserved regions, which the OS and runtime
- * services write too (a migration that left them out would lose those
- * writes); ROM and MMIO hold no guest writes to log. Finishes the command
- * when there is none left.
- */
-static void op_next_slot(struct mgmt *m)
+/* Begins a dirty-log operation for the request being handled. */
+static int op_begin(struct mgmt *m, const struct ds_request *req)
 {
-	struct mgmt_op *op = &m->op;
+	int r = ds_begin(m->ds, req);
 
-	for (u32 i = op->next_index; i < MGMT_MAX_SLOTS; i++) {
-		struct mgmt_slot s;
-		int r = m->be->slot_get(m->be_ctx, i, &s);
-
-		if (r == -PROTO_E_RANGE)
-			break;
-		if (r) {
-			op_finish(m, r);
-			return;
-		}
-		if (s.type == PROTO_SLOT_MMIO || s.type == PROTO_SLOT_ROM)
-			continue;
-		op->slot_id = s.id;
-		op->npages = s.size >> PAGE_SHIFT;
-		op->pos = 0;
-		op->next_index = i + 1;
-		return;
-	}
-	op_finish(m, 0);
+	if (r)
+		return r;
+	zero_bytes(&m->op, sizeof(m->op));
+	m->op.active = true;
+	if (m->be->now_ns)
+		m->op.t0 = m->be->now_ns(m->be_ctx);
+	return MGMT_OP_BEGUN;
 }
 
-static void op_harvest_done(struct mgmt *m)
-{
-	struct mgmt_op *op = &m->op;
-	u64 dt;
-
-	if (m->be->now_ns) {
-		dt = m->be->now_ns(m->be_ctx) - op->t0;
-		m->c.harvest_ns_last = dt;
-		m->c.harvest_ns_total += dt;
-		if (dt > m->c.harvest_ns_max)
-			m->c.harvest_ns_max = dt;
-	}
-	m->c.harvests++;
-	op_finish(m, 0);
-}
-
-/*
- * One DIRTY_CLEAR call of at most `budget` pages (and one mask page) from
- * op->pos: only pages the host was told about (set in the snapshot) are
- * cleared; a page first written after the snapshot keeps its logged bit
- * (KVM_CLEAR_DIRTY_LOG's mask). Their snapshot bits go once the backend has
- * re-armed them. Returns the pages of work done, or a negative error.
- */
-static s64 op_clear_chunk(struct mgmt *m, u64 budget)
-{
-	struct mgmt_op *op = &m->op;
-	const u64 chunk = PAGE_SIZE * 8; /* pages per mask in m->page */
-	u64 *snap = m->be->dirty_snapshot(m->be_ctx, op->slot_id), *mask = (u64 *)m->page;
-	u64 base = op->pos, n = op->end - base, lo, hi;
-	s64 done;
-
-	if (!snap)
-		return -PROTO_E_INTERNAL;
-	if (n > chunk)
-		n = chunk;
-	if (n > budget)
-		n = budget;
-	n = (n + 63) & ~63ull;
-	if (n > op->npages - base)
-		n = op->npages - base;
-	lo = base > op->first ? base : op->first;
-	hi = base + n < op->end ? base + n : op->end;
-	for (u64 w = 0; w < (n + 63) / 64; w++) {
-		u64 p0 = base + w * 64, bits = snap[p0 / 64];
-
-		if (p0 < lo)
-			bits &= ~0ull << (lo - p0);
-		if (p0 + 64 > hi)
-			bits &= hi <= p0 ? 0 : hi - p0 >= 64 ? ~0ull : (1ull << (hi - p0)) - 1;
-		mask[w] = bits;
-	}
-	done = m->be->dirty_clear(m->be_ctx, op->slot_id, base, n, mask);
-	if (done < 0)
-		return done;
-	for (u64 w = 0; w < (n + 63) / 64; w++)
-		snap[base / 64 + w] &= ~mask[w];
-	op->ndirty += (u64)done;
-	op->pos = base + n;
-	return (s64)n;
-}
-
-/*
- * This poll's share of a pass over the snapshot's words: [op->pos, *end) of
- * *words. A word is far cheaper than a page of mmu work, so the page budget
- * counts words. NULL (and the command finished with an error) if the slot
- * has no snapshot.
- */
-static u64 *op_snapshot_span(struct mgmt *m, u64 budget, u64 *words, u64 *end)
-{
-	struct mgmt_op *op = &m->op;
-	u64 *snap = m->be->dirty_snapshot(m->be_ctx, op->slot_id);
-
-	*words = (op->npages + 63) / 64;
-	*end = *words - op->pos < budget ? *words : op->pos + budget;
-	if (!snap)
-		op_finish(m, -PROTO_E_INTERNAL);
-	return snap;
-}
-
-/*
- * One poll's share of the long command: backend steps worth at most
- * step_pages pages in all (a slot finished early leaves the rest of the
- * budget to the next slot of an ALL command).
- */
+/* One poll's share of the long command: one session step of step_pages. */
 static void op_step(struct mgmt *m)
 {
 	struct mgmt_op *op = &m->op;
-	u64 budget = m->step_pages;
+	struct ds_result res = {0};
+	int r;
 
-	if (op->kind == MGMT_OP_NONE || op->finished)
+	if (!op->active || op->finished)
 		return;
 	m->c.steps++;
 	if (++op->steps == 2)
 		m->c.long_cmds++;
-	while (budget && !op->finished) {
-		u64 before = op->pos, used;
-		u64 *snap;
-		int r;
-
-		if (op->counting) {
-			/*
-			 * ndirty of the reply: the snapshot's bits, counted in
-			 * steps as well (a TiB slot has 4 Mi words).
-			 */
-			u64 words, end;
-
-			snap = op_snapshot_span(m, budget, &words, &end);
-			if (!snap)
-				break;
-			for (; op->pos < end; op->pos++)
-				op->ndirty += popcount64(snap[op->pos]);
-			if (op->pos == words)
-				op_harvest_done(m);
-			break;
-		}
-		if (op->kind == MGMT_OP_DONE) {
-			u64 words, end;
-
-			snap = op_snapshot_span(m, budget, &words, &end);
-			if (!snap)
-				break;
-			for (; op->pos < end; op->pos++)
-				snap[op->pos] = 0;
-			if (op->pos == words)
-				op_finish(m, 0);
-			break;
-		}
-		if (op->kind == MGMT_OP_CLEAR) {
-			s64 n = op_clear_chunk(m, budget);
-
-			if (n < 0) {
-				op_finish(m, (int)n);
-				break;
-			}
-			if (op->pos >= op->end)
-				op_finish(m, 0);
-			budget = (u64)n >= budget ? 0 : budget - (u64)n;
-			continue;
-		}
-		switch ((enum mgmt_op_kind)op->kind) {
-		case MGMT_OP_START:
-			r = m->be->dirty_start(m->be_ctx, op->slot_id,
-					       (enum proto_dirty_mode)op->mode, &op->pos, budget);
-			break;
-		case MGMT_OP_STOP:
-			r = m->be->dirty_stop(m->be_ctx, op->slot_id, &op->pos, budget);
-			break;
-		case MGMT_OP_HARVEST:
-			/*
-			 * ORed into the snapshot: bits a host has not acknowledged
-			 * (DIRTY_DONE) stay there, so a reader that dies half way
-			 * loses nothing.
-			 */
-			snap = m->be->dirty_snapshot(m->be_ctx, op->slot_id);
-			r = snap ? m->be->dirty_harvest(m->be_ctx, op->slot_id, snap, op->clear,
-							&op->pos, budget)
-				 : -PROTO_E_INTERNAL;
-			break;
-		case MGMT_OP_CLEAR:
-		case MGMT_OP_DONE:
-		case MGMT_OP_NONE:
-		default:
-			r = -PROTO_E_INTERNAL;
-			break;
-		}
-		if (r < 0) {
-			op_finish(m, r);
-			break;
-		}
-		if (r == MGMT_STEP_MORE && (op->pos <= before || op->pos >= op->npages)) {
-			/* The backend broke its cursor contract: stop rather than spin. */
-			op_finish(m, -PROTO_E_INTERNAL);
-			break;
-		}
-		if (r != MGMT_STEP_MORE && r != 0) {
-			op_finish(m, -PROTO_E_INTERNAL);
-			break;
-		}
-		/* Charged in whole 64-page units, so the rest stays aligned. */
-		used = (r == 0 ? op->npages : op->pos) - before;
-		used = used < MGMT_STEP_PAGES_MIN ? MGMT_STEP_PAGES_MIN : (used + 63) & ~63ull;
-		budget = used >= budget ? 0 : budget - used;
-		if (r == MGMT_STEP_MORE)
-			continue;
-		if (op->kind == MGMT_OP_HARVEST) {
-			op->counting = true;
-			op->pos = 0;
-			continue;
-		}
-		op->nr_done++;
-		if (op->all)
-			op_next_slot(m);
-		else
-			op_finish(m, 0);
+	r = ds_step(m->ds, m->step_pages, &res);
+	if (r == DS_STEP_MORE) {
+		if (op->steps % MGMT_PROGRESS_STEPS == 0)
+			op->credit_due = true;
+		return;
 	}
-	if (!op->finished && op->steps % MGMT_PROGRESS_STEPS == 0)
-		op->credit_due = true;
+	op_finish(m, r, &res);
 }
 
 /* The host waits for this command's reply: tell it the command is alive. */
@@ -646,7 +441,7 @@ static void op_send_progress(struct mgmt *m)
 	struct proto_buf b;
 	u8 p[8];
 
-	if (op->kind == MGMT_OP_NONE || op->finished || !op->credit_due)
+	if (!op->active || op->finished || !op->credit_due)
 		return;
 	proto_wbuf_init(&b, p, sizeof(p));
 	proto_put_varint(&b, op->raw);
@@ -661,7 +456,7 @@ static void op_emit(struct mgmt *m)
 {
 	struct mgmt_op *op = &m->op;
 
-	if (op->kind == MGMT_OP_NONE || !op->finished || !tx_main_idle(m))
+	if (!op->active || !op->finished || !tx_main_idle(m))
 		return;
 	if (op->err)
 		reply_error(m, &op->hdr, op->err);
@@ -671,7 +466,7 @@ static void op_emit(struct mgmt *m)
 	m->last_id = op->hdr.id;
 	m->last_crc = op->crc;
 	m->have_last = m->tx_len != 0;
-	op->kind = MGMT_OP_NONE;
+	op->active = false;
 }
 
 static int dirty_start_stop(struct mgmt *m, struct proto_buf *req, bool start)
@@ -679,84 +474,42 @@ static int dirty_start_stop(struct mgmt *m, struct proto_buf *req, bool start)
 	u8 flags = proto_get_u8(req);
 	u64 slot = proto_get_varint(req);
 	u8 mode = start ? proto_get_u8(req) : PROTO_DIRTY_OFF;
-	struct mgmt_op *op = &m->op;
-	struct mgmt_info info = {0};
-	struct mgmt_slot s;
+	struct ds_request dr = {0};
 	int r;
 
 	if (!proto_rbuf_done(req) || (flags & ~PROTO_START_ALL) || slot > 0xffffffffu)
 		return -PROTO_E_BAD_REQUEST;
-	if (start) {
-		if (mode < PROTO_DIRTY_WP || mode > PROTO_DIRTY_PML)
-			return -PROTO_E_BAD_REQUEST;
-		r = m->be->info(m->be_ctx, &info);
-		if (r)
-			return r;
-		if (!(info.dirty_modes & PROTO_DIRTY_MODE_BIT(mode)))
+	if (start && (mode < PROTO_DIRTY_WP || mode > PROTO_DIRTY_PML))
+		return -PROTO_E_BAD_REQUEST;
+	dr.kind = start ? DS_OP_START : DS_OP_STOP;
+	dr.mode = mode;
+	dr.all = flags & PROTO_START_ALL;
+	if (!dr.all) {
+		if (start && !(ds_modes_supported(m->ds) & PROTO_DIRTY_MODE_BIT(mode)))
 			return -PROTO_E_UNSUPPORTED;
+		if (!find_slot(m, slot))
+			return -PROTO_E_NO_SLOT;
+		dr.slot = (u32)slot;
 	}
-	if (!(flags & PROTO_START_ALL)) {
-		r = find_slot(m, (u32)slot, &s);
-		if (r)
-			return r;
-	}
-	m->log_epoch++; /* the log starts or ends: a series cannot span this */
-	zero_bytes(op, sizeof(*op));
-	op->kind = start ? MGMT_OP_START : MGMT_OP_STOP;
-	op->mode = mode;
-	op->all = flags & PROTO_START_ALL;
-	if (op->all) {
-		op_next_slot(m);
-	} else {
-		op->slot_id = s.id;
-		op->npages = s.size >> PAGE_SHIFT;
-	}
-	return MGMT_OP_BEGUN;
+	r = op_begin(m, &dr);
+	if (r == MGMT_OP_BEGUN)
+		m->log_epoch++; /* the log starts or ends: a series cannot span this */
+	return r;
 }
 
 static int cmd_dirty_snap(struct mgmt *m, struct proto_buf *req)
 {
 	u64 slot = proto_get_varint(req);
 	u8 flags = proto_get_u8(req);
-	struct mgmt_op *op = &m->op;
-	struct mgmt_slot s;
-	int r;
+	struct ds_request dr = {.kind = DS_OP_HARVEST, .consumer = DS_CONSUMER_MGMT};
 
 	if (!proto_rbuf_done(req) || (flags & ~PROTO_SNAP_CLEAR) || slot > 0xffffffffu)
 		return -PROTO_E_BAD_REQUEST;
-	r = find_slot(m, (u32)slot, &s);
-	if (r)
-		return r;
-	if (s.dirty_mode == PROTO_DIRTY_OFF)
-		return -PROTO_E_STATE;
-	/* The generation is made at the end; its entry must exist by then. */
-	if (!m->be->dirty_snapshot(m->be_ctx, s.id) || !snap_gen(m, s.id, true))
-		return -PROTO_E_INTERNAL;
-	zero_bytes(op, sizeof(*op));
-	op->kind = MGMT_OP_HARVEST;
-	op->clear = flags & PROTO_SNAP_CLEAR;
-	op->slot_id = s.id;
-	op->npages = s.size >> PAGE_SHIFT;
-	if (m->be->now_ns)
-		op->t0 = m->be->now_ns(m->be_ctx);
-	return MGMT_OP_BEGUN;
-}
-
-static int snap_lookup(struct mgmt *m, u64 slot, u64 gen, struct mgmt_slot *s, u64 **snap)
-{
-	u32 *g;
-	int r;
-
-	if (slot > 0xffffffffu)
-		return -PROTO_E_BAD_REQUEST;
-	r = find_slot(m, (u32)slot, s);
-	if (r)
-		return r;
-	g = snap_gen(m, s->id, false);
-	if (!g || *g != gen)
-		return -PROTO_E_STALE;
-	*snap = m->be->dirty_snapshot(m->be_ctx, s->id);
-	return *snap ? 0 : -PROTO_E_INTERNAL;
+	if (!find_slot(m, slot))
+		return -PROTO_E_NO_SLOT;
+	dr.slot = (u32)slot;
+	dr.clear = flags & PROTO_SNAP_CLEAR;
+	return op_begin(m, &dr);
 }
 
 static int cmd_dirty_read(struct mgmt *m, struct proto_buf *req, struct proto_buf *out)
@@ -764,16 +517,21 @@ static int cmd_dirty_read(struct mgmt *m, struct proto_buf *req, struct proto_bu
 	u64 slot = proto_get_varint(req);
 	u64 gen = proto_get_varint(req);
 	u64 first = proto_get_varint(req);
-	struct mgmt_slot s;
-	u64 *snap, npages;
+	const u64 *snap;
+	u64 npages;
 	int r;
 
 	if (!proto_rbuf_done(req))
 		return -PROTO_E_BAD_REQUEST;
-	r = snap_lookup(m, slot, gen, &s, &snap);
+	if (slot > 0xffffffffu)
+		return -PROTO_E_BAD_REQUEST;
+	if (!find_slot(m, slot))
+		return -PROTO_E_NO_SLOT;
+	if (gen > 0xffffffffu)
+		return -PROTO_E_STALE;
+	r = ds_view_read(m->ds, DS_CONSUMER_MGMT, (u32)slot, (u32)gen, &snap, &npages);
 	if (r)
 		return r;
-	npages = s.size >> PAGE_SHIFT;
 	if (first >= npages)
 		return -PROTO_E_RANGE;
 	proto_put_varint(out, first);
@@ -788,27 +546,26 @@ static int cmd_dirty_read(struct mgmt *m, struct proto_buf *req, struct proto_bu
 	return 0;
 }
 
-/* Empties the snapshot, in steps as well (a TiB slot's is 32 MiB). */
+/* Acknowledges (empties) the snapshot, in steps as well (a TiB slot's is 32 MiB). */
 static int cmd_dirty_done(struct mgmt *m, struct proto_buf *req)
 {
 	u64 slot = proto_get_varint(req);
 	u64 gen = proto_get_varint(req);
-	struct mgmt_op *op = &m->op;
-	struct mgmt_slot s;
-	u64 *snap;
+	struct ds_request dr = {.kind = DS_OP_ACK, .consumer = DS_CONSUMER_MGMT};
 	int r;
 
-	if (!proto_rbuf_done(req))
+	if (!proto_rbuf_done(req) || slot > 0xffffffffu)
 		return -PROTO_E_BAD_REQUEST;
-	r = snap_lookup(m, slot, gen, &s, &snap);
-	if (r)
-		return r;
-	m->log_epoch++; /* bits leave the hypervisor for good */
-	zero_bytes(op, sizeof(*op));
-	op->kind = MGMT_OP_DONE;
-	op->slot_id = s.id;
-	op->npages = s.size >> PAGE_SHIFT;
-	return MGMT_OP_BEGUN;
+	if (!find_slot(m, slot))
+		return -PROTO_E_NO_SLOT;
+	if (gen > 0xffffffffu)
+		return -PROTO_E_STALE;
+	dr.slot = (u32)slot;
+	dr.gen = (u32)gen;
+	r = op_begin(m, &dr);
+	if (r == MGMT_OP_BEGUN)
+		m->log_epoch++; /* bits leave the hypervisor for good */
+	return r;
 }
 
 static int cmd_dirty_epoch(struct mgmt *m, struct proto_buf *req, struct proto_buf *out)
@@ -825,33 +582,20 @@ static int cmd_dirty_clear(struct mgmt *m, struct proto_buf *req)
 	u64 slot = proto_get_varint(req);
 	u64 first = proto_get_varint(req);
 	u64 count = proto_get_varint(req);
-	struct mgmt_op *op = &m->op;
-	struct mgmt_slot s;
-	u64 npages;
+	struct ds_request dr = {.kind = DS_OP_CLEAR, .consumer = DS_CONSUMER_MGMT};
 	int r;
 
 	if (!proto_rbuf_done(req) || slot > 0xffffffffu)
 		return -PROTO_E_BAD_REQUEST;
-	r = find_slot(m, (u32)slot, &s);
-	if (r)
-		return r;
-	if (s.dirty_mode == PROTO_DIRTY_OFF)
-		return -PROTO_E_STATE;
-	npages = s.size >> PAGE_SHIFT;
-	if (count == 0 || first >= npages || count > npages - first)
-		return -PROTO_E_RANGE;
-	if (!m->be->dirty_snapshot(m->be_ctx, s.id))
-		return -PROTO_E_INTERNAL;
-	m->log_epoch++; /* bits leave the log and the snapshot */
-	zero_bytes(op, sizeof(*op));
-	op->kind = MGMT_OP_CLEAR;
-	op->slot_id = s.id;
-	op->npages = npages;
-	op->first = first;
-	op->end = first + count;
-	/* The backend wants 64-page alignment: the range is widened, the mask narrowed. */
-	op->pos = first & ~63ull;
-	return MGMT_OP_BEGUN;
+	if (!find_slot(m, slot))
+		return -PROTO_E_NO_SLOT;
+	dr.slot = (u32)slot;
+	dr.first = first;
+	dr.count = count;
+	r = op_begin(m, &dr);
+	if (r == MGMT_OP_BEGUN)
+		m->log_epoch++; /* bits leave the log and the snapshot */
+	return r;
 }
 
 /* Longest lease a host may ask for: 10 minutes. */
@@ -1125,7 +869,7 @@ void mgmt_handle_frame(struct mgmt *m, const u8 *frame, u32 len)
 	/* The host is alive: its pause lease runs from here. */
 	if (m->lease_on)
 		m->lease_last_ns = m->be->now_ns(m->be_ctx);
-	if (m->op.kind != MGMT_OP_NONE) {
+	if (m->op.active) {
 		/*
 		 * A long command runs. A repeat of it (its host timed out, or
 		 * lost a CREDIT) must not run it twice: the running one answers
@@ -1299,5 +1043,5 @@ void mgmt_poll(struct mgmt *m)
 bool mgmt_wants_poll(const struct mgmt *m)
 {
 	return !tx_main_idle(m) || m->aux_len || m->nak_pending || m->rx_held ||
-	       m->rx.state != PROTO_RX_IDLE || m->op.kind != MGMT_OP_NONE;
+	       m->rx.state != PROTO_RX_IDLE || m->op.active;
 }

@@ -1,19 +1,21 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The management channel, hypervisor side: a vendor-neutral dispatcher that
- * speaks the protocol of docs/protocol.md over a byte transport (the 16550)
- * and runs commands against a backend the hypervisor fills in.
+ * speaks the protocol of docs/protocol.md over a byte transport (the 16550).
+ * It only speaks the protocol: dirty-log commands are operations of the
+ * dirty-log session (hv/dirty_session.h), the rest calls a backend the
+ * hypervisor fills in.
  *
  * Wiring (hv/ core):
  *   1. Fill a struct mgmt_transport (rx one byte, tx room, tx bytes) over the
- *      management UART, and a struct mgmt_backend over the VM, its memslots,
- *      the MMU's dirty logging and the vCPUs.
+ *      management UART, and a struct mgmt_backend over the VM, its memslots
+ *      and the vCPUs; set up the struct dirty_session.
  *   2. Give mgmt_init() MGMT_MEM_SIZE bytes of memory that stays mapped (page
  *      allocator: the image's .bss is folded into .data by gnu-efi's script).
  *   3. Call mgmt_poll() on EVERY VM exit, before resuming the guest, and in
  *      every loop where the hypervisor waits (paused guest, halted vCPU). It
  *      does bounded work: drains the receive FIFO (<= 16 bytes), runs at most
- *      one command, or one step of a long one (step_pages pages of mmu work),
+ *      one command, or one step of a long one (ds_step of step_pages pages),
  *      pushes bytes while tx_room() grants them, at most MGMT_TX_BURST (one
  *      reply and a CREDIT). While mgmt_wants_poll() is true (a
  *      reply is still being sent, a long command runs), arrange an exit soon
@@ -29,6 +31,7 @@
 #define PT_HV_MGMT_H
 
 #include <pt/types.h>
+#include <hv/dirty_session.h>
 #include <hv/proto/proto.h>
 
 /* --- Transport ------------------------------------------------------------ */
@@ -53,17 +56,8 @@ struct mgmt_info {
 	const char *backend; /* "svm" or "vmx" */
 	const char *version; /* hypervisor version string */
 	u32 vcpus;
-	u32 dirty_modes; /* PROTO_DIRTY_MODE_BIT(PROTO_DIRTY_WP) | ... */
 	u64 mem_bytes;	 /* guest RAM */
 	bool paused;
-};
-
-struct mgmt_slot {
-	u32 id;
-	gpa_t gpa;     /* page aligned */
-	u64 size;      /* bytes, page multiple */
-	u8 type;       /* enum proto_slot_type */
-	u8 dirty_mode; /* enum proto_dirty_mode, PROTO_DIRTY_OFF when not logging */
 };
 
 struct mgmt_regs {
@@ -77,64 +71,6 @@ struct mgmt_regs {
 
 struct mgmt_backend {
 	int (*info)(void *ctx, struct mgmt_info *out);
-	/* The slot at index 0, 1, ...; -PROTO_E_RANGE past the last one. */
-	int (*slot_get)(void *ctx, u32 index, struct mgmt_slot *out);
-
-	/*
-	 * LONG OPERATIONS (dirty_start, dirty_stop, dirty_harvest) walk a whole
-	 * slot, which takes seconds for a TiB; they run in steps, one batch per
-	 * mgmt_poll(), with the guest running in between (docs/protocol.md
-	 * "Long commands"). *pos is the cursor in pages of the slot: 0 on the
-	 * first call, which begins the operation. Each call does at most
-	 * `budget` pages of work from *pos on (budget: a multiple of 64, at
-	 * least 64) and returns
-	 *   MGMT_STEP_MORE  *pos advanced (by at least 64 pages or to the end);
-	 *                   call again (after the guest ran, maybe);
-	 *   0               the operation is complete, and the one TLB flush
-	 *                   that covers every step is done;
-	 *   < 0             a -PROTO_E_* error: the operation is over (what
-	 *                   each call leaves behind is said below).
-	 * Once mgmt.c has begun an operation it calls only that operation's
-	 * callback, with the same arguments, until it returns 0 or an error:
-	 * no other dirty_* callback runs in between.
-	 */
-	/*
-	 * Start logging one slot in a mode (-PROTO_E_UNSUPPORTED). Logging is
-	 * started when 0 is returned; on an error the slot is not logging.
-	 */
-	int (*dirty_start)(void *ctx, u32 slot_id, enum proto_dirty_mode mode, u64 *pos,
-			   u64 budget);
-	/*
-	 * Stop logging one slot. The slot stops logging in the first step; the
-	 * following steps put huge pages back (an error there leaves part of
-	 * the slot mapped with small pages: slower, still correct).
-	 */
-	int (*dirty_stop)(void *ctx, u32 slot_id, u64 *pos, u64 budget);
-	/*
-	 * The slot's snapshot bitmap: size/PAGE_SIZE bits, u64 words, bit i = page
-	 * i of the slot, zero at slot creation, owned by the backend, touched only
-	 * by mgmt.c (through the calls below). NULL: no such slot.
-	 */
-	u64 *(*dirty_snapshot)(void *ctx, u32 slot_id);
-	/*
-	 * OR the slot's logged dirty pages into bitmap (KVM_GET_DIRTY_LOG). With
-	 * clear: also clear them in the log and write-protect / clear D again, so
-	 * that no later write is missed. Each step ORs the bits of its range as it
-	 * takes them (so a bit taken out of the log is never lost, also when a
-	 * later step fails); mgmt.c lets no one read bitmap before the operation
-	 * has ended, with its TLB flush (DIRTY_READ gets BUSY meanwhile).
-	 */
-	int (*dirty_harvest)(void *ctx, u32 slot_id, u64 *bitmap, bool clear, u64 *pos, u64 budget);
-	/*
-	 * KVM_CLEAR_DIRTY_LOG (tdp_mmu_clear_dirty_log): for each bit i set in
-	 * mask (bit i = page first + i of the slot), clear the logged bit and
-	 * protect the page again (TLB flushed before returning). first is a
-	 * multiple of 64; count too unless the range ends at the slot's end.
-	 * Returns the number of pages re-protected. Not a step call: each call
-	 * is whole (count <= the step budget, and <= 32768: one mask page), so
-	 * mgmt.c runs a DIRTY_CLEAR as a long command of such calls.
-	 */
-	s64 (*dirty_clear)(void *ctx, u32 slot_id, u64 first, u64 count, const u64 *mask);
 
 	int (*pause)(void *ctx);
 	int (*resume)(void *ctx);
@@ -162,9 +98,6 @@ struct mgmt_backend {
 };
 
 /* --- The dispatcher ----------------------------------------------------------- */
-#define MGMT_MAX_SLOTS PROTO_MAX_SLOTS
-/* A long operation's step: not done yet, call again (see struct mgmt_backend). */
-#define MGMT_STEP_MORE 1
 /*
  * Pages of work per poll for long operations: 2^18 pages (1 GiB of 4 KiB
  * pages) is about 2 ms of mmu work at the ~2 s/TiB of a whole-slot pass, so
@@ -202,35 +135,15 @@ struct mgmt_counters {
 	u64 leases_expired; /* pauses the host's silence ended (PAUSE lease) */
 };
 
-enum mgmt_op_kind {
-	MGMT_OP_NONE,
-	MGMT_OP_START,
-	MGMT_OP_STOP,
-	MGMT_OP_HARVEST, /* DIRTY_SNAP: harvest steps, then counting the snapshot */
-	MGMT_OP_CLEAR,	 /* DIRTY_CLEAR: dirty_clear() calls over [first, end) */
-	MGMT_OP_DONE,	 /* DIRTY_DONE: the snapshot zeroed, budget words per step */
-};
-
-/* The long command in flight (docs/protocol.md "Long commands"). */
+/* The long command in flight (docs/protocol.md "Long commands"): a dirty-session operation. */
 struct mgmt_op {
-	u8 kind;	      /* enum mgmt_op_kind */
+	bool active;	      /* begun, reply not yet handed to the transmitter */
 	bool finished;	      /* reply built in reply[]; waits for the transmitter */
-	bool all;	      /* START/STOP ALL: walks the slot list */
-	bool clear;	      /* HARVEST with CLEAR */
-	bool counting;	      /* HARVEST: backend done, counting the snapshot's bits */
 	bool credit_due;      /* a progress CREDIT waits for the aux buffer */
-	u8 mode;	      /* START: enum proto_dirty_mode */
 	struct proto_hdr hdr; /* the request: its reply goes out under this id */
 	u32 crc;	      /* with hdr.id: a repeat of the request is recognised */
 	u32 raw;	      /* its wire bytes between the delimiters (progress CREDITs) */
-	u32 slot_id;	      /* the slot being worked on */
-	u32 next_index;	      /* ALL: slot index to look at after this one */
-	u32 nr_done;	      /* START/STOP: slots done */
 	u32 steps;	      /* steps run so far */
-	u64 npages;	      /* pages of the current slot */
-	u64 pos;	      /* cursor in the current slot (pages; words while counting) */
-	u64 ndirty;	      /* HARVEST: bits counted so far; CLEAR: pages re-protected */
-	u64 first, end;	      /* CLEAR: the pages asked for */
 	u64 t0;		      /* now_ns() at the start */
 	u8 reply[32];	      /* the reply payload, or the error reply when err */
 	u32 reply_len;
@@ -240,6 +153,7 @@ struct mgmt_op {
 struct mgmt {
 	const struct mgmt_backend *be;
 	void *be_ctx;
+	struct dirty_session *ds; /* runs every dirty-log command */
 	const struct mgmt_transport *tp;
 	void *tp_ctx;
 
@@ -266,13 +180,6 @@ struct mgmt {
 	u32 credit_raw;	      /* CREDIT already sent for this many bytes of the frame */
 	u32 host_max_payload; /* reply payload limit the host asked for in HELLO */
 
-	u32 snap_gen_next;
-	struct {
-		u32 slot_id;
-		u32 gen;
-	} snaps[MGMT_MAX_SLOTS];
-	u32 nr_snaps;
-
 	u64 step_pages; /* pages of work per poll for a long command */
 	/*
 	 * The dirty log's epoch (DIRTY_EPOCH): counts the commands that may
@@ -298,7 +205,7 @@ struct mgmt {
 
 /* Returns 0, or -PROTO_E_INTERNAL when mem is too small or a callback is missing. */
 int mgmt_init(struct mgmt *m, void *mem, size_t mem_size, const struct mgmt_backend *be,
-	      void *be_ctx, const struct mgmt_transport *tp, void *tp_ctx);
+	      void *be_ctx, struct dirty_session *ds, const struct mgmt_transport *tp, void *tp_ctx);
 
 /* Pages of work per poll for long commands (rounded up to a multiple of 64). */
 void mgmt_set_step_pages(struct mgmt *m, u64 pages);

@@ -6,21 +6,22 @@ FUZZ_CC ?= clang
 FUZZ_CFLAGS := -std=gnu11 -O1 -g -Wall -Wextra -Werror -Iinclude -I. \
 	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 FUZZ_CODEC := hv/proto/proto.c hv/proto/codec.c
-FUZZ_MGMT := $(FUZZ_CODEC) hv/mgmt.c tests/proto/fake_backend.c
+FUZZ_MGMT := $(FUZZ_CODEC) hv/mgmt.c tests/proto/fake_backend.c hv/dirty_session.c \
+	$(sort $(wildcard mmu/*.c)) tests/model/model_platform.c tests/model/hw_model.c
 
 $(BUILD)/mgmt/fuzz_frame: tests/fuzz/fuzz_frame.c $(FUZZ_CODEC) $(wildcard hv/proto/*.h)
 	@mkdir -p $(@D)
 	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) tests/fuzz/fuzz_frame.c $(FUZZ_CODEC) -o $@
 
-$(BUILD)/mgmt/fuzz_mgmt: tests/fuzz/fuzz_mgmt.c $(FUZZ_MGMT) $(wildcard hv/proto/*.h hv/mgmt.h \
-		tests/proto/*.h)
+$(BUILD)/mgmt/fuzz_mgmt: tests/fuzz/fuzz_mgmt.c $(FUZZ_MGMT) $(wildcard hv/proto/*.h hv/*.h \
+		mmu/*.h tests/proto/*.h)
 	@mkdir -p $(@D)
 	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) tests/fuzz/fuzz_mgmt.c $(FUZZ_MGMT) -o $@
 
 FUZZ_TARGETS += $(BUILD)/mgmt/fuzz_frame $(BUILD)/mgmt/fuzz_mgmt
 
 $(BUILD)/mgmt/replay_%: tests/fuzz/replay_main.c tests/fuzz/%.c $(FUZZ_MGMT) \
-		$(wildcard hv/proto/*.h hv/mgmt.h tests/proto/*.h)
+		$(wildcard hv/proto/*.h hv/*.h mmu/*.h tests/proto/*.h)
 	@mkdir -p $(@D)
 	$(Q)$(HOST_CC) $(filter-out -MMD -MP,$(HOST_CFLAGS)) $(SAN_CFLAGS) \
 		-DTARGET='"$*"' -DCORPUS_DIR='"tests/fuzz/corpus/$*"' \

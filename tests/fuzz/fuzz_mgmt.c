@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * libFuzzer target: the hypervisor's command dispatcher (hv/mgmt.c) with the
- * fake backend, fed through an emulated 16-byte UART FIFO. The input is a
+ * dirty-log session over the real mmu/ (tests/proto/fake_backend.h), fed
+ * through an emulated 16-byte UART FIFO. The input is a
  * script of records, so that the fuzzer reaches the commands without having
  * to guess CRCs:
  *   0x00..0x7f  a request: cmd = next byte, length = next byte % 80, payload;
@@ -94,7 +95,7 @@ int LLVMFuzzerTestOneInput(const u8 *data, size_t size)
 	memset(&u, 0, sizeof(u));
 	proto_rx_init(&u.rx, u.rxbuf, sizeof(u.rxbuf));
 	fake_vm_init(&vm, 1);
-	if (mgmt_init(&m, mem, MGMT_MEM_SIZE, &fake_backend, &vm, &f_tp, NULL))
+	if (mgmt_init(&m, mem, MGMT_MEM_SIZE, &fake_backend, &vm, &vm.ds, &f_tp, NULL))
 		__builtin_trap();
 	/* Small steps: dirty start/stop/harvest span polls, and requests meet them. */
 	mgmt_set_step_pages(&m, 64);
@@ -141,8 +142,8 @@ int LLVMFuzzerTestOneInput(const u8 *data, size_t size)
 		mgmt_poll(&m);
 	if (mgmt_wants_poll(&m))
 		__builtin_trap(); /* never came back to rest */
-	if (vm.contract_broken)
-		__builtin_trap(); /* a dirty call while a long one ran, or a bad cursor */
+	if (ds_busy(&vm.ds))
+		__builtin_trap(); /* the command ended, its session operation did not */
 	fake_vm_free(&vm);
 	return 0;
 }

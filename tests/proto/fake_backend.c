@@ -1,56 +1,137 @@
 /* SPDX-License-Identifier: MIT */
 #include "fake_backend.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static struct fake_slot *slot_by_id(struct fake_vm *vm, u32 id)
+/* mmu/'s and the session's PT_ASSERT: a broken invariant ends the test loudly. */
+void pt_assert_failed(const char *expr, const char *file, int line)
 {
-	for (u32 i = 0; i < vm->nr_slots; i++)
-		if (vm->slots[i].s.id == id)
-			return &vm->slots[i];
-	return NULL;
+	fprintf(stderr, "assertion failed: %s at %s:%d\n", expr, file, line);
+	abort();
 }
 
-static void add_slot(struct fake_vm *vm, u32 id, gpa_t gpa, u64 size, u8 type)
+static struct fake_slot *slot_by_id(struct fake_vm *vm, u32 id)
 {
-	struct fake_slot *s = &vm->slots[vm->nr_slots++];
-	u64 words;
+	return id < vm->nr_slots ? &vm->slots[id] : NULL;
+}
+
+static void add_slot(struct fake_vm *vm, gpa_t gpa, u64 size, u8 type)
+{
+	u32 id = vm->nr_slots++;
+	struct fake_slot *s = &vm->slots[id];
+	struct hv_slot *hs = &vm->layout.slots[id];
+	struct tdp_map_attrs attrs = {
+	    .writable = true,
+	    .executable = true,
+	    .memtype = type == PROTO_SLOT_MMIO ? TDP_MEMTYPE_MMIO : TDP_MEMTYPE_RAM,
+	    .max_level = TDP_LEVEL_1G,
+	};
+	bool flush = false;
+	int rc;
 
 	s->s.id = id;
 	s->s.gpa = gpa;
 	s->s.size = size;
 	s->s.type = type;
-	s->s.dirty_mode = PROTO_DIRTY_OFF;
 	s->npages = size >> PAGE_SHIFT;
-	words = (s->npages + 63) / 64;
 	s->mem = type == PROTO_SLOT_MMIO ? NULL : calloc(1, size);
-	s->live = calloc(words, 8);
-	s->snap = calloc(words, 8);
-	s->scratch = calloc(words, 8);
-	if ((type != PROTO_SLOT_MMIO && !s->mem) || !s->live || !s->snap || !s->scratch)
+	if (type != PROTO_SLOT_MMIO && !s->mem)
 		abort();
+	*hs = (struct hv_slot){
+	    .base_gfn = gpa_to_gfn(gpa),
+	    .npages = s->npages,
+	    .type = type == PROTO_SLOT_MMIO ? HV_MEM_MMIO : HV_MEM_RAM,
+	};
+	/* Identity mapped, mapped eagerly: a start splits, a stop collapses. */
+	rc = tdp_mmu_set_memslot(vm->mmu, 0, hs->base_gfn, hs->npages, hs->base_gfn, &attrs, 0);
+	if (rc < 0 || tdp_mmu_map_range(vm->mmu, 0, hs->base_gfn, hs->npages, &flush))
+		abort();
+	hs->mmu_id = rc;
+	vm->layout.nr_slots = vm->nr_slots;
+	if (type == PROTO_SLOT_RAM)
+		vm->layout.ram_pages += s->npages;
+}
+
+/* ---- the session's hooks: the vCPUs a CPU would have ---- */
+
+static void *fk_alloc(void *ctx, u64 bytes)
+{
+	struct fake_vm *vm = ctx;
+
+	if (vm->alloc_fail_after == 0)
+		return NULL;
+	if (vm->alloc_fail_after > 0)
+		vm->alloc_fail_after--;
+	return calloc(1, bytes);
+}
+
+static void fk_free(void *ctx, void *p, u64 bytes)
+{
+	(void)ctx;
+	(void)bytes;
+	free(p);
+}
+
+static bool fk_pml_supported(void *ctx, const char **why)
+{
+	struct fake_vm *vm = ctx;
+
+	*why = "the fake CPU has no PML";
+	return vm->pml;
+}
+
+static int fk_set_pml(void *ctx, bool on)
+{
+	struct fake_vm *vm = ctx;
+
+	vm->pml_on += on ? 1 : -1u;
+	return 0;
 }
 
 void fake_vm_init(struct fake_vm *vm, u32 ram0_mib)
 {
+	struct spte_format fmt;
+	struct mmu_platform plat;
+	const struct ds_hooks hooks = {
+	    .ctx = vm,
+	    .alloc = fk_alloc,
+	    .free = fk_free,
+	    .pml_supported = fk_pml_supported,
+	    .set_pml = fk_set_pml,
+	};
+
 	memset(vm, 0, sizeof(*vm));
-	vm->dirty_modes =
-	    PROTO_DIRTY_MODE_BIT(PROTO_DIRTY_WP) | PROTO_DIRTY_MODE_BIT(PROTO_DIRTY_DBIT);
-	add_slot(vm, 0, 0, (u64)ram0_mib << 20, PROTO_SLOT_RAM);
-	add_slot(vm, 1, 0x100000000ull, 4ull << 20, PROTO_SLOT_RAM);
-	add_slot(vm, 7, 0xfe000000ull, 64ull << 10, PROTO_SLOT_MMIO);
+	vm->alloc_fail_after = -1;
+	model_platform_init(&vm->plat, NULL);
+	plat = model_platform_ops(&vm->plat);
+	spte_format_init_ept(&fmt, true, true);
+	vm->mmu = aligned_alloc(64, (sizeof(*vm->mmu) + 63) & ~(size_t)63);
+	if (!vm->mmu || tdp_mmu_init(vm->mmu, &fmt, &plat))
+		abort();
+	vm->layout.mmu = vm->mmu;
+	add_slot(vm, 0, (u64)ram0_mib << 20, PROTO_SLOT_RAM);
+	add_slot(vm, 0x100000000ull, 4ull << 20, PROTO_SLOT_RAM);
+	/* Below 4 GiB where RAM leaves room (as on a PC), else after slot 1. */
+	add_slot(vm, ((u64)ram0_mib << 20) <= 0xfe000000ull ? 0xfe000000ull : 0x100400000ull,
+		 64ull << 10, PROTO_SLOT_MMIO);
+	vm->root = tdp_mmu_get_root(vm->mmu, 0);
+	if (!vm->root || ds_init(&vm->ds, &vm->layout, &hooks))
+		abort();
 	fake_vm_log(vm, "pagetrail: fake hypervisor up");
 }
 
 void fake_vm_free(struct fake_vm *vm)
 {
-	for (u32 i = 0; i < vm->nr_slots; i++) {
+	ds_destroy(&vm->ds);
+	tdp_mmu_put_root(vm->mmu, vm->root);
+	if (tdp_mmu_destroy(vm->mmu))
+		abort();
+	free(vm->mmu);
+	model_platform_fini(&vm->plat);
+	for (u32 i = 0; i < vm->nr_slots; i++)
 		free(vm->slots[i].mem);
-		free(vm->slots[i].live);
-		free(vm->slots[i].snap);
-		free(vm->slots[i].scratch);
-	}
 	memset(vm, 0, sizeof(*vm));
 }
 
@@ -58,8 +139,8 @@ void fake_vm_touch(struct fake_vm *vm, u32 slot_id, u64 page)
 {
 	struct fake_slot *s = slot_by_id(vm, slot_id);
 
-	if (s && page < s->npages && s->s.dirty_mode != PROTO_DIRTY_OFF)
-		proto_set_bit(s->live, page);
+	if (s && page < s->npages)
+		tdp_mmu_mark_page_dirty(vm->mmu, 0, gpa_to_gfn(s->s.gpa) + page);
 }
 
 void fake_vm_write(struct fake_vm *vm, gpa_t gpa, const void *buf, u32 len)
@@ -132,168 +213,9 @@ static int fk_info(void *ctx, struct mgmt_info *out)
 	out->backend = "svm";
 	out->version = "pagetrail-fake 0.1";
 	out->vcpus = 2;
-	out->dirty_modes = vm->dirty_modes;
 	out->mem_bytes = vm->slots[0].s.size + vm->slots[1].s.size;
 	out->paused = vm->paused;
 	return 0;
-}
-
-static int fk_slot_get(void *ctx, u32 index, struct mgmt_slot *out)
-{
-	struct fake_vm *vm = ctx;
-
-	if (index >= vm->nr_slots)
-		return -PROTO_E_RANGE;
-	*out = vm->slots[index].s;
-	return 0;
-}
-
-enum { FK_OP_START = 1, FK_OP_STOP, FK_OP_HARVEST };
-
-/*
- * One call of a long operation (struct mgmt_backend): checks the cursor
- * contract and returns the pages this call may work on, or 0 when the call
- * breaks the contract.
- */
-static u64 fk_step_begin(struct fake_vm *vm, struct fake_slot *s, int op, u64 pos, u64 budget)
-{
-	u64 n;
-
-	if (pos == 0 && vm->op == 0) {
-		vm->op = op;
-		vm->op_slot = s->s.id;
-		vm->op_calls = 0;
-	} else if (vm->op != op || vm->op_slot != s->s.id || pos != vm->op_pos || pos == 0) {
-		vm->contract_broken = true;
-		return 0;
-	}
-	if (budget < 64 || budget % 64 || pos >= s->npages) {
-		vm->contract_broken = true;
-		return 0;
-	}
-	n = s->npages - pos < budget ? s->npages - pos : budget;
-	if (n > vm->max_step_work)
-		vm->max_step_work = n;
-	vm->steps++;
-	vm->op_calls++;
-	return n;
-}
-
-/* The end of one call: MGMT_STEP_MORE with the cursor advanced, or done. */
-static int fk_step_end(struct fake_vm *vm, struct fake_slot *s, u64 *pos, u64 n)
-{
-	*pos += n;
-	vm->op_pos = *pos;
-	if (*pos < s->npages)
-		return MGMT_STEP_MORE;
-	vm->op = 0;
-	return 0;
-}
-
-static int fk_dirty_start(void *ctx, u32 slot_id, enum proto_dirty_mode mode, u64 *pos, u64 budget)
-{
-	struct fake_vm *vm = ctx;
-	struct fake_slot *s = slot_by_id(vm, slot_id);
-	u64 n;
-
-	if (!s)
-		return -PROTO_E_NO_SLOT;
-	if (*pos == 0) {
-		if (s->s.type == PROTO_SLOT_MMIO || s->s.type == PROTO_SLOT_ROM)
-			return -PROTO_E_UNSUPPORTED;
-		if (!(vm->dirty_modes & PROTO_DIRTY_MODE_BIT(mode)))
-			return -PROTO_E_UNSUPPORTED;
-	}
-	n = fk_step_begin(vm, s, FK_OP_START, *pos, budget);
-	if (!n)
-		return -PROTO_E_INTERNAL;
-	/* As the real one: the log is ready from the first call on; "logging" is
-	 * reported only once the whole slot is armed. */
-	if (*pos == 0 && s->s.dirty_mode == PROTO_DIRTY_OFF)
-		memset(s->live, 0, (s->npages + 63) / 64 * 8);
-	if (fk_step_end(vm, s, pos, n) == MGMT_STEP_MORE)
-		return MGMT_STEP_MORE;
-	s->s.dirty_mode = (u8)mode;
-	return 0;
-}
-
-static int fk_dirty_stop(void *ctx, u32 slot_id, u64 *pos, u64 budget)
-{
-	struct fake_vm *vm = ctx;
-	struct fake_slot *s = slot_by_id(vm, slot_id);
-	u64 n;
-
-	if (!s)
-		return -PROTO_E_NO_SLOT;
-	n = fk_step_begin(vm, s, FK_OP_STOP, *pos, budget);
-	if (!n)
-		return -PROTO_E_INTERNAL;
-	/* Not logging from the first call on; later calls "collapse". */
-	s->s.dirty_mode = PROTO_DIRTY_OFF;
-	return fk_step_end(vm, s, pos, n);
-}
-
-static u64 *fk_dirty_snapshot(void *ctx, u32 slot_id)
-{
-	struct fake_slot *s = slot_by_id(ctx, slot_id);
-
-	return s ? s->snap : NULL;
-}
-
-static int fk_dirty_harvest(void *ctx, u32 slot_id, u64 *bitmap, bool clear, u64 *pos, u64 budget)
-{
-	struct fake_vm *vm = ctx;
-	struct fake_slot *s = slot_by_id(vm, slot_id);
-	u64 n;
-
-	if (!s)
-		return -PROTO_E_NO_SLOT;
-	n = fk_step_begin(vm, s, FK_OP_HARVEST, *pos, budget);
-	if (!n)
-		return -PROTO_E_INTERNAL;
-	if (vm->fail_harvest_call && vm->op_calls == vm->fail_harvest_call) {
-		/* An mmu error: earlier steps' bits are in bitmap already. */
-		vm->op = 0;
-		return -PROTO_E_BUSY;
-	}
-	/* The real one's step: get + clear of the words of [pos, pos + n), ORed in. */
-	for (u64 w = *pos / 64; w < (*pos + n + 63) / 64; w++) {
-		s->scratch[w] = s->live[w];
-		if (clear)
-			s->live[w] = 0;
-		bitmap[w] |= s->scratch[w];
-	}
-	if (fk_step_end(vm, s, pos, n) == MGMT_STEP_MORE)
-		return MGMT_STEP_MORE;
-	vm->harvests++;
-	return 0;
-}
-
-static s64 fk_dirty_clear(void *ctx, u32 slot_id, u64 first, u64 count, const u64 *mask)
-{
-	struct fake_vm *vm = ctx;
-	struct fake_slot *s = slot_by_id(vm, slot_id);
-	s64 n = 0;
-
-	if (!s)
-		return -PROTO_E_NO_SLOT;
-	/* No other dirty call while a long operation runs (mgmt_backend). */
-	if (vm->op) {
-		vm->contract_broken = true;
-		return -PROTO_E_INTERNAL;
-	}
-	/* The contract of tdp_mmu_clear_dirty_log, checked. */
-	if (first % 64 || first >= s->npages || count > s->npages - first ||
-	    (count % 64 && first + count != s->npages))
-		return -PROTO_E_INTERNAL;
-	for (u64 i = 0; i < count; i++) {
-		if (proto_test_bit(mask, i) && proto_test_bit(s->live, first + i)) {
-			s->live[(first + i) / 64] &= ~(1ull << ((first + i) % 64));
-			n++;
-		}
-	}
-	vm->clears++;
-	return n;
 }
 
 static int fk_pause(void *ctx)
@@ -353,12 +275,12 @@ static int fk_stat(void *ctx, u32 index, const char **name, u64 *value)
 		*value = vm->exits_npf;
 		return 0;
 	case 2:
-		*name = "fake.harvests";
-		*value = vm->harvests;
+		*name = "dirty.session_ops";
+		*value = vm->ds.stats.ops;
 		return 0;
 	case 3:
-		*name = "fake.clears";
-		*value = vm->clears;
+		*name = "dirty.session_steps";
+		*value = vm->ds.stats.steps;
 		return 0;
 	}
 	return -PROTO_E_RANGE;
@@ -396,12 +318,6 @@ static void fk_note(void *ctx, const char *line)
 
 const struct mgmt_backend fake_backend = {
     .info = fk_info,
-    .slot_get = fk_slot_get,
-    .dirty_start = fk_dirty_start,
-    .dirty_stop = fk_dirty_stop,
-    .dirty_snapshot = fk_dirty_snapshot,
-    .dirty_harvest = fk_dirty_harvest,
-    .dirty_clear = fk_dirty_clear,
     .pause = fk_pause,
     .resume = fk_resume,
     .mem_read = fk_mem_read,

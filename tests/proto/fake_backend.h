@@ -1,62 +1,86 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * A fake hypervisor behind struct mgmt_backend: guest memory in a host buffer,
- * three memory slots (two RAM, one MMIO), a dirty log per slot that fake
- * "guest writes" fill, two vCPUs with made-up registers, counters and a log
- * ring. Used by the unit tests, the simulator (ptsim) and the fuzzers.
+ * A hypervisor without a CPU behind struct mgmt_backend: guest memory in a
+ * host buffer, three memory slots (two RAM, one MMIO), two vCPUs with
+ * made-up registers, counters and a log ring. Dirty logging is the
+ * product's: the dirty-log session (hv/dirty_session.c) over the real mmu/
+ * with the host platform of tests/model; only the CPU is missing, so a
+ * "guest write" is logged through mmu/'s funnel (tdp_mmu_mark_page_dirty).
+ * Used by the unit tests, the simulator (ptsim), the benchmark and the fuzzers.
  */
 #ifndef PT_TESTS_FAKE_BACKEND_H
 #define PT_TESTS_FAKE_BACKEND_H
 
+#include <hv/dirty_session.h>
 #include <hv/mgmt.h>
+
+#include "hv/memslot.h"
+#include "mmu/tdp_mmu.h"
+#include "tests/model/model_platform.h"
 
 #define FAKE_NR_SLOTS 3
 #define FAKE_LOG_SIZE 4096
 
 struct fake_slot {
-	struct mgmt_slot s;
-	u8 *mem;      /* NULL for MMIO */
-	u64 *live;    /* the "MMU's" dirty log */
-	u64 *snap;    /* the snapshot mgmt.c reads */
-	u64 *scratch; /* a harvest step: what it took out of live[] */
+	struct {
+		u32 id;	    /* = the index in vm.layout.slots */
+		gpa_t gpa;
+		u64 size;
+		u8 type;    /* enum proto_slot_type */
+	} s;
+	u8 *mem; /* NULL for MMIO */
 	u64 npages;
 };
 
 struct fake_vm {
 	struct fake_slot slots[FAKE_NR_SLOTS];
 	u32 nr_slots;
-	u32 dirty_modes;
+	/* The product's own dirty logging: the session over a real mmu/. */
+	struct vm layout;
+	struct tdp_mmu *mmu;
+	struct tdp_mmu_root *root; /* the one vCPU's */
+	struct model_platform plat;
+	struct dirty_session ds;
+	bool pml;	  /* the "CPU" offers PML (set before the first start) */
+	u32 pml_on;	  /* set_pml(true) calls minus set_pml(false) calls */
+	long alloc_fail_after; /* >= 0: the session's allocations fail after this many */
 	bool paused;
-	u64 exits_cpuid, exits_npf, harvests, clears;
-	/*
-	 * The long operation in flight (struct mgmt_backend's step contract,
-	 * checked: a call that breaks it fails with -PROTO_E_INTERNAL and
-	 * contract_broken is set).
-	 */
-	int op; /* 0, or 1 start, 2 stop, 3 harvest */
-	u32 op_slot;
-	u64 op_pos;	   /* the cursor the next call must bring */
-	u32 op_calls;	   /* calls of this operation so far */
-	u64 steps;	   /* step calls, all operations */
-	u64 max_step_work; /* most pages one call worked on */
-	bool contract_broken;
-	/* Test hook: the harvest call number fail_harvest_call (1 = first) fails. */
-	u32 fail_harvest_call;
+	u64 exits_cpuid, exits_npf;
 	char log[FAKE_LOG_SIZE];
 	u64 log_end; /* absolute offset of the next byte */
 };
 
 extern const struct mgmt_backend fake_backend;
 
-/* ram0_mib: size of slot 0 (RAM at gpa 0); slot 1 is 4 MiB RAM at 4 GiB; slot 2 MMIO. */
+/*
+ * ram0_mib: size of slot 0 (RAM at gpa 0); slot 1 is 4 MiB RAM at 4 GiB;
+ * slot 2 is 64 KiB of MMIO at 0xfe000000 (at 0x100400000 when slot 0 reaches it).
+ */
 void fake_vm_init(struct fake_vm *vm, u32 ram0_mib);
 void fake_vm_free(struct fake_vm *vm);
-/* A guest write: changes memory, logs the page when the slot is logging. */
+/* A guest write: changes memory, and logs the page through mmu/ (tdp_mmu_mark_page_dirty). */
 void fake_vm_write(struct fake_vm *vm, gpa_t gpa, const void *buf, u32 len);
-/* Marks a page dirty without changing memory (bitmap patterns for tests). */
+/* Logs a page written without changing memory (bitmap patterns for tests). */
 void fake_vm_touch(struct fake_vm *vm, u32 slot_id, u64 page);
 void fake_vm_log(struct fake_vm *vm, const char *line);
 /* Fills slot memory with a mix of zero, repetitive and random pages. */
 void fake_vm_fill(struct fake_vm *vm, u32 seed);
+
+/* The slot's mode as the protocol reports it. */
+static inline u8 fake_slot_mode(const struct fake_vm *vm, u32 slot)
+{
+	return (u8)ds_slot_mode(&vm->ds, slot);
+}
+
+/* The session's log of a slot (mmu/'s bitmap), and the protocol's view of it. */
+static inline const u64 *fake_log(const struct fake_vm *vm, u32 slot)
+{
+	return vm->ds.slots[slot].log;
+}
+
+static inline const u64 *fake_view(const struct fake_vm *vm, u32 slot)
+{
+	return vm->ds.slots[slot].view[DS_CONSUMER_MGMT].bits;
+}
 
 #endif /* PT_TESTS_FAKE_BACKEND_H */

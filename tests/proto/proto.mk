@@ -2,7 +2,11 @@
 # simulator (mgmt.c + fake backend behind a unix socket and an emulated 16550)
 # with ptctl end to end against it, and the protocol benchmark.
 MGMT_CODEC_SRCS := hv/proto/proto.c hv/proto/codec.c
-MGMT_SIM_SRCS := hv/mgmt.c tests/proto/fake_backend.c $(MGMT_CODEC_SRCS)
+# The dispatcher with the product's dirty-log session over the real mmu/; the fake
+# stands in for the CPU only (tests/proto/fake_backend.h).
+MGMT_DIRTY_SRCS := hv/dirty_session.c $(sort $(wildcard mmu/*.c)) tests/model/model_platform.c \
+	tests/model/hw_model.c
+MGMT_SIM_SRCS := hv/mgmt.c tests/proto/fake_backend.c $(MGMT_DIRTY_SRCS) $(MGMT_CODEC_SRCS)
 
 $(BUILD)/mgmt/proto_test: $(addprefix $(BUILD)/mgmt/san/,$(MGMT_SIM_SRCS:.c=.o) \
 		tests/proto/proto_test.o)

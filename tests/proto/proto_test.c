@@ -2,7 +2,8 @@
 /*
  * Unit tests of the management protocol: the codec (CRC-32C, varints, COBS
  * frames and the streaming decoder, bitmap blocks, memory tokens) and the
- * dispatcher (hv/mgmt.c) against the fake backend through an in-memory 16550
+ * dispatcher (hv/mgmt.c) and the dirty-log session over the real mmu/ (the CPU
+ * stood in for by tests/proto/fake_backend.c) through an in-memory 16550
  * whose receive FIFO holds 16 bytes. Built with ASan+UBSan.
  */
 #include "fake_backend.h"
@@ -497,10 +498,10 @@ static void dispatcher_setup_mib(u32 ram0_mib)
 	uart.tx_room = 16;
 	if (!m_mem)
 		m_mem = malloc(MGMT_MEM_SIZE);
-	EXPECT(mgmt_init(&m, m_mem, MGMT_MEM_SIZE, &fake_backend, &vm, &t_transport, NULL) == 0);
-	EXPECT(mgmt_init(&m, m_mem, 100, &fake_backend, &vm, &t_transport, NULL) ==
+	EXPECT(mgmt_init(&m, m_mem, MGMT_MEM_SIZE, &fake_backend, &vm, &vm.ds, &t_transport, NULL) == 0);
+	EXPECT(mgmt_init(&m, m_mem, 100, &fake_backend, &vm, &vm.ds, &t_transport, NULL) ==
 	       -PROTO_E_INTERNAL);
-	EXPECT(mgmt_init(&m, m_mem, MGMT_MEM_SIZE, &fake_backend, &vm, &t_transport, NULL) == 0);
+	EXPECT(mgmt_init(&m, m_mem, MGMT_MEM_SIZE, &fake_backend, &vm, &vm.ds, &t_transport, NULL) == 0);
 	proto_rx_init(&host_rx, host_rxbuf, sizeof(host_rxbuf));
 }
 
@@ -625,7 +626,7 @@ static void test_mgmt_basic(void)
 	EXPECT(!strcmp(s, "svm"));
 	proto_get_str(&b, s, sizeof(s));
 	EXPECT(proto_get_varint(&b) == 2);
-	EXPECT(proto_get_varint(&b) == vm.dirty_modes);
+	EXPECT(proto_get_varint(&b) == ds_modes_supported(&vm.ds));
 	EXPECT(proto_get_varint(&b) == (8ull << 20) + (4ull << 20));
 	EXPECT(proto_get_u8(&b) == 0);
 	EXPECT(proto_get_varint(&b) == 3);
@@ -750,7 +751,7 @@ static void test_mgmt_dirty(void)
 	q[0] = PROTO_START_ALL;
 	q[1] = 0;
 	EXPECT(tx_req(PROTO_CMD_DIRTY_START, b) == 1 && rep[0] == 2);
-	EXPECT(vm.slots[2].s.dirty_mode == PROTO_DIRTY_OFF);
+	EXPECT(fake_slot_mode(&vm, 2) == PROTO_DIRTY_OFF);
 
 	for (int i = 0; i < 300; i++) {
 		u64 p = rnd() % npages;
@@ -795,16 +796,16 @@ static void test_mgmt_dirty(void)
 	EXPECT(nd == 3);
 	fake_vm_touch(&vm, 0, 102); /* after the snapshot */
 	EXPECT(tx_req(PROTO_CMD_DIRTY_CLEAR, REQ(0, 99, 5)) == 1 && rep[0] == 2);
-	EXPECT(!proto_test_bit(s0->live, 100) && !proto_test_bit(s0->live, 101));
-	EXPECT(proto_test_bit(s0->live, 102) && proto_test_bit(s0->live, 300));
-	EXPECT(!proto_test_bit(s0->snap, 100) && proto_test_bit(s0->snap, 300));
+	EXPECT(!proto_test_bit(fake_log(&vm, 0), 100) && !proto_test_bit(fake_log(&vm, 0), 101));
+	EXPECT(proto_test_bit(fake_log(&vm, 0), 102) && proto_test_bit(fake_log(&vm, 0), 300));
+	EXPECT(!proto_test_bit(fake_view(&vm, 0), 100) && proto_test_bit(fake_view(&vm, 0), 300));
 	EXPECT(tx_req(PROTO_CMD_DIRTY_CLEAR, REQ(0, npages - 1, 2)) == -2 - PROTO_E_RANGE);
 	EXPECT(tx_req(PROTO_CMD_DIRTY_CLEAR, REQ(0, 0, 0)) == -2 - PROTO_E_RANGE);
 	/* A range ending at the slot end, unaligned start. */
 	fake_vm_touch(&vm, 0, npages - 1);
 	gen = snap(0, false, &nd);
 	EXPECT(tx_req(PROTO_CMD_DIRTY_CLEAR, REQ(0, 3, npages - 3)) == 1);
-	EXPECT(!proto_test_bit(s0->live, npages - 1) && !proto_test_bit(s0->live, 300));
+	EXPECT(!proto_test_bit(fake_log(&vm, 0), npages - 1) && !proto_test_bit(fake_log(&vm, 0), 300));
 
 	/* A repeated request (lost reply) is answered from the cache, not run again. */
 	{
@@ -812,7 +813,7 @@ static void test_mgmt_dirty(void)
 		u8 body[] = {0, PROTO_SNAP_CLEAR};
 		struct proto_hdr h = {PROTO_VERSION, 0, ++next_id, PROTO_CMD_DIRTY_SNAP};
 		u32 wl = proto_frame_encode(w, sizeof(w), &h, body, sizeof(body));
-		u64 harvests = vm.harvests;
+		u64 harvests = m.c.harvests;
 		int n1, n2;
 		u8 first[64];
 
@@ -823,14 +824,14 @@ static void test_mgmt_dirty(void)
 		fake_vm_touch(&vm, 0, 8);
 		n2 = transact_wire(w, wl, h.id, PROTO_CMD_DIRTY_SNAP);
 		EXPECT(n2 == n1 && !memcmp(first, rep, n1 > 0 ? (size_t)n1 : 0));
-		EXPECT(vm.harvests == harvests + 1 && m.c.dup_requests == 1);
-		EXPECT(proto_test_bit(s0->live, 8)); /* still logged for the next harvest */
+		EXPECT(m.c.harvests == harvests + 1 && m.c.dup_requests == 1);
+		EXPECT(proto_test_bit(fake_log(&vm, 0), 8)); /* still logged for the next harvest */
 	}
 	/* Stop. */
 	proto_wbuf_init(&b, q, sizeof(q));
 	proto_put_u8(&b, 0);
 	proto_put_varint(&b, 1);
-	EXPECT(tx_req(PROTO_CMD_DIRTY_STOP, b) == 1 && vm.slots[1].s.dirty_mode == PROTO_DIRTY_OFF);
+	EXPECT(tx_req(PROTO_CMD_DIRTY_STOP, b) == 1 && fake_slot_mode(&vm, 1) == PROTO_DIRTY_OFF);
 	EXPECT(uart.overflows == 0);
 	dispatcher_teardown();
 }
@@ -1087,7 +1088,7 @@ static void harvest_scenario(u64 step_pages, u8 *snap_rep, int *snap_len, u64 *b
 	memcpy(snap_rep, rep, *snap_len > 0 ? (size_t)*snap_len : 0);
 	memset(bm, 0, npages / 8);
 	EXPECT(read_snapshot(0, 1, npages, bm) > 0);
-	EXPECT(!vm.contract_broken && vm.max_step_work <= step_pages);
+	EXPECT(vm.ds.stats.max_step_work <= step_pages);
 	dispatcher_teardown();
 }
 
@@ -1118,15 +1119,15 @@ static void test_mgmt_steps_start_stop(void)
 	c0 = m.c.credits_sent;
 	/* 2048 + 1024 pages: 24 steps of 128 pages, one per poll. */
 	EXPECT(start_stop_all(true, PROTO_DIRTY_DBIT) == 1 && rep[0] == 2);
-	EXPECT(vm.steps == 24 && vm.max_step_work == 128 && last_polls >= 24);
-	EXPECT(vm.slots[0].s.dirty_mode == PROTO_DIRTY_DBIT &&
-	       vm.slots[1].s.dirty_mode == PROTO_DIRTY_DBIT);
+	EXPECT(vm.ds.stats.steps == 24 && vm.ds.stats.max_step_work == 128 && last_polls >= 24);
+	EXPECT(fake_slot_mode(&vm, 0) == PROTO_DIRTY_DBIT &&
+	       fake_slot_mode(&vm, 1) == PROTO_DIRTY_DBIT);
 	EXPECT(m.c.long_cmds == 1 && m.c.steps >= 24);
 	/* Progress: a CREDIT for the running request every MGMT_PROGRESS_STEPS steps. */
 	EXPECT(m.c.credits_sent >= c0 + 24 / MGMT_PROGRESS_STEPS);
 	EXPECT(start_stop_all(false, 0) == 1 && rep[0] == 2);
-	EXPECT(vm.steps == 48 && vm.slots[0].s.dirty_mode == PROTO_DIRTY_OFF);
-	EXPECT(!mgmt_wants_poll(&m) && !vm.contract_broken && uart.overflows == 0);
+	EXPECT(vm.ds.stats.steps == 48 && fake_slot_mode(&vm, 0) == PROTO_DIRTY_OFF);
+	EXPECT(!mgmt_wants_poll(&m) && uart.overflows == 0);
 	dispatcher_teardown();
 }
 
@@ -1143,15 +1144,15 @@ static void test_mgmt_steps_busy_and_repeats(void)
 	mgmt_set_step_pages(&m, 64);
 	EXPECT(start_stop_all(true, PROTO_DIRTY_WP) == 1);
 	fake_vm_touch(&vm, 0, 3);
-	harvests = vm.harvests;
+	harvests = m.c.harvests;
 	wl = wire_req(w, sizeof(w), id, PROTO_CMD_DIRTY_SNAP, body, sizeof(body));
 	send_short(w, wl);
-	EXPECT(m.op.kind == MGMT_OP_HARVEST && vm.steps > 0);
+	EXPECT(m.op.active && vm.ds.op.req.kind == DS_OP_HARVEST && vm.ds.stats.steps > 0);
 	EXPECT(mgmt_wants_poll(&m));
 	/* Other commands are answered meanwhile... */
 	EXPECT(transact(PROTO_CMD_INFO, NULL, 0) > 0);
 	EXPECT(tx_req(PROTO_CMD_STATS, REQ(0)) > 0);
-	EXPECT(m.op.kind == MGMT_OP_HARVEST);
+	EXPECT(m.op.active && vm.ds.op.req.kind == DS_OP_HARVEST);
 	/* ...dirty-log ones get BUSY, and are run once the command is over. */
 	EXPECT(tx_req(PROTO_CMD_DIRTY_READ, REQ(0, 1, 0)) == -2 - PROTO_E_BUSY);
 	EXPECT(tx_req(PROTO_CMD_DIRTY_CLEAR, REQ(0, 0, 64)) == -2 - PROTO_E_BUSY);
@@ -1163,15 +1164,15 @@ static void test_mgmt_steps_busy_and_repeats(void)
 	while (!host_scan(id, PROTO_CMD_DIRTY_SNAP, &credits, &len, &err) && polls++ < 10000)
 		mgmt_poll(&m);
 	EXPECT(err == 0 && len > 0);
-	EXPECT(vm.harvests == harvests + 1);
+	EXPECT(m.c.harvests == harvests + 1);
 	/* A CREDIT answered the repeat at once; more came as progress. */
 	EXPECT(credits >= 1);
 	/* Sent once more after the reply: answered from the kept reply, not run. */
 	n = transact_wire(w, wl, id, PROTO_CMD_DIRTY_SNAP);
-	EXPECT(n == len && vm.harvests == harvests + 1 && m.c.dup_requests == 2);
+	EXPECT(n == len && m.c.harvests == harvests + 1 && m.c.dup_requests == 2);
 	/* The BUSY request, sent again now, is run. */
 	EXPECT(start_stop_all(false, 0) == 1);
-	EXPECT(!mgmt_wants_poll(&m) && !vm.contract_broken);
+	EXPECT(!mgmt_wants_poll(&m));
 	dispatcher_teardown();
 }
 
@@ -1234,7 +1235,7 @@ static void test_mgmt_steps_nothing_lost(void)
 	EXPECT(tx_req(PROTO_CMD_DIRTY_SNAP, REQ(0, 1)) == -2 - PROTO_E_BUSY);
 	for (int i = 0; i < 10000 && mgmt_wants_poll(&m); i++)
 		mgmt_poll(&m);
-	EXPECT(!mgmt_wants_poll(&m) && vm.harvests == 1);
+	EXPECT(!mgmt_wants_poll(&m) && m.c.harvests == 1);
 	/* Writes after the first harvest, then the new session's harvest. */
 	fake_vm_touch(&vm, 0, 17);
 	proto_set_bit(want, 17);
@@ -1243,40 +1244,31 @@ static void test_mgmt_steps_nothing_lost(void)
 	EXPECT(read_snapshot(0, gen, npages, got) == (s64)nd);
 	EXPECT(!memcmp(got, want, sizeof(got)));
 	for (u64 wd = 0; wd < npages / 64; wd++)
-		EXPECT(s0->live[wd] == 0);
-	EXPECT(!vm.contract_broken);
+		EXPECT(fake_log(&vm, 0)[wd] == 0);
 	dispatcher_teardown();
 }
 
-/* A step fails half way: what earlier steps took is in the snapshot, the rest in the log. */
-static void test_mgmt_steps_error(void)
+/*
+ * A start that cannot get its bitmaps (the pool is dry): an error reply, the
+ * slot is not logging, and the same start succeeds once memory is there.
+ */
+static void test_mgmt_start_without_memory(void)
 {
-	static u64 got[(8 << 20) / PAGE_SIZE / 64];
-	struct fake_slot *s0;
-	u64 npages, nd, gen;
+	struct proto_buf b;
+	u8 q[8];
 
 	dispatcher_setup();
-	s0 = &vm.slots[0];
-	npages = s0->npages;
-	mgmt_set_step_pages(&m, 64);
-	EXPECT(start_stop_all(true, PROTO_DIRTY_WP) == 1);
-	fake_vm_touch(&vm, 0, 1);	   /* step 1 */
-	fake_vm_touch(&vm, 0, 64 * 3 + 5); /* step 4 */
-	fake_vm_touch(&vm, 0, 64 * 4 + 6); /* step 5: fails */
-	fake_vm_touch(&vm, 0, npages - 2);
-	vm.fail_harvest_call = 5;
-	EXPECT(tx_req(PROTO_CMD_DIRTY_SNAP, REQ(0, PROTO_SNAP_CLEAR)) == -2 - PROTO_E_BUSY);
-	EXPECT(proto_test_bit(s0->snap, 1) && proto_test_bit(s0->snap, 64 * 3 + 5));
-	EXPECT(!proto_test_bit(s0->live, 1) && proto_test_bit(s0->live, 64 * 4 + 6));
-	EXPECT(proto_test_bit(s0->live, npages - 2));
-	vm.fail_harvest_call = 0;
-	gen = snap(0, true, &nd);
-	EXPECT(nd == 4);
-	memset(got, 0, sizeof(got));
-	EXPECT(read_snapshot(0, gen, npages, got) == 4);
-	EXPECT(proto_test_bit(got, 1) && proto_test_bit(got, 64 * 3 + 5) &&
-	       proto_test_bit(got, 64 * 4 + 6) && proto_test_bit(got, npages - 2));
-	EXPECT(!vm.contract_broken && !mgmt_wants_poll(&m));
+	proto_wbuf_init(&b, q, sizeof(q));
+	proto_put_u8(&b, 0);
+	proto_put_varint(&b, 1);
+	proto_put_u8(&b, PROTO_DIRTY_WP);
+	vm.alloc_fail_after = 0;
+	EXPECT(tx_req(PROTO_CMD_DIRTY_START, b) == -2 - PROTO_E_BUSY);
+	EXPECT(fake_slot_mode(&vm, 1) == PROTO_DIRTY_OFF && !ds_busy(&vm.ds));
+	vm.alloc_fail_after = -1;
+	EXPECT(tx_req(PROTO_CMD_DIRTY_START, b) == 1 && rep[0] == 1);
+	EXPECT(fake_slot_mode(&vm, 1) == PROTO_DIRTY_WP);
+	EXPECT(!mgmt_wants_poll(&m));
 	dispatcher_teardown();
 }
 
@@ -1307,11 +1299,11 @@ static void test_mgmt_steps_clear(void)
 		EXPECT(proto_get_varint(&b) == want);
 	}
 	EXPECT(m.c.steps - steps0 == npages / 64);
-	EXPECT(proto_test_bit(s0->live, 0) && !proto_test_bit(s0->live, 7));
-	EXPECT(proto_test_bit(s0->live, 1000) && proto_test_bit(s0->live, npages - 1));
-	EXPECT(proto_test_bit(s0->snap, 0) && !proto_test_bit(s0->snap, 7) &&
-	       !proto_test_bit(s0->snap, 1001) && proto_test_bit(s0->snap, npages - 1));
-	EXPECT(!vm.contract_broken && !mgmt_wants_poll(&m));
+	EXPECT(proto_test_bit(fake_log(&vm, 0), 0) && !proto_test_bit(fake_log(&vm, 0), 7));
+	EXPECT(proto_test_bit(fake_log(&vm, 0), 1000) && proto_test_bit(fake_log(&vm, 0), npages - 1));
+	EXPECT(proto_test_bit(fake_view(&vm, 0), 0) && !proto_test_bit(fake_view(&vm, 0), 7) &&
+	       !proto_test_bit(fake_view(&vm, 0), 1001) && proto_test_bit(fake_view(&vm, 0), npages - 1));
+	EXPECT(!mgmt_wants_poll(&m));
 	dispatcher_teardown();
 }
 
@@ -1334,10 +1326,10 @@ static void test_mgmt_steps_done(void)
 	/* 256 words, 64 a step. */
 	EXPECT(m.c.steps - steps0 == 4);
 	for (u64 w = 0; w < s0->npages / 64; w++)
-		EXPECT(s0->snap[w] == 0);
+		EXPECT(fake_view(&vm, 0)[w] == 0);
 	gen = snap(0, true, &nd);
 	EXPECT(nd == 0);
-	EXPECT(!vm.contract_broken && !mgmt_wants_poll(&m));
+	EXPECT(!mgmt_wants_poll(&m));
 	dispatcher_teardown();
 }
 
@@ -1358,7 +1350,7 @@ int main(void)
 	run("mgmt.steps_start_stop_all", test_mgmt_steps_start_stop);
 	run("mgmt.steps_busy_and_repeats", test_mgmt_steps_busy_and_repeats);
 	run("mgmt.steps_interrupted_harvest_loses_nothing", test_mgmt_steps_nothing_lost);
-	run("mgmt.steps_error_keeps_taken_bits", test_mgmt_steps_error);
+	run("mgmt.start_without_memory_fails_cleanly", test_mgmt_start_without_memory);
 	run("mgmt.steps_clear_range", test_mgmt_steps_clear);
 	run("mgmt.steps_done_and_count", test_mgmt_steps_done);
 	free(m_mem);

@@ -1,13 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * ptsim: the hypervisor's management side without the hypervisor. Runs hv/mgmt.c
- * against the fake backend behind a unix socket, through an emulated 16550:
+ * ptsim: the hypervisor's management side without the CPU. Runs hv/mgmt.c and
+ * the dirty-log session over the real mmu/ (tests/proto/fake_backend.h) behind
+ * a unix socket, through an emulated 16550:
  * a 16-byte receive FIFO that DROPS bytes (and flags an overrun) when the host
  * sends more than the "hypervisor" has read, polled only every --poll-us (and
  * not at all during --stall-ms pauses every --stall-every polls), like a
  * hypervisor that reads the UART only on VM exits. A fake guest writes pages
  * while it is not paused; every page it writes while its slot logs is recorded
- * in an oracle bitmap, dumped with the memory on every pause (--dump-dir), so
+ * in an oracle bitmap (every page written at all in another), dumped with the
+ * memory on every pause (--dump-dir), so
  * that tests can prove that no dirty page was lost on the way to ptctl.
  *
  *   ptsim --socket PATH [--poll-us N] [--stall-every N --stall-ms N] [--baud N]
@@ -49,6 +51,8 @@ static struct {
 	u32 corrupt_every, tx_frames;
 	const char *dump_dir;
 	u64 *oracle[FAKE_NR_SLOTS];
+	/* Every page written at all, logged or not: a reported page must be in here. */
+	u64 *written[FAKE_NR_SLOTS];
 	u32 seed;
 } sim;
 
@@ -187,6 +191,8 @@ static int sim_pause(void *ctx)
 
 			snprintf(name, sizeof(name), "oracle-%u.bin", s->s.id);
 			dump(name, sim.oracle[i], (s->npages + 63) / 64 * 8);
+			snprintf(name, sizeof(name), "written-%u.bin", s->s.id);
+			dump(name, sim.written[i], (s->npages + 63) / 64 * 8);
 			if (s->mem) {
 				snprintf(name, sizeof(name), "mem-%u.bin", s->s.id);
 				dump(name, s->mem, s->s.size);
@@ -206,8 +212,9 @@ static void guest_write(void)
 	for (u32 k = 0; k < run && page + k < s->npages; k++) {
 		fake_vm_write(&sim.vm, s->s.gpa + (page + k) * PAGE_SIZE + (rng() % 512) * 8,
 			      &stamp, sizeof(stamp));
-		if (s->s.dirty_mode != PROTO_DIRTY_OFF)
+		if (fake_slot_mode(&sim.vm, s->s.id) != PROTO_DIRTY_OFF)
 			proto_set_bit(sim.oracle[s - sim.vm.slots], page + k);
+		proto_set_bit(sim.written[s - sim.vm.slots], page + k);
 	}
 }
 
@@ -296,17 +303,20 @@ int main(int argc, char **argv)
 
 	fake_vm_init(&sim.vm, (u32)ram_mib);
 	if (pml)
-		sim.vm.dirty_modes |= PROTO_DIRTY_MODE_BIT(PROTO_DIRTY_PML);
+		sim.vm.pml = true;
 	fake_vm_fill(&sim.vm, sim.seed);
 	for (u32 i = 0; i < sim.vm.nr_slots; i++)
 		sim.oracle[i] = calloc((sim.vm.slots[i].npages + 63) / 64, 8);
+	for (u32 i = 0; i < sim.vm.nr_slots; i++)
+		sim.written[i] = calloc((sim.vm.slots[i].npages + 63) / 64, 8);
 	sim_backend = fake_backend;
 	sim_backend.pause = sim_pause;
 	/* Real time: a pause lease (PAUSE with lease_ms) ends after real silence. */
 	sim_backend.now_ns = sim_now_ns;
 	mem = malloc(MGMT_MEM_SIZE);
 	if (!mem ||
-	    mgmt_init(&sim.mgmt, mem, MGMT_MEM_SIZE, &sim_backend, &sim.vm, &sim_transport, NULL)) {
+	    mgmt_init(&sim.mgmt, mem, MGMT_MEM_SIZE, &sim_backend, &sim.vm, &sim.vm.ds,
+		      &sim_transport, NULL)) {
 		fprintf(stderr, "ptsim: mgmt_init failed\n");
 		return 1;
 	}
