@@ -274,7 +274,7 @@ static EFI_STATUS boot_virtualize(EFI_HANDLE image, EFI_LOADED_IMAGE *li,
 	nr_aps = boot_count_aps();
 	bi_size = (sizeof(*bi) + PAGE_SIZE - 1) & PAGE_MASK;
 	pool_size = image_size + bi_size + HOST_STACK_SIZE + POOL_FIXED_BYTES +
-		    nr_aps * HV_AP_POOL_BYTES +
+		    HV_POOL_LAYOUT_BYTES + nr_aps * HV_AP_POOL_BYTES +
 		    ((ram_bytes / 512 + (2ull << 20)) & PAGE_MASK);
 	st = BS->AllocatePages(AllocateAnyPages, EfiReservedMemoryType, pool_size / PAGE_SIZE,
 			       &pool);

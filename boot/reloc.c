@@ -127,6 +127,16 @@ static int add_range(struct hv_boot_info *bi, u64 base, u64 end, enum hv_mem_typ
 
 	if (end <= base)
 		return 0;
+	/*
+	 * A neighbour of the same kind grows instead (firmware maps list boot
+	 * services code and data, conventional memory... one after the other,
+	 * all RAM here), so a server's long map takes few ranges.
+	 */
+	r = bi->nr_ranges ? &bi->ranges[bi->nr_ranges - 1] : NULL;
+	if (r && r->type == (u32)type && r->base + r->pages * PAGE_SIZE == base) {
+		r->pages += (end - base) / PAGE_SIZE;
+		return 0;
+	}
 	if (bi->nr_ranges == HV_MAX_MEM_RANGES) {
 		hv_log("boot: memory map has more than %u entries", HV_MAX_MEM_RANGES);
 		return -1;

@@ -13,6 +13,7 @@
 #ifndef PT_HV_BOOT_H
 #define PT_HV_BOOT_H
 
+#include <pt/limits.h>
 #include <pt/types.h>
 
 enum hv_mem_type {
@@ -33,7 +34,13 @@ struct hv_mem_range {
 	u64 attr;
 };
 
-#define HV_MAX_MEM_RANGES 512
+#define HV_MAX_MEM_RANGES PT_MAX_MEM_RANGES
+/*
+ * Pool for the per-slot state sized for the largest layout (PT_MAX_SLOTS):
+ * the layout (24 bytes a slot), mmu/'s memslots (84), the dirty-log
+ * session's (32), rounded up.
+ */
+#define HV_POOL_LAYOUT_BYTES ((u64)PT_MAX_MMU_MEMSLOTS * 160)
 
 /*
  * Filled by x86_takeover (arch/x86/takeover.S) from the firmware's live

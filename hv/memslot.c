@@ -38,6 +38,7 @@ static int slot_append(struct vm *vm, gfn_t gfn, u64 n, enum hv_mem_type t)
 		return 0;
 	}
 	if (vm->nr_slots == HV_MAX_SLOTS) {
+		/* Cannot happen for a map of HV_MAX_MEM_RANGES ranges (pt/limits.h). */
 		hv_log("memslots: more than %u slots needed", HV_MAX_SLOTS);
 		return -1;
 	}
@@ -83,6 +84,11 @@ int hv_memslots_build(struct vm *vm, const struct hv_boot_info *bi, gpa_t gpa_li
 	u32 order[HV_MAX_MEM_RANGES];
 	gfn_t next = 0, limit = gpa_to_gfn(gpa_limit);
 	u32 i, j, n = bi->nr_ranges;
+
+	if (n > HV_MAX_MEM_RANGES) {
+		hv_log("memslots: %u map ranges, at most %u", n, HV_MAX_MEM_RANGES);
+		return -1;
+	}
 
 	vm->nr_slots = 0;
 	vm->gpa_limit = gpa_limit;

@@ -13,7 +13,8 @@
 
 #include <pt/types.h>
 
-#define HV_MAX_SLOTS 64
+/* The layout's limit: a memory map that boot/ took always fits (pt/limits.h). */
+#define HV_MAX_SLOTS PT_MAX_SLOTS
 
 struct hv_slot {
 	gfn_t base_gfn;
@@ -26,11 +27,11 @@ struct hv_hidden_range {
 	gpa_t start, end; /* [start, end) */
 };
 
-#define HV_MAX_HIDDEN 4
+#define HV_MAX_HIDDEN PT_MAX_HIDDEN
 
 struct vcpu;
 struct vm {
-	struct hv_slot slots[HV_MAX_SLOTS];
+	struct hv_slot *slots; /* HV_MAX_SLOTS entries, from the pool (vm_create) */
 	unsigned int nr_slots;
 	struct hv_hidden_range hidden[HV_MAX_HIDDEN];
 	unsigned int nr_hidden;
@@ -48,9 +49,10 @@ struct vm {
 };
 
 /*
- * Builds vm->slots from the memory map: sorts, merges neighbours of one
- * type, fills gaps below `gpa_limit` with MMIO, leaves hidden ranges out.
- * Returns 0, or -1 if the map does not fit HV_MAX_SLOTS (logged).
+ * Builds vm->slots (room for HV_MAX_SLOTS) from the memory map: sorts,
+ * merges neighbours of one type, fills gaps below `gpa_limit` with MMIO,
+ * leaves hidden ranges out. A map of up to HV_MAX_MEM_RANGES ranges always
+ * fits; -1 (logged) only for one that boot/ could not have made.
  */
 int hv_memslots_build(struct vm *vm, const struct hv_boot_info *bi, gpa_t gpa_limit);
 bool hv_gpa_is_hidden(const struct vm *vm, gpa_t gpa);

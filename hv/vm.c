@@ -237,6 +237,12 @@ static int vm_create_mmu(struct vm *vm)
 
 int vm_create(struct vm *vm, const struct hv_boot_info *bi)
 {
+	vm->slots = hv_pages_alloc_contig((HV_MAX_SLOTS * sizeof(*vm->slots) + PAGE_SIZE - 1) /
+					  PAGE_SIZE);
+	if (!vm->slots) {
+		hv_log("out of pool memory for the memory layout");
+		return -1;
+	}
 	vm->lapic_intercept = bi->nr_cpus > 1 && arch_smp_supported(NULL);
 	if (vm->lapic_intercept &&
 	    (x86_rdmsr(MSR_IA32_APIC_BASE) & APIC_BASE_ADDR_MASK) != APIC_DEFAULT_BASE) {

@@ -50,14 +50,16 @@
 #ifndef PT_MMU_TDP_MMU_H
 #define PT_MMU_TDP_MMU_H
 
-#include <pt/types.h>
+#include <pt/limits.h>
 #include <pt/lock.h>
+#include <pt/types.h>
 #include "mmu/spte.h"
 #include "mmu/mmu_platform.h"
 
 #define TDP_MMU_NR_AS	     2	 /* address spaces (e.g. normal and SMM) */
 #define TDP_MMU_MAX_ROOTS    8	 /* live roots, valid or awaiting their last put */
-#define TDP_MMU_MAX_MEMSLOTS 256 /* firmware memory maps can have well over 64 ranges */
+/* Every slot a taken memory map can make, and the pages mapped in hidden ranges (pt/limits.h). */
+#define TDP_MMU_MAX_MEMSLOTS PT_MAX_MMU_MEMSLOTS
 
 /* Error codes (negative returns). */
 enum mmu_err {

@@ -24,6 +24,7 @@
 #ifndef PT_PROTO_H
 #define PT_PROTO_H
 
+#include <pt/limits.h>
 #include <pt/types.h>
 
 #define PROTO_VERSION 1
@@ -52,7 +53,7 @@
 #define PROTO_WINDOW 16
 
 /* Most memory slots a hypervisor reports (SLOTS). */
-#define PROTO_MAX_SLOTS 64
+#define PROTO_MAX_SLOTS PT_MAX_SLOTS
 
 #define PROTO_F_REPLY 0x01
 #define PROTO_F_ERROR 0x02

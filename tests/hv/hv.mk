@@ -1,8 +1,9 @@
-# Host unit tests of hv/ logic that needs no CPU (memslots, page allocator, formatter,
-# the APIC store decoder).
-HV_UNIT_SRCS := tests/hv/hv_unit_test.c hv/memslot.c hv/page_alloc.c hv/format.c hv/insn.c
+# Host unit tests of hv/ logic that needs no CPU (memslots, with a real mmu/ for a long
+# map, page allocator, formatter, the APIC store decoder).
+HV_UNIT_SRCS := tests/hv/hv_unit_test.c hv/memslot.c hv/page_alloc.c hv/format.c hv/insn.c \
+	$(sort $(wildcard mmu/*.c)) tests/model/model_platform.c tests/model/hw_model.c
 
-$(BUILD)/hv/hv_unit_test: $(HV_UNIT_SRCS) $(wildcard hv/*.h include/pt/*.h)
+$(BUILD)/hv/hv_unit_test: $(HV_UNIT_SRCS) $(wildcard hv/*.h include/pt/*.h mmu/*.h tests/model/*.h)
 	@mkdir -p $(@D)
 	$(Q)$(HOST_CC) $(HOST_CFLAGS) $(SAN_CFLAGS) $(HV_UNIT_SRCS) -o $@
 

@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Host unit tests (ASan+UBSan) for the hypervisor logic that needs no CPU:
- * memslots from a memory map (hidden pool in no slot, MMIO gaps, merging),
- * the page allocator over a pool, the bounded formatter, the decoder of the
- * guest's stores to the local APIC page.
+ * memslots from a memory map (hidden pool in no slot, MMIO gaps, merging, a
+ * map of 1,000 ranges registered with the real mmu/), the page allocator
+ * over a pool, the bounded formatter, the decoder of the guest's stores to
+ * the local APIC page.
  * Prints "ok NAME" / "not ok NAME reason" lines for tests/run.sh.
  */
 #include "hv/boot.h"
@@ -11,6 +12,8 @@
 #include "hv/log.h"
 #include "hv/memslot.h"
 #include "hv/page_alloc.h"
+#include "mmu/tdp_mmu.h"
+#include "tests/model/model_platform.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -43,6 +46,12 @@ void hv_log(const char *fmt, ...)
 	printf("# hv_log: %s\n", line);
 }
 
+void pt_assert_failed(const char *expr, const char *file, int line)
+{
+	printf("not ok assertion %s at %s:%d\n", expr, file, line);
+	exit(1);
+}
+
 void hv_panic(const char *fmt, ...)
 {
 	printf("not ok hv_panic called: %s\n", fmt);
@@ -61,7 +70,8 @@ static void add(struct hv_boot_info *bi, u64 base, u64 end, enum hv_mem_type t)
 static void test_memslots(void)
 {
 	static struct hv_boot_info bi;
-	static struct vm vm;
+	static struct hv_slot slots[HV_MAX_SLOTS];
+	static struct vm vm = {.slots = slots};
 	const u64 gib = 1ull << 30;
 	const struct hv_slot *s;
 	unsigned int i;
@@ -128,13 +138,98 @@ static void test_memslots(void)
 	      "(%llu)", (unsigned long long)vm.ram_pages);
 	CHECK("memslots.beyond_limit", hv_gpa_to_slot(&vm, 1ull << 40) == NULL, "(found)");
 
-	/* Too many slots: alternate types so nothing merges. */
+	/* A map longer than boot/ takes is refused, not overrun. */
 	memset(&bi, 0, sizeof(bi));
-	for (i = 0; i < HV_MAX_SLOTS + 2; i++)
-		add(&bi, (u64)i * 2 * PAGE_SIZE, (u64)i * 2 * PAGE_SIZE + PAGE_SIZE, HV_MEM_RAM);
-	vm.nr_hidden = 0;
-	CHECK("memslots.too_many_is_an_error", hv_memslots_build(&vm, &bi, 1ull << 40) == -1,
-	      "(accepted %u slots)", vm.nr_slots);
+	bi.nr_ranges = HV_MAX_MEM_RANGES + 1;
+	CHECK("memslots.longer_map_than_taken_is_an_error",
+	      hv_memslots_build(&vm, &bi, 1ull << 40) == -1, "(accepted %u slots)", vm.nr_slots);
+}
+
+/*
+ * A big server's memory map: 1,000 ranges, none of which merges (types
+ * alternate, every other one followed by a hole: 1,500 slots), a hidden page
+ * at the start of one of them, and the largest map boot/ takes with a hole after every range.
+ * Every layout must build, and every slot must go into mmu/ (as vm_create
+ * does): a long map never stops the hypervisor.
+ */
+static void test_big_map(void)
+{
+	static struct hv_boot_info bi;
+	static struct hv_slot slots[HV_MAX_SLOTS];
+	static struct vm vm = {.slots = slots};
+	static const enum hv_mem_type kinds[] = {HV_MEM_RAM, HV_MEM_RESERVED, HV_MEM_ACPI,
+						  HV_MEM_RUNTIME};
+	struct tdp_map_attrs attrs = {.writable = true, .executable = true,
+				      .max_level = TDP_LEVEL_1G};
+	struct model_platform plat;
+	struct mmu_platform ops;
+	struct spte_format fmt;
+	struct tdp_mmu *mmu = aligned_alloc(64, (sizeof(*mmu) + 63) & ~(size_t)63);
+	const struct hv_slot *s;
+	u64 base = 0, pages = 0;
+	unsigned int i, registered = 0, mmio = 0;
+	bool ok = true;
+
+	memset(&bi, 0, sizeof(bi));
+	for (i = 0; i < 1000; i++) {
+		u64 n = 1 + i % 37;
+
+		add(&bi, base, base + n * PAGE_SIZE, kinds[i % 4]);
+		pages += kinds[i % 4] == HV_MEM_RAM ? n : 0;
+		base += (n + (i % 2)) * PAGE_SIZE; /* a hole after every other range */
+	}
+	vm.nr_hidden = 1;
+	vm.hidden[0] = (struct hv_hidden_range){bi.ranges[500].base,
+						bi.ranges[500].base + PAGE_SIZE};
+	CHECK("memslots.map_of_1000_ranges_builds", hv_memslots_build(&vm, &bi, 1ull << 40) == 0,
+	      "(refused)");
+	for (i = 0; i < vm.nr_slots; i++) {
+		mmio += vm.slots[i].type == HV_MEM_MMIO;
+		if (i && vm.slots[i].base_gfn != vm.slots[i - 1].base_gfn + vm.slots[i - 1].npages &&
+		    !hv_gpa_is_hidden(&vm, gfn_to_gpa(vm.slots[i - 1].base_gfn +
+						       vm.slots[i - 1].npages)))
+			ok = false;
+	}
+	s = hv_gpa_to_slot(&vm, bi.ranges[777].base);
+	CHECK("memslots.map_of_1000_ranges_layout",
+	      ok && vm.nr_slots == 1000 + 500 && mmio == 500 && s &&
+		  s->type == kinds[777 % 4] && vm.ram_pages == pages - (kinds[500 % 4] == HV_MEM_RAM),
+	      "(%u slots, %u mmio, contiguous %d)", vm.nr_slots, mmio, ok);
+
+	model_platform_init(&plat, NULL);
+	ops = model_platform_ops(&plat);
+	spte_format_init_npt(&fmt, true);
+	if (!mmu || tdp_mmu_init(mmu, &fmt, &ops)) {
+		CHECK("memslots.map_of_1000_ranges_in_mmu", false, "(no mmu)");
+		return;
+	}
+	for (i = 0; i < vm.nr_slots; i++) {
+		attrs.memtype = vm.slots[i].type == HV_MEM_MMIO ? TDP_MEMTYPE_MMIO : TDP_MEMTYPE_RAM;
+		registered += tdp_mmu_set_memslot(mmu, 0, vm.slots[i].base_gfn, vm.slots[i].npages,
+						  vm.slots[i].base_gfn, &attrs, 0) >= 0;
+	}
+	/* And a stand-in page in the hidden one, as vm_create maps the HPET's. */
+	attrs.writable = false;
+	registered += tdp_mmu_set_memslot(mmu, 0, gpa_to_gfn(vm.hidden[0].start), 1,
+					  gpa_to_gfn(vm.hidden[0].start), &attrs,
+					  TDP_SLOT_READONLY) >= 0;
+	CHECK("memslots.map_of_1000_ranges_in_mmu", registered == vm.nr_slots + 1,
+	      "(%u of %u slots taken)", registered, vm.nr_slots + 1);
+	tdp_mmu_destroy(mmu);
+	free(mmu);
+	model_platform_fini(&plat);
+
+	/* The worst map boot/ takes: HV_MAX_MEM_RANGES ranges, a hole after each, hidden splits. */
+	memset(&bi, 0, sizeof(bi));
+	for (i = 0; i < HV_MAX_MEM_RANGES; i++)
+		add(&bi, (u64)(4 * i + 1) * PAGE_SIZE, (u64)(4 * i + 3) * PAGE_SIZE, HV_MEM_RAM);
+	vm.nr_hidden = HV_MAX_HIDDEN;
+	for (i = 0; i < HV_MAX_HIDDEN; i++)
+		vm.hidden[i] = (struct hv_hidden_range){(u64)(4 * i * 100 + 2) * PAGE_SIZE,
+							(u64)(4 * i * 100 + 2) * PAGE_SIZE + 1};
+	CHECK("memslots.largest_map_taken_fits",
+	      hv_memslots_build(&vm, &bi, 1ull << 40) == 0 && vm.nr_slots <= HV_MAX_SLOTS,
+	      "(%u slots)", vm.nr_slots);
 }
 
 static void test_page_alloc(void)
@@ -285,6 +380,7 @@ static void test_insn_decode(void)
 int main(void)
 {
 	test_memslots();
+	test_big_map();
 	test_page_alloc();
 	test_format();
 	test_insn_decode();

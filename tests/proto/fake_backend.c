@@ -111,6 +111,7 @@ void fake_vm_init(struct fake_vm *vm, u32 ram0_mib)
 	if (!vm->mmu || tdp_mmu_init(vm->mmu, &fmt, &plat))
 		abort();
 	vm->layout.mmu = vm->mmu;
+	vm->layout.slots = vm->layout_slots;
 	add_slot(vm, 0, (u64)ram0_mib << 20, PROTO_SLOT_RAM);
 	add_slot(vm, 0x100000000ull, 4ull << 20, PROTO_SLOT_RAM);
 	/* Below 4 GiB where RAM leaves room (as on a PC), else after slot 1. */

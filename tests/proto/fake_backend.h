@@ -37,6 +37,7 @@ struct fake_vm {
 	u32 nr_slots;
 	/* The product's own dirty logging: the session over a real mmu/. */
 	struct vm layout;
+	struct hv_slot layout_slots[FAKE_NR_SLOTS];
 	struct tdp_mmu *mmu;
 	struct tdp_mmu_root *root; /* the one vCPU's */
 	struct model_platform plat;
