@@ -27,17 +27,22 @@ static void ds_log(const struct dirty_session *ds, const char *msg, u64 a, u64 b
 		ds->hooks.log(ds->hooks.ctx, msg, a, b);
 }
 
+/*
+ * The one mapping of mmu/'s errors to the protocol's. The session checks
+ * what a request may ask before it calls mmu/ (the slot exists, is memory,
+ * logs or not, the mode is one the format has, the range fits), so only
+ * running out of memory is the host's to hear about as such; anything else
+ * mmu/ refuses is the hypervisor's own mistake.
+ */
 int ds_mmu_err_to_proto(int mmu_err)
 {
 	switch (mmu_err) {
 	case MMU_OK:
 		return 0;
 	case MMU_ENOMEM:
-		return -PROTO_E_BUSY;
-	case MMU_EINVAL:
-		return -PROTO_E_UNSUPPORTED;
+		return -PROTO_E_NOMEM;
 	case MMU_ENOENT:
-		return -PROTO_E_NO_SLOT;
+	case MMU_EINVAL:
 	case MMU_EBUSY:
 	case MMU_EEXIST:
 	case MMU_ENOSPC:
@@ -154,6 +159,9 @@ u32 ds_modes_supported(const struct dirty_session *ds)
 {
 	const char *why;
 
+	/* D-bit modes need a format with A/D bits (EPT without them has none). */
+	if (!ds->mmu->fmt.has_ad)
+		return PROTO_DIRTY_MODE_BIT(PROTO_DIRTY_WP);
 	return PROTO_DIRTY_MODE_BIT(PROTO_DIRTY_WP) | PROTO_DIRTY_MODE_BIT(PROTO_DIRTY_DBIT) |
 	       (ds_pml_ok(ds, &why) ? PROTO_DIRTY_MODE_BIT(PROTO_DIRTY_PML) : 0);
 }
@@ -201,7 +209,7 @@ static int ds_alloc_bitmap(struct dirty_session *ds, const struct hv_slot *s, u6
 {
 	if (!*bm)
 		*bm = ds->hooks.alloc(ds->hooks.ctx, ds_bitmap_bytes(s));
-	return *bm ? 0 : -PROTO_E_BUSY;
+	return *bm ? 0 : -PROTO_E_NOMEM;
 }
 
 static int ds_to_tdp_mode(u8 mode, enum tdp_dirty_mode *out)
@@ -236,7 +244,8 @@ static int ds_start_check(struct dirty_session *ds, u32 slot, u8 mode)
 		ds_log(ds, why, slot, 0);
 		return -PROTO_E_STATE;
 	}
-	if (!ds_is_memory(s) || ds_to_tdp_mode(mode, &tmode))
+	if (!ds_is_memory(s) || ds_to_tdp_mode(mode, &tmode) ||
+	    !(ds_modes_supported(ds) & PROTO_DIRTY_MODE_BIT(mode)))
 		return -PROTO_E_UNSUPPORTED;
 	if (mode == PROTO_DIRTY_PML && !ds_pml_ok(ds, &why)) {
 		ds_log(ds, why, slot, 0);
@@ -261,7 +270,7 @@ static int ds_start_begin(struct dirty_session *ds, u32 slot, u8 mode)
 		return rc;
 	ds_to_tdp_mode(mode, &tmode);
 	if (ds_alloc_bitmap(ds, s, &d->log) || ds_alloc_bitmap(ds, s, &d->scratch))
-		return -PROTO_E_BUSY;
+		return -PROTO_E_NOMEM;
 	rc = tdp_mmu_enable_dirty_logging(ds->mmu, ds_mmu_id(ds, slot), tmode,
 					  TDP_LOG_MANUAL_PROTECT | TDP_LOG_DEFER_ARM, d->log,
 					  &flush);
@@ -439,7 +448,7 @@ static s64 ds_clear_chunk(struct dirty_session *ds, u64 budget)
 	rc = tdp_mmu_clear_dirty_log(ds->mmu, ds_mmu_id(ds, slot), base, n, mask, &flush);
 	op->flush_owed |= flush;
 	if (rc)
-		return rc == MMU_EINVAL ? -PROTO_E_RANGE : ds_mmu_err_to_proto(rc);
+		return ds_mmu_err_to_proto(rc);
 	for (u64 w = 0; w < words; w++) {
 		view[base / 64 + w] &= ~mask[w];
 		op->res.ndirty += ds_popcount64(mask[w]);
@@ -495,7 +504,7 @@ int ds_begin(struct dirty_session *ds, const struct ds_request *req)
 		if (ds_slot_mode(ds, req->slot) == PROTO_DIRTY_OFF)
 			return -PROTO_E_STATE;
 		if (ds_alloc_bitmap(ds, s, &d->view[req->consumer].bits))
-			return -PROTO_E_INTERNAL;
+			return -PROTO_E_NOMEM;
 		break;
 	case DS_OP_CLEAR:
 		if (ds_slot_mode(ds, req->slot) == PROTO_DIRTY_OFF)
@@ -503,7 +512,7 @@ int ds_begin(struct dirty_session *ds, const struct ds_request *req)
 		if (req->count == 0 || req->first >= s->npages || req->count > s->npages - req->first)
 			return -PROTO_E_RANGE;
 		if (ds_alloc_bitmap(ds, s, &d->view[req->consumer].bits))
-			return -PROTO_E_INTERNAL;
+			return -PROTO_E_NOMEM;
 		break;
 	case DS_OP_ACK:
 		if (!d->view[req->consumer].gen || d->view[req->consumer].gen != req->gen)

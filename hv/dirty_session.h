@@ -144,7 +144,7 @@ struct dirty_session {
 	struct ds_stats stats;
 };
 
-/* 0, or -PROTO_E_INTERNAL (per-slot state could not be allocated). */
+/* 0, or -PROTO_E_INTERNAL (per-slot state could not be allocated at start). */
 int ds_init(struct dirty_session *ds, struct vm *vm, const struct ds_hooks *hooks);
 /* Frees the bitmaps (hooks.free) and turns logging off where it is on. */
 void ds_destroy(struct dirty_session *ds);
@@ -184,7 +184,12 @@ static inline bool ds_busy(const struct dirty_session *ds)
 int ds_view_read(const struct dirty_session *ds, enum ds_consumer c, u32 slot, u32 gen,
 		 const u64 **bits, u64 *npages);
 
-/* One mapping of mmu/'s errors (enum mmu_err) to the protocol's. */
+/*
+ * The one mapping of mmu/'s errors (enum mmu_err) to the protocol's:
+ * MMU_ENOMEM is PROTO_E_NOMEM (the pool is dry: reported at once, not
+ * retried), every other one PROTO_E_INTERNAL (the session checked the
+ * request before calling mmu/).
+ */
 int ds_mmu_err_to_proto(int mmu_err);
 
 #endif /* PT_HV_DIRTY_SESSION_H */

@@ -49,6 +49,7 @@ static const char *const err_names[PROTO_E_NR] = {
     [PROTO_E_STATE] = "wrong state",
     [PROTO_E_NO_VCPU] = "no such vCPU",
     [PROTO_E_INTERNAL] = "internal error",
+    [PROTO_E_NOMEM] = "out of hypervisor memory",
 };
 
 const char *proto_err_name(int err)

@@ -99,6 +99,7 @@ enum proto_err {
 	PROTO_E_STATE = 14,	  /* wrong state (e.g. logging not started) */
 	PROTO_E_NO_VCPU = 15,	  /* no vCPU with that index */
 	PROTO_E_INTERNAL = 16,	  /* hypervisor-internal failure */
+	PROTO_E_NOMEM = 17,	  /* the hypervisor's memory pool is exhausted */
 	PROTO_E_NR,
 };
 

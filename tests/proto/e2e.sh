@@ -227,6 +227,17 @@ cp "$dir/out" "$dir/steps-busy.out"
 check steps_busy_was_seen grep -q 'busy, again' "$dir/steps-busy.out"
 check steps_busy_stop grep -q 'stopped on 2 slot' <(sp dirty stop --all)
 
+# --- the hypervisor's pool is dry: a start is refused with NOMEM at once (exit 1),
+# not retried as BUSY; the slot stays off, and the session is free for the next command.
+dry=$dir/dry.sock
+start_sim "$dry" --pool-pages 0
+dp() { "$PT" -c "unix:$dry" "$@"; }
+status nomem_start_refused 1 dp -v dirty start --slot 0 --mode wp
+cp "$dir/out" "$dir/nomem.out"
+check nomem_named grep -q 'out of hypervisor memory' "$dir/nomem.out"
+check nomem_not_retried bash -c "! grep -q 'busy, again' '$dir/nomem.out'"
+check nomem_slot_off bash -c "'$PT' -c 'unix:$dry' --json slots | python3 -c 'import json,sys; d=json.load(sys.stdin); assert not d[0][\"logging\"], d'"
+
 # --- a serial device: a pty bridged to the simulator by socat (termios raw, --baud) ---
 socat "pty,raw,echo=0,link=$dir/tty" "UNIX-CONNECT:$sock" 2>/dev/null &
 pids+=($!)

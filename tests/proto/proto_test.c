@@ -1263,7 +1263,7 @@ static void test_mgmt_start_without_memory(void)
 	proto_put_varint(&b, 1);
 	proto_put_u8(&b, PROTO_DIRTY_WP);
 	vm.alloc_fail_after = 0;
-	EXPECT(tx_req(PROTO_CMD_DIRTY_START, b) == -2 - PROTO_E_BUSY);
+	EXPECT(tx_req(PROTO_CMD_DIRTY_START, b) == -2 - PROTO_E_NOMEM);
 	EXPECT(fake_slot_mode(&vm, 1) == PROTO_DIRTY_OFF && !ds_busy(&vm.ds));
 	vm.alloc_fail_after = -1;
 	EXPECT(tx_req(PROTO_CMD_DIRTY_START, b) == 1 && rep[0] == 1);

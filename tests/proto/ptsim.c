@@ -14,7 +14,10 @@
  *
  *   ptsim --socket PATH [--poll-us N] [--stall-every N --stall-ms N] [--baud N]
  *         [--ram-mib N] [--writes-per-poll N] [--corrupt-every N] [--dump-dir DIR]
- *         [--seed N] [--pml] [--step-pages N]
+ *         [--seed N] [--pml] [--step-pages N] [--pool-pages N]
+ *
+ * --pool-pages: the dirty-log session's allocations fail after N (its pool is
+ * dry: a start gets the NOMEM error).
  *
  * --step-pages: pages of work per poll for dirty start/stop/harvest (the
  * hypervisor's --mgmt-step-pages): small values make them span many polls
@@ -254,6 +257,7 @@ int main(int argc, char **argv)
 	void *mem;
 	int lfd;
 	double next;
+	long pool_pages = -1;
 
 	sim.seed = 12345;
 	sim.client = -1;
@@ -291,6 +295,8 @@ int main(int argc, char **argv)
 			sim.seed = (u32)atol(v) | 1;
 		else if (!strcmp(a, "--step-pages"))
 			step = atol(v);
+		else if (!strcmp(a, "--pool-pages"))
+			pool_pages = atol(v);
 		else {
 			fprintf(stderr, "ptsim: unknown option %s\n", a);
 			return 2;
@@ -304,6 +310,7 @@ int main(int argc, char **argv)
 	fake_vm_init(&sim.vm, (u32)ram_mib);
 	if (pml)
 		sim.vm.pml = true;
+	sim.vm.alloc_fail_after = pool_pages;
 	fake_vm_fill(&sim.vm, sim.seed);
 	for (u32 i = 0; i < sim.vm.nr_slots; i++)
 		sim.oracle[i] = calloc((sim.vm.slots[i].npages + 63) / 64, 8);
