@@ -415,18 +415,45 @@ static u64 svm_host_rflags(void)
  * NMI blocking), then CLGI closes the window. Seen under QEMU 7.2 TCG: the
  * NMI arrives right after STGI (its translator ends the block at STGI).
  */
+static u64 svm_host_nmis(const struct svm_vcpu *s)
+{
+	return __atomic_load_n(&s->host_nmis, __ATOMIC_SEQ_CST);
+}
+
 static void svm_take_pending_nmi(struct svm_vcpu *s)
 {
-	u64 before = x86_host_nmis;
+	u64 before = svm_host_nmis(s);
 	unsigned int i;
 
 	PT_ASSERT(!(svm_host_rflags() & X86_RFLAGS_IF));
 	svm_stgi();
-	for (i = 0; i < SVM_NMI_WAIT_SPINS && x86_host_nmis == before; i++)
+	for (i = 0; i < SVM_NMI_WAIT_SPINS && svm_host_nmis(s) == before; i++)
 		x86_pause();
 	svm_clgi();
-	if (x86_host_nmis == before && s->nmi_no_host_nmi++ < SVM_NMI_LOG_LIMIT)
+	if (svm_host_nmis(s) == before && s->nmi_no_host_nmi++ < SVM_NMI_LOG_LIMIT)
 		hv_log("svm: NMI exit, but no NMI reached the host after STGI");
+}
+
+/*
+ * The host IDT took an NMI (arch/x86/host.c), in the window
+ * svm_take_pending_nmi opened on some CPU. Which vCPU's window: the one whose
+ * host save area this CPU's VM_HSAVE_PA names (each vCPU's CPU points it at
+ * its own, svm_host_enter). Another CPU's NMI must not end this CPU's wait:
+ * its own would then still be pending at the next VMRUN, exit again and find
+ * nothing to claim. NMI context: one MSR read, one atomic add, no lock.
+ */
+static struct svm_vcpu *svm_vcpus[HV_MAX_CPUS];
+
+static void svm_host_nmi(void)
+{
+	hpa_t hsave = x86_rdmsr(MSR_VM_HSAVE_PA);
+	u32 i;
+
+	for (i = 0; i < HV_MAX_CPUS; i++)
+		if (svm_vcpus[i] && hv_pa(svm_vcpus[i]->host_save_area) == hsave) {
+			__atomic_add_fetch(&svm_vcpus[i]->host_nmis, 1, __ATOMIC_SEQ_CST);
+			return;
+		}
 }
 
 /* VMEXIT_INVALID: the state VMRUN's consistency checks saw, for the report. */
@@ -710,7 +737,11 @@ static void svm_start_at_sipi(struct vcpu *v, u8 vector)
 	s->intr_window = false;
 	s->guest_halt = false;
 	s->nmi_rewound_halt = false;
+	/* INIT ends the guest's NMI blocking and any step over its IRET. */
 	s->nmi_pending = false;
+	s->nmi_masked = false;
+	s->nmi_iret_seen = false;
+	s->nmi_stepping = false;
 	s->tlb_flush_pending = true;
 	for (i = 0; i < HV_NR_GPRS; i++)
 		v->gprs.r[i] = 0;
@@ -778,6 +809,8 @@ static int svm_vcpu_create(struct vcpu *v, const struct hv_boot_info *bi)
 		return -1;
 	v->arch = s;
 	v->ops = &svm_vcpu_ops;
+	svm_vcpus[v->id] = s;
+	x86_host_nmi_hook = svm_host_nmi;
 
 	for (port = UART_COM2_BASE; port < UART_COM2_BASE + UART_NR_PORTS; port++)
 		svm_intercept_io_port(s, port);

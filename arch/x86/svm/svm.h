@@ -37,6 +37,7 @@ struct svm_vcpu {
 	u64 halt_rip;	     /* RIP after that HLT, where a reflected NMI returns */
 	u64 halt_shadow;     /* the interrupt shadow the HLT ran under (STI; HLT) */
 	u64 nmi_no_host_nmi; /* NMI exits after which the host took no NMI */
+	u64 host_nmis;	     /* NMIs the host IDT took on this vCPU's CPU (svm_host_nmi), atomic */
 	/*
 	 * The guest's NMI blocking, kept here while the hypervisor intercepts
 	 * NMIs (svm_nmi_before_run, svm_nmi_after_exit). Per vCPU: each vCPU's
