@@ -4,6 +4,7 @@
 #include "arch/x86/apic.h"
 #include "arch/x86/cpu.h"
 #include "hv/hv.h"
+#include "hv/lapic.h"
 #include "hv/log.h"
 
 #include <pt/assert.h>
@@ -249,6 +250,8 @@ void smp_vcpu_requests(struct vcpu *v)
 			/* The BSP does not wait for SIPI after INIT; nobody sends it one. */
 			hv_log("smp: INIT to the boot CPU ignored");
 		} else {
+			/* On its own CPU: what INIT resets in this CPU's local APIC. */
+			lapic_reset_on_init();
 			st(&v->run_state, VCPU_WAIT_FOR_SIPI);
 			hv_log("smp: vCPU %u: INIT, waiting for a start-up IPI", v->id);
 		}
