@@ -151,12 +151,19 @@ if [ "$rc" -ne 0 ] && [ ! -e "$dir/term.core" ] && ! ls "$dir"/term.core.tmp.* >
 fi
 # SIGKILL while the guest is paused: no FILE; the hypervisor ends the pause on its own
 # once the host is silent for the lease, and says so in its log.
-"$PT" -c "unix:$sock" snapshot -o "$dir/kill.core" --lease 1500 >"$dir/out" 2>&1 &
-spid=$!
-sleep 0.8 # paused and copying (the copy takes seconds here); one host at a time: no polling
-kill -KILL "$spid"
-wait "$spid" 2>/dev/null
-pt --json info >"$dir/info.json"
+# The kill must land after the PAUSE and before the copy ends; how long the copy takes
+# depends on the machine (one host at a time: no polling it), so try shorter and longer
+# delays until one does. A try that ended or killed too early leaves the guest running.
+for delay in 0.8 0.4 0.2 0.1 0.05 0.02 1.5 3; do
+	rm -f "$dir/kill.core"
+	"$PT" -c "unix:$sock" snapshot -o "$dir/kill.core" --lease 1500 >"$dir/out" 2>&1 &
+	spid=$!
+	sleep "$delay"
+	kill -KILL "$spid" 2>/dev/null
+	wait "$spid" 2>/dev/null
+	pt --json info >"$dir/info.json"
+	json "$dir/info.json" 'd["paused"]' && break
+done
 check lease.paused_when_killed json "$dir/info.json" 'd["paused"]'
 sleep 3
 pt --json info >"$dir/info.json"
