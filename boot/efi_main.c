@@ -134,7 +134,6 @@ static void boot_list_cpus(struct hv_boot_info *bi)
 		}
 		if (info.status_flag & HV_CPU_BSP) {
 			bi->cpus[0].apic_id = (u32)info.processor_id;
-			bi->cpus[0].efi_number = (u32)n;
 			continue;
 		}
 		if (i == HV_MAX_CPUS)
@@ -142,8 +141,7 @@ static void boot_list_cpus(struct hv_boot_info *bi)
 		c = &bi->cpus[i];
 		*c = (struct hv_cpu){.apic_id = (u32)info.processor_id,
 				     .flags = info.status_flag & (HV_CPU_ENABLED | HV_CPU_HEALTHY),
-				     .index = i,
-				     .efi_number = (u32)n};
+				     .index = i};
 		boot_aps[i] = (struct boot_ap){.cpu = c,
 					       .check = boot_in_copy(bi, (void *)hv_ap_check),
 					       .start = boot_in_copy(bi, (void *)hv_ap_start),

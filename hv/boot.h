@@ -75,7 +75,6 @@ struct hv_cpu {
 	u32 apic_id;
 	u32 flags; /* HV_CPU_* */
 	u32 index; /* position in hv_boot_info.cpus, = vCPU id */
-	u32 efi_number; /* the firmware's ProcessorNumber, for StartupThisAP */
 };
 
 #define HV_BOOT_NO_MGMT_TICK BIT_ULL(0) /* --no-mgmt-tick: SVM takes no HPET tick */
