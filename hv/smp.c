@@ -245,14 +245,21 @@ void smp_vcpu_requests(struct vcpu *v)
 	smp_serve_pml_drain(v);
 	if (v->id != 0)
 		smp_park_while_paused(v);
-	if (xchg(&v->init_pending, 0)) {
+	if (ld(&v->init_pending)) {
 		if (v->id == 0) {
 			/* The BSP does not wait for SIPI after INIT; nobody sends it one. */
+			xchg(&v->init_pending, 0);
 			hv_log("smp: INIT to the boot CPU ignored");
 		} else {
+			/*
+			 * Wait-for-SIPI first, then the INIT is taken: a start-up
+			 * IPI counts while either is visible (smp_deliver_sipi),
+			 * so none is dropped while the APIC is being reset.
+			 */
+			st(&v->run_state, VCPU_WAIT_FOR_SIPI);
+			xchg(&v->init_pending, 0);
 			/* On its own CPU: what INIT resets in this CPU's local APIC. */
 			lapic_reset_on_init();
-			st(&v->run_state, VCPU_WAIT_FOR_SIPI);
 			hv_log("smp: vCPU %u: INIT, waiting for a start-up IPI", v->id);
 		}
 	}
@@ -260,10 +267,17 @@ void smp_vcpu_requests(struct vcpu *v)
 		return;
 	/* Parked counts as paused: no guest instruction runs here. */
 	st(&v->parked, 1);
+	/*
+	 * Runnable before the start-up IPI is taken: a later one (Linux sends
+	 * two) is then dropped by smp_deliver_sipi instead of staying behind
+	 * for this vCPU's next INIT.
+	 */
 	for (;;) {
-		sipi = xchg(&v->sipi, 0);
-		if (sipi)
+		if (ld(&v->sipi)) {
+			st(&v->run_state, VCPU_RUNNABLE);
+			sipi = xchg(&v->sipi, 0);
 			break;
+		}
 		xchg(&v->init_pending, 0); /* another INIT: still waiting */
 		smp_serve_pml_drain(v);
 		x86_pause();
@@ -274,7 +288,6 @@ void smp_vcpu_requests(struct vcpu *v)
 	}
 	st(&v->parked, 0);
 	v->ops->start_at_sipi(v, (u8)sipi);
-	st(&v->run_state, VCPU_RUNNABLE);
 	hv_log("smp: vCPU %u: start-up IPI, starts at 0x%x:0000", v->id, (sipi & 0xffu) << 8);
 }
 
