@@ -2,8 +2,8 @@
 /*
  * The management tick: a periodic event the hypervisor owns and the guest
  * cannot mask, so the management port is polled at a bounded interval even
- * while the guest runs with interrupts disabled (issue 4 item 3; docs/hv.md
- * "How the hypervisor gets control").
+ * while the guest runs with interrupts disabled (docs/hv.md "How the
+ * hypervisor gets control").
  *
  * VMX has one in the CPU (the VMX preemption timer, arch/x86/vmx). SVM has
  * none: the hypervisor takes an HPET comparator and has it send an NMI to

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `make bench` step (issue 6 item 5): dirty logging on EPT under Intel VMX, from Bochs,
+# `make bench` step: dirty logging on EPT under Intel VMX, from Bochs,
 # whose counts do not depend on the host's speed. One Bochs run (corei7_skylake_x, the
 # model with PML); dirty_writer.efi (tests/bochs/dirty_writer.c) writes, as in
 # test_dirty_log.sh, one tracked page and a sweep of 1024 scratch pages per iteration.

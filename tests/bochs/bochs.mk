@@ -1,4 +1,4 @@
-# Bochs 2.7 tests: Intel VMX + EPT + A/D + PML (issue 6). Outputs under build/bochs/.
+# Bochs 2.7 tests: Intel VMX + EPT + A/D + PML. Outputs under build/bochs/.
 #   hello.efi    proves the harness (tests/bochs/lib.sh): console, port 0xE9, power-off
 #   vmx_probe.efi  the guest contract under VMX (tests/bochs/vmx_probe.c)
 #   dirty_writer.efi  in-guest writer of the dirty-log tests; relay.py bridges COM2 to ptctl
@@ -39,6 +39,6 @@ TEST_SCRIPTS += tests/bochs/test_harness.sh tests/bochs/test_vmx_probe.sh \
 	tests/bochs/test_dirty_log.sh tests/bochs/test_dirty_log_no_pml.sh \
 	tests/bochs/test_smp.sh tests/bochs/test_dirty_log_smp.sh
 
-# Issue 6 item 5: exits per dirtied page and the writer's emulated instruction cost per
+# Bench: exits per dirtied page and the writer's emulated instruction cost per
 # mode (wp, dbit, pml, off), from one Bochs run (tests/bochs/bench_dirty.sh, ~1 min).
 BENCH_STEPS += tests/bochs/bench_dirty.sh

@@ -1,5 +1,5 @@
 /*
- * dirty_writer.efi: the in-guest writer of the Bochs dirty-log tests (issue 6 item 4).
+ * dirty_writer.efi: the in-guest writer of the Bochs dirty-log tests and bench.
  * pagetrail.efi starts it; it allocates DW_PAGES pages, prints where they are, then
  * writes forever: in iteration i it stores i into the first 8 bytes of one pseudo-random
  * page. Every write changes the page (i only grows), so a page changed between two reads

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 6 items 3-4: dirty logging on EPT under Intel VMX (Bochs), in each mode the CPU
+# Dirty logging on EPT under Intel VMX (Bochs), in each mode the CPU
 # model offers, harvested over the management port (COM2 -> relay.py -> ptctl).
 #
 # dirty_writer.efi, started by pagetrail.efi in the virtualized firmware, keeps storing

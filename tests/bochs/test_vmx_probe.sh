@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 6 item 2: under Intel VMX (Bochs corei7_skylake_x), the virtualized firmware runs
+# Under Intel VMX (Bochs corei7_skylake_x), the virtualized firmware runs
 # vmx_probe.efi after pagetrail.efi and every check of the guest contract passes: the
 # CPUID signature, VMX hidden (CPUID, CR4.VMXE, IA32_FEATURE_CONTROL, the VMX MSRs), VMX
 # instructions raise #UD, XSETBV checked by the hypervisor, the management UART idle,

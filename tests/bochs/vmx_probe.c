@@ -1,6 +1,6 @@
 /*
- * vmx_probe.efi: what a guest of PageTrail sees on Intel VMX (issue 6 item 2: the same
- * contract as on SVM, issue 2 item 5), checked from inside the virtualized firmware.
+ * vmx_probe.efi: what a guest of PageTrail sees on Intel VMX (the same contract as on
+ * SVM, tests/guest/probe.c), checked from inside the virtualized firmware.
  * pagetrail.efi starts it (`pagetrail.efi \EFI\tests\vmx_probe.efi`); it prints one
  * line per check on the console (COM1), "ok NAME" or "not ok NAME why", then
  * "vmx_probe: done, N failed", and powers the machine off.

@@ -1,7 +1,7 @@
 /*
- * pt-attack: the isolation attacker (issue 2, items 6, 7 and 11), a static Linux program
- * in the test initramfs. tests/qemu/test_isolation.sh reads the hypervisor's hidden
- * regions from its log and types, on the Linux console:
+ * pt-attack: the isolation attacker (hypervisor memory and the management UART), a
+ * static Linux program in the test initramfs. tests/qemu/test_isolation.sh reads the
+ * hypervisor's hidden regions from its log and types, on the Linux console:
  *
  *   pt-attack mem BASE END [BASE END ...]   (hex, END exclusive; boot with iomem=relaxed
  *                                            nopat so /dev/mem may map reserved memory)

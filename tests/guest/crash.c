@@ -1,11 +1,11 @@
 /*
- * crash.efi: a guest that triple-faults on purpose (issue 2, item 9). pagetrail.efi
- * starts it (`pagetrail.efi \EFI\tests\crash.efi`); it loads an empty IDT and raises
- * #UD, so the #UD, then #DF, cannot be delivered and the CPU shuts down (AMD APM Vol. 2,
- * 8.2.9 "Double-Fault Exception (#DF)": an exception during #DF delivery is a
- * shutdown). Under the hypervisor that is a SHUTDOWN intercept, which must end in a
- * "pagetrail: FATAL" line and a clean stop of QEMU (tests/qemu/test_guest_fault.sh),
- * never a silent hang or a reset.
+ * crash.efi: a guest that triple-faults on purpose (the hypervisor must report it, not
+ * hang). pagetrail.efi starts it (`pagetrail.efi \EFI\tests\crash.efi`); it loads an
+ * empty IDT and raises #UD, so the #UD, then #DF, cannot be delivered and the CPU shuts
+ * down (AMD APM Vol. 2, 8.2.9 "Double-Fault Exception (#DF)": an exception during #DF
+ * delivery is a shutdown). Under the hypervisor that is a SHUTDOWN intercept, which
+ * must end in a "pagetrail: FATAL" line and a clean stop of QEMU
+ * (tests/qemu/test_guest_fault.sh), never a silent hang or a reset.
  */
 #include <efi.h>
 #include <efilib.h>

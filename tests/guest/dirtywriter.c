@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * pt-dirtywriter: the in-guest workload of the dirty-logging oracle test and bench
- * (tests/qemu/test_dirty_oracle.sh, issue 5). A static Linux program for the busybox
+ * (tests/qemu/test_dirty_oracle.sh). A static Linux program for the busybox
  * initramfs.
  *
  *   pt-dirtywriter [--pattern random|seq|hot] [--mib N | --pages N] [--hot-pages N]

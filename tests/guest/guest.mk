@@ -1,8 +1,8 @@
 # Guest-side programs (outputs under build/guest/):
 #   probe.efi   UEFI application run by the virtualized firmware: checks what the guest
-#               sees of the CPU (issue 2 item 5); goes to \EFI\tests\ on the ESP
-#   crash.efi   UEFI application that triple-faults on purpose (issue 2 item 9)
-#   irqoff.efi  UEFI application that spins with interrupts disabled (issue 4 item 3)
+#               sees of the CPU; goes to \EFI\tests\ on the ESP
+#   crash.efi   UEFI application that triple-faults on purpose (the fault must be reported)
+#   irqoff.efi  UEFI application that spins with interrupts disabled (the port must answer)
 #   nmi.efi     UEFI application: the guest's NMIs and their blocking as on the bare CPU
 #   pt-memload  static Linux program, a memory workload for the initramfs
 #   pt-attack   static Linux program, the isolation attacker for the initramfs

@@ -1,12 +1,13 @@
 /*
- * irqoff.efi: a guest that runs with interrupts disabled for a long, fixed time
- * (issue 4 item 3). pagetrail.efi starts it (`pagetrail.efi \EFI\tests\irqoff.efi
- * [SECONDS]`, default 40). It measures the TSC against the firmware's Stall (with
- * interrupts still on), prints "irqoff: spinning ..." on the console (COM1), executes
- * CLI and spins on RDTSC (no instruction that exits: no CPUID, no I/O, no HLT) for
- * SECONDS, then STI and "irqoff: done". While it spins, only an event the guest cannot
- * mask gives the hypervisor control: tests/qemu/test_irqoff.sh checks that the
- * management port answers during the spin with the tick, and does not without it.
+ * irqoff.efi: a guest that runs with interrupts disabled for a long, fixed time (the
+ * management port must still answer). pagetrail.efi starts it (`pagetrail.efi
+ * \EFI\tests\irqoff.efi [SECONDS]`, default 40). It measures the TSC against the
+ * firmware's Stall (with interrupts still on), prints "irqoff: spinning ..." on the
+ * console (COM1), executes CLI and spins on RDTSC (no instruction that exits: no CPUID,
+ * no I/O, no HLT) for SECONDS, then STI and "irqoff: done". While it spins, only an
+ * event the guest cannot mask gives the hypervisor control: tests/qemu/test_irqoff.sh
+ * checks that the management port answers during the spin with the tick, and does not
+ * without it.
  */
 #include <efi.h>
 #include <efilib.h>

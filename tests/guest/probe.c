@@ -1,5 +1,5 @@
 /*
- * probe.efi: what a guest of PageTrail sees (issue 2, item 5), checked from inside the
+ * probe.efi: what a guest of PageTrail sees on SVM, checked from inside the
  * virtualized firmware. pagetrail.efi starts it (`pagetrail.efi \EFI\tests\probe.efi`);
  * it prints one line per check on the console (COM1), "ok NAME" or "not ok NAME why",
  * then "probe: done, N failed", and powers the machine off.

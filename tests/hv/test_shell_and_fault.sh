@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Issue 2, items 4 and 9, in one QEMU run (TCG, SVM+NPT, OVMF's UEFI shell, vvfat ESP):
+# The return to the shell and the fault report, in one QEMU run (TCG, SVM+NPT, OVMF's
+# UEFI shell, vvfat ESP):
 #  - pagetrail.efi started from the shell returns EFI_SUCCESS and the shell keeps working
 #    (as a guest); started a second time it sees PageTrail and does not virtualize again;
 #  - then a guest program triple-faults: the hypervisor reports it on the debugcon log AND on

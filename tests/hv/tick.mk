@@ -1,4 +1,4 @@
-# Host unit test of the management tick's logic (issue 4 item 3): ACPI table removal
+# Host unit test of the management tick's logic: ACPI table removal
 # (hv/acpi.c) and HPET comparator picking, programming and tick claiming (drivers/hpet.c)
 # on in-memory images. ASan+UBSan.
 TICK_UNIT_SRCS := tests/hv/tick_unit_test.c hv/acpi.c drivers/hpet.c

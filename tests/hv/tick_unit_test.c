@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Host unit tests (ASan+UBSan) for the management tick's logic that needs no
- * CPU (issue 4 item 3): hv/acpi.c finding and removing the HPET table from
+ * CPU: hv/acpi.c finding and removing the HPET table from
  * in-memory RSDP/XSDT/RSDT images, and drivers/hpet.c picking, programming
  * and claiming ticks on a register block that is plain memory.
  * Prints "ok NAME" / "not ok NAME reason" lines for tests/run.sh.

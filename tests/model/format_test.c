@@ -10,7 +10,8 @@
  *     bits), and a format without A/D gets no such bits at all;
  *   - write protection for dirty logging makes the next write fault, the
  *     fault handler marks the page and restores W, and the retried write
- *     succeeds (the round trip of item 6 on the real bit layout);
+ *     succeeds (the write-protect round trip of dirty logging, on the real
+ *     bit layout);
  *   - PML: the index counts down from 511, a full buffer is a PML-full exit
  *     with no flag set, and draining a buffer whose entries carry page
  *     offsets sets exactly the pages written.

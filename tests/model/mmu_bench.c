@@ -57,8 +57,8 @@ static double now_ns(void)
 
 /*
  * Start a timed section with a cold cache: every floor and every pass streams
- * its entries through memory, as the issue words the floor ("streaming the
- * same number of entry bytes through memory"). Without this the 1 GiB size
+ * its entries through memory, since the floor is the cost of streaming the
+ * same number of entry bytes through memory. Without this the 1 GiB size
  * (2 MiB of entries) would compare warm-cache passes with a warm-cache floor
  * and measure the cache, not the work; above the cache size it changes
  * nothing. The eviction itself is not timed.

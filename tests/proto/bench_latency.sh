@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `make bench` step (issue 4, item 3): how long the hypervisor takes to answer a
+# `make bench` step: how long the hypervisor takes to answer a
 # command while its Linux guest idles (HLT) and while it runs pt-memload (busy, many
 # exits of its own), in QEMU (TCG, SVM + NPT): `ptctl ping` = INFO round trips through
 # the COM2 unix socket, p50 and p99 over PT_BENCH_PINGS (default 200) each. Then a

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Issue 4, item 7, in QEMU: the real hypervisor (SVM + NPT under TCG) with Linux as its
-# guest, driven by ptctl through the COM2 unix socket. Every command (memory compared
-# with QEMU's own view via QMP pmemsave); then garbage, truncated frames, bad CRCs,
+# The management protocol end to end in QEMU: the real hypervisor (SVM + NPT under TCG)
+# with Linux as its guest, driven by ptctl through the COM2 unix socket. Every command
+# (memory compared with QEMU's own view via QMP pmemsave); then garbage, truncated frames, bad CRCs,
 # oversize frames, unknown commands, another version, a flood and a host that ignores
 # the window, each followed by a working command; and the guest kept running.
 source "$(dirname "$0")/../qemu/lib.sh"

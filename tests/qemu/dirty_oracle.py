@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The dirty-logging oracle (issue 5, items 3-5): PageTrail's bitmaps against QEMU's own
+"""The dirty-logging oracle: PageTrail's bitmaps against QEMU's own
 copy of guest memory.
 
 QEMU already runs (tools/run-qemu.sh --com1-socket) with Linux booting under the

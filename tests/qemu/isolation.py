@@ -108,7 +108,7 @@ ok("isolation.hidden_regions_published")
 print("# hidden regions: " + " ".join(f"{a:#x}-{b:#x}" for a, b in regions), flush=True)
 hidden_access_before = text(hv_log).count("pagetrail: hidden access")
 
-# Item 6: the OS received the hidden memory as reserved, never as RAM.
+# The OS received the hidden memory as reserved, never as RAM.
 if run_in_guest("sed 's/^/iomem: /' /proc/iomem; echo iomem-end", r"^iomem-end", 30):
     ram = [(int(a, 16), int(b, 16) + 1)
            for a, b in re.findall(r"^iomem: ([0-9a-f]+)-([0-9a-f]+) : System RAM$", con.text(), re.M)]

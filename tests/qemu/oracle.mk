@@ -1,4 +1,4 @@
-# Dirty logging end to end (issue 5): PageTrail's bitmaps against QEMU's own copy of guest
+# Dirty logging end to end on SVM: PageTrail's bitmaps against QEMU's own copy of guest
 # memory. tests/qemu/test_dirty_oracle.sh (short form, make test) and
 # tests/qemu/bench_dirty.sh (full form + figures, make bench) boot Linux under the
 # hypervisor and run tests/qemu/dirty_oracle.py; build/qemu/dirty-diff compares the
@@ -36,5 +36,6 @@ $(BUILD)/pagetrail-noshootdown.efi: $(BUILD)/pagetrail-noshootdown.so
 TEST_DEPS += $(BUILD)/pagetrail-noshootdown.efi
 TEST_SCRIPTS += tests/qemu/test_dirty_oracle_smp.sh
 
-# Full form + figures (issue 5 items 3 and 5): 50 rounds per mode and workload, 512 MiB.
+# Full form + figures (the oracle, then throughput, exits per dirtied page, harvest time
+# and serial bytes): 50 rounds per mode and workload, 512 MiB.
 BENCH_STEPS += tests/qemu/bench_dirty.sh

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Issue 5, item 3 (short form for `make test`): Linux under the hypervisor with 256 MiB;
-# for wp and dbit, every slot that is RAM logged (the RAM slots by --all, the ACPI,
-# runtime and reserved ones one by one), rounds of pause / harvest (get + clear) / QMP
+# The dirty-logging oracle, short form for `make test`: Linux under the hypervisor with
+# 256 MiB; for wp and dbit, every slot that is RAM logged (the RAM slots by --all, the
+# ACPI, runtime and reserved ones one by one), rounds of pause / harvest (get + clear) / QMP
 # pmemsave / resume with pt-dirtywriter's random, seq and hot patterns and plain Linux
 # activity in the guest: every page whose bytes changed between two copies must be in
 # the later harvest (tests/qemu/dirty_oracle.py says how and why). Zero misses allowed;

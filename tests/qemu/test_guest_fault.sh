@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Issue 2, item 9: a guest that triple-faults (tests/guest/crash.c) under the hypervisor
-# ends in a clear "pagetrail: FATAL" line on the log and a clean stop of QEMU through
-# isa-debug-exit (status 5 = guest-fatal, see docs/hv.md), never a hang or a reset.
+# Faults are reported, not hidden: a guest that triple-faults (tests/guest/crash.c) under
+# the hypervisor ends in a clear "pagetrail: FATAL" line on the log and a clean stop of
+# QEMU through isa-debug-exit (status 5 = guest-fatal, see docs/hv.md), never a hang or a
+# reset.
 source "$(dirname "$0")/lib.sh"
 pt_init guest_fault
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Issue 4, item 3: the management port answers while the guest runs with interrupts
-# disabled. irqoff.efi (tests/guest/irqoff.c) executes CLI and spins on RDTSC for
-# PT_IRQOFF_SECS (no exit of its own); during the spin `ptctl info` and `ptctl stats` must
+# Bounded response time: the management port answers while the guest runs with
+# interrupts disabled. irqoff.efi (tests/guest/irqoff.c) executes CLI and spins on RDTSC
+# for PT_IRQOFF_SECS (no exit of its own); during the spin `ptctl info` and `ptctl stats` must
 # be answered, before the guest prints "irqoff: done". On SVM the hypervisor gets control
 # from its HPET NMI tick (docs/hv.md "How the hypervisor gets control"); the stats must
 # show it (hv.mgmt_tick 1, exit.nmi > 0).

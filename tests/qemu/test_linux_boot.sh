@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 2, items 3 and 11: the default boot (OVMF -> ptboot.efi -> pagetrail.efi ->
+# The default boot (OVMF -> ptboot.efi -> pagetrail.efi ->
 # Linux's EFI stub) reaches the initramfs under the hypervisor, runs a workload (memory
 # written and read back by 4 processes, plus short-lived processes) and powers off
 # cleanly; the hypervisor says it was virtualizing and reports no fault.
@@ -17,9 +17,9 @@ pt_check linux.clean_poweroff "(QEMU status $pt_qemu_status, want 0 after 'reboo
 	eval 'pt_has "$com1" "reboot: Power down" && [ "$pt_qemu_status" -eq 0 ]'
 pt_check linux.no_panic "(kernel oops/panic on COM1)" \
 	eval '! pt_has "$com1" "(Kernel panic|BUG:|Oops|general protection fault)"'
-# Item 7: the OS is not offered the management UART. The 8250 driver probes 0x2F8 (its
-# banner shows it ran; without the hypervisor it finds "ttyS1 at I/O 0x2f8", see the
-# control in test_isolation.sh) and must find nothing there.
+# The management UART is the hypervisor's: the OS is not offered it. The 8250 driver
+# probes 0x2F8 (its banner shows it ran; without the hypervisor it finds "ttyS1 at I/O
+# 0x2f8", see the control in test_isolation.sh) and must find nothing there.
 pt_check linux.com2_not_offered "(Linux registered a UART at 0x2f8, or its 8250 driver did not run)" \
 	eval 'pt_has "$com1" "Serial: 8250/16550 driver" && ! pt_has "$com1" "ttyS[0-9]+ at I/O 0x2f8"'
 pt_hv_log_checks linux

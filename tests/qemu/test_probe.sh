@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 2, item 5: what the guest sees. The virtualized firmware runs probe.efi
+# What the guest sees on SVM. The virtualized firmware runs probe.efi
 # (tests/guest/probe.c) after pagetrail.efi; every probe check must pass. Negative
 # control: the probe started WITHOUT the hypervisor must fail its signature check
 # (bare QEMU answers leaf 0x40000000 with "TCGTCGTCGTCG"), else it proves nothing.

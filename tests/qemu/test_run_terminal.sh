@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 2, item 3, as `make run` does it: tools/run-qemu.sh with COM1 on its stdin/stdout
+# The default boot as `make run` does it: tools/run-qemu.sh with COM1 on its stdin/stdout
 # (here a pipe instead of a terminal). It must print where the hypervisor's log and the
 # management socket are; the Linux shell must answer what is typed; the management
 # socket it printed must answer ptctl; the hypervisor's log must be in the printed file.

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 2, item 4: started from the UEFI shell without a next program, pagetrail.efi
+# Started from the UEFI shell without a next program, pagetrail.efi
 # returns to the shell with success and the firmware goes on as its guest: the shell
 # (tests/qemu/shell_startup.nsh) then runs probe.efi, whose checks must all pass.
 source "$(dirname "$0")/lib.sh"

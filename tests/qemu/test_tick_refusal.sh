@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 4, item 3: no silent fallback for the SVM management tick. Where the HPET cannot
+# No silent fallback for the SVM management tick. Where the HPET cannot
 # be taken, pagetrail.efi still virtualizes but says so: a "management tick: NONE
 # (reason): NO bound ..." log line and `ptctl stats` hv.mgmt_tick 0.
 #   in_use: the UEFI shell's `mm` enables comparator 0's interrupt before pagetrail.efi

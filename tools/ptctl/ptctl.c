@@ -881,7 +881,7 @@ static int cmd_mem_read(void)
 	return 0;
 }
 
-/* --- ping: command latency (issue 4 item 3: bounded whatever the guest does) ----- */
+/* --- ping: command latency (it must stay bounded whatever the guest does) ------- */
 static int cmp_double(const void *a, const void *b)
 {
 	double x = *(const double *)a, y = *(const double *)b;

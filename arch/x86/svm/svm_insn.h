@@ -2,7 +2,8 @@
 /*
  * Typed wrappers for the SVM instructions the host itself executes.
  * INVLPGA takes an enum-typed ASID argument so a guest address cannot be
- * passed where the ASID goes (Bareflank's INVEPT bug, issue #413).
+ * passed where the ASID goes (Bareflank's INVEPT wrapper once passed the
+ * wrong type this way).
  */
 #ifndef PT_ARCH_X86_SVM_SVM_INSN_H
 #define PT_ARCH_X86_SVM_SVM_INSN_H
