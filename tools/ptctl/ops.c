@@ -3,6 +3,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static int bad_reply(struct pt_conn *c, u8 cmd)
@@ -71,7 +72,7 @@ int pt_get_slots(struct pt_conn *c, struct pt_slot *out, int max, int *n)
 	}
 }
 
-int pt_get_regs(struct pt_conn *c, u32 vcpu, struct pt_regs *out)
+int pt_get_regs(struct pt_conn *c, u64 vcpu, struct pt_regs *out)
 {
 	u8 q[16], rep[PROTO_MAX_PAYLOAD];
 	struct proto_buf b;
@@ -144,17 +145,18 @@ int pt_pause_end(struct pt_conn *c, bool leased, bool stay_paused)
 	return pt_simple(c, stay_paused ? PROTO_CMD_PAUSE : PROTO_CMD_RESUME);
 }
 
-static int dirty_start_stop(struct pt_conn *c, u8 cmd, u64 slot, u8 mode, u64 *n)
+int pt_dirty_start_stop(struct pt_conn *c, bool start, bool all, u64 slot, u8 mode, u64 *n)
 {
+	u8 cmd = start ? PROTO_CMD_DIRTY_START : PROTO_CMD_DIRTY_STOP;
 	u8 q[32], rep[PROTO_MAX_PAYLOAD];
 	struct proto_buf b;
 	u32 len;
 	int r;
 
 	proto_wbuf_init(&b, q, sizeof(q));
-	proto_put_u8(&b, 0);
+	proto_put_u8(&b, all ? PROTO_START_ALL : 0);
 	proto_put_varint(&b, slot);
-	if (cmd == PROTO_CMD_DIRTY_START)
+	if (start)
 		proto_put_u8(&b, mode);
 	r = pt_request(c, cmd, q, b.len, rep, &len, NULL);
 	if (r)
@@ -162,16 +164,6 @@ static int dirty_start_stop(struct pt_conn *c, u8 cmd, u64 slot, u8 mode, u64 *n
 	proto_rbuf_init(&b, rep, len);
 	*n = proto_get_varint(&b);
 	return proto_rbuf_done(&b) ? 0 : bad_reply(c, cmd);
-}
-
-int pt_dirty_start_slot(struct pt_conn *c, u64 slot, u8 mode, u64 *n)
-{
-	return dirty_start_stop(c, PROTO_CMD_DIRTY_START, slot, mode, n);
-}
-
-int pt_dirty_stop_slot(struct pt_conn *c, u64 slot, u64 *n)
-{
-	return dirty_start_stop(c, PROTO_CMD_DIRTY_STOP, slot, 0, n);
 }
 
 int pt_dirty_epoch(struct pt_conn *c, u64 *boot_id, u64 *epoch)
@@ -206,48 +198,31 @@ u8 pt_best_dirty_mode(u64 modes)
 	return m;
 }
 
-int pt_dirty_harvest(struct pt_conn *c, u64 slot, bool clear, u64 *bm, u64 npages, u64 *ndirty)
+/* DIRTY_READ of snapshot s into bm (zeroed here), checked against its count. */
+static int dirty_read(struct pt_conn *c, u64 slot, const struct pt_dirty_snap *s, u64 *bm,
+		      void (*progress)(void *ctx, u64 done, u64 total), void *ctx, int *hv_err)
 {
 	u8 q[48], rep[PROTO_MAX_PAYLOAD];
 	struct proto_buf b;
-	u64 gen, n, nd, got, pos;
+	u64 got = 0, pos = 0;
 	u32 len;
-	int r, restarts = 0;
+	int r;
 
-snapshot:
-	proto_wbuf_init(&b, q, sizeof(q));
-	proto_put_varint(&b, slot);
-	proto_put_u8(&b, clear ? PROTO_SNAP_CLEAR : 0);
-	r = pt_request(c, PROTO_CMD_DIRTY_SNAP, q, b.len, rep, &len, NULL);
-	if (r)
-		return r;
-	proto_rbuf_init(&b, rep, len);
-	gen = proto_get_varint(&b);
-	n = proto_get_varint(&b);
-	nd = proto_get_varint(&b);
-	if (!proto_rbuf_done(&b) || n != npages || nd > n)
-		return bad_reply(c, PROTO_CMD_DIRTY_SNAP);
-	memset(bm, 0, (npages + 63) / 64 * 8);
-	got = 0;
-	pos = 0;
-	while (pos < npages) {
-		int hv_err = 0;
-
+	memset(bm, 0, (s->npages + 63) / 64 * 8);
+	while (pos < s->npages) {
 		proto_wbuf_init(&b, q, sizeof(q));
 		proto_put_varint(&b, slot);
-		proto_put_varint(&b, gen);
+		proto_put_varint(&b, s->gen);
 		proto_put_varint(&b, pos);
-		r = pt_request(c, PROTO_CMD_DIRTY_READ, q, b.len, rep, &len, &hv_err);
-		if (r == PT_EHV && hv_err == PROTO_E_STALE && restarts++ < 3)
-			goto snapshot; /* another reader's snapshot holds ours: again */
+		r = pt_request(c, PROTO_CMD_DIRTY_READ, q, b.len, rep, &len, hv_err);
 		if (r)
 			return r;
 		proto_rbuf_init(&b, rep, len);
 		if (proto_get_varint(&b) != pos || b.err || !proto_rbuf_left(&b))
 			return bad_reply(c, PROTO_CMD_DIRTY_READ);
-		while (proto_rbuf_left(&b) && pos < npages) {
-			u32 k = npages - pos < PROTO_BITMAP_BLOCK ? (u32)(npages - pos)
-								  : PROTO_BITMAP_BLOCK;
+		while (proto_rbuf_left(&b) && pos < s->npages) {
+			u32 k = s->npages - pos < PROTO_BITMAP_BLOCK ? (u32)(s->npages - pos)
+								     : PROTO_BITMAP_BLOCK;
 			s64 d = proto_bitmap_decode_block(&b, bm, pos, k);
 
 			if (d < 0)
@@ -257,61 +232,147 @@ snapshot:
 		}
 		if (proto_rbuf_left(&b))
 			return bad_reply(c, PROTO_CMD_DIRTY_READ);
+		if (progress)
+			progress(ctx, pos, s->npages);
 	}
-	if (got != nd) {
+	/* The count from the snapshot checks the whole transfer end to end. */
+	if (got != s->ndirty) {
 		snprintf(c->err, sizeof(c->err),
 			 "dirty log of slot %llu: received %llu dirty pages, the hypervisor "
 			 "counted %llu",
-			 (unsigned long long)slot, (unsigned long long)got, (unsigned long long)nd);
+			 (unsigned long long)slot, (unsigned long long)got,
+			 (unsigned long long)s->ndirty);
 		return PT_ETRANSPORT;
 	}
-	*ndirty = nd;
-	if (!clear)
-		return 0;
+	return 0;
+}
+
+/*
+ * DIRTY_SNAP then dirty_read, again from the snapshot when another reader's
+ * snapshot took ours over. The bitmap goes into bm when the caller has one
+ * (npages, the slot's size, checked), else into *alloc, allocated here.
+ */
+static int dirty_fetch(struct pt_conn *c, u64 slot, bool clear, u64 npages, u64 *bm, u64 **alloc,
+		       struct pt_dirty_snap *s, void (*progress)(void *ctx, u64 done, u64 total),
+		       void *ctx)
+{
+	u8 q[48], rep[PROTO_MAX_PAYLOAD];
+	struct proto_buf b;
+	u32 len;
+	int r, restarts = 0;
+
+	for (;;) {
+		int hv_err = 0;
+
+		proto_wbuf_init(&b, q, sizeof(q));
+		proto_put_varint(&b, slot);
+		proto_put_u8(&b, clear ? PROTO_SNAP_CLEAR : 0);
+		r = pt_request(c, PROTO_CMD_DIRTY_SNAP, q, b.len, rep, &len, NULL);
+		if (r)
+			return r;
+		proto_rbuf_init(&b, rep, len);
+		s->gen = proto_get_varint(&b);
+		s->npages = proto_get_varint(&b);
+		s->ndirty = proto_get_varint(&b);
+		if (!proto_rbuf_done(&b) || (bm && s->npages != npages) ||
+		    s->npages > (1ull << 40) || s->ndirty > s->npages)
+			return bad_reply(c, PROTO_CMD_DIRTY_SNAP);
+		if (!bm) {
+			*alloc = calloc((s->npages + 63) / 64 + 1, 8);
+			if (!*alloc) {
+				snprintf(c->err, sizeof(c->err), "out of memory for a bitmap");
+				return PT_ETRANSPORT;
+			}
+		}
+		r = dirty_read(c, slot, s, bm ? bm : *alloc, progress, ctx, &hv_err);
+		if (!r)
+			return 0;
+		if (!bm) {
+			free(*alloc);
+			*alloc = NULL;
+		}
+		if (r != PT_EHV || hv_err != PROTO_E_STALE || restarts++ >= 3)
+			return r;
+		/* Another reader took a snapshot: ours is merged into it, start over. */
+	}
+}
+
+int pt_dirty_get(struct pt_conn *c, u64 slot, bool clear, struct pt_dirty_snap *s, u64 **bm,
+		 void (*progress)(void *ctx, u64 done, u64 total), void *ctx)
+{
+	*bm = NULL;
+	return dirty_fetch(c, slot, clear, 0, NULL, bm, s, progress, ctx);
+}
+
+int pt_dirty_done(struct pt_conn *c, u64 slot, u64 gen)
+{
+	u8 q[32], rep[PROTO_MAX_PAYLOAD];
+	struct proto_buf b;
+	u32 len;
+
 	proto_wbuf_init(&b, q, sizeof(q));
 	proto_put_varint(&b, slot);
 	proto_put_varint(&b, gen);
-	r = pt_request(c, PROTO_CMD_DIRTY_DONE, q, b.len, rep, &len, NULL);
-	return r;
+	return pt_request(c, PROTO_CMD_DIRTY_DONE, q, b.len, rep, &len, NULL);
+}
+
+int pt_dirty_harvest(struct pt_conn *c, u64 slot, bool clear, u64 *bm, u64 npages, u64 *ndirty)
+{
+	struct pt_dirty_snap s;
+	int r = dirty_fetch(c, slot, clear, npages, bm, NULL, &s, NULL, NULL);
+
+	if (r)
+		return r;
+	*ndirty = s.ndirty;
+	return clear ? pt_dirty_done(c, slot, s.gen) : 0;
+}
+
+int pt_mem_read_chunk(struct pt_conn *c, u64 gpa, u64 len, u8 *dst, u64 cap, u64 *out)
+{
+	u8 q[48], rep[PROTO_MAX_PAYLOAD];
+	struct proto_buf b;
+	u32 rl;
+	u8 enc;
+	int r;
+
+	if (cap > len)
+		cap = len;
+	*out = 0;
+	proto_wbuf_init(&b, q, sizeof(q));
+	proto_put_varint(&b, gpa);
+	proto_put_varint(&b, len);
+	proto_put_u8(&b, PROTO_MEM_LZ);
+	r = pt_request(c, PROTO_CMD_MEM_READ, q, b.len, rep, &rl, NULL);
+	if (r)
+		return r;
+	proto_rbuf_init(&b, rep, rl);
+	if (proto_get_varint(&b) != gpa)
+		return bad_reply(c, PROTO_CMD_MEM_READ);
+	enc = proto_get_u8(&b);
+	if (b.err)
+		return bad_reply(c, PROTO_CMD_MEM_READ);
+	if (enc == PROTO_MEM_RAW) {
+		*out = proto_rbuf_left(&b);
+		if (*out > cap)
+			return bad_reply(c, PROTO_CMD_MEM_READ);
+		memcpy(dst, proto_get_bytes(&b, (u32)*out), *out);
+	} else if (enc != PROTO_MEM_TOKENS || !proto_tokens_decode(&b, dst, out, cap)) {
+		return bad_reply(c, PROTO_CMD_MEM_READ);
+	}
+	return *out ? 0 : bad_reply(c, PROTO_CMD_MEM_READ);
 }
 
 int pt_mem_read(struct pt_conn *c, u64 gpa, u64 len, u8 *buf, void (*progress)(void *ctx, u64 done),
 		void *ctx)
 {
-	u8 q[48], rep[PROTO_MAX_PAYLOAD];
-	struct proto_buf b;
 	u64 done = 0;
-	u32 rl;
-	int r;
 
 	while (done < len) {
-		u64 out = 0;
-		u8 enc;
+		u64 out;
+		int r = pt_mem_read_chunk(c, gpa + done, len - done, buf + done, len - done, &out);
 
-		proto_wbuf_init(&b, q, sizeof(q));
-		proto_put_varint(&b, gpa + done);
-		proto_put_varint(&b, len - done);
-		proto_put_u8(&b, PROTO_MEM_LZ);
-		r = pt_request(c, PROTO_CMD_MEM_READ, q, b.len, rep, &rl, NULL);
 		if (r)
 			return r;
-		proto_rbuf_init(&b, rep, rl);
-		if (proto_get_varint(&b) != gpa + done)
-			return bad_reply(c, PROTO_CMD_MEM_READ);
-		enc = proto_get_u8(&b);
-		if (b.err)
-			return bad_reply(c, PROTO_CMD_MEM_READ);
-		if (enc == PROTO_MEM_RAW) {
-			out = proto_rbuf_left(&b);
-			if (out > len - done)
-				return bad_reply(c, PROTO_CMD_MEM_READ);
-			memcpy(buf + done, proto_get_bytes(&b, (u32)out), out);
-		} else if (enc != PROTO_MEM_TOKENS ||
-			   !proto_tokens_decode(&b, buf + done, &out, len - done)) {
-			return bad_reply(c, PROTO_CMD_MEM_READ);
-		}
-		if (!out)
-			return bad_reply(c, PROTO_CMD_MEM_READ);
 		done += out;
 		if (progress)
 			progress(ctx, done);

@@ -29,7 +29,7 @@ struct pt_regs {
 
 int pt_get_info(struct pt_conn *c, struct pt_info *out);
 int pt_get_slots(struct pt_conn *c, struct pt_slot *out, int max, int *n);
-int pt_get_regs(struct pt_conn *c, u32 vcpu, struct pt_regs *out);
+int pt_get_regs(struct pt_conn *c, u64 vcpu, struct pt_regs *out);
 /* A command without payload whose reply has none (PAUSE, RESUME). */
 int pt_simple(struct pt_conn *c, u8 cmd);
 
@@ -46,9 +46,19 @@ int pt_pause(struct pt_conn *c, u64 lease_ms, bool *leased);
  */
 int pt_pause_end(struct pt_conn *c, bool leased, bool stay_paused);
 
-/* DIRTY_START / DIRTY_STOP of one slot; *n = slots the hypervisor changed. */
-int pt_dirty_start_slot(struct pt_conn *c, u64 slot, u8 mode, u64 *n);
-int pt_dirty_stop_slot(struct pt_conn *c, u64 slot, u64 *n);
+/*
+ * DIRTY_START (start) or DIRTY_STOP of one slot, or of every slot that is
+ * memory (all); mode only for a start. *n = slots the hypervisor changed.
+ */
+int pt_dirty_start_stop(struct pt_conn *c, bool start, bool all, u64 slot, u8 mode, u64 *n);
+static inline int pt_dirty_start_slot(struct pt_conn *c, u64 slot, u8 mode, u64 *n)
+{
+	return pt_dirty_start_stop(c, true, false, slot, mode, n);
+}
+static inline int pt_dirty_stop_slot(struct pt_conn *c, u64 slot, u64 *n)
+{
+	return pt_dirty_start_stop(c, false, false, slot, 0, n);
+}
 /*
  * DIRTY_EPOCH: the hypervisor's run and the dirty log's epoch (it changes
  * whenever bits may leave the log for good, or logging starts or stops).
@@ -59,13 +69,37 @@ int pt_dirty_epoch(struct pt_conn *c, u64 *boot_id, u64 *epoch);
 /* The cheapest dirty-logging mode the CPU has (pml, then dbit, then wp). */
 u8 pt_best_dirty_mode(u64 modes);
 
+/* What a DIRTY_SNAP answered: the snapshot's generation, its size and count. */
+struct pt_dirty_snap {
+	u64 gen, npages, ndirty;
+};
+
 /*
- * DIRTY_SNAP (with CLEAR when clear), DIRTY_READ of the whole bitmap into bm
- * (ceil(npages/64) words, zeroed here), checked against the hypervisor's
- * count, then DIRTY_DONE when clear: the bits are the caller's from then on.
- * *npages must be the slot's page count (checked).
+ * DIRTY_SNAP (with CLEAR when clear) and DIRTY_READ of the whole bitmap into
+ * *bm, allocated here ((npages + 63) / 64 words and one spare; free() it),
+ * checked against the hypervisor's count. A snapshot that another reader made
+ * stale is taken again, three times at most. No DIRTY_DONE: with clear the
+ * hypervisor keeps the bits until pt_dirty_done, so that a caller acknowledges
+ * only what it has stored. progress (may be NULL) is called after each reply.
+ */
+int pt_dirty_get(struct pt_conn *c, u64 slot, bool clear, struct pt_dirty_snap *s, u64 **bm,
+		 void (*progress)(void *ctx, u64 done, u64 total), void *ctx);
+/* DIRTY_DONE: the bits of snapshot gen are the host's from now on. */
+int pt_dirty_done(struct pt_conn *c, u64 slot, u64 gen);
+
+/*
+ * pt_dirty_get into the caller's bm (ceil(npages/64) words, zeroed here),
+ * then DIRTY_DONE when clear: the bits are the caller's from then on.
+ * npages must be the slot's page count (checked).
  */
 int pt_dirty_harvest(struct pt_conn *c, u64 slot, bool clear, u64 *bm, u64 npages, u64 *ndirty);
+
+/*
+ * One MEM_READ: guest-physical bytes from gpa (len at the most, len > 0),
+ * decoded into dst (cap bytes, cap > 0); *out = bytes received (> 0).
+ * A transfer is as many of these as it takes.
+ */
+int pt_mem_read_chunk(struct pt_conn *c, u64 gpa, u64 len, u8 *dst, u64 cap, u64 *out);
 
 /*
  * Reads guest-physical [gpa, gpa + len) into buf, with the token encoding

@@ -6,6 +6,7 @@
  * 3 transport, timeout or protocol version.
  */
 #include "client.h"
+#include "ops.h"
 #include "research_cmd.h"
 #include "snapshot.h"
 
@@ -235,43 +236,15 @@ static int malformed(u8 cmd)
 }
 
 /* --- info ---------------------------------------------------------------------- */
-struct info {
-	char backend[16], version[64];
-	u64 vcpus, modes, mem, nslots;
-	bool paused;
-};
-
-static int get_info(struct info *in)
-{
-	u8 q[8], rep[PROTO_MAX_PAYLOAD];
-	struct proto_buf b;
-	u32 len;
-	int r;
-
-	proto_wbuf_init(&b, q, sizeof(q));
-	r = request(PROTO_CMD_INFO, &b, rep, &len);
-	if (r)
-		return r;
-	proto_rbuf_init(&b, rep, len);
-	proto_get_str(&b, in->backend, sizeof(in->backend));
-	proto_get_str(&b, in->version, sizeof(in->version));
-	in->vcpus = proto_get_varint(&b);
-	in->modes = proto_get_varint(&b);
-	in->mem = proto_get_varint(&b);
-	in->paused = proto_get_u8(&b);
-	in->nslots = proto_get_varint(&b);
-	return proto_rbuf_done(&b) ? 0 : malformed(PROTO_CMD_INFO);
-}
-
 static int cmd_info(void)
 {
-	struct info in;
+	struct pt_info in;
 	char sz[32];
 	bool first = true;
-	int r = get_info(&in);
+	int r = pt_get_info(&conn, &in);
 
 	if (r)
-		return r;
+		return failed(r);
 	if (opt.json) {
 		printf("{\"version\":");
 		json_str(in.version);
@@ -303,53 +276,13 @@ static int cmd_info(void)
 }
 
 /* --- slots --------------------------------------------------------------------- */
-struct slot {
-	u64 id, gpa, size;
-	u8 type, mode;
-};
-
-static int get_slots(struct slot *out, int max, int *n)
-{
-	u8 q[16], rep[PROTO_MAX_PAYLOAD];
-	struct proto_buf b;
-	u32 len;
-	int r;
-
-	*n = 0;
-	for (;;) {
-		u8 more, count;
-
-		proto_wbuf_init(&b, q, sizeof(q));
-		proto_put_varint(&b, (u64)*n);
-		r = request(PROTO_CMD_SLOTS, &b, rep, &len);
-		if (r)
-			return r;
-		proto_rbuf_init(&b, rep, len);
-		more = proto_get_u8(&b);
-		count = proto_get_u8(&b);
-		for (u8 i = 0; i < count && *n < max; i++) {
-			struct slot *s = &out[(*n)++];
-
-			s->id = proto_get_varint(&b);
-			s->gpa = proto_get_varint(&b);
-			s->size = proto_get_varint(&b);
-			s->type = proto_get_u8(&b);
-			s->mode = proto_get_u8(&b);
-		}
-		if (!proto_rbuf_done(&b) || (more && !count))
-			return malformed(PROTO_CMD_SLOTS);
-		if (!more || *n >= max)
-			return 0;
-	}
-}
-
 static int cmd_slots(void)
 {
-	struct slot s[PROTO_MAX_SLOTS];
-	int n, r = get_slots(s, PROTO_MAX_SLOTS, &n);
+	struct pt_slot s[PROTO_MAX_SLOTS];
+	int n, r = pt_get_slots(&conn, s, PROTO_MAX_SLOTS, &n);
 
 	if (r)
-		return r;
+		return failed(r);
 	if (opt.json) {
 		printf("[");
 		for (int i = 0; i < n; i++)
@@ -426,36 +359,25 @@ static int cmd_stats(void)
 
 static int cmd_regs(void)
 {
-	u8 q[16], rep[PROTO_MAX_PAYLOAD];
-	struct proto_buf b;
-	u32 len;
-	u64 vcpu = 0, v, n;
+	struct pt_regs regs;
+	u64 vcpu = 0;
 	int r;
 
 	if (opt.vcpu && !parse_u64(opt.vcpu, &vcpu))
 		return usage("bad --vcpu %s", opt.vcpu);
-	proto_wbuf_init(&b, q, sizeof(q));
-	proto_put_varint(&b, vcpu);
-	r = request(PROTO_CMD_REGS, &b, rep, &len);
+	r = pt_get_regs(&conn, vcpu, &regs);
 	if (r)
-		return r;
-	proto_rbuf_init(&b, rep, len);
-	v = proto_get_varint(&b);
-	n = proto_get_varint(&b);
-	if (b.err || v != vcpu || n > PROTO_REGS_MAX || proto_rbuf_left(&b) != n * 8)
-		return malformed(PROTO_CMD_REGS);
+		return failed(r);
 	if (opt.json)
 		printf("{\"vcpu\":%" PRIu64, vcpu);
 	else
 		printf("vcpu %" PRIu64 "\n", vcpu);
-	for (u64 i = 0; i < n; i++) {
-		u64 val = proto_get_u64le(&b);
-
+	for (u32 i = 0; i < regs.count; i++) {
 		if (opt.json)
-			printf(",\"%s\":%" PRIu64, proto_reg_name((int)i), val);
+			printf(",\"%s\":%" PRIu64, proto_reg_name((int)i), regs.r[i]);
 		else
-			printf("%-8s 0x%016" PRIx64 "%s", proto_reg_name((int)i), val,
-			       i % 3 == 2 || i + 1 == n ? "\n" : "   ");
+			printf("%-8s 0x%016" PRIx64 "%s", proto_reg_name((int)i), regs.r[i],
+			       i % 3 == 2 || i + 1 == regs.count ? "\n" : "   ");
 	}
 	if (opt.json)
 		printf("}\n");
@@ -531,15 +453,10 @@ static int cmd_log(void)
 /* --- pause, resume ----------------------------------------------------------- */
 static int cmd_simple(u8 cmd, const char *done)
 {
-	u8 q[4], rep[PROTO_MAX_PAYLOAD];
-	struct proto_buf b;
-	u32 len;
-	int r;
+	int r = pt_simple(&conn, cmd);
 
-	proto_wbuf_init(&b, q, sizeof(q));
-	r = request(cmd, &b, rep, &len);
 	if (r)
-		return r;
+		return failed(r);
 	if (opt.json)
 		printf("{\"ok\":true,\"command\":\"%s\"}\n", proto_cmd_name(cmd));
 	else
@@ -559,11 +476,8 @@ static int slot_arg(u64 *slot)
 
 static int cmd_dirty_start_stop(bool start)
 {
-	u8 q[32], rep[PROTO_MAX_PAYLOAD];
-	struct proto_buf b;
-	u32 len;
 	u64 slot = 0, n;
-	unsigned int mode = 0;
+	u8 mode = 0;
 	int r;
 
 	if (!opt.all && !opt.slot)
@@ -581,28 +495,17 @@ static int cmd_dirty_start_stop(bool start)
 		if (mode > PROTO_DIRTY_PML)
 			return usage("--mode is wp, dbit or pml, not %s", opt.mode);
 	} else if (start) {
-		/* No mode given: the cheapest the CPU has (pml, then dbit, then wp). */
-		struct info in;
+		/* No mode given: the cheapest the CPU has. */
+		struct pt_info in;
 
-		r = get_info(&in);
+		r = pt_get_info(&conn, &in);
 		if (r)
-			return r;
-		for (mode = PROTO_DIRTY_PML; mode > PROTO_DIRTY_WP; mode--)
-			if (in.modes & PROTO_DIRTY_MODE_BIT(mode))
-				break;
+			return failed(r);
+		mode = pt_best_dirty_mode(in.modes);
 	}
-	proto_wbuf_init(&b, q, sizeof(q));
-	proto_put_u8(&b, opt.all ? PROTO_START_ALL : 0);
-	proto_put_varint(&b, slot);
-	if (start)
-		proto_put_u8(&b, (u8)mode);
-	r = request(start ? PROTO_CMD_DIRTY_START : PROTO_CMD_DIRTY_STOP, &b, rep, &len);
+	r = pt_dirty_start_stop(&conn, start, opt.all, slot, mode, &n);
 	if (r)
-		return r;
-	proto_rbuf_init(&b, rep, len);
-	n = proto_get_varint(&b);
-	if (!proto_rbuf_done(&b))
-		return malformed(PROTO_CMD_DIRTY_START);
+		return failed(r);
 	if (opt.json)
 		printf("{\"slots\":%" PRIu64 ",\"mode\":\"%s\"}\n", n,
 		       start ? mode_name(mode) : "off");
@@ -614,151 +517,95 @@ static int cmd_dirty_start_stop(bool start)
 	return 0;
 }
 
+static int cannot_write(const char *path)
+{
+	fprintf(stderr, "ptctl: cannot write %s: %s\n", path, strerror(errno));
+	return PT_EUSAGE;
+}
+
 static int write_file(const char *path, const void *p, size_t len)
 {
 	FILE *f = fopen(path, "wb");
 
-	if (!f || fwrite(p, 1, len, f) != len || fclose(f)) {
-		fprintf(stderr, "ptctl: cannot write %s: %s\n", path, strerror(errno));
-		if (f)
-			fclose(f);
+	if (!f)
+		return cannot_write(path);
+	if (fwrite(p, 1, len, f) != len) {
+		cannot_write(path);
+		fclose(f);
 		return PT_EUSAGE;
 	}
-	return 0;
+	return fclose(f) ? cannot_write(path) : 0;
+}
+
+static void dirty_get_progress(void *ctx, u64 done, u64 total)
+{
+	progress_update(ctx, done, total);
+}
+
+static void print_dirty_runs(const u64 *bm, u64 npages)
+{
+	u64 shown = 0;
+
+	for (u64 i = 0; i < npages && shown < 64; i++) {
+		u64 j = i;
+
+		if (!proto_test_bit(bm, i))
+			continue;
+		while (j + 1 < npages && proto_test_bit(bm, j + 1))
+			j++;
+		if (j > i)
+			printf("  pages %" PRIu64 "-%" PRIu64 "\n", i, j);
+		else
+			printf("  page %" PRIu64 "\n", i);
+		shown++;
+		i = j;
+	}
+	if (shown == 64)
+		printf("  ... (use -o FILE for the whole bitmap)\n");
 }
 
 static int cmd_dirty_get(void)
 {
-	u8 q[48], rep[PROTO_MAX_PAYLOAD];
-	struct proto_buf b;
 	struct progress pr;
-	u64 slot, gen, npages, ndirty, got = 0, pos = 0, *bm;
+	struct pt_dirty_snap s;
+	u64 slot, *bm;
 	u64 wire0 = conn.wire_rx + conn.wire_tx;
-	u32 len;
-	int r, restarts = 0;
+	int r;
 
 	if ((r = slot_arg(&slot)))
 		return r;
-snapshot:
-	proto_wbuf_init(&b, q, sizeof(q));
-	proto_put_varint(&b, slot);
-	proto_put_u8(&b, opt.clear ? PROTO_SNAP_CLEAR : 0);
-	r = request(PROTO_CMD_DIRTY_SNAP, &b, rep, &len);
-	if (r)
-		return r;
-	proto_rbuf_init(&b, rep, len);
-	gen = proto_get_varint(&b);
-	npages = proto_get_varint(&b);
-	ndirty = proto_get_varint(&b);
-	if (!proto_rbuf_done(&b) || npages > (1ull << 40) || ndirty > npages)
-		return malformed(PROTO_CMD_DIRTY_SNAP);
-	bm = calloc((npages + 63) / 64 + 1, 8);
-	if (!bm)
-		return PT_ETRANSPORT;
 	progress_init(&pr, "dirty get");
-	got = 0;
-	pos = 0;
-	while (pos < npages) {
-		u64 echo;
-		int hv_err = 0;
-
-		proto_wbuf_init(&b, q, sizeof(q));
-		proto_put_varint(&b, slot);
-		proto_put_varint(&b, gen);
-		proto_put_varint(&b, pos);
-		r = pt_request(&conn, PROTO_CMD_DIRTY_READ, q, b.len, rep, &len, &hv_err);
-		if (r == PT_EHV && hv_err == PROTO_E_STALE && restarts++ < 3) {
-			/* Another reader took a snapshot: ours is merged into it, start over. */
-			free(bm);
-			goto snapshot;
-		}
-		if (r) {
-			free(bm);
-			return failed(r);
-		}
-		proto_rbuf_init(&b, rep, len);
-		echo = proto_get_varint(&b);
-		if (b.err || echo != pos || !proto_rbuf_left(&b)) {
-			free(bm);
-			return malformed(PROTO_CMD_DIRTY_READ);
-		}
-		while (proto_rbuf_left(&b) && pos < npages) {
-			u32 n = npages - pos < PROTO_BITMAP_BLOCK ? (u32)(npages - pos)
-								  : PROTO_BITMAP_BLOCK;
-			s64 k = proto_bitmap_decode_block(&b, bm, pos, n);
-
-			if (k < 0) {
-				free(bm);
-				return malformed(PROTO_CMD_DIRTY_READ);
-			}
-			got += (u64)k;
-			pos += n;
-		}
-		if (proto_rbuf_left(&b)) {
-			free(bm);
-			return malformed(PROTO_CMD_DIRTY_READ);
-		}
-		progress_update(&pr, pos, npages);
-	}
+	r = pt_dirty_get(&conn, slot, opt.clear, &s, &bm, dirty_get_progress, &pr);
 	progress_done(&pr);
-	/* The count from the snapshot checks the whole transfer end to end. */
-	if (got != ndirty) {
-		fprintf(stderr,
-			"ptctl: dirty get: received %" PRIu64 " dirty pages, the hypervisor "
-			"counted %" PRIu64 "\n",
-			got, ndirty);
-		free(bm);
-		return PT_ETRANSPORT;
-	}
+	if (r)
+		return failed(r);
 	if (opt.out) {
-		r = write_file(opt.out, bm, (npages + 63) / 64 * 8);
-		if (r) {
-			free(bm);
-			return r;
-		}
+		r = write_file(opt.out, bm, (s.npages + 63) / 64 * 8);
+		if (r)
+			goto out;
 	}
 	/* Acknowledge only what is stored: until then the snapshot keeps the bits. */
 	if (opt.clear) {
-		proto_wbuf_init(&b, q, sizeof(q));
-		proto_put_varint(&b, slot);
-		proto_put_varint(&b, gen);
-		r = request(PROTO_CMD_DIRTY_DONE, &b, rep, &len);
+		r = pt_dirty_done(&conn, slot, s.gen);
 		if (r) {
-			free(bm);
-			return r;
+			r = failed(r);
+			goto out;
 		}
 	}
 	if (opt.json) {
 		printf("{\"slot\":%" PRIu64 ",\"generation\":%" PRIu64 ",\"pages\":%" PRIu64
 		       ",\"dirty\":%" PRIu64 ",\"cleared\":%s,\"wire_bytes\":%" PRIu64 "}\n",
-		       slot, gen, npages, ndirty, opt.clear ? "true" : "false",
+		       slot, s.gen, s.npages, s.ndirty, opt.clear ? "true" : "false",
 		       conn.wire_rx + conn.wire_tx - wire0);
 	} else {
-		u64 shown = 0;
-
-		printf("slot %" PRIu64 ": %" PRIu64 " of %" PRIu64 " pages dirty%s\n", slot, ndirty,
-		       npages, opt.clear ? " (cleared)" : "");
-		if (!opt.out) {
-			for (u64 i = 0; i < npages && shown < 64; i++) {
-				u64 j = i;
-
-				if (!proto_test_bit(bm, i))
-					continue;
-				while (j + 1 < npages && proto_test_bit(bm, j + 1))
-					j++;
-				if (j > i)
-					printf("  pages %" PRIu64 "-%" PRIu64 "\n", i, j);
-				else
-					printf("  page %" PRIu64 "\n", i);
-				shown++;
-				i = j;
-			}
-			if (shown == 64)
-				printf("  ... (use -o FILE for the whole bitmap)\n");
-		}
+		printf("slot %" PRIu64 ": %" PRIu64 " of %" PRIu64 " pages dirty%s\n", slot,
+		       s.ndirty, s.npages, opt.clear ? " (cleared)" : "");
+		if (!opt.out)
+			print_dirty_runs(bm, s.npages);
 	}
+out:
 	free(bm);
-	return 0;
+	return r;
 }
 
 static int cmd_dirty_clear(void)
@@ -796,15 +643,12 @@ static int cmd_dirty_clear(void)
 /* --- mem read ----------------------------------------------------------------- */
 static int cmd_mem_read(void)
 {
-	u8 q[48], rep[PROTO_MAX_PAYLOAD];
-	struct proto_buf b;
 	struct progress pr;
 	u64 gpa, len, done = 0;
 	u64 wire0 = conn.wire_rx + conn.wire_tx;
 	const u64 chunk_cap = (u64)(1024 + 1) * PAGE_SIZE;
 	u8 *chunk;
 	FILE *f;
-	u32 rl;
 	int r = 0;
 
 	if (opt.npos != 4)
@@ -814,50 +658,25 @@ static int cmd_mem_read(void)
 	if (!opt.out)
 		return usage("mem read needs -o FILE");
 	f = fopen(opt.out, "wb");
-	if (!f) {
-		fprintf(stderr, "ptctl: cannot write %s: %s\n", opt.out, strerror(errno));
-		return PT_EUSAGE;
-	}
+	if (!f)
+		return cannot_write(opt.out);
 	chunk = malloc(chunk_cap);
 	if (!chunk) {
 		fclose(f);
 		return PT_ETRANSPORT;
 	}
+	/* Chunk by chunk into the file: LEN may be more than this host's memory. */
 	progress_init(&pr, "mem read");
 	while (done < len) {
-		u64 echo, out = 0;
-		u8 enc;
+		u64 out;
 
-		proto_wbuf_init(&b, q, sizeof(q));
-		proto_put_varint(&b, gpa + done);
-		proto_put_varint(&b, len - done);
-		proto_put_u8(&b, PROTO_MEM_LZ);
-		r = request(PROTO_CMD_MEM_READ, &b, rep, &rl);
-		if (r)
-			break;
-		proto_rbuf_init(&b, rep, rl);
-		echo = proto_get_varint(&b);
-		enc = proto_get_u8(&b);
-		if (b.err || echo != gpa + done) {
-			r = malformed(PROTO_CMD_MEM_READ);
-			break;
-		}
-		if (enc == PROTO_MEM_RAW) {
-			out = proto_rbuf_left(&b);
-			memcpy(chunk, proto_get_bytes(&b, (u32)out), out);
-		} else if (enc != PROTO_MEM_TOKENS ||
-			   !proto_tokens_decode(&b, chunk, &out,
-						len - done < chunk_cap ? len - done : chunk_cap)) {
-			r = malformed(PROTO_CMD_MEM_READ);
-			break;
-		}
-		if (!out || out > len - done) {
-			r = malformed(PROTO_CMD_MEM_READ);
+		r = pt_mem_read_chunk(&conn, gpa + done, len - done, chunk, chunk_cap, &out);
+		if (r) {
+			r = failed(r);
 			break;
 		}
 		if (fwrite(chunk, 1, out, f) != out) {
-			fprintf(stderr, "ptctl: cannot write %s: %s\n", opt.out, strerror(errno));
-			r = PT_EUSAGE;
+			r = cannot_write(opt.out);
 			break;
 		}
 		done += out;
@@ -865,10 +684,8 @@ static int cmd_mem_read(void)
 	}
 	progress_done(&pr);
 	free(chunk);
-	if (fclose(f) && !r) {
-		fprintf(stderr, "ptctl: cannot write %s: %s\n", opt.out, strerror(errno));
-		r = PT_EUSAGE;
-	}
+	if (fclose(f) && !r)
+		r = cannot_write(opt.out);
 	if (r)
 		return r;
 	if (opt.json)
