@@ -198,9 +198,31 @@ u8 pt_best_dirty_mode(u64 modes)
 	return m;
 }
 
-/* DIRTY_READ of snapshot s into bm (zeroed here), checked against its count. */
-static int dirty_read(struct pt_conn *c, u64 slot, const struct pt_dirty_snap *s, u64 *bm,
-		      void (*progress)(void *ctx, u64 done, u64 total), void *ctx, int *hv_err)
+int pt_dirty_snap(struct pt_conn *c, u64 slot, bool clear, u64 npages, struct pt_dirty_snap *s)
+{
+	u8 q[32], rep[PROTO_MAX_PAYLOAD];
+	struct proto_buf b;
+	u32 len;
+	int r;
+
+	proto_wbuf_init(&b, q, sizeof(q));
+	proto_put_varint(&b, slot);
+	proto_put_u8(&b, clear ? PROTO_SNAP_CLEAR : 0);
+	r = pt_request(c, PROTO_CMD_DIRTY_SNAP, q, b.len, rep, &len, NULL);
+	if (r)
+		return r;
+	proto_rbuf_init(&b, rep, len);
+	s->gen = proto_get_varint(&b);
+	s->npages = proto_get_varint(&b);
+	s->ndirty = proto_get_varint(&b);
+	if (!proto_rbuf_done(&b) || (npages && s->npages != npages) || s->npages > (1ull << 40) ||
+	    s->ndirty > s->npages)
+		return bad_reply(c, PROTO_CMD_DIRTY_SNAP);
+	return 0;
+}
+
+int pt_dirty_read(struct pt_conn *c, u64 slot, const struct pt_dirty_snap *s, u64 *bm, u64 first,
+		  void (*progress)(void *ctx, u64 done, u64 total), void *ctx, int *hv_err)
 {
 	u8 q[48], rep[PROTO_MAX_PAYLOAD];
 	struct proto_buf b;
@@ -208,7 +230,6 @@ static int dirty_read(struct pt_conn *c, u64 slot, const struct pt_dirty_snap *s
 	u32 len;
 	int r;
 
-	memset(bm, 0, (s->npages + 63) / 64 * 8);
 	while (pos < s->npages) {
 		proto_wbuf_init(&b, q, sizeof(q));
 		proto_put_varint(&b, slot);
@@ -223,7 +244,7 @@ static int dirty_read(struct pt_conn *c, u64 slot, const struct pt_dirty_snap *s
 		while (proto_rbuf_left(&b) && pos < s->npages) {
 			u32 k = s->npages - pos < PROTO_BITMAP_BLOCK ? (u32)(s->npages - pos)
 								     : PROTO_BITMAP_BLOCK;
-			s64 d = proto_bitmap_decode_block(&b, bm, pos, k);
+			s64 d = proto_bitmap_decode_block(&b, bm, first + pos, k);
 
 			if (d < 0)
 				return bad_reply(c, PROTO_CMD_DIRTY_READ);
@@ -248,43 +269,32 @@ static int dirty_read(struct pt_conn *c, u64 slot, const struct pt_dirty_snap *s
 }
 
 /*
- * DIRTY_SNAP then dirty_read, again from the snapshot when another reader's
- * snapshot took ours over. The bitmap goes into bm when the caller has one
- * (npages, the slot's size, checked), else into *alloc, allocated here.
+ * pt_dirty_snap then pt_dirty_read, again from the snapshot when another
+ * reader's snapshot took ours over. The bitmap goes into bm when the caller
+ * has one (npages, the slot's size, checked), else into *alloc, allocated here.
  */
 static int dirty_fetch(struct pt_conn *c, u64 slot, bool clear, u64 npages, u64 *bm, u64 **alloc,
 		       struct pt_dirty_snap *s, void (*progress)(void *ctx, u64 done, u64 total),
 		       void *ctx)
 {
-	u8 q[48], rep[PROTO_MAX_PAYLOAD];
-	struct proto_buf b;
-	u32 len;
 	int r, restarts = 0;
 
 	for (;;) {
 		int hv_err = 0;
 
-		proto_wbuf_init(&b, q, sizeof(q));
-		proto_put_varint(&b, slot);
-		proto_put_u8(&b, clear ? PROTO_SNAP_CLEAR : 0);
-		r = pt_request(c, PROTO_CMD_DIRTY_SNAP, q, b.len, rep, &len, NULL);
+		r = pt_dirty_snap(c, slot, clear, npages, s);
 		if (r)
 			return r;
-		proto_rbuf_init(&b, rep, len);
-		s->gen = proto_get_varint(&b);
-		s->npages = proto_get_varint(&b);
-		s->ndirty = proto_get_varint(&b);
-		if (!proto_rbuf_done(&b) || (bm && s->npages != npages) ||
-		    s->npages > (1ull << 40) || s->ndirty > s->npages)
-			return bad_reply(c, PROTO_CMD_DIRTY_SNAP);
 		if (!bm) {
 			*alloc = calloc((s->npages + 63) / 64 + 1, 8);
 			if (!*alloc) {
 				snprintf(c->err, sizeof(c->err), "out of memory for a bitmap");
 				return PT_ETRANSPORT;
 			}
+		} else {
+			memset(bm, 0, (s->npages + 63) / 64 * 8);
 		}
-		r = dirty_read(c, slot, s, bm ? bm : *alloc, progress, ctx, &hv_err);
+		r = pt_dirty_read(c, slot, s, bm ? bm : *alloc, 0, progress, ctx, &hv_err);
 		if (!r)
 			return 0;
 		if (!bm) {

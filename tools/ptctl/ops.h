@@ -75,7 +75,21 @@ struct pt_dirty_snap {
 };
 
 /*
- * DIRTY_SNAP (with CLEAR when clear) and DIRTY_READ of the whole bitmap into
+ * DIRTY_SNAP (with CLEAR when clear) of one slot; npages: 0 for any size, else
+ * the slot's page count (checked).
+ */
+int pt_dirty_snap(struct pt_conn *c, u64 slot, bool clear, u64 npages, struct pt_dirty_snap *s);
+/*
+ * DIRTY_READ of snapshot s, its bits ORed into bm from bit first on (bm is not
+ * zeroed), checked against the snapshot's count. PT_EHV with *hv_err
+ * PROTO_E_STALE: another reader took a newer snapshot, which holds ours (take
+ * a snapshot again). progress (may be NULL) is called after each reply.
+ */
+int pt_dirty_read(struct pt_conn *c, u64 slot, const struct pt_dirty_snap *s, u64 *bm, u64 first,
+		  void (*progress)(void *ctx, u64 done, u64 total), void *ctx, int *hv_err);
+
+/*
+ * pt_dirty_snap and pt_dirty_read of the whole bitmap into
  * *bm, allocated here ((npages + 63) / 64 words and one spare; free() it),
  * checked against the hypervisor's count. A snapshot that another reader made
  * stale is taken again, three times at most. No DIRTY_DONE: with clear the

@@ -86,109 +86,21 @@ static int line_failed(struct pt_conn *c, int r)
 	return r;
 }
 
-static int line_malformed(u8 cmd)
+/* DIRTY_START or DIRTY_STOP of every slot that is memory. */
+static int line_start_stop(struct pt_conn *c, bool start, u8 mode)
 {
-	fprintf(stderr, "ptctl: malformed %s reply from the hypervisor\n", proto_cmd_name(cmd));
-	return PT_ETRANSPORT;
-}
-
-static int line_request(struct pt_conn *c, u8 cmd, struct proto_buf *req, u8 *rep, u32 *len)
-{
-	int r = pt_request(c, cmd, req->p, req->len, rep, len, NULL);
+	u64 n;
+	int r = pt_dirty_start_stop(c, start, true, 0, mode, &n);
 
 	return r ? line_failed(c, r) : 0;
 }
 
-struct line_slot_info {
-	u64 id, gpa, size;
-	u8 type, mode;
-};
-
-static int line_get_slots(struct pt_conn *c, struct line_slot_info *out, u32 *n)
-{
-	u8 q[16], rep[PROTO_MAX_PAYLOAD];
-	struct proto_buf b;
-	u32 len;
-	int r;
-
-	*n = 0;
-	for (;;) {
-		u8 more, count;
-
-		proto_wbuf_init(&b, q, sizeof(q));
-		proto_put_varint(&b, *n);
-		r = line_request(c, PROTO_CMD_SLOTS, &b, rep, &len);
-		if (r)
-			return r;
-		proto_rbuf_init(&b, rep, len);
-		more = proto_get_u8(&b);
-		count = proto_get_u8(&b);
-		for (u8 i = 0; i < count; i++) {
-			struct line_slot_info s;
-
-			s.id = proto_get_varint(&b);
-			s.gpa = proto_get_varint(&b);
-			s.size = proto_get_varint(&b);
-			s.type = proto_get_u8(&b);
-			s.mode = proto_get_u8(&b);
-			if (*n >= PROTO_MAX_SLOTS)
-				return line_malformed(PROTO_CMD_SLOTS);
-			out[(*n)++] = s;
-		}
-		if (!proto_rbuf_done(&b) || (more && !count))
-			return line_malformed(PROTO_CMD_SLOTS);
-		if (!more)
-			return 0;
-	}
-}
-
-static int line_info(struct pt_conn *c, u64 *modes, bool *paused)
-{
-	u8 rep[PROTO_MAX_PAYLOAD];
-	struct proto_buf b;
-	char s[64];
-	u32 len;
-	int r = pt_request(c, PROTO_CMD_INFO, NULL, 0, rep, &len, NULL);
-
-	if (r)
-		return line_failed(c, r);
-	proto_rbuf_init(&b, rep, len);
-	proto_get_str(&b, s, sizeof(s));
-	proto_get_str(&b, s, sizeof(s));
-	proto_get_varint(&b);
-	*modes = proto_get_varint(&b);
-	proto_get_varint(&b);
-	*paused = proto_get_u8(&b);
-	proto_get_varint(&b);
-	return proto_rbuf_done(&b) ? 0 : line_malformed(PROTO_CMD_INFO);
-}
-
-static int line_start_stop(struct pt_conn *c, bool start, unsigned int mode)
-{
-	u8 q[16], rep[PROTO_MAX_PAYLOAD];
-	struct proto_buf b;
-	u32 len;
-	int r;
-
-	proto_wbuf_init(&b, q, sizeof(q));
-	proto_put_u8(&b, PROTO_START_ALL);
-	proto_put_varint(&b, 0);
-	if (start)
-		proto_put_u8(&b, (u8)mode);
-	r = line_request(c, start ? PROTO_CMD_DIRTY_START : PROTO_CMD_DIRTY_STOP, &b, rep, &len);
-	if (r)
-		return r;
-	proto_rbuf_init(&b, rep, len);
-	proto_get_varint(&b);
-	return proto_rbuf_done(&b) ? 0 : line_malformed(PROTO_CMD_DIRTY_START);
-}
-
-static int parse_mode(const char *s, unsigned int *mode)
+static int parse_mode(const char *s, u8 *mode)
 {
 	static const char *const names[] = {
 	    [PROTO_DIRTY_WP] = "wp", [PROTO_DIRTY_DBIT] = "dbit", [PROTO_DIRTY_PML] = "pml"};
 
-	for (unsigned int m = PROTO_DIRTY_WP; m <= PROTO_DIRTY_PML; m++)
+	for (u8 m = PROTO_DIRTY_WP; m <= PROTO_DIRTY_PML; m++)
 		if (!strcmp(s, names[m])) {
 			*mode = m;
 			return 0;
@@ -202,26 +114,31 @@ static int parse_mode(const char *s, unsigned int *mode)
  */
 static int line_open(struct line_source *ls, const char *mode_opt, bool *guest_paused)
 {
-	struct line_slot_info s[PROTO_MAX_SLOTS];
-	u64 modes;
-	u32 n;
-	int r;
+	struct pt_slot s[PROTO_MAX_SLOTS];
+	struct pt_info info;
+	int n, r;
 
-	r = line_info(ls->c, &modes, guest_paused);
+	r = pt_get_info(ls->c, &info);
 	if (!r)
-		r = line_get_slots(ls->c, s, &n);
+		r = pt_get_slots(ls->c, s, PROTO_MAX_SLOTS, &n);
 	if (r)
-		return r;
+		return line_failed(ls->c, r);
+	*guest_paused = info.paused;
 	for (int pass = 0; pass < 2; pass++) {
 		ls->nslots = 0;
 		ls->npages = 0;
-		for (u32 i = 0; i < n; i++) {
+		for (int i = 0; i < n; i++) {
 			struct research_slot *rs;
 
 			if (!s[i].mode)
 				continue;
-			if (s[i].size % PAGE_SIZE || s[i].size / PAGE_SIZE > (1ull << 40))
-				return line_malformed(PROTO_CMD_SLOTS);
+			if (s[i].size / PAGE_SIZE > (1ull << 40)) {
+				fprintf(stderr,
+					"ptctl: slot %" PRIu64 " of %" PRIu64
+					" bytes is too large to harvest\n",
+					s[i].id, s[i].size);
+				return PT_ETRANSPORT;
+			}
 			rs = &ls->slots[ls->nslots++];
 			rs->id = s[i].id;
 			rs->gpa = s[i].gpa;
@@ -240,28 +157,21 @@ static int line_open(struct line_source *ls, const char *mode_opt, bool *guest_p
 		if (pass)
 			break;
 		{
-			unsigned int mode;
+			u8 mode = pt_best_dirty_mode(info.modes);
 
-			if (mode_opt) {
-				if (parse_mode(mode_opt, &mode)) {
-					fprintf(stderr,
-						"ptctl: --mode is wp, dbit or pml, not %s\n",
-						mode_opt);
-					return PT_EUSAGE;
-				}
-			} else {
-				for (mode = PROTO_DIRTY_PML; mode > PROTO_DIRTY_WP; mode--)
-					if (modes & PROTO_DIRTY_MODE_BIT(mode))
-						break;
+			if (mode_opt && parse_mode(mode_opt, &mode)) {
+				fprintf(stderr, "ptctl: --mode is wp, dbit or pml, not %s\n",
+					mode_opt);
+				return PT_EUSAGE;
 			}
 			r = line_start_stop(ls->c, true, mode);
 			if (r)
 				return r;
 			ls->started = true;
 		}
-		r = line_get_slots(ls->c, s, &n);
+		r = pt_get_slots(ls->c, s, PROTO_MAX_SLOTS, &n);
 		if (r)
-			return r;
+			return line_failed(ls->c, r);
 	}
 	fprintf(stderr, "ptctl: no slot is logging, and none could be started\n");
 	return PT_EHV;
@@ -324,92 +234,11 @@ static bool line_sleep(void *ctx, double s)
 	return false;
 }
 
-static int line_snap(struct line_source *ls, u32 k, u64 *gen, u64 *ndirty)
+static int line_snap(struct line_source *ls, u32 k, struct pt_dirty_snap *snap)
 {
-	u8 q[32], rep[PROTO_MAX_PAYLOAD];
-	struct proto_buf b;
-	u64 npages;
-	u32 len;
-	int r;
+	int r = pt_dirty_snap(ls->c, ls->slots[k].id, true, ls->slots[k].npages, snap);
 
-	proto_wbuf_init(&b, q, sizeof(q));
-	proto_put_varint(&b, ls->slots[k].id);
-	proto_put_u8(&b, PROTO_SNAP_CLEAR);
-	r = line_request(ls->c, PROTO_CMD_DIRTY_SNAP, &b, rep, &len);
-	if (r)
-		return r;
-	proto_rbuf_init(&b, rep, len);
-	*gen = proto_get_varint(&b);
-	npages = proto_get_varint(&b);
-	*ndirty = proto_get_varint(&b);
-	if (!proto_rbuf_done(&b) || npages != ls->slots[k].npages || *ndirty > npages)
-		return line_malformed(PROTO_CMD_DIRTY_SNAP);
-	return 0;
-}
-
-/* Reads slot k's snapshot into bm; PT_EHV with *stale set when another reader took a
- * newer snapshot (ours is merged into it: snap again). */
-static int line_read(struct line_source *ls, u32 k, u64 gen, u64 ndirty, u64 *bm, bool *stale)
-{
-	const struct research_slot *s = &ls->slots[k];
-	u8 q[48], rep[PROTO_MAX_PAYLOAD];
-	struct proto_buf b;
-	u64 pos = 0, got = 0;
-	u32 len;
-
-	*stale = false;
-	while (pos < s->npages) {
-		int hv_err = 0, r;
-		u64 echo;
-
-		proto_wbuf_init(&b, q, sizeof(q));
-		proto_put_varint(&b, s->id);
-		proto_put_varint(&b, gen);
-		proto_put_varint(&b, pos);
-		r = pt_request(ls->c, PROTO_CMD_DIRTY_READ, q, b.len, rep, &len, &hv_err);
-		if (r == PT_EHV && hv_err == PROTO_E_STALE) {
-			*stale = true;
-			return r;
-		}
-		if (r)
-			return line_failed(ls->c, r);
-		proto_rbuf_init(&b, rep, len);
-		echo = proto_get_varint(&b);
-		if (b.err || echo != pos || !proto_rbuf_left(&b))
-			return line_malformed(PROTO_CMD_DIRTY_READ);
-		while (proto_rbuf_left(&b) && pos < s->npages) {
-			u32 n = s->npages - pos < PROTO_BITMAP_BLOCK ? (u32)(s->npages - pos)
-								     : PROTO_BITMAP_BLOCK;
-			s64 got_block = proto_bitmap_decode_block(&b, bm, s->first + pos, n);
-
-			if (got_block < 0)
-				return line_malformed(PROTO_CMD_DIRTY_READ);
-			got += (u64)got_block;
-			pos += n;
-		}
-		if (proto_rbuf_left(&b))
-			return line_malformed(PROTO_CMD_DIRTY_READ);
-	}
-	if (got != ndirty) {
-		fprintf(stderr,
-			"ptctl: slot %" PRIu64 ": received %" PRIu64 " dirty pages, the hypervisor "
-			"counted %" PRIu64 "\n",
-			s->id, got, ndirty);
-		return PT_ETRANSPORT;
-	}
-	return 0;
-}
-
-static int line_done(struct line_source *ls, u32 k, u64 gen)
-{
-	u8 q[32], rep[PROTO_MAX_PAYLOAD];
-	struct proto_buf b;
-	u32 len;
-
-	proto_wbuf_init(&b, q, sizeof(q));
-	proto_put_varint(&b, ls->slots[k].id);
-	proto_put_varint(&b, gen);
-	return line_request(ls->c, PROTO_CMD_DIRTY_DONE, &b, rep, &len);
+	return r ? line_failed(ls->c, r) : 0;
 }
 
 static void clear_range(u64 *bm, u64 first, u64 n)
@@ -426,43 +255,44 @@ static void clear_range(u64 *bm, u64 first, u64 n)
 static int line_harvest(void *ctx, u64 *bm, double *t)
 {
 	struct line_source *ls = ctx;
-	u64 gen[PROTO_MAX_SLOTS], ndirty[PROTO_MAX_SLOTS];
+	struct pt_dirty_snap snap[PROTO_MAX_SLOTS];
 	double t0 = line_now(ctx);
 	int r;
 
 	for (u32 k = 0; k < ls->nslots; k++) {
-		r = line_snap(ls, k, &gen[k], &ndirty[k]);
+		r = line_snap(ls, k, &snap[k]);
 		if (r)
 			return r;
 	}
 	*t = (t0 + line_now(ctx)) / 2;
 	for (u32 k = 0; k < ls->nslots; k++) {
-		bool stale;
-		int tries = 0;
+		const struct research_slot *s = &ls->slots[k];
+		int tries = 0, hv_err;
 
 		for (;;) {
-			r = line_read(ls, k, gen[k], ndirty[k], bm, &stale);
-			if (!stale)
+			hv_err = 0;
+			r = pt_dirty_read(ls->c, s->id, &snap[k], bm, s->first, NULL, NULL,
+					  &hv_err);
+			if (r != PT_EHV || hv_err != PROTO_E_STALE)
 				break;
 			/* Bits are never lost: the newer snapshot holds ours. Take it. */
 			if (++tries > 3) {
 				fprintf(stderr,
 					"ptctl: slot %" PRIu64 ": the snapshot kept changing "
 					"under this reader (another client harvesting?)\n",
-					ls->slots[k].id);
+					s->id);
 				return PT_EHV;
 			}
-			clear_range(bm, ls->slots[k].first, ls->slots[k].npages);
-			r = line_snap(ls, k, &gen[k], &ndirty[k]);
+			clear_range(bm, s->first, s->npages);
+			r = line_snap(ls, k, &snap[k]);
 			if (r)
 				return r;
 		}
-		if (r)
-			return r;
 		/* Acknowledge only what is decoded: until then the snapshot keeps the bits. */
-		r = line_done(ls, k, gen[k]);
+		if (!r)
+			r = pt_dirty_done(ls->c, s->id, snap[k].gen);
 		if (r)
-			return r;
+			return line_failed(ls->c, r);
 	}
 	return 0;
 }
@@ -524,6 +354,39 @@ static int only(const char *cmd, bool seconds, bool interval, bool count, bool p
 	return 0;
 }
 
+/* What precopy (simulated or --send) prints and writes once it has run. */
+static int precopy_report(const struct research_precopy *p, bool json)
+{
+	int r = 0;
+
+	research_precopy_print(stdout, p, json);
+	if (ropt.csv)
+		r = write_csv(ropt.csv, csv_precopy, p);
+	if (!r && ropt.plot)
+		r = research_plot_precopy(ropt.plot, p);
+	return r;
+}
+
+/* Ctrl-C (or SIGTERM) ends a run cleanly: the guest is resumed, logging stopped if ours. */
+struct stop_signals {
+	struct sigaction old_int, old_term;
+};
+
+static void stop_signals_catch(struct stop_signals *ss)
+{
+	struct sigaction sa = {.sa_handler = on_stop_signal};
+
+	stop_requested = 0;
+	sigaction(SIGINT, &sa, &ss->old_int);
+	sigaction(SIGTERM, &sa, &ss->old_term);
+}
+
+static void stop_signals_restore(const struct stop_signals *ss)
+{
+	sigaction(SIGINT, &ss->old_int, NULL);
+	sigaction(SIGTERM, &ss->old_term, NULL);
+}
+
 static u64 parse_count(const char *s, bool *ok)
 {
 	char *end;
@@ -551,7 +414,7 @@ int research_main(struct pt_conn *c, const char *cmd, const struct research_args
 	    .now = line_now,
 	    .sleep = line_sleep,
 	};
-	struct sigaction sa = {.sa_handler = on_stop_signal}, old_int, old_term;
+	struct stop_signals ss;
 	double seconds = 0, interval = 0;
 	u64 count = 1;
 	bool guest_paused, series = false;
@@ -652,19 +515,11 @@ int research_main(struct pt_conn *c, const char *cmd, const struct research_args
 	if (what == PRECOPY && ropt.send) {
 		struct research_precopy p;
 
-		stop_requested = 0;
-		sigaction(SIGINT, &sa, &old_int);
-		sigaction(SIGTERM, &sa, &old_term);
+		stop_signals_catch(&ss);
 		r = research_precopy_send(c, &pcfg, &stop_requested, &p);
-		sigaction(SIGINT, &old_int, NULL);
-		sigaction(SIGTERM, &old_term, NULL);
-		if (!r) {
-			research_precopy_print(stdout, &p, a->json);
-			if (ropt.csv)
-				r = write_csv(ropt.csv, csv_precopy, &p);
-			if (!r && ropt.plot)
-				r = research_plot_precopy(ropt.plot, &p);
-		}
+		stop_signals_restore(&ss);
+		if (!r)
+			r = precopy_report(&p, a->json);
 		research_precopy_free(&p);
 		return r;
 	}
@@ -683,10 +538,7 @@ int research_main(struct pt_conn *c, const char *cmd, const struct research_args
 	src.slots = ls.slots;
 	src.npages = ls.npages;
 
-	/* Ctrl-C ends the run cleanly: the guest is resumed, logging stopped if ours. */
-	stop_requested = 0;
-	sigaction(SIGINT, &sa, &old_int);
-	sigaction(SIGTERM, &sa, &old_term);
+	stop_signals_catch(&ss);
 	if (what == RATE) {
 		struct research_rate rr;
 
@@ -710,17 +562,11 @@ int research_main(struct pt_conn *c, const char *cmd, const struct research_args
 		struct research_precopy p;
 
 		r = research_precopy_run(&src, &pcfg, &p);
-		if (!r) {
-			research_precopy_print(stdout, &p, a->json);
-			if (ropt.csv)
-				r = write_csv(ropt.csv, csv_precopy, &p);
-			if (!r && ropt.plot)
-				r = research_plot_precopy(ropt.plot, &p);
-		}
+		if (!r)
+			r = precopy_report(&p, a->json);
 		research_precopy_free(&p);
 	}
-	sigaction(SIGINT, &old_int, NULL);
-	sigaction(SIGTERM, &old_term, NULL);
+	stop_signals_restore(&ss);
 out:
 	if (ls.paused)
 		r2 = line_resume(&ls);
