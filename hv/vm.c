@@ -327,6 +327,9 @@ void vm_handle_tdp_fault(struct vm *vm, struct vcpu *v, const struct hv_exit_tdp
 	case TDP_FAULT_NOMEM:
 		hv_guest_fatal("FATAL: out of pool memory for nested page tables (gpa=0x%lx)",
 			       f->gpa);
+	case TDP_FAULT_TRACKED:
+		/* Nothing in the hypervisor tracks writes yet. */
+		hv_panic("a write-tracked page (gpa=0x%lx) and no tracker", f->gpa);
 	}
 	hv_panic("tdp_mmu_page_fault returned %d", (int)r);
 }

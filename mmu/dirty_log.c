@@ -522,7 +522,14 @@ static bool collapse_gfn_range(struct tdp_op *op, struct tdp_mmu_root *root,
 			changed = true;
 			continue;
 		}
-		new_spte = spte_make_writable(f, iter.old_spte);
+		/* A tracked page stays read-only (tdp_mmu_write_track_enable);
+		 * so does a huge leaf of a tracking slot, which may cover one
+		 * (the write fault splits it and restores W page by page). */
+		if (tdp_slot_is_tracking(slot) &&
+		    (iter.level > TDP_LEVEL_4K || tdp_gfn_is_tracked(slot, iter.gfn)))
+			new_spte = iter.old_spte;
+		else
+			new_spte = spte_make_writable(f, iter.old_spte);
 		if (set_d)
 			new_spte |= f->dirty_mask;
 		if (new_spte == iter.old_spte)
@@ -532,6 +539,13 @@ static bool collapse_gfn_range(struct tdp_op *op, struct tdp_mmu_root *root,
 		changed = true;
 	}
 	return changed;
+}
+
+/* Remove W from every leaf of [start, end) in @root (write tracking's arm). */
+bool tdp_wrprot_gfn_range(struct tdp_op *op, struct tdp_mmu_root *root,
+			  const struct tdp_memslot *slot, gfn_t start, gfn_t end)
+{
+	return rearm_gfn_range(op, root, slot, start, end, TDP_LEVEL_4K, TDP_REARM_WRPROT);
 }
 
 /* ---- slot-wide passes: every live root, shared ---- */

@@ -72,7 +72,8 @@ int tdp_slot_max_level(struct tdp_mmu *mmu, const struct tdp_memslot *slot, gfn_
 {
 	int level = slot->attrs.max_level;
 
-	if (tdp_slot_is_logging(slot))
+	/* Logging and write tracking are per 4 KiB page. */
+	if (tdp_slot_is_logging(slot) || tdp_slot_is_tracking(slot))
 		return TDP_LEVEL_4K;
 	if (level > mmu->fmt.max_huge_level)
 		level = mmu->fmt.max_huge_level;
@@ -257,6 +258,7 @@ int tdp_mmu_delete_memslot(struct tdp_mmu *mmu, unsigned int slot_id)
 		tdp_mmu_flush_remote_tlbs(mmu);
 	slot->in_use = false;
 	slot->dirty_bitmap = NULL;
+	slot->write_track = NULL;
 	slot->flags = 0;
 	tdp_op_unlock(&op);
 	tdp_root_set_put(mmu, &set);

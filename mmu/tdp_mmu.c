@@ -690,7 +690,8 @@ static int tdp_mmu_map_leaf_locked(struct tdp_op *op, struct tdp_mmu_root *root,
 {
 	struct tdp_mmu *mmu = op->mmu;
 	const struct spte_format *f = &mmu->fmt;
-	bool writable = slot->attrs.writable && !tdp_slot_is_logging(slot);
+	bool writable =
+	    slot->attrs.writable && !tdp_slot_is_logging(slot) && !tdp_gfn_is_tracked(slot, gfn);
 	u64 leaf = spte_make_leaf(f, level, tdp_slot_gfn_to_hfn(slot, gfn), &slot->attrs, writable);
 	struct tdp_iter iter;
 	int r;
@@ -828,7 +829,7 @@ enum tdp_fault_result tdp_mmu_page_fault(struct tdp_mmu *mmu, struct tdp_mmu_roo
 	const struct tdp_memslot *slot;
 	struct tdp_iter iter;
 	struct tdp_op op;
-	bool logging;
+	bool logging, per_page;
 	int level, r;
 
 	if (!root)
@@ -847,7 +848,16 @@ enum tdp_fault_result tdp_mmu_page_fault(struct tdp_mmu *mmu, struct tdp_mmu_roo
 		ret = TDP_FAULT_ACCESS;
 		goto out;
 	}
+	/* Write tracking comes first: nothing changes, its owner acts. */
+	if (write && tdp_gfn_is_tracked(slot, gfn)) {
+		tdp_stat_add(mmu, faults_tracked, 1);
+		ret = TDP_FAULT_TRACKED;
+		goto out;
+	}
 	logging = tdp_slot_is_logging(slot);
+	/* W for this page must never be W for a tracked neighbour under the
+	 * same huge leaf: a tracking slot is handled per 4 KiB page too. */
+	per_page = logging || tdp_slot_is_tracking(slot);
 	level = tdp_slot_max_level(mmu, slot, gfn, slot->base_gfn, tdp_slot_end(slot));
 
 	tdp_for_each_pte(iter, &op, root, gfn, gfn + 1)
@@ -872,8 +882,9 @@ enum tdp_fault_result tdp_mmu_page_fault(struct tdp_mmu *mmu, struct tdp_mmu_roo
 				ret = TDP_FAULT_ACCESS;
 				goto out;
 			}
-			if (logging && iter.level > TDP_LEVEL_4K) {
-				/* Eager splitting ran out of memory: split now. */
+			if (per_page && iter.level > TDP_LEVEL_4K) {
+				/* Eager splitting ran out of memory, or a huge leaf
+				 * write-protected for tracking: split now. */
 				r = tdp_mmu_split_huge_page(&op, &iter);
 				if (r < 0) {
 					ret = TDP_FAULT_NOMEM;
@@ -893,8 +904,9 @@ enum tdp_fault_result tdp_mmu_page_fault(struct tdp_mmu *mmu, struct tdp_mmu_roo
 		}
 		if (iter.level == level) {
 			/* In a logged slot W comes only with a write, so that a
-			 * read never marks a page dirty. */
-			bool writable = slot->attrs.writable && (!logging || write);
+			 * read never marks a page dirty; never to a tracked page. */
+			bool writable = slot->attrs.writable && (!logging || write) &&
+					!tdp_gfn_is_tracked(slot, iter.gfn);
 			u64 leaf = spte_make_leaf(f, level, tdp_slot_gfn_to_hfn(slot, iter.gfn),
 						  &slot->attrs, writable);
 

@@ -114,6 +114,12 @@ struct tdp_memslot {
 	bool split_incomplete;
 	/* Logging stopped in PML mode: collapsing sets D (see disable). */
 	bool collapse_set_d;
+	/*
+	 * Write tracking (tdp_mmu_write_track_enable): bit i set = page
+	 * base_gfn + i must stay read-only whatever dirty logging does; lent by
+	 * the caller while tracking, else NULL. Same layout as dirty_bitmap.
+	 */
+	u64 *write_track;
 };
 
 struct tdp_mmu_root {
@@ -132,6 +138,7 @@ struct tdp_mmu_stats {
 	u64 faults;
 	u64 faults_spurious;	/* already fixed by someone else */
 	u64 faults_fixed_dirty; /* write faults that restored W for dirty logging */
+	u64 faults_tracked;	/* write faults on write-tracked pages (TDP_FAULT_TRACKED) */
 	u64 dirty_marked;	/* bitmap bits set by the funnel or the fault path */
 	u64 splits;		/* huge leaves split into a table */
 	u64 split_nomem;	/* splits abandoned for lack of memory */
@@ -263,6 +270,9 @@ enum tdp_fault_result {
 			       exec of no-exec): the caller decides (guest error) */
 	TDP_FAULT_RETRY,    /* the root is no longer valid: load a new one, resume */
 	TDP_FAULT_NOMEM,    /* could not allocate a table: caller may retry later */
+	TDP_FAULT_TRACKED,  /* a write to a write-tracked page: nothing changed; the
+			       tracker's owner acts (tdp_mmu_write_untrack) and the
+			       vCPU faults again */
 };
 
 /*
@@ -355,6 +365,45 @@ bool tdp_mmu_clear_dirty_masked(struct tdp_mmu *mmu, unsigned int slot_id, u64 g
 bool tdp_mmu_set_dirty_slot(struct tdp_mmu *mmu, unsigned int slot_id);
 /* DBIT mode: atomically clear D of every leaf and mark the pages that had it. */
 bool tdp_mmu_sync_dirty_bits(struct tdp_mmu *mmu, unsigned int slot_id);
+
+/* ---- write tracking ----
+ *
+ * A second reason to keep a page read-only, independent of dirty logging
+ * (KVM's page-track for writes, kvm_write_track_add_gfn): a page whose bit is
+ * set in its slot's write_track bitmap gets no W bit from anyone (fault path,
+ * mapping, collapse after logging stops), and a write to it returns
+ * TDP_FAULT_TRACKED without changing anything. While a slot tracks, it is
+ * mapped with 4 KiB pages (as while it logs). Dirty logging goes on exactly
+ * as before: its re-arms only ever remove W or D, and when a page's tracking
+ * ends, its next write faults and the fault path restores W through the
+ * funnel, which marks the page in a logged slot (rule (a)), whatever the
+ * logging mode. The copy-on-write snapshot (hv/cow_session.c) is its user.
+ */
+
+/*
+ * Start tracking every page of @slot_id with @bitmap (tdp_dirty_bitmap_words
+ * words; every page's bit is set here): the bitmap is published, then every
+ * leaf of the slot in every root loses W (mmu_lock held for write: no fault
+ * is half way through restoring W meanwhile). *flush: flush before the guest
+ * may rely on the protection (before a vCPU runs again). MMU_ENOENT, or
+ * MMU_EINVAL if the slot tracks already or is read-only.
+ */
+int tdp_mmu_write_track_enable(struct tdp_mmu *mmu, unsigned int slot_id, u64 *bitmap, bool *flush);
+/*
+ * Stop tracking @slot_id: the bitmap is the caller's again. Entries are not
+ * touched: a page still read-only gets W back at its next write fault (and
+ * is marked then in a logged slot). MMU_ENOENT, MMU_EINVAL if not tracking.
+ */
+int tdp_mmu_write_track_disable(struct tdp_mmu *mmu, unsigned int slot_id);
+/*
+ * End the tracking of page @page of @slot_id: true if this call cleared its
+ * bit (exactly one caller wins), false if it was clear or the slot does not
+ * track. Release: what the caller did before (a copy of the page) is
+ * visible to a vCPU that then finds the page writable.
+ */
+bool tdp_mmu_write_untrack(struct tdp_mmu *mmu, unsigned int slot_id, u64 page);
+/* Whether page @page of @slot_id is tracked now. */
+bool tdp_mmu_write_tracked(struct tdp_mmu *mmu, unsigned int slot_id, u64 page);
 
 /* The hypervisor itself wrote guest page @gfn (emulation, DMA): mark it. */
 void tdp_mmu_mark_page_dirty(struct tdp_mmu *mmu, unsigned int as_id, gfn_t gfn);

@@ -142,6 +142,26 @@ static inline bool tdp_slot_is_logging(const struct tdp_memslot *slot)
 	return (slot->flags & TDP_SLOT_LOG_DIRTY) != 0;
 }
 
+static inline bool tdp_slot_is_tracking(const struct tdp_memslot *slot)
+{
+	return __atomic_load_n(&slot->write_track, __ATOMIC_ACQUIRE) != NULL;
+}
+
+/*
+ * Whether @gfn of @slot must stay read-only for write tracking. Acquire:
+ * pairs with the release of tdp_mmu_write_untrack, so a vCPU that gets W
+ * back sees what the untracker did before (its copy of the page).
+ */
+static inline bool tdp_gfn_is_tracked(const struct tdp_memslot *slot, gfn_t gfn)
+{
+	const u64 *t = __atomic_load_n(&slot->write_track, __ATOMIC_ACQUIRE);
+	u64 rel = gfn - slot->base_gfn;
+
+	if (!t)
+		return false;
+	return (__atomic_load_n(&t[rel / 64], __ATOMIC_ACQUIRE) >> (rel % 64)) & 1;
+}
+
 static inline gfn_t tdp_slot_end(const struct tdp_memslot *slot)
 {
 	return slot->base_gfn + slot->npages;
@@ -182,6 +202,11 @@ static inline u32 tdp_mark_dirty_one(const struct tdp_memslot *slot, gfn_t gfn)
  * slot (at most two atomic ORs); returns how many, for the caller's op to
  * add to stats.dirty_marked once (tdp_op.marked). */
 u64 tdp_mark_dirty_mask(const struct tdp_memslot *slot, gfn_t gfn, u64 mask);
+
+/* Remove W from every leaf (any level) of [start, end) of @slot in @root;
+ * true if an entry changed (dirty_log.c). mmu_lock held. */
+bool tdp_wrprot_gfn_range(struct tdp_op *op, struct tdp_mmu_root *root,
+			  const struct tdp_memslot *slot, gfn_t start, gfn_t end);
 
 /* ---- zapping (tdp_mmu.c), with mmu_lock held for write ---- */
 bool tdp_mmu_zap_range_locked(struct tdp_op *op, struct tdp_root_set *set, gfn_t start, gfn_t end);

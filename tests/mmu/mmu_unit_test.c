@@ -1235,6 +1235,117 @@ static void test_split_collapse(void)
 	test_report("dirty.split_and_collapse");
 }
 
+/*
+ * Write tracking, a second reason to keep pages read-only: every leaf loses
+ * W, a write to a tracked page changes nothing (TDP_FAULT_TRACKED), an
+ * untracked page gets W back at its write (marked in a logged slot, in every
+ * mode), and neither dirty logging's passes nor its stop give W to a tracked
+ * page; huge leaves stay read-only and split page by page.
+ */
+static void test_write_track(enum tdp_dirty_mode mode, const char *name)
+{
+	enum spte_format_kind kind = mode == TDP_DIRTY_WP ? SPTE_FMT_EPT : SPTE_FMT_NPT;
+	static u64 track[(LOG_PAGES + 63) / 64];
+	struct env e;
+	struct tdp_mmu_stats st;
+	bool flush;
+	int id, level;
+	u64 i;
+
+	id = log_setup(&e, kind, &ram_2m);
+	CHECK(tdp_mmu_enable_dirty_logging(&e.mmu, id, mode, 0, bitmap, &flush) == MMU_OK,
+	      "logging");
+	flushed(&e, flush);
+	cpu_write(&e, LOG_BASE + 3); /* writable before tracking (W restored or D mode) */
+	CHECK(test_bit(bitmap, 3) || mode != TDP_DIRTY_WP, "logged before");
+	CHECK(tdp_mmu_write_track_enable(&e.mmu, id, track, &flush) == MMU_OK, "track");
+	CHECK(flushed(&e, flush), "W taken: flush needed");
+	CHECK(tdp_mmu_write_track_enable(&e.mmu, id, track, &flush) == MMU_EINVAL, "twice");
+	for (i = 0; i < LOG_PAGES; i++) {
+		if (!tdp_mmu_write_tracked(&e.mmu, id, i) ||
+		    spte_is_writable(&e.fmt, leaf_of(&e, LOG_BASE + i, NULL))) {
+			CHECK(false, "page %llu tracked and read-only", (unsigned long long)i);
+			break;
+		}
+	}
+	CHECK(!tdp_mmu_write_tracked(&e.mmu, id, LOG_PAGES), "past the slot");
+	CHECK(cpu_write(&e, LOG_BASE + 3) == TDP_FAULT_TRACKED, "write to a tracked page");
+	CHECK(!spte_is_writable(&e.fmt, leaf_of(&e, LOG_BASE + 3, NULL)), "nothing changed");
+	tdp_mmu_get_stats(&e.mmu, &st);
+	CHECK(st.faults_tracked == 1, "counted");
+
+	/* A harvest re-arms, never gives W. */
+	get_log(&e, id, &flush);
+	flushed(&e, flush);
+	CHECK(!spte_is_writable(&e.fmt, leaf_of(&e, LOG_BASE + 3, NULL)), "harvest keeps it");
+	CHECK(popcount_bm(bitmap, tdp_dirty_bitmap_words(LOG_PAGES)) == 0, "log empty");
+
+	/* Untracked: exactly one caller wins; the write then gets W and is logged. */
+	CHECK(tdp_mmu_write_untrack(&e.mmu, id, 3), "untrack");
+	CHECK(!tdp_mmu_write_untrack(&e.mmu, id, 3), "untrack again: already");
+	CHECK(cpu_write(&e, LOG_BASE + 3) == TDP_FAULT_FIXED, "write after untrack");
+	CHECK(spte_is_writable(&e.fmt, leaf_of(&e, LOG_BASE + 3, &level)) && level == 1, "W");
+	get_log(&e, id, &flush);
+	flushed(&e, flush);
+	CHECK(test_bit(out, 3) && popcount_bm(out, tdp_dirty_bitmap_words(LOG_PAGES)) == 1,
+	      "the write after untrack is in the log");
+	CHECK(cpu_write(&e, LOG_BASE + 4) == TDP_FAULT_TRACKED, "neighbour still tracked");
+
+	/* A zapped tracked page comes back read-only on a read and on a write. */
+	tdp_mmu_zap_range(&e.mmu, AS, LOG_BASE + 9, 1);
+	CHECK(tdp_mmu_page_fault(&e.mmu, e.root, gfn_to_gpa(LOG_BASE + 9), 0) == TDP_FAULT_FIXED,
+	      "read fault");
+	CHECK(!spte_is_writable(&e.fmt, leaf_of(&e, LOG_BASE + 9, NULL)), "mapped read-only");
+	tdp_mmu_zap_range(&e.mmu, AS, LOG_BASE + 10, 1);
+	CHECK(cpu_write(&e, LOG_BASE + 10) == TDP_FAULT_TRACKED, "write fault, not present");
+
+	/* Logging stops: collapse gives W back only where nothing is tracked. */
+	tdp_mmu_write_untrack(&e.mmu, id, 20);
+	CHECK(tdp_mmu_disable_dirty_logging(&e.mmu, id, &flush) == MMU_OK, "logging off");
+	flushed(&e, flush);
+	tdp_mmu_get_stats(&e.mmu, &st);
+	CHECK(st.leaves[2] == 0, "no huge leaf while tracking");
+	CHECK(!spte_is_writable(&e.fmt, leaf_of(&e, LOG_BASE + 21, &level)) && level == 1,
+	      "tracked: read-only after stop");
+	CHECK(spte_is_writable(&e.fmt, leaf_of(&e, LOG_BASE + 20, NULL)), "untracked: W back");
+	CHECK(cpu_write(&e, LOG_BASE + 21) == TDP_FAULT_TRACKED, "still tracked after stop");
+
+	/* Tracking ends: W comes back at the next write. */
+	CHECK(tdp_mmu_write_track_disable(&e.mmu, id) == MMU_OK, "untrack all");
+	CHECK(tdp_mmu_write_track_disable(&e.mmu, id) == MMU_EINVAL, "untrack all twice");
+	CHECK(!tdp_mmu_write_untrack(&e.mmu, id, 30), "no tracking: nothing to untrack");
+	CHECK(cpu_write(&e, LOG_BASE + 21) == TDP_FAULT_FIXED, "write after the end");
+	env_fini(&e);
+
+	/* Huge leaves: read-only, and split at the write of an untracked page. */
+	env_init(&e, kind);
+	id = tdp_mmu_set_memslot(&e.mmu, AS, LOG_BASE, LOG_PAGES, LOG_BASE, &ram_2m, 0);
+	tdp_mmu_map_range(&e.mmu, AS, LOG_BASE, LOG_PAGES, &flush);
+	leaf_of(&e, LOG_BASE + 5, &level);
+	CHECK(level == 2, "2M before");
+	CHECK(tdp_mmu_write_track_enable(&e.mmu, id, track, &flush) == MMU_OK && flush, "track");
+	flushed(&e, flush);
+	CHECK(!spte_is_writable(&e.fmt, leaf_of(&e, LOG_BASE + 5, &level)) && level == 2,
+	      "huge leaf read-only");
+	CHECK(cpu_write(&e, LOG_BASE + 5) == TDP_FAULT_TRACKED, "tracked under a huge leaf");
+	tdp_mmu_write_untrack(&e.mmu, id, 5);
+	CHECK(cpu_write(&e, LOG_BASE + 5) == TDP_FAULT_FIXED, "untracked: fixed");
+	CHECK(spte_is_writable(&e.fmt, leaf_of(&e, LOG_BASE + 5, &level)) && level == 1,
+	      "split, 4K writable");
+	CHECK(!spte_is_writable(&e.fmt, leaf_of(&e, LOG_BASE + 6, &level)) && level == 1,
+	      "neighbour read-only");
+	CHECK(cpu_write(&e, LOG_BASE + 6) == TDP_FAULT_TRACKED, "neighbour tracked");
+	/* Mapping while tracking maps tracked pages read-only, at 4K. */
+	tdp_mmu_zap_range(&e.mmu, AS, LOG_BASE + 1024, 100);
+	tdp_mmu_map_range(&e.mmu, AS, LOG_BASE + 1024, 100, &flush);
+	CHECK(!spte_is_writable(&e.fmt, leaf_of(&e, LOG_BASE + 1030, &level)) && level == 1,
+	      "mapped read-only");
+	CHECK(tdp_mmu_write_track_disable(&e.mmu, id) == MMU_OK, "end");
+	CHECK(tdp_mmu_write_track_enable(&e.mmu, 99, track, &flush) == MMU_ENOENT, "no slot");
+	env_fini(&e);
+	test_report(name);
+}
+
 static void test_pml_drain(void)
 {
 	struct env e;
@@ -1523,6 +1634,9 @@ int main(void)
 	test_manual();
 	test_ranges();
 	test_split_collapse();
+	test_write_track(TDP_DIRTY_WP, "write_track.wp.ept");
+	test_write_track(TDP_DIRTY_DBIT, "write_track.dbit.npt");
+	test_write_track(TDP_DIRTY_PML, "write_track.pml.npt");
 	test_pml_drain();
 	test_roots();
 	test_yield_equivalence();

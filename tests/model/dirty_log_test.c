@@ -235,6 +235,10 @@ static int on_fault(struct hw_vcpu *v, const struct hw_fault *f, void *ctx)
 	case TDP_FAULT_ACCESS:
 		fail(t, "fault at gpa %#" PRIx64 " write=%d: access refused", f->gpa, f->write);
 		return -EACCES;
+	case TDP_FAULT_TRACKED:
+		fail(t, "fault at gpa %#" PRIx64 ": write-tracked, but nothing tracks here",
+		     f->gpa);
+		return -EACCES;
 	}
 	fail(t, "fault at gpa %#" PRIx64 ": unknown result", f->gpa);
 	return -EINVAL;
