@@ -199,10 +199,29 @@ static void ds_sync_vcpus(struct dirty_session *ds)
 	ds->op.flush_owed = false;
 }
 
-/* The pages of this step: [pos, pos + budget) cut at the slot's end. */
-static u64 ds_step_pages(const struct hv_slot *s, u64 pos, u64 budget)
+/* The pages of this step: [op->pos, op->pos + budget) cut at the slot's end. */
+static u64 ds_step_pages(const struct dirty_session *ds, u64 budget)
 {
-	return s->npages - pos < budget ? s->npages - pos : budget;
+	u64 left = ds->vm->slots[ds->op.slot].npages - ds->op.pos;
+
+	return left < budget ? left : budget;
+}
+
+/*
+ * The end of a step over [op->pos, op->pos + n) of the slot: what mmu/ said
+ * of the flush is owed to the end of the operation, its error becomes the
+ * protocol's, and without one the step moves on (DS_STEP_MORE while the
+ * slot has pages left).
+ */
+static int ds_step_done(struct dirty_session *ds, u64 n, int mmu_rc, bool flush)
+{
+	struct ds_op *op = &ds->op;
+
+	op->flush_owed |= flush;
+	if (mmu_rc)
+		return ds_mmu_err_to_proto(mmu_rc);
+	op->pos += n;
+	return op->pos < ds->vm->slots[op->slot].npages ? DS_STEP_MORE : 0;
 }
 
 static int ds_alloc_bitmap(struct dirty_session *ds, const struct hv_slot *s, u64 **bm)
@@ -299,7 +318,6 @@ static int ds_start_step(struct dirty_session *ds, u64 budget)
 {
 	struct ds_op *op = &ds->op;
 	u32 slot = op->slot;
-	const struct hv_slot *s = &ds->vm->slots[slot];
 	bool flush = false;
 	u64 n;
 	int rc;
@@ -309,7 +327,7 @@ static int ds_start_step(struct dirty_session *ds, u64 budget)
 		if (rc)
 			return rc;
 	}
-	n = ds_step_pages(s, op->pos, budget);
+	n = ds_step_pages(ds, budget);
 	rc = tdp_mmu_arm_dirty_log_range(ds->mmu, ds_mmu_id(ds, slot), op->pos, n, &flush);
 	op->flush_owed |= flush;
 	if (rc) {
@@ -326,15 +344,13 @@ static int ds_start_step(struct dirty_session *ds, u64 budget)
 			ds->hooks.set_pml(ds->hooks.ctx, false);
 		return ds_mmu_err_to_proto(rc);
 	}
-	op->pos += n;
-	return op->pos < s->npages ? DS_STEP_MORE : 0;
+	return ds_step_done(ds, n, 0, false);
 }
 
 static int ds_stop_step(struct dirty_session *ds, u64 budget)
 {
 	struct ds_op *op = &ds->op;
 	u32 slot = op->slot;
-	const struct hv_slot *s = &ds->vm->slots[slot];
 	bool flush = false;
 	u64 n;
 	int rc;
@@ -353,14 +369,10 @@ static int ds_stop_step(struct dirty_session *ds, u64 budget)
 			ds->hooks.set_pml(ds->hooks.ctx, false);
 		ds_log(ds, "dirty logging off: slot", slot, 0);
 	}
-	n = ds_step_pages(s, op->pos, budget);
+	n = ds_step_pages(ds, budget);
 	/* An error here leaves pages mapped 4 KiB: slower only; logging is off. */
 	rc = tdp_mmu_collapse_range(ds->mmu, ds_mmu_id(ds, slot), op->pos, n, &flush);
-	op->flush_owed |= flush;
-	if (rc)
-		return ds_mmu_err_to_proto(rc);
-	op->pos += n;
-	return op->pos < s->npages ? DS_STEP_MORE : 0;
+	return ds_step_done(ds, n, rc, flush);
 }
 
 /*
@@ -375,7 +387,6 @@ static int ds_harvest_step(struct dirty_session *ds, u64 budget)
 {
 	struct ds_op *op = &ds->op;
 	u32 slot = op->slot;
-	const struct hv_slot *s = &ds->vm->slots[slot];
 	struct ds_slot *d = &ds->slots[slot];
 	bool flush = false;
 	u64 i, n;
@@ -383,7 +394,7 @@ static int ds_harvest_step(struct dirty_session *ds, u64 budget)
 
 	if (op->pos == 0)
 		ds_sync_vcpus(ds); /* PML: what the CPUs logged so far goes in first */
-	n = ds_step_pages(s, op->pos, budget);
+	n = ds_step_pages(ds, budget);
 	rc = tdp_mmu_get_dirty_log_range(ds->mmu, ds_mmu_id(ds, slot), op->pos, n,
 					 d->scratch + op->pos / 64, &flush);
 	op->flush_owed |= flush;
@@ -392,7 +403,6 @@ static int ds_harvest_step(struct dirty_session *ds, u64 budget)
 	if (op->req.clear) {
 		rc = tdp_mmu_clear_dirty_log(ds->mmu, ds_mmu_id(ds, slot), op->pos, n,
 					     d->scratch + op->pos / 64, &flush);
-		op->flush_owed |= flush;
 	}
 	/* Also after a failed CLEAR: a spare bit, never a missing one. */
 	for (u32 c = 0; c < DS_NR_CONSUMERS; c++) {
@@ -401,10 +411,7 @@ static int ds_harvest_step(struct dirty_session *ds, u64 budget)
 		for (i = op->pos / 64; i < tdp_dirty_bitmap_words(op->pos + n); i++)
 			v[i] |= d->scratch[i];
 	}
-	if (rc)
-		return ds_mmu_err_to_proto(rc);
-	op->pos += n;
-	return op->pos < s->npages ? DS_STEP_MORE : 0;
+	return ds_step_done(ds, n, rc, flush);
 }
 
 /*
