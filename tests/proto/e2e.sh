@@ -10,58 +10,16 @@
 # command; a noisy line; the tcp: transport (socat); a peer of another version;
 # usage and transport exit statuses.
 set -u
-B=${BUILD:-build}
-SIM=$B/mgmt/ptsim
-PT=$B/mgmt/ptctl-san
+source "$(dirname "$0")/ptsim_lib.sh"
+ptsim_init e2e
 INJ=$B/mgmt/ptinject
-dir=$(mktemp -d /tmp/pt-e2e.XXXXXX)
 sock=$dir/sim.sock
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
-	wait 2>/dev/null
-	rm -rf "$dir"
-}
-trap cleanup EXIT
 
 start_sim() { # SOCKET ARGS...
-	local s=$1
-	shift
-	"$SIM" --socket "$s" --dump-dir "$dir" "$@" 2>>"$dir/sim.log" &
-	pids+=($!)
-	for _ in $(seq 100); do [ -S "$s" ] && return 0; sleep 0.05; done
-	echo "not ok e2e.sim_start"
-	exit 1
+	ptsim_start "$1" --dump-dir "$dir" "${@:2}" || { not_ok sim_start; exit 1; }
 }
 
-# check NAME CMD...: ok when CMD exits 0
-check() {
-	local name=$1
-	shift
-	if "$@" >"$dir/out" 2>&1; then
-		echo "ok e2e.$name"
-	else
-		echo "not ok e2e.$name"
-		sed 's/^/#   /' "$dir/out" | head -20
-	fi
-}
-# status NAME WANT CMD...: ok when CMD exits with WANT
-status() {
-	local name=$1 want=$2
-	shift 2
-	"$@" >"$dir/out" 2>&1
-	local rc=$?
-	if [ "$rc" -eq "$want" ]; then
-		echo "ok e2e.$name"
-	else
-		echo "not ok e2e.$name (exit $rc, want $want)"
-		sed 's/^/#   /' "$dir/out" | head -20
-	fi
-}
 pt() { "$PT" -c "unix:$sock" "$@"; }
-json() { # JSON_FILE PYTHON_EXPR(d)
-	python3 -c "import json,sys; d=json.load(open(sys.argv[1])); sys.exit(0 if ($2) else 1)" "$1"
-}
 
 start_sim "$sock" --poll-us 300 --stall-every 20 --stall-ms 5 --writes-per-poll 1 --seed 7
 
@@ -279,3 +237,4 @@ for _ in $(seq 50); do [ -S "$vpeer" ] && break; sleep 0.05; done
 status other_version 3 "$PT" -c "unix:$vpeer" info
 cp "$dir/out" "$dir/version.out"
 check other_version_message grep -q 'speaks management protocol version 2' "$dir/version.out"
+ptsim_done

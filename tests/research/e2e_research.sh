@@ -8,27 +8,12 @@
 # slots as it found them (not logging) and the guest running.
 set -u
 cd "$(dirname "$0")/../.." || exit 1
-B=${BUILD:-build}
-SIM=$B/mgmt/ptsim
-PT=$B/mgmt/ptctl-san
-dir=$(mktemp -d /tmp/pt-research.XXXXXX)
-pids=()
-failed=0
-cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
-	wait 2>/dev/null
-	rm -rf "$dir"
-}
-trap cleanup EXIT
+source tests/proto/ptsim_lib.sh
+ptsim_init research_e2e
 
-ok() { echo "ok research_e2e.$1"; }
-not_ok() {
-	echo "not ok research_e2e.$*"
-	failed=$((failed + 1))
-}
-# check NAME PYTHON_EXPR: the JSON in $dir/out satisfies it (d is the document)
-check() {
-	if python3 -c "import json,sys; d=json.load(open(sys.argv[1])); sys.exit(0 if ($2) else 1)" "$dir/out"; then
+# check_out NAME PYTHON_EXPR: the JSON in $dir/out satisfies it (d is the document)
+check_out() {
+	if json "$dir/out" "$2"; then
 		ok "$1"
 	else
 		not_ok "$1 ($(head -c 600 "$dir/out"))"
@@ -36,36 +21,33 @@ check() {
 }
 # sim NAME ARGS...: a ptsim on its own socket
 sim() {
-	local sock=$dir/$1.sock
+	local name=$1
 	shift
-	"$SIM" --socket "$sock" "$@" 2>>"$dir/sim.log" &
-	pids+=($!)
-	for _ in $(seq 100); do [ -S "$sock" ] && return 0; sleep 0.1; done
-	return 1
+	ptsim_start "$dir/$name.sock" "$@"
 }
 pt() { "$PT" -c "unix:$sock" --timeout 10000 "$@"; }
 left_as_found() {
-	pt --json slots >"$dir/out" 2>&1 && check "$1.slots_not_logging" 'not any(s["logging"] for s in d)'
-	pt --json info >"$dir/out" 2>&1 && check "$1.guest_running" 'not d["paused"]'
+	pt --json slots >"$dir/out" 2>&1 && check_out "$1.slots_not_logging" 'not any(s["logging"] for s in d)'
+	pt --json info >"$dir/out" 2>&1 && check_out "$1.guest_running" 'not d["paused"]'
 }
 
 # A guest writing all the time.
 sim w --ram-mib 16 --writes-per-poll 1 || { not_ok "sim_started"; exit 1; }
 sock=$dir/w.sock
 if pt --json dirty rate --seconds 1 >"$dir/out" 2>"$dir/err"; then
-	check rate.single 'd["dirty_pages"] > 0 and d["dirty_pages"] == sum(s["dirty_pages"] for s in d["slots"]) and 0.5 < d["seconds"] < 5'
+	check_out rate.single 'd["dirty_pages"] > 0 and d["dirty_pages"] == sum(s["dirty_pages"] for s in d["slots"]) and 0.5 < d["seconds"] < 5'
 else not_ok "rate.single ($(cat "$dir/err"))"; fi
 if pt --json dirty rate --interval 0.3 --count 3 >"$dir/out" 2>"$dir/err"; then
-	check rate.series 'd["count"] == 3 and len(d["samples"]) == 3 and all(s["dirty_pages"] > 0 for s in d["samples"])'
+	check_out rate.series 'd["count"] == 3 and len(d["samples"]) == 3 and all(s["dirty_pages"] > 0 for s in d["samples"])'
 else not_ok "rate.series ($(cat "$dir/err"))"; fi
 left_as_found rate
 if pt --json precopy --bandwidth 64M --downtime 2 --csv "$dir/p.csv" --plot "$dir/p.svg" >"$dir/out" 2>"$dir/err"; then
-	check precopy.simulated 'd["rounds"][0]["pages_sent"] == 5120 and d["converged"] == (d["stop"] == "converged") and all(r["pages_sent"] == p["pages_dirtied"] for p, r in zip(d["rounds"], d["rounds"][1:]))'
+	check_out precopy.simulated 'd["rounds"][0]["pages_sent"] == 5120 and d["converged"] == (d["stop"] == "converged") and all(r["pages_sent"] == p["pages_dirtied"] for p, r in zip(d["rounds"], d["rounds"][1:]))'
 	if [ "$(wc -l <"$dir/p.csv")" -ge 2 ] && grep -q "<svg" "$dir/p.svg"; then ok precopy.csv_plot; else not_ok precopy.csv_plot; fi
 else not_ok "precopy.simulated ($(cat "$dir/err"))"; fi
 left_as_found precopy
 if pt --json wws --seconds 1 --interval 0.25 >"$dir/out" 2>"$dir/err"; then
-	check wws 'd["count"] == 4 and all(i["in_previous"] <= i["dirtied"] and i["seen_before"] <= i["dirtied"] for i in d["intervals"]) and d["distinct_pages"] == d["intervals"][-1]["cumulative"]'
+	check_out wws 'd["count"] == 4 and all(i["in_previous"] <= i["dirtied"] and i["seen_before"] <= i["dirtied"] for i in d["intervals"]) and d["distinct_pages"] == d["intervals"][-1]["cumulative"]'
 else not_ok "wws ($(cat "$dir/err"))"; fi
 left_as_found wws
 
@@ -83,8 +65,8 @@ done
 sim s --ram-mib 1 --writes-per-poll 0 --poll-us 5 || { not_ok "sim_send_started"; exit 1; }
 sock=$dir/s.sock
 if pt --json precopy --send --max-rounds 3 --downtime 300 >"$dir/out" 2>"$dir/err"; then
-	check precopy.send 'd["send"] and d["converged"] and d["rounds"][0]["pages_sent"] == 1280 and d["pages_sent_total"] == 1280 and d["bytes_sent"] == 1280 * 4096 and d["pages_remaining"] == 0 and d["bandwidth"] > 0'
+	check_out precopy.send 'd["send"] and d["converged"] and d["rounds"][0]["pages_sent"] == 1280 and d["pages_sent_total"] == 1280 and d["bytes_sent"] == 1280 * 4096 and d["pages_remaining"] == 0 and d["bandwidth"] > 0'
 else not_ok "precopy.send ($(cat "$dir/err"))"; fi
 left_as_found send
 
-[ "$failed" -eq 0 ]
+ptsim_done

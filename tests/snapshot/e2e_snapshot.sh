@@ -12,42 +12,14 @@
 #   FILE untouched and the guest running; a ptctl killed (SIGKILL) while the guest is
 #   paused: the hypervisor ends the pause once the lease runs out, and logs it.
 set -u
-B=${BUILD:-build}
-SIM=$B/mgmt/ptsim
-PT=$B/mgmt/ptctl-san
+source "$(dirname "$0")/../proto/ptsim_lib.sh"
+ptsim_init snapshot_e2e
 CHECK=tests/snapshot/corecheck.py
-dir=$(mktemp -d /tmp/pt-snap.XXXXXX)
 sock=$dir/sim.sock
-pids=()
-failed=0
-cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
-	wait 2>/dev/null
-	rm -rf "$dir"
-}
-trap cleanup EXIT
-
-ok() { echo "ok snapshot_e2e.$1"; }
-not_ok() {
-	echo "not ok snapshot_e2e.$*"
-	failed=$((failed + 1))
-}
-# check NAME CMD...: ok when CMD exits 0
-check() {
-	local name=$1
-	shift
-	if "$@" >"$dir/out" 2>&1; then ok "$name"; else
-		not_ok "$name"
-		sed 's/^/#   /' "$dir/out" | head -20
-	fi
-}
-json() { python3 -c "import json,sys; d=json.load(open(sys.argv[1])); sys.exit(0 if ($2) else 1)" "$1"; }
 pt() { "$PT" -c "unix:$sock" "$@"; }
 
-"$SIM" --socket "$sock" --dump-dir "$dir" --writes-per-poll 1 --ram-mib 2 --poll-us 20 \
-	2>>"$dir/sim.log" &
-pids+=($!)
-for _ in $(seq 100); do [ -S "$sock" ] && break; sleep 0.05; done
+ptsim_start "$sock" --dump-dir "$dir" --writes-per-poll 1 --ram-mib 2 --poll-us 20 ||
+	{ not_ok "sim_started"; exit 1; }
 
 # corecheck_at NAME CORE: the core against the dump of the last pause and regs now.
 corecheck_at() {
@@ -175,4 +147,4 @@ if json "$dir/info.json" 'not d["paused"]' && [ ! -e "$dir/kill.core" ] &&
 else
 	not_ok "lease.ended_by_hypervisor ($(cat "$dir/info.json") $(tail -2 "$dir/log.txt"))"
 fi
-[ "$failed" -eq 0 ]
+ptsim_done
