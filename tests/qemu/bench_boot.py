@@ -15,7 +15,6 @@ Prints JSON lines (tools/bench.sh); progress on stderr.
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 
@@ -34,20 +33,6 @@ def emit(**fig):
 
 def log(msg):
     print(f"bench_boot: {msg}", file=sys.stderr, flush=True)
-
-
-def start_qemu(args, timeout):
-    os.makedirs(RUN_DIR, exist_ok=True)
-    for f in ("com1.log", "hv.log"):
-        try:
-            os.unlink(os.path.join(RUN_DIR, f))
-        except FileNotFoundError:
-            pass
-    cmd = ["tools/run-qemu.sh", "--no-term", "--run-dir", RUN_DIR, "--timeout", str(timeout)] + args
-    t0 = time.monotonic()
-    p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                         stderr=subprocess.DEVNULL)
-    return p, t0
 
 
 def wait_marker(p, path, marker, t0, limit):
@@ -75,13 +60,9 @@ def wait_marker(p, path, marker, t0, limit):
 
 def boot_once(hv):
     args = ["--kernel-args", "pt.poweroff=1"] + ([] if hv else ["--no-hv"])
-    p, t0 = start_qemu(args, 180)
+    p, t0 = ptqemu.run_qemu(RUN_DIR, args, 180)
     t = wait_marker(p, os.path.join(RUN_DIR, "com1.log"), READY, t0, 170)
-    try:
-        p.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        p.kill()
-        p.wait()
+    ptqemu.stop_qemu(p)
     return t
 
 
@@ -115,7 +96,8 @@ def ptctl_stats():
 def exit_figures():
     """Exits/s by reason, idle then under pt-memload (workload bench.sh): the hypervisor's
     counters (ptctl stats over the management port) sampled inside each phase."""
-    p, t0 = start_qemu(["--kernel-args", f"pt.workload=bench pt.phase={PHASE_S} pt.poweroff=1"], 300)
+    p, t0 = ptqemu.run_qemu(RUN_DIR, ["--kernel-args", f"pt.workload=bench pt.phase={PHASE_S} pt.poweroff=1"],
+                            300)
     com1 = os.path.join(RUN_DIR, "com1.log")
     rates, notes = {}, {}
     try:
@@ -143,11 +125,7 @@ def exit_figures():
         log(f"exits/s not measured: {e}")
         raise SystemExit(1)
     finally:
-        try:
-            p.wait(timeout=120)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
+        ptqemu.stop_qemu(p, 120)
 
 
 if __name__ == "__main__":

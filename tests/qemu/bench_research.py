@@ -54,15 +54,9 @@ def one_rate(rate, pages):
     name = f"research.r{rate}"
     run_dir = os.path.join(BUILD, "bench-run", f"research-{rate}")
     os.makedirs(run_dir, exist_ok=True)
-    for f in ("com1.log", "hv.log"):
-        try:
-            os.unlink(os.path.join(run_dir, f))
-        except FileNotFoundError:
-            pass
-    qemu = subprocess.Popen(
-        ["tools/run-qemu.sh", "--no-term", "--run-dir", run_dir, "--timeout", "900",
-         "--kernel-args", f"tsc=reliable pt.workload=writer pt.wrate={rate} pt.wpages={pages} pt.wbeat=20"],
-        stdout=subprocess.DEVNULL, stderr=open(os.path.join(run_dir, "run-qemu.err"), "w"))
+    qemu, _ = ptqemu.run_qemu(
+        run_dir, ["--kernel-args", f"tsc=reliable pt.workload=writer pt.wrate={rate} pt.wpages={pages} pt.wbeat=20"],
+        900, stderr=open(os.path.join(run_dir, "run-qemu.err"), "w"))
     try:
         ptqemu.deadline = time.time() + 840
         com1 = os.path.join(run_dir, "com1.log")

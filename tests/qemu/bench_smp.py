@@ -22,7 +22,6 @@ import json
 import os
 import re
 import statistics
-import subprocess
 import sys
 import time
 
@@ -47,24 +46,8 @@ def log(msg):
 
 
 def qemu(ncpu, args, timeout):
-    os.makedirs(RUN_DIR, exist_ok=True)
-    for f in ("com1.log", "hv.log"):
-        try:
-            os.unlink(os.path.join(RUN_DIR, f))
-        except FileNotFoundError:
-            pass
-    cmd = ["tools/run-qemu.sh", "--no-term", "--run-dir", RUN_DIR, "--timeout", str(timeout),
-           "--smp", str(ncpu), "--qemu-arg", "-m", "--qemu-arg", "256M"] + args
-    return subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL), time.monotonic()
-
-
-def stop(p):
-    try:
-        p.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        p.kill()
-        p.wait()
+    return ptqemu.run_qemu(RUN_DIR, ["--smp", str(ncpu), "--qemu-arg", "-m", "--qemu-arg", "256M"] + args,
+                           timeout)
 
 
 def boot_time(ncpu, hv):
@@ -73,7 +56,7 @@ def boot_time(ncpu, hv):
     ptqemu.deadline = time.time() + 290
     m = wait_file(com1, READY, 290)
     t = time.monotonic() - t0 if m else None
-    stop(p)
+    ptqemu.stop_qemu(p)
     if t is None:
         raise SystemExit(f"bench_smp: Linux with {ncpu} CPUs did not reach init "
                          f"({'with' if hv else 'without'} the hypervisor); see {RUN_DIR}")
@@ -153,7 +136,7 @@ def logging_figures(ncpu, per_cpu_1):
             log(f"{ncpu} CPUs, logging {mode or 'off'}: {out[mode]}")
         con.send(b"poweroff -f\n")
     finally:
-        stop(p)
+        ptqemu.stop_qemu(p)
     off = statistics.mean(out[None]["rates"])
     note = (f"{ncpu} writers (random, 16 MiB each, unthrottled, one pinned to each CPU), {SECONDS} s; "
             "per-CPU mean")

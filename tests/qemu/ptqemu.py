@@ -52,6 +52,31 @@ def wait_file(path, regex, secs):
     return None
 
 
+def run_qemu(run_dir, args, timeout, stderr=subprocess.DEVNULL):
+    """tools/run-qemu.sh --no-term in run_dir (its com1.log and hv.log from an earlier run
+    removed first) with args, for timeout seconds at the most: (the Popen, its start
+    time.monotonic()). stdout is dropped; stderr goes to stderr (a file, or dropped)."""
+    os.makedirs(run_dir, exist_ok=True)
+    for f in ("com1.log", "hv.log"):
+        try:
+            os.unlink(os.path.join(run_dir, f))
+        except FileNotFoundError:
+            pass
+    cmd = ["tools/run-qemu.sh", "--no-term", "--run-dir", run_dir, "--timeout", str(timeout)] + args
+    t0 = time.monotonic()
+    return subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=stderr), t0
+
+
+def stop_qemu(p, secs=60):
+    """Waits secs for a QEMU whose guest powers off on its own, then kills it."""
+    try:
+        p.wait(timeout=secs)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait()
+
+
 def connect(path, secs=30):
     """A connected unix socket; retries while QEMU has not created or accepted it yet."""
     end = _end(secs)
