@@ -14,25 +14,12 @@
 #include "hv/page_alloc.h"
 #include "mmu/tdp_mmu.h"
 #include "tests/model/model_platform.h"
+#include "tests/check.h"
 
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static int failed;
-
-#define CHECK(name, cond, ...)                                                                     \
-	do {                                                                                       \
-		if (cond) {                                                                        \
-			printf("ok %s\n", name);                                                   \
-		} else {                                                                           \
-			printf("not ok %s ", name);                                                \
-			printf(__VA_ARGS__);                                                       \
-			printf("\n");                                                              \
-			failed++;                                                                  \
-		}                                                                                  \
-	} while (0)
 
 /* The hypervisor's log and panic, for the host. */
 void hv_log(const char *fmt, ...)
@@ -91,7 +78,7 @@ static void test_memslots(void)
 	vm.hidden[0] = (struct hv_hidden_range){0x3d000000, 0x3d800000};
 	vm.nr_hidden = 1;
 
-	CHECK("memslots.build", hv_memslots_build(&vm, &bi, 1ull << 40) == 0, "(failed)");
+	CHECK_CASE("memslots.build", hv_memslots_build(&vm, &bi, 1ull << 40) == 0, "(failed)");
 	for (i = 0; i < vm.nr_slots; i++) {
 		s = &vm.slots[i];
 		if (gfn_to_gpa(s->base_gfn) < next)
@@ -104,45 +91,49 @@ static void test_memslots(void)
 		    vm.slots[i - 1].base_gfn + vm.slots[i - 1].npages == s->base_gfn)
 			sorted = false; /* unmerged neighbours */
 	}
-	CHECK("memslots.sorted_merged", sorted, "(slots overlap or neighbours not merged)");
-	CHECK("memslots.cover_all_but_hidden", covered && next == 1ull << 40,
-	      "(gap other than the pool, or end 0x%llx)", (unsigned long long)next);
+	CHECK_CASE("memslots.sorted_merged", sorted, "(slots overlap or neighbours not merged)");
+	CHECK_CASE("memslots.cover_all_but_hidden", covered && next == 1ull << 40,
+		   "(gap other than the pool, or end 0x%llx)", (unsigned long long)next);
 	for (i = 0; i < vm.nr_slots; i++) {
 		s = &vm.slots[i];
 		if (gfn_to_gpa(s->base_gfn) < 0x3d800000 &&
 		    gfn_to_gpa(s->base_gfn + s->npages) > 0x3d000000)
 			break;
 	}
-	CHECK("memslots.hidden_in_no_slot", i == vm.nr_slots, "(slot %u overlaps the pool)", i);
-	CHECK("memslots.hidden_lookup",
-	      !hv_gpa_to_slot(&vm, 0x3d000000) && !hv_gpa_to_slot(&vm, 0x3d7ff000) &&
-		  hv_gpa_is_hidden(&vm, 0x3d400123) && !hv_gpa_is_hidden(&vm, 0x3d800000),
-	      "(pool found in a slot, or hidden test wrong)");
+	CHECK_CASE("memslots.hidden_in_no_slot", i == vm.nr_slots, "(slot %u overlaps the pool)",
+		   i);
+	CHECK_CASE("memslots.hidden_lookup",
+		   !hv_gpa_to_slot(&vm, 0x3d000000) && !hv_gpa_to_slot(&vm, 0x3d7ff000) &&
+		       hv_gpa_is_hidden(&vm, 0x3d400123) && !hv_gpa_is_hidden(&vm, 0x3d800000),
+		   "(pool found in a slot, or hidden test wrong)");
 	s = hv_gpa_to_slot(&vm, 0xa0000);
-	CHECK("memslots.legacy_hole_is_mmio", s && s->type == HV_MEM_MMIO, "(0xa0000)");
+	CHECK_CASE("memslots.legacy_hole_is_mmio", s && s->type == HV_MEM_MMIO, "(0xa0000)");
 	s = hv_gpa_to_slot(&vm, 0x850000);
-	CHECK("memslots.acpi_separate",
-	      s && s->type == HV_MEM_ACPI && gfn_to_gpa(s->base_gfn) == 0x800000, "(0x850000)");
+	CHECK_CASE("memslots.acpi_separate",
+		   s && s->type == HV_MEM_ACPI && gfn_to_gpa(s->base_gfn) == 0x800000,
+		   "(0x850000)");
 	s = hv_gpa_to_slot(&vm, 0x3f000000);
-	CHECK("memslots.runtime_separate", s && s->type == HV_MEM_RUNTIME, "(0x3f000000)");
+	CHECK_CASE("memslots.runtime_separate", s && s->type == HV_MEM_RUNTIME, "(0x3f000000)");
 	s = hv_gpa_to_slot(&vm, 0x100000);
-	CHECK("memslots.ram_merged",
-	      s && s->type == HV_MEM_RAM && gfn_to_gpa(s->base_gfn) == 0x100000 &&
-		  gfn_to_gpa(s->base_gfn + s->npages) == 0x800000,
-	      "(0x100000-0x800000 expected)");
+	CHECK_CASE("memslots.ram_merged",
+		   s && s->type == HV_MEM_RAM && gfn_to_gpa(s->base_gfn) == 0x100000 &&
+		       gfn_to_gpa(s->base_gfn + s->npages) == 0x800000,
+		   "(0x100000-0x800000 expected)");
 	s = hv_gpa_to_slot(&vm, 5 * gib);
-	CHECK("memslots.high_mmio", s && s->type == HV_MEM_MMIO, "(5 GiB)");
-	CHECK("memslots.ram_pages",
-	      vm.ram_pages ==
-		  (0xa0000 + 0x700000 + (0x3d000000 - 0x900000) + 0x1800000 + 0xf00000) / PAGE_SIZE,
-	      "(%llu)", (unsigned long long)vm.ram_pages);
-	CHECK("memslots.beyond_limit", hv_gpa_to_slot(&vm, 1ull << 40) == NULL, "(found)");
+	CHECK_CASE("memslots.high_mmio", s && s->type == HV_MEM_MMIO, "(5 GiB)");
+	CHECK_CASE("memslots.ram_pages",
+		   vm.ram_pages ==
+		       (0xa0000 + 0x700000 + (0x3d000000 - 0x900000) + 0x1800000 + 0xf00000) /
+			   PAGE_SIZE,
+		   "(%llu)", (unsigned long long)vm.ram_pages);
+	CHECK_CASE("memslots.beyond_limit", hv_gpa_to_slot(&vm, 1ull << 40) == NULL, "(found)");
 
 	/* A map longer than boot/ takes is refused, not overrun. */
 	memset(&bi, 0, sizeof(bi));
 	bi.nr_ranges = HV_MAX_MEM_RANGES + 1;
-	CHECK("memslots.longer_map_than_taken_is_an_error",
-	      hv_memslots_build(&vm, &bi, 1ull << 40) == -1, "(accepted %u slots)", vm.nr_slots);
+	CHECK_CASE("memslots.longer_map_than_taken_is_an_error",
+		   hv_memslots_build(&vm, &bi, 1ull << 40) == -1, "(accepted %u slots)",
+		   vm.nr_slots);
 }
 
 /*
@@ -181,8 +172,8 @@ static void test_big_map(void)
 	vm.nr_hidden = 1;
 	vm.hidden[0] = (struct hv_hidden_range){bi.ranges[500].base,
 						bi.ranges[500].base + PAGE_SIZE};
-	CHECK("memslots.map_of_1000_ranges_builds", hv_memslots_build(&vm, &bi, 1ull << 40) == 0,
-	      "(refused)");
+	CHECK_CASE("memslots.map_of_1000_ranges_builds",
+		   hv_memslots_build(&vm, &bi, 1ull << 40) == 0, "(refused)");
 	for (i = 0; i < vm.nr_slots; i++) {
 		mmio += vm.slots[i].type == HV_MEM_MMIO;
 		if (i && vm.slots[i].base_gfn != vm.slots[i - 1].base_gfn + vm.slots[i - 1].npages &&
@@ -191,16 +182,17 @@ static void test_big_map(void)
 			ok = false;
 	}
 	s = hv_gpa_to_slot(&vm, bi.ranges[777].base);
-	CHECK("memslots.map_of_1000_ranges_layout",
-	      ok && vm.nr_slots == 1000 + 500 && mmio == 500 && s &&
-		  s->type == kinds[777 % 4] && vm.ram_pages == pages - (kinds[500 % 4] == HV_MEM_RAM),
-	      "(%u slots, %u mmio, contiguous %d)", vm.nr_slots, mmio, ok);
+	CHECK_CASE("memslots.map_of_1000_ranges_layout",
+		   ok && vm.nr_slots == 1000 + 500 && mmio == 500 && s &&
+		       s->type == kinds[777 % 4] &&
+		       vm.ram_pages == pages - (kinds[500 % 4] == HV_MEM_RAM),
+		   "(%u slots, %u mmio, contiguous %d)", vm.nr_slots, mmio, ok);
 
 	model_platform_init(&plat, NULL);
 	ops = model_platform_ops(&plat);
 	spte_format_init_npt(&fmt, true);
 	if (!mmu || tdp_mmu_init(mmu, &fmt, &ops)) {
-		CHECK("memslots.map_of_1000_ranges_in_mmu", false, "(no mmu)");
+		CHECK_CASE("memslots.map_of_1000_ranges_in_mmu", false, "(no mmu)");
 		return;
 	}
 	for (i = 0; i < vm.nr_slots; i++) {
@@ -213,8 +205,8 @@ static void test_big_map(void)
 	registered += tdp_mmu_set_memslot(mmu, 0, gpa_to_gfn(vm.hidden[0].start), 1,
 					  gpa_to_gfn(vm.hidden[0].start), &attrs,
 					  TDP_SLOT_READONLY) >= 0;
-	CHECK("memslots.map_of_1000_ranges_in_mmu", registered == vm.nr_slots + 1,
-	      "(%u of %u slots taken)", registered, vm.nr_slots + 1);
+	CHECK_CASE("memslots.map_of_1000_ranges_in_mmu", registered == vm.nr_slots + 1,
+		   "(%u of %u slots taken)", registered, vm.nr_slots + 1);
 	tdp_mmu_destroy(mmu);
 	free(mmu);
 	model_platform_fini(&plat);
@@ -227,9 +219,9 @@ static void test_big_map(void)
 	for (i = 0; i < HV_MAX_HIDDEN; i++)
 		vm.hidden[i] = (struct hv_hidden_range){(u64)(4 * i * 100 + 2) * PAGE_SIZE,
 							(u64)(4 * i * 100 + 2) * PAGE_SIZE + 1};
-	CHECK("memslots.largest_map_taken_fits",
-	      hv_memslots_build(&vm, &bi, 1ull << 40) == 0 && vm.nr_slots <= HV_MAX_SLOTS,
-	      "(%u slots)", vm.nr_slots);
+	CHECK_CASE("memslots.largest_map_taken_fits",
+		   hv_memslots_build(&vm, &bi, 1ull << 40) == 0 && vm.nr_slots <= HV_MAX_SLOTS,
+		   "(%u slots)", vm.nr_slots);
 }
 
 static void test_page_alloc(void)
@@ -250,17 +242,18 @@ static void test_page_alloc(void)
 		if (i && p[i] == p[i - 1])
 			distinct = false;
 	}
-	CHECK("page_alloc.zeroed_distinct", zero && distinct, "(pages not zeroed or repeated)");
-	CHECK("page_alloc.exhausted_returns_null", hv_page_alloc() == NULL, "(got a page)");
+	CHECK_CASE("page_alloc.zeroed_distinct", zero && distinct,
+		   "(pages not zeroed or repeated)");
+	CHECK_CASE("page_alloc.exhausted_returns_null", hv_page_alloc() == NULL, "(got a page)");
 	memset(p[3], 0x5a, PAGE_SIZE);
 	hv_page_free(p[3]);
 	q = hv_page_alloc();
-	CHECK("page_alloc.free_then_reuse_zeroed", q == p[3] && ((u8 *)q)[100] == 0, "(q=%p p3=%p)",
-	      q, p[3]);
-	CHECK("page_alloc.contig_too_big", hv_pages_alloc_contig(1) == NULL, "(got pages)");
-	CHECK("page_alloc.accounting", hv_pages_in_use() == n && hv_pages_free() == 0,
-	      "(in use %llu free %llu)", (unsigned long long)hv_pages_in_use(),
-	      (unsigned long long)hv_pages_free());
+	CHECK_CASE("page_alloc.free_then_reuse_zeroed", q == p[3] && ((u8 *)q)[100] == 0,
+		   "(q=%p p3=%p)", q, p[3]);
+	CHECK_CASE("page_alloc.contig_too_big", hv_pages_alloc_contig(1) == NULL, "(got pages)");
+	CHECK_CASE("page_alloc.accounting", hv_pages_in_use() == n && hv_pages_free() == 0,
+		   "(in use %llu free %llu)", (unsigned long long)hv_pages_in_use(),
+		   (unsigned long long)hv_pages_free());
 	free(pool);
 }
 
@@ -271,13 +264,13 @@ static void test_format(void)
 
 	hv_snprintf(b, sizeof(b), "%s=%d %u 0x%lx %08x %c%%", "a", -42, 7u, (u64)0xdeadbeefcafe,
 		    0xbeefu, 'z');
-	CHECK("format.basic", !strcmp(b, "a=-42 7 0xdeadbeefcafe 0000beef z%"), "(%s)", b);
+	CHECK_CASE("format.basic", !strcmp(b, "a=-42 7 0xdeadbeefcafe 0000beef z%"), "(%s)", b);
 	n = hv_snprintf(b, 8, "%s", "0123456789");
-	CHECK("format.truncates", n == 10 && !strcmp(b, "0123456"), "(n=%d b=%s)", n, b);
+	CHECK_CASE("format.truncates", n == 10 && !strcmp(b, "0123456"), "(n=%d b=%s)", n, b);
 	const char *volatile null_str = NULL;
 
 	hv_snprintf(b, sizeof(b), "%5s|%s", "ab", null_str);
-	CHECK("format.width_and_null", !strcmp(b, "   ab|(null)"), "(%s)", b);
+	CHECK_CASE("format.width_and_null", !strcmp(b, "   ab|(null)"), "(%s)", b);
 }
 
 struct insn_case {
@@ -353,14 +346,14 @@ static void test_insn_decode(void)
 		int rc = insn_decode_store(c->bytes, c->n, c->mode, &st);
 
 		if (c->rc)
-			CHECK(c->name, rc == c->rc, "rc %d, want %d", rc, c->rc);
+			CHECK_CASE(c->name, rc == c->rc, "rc %d, want %d", rc, c->rc);
 		else
-			CHECK(c->name,
-			      rc == 0 && st.len == c->len && st.size == c->size &&
-				  st.has_imm == c->has_imm && (c->has_imm ? st.imm == c->imm
-									  : st.reg == c->reg),
-			      "rc %d len %u size %u imm %d/%llx reg %u", rc, st.len, st.size,
-			      st.has_imm, (unsigned long long)st.imm, st.reg);
+			CHECK_CASE(c->name,
+				   rc == 0 && st.len == c->len && st.size == c->size &&
+				       st.has_imm == c->has_imm &&
+				       (c->has_imm ? st.imm == c->imm : st.reg == c->reg),
+				   "rc %d len %u size %u imm %d/%llx reg %u", rc, st.len, st.size,
+				   st.has_imm, (unsigned long long)st.imm, st.reg);
 	}
 	/* Never reads past n, whatever the bytes (ASan checks the reads). */
 	for (i = 0; i < 100000; i++) {
@@ -374,7 +367,8 @@ static void test_insn_decode(void)
 			break;
 		free(b);
 	}
-	CHECK("insn.random_bytes_stay_in_bounds", i == 100000, "a decode claimed more bytes than given");
+	CHECK_CASE("insn.random_bytes_stay_in_bounds", i == 100000,
+		   "a decode claimed more bytes than given");
 }
 
 int main(void)
@@ -384,5 +378,5 @@ int main(void)
 	test_page_alloc();
 	test_format();
 	test_insn_decode();
-	return failed ? 1 : 0;
+	return test_failures ? 1 : 0;
 }

@@ -8,25 +8,12 @@
  */
 #include "drivers/hpet.h"
 #include "hv/acpi.h"
+#include "tests/check.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-
-static int failed;
-
-#define CHECK(name, cond, ...)                                                                     \
-	do {                                                                                       \
-		if (cond) {                                                                        \
-			printf("ok %s\n", name);                                                   \
-		} else {                                                                           \
-			printf("not ok %s ", name);                                                \
-			printf(__VA_ARGS__);                                                       \
-			printf("\n");                                                              \
-			failed++;                                                                  \
-		}                                                                                  \
-	} while (0)
 
 /* ---- ACPI images ---- */
 
@@ -122,34 +109,38 @@ static void test_acpi(void)
 	u8 before[sizeof(a->xsdt)];
 	int r;
 
-	CHECK("acpi.find_hpet", acpi_find_table(rsdp, "HPET") == (u64)(uintptr_t)a->hpet,
-	      "found 0x%llx", (unsigned long long)acpi_find_table(rsdp, "HPET"));
-	CHECK("acpi.hpet_base",
-	      acpi_hpet_base(acpi_find_table(rsdp, "HPET"), &base) == 0 && base == 0xfed00000ull,
-	      "base 0x%llx", (unsigned long long)base);
-	CHECK("acpi.find_missing", acpi_find_table(rsdp, "MCFG") == 0, "found a table not there");
+	CHECK_CASE("acpi.find_hpet", acpi_find_table(rsdp, "HPET") == (u64)(uintptr_t)a->hpet,
+		   "found 0x%llx", (unsigned long long)acpi_find_table(rsdp, "HPET"));
+	CHECK_CASE("acpi.hpet_base",
+		   acpi_hpet_base(acpi_find_table(rsdp, "HPET"), &base) == 0 &&
+		       base == 0xfed00000ull,
+		   "base 0x%llx", (unsigned long long)base);
+	CHECK_CASE("acpi.find_missing", acpi_find_table(rsdp, "MCFG") == 0,
+		   "found a table not there");
 
 	r = acpi_remove_table(rsdp, "HPET");
-	CHECK("acpi.remove_count", r == 1, "removed %d", r);
-	CHECK("acpi.xsdt_length", get32(a->xsdt + 4) == 36 + 16, "length %u", get32(a->xsdt + 4));
-	CHECK("acpi.xsdt_checksum", sum(a->xsdt, get32(a->xsdt + 4)) == 0, "bad checksum");
-	CHECK("acpi.xsdt_order_kept",
-	      get64(a->xsdt + 36) == (u64)(uintptr_t)a->facp &&
-		  get64(a->xsdt + 44) == (u64)(uintptr_t)a->apic,
-	      "entries not FACP, APIC");
-	CHECK("acpi.tail_cleared", get64(a->xsdt + 52) == 0, "stale entry after the end");
-	CHECK("acpi.gone", acpi_find_table(rsdp, "HPET") == 0, "HPET still found");
-	CHECK("acpi.others_found", acpi_find_table(rsdp, "APIC") == (u64)(uintptr_t)a->apic,
-	      "APIC lost");
+	CHECK_CASE("acpi.remove_count", r == 1, "removed %d", r);
+	CHECK_CASE("acpi.xsdt_length", get32(a->xsdt + 4) == 36 + 16, "length %u",
+		   get32(a->xsdt + 4));
+	CHECK_CASE("acpi.xsdt_checksum", sum(a->xsdt, get32(a->xsdt + 4)) == 0, "bad checksum");
+	CHECK_CASE("acpi.xsdt_order_kept",
+		   get64(a->xsdt + 36) == (u64)(uintptr_t)a->facp &&
+		       get64(a->xsdt + 44) == (u64)(uintptr_t)a->apic,
+		   "entries not FACP, APIC");
+	CHECK_CASE("acpi.tail_cleared", get64(a->xsdt + 52) == 0, "stale entry after the end");
+	CHECK_CASE("acpi.gone", acpi_find_table(rsdp, "HPET") == 0, "HPET still found");
+	CHECK_CASE("acpi.others_found", acpi_find_table(rsdp, "APIC") == (u64)(uintptr_t)a->apic,
+		   "APIC lost");
 	r = acpi_remove_table(rsdp, "HPET");
-	CHECK("acpi.remove_again_zero", r == 0, "removed %d", r);
+	CHECK_CASE("acpi.remove_again_zero", r == 0, "removed %d", r);
 
 	/* A table with the right signature but a bad checksum is not believed. */
 	munmap(a, sizeof(*a));
 	a = acpi_image_new();
 	rsdp = (u64)(uintptr_t)a->rsdp;
 	a->hpet[20] ^= 0x55;
-	CHECK("acpi.bad_table_ignored", acpi_find_table(rsdp, "HPET") == 0, "corrupt HPET found");
+	CHECK_CASE("acpi.bad_table_ignored", acpi_find_table(rsdp, "HPET") == 0,
+		   "corrupt HPET found");
 
 	/* A bad RSDP checksum: nothing is read, nothing changes. */
 	munmap(a, sizeof(*a));
@@ -158,11 +149,12 @@ static void test_acpi(void)
 	a->rsdp[9] ^= 1;
 	memcpy(before, a->xsdt, sizeof(before));
 	r = acpi_remove_table(rsdp, "HPET");
-	CHECK("acpi.bad_rsdp_refused", r == -1 && !memcmp(before, a->xsdt, sizeof(before)),
-	      "returned %d, XSDT %s", r,
-	      memcmp(before, a->xsdt, sizeof(before)) ? "changed" : "same");
-	CHECK("acpi.no_rsdp", acpi_find_table(0, "HPET") == 0 && acpi_remove_table(0, "HPET") == -1,
-	      "RSDP 0 accepted");
+	CHECK_CASE("acpi.bad_rsdp_refused", r == -1 && !memcmp(before, a->xsdt, sizeof(before)),
+		   "returned %d, XSDT %s", r,
+		   memcmp(before, a->xsdt, sizeof(before)) ? "changed" : "same");
+	CHECK_CASE("acpi.no_rsdp",
+		   acpi_find_table(0, "HPET") == 0 && acpi_remove_table(0, "HPET") == -1,
+		   "RSDP 0 accepted");
 
 	/* An RSDT (ACPI 1.0) is edited too when its entries fit 32 bits. */
 	munmap(a, sizeof(*a));
@@ -177,10 +169,10 @@ static void test_acpi(void)
 		a->rsdp[32] = 0;
 		a->rsdp[32] = (u8)(0 - sum(a->rsdp, 36));
 		r = acpi_remove_table((u64)(uintptr_t)a->rsdp, "HPET");
-		CHECK("acpi.rsdt_removed",
-		      r == 2 && get32(a->rsdt + 4) == 40 && sum(a->rsdt, 40) == 0 &&
-			  get32(a->rsdt + 36) == (u32)(uintptr_t)a->apic,
-		      "removed %d, RSDT length %u", r, get32(a->rsdt + 4));
+		CHECK_CASE("acpi.rsdt_removed",
+			   r == 2 && get32(a->rsdt + 4) == 40 && sum(a->rsdt, 40) == 0 &&
+			       get32(a->rsdt + 36) == (u32)(uintptr_t)a->apic,
+			   "removed %d, RSDT length %u", r, get32(a->rsdt + 4));
 	}
 	munmap(a, sizeof(*a));
 }
@@ -226,102 +218,108 @@ static void test_hpet(void)
 
 	/* A 32-bit comparator: periodic. */
 	hpet_fake(false, true);
-	CHECK("hpet.probe",
-	      hpet_probe(&h, base, &why) == 0 && h.nr_timers == 3 && h.period_fs == 10000000, "%s",
-	      why);
+	CHECK_CASE("hpet.probe",
+		   hpet_probe(&h, base, &why) == 0 && h.nr_timers == 3 && h.period_fs == 10000000,
+		   "%s", why);
 	t = hpet_pick_fsb_timer(&h, &why);
-	CHECK("hpet.pick_fsb_periodic", t == 2 && h.periodic, "picked %d (%s)", t, why);
+	CHECK_CASE("hpet.pick_fsb_periodic", t == 2 && h.periodic, "picked %d (%s)", t, why);
 
 	reg_set(HPET_MAIN_COUNTER, 0xffffff00u); /* the first tick is due after a 32-bit wrap */
 	hpet_tick_start(&h, period, 0xfee00000u, 0x400u);
-	CHECK("hpet.start_route", reg_get(HPET_TN_FSB_ROUTE(2)) == ((0xfee00000ull << 32) | 0x400u),
-	      "route 0x%llx", (unsigned long long)reg_get(HPET_TN_FSB_ROUTE(2)));
-	CHECK("hpet.start_conf",
-	      (reg_get(HPET_TN_CONF(2)) &
-	       (HPET_TN_32MODE_CNF | HPET_TN_FSB_EN_CNF | HPET_TN_TYPE_PERIODIC |
-		HPET_TN_INT_ENB_CNF | HPET_TN_INT_TYPE_LEVEL | HPET_TN_VAL_SET_CNF)) ==
-		  (HPET_TN_32MODE_CNF | HPET_TN_FSB_EN_CNF | HPET_TN_TYPE_PERIODIC |
-		   HPET_TN_INT_ENB_CNF),
-	      "conf 0x%llx", (unsigned long long)reg_get(HPET_TN_CONF(2)));
-	CHECK("hpet.start_counter_enabled", reg_get(HPET_GEN_CONF) & HPET_GEN_ENABLE_CNF,
-	      "main counter left stopped");
+	CHECK_CASE("hpet.start_route",
+		   reg_get(HPET_TN_FSB_ROUTE(2)) == ((0xfee00000ull << 32) | 0x400u),
+		   "route 0x%llx", (unsigned long long)reg_get(HPET_TN_FSB_ROUTE(2)));
+	CHECK_CASE("hpet.start_conf",
+		   (reg_get(HPET_TN_CONF(2)) &
+		    (HPET_TN_32MODE_CNF | HPET_TN_FSB_EN_CNF | HPET_TN_TYPE_PERIODIC |
+		     HPET_TN_INT_ENB_CNF | HPET_TN_INT_TYPE_LEVEL | HPET_TN_VAL_SET_CNF)) ==
+		       (HPET_TN_32MODE_CNF | HPET_TN_FSB_EN_CNF | HPET_TN_TYPE_PERIODIC |
+			HPET_TN_INT_ENB_CNF),
+		   "conf 0x%llx", (unsigned long long)reg_get(HPET_TN_CONF(2)));
+	CHECK_CASE("hpet.start_counter_enabled", reg_get(HPET_GEN_CONF) & HPET_GEN_ENABLE_CNF,
+		   "main counter left stopped");
 	due = 0xffffff00u + period;
-	CHECK("hpet.first_due_wraps", (u32)h.expected == due, "expected 0x%x", (u32)h.expected);
+	CHECK_CASE("hpet.first_due_wraps", (u32)h.expected == due, "expected 0x%x",
+		   (u32)h.expected);
 
 	reg_set(HPET_MAIN_COUNTER, 0xffffff80u);
-	CHECK("hpet.early_nmi_not_ours", !hpet_tick_claim(&h), "claimed before the first tick");
+	CHECK_CASE("hpet.early_nmi_not_ours", !hpet_tick_claim(&h),
+		   "claimed before the first tick");
 	reg_set(HPET_MAIN_COUNTER, due);
-	CHECK("hpet.tick_at_match",
-	      hpet_tick_claim(&h) && h.ticks == 1 && (u32)h.expected == due + period,
-	      "ticks %llu expected 0x%x", (unsigned long long)h.ticks, (u32)h.expected);
+	CHECK_CASE("hpet.tick_at_match",
+		   hpet_tick_claim(&h) && h.ticks == 1 && (u32)h.expected == due + period,
+		   "ticks %llu expected 0x%x", (unsigned long long)h.ticks, (u32)h.expected);
 	reg_set(HPET_MAIN_COUNTER, due + 3);
-	CHECK("hpet.echo_claimed", hpet_tick_claim(&h) && h.echoes == 1 && h.ticks == 1,
-	      "echoes %llu", (unsigned long long)h.echoes);
+	CHECK_CASE("hpet.echo_claimed", hpet_tick_claim(&h) && h.echoes == 1 && h.ticks == 1,
+		   "echoes %llu", (unsigned long long)h.echoes);
 	reg_set(HPET_MAIN_COUNTER, due + period / 2);
-	CHECK("hpet.foreign_mid_period", !hpet_tick_claim(&h), "claimed a foreign NMI");
+	CHECK_CASE("hpet.foreign_mid_period", !hpet_tick_claim(&h), "claimed a foreign NMI");
 	reg_set(HPET_MAIN_COUNTER, due + 3 * period + period / 2);
-	CHECK("hpet.missed_ticks_merge",
-	      hpet_tick_claim(&h) && h.ticks == 2 && (u32)h.expected == due + 4 * period &&
-		  (u32)h.last_due == due + 3 * period,
-	      "ticks %llu expected 0x%x last 0x%x", (unsigned long long)h.ticks, (u32)h.expected,
-	      (u32)h.last_due);
+	CHECK_CASE("hpet.missed_ticks_merge",
+		   hpet_tick_claim(&h) && h.ticks == 2 && (u32)h.expected == due + 4 * period &&
+		       (u32)h.last_due == due + 3 * period,
+		   "ticks %llu expected 0x%x last 0x%x", (unsigned long long)h.ticks,
+		   (u32)h.expected, (u32)h.last_due);
 
 	/* A 64-bit comparator: one-shot, each claim re-arms it ahead of the counter. */
 	hpet_fake(true, true);
 	hpet_probe(&h, base, &why);
 	t = hpet_pick_fsb_timer(&h, &why);
-	CHECK("hpet.pick_one_shot_64", t == 2 && !h.periodic, "picked %d periodic %d", t,
-	      h.periodic);
+	CHECK_CASE("hpet.pick_one_shot_64", t == 2 && !h.periodic, "picked %d periodic %d", t,
+		   h.periodic);
 	at = 0xffffff00ull;
 	reg_set(HPET_MAIN_COUNTER, at);
 	hpet_tick_start(&h, period, 0xfee00000u, 0x400u);
-	CHECK("hpet.one_shot_armed_64",
-	      reg_get(HPET_TN_COMPARATOR(2)) == at + period &&
-		  (reg_get(HPET_TN_CONF(2)) & (HPET_TN_32MODE_CNF | HPET_TN_TYPE_PERIODIC |
-					       HPET_TN_INT_ENB_CNF | HPET_TN_FSB_EN_CNF)) ==
-		      (HPET_TN_INT_ENB_CNF | HPET_TN_FSB_EN_CNF),
-	      "comparator 0x%llx conf 0x%llx", (unsigned long long)reg_get(HPET_TN_COMPARATOR(2)),
-	      (unsigned long long)reg_get(HPET_TN_CONF(2)));
+	CHECK_CASE("hpet.one_shot_armed_64",
+		   reg_get(HPET_TN_COMPARATOR(2)) == at + period &&
+		       (reg_get(HPET_TN_CONF(2)) & (HPET_TN_32MODE_CNF | HPET_TN_TYPE_PERIODIC |
+						    HPET_TN_INT_ENB_CNF | HPET_TN_FSB_EN_CNF)) ==
+			   (HPET_TN_INT_ENB_CNF | HPET_TN_FSB_EN_CNF),
+		   "comparator 0x%llx conf 0x%llx",
+		   (unsigned long long)reg_get(HPET_TN_COMPARATOR(2)),
+		   (unsigned long long)reg_get(HPET_TN_CONF(2)));
 	reg_set(HPET_MAIN_COUNTER, at + period - 1);
-	CHECK("hpet.one_shot_early_not_ours", !hpet_tick_claim(&h), "claimed before the match");
+	CHECK_CASE("hpet.one_shot_early_not_ours", !hpet_tick_claim(&h),
+		   "claimed before the match");
 	reg_set(HPET_MAIN_COUNTER, at + period + 77);
-	CHECK("hpet.one_shot_rearmed",
-	      hpet_tick_claim(&h) && reg_get(HPET_TN_COMPARATOR(2)) == at + 2 * period + 77 &&
-		  (reg_get(HPET_TN_CONF(2)) & HPET_TN_INT_ENB_CNF),
-	      "comparator 0x%llx", (unsigned long long)reg_get(HPET_TN_COMPARATOR(2)));
+	CHECK_CASE("hpet.one_shot_rearmed",
+		   hpet_tick_claim(&h) && reg_get(HPET_TN_COMPARATOR(2)) == at + 2 * period + 77 &&
+		       (reg_get(HPET_TN_CONF(2)) & HPET_TN_INT_ENB_CNF),
+		   "comparator 0x%llx", (unsigned long long)reg_get(HPET_TN_COMPARATOR(2)));
 	reg_set(HPET_MAIN_COUNTER, at + period + 80);
-	CHECK("hpet.one_shot_no_echo_rule", !hpet_tick_claim(&h),
-	      "one-shot comparators fire once per arming: a second NMI is foreign");
+	CHECK_CASE("hpet.one_shot_no_echo_rule", !hpet_tick_claim(&h),
+		   "one-shot comparators fire once per arming: a second NMI is foreign");
 
 	/* Refusals. */
 	hpet_fake(true, false);
 	hpet_probe(&h, base, &why);
-	CHECK("hpet.no_fsb_refused", hpet_pick_fsb_timer(&h, &why) < 0 && strstr(why, "FSB"),
-	      "why: %s", why);
+	CHECK_CASE("hpet.no_fsb_refused", hpet_pick_fsb_timer(&h, &why) < 0 && strstr(why, "FSB"),
+		   "why: %s", why);
 	hpet_fake(true, true);
 	reg_set(HPET_TN_CONF(0), HPET_TN_PER_INT_CAP | HPET_TN_INT_ENB_CNF);
 	hpet_probe(&h, base, &why);
-	CHECK("hpet.in_use_refused", hpet_pick_fsb_timer(&h, &why) < 0 && strstr(why, "already"),
-	      "why: %s", why);
+	CHECK_CASE("hpet.in_use_refused",
+		   hpet_pick_fsb_timer(&h, &why) < 0 && strstr(why, "already"), "why: %s", why);
 	hpet_fake(true, true);
 	reg_set(HPET_GEN_CONF, HPET_GEN_LEG_RT_CNF);
 	reg_set(HPET_TN_CONF(2), 0);
 	reg_set(HPET_TN_CONF(1), HPET_TN_FSB_INT_DEL_CAP | HPET_TN_SIZE_CAP);
 	hpet_probe(&h, base, &why);
-	CHECK("hpet.legacy_route_skips_0_1", hpet_pick_fsb_timer(&h, &why) < 0,
-	      "took timer 1 under legacy replacement routing");
+	CHECK_CASE("hpet.legacy_route_skips_0_1", hpet_pick_fsb_timer(&h, &why) < 0,
+		   "took timer 1 under legacy replacement routing");
 	hpet_fake(true, true);
 	reg_set(HPET_TN_CONF(2), HPET_TN_FSB_INT_DEL_CAP);
 	hpet_probe(&h, base, &why);
-	CHECK("hpet.neither_64bit_nor_periodic_refused", hpet_pick_fsb_timer(&h, &why) < 0,
-	      "took a 32-bit one-shot-only comparator");
+	CHECK_CASE("hpet.neither_64bit_nor_periodic_refused", hpet_pick_fsb_timer(&h, &why) < 0,
+		   "took a 32-bit one-shot-only comparator");
 	memset(regs, 0xff, sizeof(regs));
-	CHECK("hpet.all_ones_refused", hpet_probe(&h, base, &why) < 0, "probed an absent HPET");
+	CHECK_CASE("hpet.all_ones_refused", hpet_probe(&h, base, &why) < 0,
+		   "probed an absent HPET");
 }
 
 int main(void)
 {
 	test_acpi();
 	test_hpet();
-	return failed ? 1 : 0;
+	return test_failures ? 1 : 0;
 }

@@ -8,6 +8,8 @@
 #ifndef PT_TESTS_MMU_TEST_PLATFORM_H
 #define PT_TESTS_MMU_TEST_PLATFORM_H
 
+#include "tests/check.h"
+
 #include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -117,42 +119,5 @@ void pt_assert_failed(const char *expr, const char *file, int line)
 }
 
 /* ---- reporting ---- */
-
-static int test_failures;
-static char test_why[512];
-
-static void test_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void test_fail(const char *fmt, ...)
-{
-	va_list ap;
-
-	if (test_why[0])
-		return; /* keep the first reason */
-	va_start(ap, fmt);
-	vsnprintf(test_why, sizeof(test_why), fmt, ap);
-	va_end(ap);
-}
-
-#define CHECK(cond, ...)                                                                           \
-	do {                                                                                       \
-		if (!(cond)) {                                                                     \
-			test_fail("line %d: %s", __LINE__, #cond);                                 \
-			fprintf(stderr, "# line %d: ", __LINE__);                                  \
-			fprintf(stderr, __VA_ARGS__);                                              \
-			fprintf(stderr, "\n");                                                     \
-		}                                                                                  \
-	} while (0)
-
-static void test_report(const char *name)
-{
-	if (test_why[0]) {
-		printf("not ok %s %s\n", name, test_why);
-		test_failures++;
-	} else {
-		printf("ok %s\n", name);
-	}
-	fflush(stdout);
-	test_why[0] = 0;
-}
 
 #endif /* PT_TESTS_MMU_TEST_PLATFORM_H */

@@ -7,31 +7,11 @@
  * whose receive FIFO holds 16 bytes. Built with ASan+UBSan.
  */
 #include "fake_backend.h"
+#include "tests/check.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static int fails;
-
-#define EXPECT(c)                                                                                  \
-	do {                                                                                       \
-		if (!(c)) {                                                                        \
-			printf("# %s:%d: expected %s\n", __FILE__, __LINE__, #c);                  \
-			fails++;                                                                   \
-		}                                                                                  \
-	} while (0)
-
-static void run(const char *name, void (*fn)(void))
-{
-	int before = fails;
-
-	fn();
-	if (fails == before)
-		printf("ok %s\n", name);
-	else
-		printf("not ok %s (%d failed checks)\n", name, fails - before);
-}
 
 static u32 seed = 1;
 static u32 rnd(void)
@@ -47,9 +27,9 @@ static u32 rnd(void)
 static void test_crc(void)
 {
 	/* The CRC-32C check value (RFC 3720 B.4 and every CRC catalogue). */
-	EXPECT(proto_crc32c(0, "123456789", 9) == 0xe3069283);
-	EXPECT(proto_crc32c(proto_crc32c(0, "1234", 4), "56789", 5) == 0xe3069283);
-	EXPECT(proto_crc32c(0, "", 0) == 0);
+	CHECK(proto_crc32c(0, "123456789", 9) == 0xe3069283);
+	CHECK(proto_crc32c(proto_crc32c(0, "1234", 4), "56789", 5) == 0xe3069283);
+	CHECK(proto_crc32c(0, "", 0) == 0);
 }
 
 static void test_varint(void)
@@ -61,30 +41,30 @@ static void test_varint(void)
 	for (size_t i = 0; i < ARRAY_SIZE(vals); i++) {
 		proto_wbuf_init(&b, buf, sizeof(buf));
 		proto_put_varint(&b, vals[i]);
-		EXPECT(!b.err && b.len == proto_varint_len(vals[i]));
+		CHECK(!b.err && b.len == proto_varint_len(vals[i]));
 		proto_rbuf_init(&b, buf, b.len);
-		EXPECT(proto_get_varint(&b) == vals[i] && proto_rbuf_done(&b));
+		CHECK(proto_get_varint(&b) == vals[i] && proto_rbuf_done(&b));
 	}
 	/* Eleven bytes, or a tenth byte above 1: not a u64. */
 	memset(buf, 0x80, 11);
 	buf[10] = 0;
 	proto_rbuf_init(&b, buf, 11);
 	proto_get_varint(&b);
-	EXPECT(b.err);
+	CHECK(b.err);
 	memset(buf, 0xff, 9);
 	buf[9] = 2;
 	proto_rbuf_init(&b, buf, 10);
 	proto_get_varint(&b);
-	EXPECT(b.err);
+	CHECK(b.err);
 	/* Truncated. */
 	buf[0] = 0x80;
 	proto_rbuf_init(&b, buf, 1);
 	proto_get_varint(&b);
-	EXPECT(b.err);
+	CHECK(b.err);
 	/* Writer overflow is sticky. */
 	proto_wbuf_init(&b, buf, 2);
 	proto_put_varint(&b, 1ull << 20);
-	EXPECT(b.err);
+	CHECK(b.err);
 }
 
 static u8 wire[PROTO_MAX_WIRE + 64], payload[PROTO_MAX_PAYLOAD], fbuf[PROTO_MAX_FRAME + 8];
@@ -104,23 +84,23 @@ static void test_frames(void)
 			for (u32 i = 0; i < len; i++)
 				payload[i] = kind == 0 ? 0 : kind == 1 ? 0xff : (u8)rnd();
 			wl = proto_frame_encode(wire, sizeof(wire), &h, payload, len);
-			EXPECT(wl && wl <= PROTO_WIRE_LEN(len + PROTO_MIN_FRAME));
-			EXPECT(wire[0] == 0 && wire[wl - 1] == 0);
+			CHECK(wl && wl <= PROTO_WIRE_LEN(len + PROTO_MIN_FRAME));
+			CHECK(wire[0] == 0 && wire[wl - 1] == 0);
 			for (u32 i = 1; i + 1 < wl; i++)
 				if (!wire[i]) {
-					EXPECT(!"zero inside a frame");
+					CHECK(!"zero inside a frame");
 					break;
 				}
-			EXPECT(proto_decode_frame(wire, wl, fbuf, sizeof(fbuf), &rh, &p, &pl,
-						  &err) == PROTO_RX_GOOD);
-			EXPECT(rh.id == h.id && rh.cmd == h.cmd && rh.version == PROTO_VERSION);
-			EXPECT(pl == len && !memcmp(p, payload, len));
+			CHECK(proto_decode_frame(wire, wl, fbuf, sizeof(fbuf), &rh, &p, &pl,
+						 &err) == PROTO_RX_GOOD);
+			CHECK(rh.id == h.id && rh.cmd == h.cmd && rh.version == PROTO_VERSION);
+			CHECK(pl == len && !memcmp(p, payload, len));
 			/* Too small an output buffer: refused, not overrun. */
-			EXPECT(proto_frame_encode(wire, wl - 1, &h, payload, len) == 0);
+			CHECK(proto_frame_encode(wire, wl - 1, &h, payload, len) == 0);
 		}
 	}
-	EXPECT(proto_frame_encode(wire, sizeof(wire), &(struct proto_hdr){1, 0, 1, 1}, payload,
-				  PROTO_MAX_PAYLOAD + 1) == 0);
+	CHECK(proto_frame_encode(wire, sizeof(wire), &(struct proto_hdr){1, 0, 1, 1}, payload,
+				 PROTO_MAX_PAYLOAD + 1) == 0);
 }
 
 /* Feeds bytes; returns the results seen, in order, as a string of G / B<err>. */
@@ -156,20 +136,20 @@ static void test_decoder(void)
 	feed(&rx, garbage, sizeof(garbage), log, sizeof(log));
 	strcpy(log, "");
 	feed(&rx, wire, wl, log, sizeof(log));
-	EXPECT(!strcmp(log, "G") || (log[0] == 'B' && log[strlen(log) - 1] == 'G'));
+	CHECK(!strcmp(log, "G") || (log[0] == 'B' && log[strlen(log) - 1] == 'G'));
 
 	/* Back to back, sharing nothing: two frames, two results. */
 	proto_rx_init(&rx, small, sizeof(small));
 	log[0] = 0;
 	feed(&rx, wire, wl, log, sizeof(log));
 	feed(&rx, wire, wl, log, sizeof(log));
-	EXPECT(!strcmp(log, "GG"));
+	CHECK(!strcmp(log, "GG"));
 
 	/* Truncated frame, then a good one. */
 	log[0] = 0;
 	feed(&rx, wire, wl / 2, log, sizeof(log));
 	feed(&rx, wire, wl, log, sizeof(log));
-	EXPECT(log[0] == 'B' && !strcmp(log + strlen(log) - 1, "G"));
+	CHECK(log[0] == 'B' && !strcmp(log + strlen(log) - 1, "G"));
 
 	/* Every single-byte corruption of the body is caught. */
 	for (u32 i = 1; i + 1 < wl; i++) {
@@ -183,7 +163,7 @@ static void test_decoder(void)
 		log[0] = 0;
 		feed(&rx, w2, wl, log, sizeof(log));
 		if (strchr(log, 'G')) {
-			EXPECT(!"a corrupted frame passed");
+			CHECK(!"a corrupted frame passed");
 			break;
 		}
 	}
@@ -197,7 +177,7 @@ static void test_decoder(void)
 		proto_rx_init(&rx, small, sizeof(small));
 		log[0] = 0;
 		feed(&rx, w2, wl, log, sizeof(log));
-		EXPECT(!strcmp(log, "B4"));
+		CHECK(!strcmp(log, "B4"));
 	}
 	/* Too short: a 3-byte frame. */
 	{
@@ -206,7 +186,7 @@ static void test_decoder(void)
 		proto_rx_init(&rx, small, sizeof(small));
 		log[0] = 0;
 		feed(&rx, w2, sizeof(w2), log, sizeof(log));
-		EXPECT(!strcmp(log, "B7"));
+		CHECK(!strcmp(log, "B7"));
 	}
 	/* Oversize: longer than the receiver's buffer; the next frame passes. */
 	{
@@ -216,7 +196,7 @@ static void test_decoder(void)
 		log[0] = 0;
 		feed(&rx, fbuf, big, log, sizeof(log));
 		feed(&rx, wire, wl, log, sizeof(log));
-		EXPECT(!strcmp(log, "B6G"));
+		CHECK(!strcmp(log, "B6G"));
 	}
 	/* Empty frames (0x00 0x00) are silence, not errors. */
 	{
@@ -225,7 +205,7 @@ static void test_decoder(void)
 		proto_rx_init(&rx, small, sizeof(small));
 		log[0] = 0;
 		feed(&rx, z, sizeof(z), log, sizeof(log));
-		EXPECT(!strcmp(log, ""));
+		CHECK(!strcmp(log, ""));
 	}
 }
 
@@ -238,23 +218,23 @@ static void bm_roundtrip(const u64 *bm, u64 first, u32 n, u32 *size_out)
 	u32 set = 0;
 
 	proto_wbuf_init(&b, buf, sizeof(buf));
-	EXPECT(proto_bitmap_encode_block(&b, bm, first, n));
-	EXPECT(b.len <= PROTO_BITMAP_BLOCK_MAX);
+	CHECK(proto_bitmap_encode_block(&b, bm, first, n));
+	CHECK(b.len <= PROTO_BITMAP_BLOCK_MAX);
 	if (size_out)
 		*size_out = b.len;
 	proto_rbuf_init(&b, buf, b.len);
 	k = proto_bitmap_decode_block(&b, out, 0, n);
-	EXPECT(proto_rbuf_done(&b));
+	CHECK(proto_rbuf_done(&b));
 	for (u32 i = 0; i < n; i++) {
 		bool a = proto_test_bit(bm, first + i), c = proto_test_bit(out, i);
 
 		set += a;
 		if (a != c) {
-			EXPECT(!"bitmap bit differs");
+			CHECK(!"bitmap bit differs");
 			break;
 		}
 	}
-	EXPECT(k == set);
+	CHECK(k == set);
 }
 
 static void test_bitmap(void)
@@ -300,21 +280,21 @@ static void test_bitmap(void)
 	/* The cheapest encoding is chosen. */
 	memset(bm, 0, sizeof(bm));
 	bm_roundtrip(bm, 0, 4096, &sz);
-	EXPECT(sz == 1);
+	CHECK(sz == 1);
 	proto_set_bit(bm, 100);
 	proto_set_bit(bm, 3000);
 	bm_roundtrip(bm, 0, 4096, &sz);
-	EXPECT(sz <= 6); /* tag, count, two deltas */
+	CHECK(sz <= 6); /* tag, count, two deltas */
 	memset(bm, 0, sizeof(bm));
 	for (u32 i = 1024; i < 2048; i++)
 		proto_set_bit(bm, i);
 	bm_roundtrip(bm, 0, 4096, &sz);
-	EXPECT(sz <= 6); /* tag, count, two runs */
+	CHECK(sz <= 6); /* tag, count, two runs */
 	for (u32 i = 0; i < 4096; i++)
 		if (rnd() % 2)
 			proto_set_bit(bm, i);
 	bm_roundtrip(bm, 0, 4096, &sz);
-	EXPECT(sz == 1 + 512);
+	CHECK(sz == 1 + 512);
 
 	/* No room: refused, buffer untouched. */
 	{
@@ -322,8 +302,8 @@ static void test_bitmap(void)
 		struct proto_buf b;
 
 		proto_wbuf_init(&b, buf, sizeof(buf));
-		EXPECT(!proto_bitmap_encode_block(&b, bm, 0, 4096));
-		EXPECT(b.len == 0 && !b.err);
+		CHECK(!proto_bitmap_encode_block(&b, bm, 0, 4096));
+		CHECK(b.len == 0 && !b.err);
 	}
 	/* Malformed blocks are refused. */
 	{
@@ -336,15 +316,15 @@ static void test_bitmap(void)
 		u8 bad_tag[] = {9};
 
 		proto_rbuf_init(&b, raw_tail, sizeof(raw_tail));
-		EXPECT(proto_bitmap_decode_block(&b, out, 0, 4) < 0);
+		CHECK(proto_bitmap_decode_block(&b, out, 0, 4) < 0);
 		proto_rbuf_init(&b, delta_far, sizeof(delta_far));
-		EXPECT(proto_bitmap_decode_block(&b, out, 0, 8) < 0);
+		CHECK(proto_bitmap_decode_block(&b, out, 0, 8) < 0);
 		proto_rbuf_init(&b, delta_zero, sizeof(delta_zero));
-		EXPECT(proto_bitmap_decode_block(&b, out, 0, 8) < 0);
+		CHECK(proto_bitmap_decode_block(&b, out, 0, 8) < 0);
 		proto_rbuf_init(&b, runs_long, sizeof(runs_long));
-		EXPECT(proto_bitmap_decode_block(&b, out, 0, 8) < 0);
+		CHECK(proto_bitmap_decode_block(&b, out, 0, 8) < 0);
 		proto_rbuf_init(&b, bad_tag, sizeof(bad_tag));
-		EXPECT(proto_bitmap_decode_block(&b, out, 0, 8) < 0);
+		CHECK(proto_bitmap_decode_block(&b, out, 0, 8) < 0);
 	}
 }
 
@@ -358,14 +338,14 @@ static void lz_check(const u8 *src, u32 len, u32 cap, u32 *wire_len)
 
 	proto_wbuf_init(&b, buf, cap);
 	covered = proto_lz_compress(&lz, &b, src, len);
-	EXPECT(covered <= len && !b.err && b.len <= cap);
+	CHECK(covered <= len && !b.err && b.len <= cap);
 	if (cap >= len + len / 128 + 8)
-		EXPECT(covered == len);
+		CHECK(covered == len);
 	if (wire_len)
 		*wire_len = b.len;
 	proto_rbuf_init(&b, buf, b.len);
-	EXPECT(proto_tokens_decode(&b, out, &olen, sizeof(out)));
-	EXPECT(olen == covered && !memcmp(out, src, covered));
+	CHECK(proto_tokens_decode(&b, out, &olen, sizeof(out)));
+	CHECK(olen == covered && !memcmp(out, src, covered));
 }
 
 static void test_lz(void)
@@ -398,11 +378,11 @@ static void test_lz(void)
 		lz_check(page, 1 + rnd() % PAGE_SIZE, PAGE_SIZE * 2, NULL);
 		lz_check(page, PAGE_SIZE, PAGE_SIZE * 2, &wl);
 		if (kind == 0)
-			EXPECT(wl <= 4);
+			CHECK(wl <= 4);
 		if (kind == 2)
-			EXPECT(wl < PAGE_SIZE / 10);
+			CHECK(wl < PAGE_SIZE / 10);
 		if (kind == 1)
-			EXPECT(wl <= PAGE_SIZE + PAGE_SIZE / 128 + 2);
+			CHECK(wl <= PAGE_SIZE + PAGE_SIZE / 128 + 2);
 	}
 	/* Malformed token streams. */
 	{
@@ -414,13 +394,13 @@ static void test_lz(void)
 		u8 bad[] = {0xc7};
 
 		proto_rbuf_init(&b, far, sizeof(far));
-		EXPECT(!proto_tokens_decode(&b, out, &ol, sizeof(out)));
+		CHECK(!proto_tokens_decode(&b, out, &ol, sizeof(out)));
 		ol = 0;
 		proto_rbuf_init(&b, big, sizeof(big));
-		EXPECT(!proto_tokens_decode(&b, out, &ol, sizeof(out)));
+		CHECK(!proto_tokens_decode(&b, out, &ol, sizeof(out)));
 		ol = 0;
 		proto_rbuf_init(&b, bad, sizeof(bad));
-		EXPECT(!proto_tokens_decode(&b, out, &ol, sizeof(out)));
+		CHECK(!proto_tokens_decode(&b, out, &ol, sizeof(out)));
 	}
 }
 
@@ -498,10 +478,12 @@ static void dispatcher_setup_mib(u32 ram0_mib)
 	uart.tx_room = 16;
 	if (!m_mem)
 		m_mem = malloc(MGMT_MEM_SIZE);
-	EXPECT(mgmt_init(&m, m_mem, MGMT_MEM_SIZE, &fake_backend, &vm, &vm.ds, &t_transport, NULL) == 0);
-	EXPECT(mgmt_init(&m, m_mem, 100, &fake_backend, &vm, &vm.ds, &t_transport, NULL) ==
-	       -PROTO_E_INTERNAL);
-	EXPECT(mgmt_init(&m, m_mem, MGMT_MEM_SIZE, &fake_backend, &vm, &vm.ds, &t_transport, NULL) == 0);
+	CHECK(mgmt_init(&m, m_mem, MGMT_MEM_SIZE, &fake_backend, &vm, &vm.ds, &t_transport, NULL) ==
+	      0);
+	CHECK(mgmt_init(&m, m_mem, 100, &fake_backend, &vm, &vm.ds, &t_transport, NULL) ==
+	      -PROTO_E_INTERNAL);
+	CHECK(mgmt_init(&m, m_mem, MGMT_MEM_SIZE, &fake_backend, &vm, &vm.ds, &t_transport, NULL) ==
+	      0);
 	proto_rx_init(&host_rx, host_rxbuf, sizeof(host_rxbuf));
 }
 
@@ -531,7 +513,7 @@ static int transact_wire(const u8 *w, u32 wl, u16 id, u8 cmd)
 		rpos = 0;
 	for (int polls = 0; polls < 100000; polls++) {
 		while (sent < wl && sent < acked + PROTO_WINDOW) {
-			EXPECT(uart_put(w[sent]));
+			CHECK(uart_put(w[sent]));
 			sent++;
 		}
 		mgmt_poll(&m);
@@ -606,72 +588,72 @@ static void test_mgmt_basic(void)
 
 	dispatcher_setup();
 	n = tx_req(PROTO_CMD_HELLO, REQ(PROTO_CAPS_ALL, PROTO_MAX_PAYLOAD));
-	EXPECT(n > 0);
+	CHECK(n > 0);
 	proto_rbuf_init(&b, rep, n > 0 ? (u32)n : 0);
-	EXPECT(proto_get_varint(&b) == PROTO_VERSION);
-	EXPECT(proto_get_varint(&b) == PROTO_VERSION);
-	EXPECT(proto_get_varint(&b) & PROTO_CAP_CREDIT);
-	EXPECT(proto_get_varint(&b) == PROTO_MAX_REQ_PAYLOAD);
-	EXPECT(proto_get_varint(&b) == PROTO_MAX_PAYLOAD);
-	EXPECT(proto_get_varint(&b) == PROTO_WINDOW);
+	CHECK(proto_get_varint(&b) == PROTO_VERSION);
+	CHECK(proto_get_varint(&b) == PROTO_VERSION);
+	CHECK(proto_get_varint(&b) & PROTO_CAP_CREDIT);
+	CHECK(proto_get_varint(&b) == PROTO_MAX_REQ_PAYLOAD);
+	CHECK(proto_get_varint(&b) == PROTO_MAX_PAYLOAD);
+	CHECK(proto_get_varint(&b) == PROTO_WINDOW);
 	proto_get_str(&b, s, sizeof(s));
-	EXPECT(proto_rbuf_done(&b) && !strcmp(s, "PageTrail"));
+	CHECK(proto_rbuf_done(&b) && !strcmp(s, "PageTrail"));
 	/* A host that cannot take a page-sized reply is refused. */
-	EXPECT(tx_req(PROTO_CMD_HELLO, REQ(0, 100)) == -2 - PROTO_E_BAD_REQUEST);
+	CHECK(tx_req(PROTO_CMD_HELLO, REQ(0, 100)) == -2 - PROTO_E_BAD_REQUEST);
 
 	n = transact(PROTO_CMD_INFO, NULL, 0);
-	EXPECT(n > 0);
+	CHECK(n > 0);
 	proto_rbuf_init(&b, rep, n > 0 ? (u32)n : 0);
 	proto_get_str(&b, s, sizeof(s));
-	EXPECT(!strcmp(s, "svm"));
+	CHECK(!strcmp(s, "svm"));
 	proto_get_str(&b, s, sizeof(s));
-	EXPECT(proto_get_varint(&b) == 2);
-	EXPECT(proto_get_varint(&b) == ds_modes_supported(&vm.ds));
-	EXPECT(proto_get_varint(&b) == (8ull << 20) + (4ull << 20));
-	EXPECT(proto_get_u8(&b) == 0);
-	EXPECT(proto_get_varint(&b) == 3);
-	EXPECT(proto_rbuf_done(&b));
+	CHECK(proto_get_varint(&b) == 2);
+	CHECK(proto_get_varint(&b) == ds_modes_supported(&vm.ds));
+	CHECK(proto_get_varint(&b) == (8ull << 20) + (4ull << 20));
+	CHECK(proto_get_u8(&b) == 0);
+	CHECK(proto_get_varint(&b) == 3);
+	CHECK(proto_rbuf_done(&b));
 
 	n = tx_req(PROTO_CMD_SLOTS, REQ(0));
-	EXPECT(n > 0);
+	CHECK(n > 0);
 	proto_rbuf_init(&b, rep, n > 0 ? (u32)n : 0);
-	EXPECT(proto_get_u8(&b) == 0 && proto_get_u8(&b) == 3);
-	EXPECT(proto_get_varint(&b) == 0 && proto_get_varint(&b) == 0);
-	EXPECT(proto_get_varint(&b) == 8ull << 20);
-	EXPECT(proto_get_u8(&b) == PROTO_SLOT_RAM && proto_get_u8(&b) == PROTO_DIRTY_OFF);
-	EXPECT(proto_get_varint(&b) == 1 && proto_get_varint(&b) == 0x100000000ull);
+	CHECK(proto_get_u8(&b) == 0 && proto_get_u8(&b) == 3);
+	CHECK(proto_get_varint(&b) == 0 && proto_get_varint(&b) == 0);
+	CHECK(proto_get_varint(&b) == 8ull << 20);
+	CHECK(proto_get_u8(&b) == PROTO_SLOT_RAM && proto_get_u8(&b) == PROTO_DIRTY_OFF);
+	CHECK(proto_get_varint(&b) == 1 && proto_get_varint(&b) == 0x100000000ull);
 
 	/* Typed errors. */
-	EXPECT(transact(0x5e, NULL, 0) == -2 - PROTO_E_UNKNOWN_CMD);
-	EXPECT(tx_req(PROTO_CMD_INFO, REQ(1)) == -2 - PROTO_E_BAD_REQUEST); /* trailing byte */
-	EXPECT(tx_req(PROTO_CMD_REGS, REQ(2)) == -2 - PROTO_E_NO_VCPU);
-	EXPECT(tx_req(PROTO_CMD_REGS, REQ(1)) == 8 * PROTO_REG_NR + 2);
-	EXPECT(transact(PROTO_CMD_PAUSE, NULL, 0) == 0 && vm.paused);
-	EXPECT(transact(PROTO_CMD_RESUME, NULL, 0) == 0 && !vm.paused);
+	CHECK(transact(0x5e, NULL, 0) == -2 - PROTO_E_UNKNOWN_CMD);
+	CHECK(tx_req(PROTO_CMD_INFO, REQ(1)) == -2 - PROTO_E_BAD_REQUEST); /* trailing byte */
+	CHECK(tx_req(PROTO_CMD_REGS, REQ(2)) == -2 - PROTO_E_NO_VCPU);
+	CHECK(tx_req(PROTO_CMD_REGS, REQ(1)) == 8 * PROTO_REG_NR + 2);
+	CHECK(transact(PROTO_CMD_PAUSE, NULL, 0) == 0 && vm.paused);
+	CHECK(transact(PROTO_CMD_RESUME, NULL, 0) == 0 && !vm.paused);
 	{
 		/* Another version: answered with E_VERSION in our version's header. */
 		static u8 w[64];
 		struct proto_hdr h = {PROTO_VERSION + 1, 0, ++next_id, PROTO_CMD_INFO};
 		u32 wl = proto_frame_encode(w, sizeof(w), &h, NULL, 0);
 
-		EXPECT(transact_wire(w, wl, h.id, PROTO_CMD_INFO) == -2 - PROTO_E_VERSION);
-		EXPECT(m.c.bad_version == 1);
+		CHECK(transact_wire(w, wl, h.id, PROTO_CMD_INFO) == -2 - PROTO_E_VERSION);
+		CHECK(m.c.bad_version == 1);
 	}
 	/* Stats: own counters first, then the backend's, paged. */
 	n = tx_req(PROTO_CMD_STATS, REQ(0));
-	EXPECT(n > 0 && rep[0] == 0);
+	CHECK(n > 0 && rep[0] == 0);
 	proto_rbuf_init(&b, rep + 1, n > 1 ? (u32)n - 1 : 0);
 	proto_get_str(&b, s, sizeof(s));
-	EXPECT(!strcmp(s, "proto.rx_bytes"));
+	CHECK(!strcmp(s, "proto.rx_bytes"));
 	/* Log: offsets. */
 	n = tx_req(PROTO_CMD_LOG, REQ(0, 100));
-	EXPECT(n > 3);
+	CHECK(n > 3);
 	proto_rbuf_init(&b, rep, n > 0 ? (u32)n : 0);
-	EXPECT(proto_get_varint(&b) == 0);
-	EXPECT(proto_get_varint(&b) == vm.log_end);
-	EXPECT(proto_get_varint(&b) == 0);
-	EXPECT(proto_rbuf_left(&b) == vm.log_end && !memcmp(rep + 3, vm.log, vm.log_end));
-	EXPECT(uart.overflows == 0);
+	CHECK(proto_get_varint(&b) == 0);
+	CHECK(proto_get_varint(&b) == vm.log_end);
+	CHECK(proto_get_varint(&b) == 0);
+	CHECK(proto_rbuf_left(&b) == vm.log_end && !memcmp(rep + 3, vm.log, vm.log_end));
+	CHECK(uart.overflows == 0);
 	dispatcher_teardown();
 }
 
@@ -686,7 +668,7 @@ static u64 snap(u32 slot, bool clear, u64 *ndirty)
 	proto_put_varint(&q, slot);
 	proto_put_u8(&q, clear ? PROTO_SNAP_CLEAR : 0);
 	n = tx_req(PROTO_CMD_DIRTY_SNAP, q);
-	EXPECT(n > 0);
+	CHECK(n > 0);
 	proto_rbuf_init(&b, rep, n > 0 ? (u32)n : 0);
 	gen = proto_get_varint(&b);
 	proto_get_varint(&b);
@@ -735,23 +717,23 @@ static void test_mgmt_dirty(void)
 	s0 = &vm.slots[0];
 	npages = s0->npages;
 	/* Not logging yet: no snapshot. */
-	EXPECT(tx_req(PROTO_CMD_DIRTY_SNAP, REQ(0, 0)) == -2 - PROTO_E_STATE);
+	CHECK(tx_req(PROTO_CMD_DIRTY_SNAP, REQ(0, 0)) == -2 - PROTO_E_STATE);
 	/* Unknown mode, unknown slot, mode the CPU lacks. */
 	proto_wbuf_init(&b, q, sizeof(q));
 	proto_put_u8(&b, 0);
 	proto_put_varint(&b, 0);
 	proto_put_u8(&b, 9);
-	EXPECT(tx_req(PROTO_CMD_DIRTY_START, b) == -2 - PROTO_E_BAD_REQUEST);
+	CHECK(tx_req(PROTO_CMD_DIRTY_START, b) == -2 - PROTO_E_BAD_REQUEST);
 	q[2] = PROTO_DIRTY_PML;
-	EXPECT(tx_req(PROTO_CMD_DIRTY_START, b) == -2 - PROTO_E_UNSUPPORTED);
+	CHECK(tx_req(PROTO_CMD_DIRTY_START, b) == -2 - PROTO_E_UNSUPPORTED);
 	q[1] = 5;
 	q[2] = PROTO_DIRTY_WP;
-	EXPECT(tx_req(PROTO_CMD_DIRTY_START, b) == -2 - PROTO_E_NO_SLOT);
+	CHECK(tx_req(PROTO_CMD_DIRTY_START, b) == -2 - PROTO_E_NO_SLOT);
 	/* --all: the two RAM slots, not the MMIO one. */
 	q[0] = PROTO_START_ALL;
 	q[1] = 0;
-	EXPECT(tx_req(PROTO_CMD_DIRTY_START, b) == 1 && rep[0] == 2);
-	EXPECT(fake_slot_mode(&vm, 2) == PROTO_DIRTY_OFF);
+	CHECK(tx_req(PROTO_CMD_DIRTY_START, b) == 1 && rep[0] == 2);
+	CHECK(fake_slot_mode(&vm, 2) == PROTO_DIRTY_OFF);
 
 	for (int i = 0; i < 300; i++) {
 		u64 p = rnd() % npages;
@@ -761,8 +743,8 @@ static void test_mgmt_dirty(void)
 	}
 	gen = snap(0, true, &nd);
 	memset(got, 0, sizeof(got));
-	EXPECT(read_snapshot(0, gen, npages, got) == (s64)nd);
-	EXPECT(!memcmp(got, want, sizeof(got)));
+	CHECK(read_snapshot(0, gen, npages, got) == (s64)nd);
+	CHECK(!memcmp(got, want, sizeof(got)));
 
 	/*
 	 * The reader dies before DIRTY_DONE; new writes come; the next snapshot
@@ -771,19 +753,19 @@ static void test_mgmt_dirty(void)
 	fake_vm_touch(&vm, 0, 5);
 	proto_set_bit(want, 5);
 	gen2 = snap(0, true, &nd);
-	EXPECT(gen2 != gen);
+	CHECK(gen2 != gen);
 	memset(got, 0, sizeof(got));
-	EXPECT(read_snapshot(0, gen2, npages, got) == (s64)nd);
-	EXPECT(!memcmp(got, want, sizeof(got)));
+	CHECK(read_snapshot(0, gen2, npages, got) == (s64)nd);
+	CHECK(!memcmp(got, want, sizeof(got)));
 	/* The old generation is stale now. */
-	EXPECT(tx_req(PROTO_CMD_DIRTY_READ, REQ(0, gen, 0)) == -2 - PROTO_E_STALE);
-	EXPECT(tx_req(PROTO_CMD_DIRTY_DONE, REQ(0, gen)) == -2 - PROTO_E_STALE);
-	EXPECT(tx_req(PROTO_CMD_DIRTY_READ, REQ(0, gen2, npages)) == -2 - PROTO_E_RANGE);
+	CHECK(tx_req(PROTO_CMD_DIRTY_READ, REQ(0, gen, 0)) == -2 - PROTO_E_STALE);
+	CHECK(tx_req(PROTO_CMD_DIRTY_DONE, REQ(0, gen)) == -2 - PROTO_E_STALE);
+	CHECK(tx_req(PROTO_CMD_DIRTY_READ, REQ(0, gen2, npages)) == -2 - PROTO_E_RANGE);
 	/* DONE empties the snapshot; the log itself was cleared by the harvest. */
-	EXPECT(tx_req(PROTO_CMD_DIRTY_DONE, REQ(0, gen2)) == 0);
+	CHECK(tx_req(PROTO_CMD_DIRTY_DONE, REQ(0, gen2)) == 0);
 	gen = snap(0, true, &nd);
-	EXPECT(nd == 0);
-	EXPECT(tx_req(PROTO_CMD_DIRTY_DONE, REQ(0, gen)) == 0);
+	CHECK(nd == 0);
+	CHECK(tx_req(PROTO_CMD_DIRTY_DONE, REQ(0, gen)) == 0);
 
 	/*
 	 * Get, then clear a range: only pages the snapshot reported are re-armed;
@@ -793,19 +775,20 @@ static void test_mgmt_dirty(void)
 	fake_vm_touch(&vm, 0, 101);
 	fake_vm_touch(&vm, 0, 300);
 	gen = snap(0, false, &nd);
-	EXPECT(nd == 3);
+	CHECK(nd == 3);
 	fake_vm_touch(&vm, 0, 102); /* after the snapshot */
-	EXPECT(tx_req(PROTO_CMD_DIRTY_CLEAR, REQ(0, 99, 5)) == 1 && rep[0] == 2);
-	EXPECT(!proto_test_bit(fake_log(&vm, 0), 100) && !proto_test_bit(fake_log(&vm, 0), 101));
-	EXPECT(proto_test_bit(fake_log(&vm, 0), 102) && proto_test_bit(fake_log(&vm, 0), 300));
-	EXPECT(!proto_test_bit(fake_view(&vm, 0), 100) && proto_test_bit(fake_view(&vm, 0), 300));
-	EXPECT(tx_req(PROTO_CMD_DIRTY_CLEAR, REQ(0, npages - 1, 2)) == -2 - PROTO_E_RANGE);
-	EXPECT(tx_req(PROTO_CMD_DIRTY_CLEAR, REQ(0, 0, 0)) == -2 - PROTO_E_RANGE);
+	CHECK(tx_req(PROTO_CMD_DIRTY_CLEAR, REQ(0, 99, 5)) == 1 && rep[0] == 2);
+	CHECK(!proto_test_bit(fake_log(&vm, 0), 100) && !proto_test_bit(fake_log(&vm, 0), 101));
+	CHECK(proto_test_bit(fake_log(&vm, 0), 102) && proto_test_bit(fake_log(&vm, 0), 300));
+	CHECK(!proto_test_bit(fake_view(&vm, 0), 100) && proto_test_bit(fake_view(&vm, 0), 300));
+	CHECK(tx_req(PROTO_CMD_DIRTY_CLEAR, REQ(0, npages - 1, 2)) == -2 - PROTO_E_RANGE);
+	CHECK(tx_req(PROTO_CMD_DIRTY_CLEAR, REQ(0, 0, 0)) == -2 - PROTO_E_RANGE);
 	/* A range ending at the slot end, unaligned start. */
 	fake_vm_touch(&vm, 0, npages - 1);
 	gen = snap(0, false, &nd);
-	EXPECT(tx_req(PROTO_CMD_DIRTY_CLEAR, REQ(0, 3, npages - 3)) == 1);
-	EXPECT(!proto_test_bit(fake_log(&vm, 0), npages - 1) && !proto_test_bit(fake_log(&vm, 0), 300));
+	CHECK(tx_req(PROTO_CMD_DIRTY_CLEAR, REQ(0, 3, npages - 3)) == 1);
+	CHECK(!proto_test_bit(fake_log(&vm, 0), npages - 1) &&
+	      !proto_test_bit(fake_log(&vm, 0), 300));
 
 	/* A repeated request (lost reply) is answered from the cache, not run again. */
 	{
@@ -819,20 +802,20 @@ static void test_mgmt_dirty(void)
 
 		fake_vm_touch(&vm, 0, 7);
 		n1 = transact_wire(w, wl, h.id, PROTO_CMD_DIRTY_SNAP);
-		EXPECT(n1 > 0);
+		CHECK(n1 > 0);
 		memcpy(first, rep, n1 > 0 ? (size_t)n1 : 0);
 		fake_vm_touch(&vm, 0, 8);
 		n2 = transact_wire(w, wl, h.id, PROTO_CMD_DIRTY_SNAP);
-		EXPECT(n2 == n1 && !memcmp(first, rep, n1 > 0 ? (size_t)n1 : 0));
-		EXPECT(m.c.harvests == harvests + 1 && m.c.dup_requests == 1);
-		EXPECT(proto_test_bit(fake_log(&vm, 0), 8)); /* still logged for the next harvest */
+		CHECK(n2 == n1 && !memcmp(first, rep, n1 > 0 ? (size_t)n1 : 0));
+		CHECK(m.c.harvests == harvests + 1 && m.c.dup_requests == 1);
+		CHECK(proto_test_bit(fake_log(&vm, 0), 8)); /* still logged for the next harvest */
 	}
 	/* Stop. */
 	proto_wbuf_init(&b, q, sizeof(q));
 	proto_put_u8(&b, 0);
 	proto_put_varint(&b, 1);
-	EXPECT(tx_req(PROTO_CMD_DIRTY_STOP, b) == 1 && fake_slot_mode(&vm, 1) == PROTO_DIRTY_OFF);
-	EXPECT(uart.overflows == 0);
+	CHECK(tx_req(PROTO_CMD_DIRTY_STOP, b) == 1 && fake_slot_mode(&vm, 1) == PROTO_DIRTY_OFF);
+	CHECK(uart.overflows == 0);
 	dispatcher_teardown();
 }
 
@@ -858,34 +841,34 @@ static void test_mgmt_mem(void)
 		proto_put_varint(&q, len - done);
 		proto_put_u8(&q, frames % 2 ? PROTO_MEM_LZ : 0);
 		n = tx_req(PROTO_CMD_MEM_READ, q);
-		EXPECT(n > 0);
+		CHECK(n > 0);
 		if (n <= 0)
 			break;
 		proto_rbuf_init(&b, rep, (u32)n);
-		EXPECT(proto_get_varint(&b) == gpa + done);
+		CHECK(proto_get_varint(&b) == gpa + done);
 		if (proto_get_u8(&b) == PROTO_MEM_RAW) {
 			olen = proto_rbuf_left(&b);
 			memcpy(out + done, proto_get_bytes(&b, (u32)olen), olen);
 		} else {
-			EXPECT(proto_tokens_decode(&b, out + done, &olen, len - done));
+			CHECK(proto_tokens_decode(&b, out + done, &olen, len - done));
 		}
-		EXPECT(olen > 0);
+		CHECK(olen > 0);
 		done += olen;
 		frames++;
 	}
-	EXPECT(done == len && !memcmp(out, s1->mem + 123, len));
-	EXPECT(credits_seen > 0); /* MEM_READ at 4 GiB does not fit the 16-byte window */
+	CHECK(done == len && !memcmp(out, s1->mem + 123, len));
+	CHECK(credits_seen > 0); /* MEM_READ at 4 GiB does not fit the 16-byte window */
 	/* MMIO: typed error. A hole too. */
-	EXPECT(tx_req(PROTO_CMD_MEM_READ, REQ(0xfe000000, 16, 0)) == -2 - PROTO_E_FAULT);
-	EXPECT(tx_req(PROTO_CMD_MEM_READ, REQ(0x80000000, 16, 1)) == -2 - PROTO_E_FAULT);
-	EXPECT(tx_req(PROTO_CMD_MEM_READ, REQ(0, 0, 1)) == -2 - PROTO_E_RANGE);
+	CHECK(tx_req(PROTO_CMD_MEM_READ, REQ(0xfe000000, 16, 0)) == -2 - PROTO_E_FAULT);
+	CHECK(tx_req(PROTO_CMD_MEM_READ, REQ(0x80000000, 16, 1)) == -2 - PROTO_E_FAULT);
+	CHECK(tx_req(PROTO_CMD_MEM_READ, REQ(0, 0, 1)) == -2 - PROTO_E_RANGE);
 	/* The zero megabyte in one small reply. */
 	{
 		int n = tx_req(PROTO_CMD_MEM_READ, REQ(0x100000000ull + (1 << 20), 1 << 20, 1));
 
-		EXPECT(n > 0 && n < 16);
+		CHECK(n > 0 && n < 16);
 	}
-	EXPECT(uart.overflows == 0);
+	CHECK(uart.overflows == 0);
 	dispatcher_teardown();
 }
 
@@ -911,9 +894,9 @@ static void test_mgmt_abuse(void)
 		}
 		for (int i = 0; i < 10; i++)
 			mgmt_poll(&m);
-		EXPECT(m.c.bad_crc == 1);
-		EXPECT(transact(PROTO_CMD_INFO, NULL, 0) > 0);
-		EXPECT(naks_seen == naks0 + 1 && last_nak_err == PROTO_E_BAD_CRC);
+		CHECK(m.c.bad_crc == 1);
+		CHECK(transact(PROTO_CMD_INFO, NULL, 0) > 0);
+		CHECK(naks_seen == naks0 + 1 && last_nak_err == PROTO_E_BAD_CRC);
 	}
 	/* A line error (overrun) inside a frame drops the frame, with a NAK. */
 	{
@@ -932,8 +915,8 @@ static void test_mgmt_abuse(void)
 		}
 		for (int i = 0; i < 10; i++)
 			mgmt_poll(&m);
-		EXPECT(m.c.line_errors == 1 && m.c.framing == 1);
-		EXPECT(transact(PROTO_CMD_INFO, NULL, 0) > 0);
+		CHECK(m.c.line_errors == 1 && m.c.framing == 1);
+		CHECK(transact(PROTO_CMD_INFO, NULL, 0) > 0);
 	}
 	/* Oversize request: dropped with TOO_BIG. */
 	{
@@ -948,8 +931,8 @@ static void test_mgmt_abuse(void)
 		}
 		for (int i = 0; i < 10; i++)
 			mgmt_poll(&m);
-		EXPECT(m.c.too_big == 1);
-		EXPECT(transact(PROTO_CMD_INFO, NULL, 0) > 0);
+		CHECK(m.c.too_big == 1);
+		CHECK(transact(PROTO_CMD_INFO, NULL, 0) > 0);
 	}
 	/* A flood of random bytes, fed as fast as the FIFO takes them. */
 	for (size_t i = 0; i < sizeof(g); i++)
@@ -962,8 +945,8 @@ static void test_mgmt_abuse(void)
 	for (int i = 0; i < 100; i++)
 		mgmt_poll(&m);
 	n = transact(PROTO_CMD_INFO, NULL, 0);
-	EXPECT(n > 0);
-	EXPECT(m.c.naks_sent + m.c.naks_dropped > 100);
+	CHECK(n > 0);
+	CHECK(m.c.naks_sent + m.c.naks_dropped > 100);
 
 	/* The transmitter is busy: a complete request waits, and no byte is read past it. */
 	uart.tx_room = 0;
@@ -978,17 +961,17 @@ static void test_mgmt_abuse(void)
 			uart_put(w[i]);
 		uart_put(0xaa);
 		mgmt_poll(&m);
-		EXPECT(m.rx_held && uart.count == 1 && m.c.frames_ok == ok0);
-		EXPECT(mgmt_wants_poll(&m));
+		CHECK(m.rx_held && uart.count == 1 && m.c.frames_ok == ok0);
+		CHECK(mgmt_wants_poll(&m));
 		uart.tx_room = 16;
 		for (int i = 0; i < 200; i++)
 			mgmt_poll(&m);
-		EXPECT(!m.rx_held && m.c.frames_ok == ok0 + 1);
+		CHECK(!m.rx_held && m.c.frames_ok == ok0 + 1);
 		uart_put(0);
 		mgmt_poll(&m);
 	}
-	EXPECT(transact(PROTO_CMD_INFO, NULL, 0) > 0);
-	EXPECT(!mgmt_wants_poll(&m));
+	CHECK(transact(PROTO_CMD_INFO, NULL, 0) > 0);
+	CHECK(!mgmt_wants_poll(&m));
 	dispatcher_teardown();
 }
 
@@ -1018,9 +1001,9 @@ static u32 wire_req(u8 *w, u32 cap, u16 id, u8 cmd, const u8 *payload, u32 len)
 /* Puts a whole (short) frame in the FIFO and polls once: the hypervisor reads it. */
 static void send_short(const u8 *w, u32 wl)
 {
-	EXPECT(wl <= 16);
+	CHECK(wl <= 16);
 	for (u32 i = 0; i < wl; i++)
-		EXPECT(uart_put(w[i]));
+		CHECK(uart_put(w[i]));
 	mgmt_poll(&m);
 }
 
@@ -1071,7 +1054,7 @@ static void harvest_scenario(u64 step_pages, u8 *snap_rep, int *snap_len, u64 *b
 
 	dispatcher_setup();
 	mgmt_set_step_pages(&m, step_pages);
-	EXPECT(start_stop_all(true, PROTO_DIRTY_WP) == 1 && rep[0] == 2);
+	CHECK(start_stop_all(true, PROTO_DIRTY_WP) == 1 && rep[0] == 2);
 	npages = vm.slots[0].npages;
 	for (int i = 0; i < 500; i++) {
 		st = st * 1103515245 + 12345;
@@ -1084,11 +1067,11 @@ static void harvest_scenario(u64 step_pages, u8 *snap_rep, int *snap_len, u64 *b
 	steps0 = m.c.steps;
 	*snap_len = tx_req(PROTO_CMD_DIRTY_SNAP, q);
 	*steps = (int)(m.c.steps - steps0);
-	EXPECT(*snap_len > 0);
+	CHECK(*snap_len > 0);
 	memcpy(snap_rep, rep, *snap_len > 0 ? (size_t)*snap_len : 0);
 	memset(bm, 0, npages / 8);
-	EXPECT(read_snapshot(0, 1, npages, bm) > 0);
-	EXPECT(vm.ds.stats.max_step_work <= step_pages);
+	CHECK(read_snapshot(0, 1, npages, bm) > 0);
+	CHECK(vm.ds.stats.max_step_work <= step_pages);
 	dispatcher_teardown();
 }
 
@@ -1101,12 +1084,12 @@ static void test_mgmt_steps_same_result(void)
 	harvest_scenario(MGMT_STEP_PAGES_DEFAULT, r1, &n1, bm1, &p1);
 	harvest_scenario(64, r2, &n2, bm2, &p2);
 	/* The same reply and the same bits, however many steps it took. */
-	EXPECT(n1 == n2 && n1 > 0 && !memcmp(r1, r2, (size_t)n1));
-	EXPECT(!memcmp(bm1, bm2, sizeof(bm1)));
+	CHECK(n1 == n2 && n1 > 0 && !memcmp(r1, r2, (size_t)n1));
+	CHECK(!memcmp(bm1, bm2, sizeof(bm1)));
 	/* One step (one poll) with the default step; 2048 pages in 64-page steps:
 	 * 32 polls of mmu work, then one counting the snapshot's 32 words. */
-	EXPECT(p1 == 1);
-	EXPECT(p2 == 33);
+	CHECK(p1 == 1);
+	CHECK(p2 == 33);
 }
 
 static void test_mgmt_steps_start_stop(void)
@@ -1115,19 +1098,19 @@ static void test_mgmt_steps_start_stop(void)
 
 	dispatcher_setup();
 	mgmt_set_step_pages(&m, 100); /* rounded up to 128 */
-	EXPECT(m.step_pages == 128);
+	CHECK(m.step_pages == 128);
 	c0 = m.c.credits_sent;
 	/* 2048 + 1024 pages: 24 steps of 128 pages, one per poll. */
-	EXPECT(start_stop_all(true, PROTO_DIRTY_DBIT) == 1 && rep[0] == 2);
-	EXPECT(vm.ds.stats.steps == 24 && vm.ds.stats.max_step_work == 128 && last_polls >= 24);
-	EXPECT(fake_slot_mode(&vm, 0) == PROTO_DIRTY_DBIT &&
-	       fake_slot_mode(&vm, 1) == PROTO_DIRTY_DBIT);
-	EXPECT(m.c.long_cmds == 1 && m.c.steps >= 24);
+	CHECK(start_stop_all(true, PROTO_DIRTY_DBIT) == 1 && rep[0] == 2);
+	CHECK(vm.ds.stats.steps == 24 && vm.ds.stats.max_step_work == 128 && last_polls >= 24);
+	CHECK(fake_slot_mode(&vm, 0) == PROTO_DIRTY_DBIT &&
+	      fake_slot_mode(&vm, 1) == PROTO_DIRTY_DBIT);
+	CHECK(m.c.long_cmds == 1 && m.c.steps >= 24);
 	/* Progress: a CREDIT for the running request every MGMT_PROGRESS_STEPS steps. */
-	EXPECT(m.c.credits_sent >= c0 + 24 / MGMT_PROGRESS_STEPS);
-	EXPECT(start_stop_all(false, 0) == 1 && rep[0] == 2);
-	EXPECT(vm.ds.stats.steps == 48 && fake_slot_mode(&vm, 0) == PROTO_DIRTY_OFF);
-	EXPECT(!mgmt_wants_poll(&m) && uart.overflows == 0);
+	CHECK(m.c.credits_sent >= c0 + 24 / MGMT_PROGRESS_STEPS);
+	CHECK(start_stop_all(false, 0) == 1 && rep[0] == 2);
+	CHECK(vm.ds.stats.steps == 48 && fake_slot_mode(&vm, 0) == PROTO_DIRTY_OFF);
+	CHECK(!mgmt_wants_poll(&m) && uart.overflows == 0);
 	dispatcher_teardown();
 }
 
@@ -1142,37 +1125,37 @@ static void test_mgmt_steps_busy_and_repeats(void)
 
 	dispatcher_setup();
 	mgmt_set_step_pages(&m, 64);
-	EXPECT(start_stop_all(true, PROTO_DIRTY_WP) == 1);
+	CHECK(start_stop_all(true, PROTO_DIRTY_WP) == 1);
 	fake_vm_touch(&vm, 0, 3);
 	harvests = m.c.harvests;
 	wl = wire_req(w, sizeof(w), id, PROTO_CMD_DIRTY_SNAP, body, sizeof(body));
 	send_short(w, wl);
-	EXPECT(m.op.active && vm.ds.op.req.kind == DS_OP_HARVEST && vm.ds.stats.steps > 0);
-	EXPECT(mgmt_wants_poll(&m));
+	CHECK(m.op.active && vm.ds.op.req.kind == DS_OP_HARVEST && vm.ds.stats.steps > 0);
+	CHECK(mgmt_wants_poll(&m));
 	/* Other commands are answered meanwhile... */
-	EXPECT(transact(PROTO_CMD_INFO, NULL, 0) > 0);
-	EXPECT(tx_req(PROTO_CMD_STATS, REQ(0)) > 0);
-	EXPECT(m.op.active && vm.ds.op.req.kind == DS_OP_HARVEST);
+	CHECK(transact(PROTO_CMD_INFO, NULL, 0) > 0);
+	CHECK(tx_req(PROTO_CMD_STATS, REQ(0)) > 0);
+	CHECK(m.op.active && vm.ds.op.req.kind == DS_OP_HARVEST);
 	/* ...dirty-log ones get BUSY, and are run once the command is over. */
-	EXPECT(tx_req(PROTO_CMD_DIRTY_READ, REQ(0, 1, 0)) == -2 - PROTO_E_BUSY);
-	EXPECT(tx_req(PROTO_CMD_DIRTY_CLEAR, REQ(0, 0, 64)) == -2 - PROTO_E_BUSY);
-	EXPECT(start_stop_all(false, 0) == -2 - PROTO_E_BUSY);
-	EXPECT(m.c.busy == 3);
+	CHECK(tx_req(PROTO_CMD_DIRTY_READ, REQ(0, 1, 0)) == -2 - PROTO_E_BUSY);
+	CHECK(tx_req(PROTO_CMD_DIRTY_CLEAR, REQ(0, 0, 64)) == -2 - PROTO_E_BUSY);
+	CHECK(start_stop_all(false, 0) == -2 - PROTO_E_BUSY);
+	CHECK(m.c.busy == 3);
 	/* The host times out and sends the same request again: not run twice. */
 	send_short(w, wl);
-	EXPECT(m.c.dup_requests == 1);
+	CHECK(m.c.dup_requests == 1);
 	while (!host_scan(id, PROTO_CMD_DIRTY_SNAP, &credits, &len, &err) && polls++ < 10000)
 		mgmt_poll(&m);
-	EXPECT(err == 0 && len > 0);
-	EXPECT(m.c.harvests == harvests + 1);
+	CHECK(err == 0 && len > 0);
+	CHECK(m.c.harvests == harvests + 1);
 	/* A CREDIT answered the repeat at once; more came as progress. */
-	EXPECT(credits >= 1);
+	CHECK(credits >= 1);
 	/* Sent once more after the reply: answered from the kept reply, not run. */
 	n = transact_wire(w, wl, id, PROTO_CMD_DIRTY_SNAP);
-	EXPECT(n == len && m.c.harvests == harvests + 1 && m.c.dup_requests == 2);
+	CHECK(n == len && m.c.harvests == harvests + 1 && m.c.dup_requests == 2);
 	/* The BUSY request, sent again now, is run. */
-	EXPECT(start_stop_all(false, 0) == 1);
-	EXPECT(!mgmt_wants_poll(&m));
+	CHECK(start_stop_all(false, 0) == 1);
+	CHECK(!mgmt_wants_poll(&m));
 	dispatcher_teardown();
 }
 
@@ -1196,7 +1179,7 @@ static void test_mgmt_steps_nothing_lost(void)
 	s0 = &vm.slots[0];
 	npages = s0->npages;
 	mgmt_set_step_pages(&m, 64);
-	EXPECT(start_stop_all(true, PROTO_DIRTY_WP) == 1);
+	CHECK(start_stop_all(true, PROTO_DIRTY_WP) == 1);
 	memset(want, 0, sizeof(want));
 	for (int i = 0; i < 200; i++) {
 		u64 p = rnd() % npages;
@@ -1225,26 +1208,26 @@ static void test_mgmt_steps_nothing_lost(void)
 		bad[wl - 3] = 0x55;
 	bl = wl;
 	send_short(bad, bl);
-	EXPECT(m.c.bad_crc == 1);
+	CHECK(m.c.bad_crc == 1);
 	send_short(w, wl);
-	EXPECT(m.c.dup_requests == 1);
+	CHECK(m.c.dup_requests == 1);
 	mgmt_poll(&m);
 	/* The host dies: nobody reads the line. A new session says HELLO. */
 	host_scan(0, 0, &credits, &len, &err);
-	EXPECT(tx_req(PROTO_CMD_HELLO, REQ(PROTO_CAPS_ALL, PROTO_MAX_PAYLOAD)) > 0);
-	EXPECT(tx_req(PROTO_CMD_DIRTY_SNAP, REQ(0, 1)) == -2 - PROTO_E_BUSY);
+	CHECK(tx_req(PROTO_CMD_HELLO, REQ(PROTO_CAPS_ALL, PROTO_MAX_PAYLOAD)) > 0);
+	CHECK(tx_req(PROTO_CMD_DIRTY_SNAP, REQ(0, 1)) == -2 - PROTO_E_BUSY);
 	for (int i = 0; i < 10000 && mgmt_wants_poll(&m); i++)
 		mgmt_poll(&m);
-	EXPECT(!mgmt_wants_poll(&m) && m.c.harvests == 1);
+	CHECK(!mgmt_wants_poll(&m) && m.c.harvests == 1);
 	/* Writes after the first harvest, then the new session's harvest. */
 	fake_vm_touch(&vm, 0, 17);
 	proto_set_bit(want, 17);
 	gen = snap(0, true, &nd);
 	memset(got, 0, sizeof(got));
-	EXPECT(read_snapshot(0, gen, npages, got) == (s64)nd);
-	EXPECT(!memcmp(got, want, sizeof(got)));
+	CHECK(read_snapshot(0, gen, npages, got) == (s64)nd);
+	CHECK(!memcmp(got, want, sizeof(got)));
 	for (u64 wd = 0; wd < npages / 64; wd++)
-		EXPECT(fake_log(&vm, 0)[wd] == 0);
+		CHECK(fake_log(&vm, 0)[wd] == 0);
 	dispatcher_teardown();
 }
 
@@ -1263,12 +1246,12 @@ static void test_mgmt_start_without_memory(void)
 	proto_put_varint(&b, 1);
 	proto_put_u8(&b, PROTO_DIRTY_WP);
 	vm.alloc_fail_after = 0;
-	EXPECT(tx_req(PROTO_CMD_DIRTY_START, b) == -2 - PROTO_E_NOMEM);
-	EXPECT(fake_slot_mode(&vm, 1) == PROTO_DIRTY_OFF && !ds_busy(&vm.ds));
+	CHECK(tx_req(PROTO_CMD_DIRTY_START, b) == -2 - PROTO_E_NOMEM);
+	CHECK(fake_slot_mode(&vm, 1) == PROTO_DIRTY_OFF && !ds_busy(&vm.ds));
 	vm.alloc_fail_after = -1;
-	EXPECT(tx_req(PROTO_CMD_DIRTY_START, b) == 1 && rep[0] == 1);
-	EXPECT(fake_slot_mode(&vm, 1) == PROTO_DIRTY_WP);
-	EXPECT(!mgmt_wants_poll(&m));
+	CHECK(tx_req(PROTO_CMD_DIRTY_START, b) == 1 && rep[0] == 1);
+	CHECK(fake_slot_mode(&vm, 1) == PROTO_DIRTY_WP);
+	CHECK(!mgmt_wants_poll(&m));
 	dispatcher_teardown();
 }
 
@@ -1282,7 +1265,7 @@ static void test_mgmt_steps_clear(void)
 	s0 = &vm.slots[0];
 	npages = s0->npages;
 	mgmt_set_step_pages(&m, 64);
-	EXPECT(start_stop_all(true, PROTO_DIRTY_WP) == 1);
+	CHECK(start_stop_all(true, PROTO_DIRTY_WP) == 1);
 	for (u64 p = 0; p < npages; p += 7)
 		fake_vm_touch(&vm, 0, p);
 	fake_vm_touch(&vm, 0, npages - 1); /* past the range's end */
@@ -1291,19 +1274,21 @@ static void test_mgmt_steps_clear(void)
 		want += p >= 3 && p < npages - 3;
 	fake_vm_touch(&vm, 0, 1000); /* after the snapshot: keeps its logged bit */
 	steps0 = m.c.steps;
-	EXPECT(tx_req(PROTO_CMD_DIRTY_CLEAR, REQ(0, 3, npages - 6)) > 0);
+	CHECK(tx_req(PROTO_CMD_DIRTY_CLEAR, REQ(0, 3, npages - 6)) > 0);
 	{
 		struct proto_buf b;
 
 		proto_rbuf_init(&b, rep, 8);
-		EXPECT(proto_get_varint(&b) == want);
+		CHECK(proto_get_varint(&b) == want);
 	}
-	EXPECT(m.c.steps - steps0 == npages / 64);
-	EXPECT(proto_test_bit(fake_log(&vm, 0), 0) && !proto_test_bit(fake_log(&vm, 0), 7));
-	EXPECT(proto_test_bit(fake_log(&vm, 0), 1000) && proto_test_bit(fake_log(&vm, 0), npages - 1));
-	EXPECT(proto_test_bit(fake_view(&vm, 0), 0) && !proto_test_bit(fake_view(&vm, 0), 7) &&
-	       !proto_test_bit(fake_view(&vm, 0), 1001) && proto_test_bit(fake_view(&vm, 0), npages - 1));
-	EXPECT(!mgmt_wants_poll(&m));
+	CHECK(m.c.steps - steps0 == npages / 64);
+	CHECK(proto_test_bit(fake_log(&vm, 0), 0) && !proto_test_bit(fake_log(&vm, 0), 7));
+	CHECK(proto_test_bit(fake_log(&vm, 0), 1000) &&
+	      proto_test_bit(fake_log(&vm, 0), npages - 1));
+	CHECK(proto_test_bit(fake_view(&vm, 0), 0) && !proto_test_bit(fake_view(&vm, 0), 7) &&
+	      !proto_test_bit(fake_view(&vm, 0), 1001) &&
+	      proto_test_bit(fake_view(&vm, 0), npages - 1));
+	CHECK(!mgmt_wants_poll(&m));
 	dispatcher_teardown();
 }
 
@@ -1316,43 +1301,43 @@ static void test_mgmt_steps_done(void)
 	dispatcher_setup_mib(64);
 	s0 = &vm.slots[0];
 	mgmt_set_step_pages(&m, 64);
-	EXPECT(start_stop_all(true, PROTO_DIRTY_DBIT) == 1);
+	CHECK(start_stop_all(true, PROTO_DIRTY_DBIT) == 1);
 	for (u64 p = 0; p < s0->npages; p += 3)
 		fake_vm_touch(&vm, 0, p);
 	gen = snap(0, true, &nd);
-	EXPECT(nd == (s0->npages + 2) / 3);
+	CHECK(nd == (s0->npages + 2) / 3);
 	steps0 = m.c.steps;
-	EXPECT(tx_req(PROTO_CMD_DIRTY_DONE, REQ(0, gen)) == 0);
+	CHECK(tx_req(PROTO_CMD_DIRTY_DONE, REQ(0, gen)) == 0);
 	/* 256 words, 64 a step. */
-	EXPECT(m.c.steps - steps0 == 4);
+	CHECK(m.c.steps - steps0 == 4);
 	for (u64 w = 0; w < s0->npages / 64; w++)
-		EXPECT(fake_view(&vm, 0)[w] == 0);
+		CHECK(fake_view(&vm, 0)[w] == 0);
 	gen = snap(0, true, &nd);
-	EXPECT(nd == 0);
-	EXPECT(!mgmt_wants_poll(&m));
+	CHECK(nd == 0);
+	CHECK(!mgmt_wants_poll(&m));
 	dispatcher_teardown();
 }
 
 int main(void)
 {
 	memset(payload, 0x33, sizeof(payload));
-	run("proto.crc32c", test_crc);
-	run("proto.varint", test_varint);
-	run("proto.frame_roundtrip", test_frames);
-	run("proto.decoder_resync_and_errors", test_decoder);
-	run("proto.bitmap_blocks", test_bitmap);
-	run("proto.mem_tokens", test_lz);
-	run("mgmt.hello_info_slots_errors", test_mgmt_basic);
-	run("mgmt.dirty_snapshot_read_clear", test_mgmt_dirty);
-	run("mgmt.mem_read_window_credit", test_mgmt_mem);
-	run("mgmt.abuse_then_recover", test_mgmt_abuse);
-	run("mgmt.steps_same_reply_as_one_step", test_mgmt_steps_same_result);
-	run("mgmt.steps_start_stop_all", test_mgmt_steps_start_stop);
-	run("mgmt.steps_busy_and_repeats", test_mgmt_steps_busy_and_repeats);
-	run("mgmt.steps_interrupted_harvest_loses_nothing", test_mgmt_steps_nothing_lost);
-	run("mgmt.start_without_memory_fails_cleanly", test_mgmt_start_without_memory);
-	run("mgmt.steps_clear_range", test_mgmt_steps_clear);
-	run("mgmt.steps_done_and_count", test_mgmt_steps_done);
+	test_run("proto.crc32c", test_crc);
+	test_run("proto.varint", test_varint);
+	test_run("proto.frame_roundtrip", test_frames);
+	test_run("proto.decoder_resync_and_errors", test_decoder);
+	test_run("proto.bitmap_blocks", test_bitmap);
+	test_run("proto.mem_tokens", test_lz);
+	test_run("mgmt.hello_info_slots_errors", test_mgmt_basic);
+	test_run("mgmt.dirty_snapshot_read_clear", test_mgmt_dirty);
+	test_run("mgmt.mem_read_window_credit", test_mgmt_mem);
+	test_run("mgmt.abuse_then_recover", test_mgmt_abuse);
+	test_run("mgmt.steps_same_reply_as_one_step", test_mgmt_steps_same_result);
+	test_run("mgmt.steps_start_stop_all", test_mgmt_steps_start_stop);
+	test_run("mgmt.steps_busy_and_repeats", test_mgmt_steps_busy_and_repeats);
+	test_run("mgmt.steps_interrupted_harvest_loses_nothing", test_mgmt_steps_nothing_lost);
+	test_run("mgmt.start_without_memory_fails_cleanly", test_mgmt_start_without_memory);
+	test_run("mgmt.steps_clear_range", test_mgmt_steps_clear);
+	test_run("mgmt.steps_done_and_count", test_mgmt_steps_done);
 	free(m_mem);
-	return fails ? 1 : 0;
+	return test_failures ? 1 : 0;
 }

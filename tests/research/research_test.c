@@ -10,6 +10,7 @@
 #define _GNU_SOURCE
 #include "tools/ptctl/client.h"
 #include "tools/ptctl/research.h"
+#include "tests/check.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -17,27 +18,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-static int fails;
-
-#define EXPECT(c)                                                                                  \
-	do {                                                                                       \
-		if (!(c)) {                                                                        \
-			printf("# %s:%d: expected %s\n", __FILE__, __LINE__, #c);                  \
-			fails++;                                                                   \
-		}                                                                                  \
-	} while (0)
-
-static void run(const char *name, void (*fn)(void))
-{
-	int before = fails;
-
-	fn();
-	if (fails == before)
-		printf("ok %s\n", name);
-	else
-		printf("not ok %s (%d failed checks)\n", name, fails - before);
-}
 
 /* --- the simulated guest ------------------------------------------------------------ */
 #define FAKE_SLOTS  3
@@ -202,20 +182,20 @@ static void test_rate_model(void)
 	f.wbase = 100; /* straddles slots 0 and 1 */
 	f.wpages = (u64)w;
 	f.harvest_s = 0.01;
-	EXPECT(research_rate_run(&src, secs, 1, &r) == 0);
-	EXPECT(r.nsamples == 1);
+	CHECK(research_rate_run(&src, secs, 1, &r) == 0);
+	CHECK(r.nsamples == 1);
 	if (r.nsamples == 1) {
 		const struct research_rate_sample *s = &r.samples[0];
 
-		EXPECT(fabs(s->seconds - secs) < 1e-9);
-		EXPECT(near_model((double)s->dirty_pages, research_model_distinct(w, rate, secs)));
+		CHECK(fabs(s->seconds - secs) < 1e-9);
+		CHECK(near_model((double)s->dirty_pages, research_model_distinct(w, rate, secs)));
 		printf("# rate: %llu distinct pages, model %.0f\n",
 		       (unsigned long long)s->dirty_pages, research_model_distinct(w, rate, secs));
 		/* The breakdown: exactly what the fake had in each slot. */
 		for (int k = 0; k < FAKE_SLOTS; k++)
-			EXPECT(s->slot_dirty[k] == f.truth_slot[k]);
-		EXPECT(s->slot_dirty[0] + s->slot_dirty[1] + s->slot_dirty[2] == s->dirty_pages);
-		EXPECT(s->slot_dirty[0] > 0 && s->slot_dirty[1] > 0 && s->slot_dirty[2] == 0);
+			CHECK(s->slot_dirty[k] == f.truth_slot[k]);
+		CHECK(s->slot_dirty[0] + s->slot_dirty[1] + s->slot_dirty[2] == s->dirty_pages);
+		CHECK(s->slot_dirty[0] > 0 && s->slot_dirty[1] > 0 && s->slot_dirty[2] == 0);
 	}
 	research_rate_free(&r);
 	fake_free(&f);
@@ -235,27 +215,27 @@ static void test_rate_series(void)
 	f.wbase = 159 + 10;
 	f.wpages = 1000;
 	f.harvest_s = 0.05; /* a slow line: the series keeps its pace all the same */
-	EXPECT(research_rate_run(&src, 0.5, 4, &r) == 0);
-	EXPECT(r.nsamples == 4);
+	CHECK(research_rate_run(&src, 0.5, 4, &r) == 0);
+	CHECK(r.nsamples == 4);
 	for (u32 i = 0; i < r.nsamples; i++) {
-		EXPECT(fabs(r.samples[i].start_s - 0.5 * i) < 1e-6);
-		EXPECT(fabs(r.samples[i].seconds - 0.5) < 1e-6);
-		EXPECT(near_model((double)r.samples[i].dirty_pages,
-				  research_model_distinct(1000, 1000, 0.5)));
+		CHECK(fabs(r.samples[i].start_s - 0.5 * i) < 1e-6);
+		CHECK(fabs(r.samples[i].seconds - 0.5) < 1e-6);
+		CHECK(near_model((double)r.samples[i].dirty_pages,
+				 research_model_distinct(1000, 1000, 0.5)));
 	}
 	out = open_memstream(&buf, &len);
 	research_rate_print(out, &src, &r, true, true);
 	fclose(out);
-	EXPECT(strstr(buf, ",\"count\":4,\"samples\":[{\"start_s\":0.000000,\"dirty_pages\":"));
-	EXPECT(!strncmp(buf, "{\"t0_monotonic_s\":", 18));
-	EXPECT(strstr(buf, "\"slots\":[{\"id\":1,"));
+	CHECK(strstr(buf, ",\"count\":4,\"samples\":[{\"start_s\":0.000000,\"dirty_pages\":"));
+	CHECK(!strncmp(buf, "{\"t0_monotonic_s\":", 18));
+	CHECK(strstr(buf, "\"slots\":[{\"id\":1,"));
 	free(buf);
 	buf = NULL;
 	out = open_memstream(&buf, &len);
 	research_rate_print(out, &src, &r, true, false);
 	fclose(out);
-	EXPECT(!strncmp(buf, "{\"t0_monotonic_s\":", 18) && strstr(buf, ",\"dirty_pages\":") &&
-	       strstr(buf, "\"rate_pages_s\":"));
+	CHECK(!strncmp(buf, "{\"t0_monotonic_s\":", 18) && strstr(buf, ",\"dirty_pages\":") &&
+	      strstr(buf, "\"rate_pages_s\":"));
 	free(buf);
 	research_rate_free(&r);
 	fake_free(&f);
@@ -269,15 +249,15 @@ static void test_rate_errors(void)
 
 	fake_init(&f, &src, 1000);
 	f.fail_at_harvest = 2;
-	EXPECT(research_rate_run(&src, 1, 3, &r) == PT_ETRANSPORT);
-	EXPECT(r.nsamples == 0);
+	CHECK(research_rate_run(&src, 1, 3, &r) == PT_ETRANSPORT);
+	CHECK(r.nsamples == 0);
 	research_rate_free(&r);
 	fake_free(&f);
 
 	fake_init(&f, &src, 1000);
 	f.interrupt_at_sleep = 2;
-	EXPECT(research_rate_run(&src, 1, 3, &r) == PT_ETRANSPORT);
-	EXPECT(r.nsamples == 1);
+	CHECK(research_rate_run(&src, 1, 3, &r) == PT_ETRANSPORT);
+	CHECK(r.nsamples == 1);
 	research_rate_free(&r);
 	fake_free(&f);
 }
@@ -293,20 +273,20 @@ static void check_rounds_model(const struct research_precopy *p, double w, doubl
 		printf("# round %u: sent %llu, %.4f s (ran %.4f s), dirtied %llu, model %.1f\n", i,
 		       (unsigned long long)rd->pages_sent, rd->duration_s, rd->window_s,
 		       (unsigned long long)rd->pages_dirtied, model);
-		EXPECT(near_model((double)rd->pages_dirtied, model));
-		EXPECT(rd->round == i);
+		CHECK(near_model((double)rd->pages_dirtied, model));
+		CHECK(rd->round == i);
 		if (i)
-			EXPECT(rd->pages_sent == p->rounds[i - 1].pages_dirtied);
+			CHECK(rd->pages_sent == p->rounds[i - 1].pages_dirtied);
 		if (i)
-			EXPECT(fabs(rd->start_s - p->rounds[i - 1].start_s -
-				    p->rounds[i - 1].duration_s) < 1e-9);
+			CHECK(fabs(rd->start_s - p->rounds[i - 1].start_s -
+				   p->rounds[i - 1].duration_s) < 1e-9);
 		/* The guest ran after the first harvest, each round after the one before. */
-		EXPECT(rd->run_start_s > 0);
+		CHECK(rd->run_start_s > 0);
 		if (i)
-			EXPECT(rd->run_start_s >=
-			       p->rounds[i - 1].run_start_s + p->rounds[i - 1].window_s);
-		EXPECT(fabs(rd->duration_s -
-			    (double)rd->pages_sent * 4096.0 / (double)p->cfg.bandwidth) < 1e-9);
+			CHECK(rd->run_start_s >=
+			      p->rounds[i - 1].run_start_s + p->rounds[i - 1].window_s);
+		CHECK(fabs(rd->duration_s -
+			   (double)rd->pages_sent * 4096.0 / (double)p->cfg.bandwidth) < 1e-9);
 	}
 }
 
@@ -324,17 +304,17 @@ static void test_precopy_fast_link(void)
 	f.wpages = 4096;
 	f.harvest_s = 0.4; /* far longer than the late rounds: the guest must be paused */
 	f.rtt_s = 0.0005;
-	EXPECT(research_precopy_run(&src, &cfg, &p) == 0);
-	EXPECT(p.stop == RESEARCH_CONVERGED);
-	EXPECT(p.nrounds >= 4 && p.nrounds <= 10);
-	EXPECT(p.rounds[0].pages_sent == f.npages);
+	CHECK(research_precopy_run(&src, &cfg, &p) == 0);
+	CHECK(p.stop == RESEARCH_CONVERGED);
+	CHECK(p.nrounds >= 4 && p.nrounds <= 10);
+	CHECK(p.rounds[0].pages_sent == f.npages);
 	check_rounds_model(&p, 4096, 2000);
-	EXPECT(f.harvests_running == 0);
-	EXPECT(!f.paused);
-	EXPECT(p.pages_remaining == p.rounds[p.nrounds - 1].pages_dirtied);
-	EXPECT(p.predicted_downtime_s <= cfg.downtime_s);
-	EXPECT(fabs(p.predicted_downtime_s - (double)p.pages_remaining * 4096.0 / (16 << 20)) <
-	       1e-12);
+	CHECK(f.harvests_running == 0);
+	CHECK(!f.paused);
+	CHECK(p.pages_remaining == p.rounds[p.nrounds - 1].pages_dirtied);
+	CHECK(p.predicted_downtime_s <= cfg.downtime_s);
+	CHECK(fabs(p.predicted_downtime_s - (double)p.pages_remaining * 4096.0 / (16 << 20)) <
+	      1e-12);
 	{
 		u64 sum = p.pages_remaining;
 		double t = p.predicted_downtime_s;
@@ -343,8 +323,8 @@ static void test_precopy_fast_link(void)
 			sum += p.rounds[i].pages_sent;
 			t += p.rounds[i].duration_s;
 		}
-		EXPECT(sum == p.pages_sent_total);
-		EXPECT(fabs(t - p.total_s) < 1e-9);
+		CHECK(sum == p.pages_sent_total);
+		CHECK(fabs(t - p.total_s) < 1e-9);
 	}
 	research_precopy_free(&p);
 	fake_free(&f);
@@ -364,13 +344,13 @@ static void test_precopy_slow_link(void)
 	f.wbase = 1000;
 	f.wpages = 4096;
 	f.rtt_s = 0.002;
-	EXPECT(research_precopy_run(&src, &cfg, &p) == 0);
-	EXPECT(p.stop == RESEARCH_NOT_SHRINKING);
-	EXPECT(p.nrounds >= 2 && p.nrounds < 30);
+	CHECK(research_precopy_run(&src, &cfg, &p) == 0);
+	CHECK(p.stop == RESEARCH_NOT_SHRINKING);
+	CHECK(p.nrounds >= 2 && p.nrounds < 30);
 	check_rounds_model(&p, 4096, 2000);
-	EXPECT(p.pages_remaining > 3000);
-	EXPECT(p.predicted_downtime_s > cfg.downtime_s);
-	EXPECT(!f.paused && f.harvests_running == 0);
+	CHECK(p.pages_remaining > 3000);
+	CHECK(p.predicted_downtime_s > cfg.downtime_s);
+	CHECK(!f.paused && f.harvests_running == 0);
 	research_precopy_free(&p);
 	fake_free(&f);
 }
@@ -390,17 +370,17 @@ static void test_precopy_limits(void)
 	f.rate = 2000;
 	f.wbase = 300;
 	f.wpages = 4096;
-	EXPECT(research_precopy_run(&src, &cfg, &p) == 0);
-	EXPECT(p.stop == RESEARCH_MAX_ROUNDS && p.nrounds == 3);
+	CHECK(research_precopy_run(&src, &cfg, &p) == 0);
+	CHECK(p.stop == RESEARCH_MAX_ROUNDS && p.nrounds == 3);
 	out = open_memstream(&buf, &len);
 	research_precopy_print(out, &p, true);
 	fclose(out);
-	EXPECT(!strncmp(buf, "{\"bandwidth\":16777216,", 22));
-	EXPECT(
+	CHECK(!strncmp(buf, "{\"bandwidth\":16777216,", 22));
+	CHECK(
 	    strstr(buf, "\"converged\":false,\"stop\":\"max_rounds\",\"predicted_downtime_ms\":"));
-	EXPECT(strstr(buf, "\"rounds\":[{\"round\":0,\"start_s\":0.000000,\"duration_s\":"));
-	EXPECT(strstr(buf, "\"pages_dirtied\":") && strstr(buf, "\"dirty_rate_pages_s\":"));
-	EXPECT(strstr(buf, ",\"t0_monotonic_s\":") && strstr(buf, ",\"run_start_s\":"));
+	CHECK(strstr(buf, "\"rounds\":[{\"round\":0,\"start_s\":0.000000,\"duration_s\":"));
+	CHECK(strstr(buf, "\"pages_dirtied\":") && strstr(buf, "\"dirty_rate_pages_s\":"));
+	CHECK(strstr(buf, ",\"t0_monotonic_s\":") && strstr(buf, ",\"run_start_s\":"));
 	free(buf);
 	buf = NULL;
 	out = open_memstream(&buf, &len);
@@ -411,8 +391,8 @@ static void test_precopy_limits(void)
 
 		for (char *c = buf; *c; c++)
 			lines += *c == '\n';
-		EXPECT(lines == 4);
-		EXPECT(!strncmp(buf, "round,start_s,duration_s,window_s,pages_sent,", 45));
+		CHECK(lines == 4);
+		CHECK(!strncmp(buf, "round,start_s,duration_s,window_s,pages_sent,", 45));
 	}
 	free(buf);
 	research_precopy_free(&p);
@@ -421,8 +401,8 @@ static void test_precopy_limits(void)
 	/* Bad configurations are refused before the guest is touched. */
 	fake_init(&f, &src, 100);
 	cfg.bandwidth = 0;
-	EXPECT(research_precopy_run(&src, &cfg, &p) == PT_EUSAGE);
-	EXPECT(f.harvests == 0 && !f.paused);
+	CHECK(research_precopy_run(&src, &cfg, &p) == PT_EUSAGE);
+	CHECK(f.harvests == 0 && !f.paused);
 	research_precopy_free(&p);
 	fake_free(&f);
 }
@@ -441,8 +421,8 @@ static void test_precopy_errors(void)
 	f.wbase = 0;
 	f.wpages = 1000;
 	f.fail_at_harvest = 3;
-	EXPECT(research_precopy_run(&src, &cfg, &p) == PT_ETRANSPORT);
-	EXPECT(!f.paused);
+	CHECK(research_precopy_run(&src, &cfg, &p) == PT_ETRANSPORT);
+	CHECK(!f.paused);
 	research_precopy_free(&p);
 	fake_free(&f);
 
@@ -450,8 +430,8 @@ static void test_precopy_errors(void)
 	f.rate = 500;
 	f.wpages = 1000;
 	f.interrupt_at_sleep = 2;
-	EXPECT(research_precopy_run(&src, &cfg, &p) == PT_ETRANSPORT);
-	EXPECT(!f.paused);
+	CHECK(research_precopy_run(&src, &cfg, &p) == PT_ETRANSPORT);
+	CHECK(!f.paused);
 	research_precopy_free(&p);
 	fake_free(&f);
 }
@@ -476,23 +456,23 @@ static void test_wws_exact(void)
 		f.script[2][f.script_len[2]++] = (u64)i;
 	f.script[2][f.script_len[2]++] = 400;
 	f.harvest_s = 0.001;
-	EXPECT(research_wws_run(&src, 2.0, 0.5, &w) == 0);
-	EXPECT(w.n == 4);
+	CHECK(research_wws_run(&src, 2.0, 0.5, &w) == 0);
+	CHECK(w.n == 4);
 	if (w.n == 4) {
-		EXPECT(w.iv[0].dirtied == 10 && w.iv[0].in_previous == 0 &&
-		       w.iv[0].seen_before == 0 && w.iv[0].cumulative == 10);
-		EXPECT(w.iv[1].dirtied == 10 && w.iv[1].in_previous == 5 &&
-		       w.iv[1].seen_before == 5 && w.iv[1].cumulative == 15);
-		EXPECT(w.iv[2].dirtied == 6 && w.iv[2].in_previous == 0 &&
-		       w.iv[2].seen_before == 5 && w.iv[2].cumulative == 16);
-		EXPECT(w.iv[3].dirtied == 0 && w.iv[3].cumulative == 16);
-		EXPECT(fabs(w.iv[3].start_s - 1.5) < 1e-6 && fabs(w.iv[1].seconds - 0.5) < 1e-6);
+		CHECK(w.iv[0].dirtied == 10 && w.iv[0].in_previous == 0 &&
+		      w.iv[0].seen_before == 0 && w.iv[0].cumulative == 10);
+		CHECK(w.iv[1].dirtied == 10 && w.iv[1].in_previous == 5 &&
+		      w.iv[1].seen_before == 5 && w.iv[1].cumulative == 15);
+		CHECK(w.iv[2].dirtied == 6 && w.iv[2].in_previous == 0 &&
+		      w.iv[2].seen_before == 5 && w.iv[2].cumulative == 16);
+		CHECK(w.iv[3].dirtied == 0 && w.iv[3].cumulative == 16);
+		CHECK(fabs(w.iv[3].start_s - 1.5) < 1e-6 && fabs(w.iv[1].seconds - 0.5) < 1e-6);
 	}
 	out = open_memstream(&buf, &len);
 	research_wws_print(out, &w, true);
 	fclose(out);
-	EXPECT(strstr(buf, "\"distinct_pages\":16,") && !strncmp(buf, "{\"t0_monotonic_s\":", 18));
-	EXPECT(strstr(
+	CHECK(strstr(buf, "\"distinct_pages\":16,") && !strncmp(buf, "{\"t0_monotonic_s\":", 18));
+	CHECK(strstr(
 	    buf, "\"dirtied\":6,\"in_previous\":0,\"seen_before\":5,\"new\":1,\"cumulative\":16"));
 	free(buf);
 	research_wws_free(&w);
@@ -505,30 +485,30 @@ static void test_parse(void)
 	u64 v = 0;
 	double d = 0;
 
-	EXPECT(research_parse_bytes("100M", &v) && v == 100ull << 20);
-	EXPECT(research_parse_bytes("1G", &v) && v == 1ull << 30);
-	EXPECT(research_parse_bytes("10T", &v) && v == 10ull << 40);
-	EXPECT(research_parse_bytes("0x10k", &v) && v == 16ull << 10);
-	EXPECT(research_parse_bytes("12345", &v) && v == 12345);
-	EXPECT(!research_parse_bytes("1.5G", &v));
-	EXPECT(!research_parse_bytes("", &v));
-	EXPECT(!research_parse_bytes("-1", &v));
-	EXPECT(!research_parse_bytes("1GB", &v));
-	EXPECT(!research_parse_bytes("16777216T", &v));
-	EXPECT(!research_parse_bytes("99999999999999999999", &v));
-	EXPECT(research_parse_seconds("0.5", 10, &d) && d == 0.5);
-	EXPECT(research_parse_seconds("1e1", 10, &d) && d == 10);
-	EXPECT(!research_parse_seconds("0", 10, &d));
-	EXPECT(!research_parse_seconds("11", 10, &d));
-	EXPECT(!research_parse_seconds("nan", 10, &d));
-	EXPECT(!research_parse_seconds("inf", 1e300, &d));
-	EXPECT(!research_parse_seconds("2s", 10, &d));
-	EXPECT(!research_parse_seconds("", 10, &d));
-	EXPECT(research_plot_name_ok("out.svg") && research_plot_name_ok("dir/OUT.PNG"));
-	EXPECT(research_plot_name_ok("out.txt"));
-	EXPECT(!research_plot_name_ok("out.pdf") && !research_plot_name_ok(".svg"));
-	EXPECT(!research_plot_name_ok("it's.svg") && !research_plot_name_ok("a\nb.svg"));
-	EXPECT(fabs(research_model_distinct(100, 100, 1) - 100 * (1 - exp(-1))) < 1e-9);
+	CHECK(research_parse_bytes("100M", &v) && v == 100ull << 20);
+	CHECK(research_parse_bytes("1G", &v) && v == 1ull << 30);
+	CHECK(research_parse_bytes("10T", &v) && v == 10ull << 40);
+	CHECK(research_parse_bytes("0x10k", &v) && v == 16ull << 10);
+	CHECK(research_parse_bytes("12345", &v) && v == 12345);
+	CHECK(!research_parse_bytes("1.5G", &v));
+	CHECK(!research_parse_bytes("", &v));
+	CHECK(!research_parse_bytes("-1", &v));
+	CHECK(!research_parse_bytes("1GB", &v));
+	CHECK(!research_parse_bytes("16777216T", &v));
+	CHECK(!research_parse_bytes("99999999999999999999", &v));
+	CHECK(research_parse_seconds("0.5", 10, &d) && d == 0.5);
+	CHECK(research_parse_seconds("1e1", 10, &d) && d == 10);
+	CHECK(!research_parse_seconds("0", 10, &d));
+	CHECK(!research_parse_seconds("11", 10, &d));
+	CHECK(!research_parse_seconds("nan", 10, &d));
+	CHECK(!research_parse_seconds("inf", 1e300, &d));
+	CHECK(!research_parse_seconds("2s", 10, &d));
+	CHECK(!research_parse_seconds("", 10, &d));
+	CHECK(research_plot_name_ok("out.svg") && research_plot_name_ok("dir/OUT.PNG"));
+	CHECK(research_plot_name_ok("out.txt"));
+	CHECK(!research_plot_name_ok("out.pdf") && !research_plot_name_ok(".svg"));
+	CHECK(!research_plot_name_ok("it's.svg") && !research_plot_name_ok("a\nb.svg"));
+	CHECK(fabs(research_model_distinct(100, 100, 1) - 100 * (1 - exp(-1))) < 1e-9);
 }
 
 static bool file_starts(const char *path, const char *magic, size_t n)
@@ -555,7 +535,7 @@ static void test_plots(void)
 	    .bandwidth = 16ull << 20, .max_rounds = 30, .downtime_s = 0.010, .min_shrink = 0.05};
 	char dir[] = "/tmp/research_test.XXXXXX", svg[96], png[96], wsvg[96], txt[96];
 
-	EXPECT(mkdtemp(dir) != NULL);
+	CHECK(mkdtemp(dir) != NULL);
 	snprintf(svg, sizeof(svg), "%s/precopy.svg", dir);
 	snprintf(png, sizeof(png), "%s/precopy.png", dir);
 	snprintf(wsvg, sizeof(wsvg), "%s/wws.svg", dir);
@@ -563,23 +543,23 @@ static void test_plots(void)
 	fake_init(&f, &src, 30000);
 	f.rate = 2000;
 	f.wpages = 4096;
-	EXPECT(research_precopy_run(&src, &cfg, &p) == 0);
-	EXPECT(research_wws_run(&src, 3, 1, &w) == 0);
+	CHECK(research_precopy_run(&src, &cfg, &p) == 0);
+	CHECK(research_wws_run(&src, 3, 1, &w) == 0);
 	unsetenv("PTCTL_GNUPLOT");
-	EXPECT(research_plot_precopy(svg, &p) == 0);
-	EXPECT(file_starts(svg, "<svg", 4));
-	EXPECT(research_plot_precopy(png, &p) == 0);
-	EXPECT(file_starts(png, "\x89PNG", 4));
-	EXPECT(research_plot_wws(wsvg, &w) == 0);
-	EXPECT(file_starts(wsvg, "<svg", 4));
-	EXPECT(research_plot_precopy(txt, &p) == 0);
-	EXPECT(file_starts(txt, "Pre-copy over 16 MiB/s", 22));
+	CHECK(research_plot_precopy(svg, &p) == 0);
+	CHECK(file_starts(svg, "<svg", 4));
+	CHECK(research_plot_precopy(png, &p) == 0);
+	CHECK(file_starts(png, "\x89PNG", 4));
+	CHECK(research_plot_wws(wsvg, &w) == 0);
+	CHECK(file_starts(wsvg, "<svg", 4));
+	CHECK(research_plot_precopy(txt, &p) == 0);
+	CHECK(file_starts(txt, "Pre-copy over 16 MiB/s", 22));
 	/* A plotter that fails, or none: an error, and no file that could pass for a plot. */
 	setenv("PTCTL_GNUPLOT", "false", 1);
-	EXPECT(research_plot_precopy(svg, &p) == PT_EUSAGE);
-	EXPECT(access(svg, F_OK) != 0);
+	CHECK(research_plot_precopy(svg, &p) == PT_EUSAGE);
+	CHECK(access(svg, F_OK) != 0);
 	setenv("PTCTL_GNUPLOT", "/nonexistent/gnuplot", 1);
-	EXPECT(research_plot_wws(wsvg, &w) == PT_EUSAGE);
+	CHECK(research_plot_wws(wsvg, &w) == PT_EUSAGE);
 	unsetenv("PTCTL_GNUPLOT");
 	unlink(svg);
 	unlink(png);
@@ -593,15 +573,15 @@ static void test_plots(void)
 
 int main(void)
 {
-	run("research.rate.model", test_rate_model);
-	run("research.rate.series", test_rate_series);
-	run("research.rate.errors", test_rate_errors);
-	run("research.precopy.fast_link_converges", test_precopy_fast_link);
-	run("research.precopy.slow_link_does_not_converge", test_precopy_slow_link);
-	run("research.precopy.limits_and_output", test_precopy_limits);
-	run("research.precopy.errors_leave_guest_running", test_precopy_errors);
-	run("research.wws.exact", test_wws_exact);
-	run("research.parse", test_parse);
-	run("research.plots", test_plots);
-	return fails ? 1 : 0;
+	test_run("research.rate.model", test_rate_model);
+	test_run("research.rate.series", test_rate_series);
+	test_run("research.rate.errors", test_rate_errors);
+	test_run("research.precopy.fast_link_converges", test_precopy_fast_link);
+	test_run("research.precopy.slow_link_does_not_converge", test_precopy_slow_link);
+	test_run("research.precopy.limits_and_output", test_precopy_limits);
+	test_run("research.precopy.errors_leave_guest_running", test_precopy_errors);
+	test_run("research.wws.exact", test_wws_exact);
+	test_run("research.parse", test_parse);
+	test_run("research.plots", test_plots);
+	return test_failures ? 1 : 0;
 }
