@@ -11,10 +11,16 @@
  * access, as an IPI would; a vCPU inside the fault path is in the hypervisor
  * and does not need to answer (it re-reads the tables before its next access).
  *
- * What must hold: a write that completed before harvest k started (its page
- * was flagged written before the harvester's snapshot S_k) is in the bitmap
- * of harvest k-1 or k. (A write that raced harvest k-1 can be reported by k-1
- * or by k; one that finished before k started cannot be missed by both.)
+ * What must hold is stated per write, from when it started, not from when
+ * its thread got round to flagging it (a thread may be preempted for several
+ * harvests between its store and the flag). A phase counter is odd while
+ * harvest h runs (2h + 1) and even once it has returned, flush included
+ * (2h + 2). A write reads it before its first walk; when it completes, its
+ * page keeps the phase of its latest-started write. Harvest h takes the
+ * flags of writes completed before it started. A write that started in phase
+ * g is in the bitmap of harvest g / 2 or a later one, up to h: one that
+ * started while harvest h' ran (g odd) may be in B_h', one that started after
+ * it returned (g even) can only be in B_h'+1 onwards.
  */
 #include <inttypes.h>
 #include <pthread.h>
@@ -50,8 +56,14 @@ static struct spte_format fmt;
 static struct vcpu vcpus[NVCPU];
 static u64 flush_gen;
 static int stop;
-static u8 written[NPAGES];
-static u64 bitmap[WORDS], b_cur[WORDS], b_prev[WORDS];
+/* Harvest phase: 2h + 1 while harvest h runs, 2h + 2 after it returned. */
+static u64 phase;
+/* Per page: the phase of its latest-started write completed since the last
+ * harvest took it (0: none). */
+static u64 written[NPAGES];
+/* Per page: the last harvest whose bitmap had it (0: none yet). */
+static u64 last_reported[NPAGES];
+static u64 bitmap[WORDS], b_cur[WORDS];
 static enum tdp_dirty_mode mode;
 static bool manual; /* GET + CLEAR (KVM_CLEAR_DIRTY_LOG) instead of GET re-arming */
 static u64 drain_req;
@@ -130,6 +142,8 @@ static void *vcpu_main(void *arg)
 
 	while (!__atomic_load_n(&stop, __ATOMIC_SEQ_CST)) {
 		gfn_t i = rnd(&v->seed) % NPAGES;
+		/* Read before the first walk: the write starts in this phase. */
+		u64 g = __atomic_load_n(&phase, __ATOMIC_SEQ_CST), seen;
 		enum tdp_fault_result r;
 
 		for (;;) {
@@ -174,24 +188,71 @@ static void *vcpu_main(void *arg)
 				break;
 			}
 		}
-		__atomic_store_n(&written[i], 1, __ATOMIC_SEQ_CST);
+		seen = __atomic_load_n(&written[i], __ATOMIC_SEQ_CST);
+		while (seen < g && !__atomic_compare_exchange_n(&written[i], &seen, g, false,
+								__ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
+			;
 		v->writes++;
 	}
 	__atomic_store_n(&v->done, 1, __ATOMIC_SEQ_CST);
 	return NULL;
 }
 
-/* Harvest k: S_k (written before it started) must be in B_{k-1} | B_k. */
-static u64 harvest(int slot, u64 *lost)
+/* Pages a harvest missed, shown with what is known of them, and followed up
+ * by the next harvest (reported one round late, or still not). */
+#define SHOWN_MAX 8
+static struct {
+	u64 page, g, h;
+} shown[SHOWN_MAX];
+static unsigned int nshown;
+
+static void show_missed(u64 page, u64 g, u64 h)
 {
-	static u8 snap[NPAGES];
+	bool pending = (__atomic_load_n(&bitmap[page / 64], __ATOMIC_SEQ_CST) >> (page % 64)) & 1;
+
+	if (nshown == SHOWN_MAX)
+		return;
+	shown[nshown].page = page;
+	shown[nshown].g = g;
+	shown[nshown].h = h;
+	nshown++;
+	fprintf(stderr,
+		"# missed: page %" PRIu64 " (gfn %#" PRIx64 "): its latest write started %s "
+		"harvest %" PRIu64 " and completed before harvest %" PRIu64
+		" began; last reported by harvest %" PRIu64 "; bit %s in the slot's bitmap now\n",
+		page, (u64)BASE + page, g % 2 ? "while running" : "after",
+		g % 2 ? g / 2 : g / 2 - 1, h, last_reported[page], pending ? "set" : "clear");
+}
+
+static void follow_missed(u64 h)
+{
+	unsigned int i;
+
+	for (i = 0; i < nshown; i++) {
+		if (shown[i].h + 1 != h)
+			continue;
+		fprintf(stderr, "# missed: page %" PRIu64 " %s by harvest %" PRIu64 "\n",
+			shown[i].page,
+			last_reported[shown[i].page] == h ? "reported one round late" : "not reported",
+			h);
+	}
+}
+
+/*
+ * Harvest h (from 1): takes the flags of writes completed before it started;
+ * a page whose latest write started in phase g must have been reported by a
+ * harvest in [g / 2, h] (header comment). Returns the pages reported.
+ */
+static u64 harvest(int slot, u64 h, u64 *lost)
+{
+	static u64 snap[NPAGES];
 	bool flush;
 	u64 i, n = 0;
 	int r;
 
+	__atomic_store_n(&phase, 2 * h + 1, __ATOMIC_SEQ_CST);
 	for (i = 0; i < NPAGES; i++)
 		snap[i] = __atomic_exchange_n(&written[i], 0, __ATOMIC_SEQ_CST);
-	memcpy(b_prev, b_cur, sizeof(b_cur));
 	if (mode == TDP_DIRTY_PML) {
 		/* Before every harvest, every vCPU's PML buffer is drained. */
 		u64 req = __atomic_add_fetch(&drain_req, 1, __ATOMIC_SEQ_CST);
@@ -217,14 +278,18 @@ static u64 harvest(int slot, u64 *lost)
 	}
 	if (flush)
 		tdp_mmu_flush_remote_tlbs(&mmu);
+	__atomic_store_n(&phase, 2 * h + 2, __ATOMIC_SEQ_CST);
 	for (i = 0; i < NPAGES; i++) {
-		bool in = (b_cur[i / 64] >> (i % 64)) & 1,
-		     in_prev = (b_prev[i / 64] >> (i % 64)) & 1;
-
-		n += in;
-		if (snap[i] && !in && !in_prev)
+		if ((b_cur[i / 64] >> (i % 64)) & 1) {
+			last_reported[i] = h;
+			n++;
+		}
+		if (snap[i] && last_reported[i] < snap[i] / 2) {
 			(*lost)++;
+			show_missed(i, snap[i], h);
+		}
 	}
+	follow_missed(h);
 	return n;
 }
 
@@ -242,7 +307,10 @@ static void run(enum spte_format_kind kind, enum tdp_dirty_mode m, bool man, con
 	for (i = 0; i < NVCPU; i++)
 		vcpus[i].done = 1; /* not running yet: flushes need not wait */
 	memset(written, 0, sizeof(written));
+	memset(last_reported, 0, sizeof(last_reported));
 	memset(b_cur, 0, sizeof(b_cur));
+	nshown = 0;
+	phase = 2; /* "harvest 0" returned: the first writes are for harvest 1 on */
 	stop = 0;
 	mode = m;
 	manual = man;
@@ -280,7 +348,7 @@ static void run(enum spte_format_kind kind, enum tdp_dirty_mode m, bool man, con
 	for (k = 0; k < ROUNDS; k++) {
 		if (k % 2) /* vCPUs reload while this harvest runs */
 			tdp_mmu_invalidate_roots(&mmu, AS);
-		reported += harvest(slot, &lost);
+		reported += harvest(slot, (u64)k + 1, &lost);
 		if (k % 7 == 3) {
 			/* Tables freed while vCPUs walk: flush-then-free must hold. */
 			gfn_t g = (rnd(&seed) % (NPAGES / 512)) * 512;
@@ -295,8 +363,9 @@ static void run(enum spte_format_kind kind, enum tdp_dirty_mode m, bool man, con
 		writes += vcpus[i].writes;
 		faults += vcpus[i].faults;
 	}
-	reported += harvest(slot, &lost);
-	CHECK(lost == 0, "%s: %" PRIu64 " writes missing from both harvests", name, lost);
+	reported += harvest(slot, ROUNDS + 1, &lost);
+	CHECK(lost == 0, "%s: %" PRIu64 " pages not reported by the harvests that had to", name,
+	      lost);
 	CHECK(writes > 0 && reported > 0, "%s: writes %" PRIu64 " reported %" PRIu64, name, writes,
 	      reported);
 	fprintf(stderr,
