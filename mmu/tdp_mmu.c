@@ -526,16 +526,21 @@ out_unlock:
 	return root;
 }
 
-/* The last reference is gone and the root is invalid: nobody can reach it. */
+/*
+ * The last reference is gone and the root is invalid: nobody can reach it.
+ * mmu_lock is held for write, and was already held when that reference was
+ * dropped (tdp_mmu_drop_root_ref): the funnel moves the D bits of the root's
+ * leaves into the bitmap (rule (b)) before any walker can take a root set
+ * that lacks the root.
+ */
 static void tdp_mmu_free_root(struct tdp_mmu *mmu, struct tdp_mmu_root *root)
 {
 	struct tdp_op op;
 
+	tdp_mmu_assert_held_write(mmu);
 	tdp_op_init(&op, mmu, root->as_id, false, true);
-	tdp_op_lock(&op);
 	handle_removed_pt(&op, root->pt, root->hpa, TDP_ROOT_LEVEL, 0);
 	tdp_op_free_pages(&op, root);
-	tdp_op_unlock(&op);
 
 	pt_spin_lock(&mmu->roots_lock);
 	root->pt = NULL;
@@ -544,10 +549,24 @@ static void tdp_mmu_free_root(struct tdp_mmu *mmu, struct tdp_mmu_root *root)
 	pt_spin_unlock(&mmu->roots_lock);
 }
 
-void tdp_mmu_put_root(struct tdp_mmu *mmu, struct tdp_mmu_root *root)
+/*
+ * Drop one reference with mmu_lock held for write; the last one frees the
+ * root before the lock is let go. Why under the lock: a harvest takes its
+ * root set (tdp_root_set_get: roots with references) with mmu_lock held and
+ * takes the bitmap words behind its walk. A root whose count reached 0 is
+ * out of every set taken from then on, but until it is freed its D bits, the
+ * log of writes made through it, are in no bitmap word. Were the count
+ * dropped without the lock, a harvest could take its set between the drop
+ * and the free, take the words, and leave the free to mark them for the next
+ * harvest: writes that completed before this harvest started, reported one
+ * round late (lost, for a last round taken with the guest paused). KVM drops
+ * a root's last reference with mmu_lock held, too (kvm_tdp_mmu_put_root).
+ */
+static void tdp_mmu_drop_root_ref(struct tdp_mmu *mmu, struct tdp_mmu_root *root)
 {
 	bool last;
 
+	tdp_mmu_assert_held_write(mmu);
 	pt_spin_lock(&mmu->roots_lock);
 	PT_ASSERT(root->in_use && root->refcount > 0);
 	last = --root->refcount == 0;
@@ -559,11 +578,32 @@ void tdp_mmu_put_root(struct tdp_mmu *mmu, struct tdp_mmu_root *root)
 	tdp_mmu_free_root(mmu, root);
 }
 
+void tdp_mmu_put_root(struct tdp_mmu *mmu, struct tdp_mmu_root *root)
+{
+	pt_spin_lock(&mmu->roots_lock);
+	PT_ASSERT(root->in_use && root->refcount > 0);
+	if (root->refcount > 1) {
+		/* Not the last (the count cannot fall to 0 under us: the
+		 * caller's reference is one of these). */
+		root->refcount--;
+		pt_spin_unlock(&mmu->roots_lock);
+		return;
+	}
+	pt_spin_unlock(&mmu->roots_lock);
+	/* Perhaps the last: dropped under mmu_lock (tdp_mmu_drop_root_ref). */
+	pt_write_lock(&mmu->mmu_lock);
+	tdp_mmu_drop_root_ref(mmu, root);
+	pt_write_unlock(&mmu->mmu_lock);
+}
+
 void tdp_mmu_invalidate_roots(struct tdp_mmu *mmu, unsigned int as_id)
 {
-	struct tdp_mmu_root *dead[TDP_MMU_MAX_ROOTS];
+	struct tdp_mmu_root *was_valid[TDP_MMU_MAX_ROOTS];
 	unsigned int i, n = 0;
 
+	/* The MMU's reference may be the last: dropped under mmu_lock, as in
+	 * tdp_mmu_put_root (and as KVM invalidates roots). */
+	pt_write_lock(&mmu->mmu_lock);
 	pt_spin_lock(&mmu->roots_lock);
 	for (i = 0; i < TDP_MMU_MAX_ROOTS; i++) {
 		struct tdp_mmu_root *root = &mmu->roots[i];
@@ -571,12 +611,12 @@ void tdp_mmu_invalidate_roots(struct tdp_mmu *mmu, unsigned int as_id)
 		if (!root->in_use || root->as_id != as_id || !root->valid)
 			continue;
 		__atomic_store_n(&root->valid, false, __ATOMIC_RELEASE);
-		if (--root->refcount == 0)
-			dead[n++] = root;
+		was_valid[n++] = root;
 	}
 	pt_spin_unlock(&mmu->roots_lock);
 	for (i = 0; i < n; i++)
-		tdp_mmu_free_root(mmu, dead[i]);
+		tdp_mmu_drop_root_ref(mmu, was_valid[i]);
+	pt_write_unlock(&mmu->mmu_lock);
 }
 
 bool tdp_root_set_refresh(struct tdp_mmu *mmu, unsigned int as_id, struct tdp_root_set *set)
@@ -666,8 +706,10 @@ int tdp_mmu_destroy(struct tdp_mmu *mmu)
 		dead[n++] = root;
 	}
 	pt_spin_unlock(&mmu->roots_lock);
+	pt_write_lock(&mmu->mmu_lock);
 	for (i = 0; i < n; i++)
 		tdp_mmu_free_root(mmu, dead[i]);
+	pt_write_unlock(&mmu->mmu_lock);
 	if (mmu->stats.pt_pages) {
 		tdp_mmu_log(mmu, MMU_LOG_ERR, "tdp_mmu_destroy: page-table pages leaked",
 			    mmu->stats.pt_pages, 0);

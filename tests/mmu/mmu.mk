@@ -2,7 +2,8 @@
 #
 #   build/mmu/mmu_unit_test   formats, iterator, page sizes, memslots, dirty-log ops,
 #                             split/collapse, PML drain, roots (ASan+UBSan)
-#   build/mmu/mmu_mt_test     vCPU threads faulting and writing vs a harvester (TSan)
+#   build/mmu/mmu_mt_test     vCPU threads faulting and writing vs a harvester; a root's
+#                             last reference vs a walker's root set (TSan)
 
 MMU_TEST_OUT := $(BUILD)/mmu
 MMU_TEST_MMU_SRCS := $(sort $(wildcard mmu/*.c))

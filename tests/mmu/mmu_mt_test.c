@@ -21,11 +21,15 @@
  * g is in the bitmap of harvest g / 2 or a later one, up to h: one that
  * started while harvest h' ran (g odd) may be in B_h', one that started after
  * it returned (g even) can only be in B_h'+1 onwards.
+ *
+ * Before those runs, deterministic cases of one interleaving: a root's last
+ * reference dropped while another thread holds mmu_lock (test_last_ref_vs_root_set).
  */
 #include <inttypes.h>
 #include <pthread.h>
 
 #include "tests/mmu/test_platform.h"
+#include "mmu/tdp_mmu_internal.h"
 
 #define AS     0
 #define NVCPU  2
@@ -231,10 +235,10 @@ static void follow_missed(u64 h)
 	for (i = 0; i < nshown; i++) {
 		if (shown[i].h + 1 != h)
 			continue;
-		fprintf(stderr, "# missed: page %" PRIu64 " %s by harvest %" PRIu64 "\n",
-			shown[i].page,
-			last_reported[shown[i].page] == h ? "reported one round late" : "not reported",
-			h);
+		fprintf(
+		    stderr, "# missed: page %" PRIu64 " %s by harvest %" PRIu64 "\n", shown[i].page,
+		    last_reported[shown[i].page] == h ? "reported one round late" : "not reported",
+		    h);
 	}
 }
 
@@ -382,6 +386,117 @@ out:
 	test_report(name);
 }
 
+/* ---- a root's last reference vs a walker's root set ---- */
+
+struct drop_arg {
+	struct tdp_mmu_root *root;
+	bool by_invalidate;
+};
+
+static void *drop_last_ref(void *arg)
+{
+	struct drop_arg *d = arg;
+
+	if (d->by_invalidate)
+		tdp_mmu_invalidate_roots(&mmu, AS);
+	else
+		tdp_mmu_put_root(&mmu, d->root);
+	return NULL;
+}
+
+/*
+ * Deterministic, D-bit mode: a root holds D bits no harvest has taken yet and
+ * loses its last reference (a vCPU's, after it reloaded; or the MMU's, by
+ * invalidation, with no vCPU on it) while this thread holds mmu_lock for
+ * read, as a harvest does when it takes its root set and walks it. Once the
+ * other thread waits for mmu_lock for write, this thread takes a root set
+ * as a harvest would: it must hold the root, or the root's D bits must be in
+ * the bitmap already. (Dropped without mmu_lock, the count fell to 0 before
+ * the free waited for the lock: the root was in no set and its D bits in no
+ * word, and the mt.*.dbit runs below saw writes reported one round late.)
+ * Then a harvest must report every page written.
+ */
+static void test_last_ref_vs_root_set(bool by_invalidate, const char *name)
+{
+	struct tdp_map_attrs a = {true, true, TDP_MEMTYPE_RAM, TDP_LEVEL_2M};
+	struct vcpu *v = &vcpus[0];
+	struct mmu_platform ops;
+	struct tdp_mmu_root *old, *cur = NULL;
+	struct tdp_root_set set;
+	struct drop_arg d;
+	pthread_t t;
+	bool flush, in_set = false, in_bitmap = true;
+	u64 i, wrong = 0;
+	int slot;
+
+	memset(&tp, 0, sizeof(tp));
+	memset(vcpus, 0, sizeof(vcpus));
+	tp.fail_after = -1;
+	mode = TDP_DIRTY_DBIT;
+	ops = test_plat_ops(&tp);
+
+	spte_format_init_ept(&fmt, true, true);
+	if (tdp_mmu_init(&mmu, &fmt, &ops)) {
+		test_fail("init");
+		goto out;
+	}
+	slot = tdp_mmu_set_memslot(&mmu, AS, BASE, NPAGES, BASE, &a, 0);
+	if (slot < 0 || tdp_mmu_map_range(&mmu, AS, BASE, NPAGES, &flush) ||
+	    tdp_mmu_enable_dirty_logging(&mmu, slot, TDP_DIRTY_DBIT, 0, bitmap, &flush)) {
+		test_fail("setup");
+		goto out;
+	}
+	tdp_mmu_flush_remote_tlbs(&mmu);
+	v->root = tdp_mmu_get_root(&mmu, AS);
+	for (i = 0; i < NPAGES; i += 3)
+		CHECK(hw_write(v, BASE + i), "%s: page %" PRIu64 " not writable", name, i);
+	old = v->root;
+	if (by_invalidate) {
+		tdp_mmu_put_root(&mmu, old); /* left with the MMU's reference */
+	} else {
+		tdp_mmu_invalidate_roots(&mmu, AS); /* left with the vCPU's */
+		cur = tdp_mmu_get_root(&mmu, AS);   /* which reloads */
+		CHECK(cur && cur != old, "%s: new root", name);
+	}
+	v->root = NULL;
+	d.root = old;
+	d.by_invalidate = by_invalidate;
+
+	pt_read_lock(&mmu.mmu_lock);
+	pthread_create(&t, NULL, drop_last_ref, &d);
+	while (!pt_rwlock_needbreak(&mmu.mmu_lock))
+		sched_yield();
+	tdp_root_set_get(&mmu, AS, &set);
+	for (i = 0; i < set.n; i++)
+		in_set |= set.roots[i] == old;
+	for (i = 0; i < NPAGES; i += 3)
+		in_bitmap &= (__atomic_load_n(&bitmap[i / 64], __ATOMIC_SEQ_CST) >> (i % 64)) & 1;
+	pt_read_unlock(&mmu.mmu_lock);
+	pthread_join(t, NULL);
+	tdp_root_set_put(&mmu, &set);
+	CHECK(in_set || in_bitmap,
+	      "%s: a root with unharvested D bits was out of the root set of a walker holding "
+	      "mmu_lock, and its D bits not in the bitmap",
+	      name);
+
+	CHECK(tdp_mmu_get_dirty_log(&mmu, slot, b_cur, WORDS, &flush) == MMU_OK, "%s: get", name);
+	for (i = 0; i < NPAGES; i++) {
+		bool in = (b_cur[i / 64] >> (i % 64)) & 1, written = !(i % 3);
+
+		if (in != written && !wrong++)
+			fprintf(stderr, "# %s: page %" PRIu64 " %s\n", name, i,
+				in ? "reported, never written" : "written, not reported");
+	}
+	CHECK(wrong == 0, "%s: %" PRIu64 " pages misreported by the harvest", name, wrong);
+	if (cur)
+		tdp_mmu_put_root(&mmu, cur);
+	tdp_mmu_disable_dirty_logging(&mmu, slot, &flush);
+	CHECK(tdp_mmu_destroy(&mmu) == MMU_OK && tp.live == 0, "%s: teardown, %ld pages left", name,
+	      tp.live);
+out:
+	test_report(name);
+}
+
 /* ---- include/pt/lock.h: exclusion, checked by value and by TSan ---- */
 
 static pt_rwlock_t rw = PT_RWLOCK_INIT;
@@ -440,6 +555,8 @@ static void test_locks(void)
 int main(void)
 {
 	test_locks();
+	test_last_ref_vs_root_set(false, "mt.root.last_put_vs_root_set");
+	test_last_ref_vs_root_set(true, "mt.root.last_invalidate_vs_root_set");
 	run(SPTE_FMT_NPT, TDP_DIRTY_WP, false, "mt.npt.wp.faults_vs_harvest");
 	run(SPTE_FMT_EPT, TDP_DIRTY_WP, false, "mt.ept.wp.faults_vs_harvest");
 	run(SPTE_FMT_EPT_AD, TDP_DIRTY_DBIT, false, "mt.ept-ad.dbit.faults_vs_harvest");
