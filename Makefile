@@ -3,11 +3,20 @@
 #   make            build/pagetrail.efi and build/ptctl
 #   make run        boot QEMU (TCG, SVM+NPT) + OVMF + pagetrail.efi + Linux; installs what is missing
 #   make test       every test; installs what is missing; ends with "N passed, N failed"
+#   make test-build what the tests need, built and not run; then one test alone, e.g.
+#                   `tests/run.sh build/mmu/mmu_unit_test` or `tests/qemu/test_probe.sh`
 #   make bench      speed and memory figures -> build/bench.json, docs/PERFORMANCE.md
 #   make fuzz       libFuzzer targets, each for a bounded time
+#   make deps       install the Debian packages that are missing (run, test, bench and fuzz
+#                   do it first)
+#   make format     clang-format every tracked .c and .h (the one .clang-format)
+#   make clean      remove build/ (the downloaded kernel and busybox stay in $PT_CACHE)
 #
-# Each part of the tree adds its own rules in a fragment (mmu/mmu.mk, tools/tools.mk,
-# tests/*/*.mk, ...), included below. Fragments append to these lists:
+# Each part of the tree adds its own rules in a fragment, included below (boot/*.mk,
+# hv/*.mk, mmu/*.mk, arch/x86/*.mk, drivers/*.mk, tools/*.mk, tools/*/*.mk, tests/*.mk,
+# tests/*/*.mk; today tools/ptctl/ptctl.mk and tests/*/*.mk). Fragments append to:
+#   ALL_TARGETS   what `make` builds (the image here; ptctl in its fragment)
+#   RUN_DEPS      what `make run` needs besides (the guest images: tests/images/images.mk)
 #   HOST_TESTS    host test executables (built by `make test`, run by tests/run.sh)
 #   TEST_SCRIPTS  emulator and end-to-end test scripts (run by tests/run.sh)
 #   TEST_DEPS     anything those need built first (images, probes)
