@@ -179,6 +179,13 @@ static bool ds_pml_used_by_other_than(const struct dirty_session *ds, u32 slot)
 	return false;
 }
 
+/* The slot stops logging in mode: PML goes off unless another slot still logs with it. */
+static void ds_pml_release(struct dirty_session *ds, u32 slot, u8 mode)
+{
+	if (mode == PROTO_DIRTY_PML && !ds_pml_used_by_other_than(ds, slot))
+		ds->hooks.set_pml(ds->hooks.ctx, false);
+}
+
 /*
  * THE step before any bit leaves the session (docs/dirty-logging.md "Why
  * the flush before a bitmap leaves is enough"): every vCPU's PML buffer
@@ -340,8 +347,7 @@ static int ds_start_step(struct dirty_session *ds, u64 budget)
 		if (tdp_mmu_disable_dirty_logging(ds->mmu, ds_mmu_id(ds, slot), &flush))
 			return -PROTO_E_INTERNAL;
 		op->flush_owed |= flush;
-		if (op->req.mode == PROTO_DIRTY_PML && !ds_pml_used_by_other_than(ds, slot))
-			ds->hooks.set_pml(ds->hooks.ctx, false);
+		ds_pml_release(ds, slot, op->req.mode);
 		return ds_mmu_err_to_proto(rc);
 	}
 	return ds_step_done(ds, n, 0, false);
@@ -365,8 +371,7 @@ static int ds_stop_step(struct dirty_session *ds, u64 budget)
 		if (rc)
 			return ds_mmu_err_to_proto(rc);
 		/* Not logging from here on: the later steps only collapse. */
-		if (mode == PROTO_DIRTY_PML && !ds_pml_used_by_other_than(ds, slot))
-			ds->hooks.set_pml(ds->hooks.ctx, false);
+		ds_pml_release(ds, slot, mode);
 		ds_log(ds, "dirty logging off: slot", slot, 0);
 	}
 	n = ds_step_pages(ds, budget);
