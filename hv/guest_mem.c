@@ -111,3 +111,30 @@ int hv_guest_read_linear(struct vcpu *v, u64 linear, void *buf, size_t len)
 	}
 	return 0;
 }
+
+unsigned int hv_guest_fetch_insn(struct vcpu *v, u8 *b, unsigned int n)
+{
+	u64 lin = v->ctrl.cs_base + v->rip, room = PAGE_SIZE - (lin & (PAGE_SIZE - 1));
+
+	if (!hv_guest_read_linear(v, lin, b, n))
+		return n;
+	/* The instruction may end right before an unmapped page: read up to it. */
+	n = room < n ? (unsigned int)room : 0;
+	if (n && hv_guest_read_linear(v, lin, b, n))
+		n = 0;
+	return n;
+}
+
+enum insn_mode hv_guest_insn_mode(const struct vcpu *v)
+{
+	if (v->ctrl.cs_long)
+		return INSN_MODE_64;
+	return v->ctrl.cs_db ? INSN_MODE_32 : INSN_MODE_16;
+}
+
+void hv_guest_skip_insn(struct vcpu *v, unsigned int len)
+{
+	v->rip += len;
+	if (!v->ctrl.cs_long)
+		v->rip &= 0xffffffffull;
+}

@@ -55,7 +55,7 @@ static int insn_modrm_len(const u8 *b, unsigned int i, unsigned int n, bool addr
 	return i + len <= n ? (int)len : -1;
 }
 
-int insn_decode_store(const u8 *b, unsigned int n, enum insn_mode mode, struct insn_store *out)
+int insn_decode_mov(const u8 *b, unsigned int n, enum insn_mode mode, struct insn_store *out)
 {
 	bool opsize = false, addrsize = false, rex_w = false, rex_r = false;
 	unsigned int i = 0, imm_bytes = 0, j;
@@ -78,7 +78,7 @@ int insn_decode_store(const u8 *b, unsigned int n, enum insn_mode mode, struct i
 	if (i >= n)
 		return -1;
 	op = b[i++];
-	if (op != 0x89 && op != 0xc7)
+	if (op != 0x89 && op != 0xc7 && op != 0x8b)
 		return -1;
 	if (op == 0xc7 && (i >= n || ((b[i] >> 3) & 7) != 0))
 		return -1; /* C7 /0 only */
@@ -92,6 +92,7 @@ int insn_decode_store(const u8 *b, unsigned int n, enum insn_mode mode, struct i
 	else
 		out->size = opsize ? 2 : 4;
 	out->reg = (u8)(((b[i] >> 3) & 7) | (rex_r ? 8 : 0));
+	out->load = op == 0x8b;
 	out->has_imm = op == 0xc7;
 	out->imm = 0;
 	i += (unsigned int)m;
@@ -108,4 +109,22 @@ int insn_decode_store(const u8 *b, unsigned int n, enum insn_mode mode, struct i
 	}
 	out->len = (u8)i;
 	return 0;
+}
+
+int insn_decode_store(const u8 *b, unsigned int n, enum insn_mode mode, struct insn_store *out)
+{
+	if (insn_decode_mov(b, n, mode, out) || out->load)
+		return -1;
+	return 0;
+}
+
+u64 insn_load_result(u64 old, u64 val, unsigned int size)
+{
+	switch (size) {
+	case 2:
+		return (old & ~0xffffull) | (val & 0xffff);
+	case 4:
+		return val & 0xffffffffull;
+	}
+	return val;
 }

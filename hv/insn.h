@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Just enough x86 instruction decoding to emulate a guest's store to an
- * intercepted MMIO page (the local APIC, hv/lapic.c): MOV r/m, reg (89) and
- * MOV r/m, imm (C7 /0), with legacy and REX prefixes, in 16-, 32- and
- * 64-bit code. TCG has no decode assists (../shared/notes/emulators.md), so
+ * Just enough x86 instruction decoding to emulate a guest's access to an
+ * intercepted MMIO page (the local APIC's stores, hv/lapic.c; the HPET's
+ * loads and stores, hv/vhpet.c): MOV r/m, reg (89), MOV r/m, imm (C7 /0) and
+ * MOV reg, r/m (8B), with legacy and REX prefixes, in 16-, 32- and 64-bit
+ * code. TCG has no decode assists (../shared/notes/emulators.md), so
  * the bytes come from guest memory. Pure: no guest access, host-tested.
  * AMD APM Vol. 3, 1 "Instruction Encoding"; Intel SDM Vol. 2A, 2.1-2.2.
  */
@@ -22,8 +23,9 @@ enum insn_mode {
 struct insn_store {
 	u8 len;	      /* bytes, prefixes included */
 	u8 size;      /* operand bytes: 2, 4 or 8 */
-	bool has_imm; /* source is the immediate, else GPR `reg` */
-	u8 reg;	      /* source register number (REX.R included), x86 order */
+	bool load;    /* MOV reg, r/m: memory into GPR `reg` (else a store) */
+	bool has_imm; /* store whose source is the immediate, else GPR `reg` */
+	u8 reg;	      /* source (store) or destination (load) register number (REX.R included) */
 	u64 imm;      /* sign-extended to `size` */
 };
 
@@ -32,5 +34,13 @@ struct insn_store {
  * one of the stores above (or run past n).
  */
 int insn_decode_store(const u8 *b, unsigned int n, enum insn_mode mode, struct insn_store *out);
+/* The same, and also MOV reg, r/m (8B): a load (out->load). */
+int insn_decode_mov(const u8 *b, unsigned int n, enum insn_mode mode, struct insn_store *out);
+/*
+ * The destination register's new value after a load of `size` bytes of
+ * `val` into a register that held `old` (APM Vol. 1, 3.1.2.3 "Implicit
+ * Zero Extension": a 32-bit result clears bits 63:32, a 16-bit one keeps them).
+ */
+u64 insn_load_result(u64 old, u64 val, unsigned int size);
 
 #endif /* PT_HV_INSN_H */

@@ -81,29 +81,15 @@ static void lapic_send(struct vcpu *v, u32 dest, u32 lo, bool x2apic)
 	}
 }
 
-static enum insn_mode lapic_insn_mode(const struct vcpu *v)
-{
-	if (v->ctrl.cs_long)
-		return INSN_MODE_64;
-	return v->ctrl.cs_db ? INSN_MODE_32 : INSN_MODE_16;
-}
-
 void lapic_handle_write_fault(struct vcpu *v, gpa_t gpa)
 {
 	u32 off = (u32)(gpa & 0xfff), val;
 	struct insn_store st;
 	u8 b[15];
-	u64 lin = v->ctrl.cs_base + v->rip, room = PAGE_SIZE - (lin & (PAGE_SIZE - 1));
-	unsigned int n = sizeof(b);
+	unsigned int n = hv_guest_fetch_insn(v, b, sizeof(b));
 
-	/* The instruction may end right before an unmapped page: read up to it. */
-	if (hv_guest_read_linear(v, lin, b, n)) {
-		n = room < n ? (unsigned int)room : 0;
-		if (n && hv_guest_read_linear(v, lin, b, n))
-			n = 0;
-	}
 	/* A guest whose APIC write cannot be emulated cannot go on correctly. */
-	if (!n || insn_decode_store(b, n, lapic_insn_mode(v), &st) || (off & 3) || st.size < 4)
+	if (!n || insn_decode_store(b, n, hv_guest_insn_mode(v), &st) || (off & 3) || st.size < 4)
 		hv_guest_fatal("FATAL: vCPU %u: cannot emulate the APIC write at rip=0x%lx "
 			       "gpa=0x%lx",
 			       v->id, v->rip, gpa);
@@ -121,9 +107,7 @@ void lapic_handle_write_fault(struct vcpu *v, gpa_t gpa)
 		x86_apic_write(off, val);
 		break;
 	}
-	v->rip += st.len;
-	if (!v->ctrl.cs_long)
-		v->rip &= 0xffffffffull;
+	hv_guest_skip_insn(v, st.len);
 }
 
 void lapic_write_x2apic_icr(struct vcpu *v, u64 val)

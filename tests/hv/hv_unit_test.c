@@ -336,6 +336,62 @@ static const struct insn_case insn_cases[] = {
     {"insn.refuse_prefixes_only", INSN_MODE_64, {0x66, 0x66, 0x66}, 3, -1, 0, 0, 0, false, 0},
 };
 
+/*
+ * Loads (MOV reg, r/m) as Linux's readl/readq and a UEFI program's volatile
+ * reads of the HPET compile: insn_decode_mov takes them, insn_decode_store
+ * still refuses each (the APIC page's reads never exit).
+ */
+static void test_insn_loads(void)
+{
+	static const struct {
+		const char *name;
+		enum insn_mode mode;
+		u8 bytes[8];
+		unsigned int n, len, size, reg;
+	} loads[] = {
+	    {"insn.load_readl", INSN_MODE_64, {0x8b, 0x00}, 2, 2, 4, 0},
+	    {"insn.load_disp8_rex_r", INSN_MODE_64, {0x44, 0x8b, 0x47, 0x20}, 4, 4, 4, 8},
+	    {"insn.load_readq",
+	     INSN_MODE_64,
+	     {0x48, 0x8b, 0x87, 0xf0, 0x00, 0x00, 0x00},
+	     7,
+	     7,
+	     8,
+	     0},
+	    {"insn.load_32bit_abs", INSN_MODE_32, {0x8b, 0x0d, 0xf0, 0x00, 0xd0, 0xfe}, 6, 6, 4, 1},
+	    {"insn.load_16bit_opsize", INSN_MODE_16, {0x66, 0x8b, 0x07}, 3, 3, 4, 0},
+	};
+	unsigned int i;
+
+	for (i = 0; i < sizeof(loads) / sizeof(loads[0]); i++) {
+		struct insn_store st = {0};
+		int rc = insn_decode_mov(loads[i].bytes, loads[i].n, loads[i].mode, &st);
+
+		CHECK_CASE(loads[i].name,
+			   rc == 0 && st.load && !st.has_imm && st.len == loads[i].len &&
+			       st.size == loads[i].size && st.reg == loads[i].reg &&
+			       insn_decode_store(loads[i].bytes, loads[i].n, loads[i].mode, &st) == -1,
+			   "rc %d load %d len %u size %u reg %u (or taken as a store)", rc, st.load,
+			   st.len, st.size, st.reg);
+	}
+	{
+		struct insn_store st = {0};
+		const u8 store[] = {0x89, 0x10};
+
+		CHECK_CASE("insn.mov_decoder_store",
+			   insn_decode_mov(store, sizeof(store), INSN_MODE_64, &st) == 0 && !st.load,
+			   "store decoded as load %d", st.load);
+	}
+	CHECK_CASE("insn.load_result_32_zero_extends",
+		   insn_load_result(0xdeadbeef00000000ull, 0x1234, 4) == 0x1234, "kept the high half");
+	CHECK_CASE("insn.load_result_16_keeps_high",
+		   insn_load_result(0xdeadbeefcafe0000ull, 0x1234, 2) == 0xdeadbeefcafe1234ull,
+		   "16-bit load changed bits 63:16");
+	CHECK_CASE("insn.load_result_64",
+		   insn_load_result(1, 0x8000000000000000ull, 8) == 0x8000000000000000ull,
+		   "64-bit load");
+}
+
 static void test_insn_decode(void)
 {
 	unsigned int i;
@@ -369,6 +425,7 @@ static void test_insn_decode(void)
 	}
 	CHECK_CASE("insn.random_bytes_stay_in_bounds", i == 100000,
 		   "a decode claimed more bytes than given");
+	test_insn_loads();
 }
 
 int main(void)
