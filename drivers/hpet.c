@@ -57,7 +57,6 @@ int hpet_probe(struct hpet *h, u64 base, const char **why)
 
 int hpet_pick_fsb_timer(struct hpet *h, const char **why)
 {
-	bool legacy = hpet_read32(h, HPET_GEN_CONF) & HPET_GEN_LEG_RT_CNF;
 	int n, wide = -1, periodic = -1;
 
 	for (n = (int)h->nr_timers - 1; n >= 0; n--) {
@@ -75,8 +74,12 @@ int hpet_pick_fsb_timer(struct hpet *h, const char **why)
 		}
 		if (!(conf & HPET_TN_FSB_INT_DEL_CAP))
 			continue;
-		/* Spec 2.3.5: legacy replacement routing overrides timers 0 and 1. */
-		if (legacy && n <= 1)
+		/*
+		 * Spec 2.3.5: legacy replacement routing overrides timers 0
+		 * and 1, and the guest keeps the HPET (hv/vhpet.h): that
+		 * route is its to switch on, so never 0 or 1.
+		 */
+		if (n <= 1)
 			continue;
 		if ((conf & HPET_TN_SIZE_CAP) && wide < 0)
 			wide = n;
@@ -85,7 +88,7 @@ int hpet_pick_fsb_timer(struct hpet *h, const char **why)
 	}
 	if (wide < 0 && periodic < 0) {
 		*why = "no HPET comparator can deliver through FSB (Tn_FSB_INT_DEL_CAP) and is "
-		       "64-bit or periodic (QEMU: -global hpet.msi=on)";
+		       "64-bit or periodic, other than 0 and 1 (QEMU: -global hpet.msi=on)";
 		return -1;
 	}
 	h->periodic = wide < 0;

@@ -20,7 +20,8 @@
 /* General Capabilities and ID (offset 0x000), spec 2.3.4. */
 #define HPET_GCAP_ID		  0x000u
 #define HPET_GCAP_NUM_TIM_SHIFT	  8
-#define HPET_GCAP_NUM_TIM_MASK	  0x1fu
+#define HPET_GCAP_NUM_TIM_MASK	  0x1fu	      /* NUM_TIM_CAP: the number of the last comparator */
+#define HPET_GCAP_COUNT_SIZE_CAP  BIT_ULL(13) /* 64-bit main counter */
 #define HPET_GCAP_LEG_RT_CAP	  BIT_ULL(15)
 #define HPET_GCAP_VENDOR_SHIFT	  16
 #define HPET_GCAP_PERIOD_FS_SHIFT 32 /* COUNTER_CLK_PERIOD, femtoseconds per tick */
@@ -28,6 +29,8 @@
 #define HPET_GEN_CONF	    0x010u
 #define HPET_GEN_ENABLE_CNF BIT_ULL(0)
 #define HPET_GEN_LEG_RT_CNF BIT_ULL(1)
+/* General Interrupt Status (0x020), spec 2.3.6: bit N is timer N's, write 1 to clear. */
+#define HPET_GINTR_STA 0x020u
 /* Main Counter Value (0x0f0), spec 2.3.7. */
 #define HPET_MAIN_COUNTER 0x0f0u
 
@@ -47,6 +50,10 @@
 #define HPET_TN_COMPARATOR(n) (0x108u + 0x20u * (n))
 /* Timer N FSB Interrupt Route (0x110 + 0x20 * N): value (low), address (high), spec 2.3.10. */
 #define HPET_TN_FSB_ROUTE(n) (0x110u + 0x20u * (n))
+/* Registers 0x100 + 0x20 * N up to 0x3ff belong to timer N (spec 2.3.1 "Register Overview"). */
+#define HPET_TN_FIRST	0x100u
+#define HPET_TN_STRIDE	0x20u
+#define HPET_MAX_TIMERS 32u
 
 /*
  * Periodic mode only (used when no 64-bit comparator can deliver through
@@ -102,7 +109,8 @@ u64 hpet_read64(const struct hpet *h, u32 reg);
 int hpet_probe(struct hpet *h, u64 base, const char **why);
 /*
  * A comparator the hypervisor may take: FSB delivery capable, not in use
- * (interrupts disabled), not overridden by legacy replacement routing, and
+ * (interrupts disabled), not 0 or 1 (legacy replacement routing, which the
+ * guest may switch on, overrides those), and
  * 64-bit (then run one-shot) or else periodic-capable (then run periodic);
  * the highest-numbered such. -1 with *why when there is none, or when any
  * comparator already has its interrupt enabled (someone else uses the HPET).

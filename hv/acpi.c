@@ -18,6 +18,7 @@
 
 /* IA-PC HPET Specification 1.0a, 3.2.4, table 3: the base address is a GAS at offset 40. */
 #define HPET_TABLE_MIN_LEN	 56u
+#define HPET_TABLE_OFF_BLOCK_ID	 36u
 #define HPET_TABLE_OFF_GAS_SPACE 40u
 #define HPET_TABLE_OFF_GAS_ADDR	 44u
 #define ACPI_GAS_SYSTEM_MEMORY	 0u
@@ -198,4 +199,17 @@ int acpi_hpet_base(u64 hpet_table, u64 *base)
 		return -1;
 	*base = get_u64(t + HPET_TABLE_OFF_GAS_ADDR);
 	return *base && !(*base & 0xfff) ? 0 : -1;
+}
+
+int acpi_hpet_set_block_id(u64 hpet_table, u32 id)
+{
+	u8 *t = (u8 *)(uintptr_t)hpet_table;
+	u32 len = get_u32(t + SDT_OFF_LENGTH);
+
+	if (len < HPET_TABLE_MIN_LEN || len > SDT_MAX_LEN)
+		return -1;
+	put_u32(t + HPET_TABLE_OFF_BLOCK_ID, id);
+	t[SDT_OFF_CHECKSUM] = 0;
+	t[SDT_OFF_CHECKSUM] = (u8)(0 - sum_bytes(t, len));
+	return 0;
 }

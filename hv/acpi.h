@@ -28,5 +28,11 @@ int acpi_remove_table(u64 rsdp, const char *sig);
 
 /* HPET description table (IA-PC HPET Specification 1.0a, 3.2.4): its base address. */
 int acpi_hpet_base(u64 hpet_table, u64 *base);
+/*
+ * Sets its Event Timer Block ID (a copy of the General Capabilities and ID
+ * register's low half, spec 3.2.4 table 3) and fixes its checksum; 0, or -1
+ * if the table is too short.
+ */
+int acpi_hpet_set_block_id(u64 hpet_table, u32 id);
 
 #endif /* PT_HV_ACPI_H */

@@ -7,6 +7,7 @@
 #include "drivers/uart16550.h"
 #include "hv/hv.h"
 #include "hv/log.h"
+#include "hv/mgmt_tick.h"
 #include "hv/mgmt.h"
 #include "hv/page_alloc.h"
 #include "hv/smp.h"
@@ -204,6 +205,9 @@ enum ctl_stat {
 	STAT_HV_POOL_FREE,
 	STAT_SMP_UNVIRT,
 	STAT_MGMT_TICK,
+	STAT_MGMT_TICKS,
+	STAT_HPET_ACCESS,
+	STAT_HPET_REFUSED,
 	STAT_NR,
 };
 
@@ -387,6 +391,21 @@ static int be_stat(void *ctx, u32 index, const char **name, u64 *value)
 		/* enum hv_mgmt_tick: 0 = no bound on the answer time (docs/hv.md). */
 		*name = "hv.mgmt_tick";
 		*value = hv->mgmt_tick;
+		return 0;
+	case STAT_MGMT_TICKS:
+		/* Ticks claimed so far: it grows while the tick runs (none, or the CPU's own: 0).
+		 */
+		*name = "hv.mgmt_ticks";
+		*value = hv_mgmt_tick_count();
+		return 0;
+	case STAT_HPET_ACCESS:
+		/* The guest's HPET accesses emulated beside the tick's comparator (hv/vhpet.h). */
+		*name = "guest.hpet_access";
+		*value = hv_mgmt_tick_hpet_accesses();
+		return 0;
+	case STAT_HPET_REFUSED:
+		*name = "guest.hpet_refused";
+		*value = hv_mgmt_tick_hpet_refused();
 		return 0;
 	case STAT_EXIT_FIRST:
 	case STAT_NR:

@@ -329,25 +329,48 @@ static void handle_io(struct vcpu *v, const struct hv_exit_io *io)
 	v->rip = io->next_rip;
 }
 
-static bool gpa_is_standin_read(gpa_t gpa, const struct hv_exit_tdp_fault *f)
+/*
+ * The HPET page while the management tick owns one of its comparators: not
+ * mapped, every load or store is decoded (hv/insn.c) and emulated
+ * (hv/vhpet.h). What cannot be (another instruction, a size or alignment the
+ * HPET does not take, an instruction fetch) gets #GP like hidden memory.
+ */
+static bool handle_hpet_access(struct vcpu *v, const struct hv_exit_tdp_fault *f)
 {
-	gpa_t page;
-	hpa_t standin;
+	struct insn_store st;
+	u8 b[15];
+	unsigned int n;
+	u64 val;
 
-	return !f->write && !f->fetch && hv_mgmt_tick_hidden_page(&page, &standin) &&
-	       (gpa & PAGE_MASK) == page;
+	if (f->fetch)
+		return false;
+	n = hv_guest_fetch_insn(v, b, sizeof(b));
+	if (!n || insn_decode_mov(b, n, hv_guest_insn_mode(v), &st) || st.load == f->write)
+		return false;
+	val = st.has_imm ? st.imm : vcpu_gpr(v, (enum hv_gpr)st.reg);
+	if (hv_mgmt_tick_hpet_access(v, f->gpa, f->write, st.size, &val))
+		return false;
+	if (st.load)
+		vcpu_set_gpr(v, (enum hv_gpr)st.reg,
+			     insn_load_result(vcpu_gpr(v, (enum hv_gpr)st.reg), val, st.size));
+	hv_guest_skip_insn(v, st.len);
+	return true;
 }
 
 static void handle_tdp_fault(struct vcpu *v, const struct hv_exit_tdp_fault *f)
 {
+	gpa_t hpet_page;
+
 	/* The APIC page is read-only while INIT/SIPI are emulated (hv/lapic.h). */
 	if (v->vm->lapic_intercept && (f->gpa & PAGE_MASK) == APIC_DEFAULT_BASE && f->write &&
 	    !f->fetch) {
 		lapic_handle_write_fault(v, f->gpa);
 		return;
 	}
-	/* Reads of the HPET the tick owns map its all-ones stand-in (hv/vm.c). */
-	if (hv_gpa_is_hidden(hv.vm, f->gpa) && !gpa_is_standin_read(f->gpa, f)) {
+	if (hv_mgmt_tick_hpet_page(&hpet_page) && (f->gpa & PAGE_MASK) == hpet_page &&
+	    handle_hpet_access(v, f))
+		return;
+	if (hv_gpa_is_hidden(hv.vm, f->gpa)) {
 		/*
 		 * The hypervisor's memory is in no slot and absent from the
 		 * nested page tables. The guest gets #GP(0) at the access: it

@@ -7,7 +7,8 @@
 #include "hv/acpi.h"
 #include "hv/hv.h"
 #include "hv/log.h"
-#include "hv/page_alloc.h"
+#include "hv/vcpu.h"
+#include "hv/vhpet.h"
 
 /*
  * MSI address and data (Intel SDM Vol. 3A, 11.11.1 "Message Address
@@ -40,9 +41,9 @@ static int tick_boot_apic_id(void)
 static struct {
 	struct hpet hpet;
 	u64 hpet_base;
-	void *standin; /* all-ones page the guest reads in place of the HPET */
+	u64 hpet_table;	    /* its ACPI table (the guest keeps it) */
+	struct vhpet vhpet; /* the guest's view: one comparator fewer */
 	u32 msi_addr;
-	u64 rsdp;
 	u32 slow_ticks, fast_ticks; /* HV_MGMT_TICK_US, HV_MGMT_TICK_FAST_US in counter ticks */
 	u64 foreign;		    /* NMIs given to the guest */
 } tick;
@@ -63,6 +64,7 @@ static int tick_setup_hpet(const struct hv_boot_info *bi, const char **why)
 		*why = "no HPET table in ACPI";
 		return -1;
 	}
+	tick.hpet_table = table;
 	if (acpi_hpet_base(table, &tick.hpet_base)) {
 		*why = "the ACPI HPET table gives no page-aligned memory address";
 		return -1;
@@ -79,20 +81,15 @@ static int tick_setup_hpet(const struct hv_boot_info *bi, const char **why)
 		*why = "the boot CPU's APIC ID is above 255: an MSI cannot address it";
 		return -1;
 	}
-	tick.standin = hv_page_alloc();
-	if (!tick.standin) {
-		*why = "out of pool memory for the HPET stand-in page";
+	/* The guest's view as the firmware leaves it, before the tick starts the counter. */
+	if (vhpet_init(&tick.vhpet, &tick.hpet, why))
 		return -1;
-	}
-	for (u64 *p = tick.standin; p < (u64 *)tick.standin + PAGE_SIZE / 8; p++)
-		*p = ~0ull;
-	tick.rsdp = bi->acpi_rsdp;
 	tick.msi_addr = MSI_ADDR_BASE | ((u32)apic_id << MSI_ADDR_DEST_SHIFT);
 	hv_log("management tick: HPET at 0x%lx (%u comparators, %lu fs/tick), comparator %d "
-	       "(%s), NMI every %u us to 0x%x; its MMIO page hidden",
+	       "(%s), NMI every %u us to 0x%x; the guest keeps the HPET with %u comparators",
 	       tick.hpet_base, tick.hpet.nr_timers, tick.hpet.period_fs, tick.hpet.timer,
 	       tick.hpet.periodic ? "32-bit periodic" : "64-bit one-shot, re-armed each tick",
-	       HV_MGMT_TICK_US, tick.msi_addr);
+	       HV_MGMT_TICK_US, tick.msi_addr, tick.vhpet.nr_guest);
 	return 0;
 }
 
@@ -120,39 +117,62 @@ void hv_mgmt_tick_init(const struct hv_boot_info *bi)
 	}
 }
 
-bool hv_mgmt_tick_hidden_page(gpa_t *gpa, hpa_t *standin)
+bool hv_mgmt_tick_hpet_page(gpa_t *gpa)
 {
 	if (hv.mgmt_tick != HV_MGMT_TICK_HPET_NMI)
 		return false;
 	*gpa = tick.hpet_base;
-	*standin = hv_pa(tick.standin);
 	return true;
 }
 
 void hv_mgmt_tick_start(void)
 {
-	int removed;
-
 	if (hv.mgmt_tick != HV_MGMT_TICK_HPET_NMI)
 		return;
 	/*
-	 * Out of ACPI, nobody after us finds the HPET (Linux's hpet_enable
-	 * would disable every comparator). Done here, when the firmware is
-	 * about to resume as the guest, not in hv_init: a start that fails
-	 * after hv_init leaves the firmware's tables as they were. Linux also
-	 * evaluates the DSDT's HPET device, whose _STA reads the registers
-	 * (QEMU: VEND, PRD): the stand-in page's all-ones make it report "not
-	 * present".
+	 * The ACPI table stays (the guest keeps the HPET); its Event Timer
+	 * Block ID copies the capabilities' low half (IA-PC HPET 1.0a, 3.2.4
+	 * "The ACPI 2.0 HPET Description Table (HPET)"), so it too counts one
+	 * comparator fewer. Done here, when the firmware is about to resume as
+	 * the guest: a start that fails after hv_init leaves the table as it was.
 	 */
-	removed = acpi_remove_table(tick.rsdp, "HPET");
-	if (removed > 0)
-		hv_log("management tick: HPET table removed from ACPI (%d root table entries)",
-		       removed);
-	else
-		hv_log("WARNING: management tick: the HPET table could not be removed from ACPI "
-		       "(%d): the OS sees an HPET whose registers read all-ones",
-		       removed);
+	if (acpi_hpet_set_block_id(tick.hpet_table, vhpet_guest_gcap_lo(&tick.vhpet)))
+		hv_log("WARNING: management tick: the ACPI HPET table's block ID could not be "
+		       "changed: it still counts the tick's comparator (the registers do not)");
 	hpet_tick_start(&tick.hpet, tick.slow_ticks, tick.msi_addr, MSI_DATA_DELIVERY_NMI);
+}
+
+#define HPET_REFUSAL_LOG_LIMIT 16
+
+int hv_mgmt_tick_hpet_access(struct vcpu *v, gpa_t gpa, bool write, unsigned int size, u64 *val)
+{
+	u32 off = (u32)(gpa & (PAGE_SIZE - 1));
+	const char *why = "";
+
+	if (hv.mgmt_tick != HV_MGMT_TICK_HPET_NMI || (gpa & PAGE_MASK) != tick.hpet_base)
+		return -1;
+	/* IA-PC HPET 1.0a, 2.3.1 "Register Overview": 32- and 64-bit accesses, aligned. */
+	if ((size != 4 && size != 8) || (off & (size - 1)))
+		return -1;
+	if (!write) {
+		*val = vhpet_read(&tick.vhpet, off, size);
+		return 0;
+	}
+	if (vhpet_write(&tick.vhpet, off, size, *val, &why) &&
+	    __atomic_load_n(&tick.vhpet.refused, __ATOMIC_RELAXED) <= HPET_REFUSAL_LOG_LIMIT)
+		hv_log("HPET write refused: vCPU %u rip=0x%lx offset 0x%x value 0x%lx: %s", v->id,
+		       v->rip, off, *val, why);
+	return 0;
+}
+
+u64 hv_mgmt_tick_hpet_accesses(void)
+{
+	return __atomic_load_n(&tick.vhpet.accesses, __ATOMIC_RELAXED);
+}
+
+u64 hv_mgmt_tick_hpet_refused(void)
+{
+	return __atomic_load_n(&tick.vhpet.refused, __ATOMIC_RELAXED);
 }
 
 /*

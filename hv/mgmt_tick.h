@@ -8,10 +8,9 @@
  * VMX has one in the CPU (the VMX preemption timer, arch/x86/vmx). SVM has
  * none: the hypervisor takes an HPET comparator and has it send an NMI to
  * the boot CPU through FSB delivery every HV_MGMT_TICK_US; the NMI is
- * intercepted (#VMEXIT(NMI), HV_EXIT_NMI). The HPET is taken away from the
- * guest first: its ACPI table leaves the XSDT/RSDT and its MMIO page reads
- * as all-ones ("no device") and refuses writes (#GP, counted as hidden
- * accesses).
+ * intercepted (#VMEXIT(NMI), HV_EXIT_NMI). The guest keeps the rest of the
+ * HPET: its MMIO page is absent from the nested page tables and every access
+ * is emulated (hv/vhpet.h) as an HPET with one comparator fewer.
  */
 #ifndef PT_HV_MGMT_TICK_H
 #define PT_HV_MGMT_TICK_H
@@ -36,14 +35,22 @@
  * the log and hv.mgmt_tick say that no answer-time bound holds.
  */
 void hv_mgmt_tick_init(const struct hv_boot_info *bi);
+/* The guest-physical page of the HPET whose accesses are emulated: false if none. */
+bool hv_mgmt_tick_hpet_page(gpa_t *gpa);
+struct vcpu;
 /*
- * The guest-physical page the tick hides (the HPET's MMIO page), and the
- * pool page that stands in for it (read-only, all-ones): false if none.
+ * A guest access of `size` bytes to the HPET page at `gpa` (a store of *val,
+ * or a load into *val). 0 once emulated (a write the policy refuses is
+ * logged and counted, and the guest goes on), -1 if it cannot be: not the
+ * HPET page, or not an aligned 4- or 8-byte access (the caller injects #GP).
  */
-bool hv_mgmt_tick_hidden_page(gpa_t *gpa, hpa_t *standin);
+int hv_mgmt_tick_hpet_access(struct vcpu *v, gpa_t gpa, bool write, unsigned int size, u64 *val);
+/* Guest accesses to the HPET emulated, and writes (or parts) refused. */
+u64 hv_mgmt_tick_hpet_accesses(void);
+u64 hv_mgmt_tick_hpet_refused(void);
 /*
- * Host entry, GIF = 0, right before the first VMRUN: the HPET table leaves
- * the ACPI root tables and the comparator starts.
+ * Host entry, GIF = 0, right before the first VMRUN: the ACPI HPET table's
+ * block ID loses the tick's comparator and the comparator starts.
  */
 void hv_mgmt_tick_start(void);
 /*

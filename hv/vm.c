@@ -70,7 +70,6 @@ static int vm_collect_hidden(struct vm *vm, const struct hv_boot_info *bi)
 {
 	unsigned int i;
 	gpa_t gpa;
-	hpa_t standin;
 
 	vm->nr_hidden = 0;
 	for (i = 0; i < bi->nr_ranges; i++) {
@@ -97,44 +96,16 @@ static int vm_collect_hidden(struct vm *vm, const struct hv_boot_info *bi)
 		       "emulated (INIT and start-up IPIs to vCPUs)",
 		       APIC_DEFAULT_BASE, APIC_DEFAULT_BASE + (u64)PAGE_SIZE);
 	}
-	if (hv_mgmt_tick_hidden_page(&gpa, &standin)) {
+	if (hv_mgmt_tick_hpet_page(&gpa)) {
 		if (vm->nr_hidden == HV_MAX_HIDDEN) {
 			hv_log("too many hidden ranges");
 			return -1;
 		}
 		vm->hidden[vm->nr_hidden++] = (struct hv_hidden_range){gpa, gpa + PAGE_SIZE};
 		/* Not "hidden region": that line means "every access faults" to its readers. */
-		hv_log("HPET page 0x%lx-0x%lx hidden from the guest: reads all-ones, writes #GP",
+		hv_log("HPET page 0x%lx-0x%lx emulated for the guest: every access exits "
+		       "(one comparator is the management tick's)",
 		       gpa, gpa + (u64)PAGE_SIZE);
-	}
-	return 0;
-}
-
-/*
- * The HPET the management tick owns reads as all-ones in the guest, as a
- * bus with no device there would: a pool page mapped read-only and not
- * executable in its place, in no hv_slot (never listed, never logged). A
- * write faults and gets #GP like any access to hidden memory (hv/exit.c).
- */
-static int vm_map_standin(struct vm *vm)
-{
-	struct tdp_map_attrs attrs = {
-	    .writable = false,
-	    .executable = false,
-	    .memtype = TDP_MEMTYPE_RAM,
-	    .max_level = TDP_LEVEL_4K,
-	};
-	gpa_t gpa;
-	hpa_t standin;
-	int rc;
-
-	if (!hv_mgmt_tick_hidden_page(&gpa, &standin))
-		return 0;
-	rc = tdp_mmu_set_memslot(vm->mmu, VM_AS, gpa_to_gfn(gpa), 1, standin >> PAGE_SHIFT, &attrs,
-				 TDP_SLOT_READONLY);
-	if (rc < 0) {
-		hv_log("tdp_mmu_set_memslot(HPET stand-in at 0x%lx): %d", gpa, rc);
-		return -1;
 	}
 	return 0;
 }
@@ -212,8 +183,6 @@ static int vm_create_mmu(struct vm *vm)
 		}
 		s->mmu_id = rc;
 	}
-	if (vm_map_standin(vm))
-		return -1;
 	if (vm_map_lapic(vm))
 		return -1;
 	/* A valid root outlives its references: the vCPUs take their own (vm_vcpu_attach). */

@@ -9,9 +9,8 @@
  * the hypervisor, the probe must report "not ok cpuid_hv_signature" (the negative control
  * in tests/qemu/test_probe.sh).
  *
- * The HPET belongs to the hypervisor's management tick (docs/hv.md "How the hypervisor
- * gets control"; QEMU runs with -global hpet.msi=on): no HPET table in the ACPI XSDT, its
- * registers read all-ones, a write to them raises #GP.
+ * The guest's HPET (one comparator fewer beside the management tick's) is hpet.efi's
+ * (tests/guest/hpet.c, tests/qemu/test_hpet.sh).
  *
  * The SVM instructions run through TRY_INSN (probe_lib.h, shared with the VMX probe),
  * which catches #UD and #GP with a private copy of the firmware's IDT.
@@ -31,51 +30,6 @@ static UINT64 *scratch_page;
 
 /* Long enough for the test script to send a management request while the probe halts. */
 #define PROBE_HALT_MS 4000
-
-#define HPET_BASE 0xfed00000ull /* q35 (QEMU hw/timer/hpet.h HPET_BASE) */
-
-static EFI_GUID acpi20_guid = ACPI_20_TABLE_GUID;
-
-/* Is there a table with signature `sig` in the XSDT of the firmware's ACPI 2.0 RSDP? */
-static BOOLEAN xsdt_has(const char *sig, BOOLEAN *found_xsdt)
-{
-	const UINT8 *rsdp = NULL, *xsdt;
-	UINT32 len, i;
-
-	*found_xsdt = FALSE;
-	if (EFI_ERROR(LibGetSystemConfigurationTable(&acpi20_guid, (void **)&rsdp)) || !rsdp)
-		return FALSE;
-	xsdt = (const UINT8 *)(UINTN) * (const UINT64 *)(rsdp + 24);
-	if (!xsdt || CompareMem(xsdt, "XSDT", 4))
-		return FALSE;
-	*found_xsdt = TRUE;
-	len = *(const UINT32 *)(xsdt + 4);
-	for (i = 36; i + 8 <= len; i += 8) {
-		const UINT8 *t = (const UINT8 *)(UINTN) * (const UINT64 *)(xsdt + i);
-
-		if (t && !CompareMem(t, sig, 4))
-			return TRUE;
-	}
-	return FALSE;
-}
-
-static void check_hpet(void)
-{
-	UINT32 val = 0;
-	UINT64 v;
-	BOOLEAN xsdt;
-	BOOLEAN listed = xsdt_has("HPET", &xsdt);
-
-	report(!listed && xsdt, "acpi_no_hpet_table",
-	       xsdt ? L"the XSDT lists an HPET table" : L"no ACPI 2.0 XSDT found");
-	/* RBX is TRY_INSN's scratch register. */
-	v = TRY_INSN("movl (%%rax), %%ebx\n\tmovl %%ebx, (%%rdx)", HPET_BASE, 0, &val);
-	report(v == VEC_NONE && val == 0xffffffffu, "hpet_reads_all_ones",
-	       v != VEC_NONE ? vector_name(v) : L"the HPET's capability register reads a value");
-	/* Offset 0 is the read-only capability register: harmless where the write lands. */
-	v = TRY_INSN("movl %%ecx, (%%rax)", HPET_BASE, 0, 0);
-	report(v == VEC_GP, "hpet_write_gp", vector_name(v));
-}
 
 static void check_cpuid(void)
 {
@@ -219,7 +173,6 @@ EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *systab)
 	check_cpuid();
 	check_svm_insns("");
 	check_efer();
-	check_hpet();
 	/* tests/qemu/test_probe.sh talks to the management port during this halt. */
 	Print(L"probe: halting %u ms\n", (UINT32)PROBE_HALT_MS);
 	probe_check_halt("halt_wakes_only_on_interrupt", PROBE_HALT_MS);

@@ -3,11 +3,13 @@
  * Host unit tests (ASan+UBSan) for the management tick's logic that needs no
  * CPU: hv/acpi.c finding and removing the HPET table from
  * in-memory RSDP/XSDT/RSDT images, and drivers/hpet.c picking, programming
- * and claiming ticks on a register block that is plain memory.
+ * and claiming ticks on a register block that is plain memory, and the
+ * guest's view of the shared HPET (hv/vhpet.c) on the same block.
  * Prints "ok NAME" / "not ok NAME reason" lines for tests/run.sh.
  */
 #include "drivers/hpet.h"
 #include "hv/acpi.h"
+#include "hv/vhpet.h"
 #include "tests/check.h"
 
 #include <stdio.h>
@@ -117,6 +119,12 @@ static void test_acpi(void)
 		   "base 0x%llx", (unsigned long long)base);
 	CHECK_CASE("acpi.find_missing", acpi_find_table(rsdp, "MCFG") == 0,
 		   "found a table not there");
+	CHECK_CASE("acpi.hpet_block_id",
+		   acpi_hpet_set_block_id(acpi_find_table(rsdp, "HPET"), 0x8086a101u) == 0 &&
+		       get32(a->hpet + 36) == 0x8086a101u && sum(a->hpet, sizeof(a->hpet)) == 0 &&
+		       acpi_find_table(rsdp, "HPET") == (u64)(uintptr_t)a->hpet,
+		   "block id 0x%x, checksum sum %u", get32(a->hpet + 36),
+		   sum(a->hpet, sizeof(a->hpet)));
 
 	r = acpi_remove_table(rsdp, "HPET");
 	CHECK_CASE("acpi.remove_count", r == 1, "removed %d", r);
@@ -317,9 +325,170 @@ static void test_hpet(void)
 		   "probed an absent HPET");
 }
 
+/*
+ * The guest's view (hv/vhpet.c) of the fake HPET, comparator 2 the tick's:
+ * plain memory keeps the last value written (no counting, no
+ * write-1-to-clear), which is enough to see what reaches the hardware.
+ */
+static void test_vhpet(void)
+{
+	static struct vhpet vh;
+	struct hpet h;
+	const char *why = "";
+	u64 base = (u64)(uintptr_t)regs, v;
+	int t;
+
+	hpet_fake(true, true);
+	reg_set(HPET_GCAP_ID,
+		reg_get(HPET_GCAP_ID) | HPET_GCAP_COUNT_SIZE_CAP | HPET_GCAP_LEG_RT_CAP);
+	reg_set(HPET_TN_CONF(0), HPET_TN_PER_INT_CAP | HPET_TN_SIZE_CAP | (4ull << 32));
+	reg_set(HPET_MAIN_COUNTER, 0x100000000ull);
+	hpet_probe(&h, base, &why);
+	t = hpet_pick_fsb_timer(&h, &why);
+	CHECK_CASE("vhpet.init", t == 2 && vhpet_init(&vh, &h, &why) == 0 && vh.nr_guest == 2,
+		   "picked %d: %s", t, why);
+	CHECK_CASE("vhpet.init_counter_halted", !vh.enabled && vh.frozen == 0x100000000ull,
+		   "enabled %d frozen 0x%llx", vh.enabled, (unsigned long long)vh.frozen);
+	hpet_tick_start(&h, 1000000, 0xfee00000u, 0x400u);
+
+	v = vhpet_read(&vh, HPET_GCAP_ID, 8);
+	CHECK_CASE("vhpet.gcap_one_fewer",
+		   ((v >> HPET_GCAP_NUM_TIM_SHIFT) & HPET_GCAP_NUM_TIM_MASK) == 1 &&
+		       v >> 32 == 10000000u && (v & HPET_GCAP_LEG_RT_CAP),
+		   "cap 0x%llx", (unsigned long long)v);
+	CHECK_CASE("vhpet.guest_gcap_lo", vhpet_guest_gcap_lo(&vh) == (u32)v, "0x%x",
+		   vhpet_guest_gcap_lo(&vh));
+	CHECK_CASE("vhpet.taken_reads_absent",
+		   vhpet_read(&vh, HPET_TN_CONF(2), 8) == 0 &&
+		       vhpet_read(&vh, HPET_TN_COMPARATOR(2), 4) == 0 &&
+		       vhpet_read(&vh, HPET_TN_FSB_ROUTE(2) + 4, 4) == 0,
+		   "the tick's comparator shows");
+	{
+		u64 conf = reg_get(HPET_TN_CONF(2)), cmp = reg_get(HPET_TN_COMPARATOR(2)),
+		    route = reg_get(HPET_TN_FSB_ROUTE(2));
+		int r1 = vhpet_write(&vh, HPET_TN_CONF(2), 4, 0, &why);
+		int r2 = vhpet_write(&vh, HPET_TN_COMPARATOR(2), 8, 5, &why);
+		int r3 = vhpet_write(&vh, HPET_TN_FSB_ROUTE(2), 8, 0x12345678ull, &why);
+
+		CHECK_CASE("vhpet.taken_write_refused",
+			   r1 == 1 && r2 == 1 && r3 == 1 && vh.refused == 3 &&
+			       reg_get(HPET_TN_CONF(2)) == conf &&
+			       reg_get(HPET_TN_COMPARATOR(2)) == cmp &&
+			       reg_get(HPET_TN_FSB_ROUTE(2)) == route && strstr(why, "comparator"),
+			   "refused %d %d %d, conf 0x%llx", r1, r2, r3,
+			   (unsigned long long)reg_get(HPET_TN_CONF(2)));
+	}
+	CHECK_CASE("vhpet.past_block_reads_0",
+		   vhpet_read(&vh, 0x400, 8) == 0 && vhpet_read(&vh, 0xff8, 8) == 0,
+		   "beyond the register block");
+
+	/* The counter: halted in the guest's view, written, started. */
+	reg_set(HPET_MAIN_COUNTER, 0x100000500ull);
+	CHECK_CASE("vhpet.halted_counter_frozen",
+		   (vhpet_read(&vh, HPET_GEN_CONF, 4) & HPET_GEN_ENABLE_CNF) == 0 &&
+		       (reg_get(HPET_GEN_CONF) & HPET_GEN_ENABLE_CNF) &&
+		       vhpet_read(&vh, HPET_MAIN_COUNTER, 8) == 0x100000000ull,
+		   "guest counter 0x%llx",
+		   (unsigned long long)vhpet_read(&vh, HPET_MAIN_COUNTER, 8));
+	vhpet_write(&vh, HPET_MAIN_COUNTER, 4, 0, &why);
+	vhpet_write(&vh, HPET_MAIN_COUNTER + 4, 4, 0, &why);
+	vhpet_write(&vh, HPET_GEN_CONF, 4, HPET_GEN_ENABLE_CNF | HPET_GEN_LEG_RT_CNF, &why);
+	CHECK_CASE("vhpet.started_from_written_value",
+		   vhpet_read(&vh, HPET_MAIN_COUNTER, 8) == 0 &&
+		       (vhpet_read(&vh, HPET_GEN_CONF, 4) & 3) == 3 &&
+		       (reg_get(HPET_GEN_CONF) & 3) == 3,
+		   "guest counter 0x%llx gen 0x%llx",
+		   (unsigned long long)vhpet_read(&vh, HPET_MAIN_COUNTER, 8),
+		   (unsigned long long)reg_get(HPET_GEN_CONF));
+	reg_set(HPET_MAIN_COUNTER, 0x100000600ull);
+	CHECK_CASE("vhpet.counter_runs_with_offset",
+		   vhpet_read(&vh, HPET_MAIN_COUNTER, 4) == 0x100 &&
+		       vhpet_read(&vh, HPET_MAIN_COUNTER + 4, 4) == 0,
+		   "low 0x%llx", (unsigned long long)vhpet_read(&vh, HPET_MAIN_COUNTER, 4));
+	vhpet_write(&vh, HPET_GEN_CONF, 4, 0, &why);
+	CHECK_CASE("vhpet.guest_cannot_stop_counter_or_keep_legacy_from_itself",
+		   (reg_get(HPET_GEN_CONF) & 3) == HPET_GEN_ENABLE_CNF, "gen 0x%llx",
+		   (unsigned long long)reg_get(HPET_GEN_CONF));
+	vhpet_write(&vh, HPET_GEN_CONF, 4, HPET_GEN_ENABLE_CNF, &why);
+
+	/* Comparator 0 (64-bit, one-shot) in the guest's counter. */
+	vhpet_write(&vh, HPET_TN_COMPARATOR(0), 4, 0x1100, &why);
+	vhpet_write(&vh, HPET_TN_COMPARATOR(0) + 4, 4, 0, &why);
+	CHECK_CASE("vhpet.comparator_translated",
+		   reg_get(HPET_TN_COMPARATOR(0)) == 0x100001600ull &&
+		       vhpet_read(&vh, HPET_TN_COMPARATOR(0), 8) == 0x1100,
+		   "physical 0x%llx", (unsigned long long)reg_get(HPET_TN_COMPARATOR(0)));
+	vhpet_write(&vh, HPET_TN_COMPARATOR(0), 8, 0x2200, &why);
+	CHECK_CASE("vhpet.comparator_64bit_write", reg_get(HPET_TN_COMPARATOR(0)) == 0x100002700ull,
+		   "physical 0x%llx", (unsigned long long)reg_get(HPET_TN_COMPARATOR(0)));
+	/* Halt, rewrite the counter, start: the comparator stays where it was for the guest. */
+	/* Read-modify-write, as drivers do (plain memory does not keep read-only bits). */
+	vhpet_write(&vh, HPET_TN_CONF(0), 4,
+		    vhpet_read(&vh, HPET_TN_CONF(0), 4) | HPET_TN_INT_ENB_CNF, &why);
+	CHECK_CASE("vhpet.int_enb_passes", reg_get(HPET_TN_CONF(0)) & HPET_TN_INT_ENB_CNF,
+		   "conf 0x%llx", (unsigned long long)reg_get(HPET_TN_CONF(0)));
+	vhpet_write(&vh, HPET_GEN_CONF, 4, 0, &why);
+	CHECK_CASE("vhpet.halt_holds_interrupts",
+		   !(reg_get(HPET_TN_CONF(0)) & HPET_TN_INT_ENB_CNF) &&
+		       (vhpet_read(&vh, HPET_TN_CONF(0), 4) & HPET_TN_INT_ENB_CNF),
+		   "conf 0x%llx", (unsigned long long)reg_get(HPET_TN_CONF(0)));
+	vhpet_write(&vh, HPET_MAIN_COUNTER, 8, 0x2000, &why);
+	reg_set(HPET_MAIN_COUNTER, 0x200000000ull);
+	vhpet_write(&vh, HPET_GEN_CONF, 4, HPET_GEN_ENABLE_CNF, &why);
+	CHECK_CASE("vhpet.retarget_on_new_offset",
+		   vhpet_read(&vh, HPET_MAIN_COUNTER, 8) == 0x2000 &&
+		       reg_get(HPET_TN_COMPARATOR(0)) == 0x200000200ull &&
+		       vhpet_read(&vh, HPET_TN_COMPARATOR(0), 8) == 0x2200 &&
+		       (reg_get(HPET_TN_CONF(0)) & HPET_TN_INT_ENB_CNF),
+		   "physical comparator 0x%llx conf 0x%llx counter 0x%llx cmp 0x%llx",
+		   (unsigned long long)reg_get(HPET_TN_COMPARATOR(0)),
+		   (unsigned long long)reg_get(HPET_TN_CONF(0)),
+		   (unsigned long long)vhpet_read(&vh, HPET_MAIN_COUNTER, 8),
+		   (unsigned long long)vhpet_read(&vh, HPET_TN_COMPARATOR(0), 8));
+	CHECK_CASE("vhpet.taken_untouched_by_retarget",
+		   reg_get(HPET_TN_COMPARATOR(2)) == 0x100000000ull + 1000000,
+		   "tick comparator 0x%llx", (unsigned long long)reg_get(HPET_TN_COMPARATOR(2)));
+
+	/* Status bits: the tick's is neither seen nor cleared. */
+	reg_set(HPET_GINTR_STA, 0x5);
+	v = vhpet_read(&vh, HPET_GINTR_STA, 8);
+	vhpet_write(&vh, HPET_GINTR_STA, 4, 0xffffffffu, &why);
+	CHECK_CASE("vhpet.status_mapped", v == 0x1 && reg_get(HPET_GINTR_STA) == 0x3,
+		   "guest read 0x%llx, physical write 0x%llx", (unsigned long long)v,
+		   (unsigned long long)reg_get(HPET_GINTR_STA));
+
+	/* FSB routes: an MSI to a CPU, nothing else. */
+	{
+		int r1, r2, r3, r4;
+
+		reg_set(HPET_TN_FSB_ROUTE(1), 0);
+		r1 = vhpet_write(&vh, HPET_TN_FSB_ROUTE(1) + 4, 4, 0x00100000u, &why);
+		r2 = vhpet_write(&vh, HPET_TN_FSB_ROUTE(1), 4, 5u << 8, &why);
+		r3 = vhpet_write(&vh, HPET_TN_CONF(1), 4, HPET_TN_FSB_EN_CNF, &why);
+		CHECK_CASE("vhpet.fsb_dma_refused",
+			   r1 == 1 && r2 == 1 && r3 == 1 && reg_get(HPET_TN_FSB_ROUTE(1)) == 0 &&
+			       !(reg_get(HPET_TN_CONF(1)) & HPET_TN_FSB_EN_CNF),
+			   "refused %d %d %d route 0x%llx conf 0x%llx", r1, r2, r3,
+			   (unsigned long long)reg_get(HPET_TN_FSB_ROUTE(1)),
+			   (unsigned long long)reg_get(HPET_TN_CONF(1)));
+		r1 = vhpet_write(&vh, HPET_TN_FSB_ROUTE(1), 8, (0xfee01000ull << 32) | 0x41, &why);
+		r4 = vhpet_write(&vh, HPET_TN_CONF(1), 4, HPET_TN_FSB_EN_CNF, &why);
+		CHECK_CASE("vhpet.fsb_msi_accepted",
+			   r1 == 0 && r4 == 0 &&
+			       reg_get(HPET_TN_FSB_ROUTE(1)) == ((0xfee01000ull << 32) | 0x41) &&
+			       (reg_get(HPET_TN_CONF(1)) & HPET_TN_FSB_EN_CNF),
+			   "refused %d %d", r1, r4);
+	}
+
+	h.timer = 1;
+	CHECK_CASE("vhpet.refuses_comparator_1", vhpet_init(&vh, &h, &why) == -1,
+		   "shared comparator 1");
+}
+
 int main(void)
 {
 	test_acpi();
 	test_hpet();
+	test_vhpet();
 	return test_failures ? 1 : 0;
 }
