@@ -7,10 +7,10 @@
 #     the management port still answers (only the tick can give the host control then)
 #     and hv.mgmt_ticks grows between two answers; the refused writes are counted and
 #     logged.
-#   hpet.efi bare: the reference, the same checks pass and it sees one comparator more.
+#   hpet.efi bare (with PT_HPET_EFI_BARE=1): the same checks pass, one comparator more.
 #   Linux with clocksource=hpet under the hypervisor and bare: both switch to the HPET,
-#     its clock advances across sleeps, Linux finds one comparator fewer under the
-#     hypervisor, and the TSC rate that Linux calibrates against the HPET comes out the
+#     its clock advances across sleeps, Linux and hpet.efi find one comparator fewer under
+#     the hypervisor than Linux bare, and the TSC rate that Linux calibrates against the HPET comes out the
 #     same (within 1%) as bare: the emulated counter counts at the HPET's rate (a rate
 #     compared, not a time bound).
 source "$(dirname "$0")/lib.sh"
@@ -71,17 +71,17 @@ pt_check hpet.efi.powered_off "(QEMU exit status $pt_qemu_status, want 0)" test 
 pt_hv_log_checks hpet.efi
 n_pt=$(comparators_of "$com1")
 
-# --- hpet.efi bare: the reference ---
-pt_run_dir hpet/efi-bare
-PT_QEMU_TIMEOUT=120 pt_qemu_start --boot-cfg "$app"
-pt_qemu_wait
-# Seen: bare QEMU 7.2 keeps what is written to the comparator right after its last (its
-# range check on the comparator number is off by one), so that one check is the
-# hypervisor's alone.
-hpet_efi_checks hpet.efi_bare hpet_absent_comparator_stays_absent
-n_bare=$(comparators_of "$RUN_DIR/com1.log")
-pt_check hpet.efi.one_comparator_fewer "(comparators under the hypervisor '$n_pt', bare '$n_bare')" \
-	eval '[ -n "$n_pt" ] && [ -n "$n_bare" ] && [ "$n_pt" -eq $((n_bare - 1)) ]'
+# --- hpet.efi bare: the reference (PT_HPET_EFI_BARE=1; off by default to keep the test
+# short: Linux bare below gives the comparator count to compare with) ---
+if [ "${PT_HPET_EFI_BARE:-0}" = 1 ]; then
+	pt_run_dir hpet/efi-bare
+	PT_QEMU_TIMEOUT=120 pt_qemu_start --boot-cfg "$app"
+	pt_qemu_wait
+	# Seen: bare QEMU 7.2 keeps what is written to the comparator right after its last
+	# (its range check on the comparator number is off by one), so that one check is the
+	# hypervisor's alone.
+	hpet_efi_checks hpet.efi_bare hpet_absent_comparator_stays_absent
+fi
 
 # --- Linux, clocksource=hpet ---
 # no_timer_check: on a loaded host Linux's check of the IO-APIC timer IRQ (a fixed TSC
@@ -115,6 +115,8 @@ pt_qemu_wait
 linux_checks hpet.linux_bare
 lc_bare=$(linux_comparators "$RUN_DIR/com1.log")
 mhz_bare=$(tsc_mhz "$RUN_DIR/com1.log")
+pt_check hpet.efi.one_comparator_fewer "(hpet.efi saw '$n_pt' comparators under the hypervisor, Linux bare '$lc_bare')" \
+	eval '[ -n "$n_pt" ] && [ -n "$lc_bare" ] && [ "$n_pt" -eq $((lc_bare - 1)) ]'
 pt_check hpet.linux.one_comparator_fewer "(Linux found '$lc_pt' comparators under the hypervisor, '$lc_bare' bare)" \
 	eval '[ -n "$lc_pt" ] && [ -n "$lc_bare" ] && [ "$lc_pt" -eq $((lc_bare - 1)) ]'
 # Linux refines the calibration only when its reads of the HPET come back quickly enough
