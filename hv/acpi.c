@@ -143,53 +143,6 @@ u64 acpi_find_table(u64 rsdp, const char *sig)
 	return t ? t : find_in_root(rsdt, 4, sig);
 }
 
-/*
- * Drops the entries naming a `sig` table: the later entries move down, the
- * length shrinks by the entries dropped, the checksum is made good again.
- */
-static int remove_from_root(u64 root, u32 esize, const char *sig)
-{
-	u8 *t = (u8 *)(uintptr_t)root;
-	u32 i, j, k, n, len;
-	int removed = 0;
-
-	if (!root)
-		return 0;
-	n = root_nr_entries(root, esize);
-	for (i = 0, j = 0; i < n; i++) {
-		u64 e = root_entry(root, esize, i);
-
-		if (sdt_valid(e, SDT_MAX_LEN) && sig_is(pa_ptr(e), sig)) {
-			removed++;
-			continue;
-		}
-		for (k = 0; k < esize; k++)
-			t[ACPI_SDT_HEADER_LEN + j * esize + k] =
-			    t[ACPI_SDT_HEADER_LEN + i * esize + k];
-		j++;
-	}
-	if (!removed)
-		return 0;
-	len = ACPI_SDT_HEADER_LEN + j * esize;
-	/* The bytes past the new end are no longer part of the table: clear them. */
-	for (k = len; k < ACPI_SDT_HEADER_LEN + n * esize; k++)
-		t[k] = 0;
-	put_u32(t + SDT_OFF_LENGTH, len);
-	t[SDT_OFF_CHECKSUM] = 0;
-	t[SDT_OFF_CHECKSUM] = (u8)(0 - sum_bytes(t, len));
-	return removed;
-}
-
-int acpi_remove_table(u64 rsdp, const char *sig)
-{
-	u64 xsdt, rsdt;
-
-	root_tables(rsdp, &xsdt, &rsdt);
-	if (!xsdt && !rsdt)
-		return -1;
-	return remove_from_root(xsdt, 8, sig) + remove_from_root(rsdt, 4, sig);
-}
-
 int acpi_hpet_base(u64 hpet_table, u64 *base)
 {
 	const u8 *t = pa_ptr(hpet_table);

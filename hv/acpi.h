@@ -2,8 +2,8 @@
 /*
  * The few ACPI table operations the hypervisor needs (ACPI 6.5, 5.2 "ACPI
  * System Description Tables"): find a table by signature through the RSDP's
- * XSDT (or RSDT), and take a table out of both root tables so the OS never
- * sees it. Tables are read and changed in place, at their physical addresses
+ * XSDT (or RSDT), and change the HPET table's block ID. Tables are read and
+ * changed in place, at their physical addresses
  * (identity-mapped in the firmware's and the host's page tables). boot/ finds
  * the RSDP (EFI configuration table) and hands its address over in
  * hv_boot_info.acpi_rsdp.
@@ -18,14 +18,6 @@
 
 /* The physical address of the first valid table with signature `sig` (4 chars), or 0. */
 u64 acpi_find_table(u64 rsdp, const char *sig);
-/*
- * Removes every entry for a table with signature `sig` from the XSDT and the
- * RSDT, closing the gap and fixing each root table's length and checksum.
- * Returns the number of entries removed, or -1 if the root tables are not
- * valid (nothing is changed then).
- */
-int acpi_remove_table(u64 rsdp, const char *sig);
-
 /* HPET description table (IA-PC HPET Specification 1.0a, 3.2.4): its base address. */
 int acpi_hpet_base(u64 hpet_table, u64 *base);
 /*

@@ -1,5 +1,5 @@
-# Host unit test of the management tick's logic: ACPI table removal
-# (hv/acpi.c) and HPET comparator picking, programming and tick claiming (drivers/hpet.c)
+# Host unit test of the management tick's logic: finding the HPET table and its block ID
+# (hv/acpi.c), HPET comparator picking, programming and tick claiming (drivers/hpet.c)
 # on in-memory images, and the guest's view of the shared HPET (hv/vhpet.c). ASan+UBSan.
 TICK_UNIT_SRCS := tests/hv/tick_unit_test.c hv/acpi.c drivers/hpet.c hv/vhpet.c
 
