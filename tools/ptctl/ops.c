@@ -389,3 +389,19 @@ int pt_mem_read(struct pt_conn *c, u64 gpa, u64 len, u8 *buf, void (*progress)(v
 	}
 	return 0;
 }
+
+void pt_json_str(const char *s)
+{
+	putchar('"');
+	for (; *s; s++) {
+		unsigned char ch = (unsigned char)*s;
+
+		if (ch == '"' || ch == '\\')
+			printf("\\%c", ch);
+		else if (ch < 0x20)
+			printf("\\u%04x", ch);
+		else
+			putchar(ch);
+	}
+	putchar('"');
+}

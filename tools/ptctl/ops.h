@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Typed management commands on top of the client (client.h): INFO, SLOTS,
- * REGS, PAUSE/RESUME, whole-range MEM_READ and the dirty-log harvest, each
- * with its reply checked. Used by the snapshot and pre-copy engines (and by
- * anything else on the host that needs more than one command). Failures
- * return an enum pt_status with c->err set.
+ * REGS, PAUSE/RESUME, DIRTY_START/STOP, MEM_READ and the dirty-log harvest,
+ * each with its reply checked. Used by ptctl's commands, the snapshot,
+ * pre-copy and research engines. Failures return an enum pt_status with
+ * c->err set. Also the one JSON string writer of their --json output.
  */
 #ifndef PT_PTCTL_OPS_H
 #define PT_PTCTL_OPS_H
@@ -122,5 +122,11 @@ int pt_mem_read_chunk(struct pt_conn *c, u64 gpa, u64 len, u8 *dst, u64 cap, u64
  */
 int pt_mem_read(struct pt_conn *c, u64 gpa, u64 len, u8 *buf, void (*progress)(void *ctx, u64 done),
 		void *ctx);
+
+/*
+ * s as a JSON string on stdout: quotes, backslashes and control characters
+ * escaped. The --json output of every command writes its strings with it.
+ */
+void pt_json_str(const char *s);
 
 #endif /* PT_PTCTL_OPS_H */

@@ -164,22 +164,6 @@ static void progress_done(struct progress *p)
 }
 
 /* --- Output helpers ------------------------------------------------------------ */
-static void json_str(const char *s)
-{
-	putchar('"');
-	for (; *s; s++) {
-		unsigned char ch = (unsigned char)*s;
-
-		if (ch == '"' || ch == '\\')
-			printf("\\%c", ch);
-		else if (ch < 0x20)
-			printf("\\u%04x", ch);
-		else
-			putchar(ch);
-	}
-	putchar('"');
-}
-
 static const char *mode_name(unsigned int m)
 {
 	switch (m) {
@@ -247,9 +231,9 @@ static int cmd_info(void)
 		return failed(r);
 	if (opt.json) {
 		printf("{\"version\":");
-		json_str(in.version);
+		pt_json_str(in.version);
 		printf(",\"protocol\":%d,\"backend\":", PROTO_VERSION);
-		json_str(in.backend);
+		pt_json_str(in.backend);
 		printf(",\"vcpus\":%" PRIu64 ",\"dirty_modes\":[", in.vcpus);
 		for (unsigned int m = PROTO_DIRTY_WP; m <= PROTO_DIRTY_PML; m++) {
 			if (!(in.modes & PROTO_DIRTY_MODE_BIT(m)))
@@ -339,7 +323,7 @@ static int cmd_stats(void)
 				break;
 			if (opt.json) {
 				printf("%s", first ? "" : ",");
-				json_str(name);
+				pt_json_str(name);
 				printf(":%" PRIu64, v);
 			} else {
 				printf("%-32s %" PRIu64 "\n", name, v);
@@ -441,7 +425,7 @@ static int cmd_log(void)
 	text[tlen] = 0;
 	if (opt.json) {
 		printf("{\"first\":%" PRIu64 ",\"end\":%" PRIu64 ",\"text\":", first, end);
-		json_str(text);
+		pt_json_str(text);
 		printf("}\n");
 	} else {
 		fwrite(text, 1, tlen, stdout);

@@ -313,22 +313,6 @@ static int finish_file(struct snap *s, const char *tmp)
 	return 0;
 }
 
-static void json_file(const char *f)
-{
-	printf("{\"file\":\"");
-	for (; *f; f++) {
-		unsigned char ch = (unsigned char)*f;
-
-		if (ch == '"' || ch == '\\')
-			printf("\\%c", ch);
-		else if (ch < 0x20)
-			printf("\\u%04x", ch);
-		else
-			putchar(ch);
-	}
-	putchar('"');
-}
-
 int snapshot_cmd(struct pt_conn *c, const struct snapshot_opts *o)
 {
 	struct pt_info info;
@@ -506,26 +490,28 @@ int snapshot_cmd(struct pt_conn *c, const struct snapshot_opts *o)
 				    : st.left_paused ? "left paused (--stay-paused)"
 						     : "resumed";
 
-		if (o->json)
-			json_file(o->out),
-			    printf(",\"pages\":%" PRIu64 ",\"pages_sent\":%" PRIu64
-				   ",\"cow_pages\":0,\"wire_bytes\":%" PRIu64 ",\"rounds\":%u"
-				   ",\"downtime_ms\":%.1f,\"total_ms\":%.1f,\"vcpus\":%u"
-				   ",\"mode\":\"%s\",\"guest\":\"%s\"}\n",
-				   st.pages, st.pages_sent, wire, st.rounds, st.downtime_ms, total,
-				   s.core.nvcpus,
-				   o->live   ? "live"
-				   : o->base ? "base"
-					     : "plain",
-				   info.paused	    ? "paused"
-				   : st.left_paused ? "paused"
-						    : "running");
-		else
+		if (o->json) {
+			printf("{\"file\":");
+			pt_json_str(o->out);
+			printf(",\"pages\":%" PRIu64 ",\"pages_sent\":%" PRIu64
+			       ",\"cow_pages\":0,\"wire_bytes\":%" PRIu64 ",\"rounds\":%u"
+			       ",\"downtime_ms\":%.1f,\"total_ms\":%.1f,\"vcpus\":%u"
+			       ",\"mode\":\"%s\",\"guest\":\"%s\"}\n",
+			       st.pages, st.pages_sent, wire, st.rounds, st.downtime_ms, total,
+			       s.core.nvcpus,
+			       o->live	 ? "live"
+			       : o->base ? "base"
+					 : "plain",
+			       info.paused	? "paused"
+			       : st.left_paused ? "paused"
+						: "running");
+		} else {
 			printf("snapshot %s: %" PRIu64 " pages in %u range(s), %u vCPU(s); %" PRIu64
 			       " pages read in %u round(s), %" PRIu64
 			       " bytes on the wire; guest paused %.1f ms of %.1f ms (%s)\n",
 			       o->out, st.pages, nr, s.core.nvcpus, st.pages_sent, st.rounds, wire,
 			       st.downtime_ms, total, state);
+		}
 	}
 	core_free(&s.core);
 	core_free(&old);
