@@ -456,10 +456,81 @@ static void test_vhpet(void)
 		   "shared comparator 1");
 }
 
+/*
+ * A hostile guest: random accesses of every size the emulation takes, at
+ * every offset of the page, with random values. Whatever it writes, the
+ * tick's comparator keeps its configuration, comparator and route, the
+ * counter stays enabled, the tick's status bit is never written, and no
+ * comparator of the guest's delivers through FSB to anything but the MSI
+ * window with an accepted delivery mode.
+ */
+static void test_vhpet_hostile(void)
+{
+	static struct vhpet vh;
+	struct hpet h;
+	const char *why = "";
+	u64 conf2, cmp2, route2;
+	unsigned int i, g, bad = 0;
+
+	hpet_fake(true, true);
+	reg_set(HPET_GCAP_ID, reg_get(HPET_GCAP_ID) | HPET_GCAP_COUNT_SIZE_CAP);
+	hpet_probe(&h, (u64)(uintptr_t)regs, &why);
+	hpet_pick_fsb_timer(&h, &why);
+	vhpet_init(&vh, &h, &why);
+	hpet_tick_start(&h, 1000000, 0xfee00000u, 0x400u);
+	conf2 = reg_get(HPET_TN_CONF(2));
+	cmp2 = reg_get(HPET_TN_COMPARATOR(2));
+	route2 = reg_get(HPET_TN_FSB_ROUTE(2));
+	srand(7);
+	for (i = 0; i < 200000 && !bad; i++) {
+		unsigned int size = rand() % 2 ? 8 : 4;
+		u32 off = (u32)(rand() % (0x1000 / size)) * size;
+		u64 val = ((u64)rand() << 33) ^ ((u64)rand() << 11) ^ (u64)rand();
+
+		/* Mostly the registers that matter, and the values that matter in them. */
+		if (rand() % 2)
+			off = (u32)(rand() % (HPET_MMIO_SIZE / size)) * size;
+		if (rand() % 4 == 0)
+			val = (u64)(rand() % 2 ? 0xfee00000u : 0x1000u) << 32 | (u64)(rand() % 8)
+										    << 8;
+		if (rand() % 3 == 0)
+			(void)vhpet_read(&vh, off, size);
+		else
+			vhpet_write(&vh, off, size, val, &why);
+		/* The hardware moves its counter, and sets status bits, between accesses. */
+		reg_set(HPET_MAIN_COUNTER, reg_get(HPET_MAIN_COUNTER) + (u64)(rand() % 1000));
+		if (reg_get(HPET_TN_CONF(2)) != conf2 || reg_get(HPET_TN_COMPARATOR(2)) != cmp2 ||
+		    reg_get(HPET_TN_FSB_ROUTE(2)) != route2)
+			bad = 1;
+		if (!(reg_get(HPET_GEN_CONF) & HPET_GEN_ENABLE_CNF))
+			bad = 2;
+		if (reg_get(HPET_GINTR_STA) & BIT_ULL(2))
+			bad = 3;
+		for (g = 0; g < 2; g++) {
+			u64 route = reg_get(HPET_TN_FSB_ROUTE(g));
+			u32 dm = ((u32)route >> 8) & 7;
+
+			if ((reg_get(HPET_TN_CONF(g)) & HPET_TN_FSB_EN_CNF) &&
+			    (((route >> 32) & 0xfff00000u) != 0xfee00000u ||
+			     (dm != 0 && dm != 1 && dm != 4)))
+				bad = 4;
+		}
+	}
+	CHECK_CASE("vhpet.hostile_guest_cannot_touch_the_tick", !bad, "after %u accesses: %s", i,
+		   bad == 1   ? "the tick's comparator changed"
+		   : bad == 2 ? "the counter was disabled"
+		   : bad == 3 ? "the tick's status bit was written"
+			      : "FSB delivery enabled to a foreign route");
+	CHECK_CASE("vhpet.hostile_guest_refusals_counted", vh.refused > 0 && vh.accesses == i,
+		   "refused %llu accesses %llu of %u", (unsigned long long)vh.refused,
+		   (unsigned long long)vh.accesses, i);
+}
+
 int main(void)
 {
 	test_acpi();
 	test_hpet();
 	test_vhpet();
+	test_vhpet_hostile();
 	return test_failures ? 1 : 0;
 }
