@@ -23,9 +23,13 @@ void *boot_in_copy(const struct hv_boot_info *bi, void *sym);
 /* Fills bi->ranges from GetMemoryMap, the pool marked HV_MEM_HIDDEN. 0 or -1. */
 int boot_copy_memory_map(struct hv_boot_info *bi);
 
+/* No --cow-reserve-mib: 1/32 of RAM (boot/efi_main.c). */
+#define BOOT_COW_RESERVE_DEFAULT (~0ull)
+
 struct boot_cmdline {
 	bool no_mgmt_tick;   /* --no-mgmt-tick */
 	u64 mgmt_step_pages; /* --mgmt-step-pages N, 0 without it */
+	u64 cow_reserve_mib; /* --cow-reserve-mib N, BOOT_COW_RESERVE_DEFAULT without it */
 	CHAR16 *path;	     /* next program, or NULL */
 	CHAR16 *child_opts;  /* "PATH ARGS...", its LoadOptions */
 	UINT32 child_opts_size;

@@ -55,6 +55,7 @@ int boot_parse_cmdline(EFI_LOADED_IMAGE *li, struct boot_cmdline *cmd)
 
 	cmd->no_mgmt_tick = false;
 	cmd->mgmt_step_pages = 0;
+	cmd->cow_reserve_mib = BOOT_COW_RESERVE_DEFAULT;
 	cmd->path = NULL;
 	cmd->child_opts = NULL;
 	cmd->child_opts_size = 0;
@@ -98,6 +99,18 @@ int boot_parse_cmdline(EFI_LOADED_IMAGE *li, struct boot_cmdline *cmd)
 			}
 			continue;
 		}
+		if (token_is(opt, i, len, "--cow-reserve-mib")) {
+			i += sizeof("--cow-reserve-mib") - 1;
+			while (i < len && is_space(opt[i]))
+				i++;
+			if (!parse_u64(opt, &i, len, &cmd->cow_reserve_mib) ||
+			    cmd->cow_reserve_mib > (1ull << 20)) {
+				hv_log(
+				    "boot: --cow-reserve-mib wants a number of MiB (0 to 1048576)");
+				return -1;
+			}
+			continue;
+		}
 		{
 			char bad[32];
 			UINTN k;
@@ -107,7 +120,7 @@ int boot_parse_cmdline(EFI_LOADED_IMAGE *li, struct boot_cmdline *cmd)
 				bad[k] = (char)opt[i + k];
 			bad[k] = 0;
 			hv_log("boot: unknown option %s (pagetrail.efi [--no-mgmt-tick] "
-			       "[--mgmt-step-pages N] [--] "
+			       "[--mgmt-step-pages N] [--cow-reserve-mib N] [--] "
 			       "[PATH [ARGS...]])",
 			       bad);
 		}

@@ -246,7 +246,7 @@ static EFI_STATUS boot_virtualize(EFI_HANDLE image, EFI_LOADED_IMAGE *li,
 	UINTN map_size = 0, map_key, desc_size;
 	UINT32 desc_version;
 	EFI_PHYSICAL_ADDRESS pool = 0;
-	u64 image_size, ram_bytes = 0, pool_size, bi_size, off, nr_aps;
+	u64 image_size, ram_bytes = 0, pool_size, bi_size, off, nr_aps, cow_reserve;
 	struct hv_boot_info *bi;
 	int (*init)(struct hv_boot_info *);
 	void (*start)(void *);
@@ -271,9 +271,17 @@ static EFI_STATUS boot_virtualize(EFI_HANDLE image, EFI_LOADED_IMAGE *li,
 	image_size = (boot_image_size() + PAGE_SIZE - 1) & PAGE_MASK;
 	nr_aps = boot_count_aps();
 	bi_size = (sizeof(*bi) + PAGE_SIZE - 1) & PAGE_MASK;
+	/*
+	 * Hidden memory for the copy-on-write snapshot's copies (`ptctl
+	 * snapshot --cow`, whose default budget is 1/50 of memory): taken from
+	 * the guest here, since the guest cannot give RAM back later.
+	 */
+	cow_reserve = cmd->cow_reserve_mib == BOOT_COW_RESERVE_DEFAULT
+			  ? (ram_bytes / 32) & PAGE_MASK
+			  : cmd->cow_reserve_mib << 20;
 	pool_size = image_size + bi_size + HOST_STACK_SIZE + POOL_FIXED_BYTES +
 		    HV_POOL_LAYOUT_BYTES + nr_aps * HV_AP_POOL_BYTES +
-		    ((ram_bytes / 512 + (2ull << 20)) & PAGE_MASK);
+		    ((ram_bytes / 512 + (2ull << 20)) & PAGE_MASK) + cow_reserve;
 	st = BS->AllocatePages(AllocateAnyPages, EfiReservedMemoryType, pool_size / PAGE_SIZE,
 			       &pool);
 	if (EFI_ERROR(st)) {

@@ -25,6 +25,7 @@ struct hv_control {
 	struct hv *hv; /* the VM, the vCPU, the boot information */
 	struct mgmt mgmt;
 	struct dirty_session ds;
+	struct cow_session cow;
 	bool up;
 	/* The registers of the management UART a guest may read back (hv_control_port_*). */
 	u8 shadow_reg[UART_NR_PORTS];
@@ -505,6 +506,42 @@ static void ds_hook_log(void *ctx, const char *msg, u64 a, u64 b)
 	hv_log("%s %lu %lu", msg, a, b);
 }
 
+/* ---- the copy-on-write session's hooks (hv/cow_session.h) ---- */
+
+static void *cow_hook_alloc_page(void *ctx)
+{
+	(void)ctx;
+	return hv_page_alloc();
+}
+
+static void cow_hook_free_page(void *ctx, void *page)
+{
+	(void)ctx;
+	hv_page_free(page);
+}
+
+static u64 cow_hook_pages_free(void *ctx)
+{
+	(void)ctx;
+	return hv_pages_free();
+}
+
+/* Guest memory is identity-mapped in the host's tables (hv/page_alloc.h). */
+static const void *cow_hook_guest_page(void *ctx, gpa_t gpa)
+{
+	(void)ctx;
+	return hv_va(gpa);
+}
+
+/* A CPU running unvirtualized writes around the nested tables, as for logging. */
+static bool cow_hook_allowed(void *ctx, const char **why)
+{
+	struct hv_control *c = ctx;
+
+	*why = "copy-on-write snapshot refused: other CPUs run unvirtualized";
+	return !__atomic_load_n(&c->hv->smp_unvirtualized, __ATOMIC_SEQ_CST);
+}
+
 int hv_control_init(struct hv *hv)
 {
 	const struct ds_hooks hooks = {
@@ -514,6 +551,16 @@ int hv_control_init(struct hv *hv)
 	    .pml_supported = ds_hook_pml_supported,
 	    .set_pml = ds_hook_set_pml,
 	    .drain_pml = ds_hook_drain_pml,
+	    .log = ds_hook_log,
+	};
+	const struct cow_hooks cow_hooks = {
+	    .ctx = &ctl,
+	    .alloc = ds_hook_alloc,
+	    .alloc_page = cow_hook_alloc_page,
+	    .free_page = cow_hook_free_page,
+	    .pages_free = cow_hook_pages_free,
+	    .guest_page = cow_hook_guest_page,
+	    .allowed = cow_hook_allowed,
 	    .log = ds_hook_log,
 	};
 	void *mem;
@@ -549,6 +596,13 @@ int hv_control_init(struct hv *hv)
 		hv_log("management port: mgmt_init failed: %d", rc);
 		return -1;
 	}
+	if (cow_init(&ctl.cow, hv->vm, &cow_hooks)) {
+		hv_log("copy-on-write session: out of pool memory");
+		return -1;
+	}
+	mgmt_set_cow(&ctl.mgmt, &ctl.cow);
+	/* The fault path hands writes to tracked pages to it (hv/vm.c). */
+	hv->vm->cow = &ctl.cow;
 	/* The TSC since reset, to the cycle: another value on every boot. */
 	mgmt_set_boot_id(&ctl.mgmt, x86_rdtsc());
 	if (hv->bi->mgmt_step_pages)

@@ -30,6 +30,7 @@ struct hv_hidden_range {
 #define HV_MAX_HIDDEN PT_MAX_HIDDEN
 
 struct vcpu;
+struct cow_session;
 struct vm {
 	struct hv_slot *slots; /* HV_MAX_SLOTS entries, from the pool (vm_create) */
 	unsigned int nr_slots;
@@ -46,6 +47,9 @@ struct vm {
 	u32 pml_on;	/* hardware dirty logging wanted on every vCPU (smp_set_pml) */
 	u64 pml_drain_gen; /* bumped by every request to drain the vCPUs' PML logs */
 	bool lapic_intercept; /* the APIC page is read-only: INIT/SIPI are emulated (hv/lapic.c) */
+	/* The owner of mmu/'s write tracking: the copy-on-write snapshot
+	 * (hv/cow_session.h, set up by hv/control.c), NULL without one. */
+	struct cow_session *cow;
 };
 
 /*

@@ -50,9 +50,10 @@ int mgmt_init(struct mgmt *m, void *mem, size_t mem_size, const struct mgmt_back
 	rxbuf = carve(&p, end, PROTO_MAX_REQ_FRAME);
 	m->payload = carve(&p, end, PROTO_MAX_PAYLOAD);
 	m->tx = carve(&p, end, PROTO_MAX_WIRE);
+	m->cow_page = carve(&p, end, PAGE_SIZE);
 	m->page = carve(&p, end, PAGE_SIZE);
 	m->lz = carve(&p, end, sizeof(struct proto_lz));
-	if (!rxbuf || !m->payload || !m->tx || !m->page || !m->lz)
+	if (!rxbuf || !m->payload || !m->tx || !m->page || !m->cow_page || !m->lz)
 		return -PROTO_E_INTERNAL;
 	m->be = be;
 	m->be_ctx = be_ctx;
@@ -63,6 +64,10 @@ int mgmt_init(struct mgmt *m, void *mem, size_t mem_size, const struct mgmt_back
 	m->step_pages = MGMT_STEP_PAGES_DEFAULT;
 	proto_rx_init(&m->rx, rxbuf, PROTO_MAX_REQ_FRAME);
 	return 0;
+}
+void mgmt_set_cow(struct mgmt *m, struct cow_session *cs)
+{
+	m->cow = cs;
 }
 
 void mgmt_set_boot_id(struct mgmt *m, u64 id)
@@ -286,7 +291,8 @@ static int cmd_hello(struct mgmt *m, struct proto_buf *req, struct proto_buf *ou
 	m->have_last = false;
 	proto_put_varint(out, PROTO_VERSION);
 	proto_put_varint(out, PROTO_VERSION);
-	proto_put_varint(out, m->be->now_ns ? PROTO_CAPS_ALL : PROTO_CAPS_ALL & ~PROTO_CAP_LEASE);
+	proto_put_varint(out, PROTO_CAPS_ALL & ~(m->be->now_ns ? 0 : PROTO_CAP_LEASE) &
+				  ~(m->cow ? 0 : PROTO_CAP_COW));
 	proto_put_varint(out, PROTO_MAX_REQ_PAYLOAD);
 	proto_put_varint(out, m->host_max_payload);
 	proto_put_varint(out, PROTO_WINDOW);
@@ -644,12 +650,34 @@ static void lease_check(struct mgmt *m)
 		m->be->note(m->be_ctx,
 			    "the host went silent for its pause lease: lease ended, guest resumed");
 }
+/* The host went silent for its copy-on-write lease: end the session, free the budget. */
+static void cow_lease_check(struct mgmt *m)
+{
+	u64 unsent;
+
+	if (!m->cow_lease_on || m->be->now_ns(m->be_ctx) - m->cow_lease_last_ns < m->cow_lease_ns)
+		return;
+	m->cow_lease_on = false;
+	m->cow_page_held = false;
+	m->c.cow_leases_expired++;
+	if (cow_end(m->cow, &unsent))
+		return; /* ended already */
+	m->cow->st.ended_by_lease++;
+	if (m->be->note)
+		m->be->note(m->be_ctx, "the host went silent for its copy-on-write lease: snapshot "
+				       "ended, pages untracked, budget freed");
+}
 
 static bool all_zero(const u8 *p, u32 len)
 {
-	const u64 *w = (const u64 *)p;
+	const u64 *w;
 	u32 i;
 
+	/* Bytes up to an 8-byte boundary: COW_READ may go on in mid-page. */
+	for (; len && ((uintptr_t)p & 7); p++, len--)
+		if (*p)
+			return false;
+	w = (const u64 *)p;
 	for (i = 0; i < len / 8; i++)
 		if (w[i])
 			return false;
@@ -659,12 +687,46 @@ static bool all_zero(const u8 *p, u32 len)
 	return true;
 }
 
-static int cmd_mem_read(struct mgmt *m, struct proto_buf *req, struct proto_buf *out)
+/*
+ * Room a reply must have left before COW_READ takes another page from the
+ * session: the pending zero run's token (at most 11 bytes) must still fit
+ * once that page is taken, whatever it holds, or pages taken would be
+ * covered by no reply.
+ */
+#define MGMT_COW_TAKE_ROOM 32
+
+/*
+ * The bytes at @at (up to the page's end) for a reply: from the backend
+ * (MEM_READ), or the snapshot's (COW_READ): the held page if @at is in it,
+ * else the next page taken from the session (released there, held here).
+ */
+static int mem_source(struct mgmt *m, bool cow, u64 at, u32 chunk, const u8 **src)
+{
+	gpa_t page = at & PAGE_MASK;
+	int r;
+
+	if (!cow) {
+		*src = m->page;
+		return m->be->mem_read(m->be_ctx, at, m->page, chunk);
+	}
+	if (!m->cow_page_held || m->cow_page_gpa != page) {
+		r = cow_read_page(m->cow, page, m->cow_page);
+		if (r)
+			return r;
+		m->cow_page_gpa = page;
+		m->cow_page_held = true;
+	}
+	*src = m->cow_page + (at & ~PAGE_MASK);
+	return 0;
+}
+
+static int cmd_mem_read(struct mgmt *m, struct proto_buf *req, struct proto_buf *out, bool cow)
 {
 	u64 gpa = proto_get_varint(req);
 	u64 len = proto_get_varint(req);
 	u8 flags = proto_get_u8(req);
 	u64 covered = 0, zpend = 0;
+	const u8 *src;
 	bool tokens = flags & PROTO_MEM_LZ;
 	int r;
 
@@ -672,6 +734,8 @@ static int cmd_mem_read(struct mgmt *m, struct proto_buf *req, struct proto_buf 
 		return -PROTO_E_BAD_REQUEST;
 	if (len == 0 || gpa + len < gpa)
 		return -PROTO_E_RANGE;
+	if (cow && !m->cow)
+		return -PROTO_E_UNSUPPORTED;
 	proto_put_varint(out, gpa);
 	proto_put_u8(out, tokens ? PROTO_MEM_TOKENS : PROTO_MEM_RAW);
 
@@ -686,18 +750,21 @@ static int cmd_mem_read(struct mgmt *m, struct proto_buf *req, struct proto_buf 
 			chunk = proto_wbuf_room(out);
 		if (!chunk || proto_wbuf_room(out) < 8)
 			break;
-		r = m->be->mem_read(m->be_ctx, at, m->page, chunk);
+		if (cow && (!m->cow_page_held || m->cow_page_gpa != (at & PAGE_MASK)) &&
+		    proto_wbuf_room(out) < MGMT_COW_TAKE_ROOM)
+			break;
+		r = mem_source(m, cow, at, chunk, &src);
 		if (r) {
 			if (covered + zpend == 0)
 				return r;
 			break; /* the host asks again from here and gets the error */
 		}
 		if (!tokens) {
-			proto_put_bytes(out, m->page, chunk);
+			proto_put_bytes(out, src, chunk);
 			covered += chunk;
 			continue;
 		}
-		if (all_zero(m->page, chunk)) {
+		if (all_zero(src, chunk)) {
 			zpend += chunk;
 			continue;
 		}
@@ -707,7 +774,7 @@ static int cmd_mem_read(struct mgmt *m, struct proto_buf *req, struct proto_buf 
 			covered += zpend;
 			zpend = 0;
 		}
-		done = proto_lz_compress(m->lz, out, m->page, chunk);
+		done = proto_lz_compress(m->lz, out, src, chunk);
 		covered += done;
 		if (done < chunk)
 			break;
@@ -715,6 +782,64 @@ static int cmd_mem_read(struct mgmt *m, struct proto_buf *req, struct proto_buf 
 	if (zpend && proto_put_zero_run(out, zpend))
 		covered += zpend;
 	return covered ? 0 : -PROTO_E_INTERNAL;
+}
+/* Longest copy-on-write lease a host may ask for: 10 minutes, as a pause's. */
+#define MGMT_COW_LEASE_MAX_MS 600000
+
+static int cmd_cow_arm(struct mgmt *m, struct proto_buf *req, struct proto_buf *out)
+{
+	u64 budget = proto_get_varint(req);
+	u64 lease_ms = proto_get_varint(req);
+	struct mgmt_info info = {0};
+	u64 tracked;
+	int r;
+
+	if (!proto_rbuf_done(req))
+		return -PROTO_E_BAD_REQUEST;
+	if (!m->cow || (lease_ms && !m->be->now_ns))
+		return -PROTO_E_UNSUPPORTED;
+	if (lease_ms > MGMT_COW_LEASE_MAX_MS || !budget || budget > 0xfffffffeull)
+		return -PROTO_E_RANGE;
+	/* The instant is a pause: the vCPU state was taken in it, and no vCPU
+	 * may write while the pages are being protected. */
+	r = m->be->info(m->be_ctx, &info);
+	if (r)
+		return r;
+	if (!info.paused)
+		return -PROTO_E_STATE;
+	r = cow_arm(m->cow, budget, &tracked);
+	if (r)
+		return r;
+	m->cow_page_held = false;
+	m->cow_lease_on = lease_ms != 0;
+	if (m->cow_lease_on) {
+		m->cow_lease_ns = lease_ms * 1000000;
+		m->cow_lease_last_ns = m->be->now_ns(m->be_ctx);
+	}
+	proto_put_varint(out, budget);
+	proto_put_varint(out, tracked);
+	return 0;
+}
+
+static int cmd_cow_end(struct mgmt *m, struct proto_buf *req, struct proto_buf *out)
+{
+	u64 unsent;
+	int r;
+
+	if (!proto_rbuf_done(req))
+		return -PROTO_E_BAD_REQUEST;
+	if (!m->cow)
+		return -PROTO_E_UNSUPPORTED;
+	r = cow_end(m->cow, &unsent);
+	if (r)
+		return r;
+	m->cow_page_held = false;
+	m->cow_lease_on = false;
+	proto_put_varint(out, m->cow->st.copies);
+	proto_put_varint(out, m->cow->st.waits);
+	proto_put_varint(out, m->cow->st.max_used);
+	proto_put_varint(out, unsent);
+	return 0;
 }
 
 static int cmd_regs(struct mgmt *m, struct proto_buf *req, struct proto_buf *out)
@@ -771,12 +896,28 @@ static const struct {
     MGMT_STAT(steps),
     MGMT_STAT(long_cmds),
     MGMT_STAT(leases_expired),
+    {"cow.leases_expired", offsetof(struct mgmt_counters, cow_leases_expired)},
+};
+
+/* The copy-on-write session's counters, after the dispatcher's. */
+#define COW_STAT(field)                                                                            \
+	{                                                                                          \
+		"cow." #field, offsetof(struct cow_stats, field)                                   \
+	}
+static const struct {
+	const char *name;
+	size_t off;
+} cow_stats[] = {
+    COW_STAT(sessions),	    COW_STAT(copies),	   COW_STAT(waits),	     COW_STAT(wait_faults),
+    COW_STAT(sent_copy),    COW_STAT(sent_direct), COW_STAT(max_used),	     COW_STAT(unsent),
+    COW_STAT(copies_total), COW_STAT(waits_total), COW_STAT(ended_by_lease),
 };
 
 static int cmd_stats(struct mgmt *m, struct proto_buf *req, struct proto_buf *out)
 {
 	u64 start = proto_get_varint(req);
-	u32 nr_own = ARRAY_SIZE(mgmt_stats);
+	u32 nr_mgmt = ARRAY_SIZE(mgmt_stats);
+	u32 nr_own = nr_mgmt + (m->cow ? ARRAY_SIZE(cow_stats) : 0);
 	u8 *more;
 
 	if (!proto_rbuf_done(req) || start > 0xffffffffu)
@@ -788,9 +929,14 @@ static int cmd_stats(struct mgmt *m, struct proto_buf *req, struct proto_buf *ou
 		u64 value;
 		u32 n = 0;
 
-		if (i < nr_own) {
+		if (i < nr_mgmt) {
 			name = mgmt_stats[i].name;
 			value = *(const u64 *)((const u8 *)&m->c + mgmt_stats[i].off);
+		} else if (i < nr_own) {
+			name = cow_stats[i - nr_mgmt].name;
+			value = __atomic_load_n(
+			    (const u64 *)((const u8 *)&m->cow->st + cow_stats[i - nr_mgmt].off),
+			    __ATOMIC_RELAXED);
 		} else {
 			int r = m->be->stat(m->be_ctx, (u32)(i - nr_own), &name, &value);
 
@@ -866,9 +1012,11 @@ void mgmt_handle_frame(struct mgmt *m, const u8 *frame, u32 len)
 		m->c.bad_request++;
 		return;
 	}
-	/* The host is alive: its pause lease runs from here. */
+	/* The host is alive: its pause and copy-on-write leases run from here. */
 	if (m->lease_on)
 		m->lease_last_ns = m->be->now_ns(m->be_ctx);
+	if (m->cow_lease_on)
+		m->cow_lease_last_ns = m->be->now_ns(m->be_ctx);
 	if (m->op.active) {
 		/*
 		 * A long command runs. A repeat of it (its host timed out, or
@@ -941,7 +1089,16 @@ void mgmt_handle_frame(struct mgmt *m, const u8 *frame, u32 len)
 		r = cmd_pause_resume(m, &req, false);
 		break;
 	case PROTO_CMD_MEM_READ:
-		r = cmd_mem_read(m, &req, &out);
+		r = cmd_mem_read(m, &req, &out, false);
+		break;
+	case PROTO_CMD_COW_ARM:
+		r = cmd_cow_arm(m, &req, &out);
+		break;
+	case PROTO_CMD_COW_READ:
+		r = cmd_mem_read(m, &req, &out, true);
+		break;
+	case PROTO_CMD_COW_END:
+		r = cmd_cow_end(m, &req, &out);
 		break;
 	case PROTO_CMD_REGS:
 		r = cmd_regs(m, &req, &out);
@@ -995,6 +1152,7 @@ static void dispatch_rx(struct mgmt *m)
 
 void mgmt_poll(struct mgmt *m)
 {
+	cow_lease_check(m);
 	lease_check(m);
 	tx_pump(m);
 	flush_nak(m);

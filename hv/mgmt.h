@@ -31,6 +31,7 @@
 #define PT_HV_MGMT_H
 
 #include <pt/types.h>
+#include <hv/cow_session.h>
 #include <hv/dirty_session.h>
 #include <hv/proto/proto.h>
 
@@ -113,9 +114,12 @@ struct mgmt_backend {
  * ms: exits are forced while a command runs, mgmt_wants_poll()).
  */
 #define MGMT_PROGRESS_STEPS 16
-/* Memory mgmt_init() wants: receive frame, reply payload, transmit frame, a page, LZ table. */
+/*
+ * Memory mgmt_init() wants: receive frame, reply payload, transmit frame, a
+ * page, the copy-on-write stream's page, LZ table.
+ */
 #define MGMT_MEM_SIZE                                                                              \
-	(PROTO_MAX_REQ_FRAME + PROTO_MAX_PAYLOAD + PROTO_MAX_WIRE + PAGE_SIZE +                    \
+	(PROTO_MAX_REQ_FRAME + PROTO_MAX_PAYLOAD + PROTO_MAX_WIRE + 2 * PAGE_SIZE +                \
 	 sizeof(struct proto_lz) + 64)
 
 /* Protocol counters, reported first by STATS ("proto.*"). */
@@ -129,10 +133,11 @@ struct mgmt_counters {
 	u64 naks_sent, naks_dropped;
 	u64 credits_sent;
 	u64 harvests, harvest_ns_total, harvest_ns_max, harvest_ns_last;
-	u64 busy;	    /* BUSY replies: a dirty-log request while a long command ran */
-	u64 steps;	    /* long-command steps run (one per poll at most) */
-	u64 long_cmds;	    /* commands that needed more than one step */
-	u64 leases_expired; /* pauses the host's silence ended (PAUSE lease) */
+	u64 busy;		/* BUSY replies: a dirty-log request while a long command ran */
+	u64 steps;		/* long-command steps run (one per poll at most) */
+	u64 long_cmds;		/* commands that needed more than one step */
+	u64 leases_expired;	/* pauses the host's silence ended (PAUSE lease) */
+	u64 cow_leases_expired; /* copy-on-write sessions the host's silence ended */
 };
 
 /* The long command in flight (docs/protocol.md "Long commands"): a dirty-session operation. */
@@ -172,6 +177,19 @@ struct mgmt {
 	u32 nak_len;
 
 	u8 *page; /* one guest page for MEM_READ */
+	/*
+	 * The copy-on-write snapshot (COW_ARM/READ/END), NULL without one
+	 * (mgmt_set_cow). A page the stream took from the session is gone
+	 * there, so the last one is held here until the next is taken: a
+	 * page that did not fit one reply goes on in the next.
+	 */
+	struct cow_session *cow;
+	u8 *cow_page;
+	gpa_t cow_page_gpa;
+	bool cow_page_held;
+	/* COW_ARM's lease: the session ends once the host is silent this long. */
+	bool cow_lease_on;
+	u64 cow_lease_ns, cow_lease_last_ns;
 	struct proto_lz *lz;
 
 	u16 last_id; /* the request answered by tx[] */
@@ -211,6 +229,9 @@ int mgmt_init(struct mgmt *m, void *mem, size_t mem_size, const struct mgmt_back
 void mgmt_set_step_pages(struct mgmt *m, u64 pages);
 
 /* A value that differs between two runs of the hypervisor (DIRTY_EPOCH). */
+/* The copy-on-write session COW_* commands run (none: UNSUPPORTED, no COW cap). */
+void mgmt_set_cow(struct mgmt *m, struct cow_session *cs);
+
 void mgmt_set_boot_id(struct mgmt *m, u64 id);
 
 /* Bounded work; call on every exit and in every wait loop (see above). */

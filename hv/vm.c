@@ -10,6 +10,7 @@
 #include "arch/x86/apic.h"
 #include "arch/x86/backend.h"
 #include "arch/x86/cpu.h"
+#include "hv/cow_session.h"
 #include "hv/hv.h"
 #include "hv/log.h"
 #include "hv/mgmt_tick.h"
@@ -297,8 +298,17 @@ void vm_handle_tdp_fault(struct vm *vm, struct vcpu *v, const struct hv_exit_tdp
 		hv_guest_fatal("FATAL: out of pool memory for nested page tables (gpa=0x%lx)",
 			       f->gpa);
 	case TDP_FAULT_TRACKED:
-		/* Nothing in the hypervisor tracks writes yet. */
-		hv_panic("a write-tracked page (gpa=0x%lx) and no tracker", f->gpa);
+		/*
+		 * A page of a copy-on-write snapshot's instant: copied (or
+		 * found sent) and untracked, or no room yet. Either way the
+		 * guest goes back unchanged and faults again: then W comes
+		 * back through dirty logging's path, or the vCPU goes on
+		 * waiting through the normal exit path (polls, pauses, kicks).
+		 */
+		if (!vm->cow)
+			hv_panic("a write-tracked page (gpa=0x%lx) and no tracker", f->gpa);
+		cow_handle_write(vm->cow, v->id, f->gpa);
+		return;
 	}
 	hv_panic("tdp_mmu_page_fault returned %d", (int)r);
 }

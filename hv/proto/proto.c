@@ -92,6 +92,12 @@ const char *proto_cmd_name(int cmd)
 		return "mem-read";
 	case PROTO_CMD_REGS:
 		return "regs";
+	case PROTO_CMD_COW_ARM:
+		return "cow-arm";
+	case PROTO_CMD_COW_READ:
+		return "cow-read";
+	case PROTO_CMD_COW_END:
+		return "cow-end";
 	case PROTO_CMD_STATS:
 		return "stats";
 	case PROTO_CMD_LOG:

@@ -73,6 +73,9 @@ enum proto_cmd {
 	PROTO_CMD_RESUME = 0x21,
 	PROTO_CMD_MEM_READ = 0x22,
 	PROTO_CMD_REGS = 0x23,
+	PROTO_CMD_COW_ARM = 0x24,
+	PROTO_CMD_COW_READ = 0x25,
+	PROTO_CMD_COW_END = 0x26,
 	PROTO_CMD_STATS = 0x30,
 	PROTO_CMD_LOG = 0x31,
 	/* Hypervisor to host only, id 0 or the id of the frame in progress. */
@@ -116,7 +119,8 @@ const char *proto_cmd_name(int cmd);
 #define PROTO_CAP_PAUSE	     BIT_ULL(6)
 #define PROTO_CAP_EPOCH	     BIT_ULL(7) /* DIRTY_EPOCH */
 #define PROTO_CAP_LEASE	     BIT_ULL(8) /* PAUSE with a lease (needs a clock) */
-#define PROTO_CAPS_ALL	     GENMASK_ULL(8, 0)
+#define PROTO_CAP_COW	     BIT_ULL(9) /* COW_ARM, COW_READ, COW_END */
+#define PROTO_CAPS_ALL	     GENMASK_ULL(9, 0)
 
 /* Dirty-logging modes (DIRTY_START) and the INFO dirty_modes mask bits. */
 enum proto_dirty_mode {

@@ -90,6 +90,53 @@ static int fk_set_pml(void *ctx, bool on)
 	return 0;
 }
 
+/* ---- the copy-on-write session's hooks ---- */
+
+static void *fk_alloc_page(void *ctx)
+{
+	struct fake_vm *vm = ctx;
+
+	if (!vm->cow_pool_pages)
+		return NULL;
+	vm->cow_pool_pages--;
+	return calloc(1, PAGE_SIZE);
+}
+
+static void fk_free_page(void *ctx, void *page)
+{
+	struct fake_vm *vm = ctx;
+
+	vm->cow_pool_pages++;
+	free(page);
+}
+
+static u64 fk_pages_free(void *ctx)
+{
+	return ((struct fake_vm *)ctx)->cow_pool_pages;
+}
+
+static const void *fk_guest_page(void *ctx, gpa_t gpa)
+{
+	struct fake_vm *vm = ctx;
+
+	for (u32 i = 0; i < vm->nr_slots; i++) {
+		struct fake_slot *s = &vm->slots[i];
+
+		if (s->mem && gpa >= s->s.gpa && gpa - s->s.gpa < s->s.size)
+			return s->mem + (gpa - s->s.gpa);
+	}
+	abort(); /* the session asked for a page of no memory slot */
+}
+
+static void fk_cow_log(void *ctx, const char *msg, u64 a, u64 b)
+{
+	char line[256];
+
+	snprintf(line, sizeof(line), "%s %llu 0x%llx", msg, (unsigned long long)a,
+		 (unsigned long long)b);
+	fake_vm_log(ctx, line);
+}
+
 void fake_vm_init(struct fake_vm *vm, u32 ram0_mib)
 {
 	struct spte_format fmt;
@@ -117,14 +164,38 @@ void fake_vm_init(struct fake_vm *vm, u32 ram0_mib)
 	/* Below 4 GiB where RAM leaves room (as on a PC), else after slot 1. */
 	add_slot(vm, ((u64)ram0_mib << 20) <= 0xfe000000ull ? 0xfe000000ull : 0x100400000ull,
 		 64ull << 10, PROTO_SLOT_MMIO);
+	const struct cow_hooks cow_hooks = {
+	    .ctx = vm,
+	    .alloc = fk_alloc,
+	    .alloc_page = fk_alloc_page,
+	    .free_page = fk_free_page,
+	    .pages_free = fk_pages_free,
+	    .guest_page = fk_guest_page,
+	    .log = fk_cow_log,
+	};
+
 	vm->root = tdp_mmu_get_root(vm->mmu, 0);
 	if (!vm->root || ds_init(&vm->ds, &vm->layout, &hooks))
+		abort();
+	vm->cow_pool_pages = 4096 + COW_POOL_FLOOR_PAGES;
+	if (cow_init(&vm->cow, &vm->layout, &cow_hooks))
 		abort();
 	fake_vm_log(vm, "pagetrail: fake hypervisor up");
 }
 
 void fake_vm_free(struct fake_vm *vm)
 {
+	u64 unsent;
+
+	cow_end(&vm->cow, &unsent);
+	/* cow_init's memory and the kept per-slot state (the pool's, for good). */
+	for (u32 i = 0; i < vm->cow.nr_slots; i++) {
+		free(vm->cow.slots[i].track);
+		free(vm->cow.slots[i].copy_of);
+	}
+	free(vm->cow.slots);
+	free(vm->cow.pages);
+	free(vm->cow.free_idx);
 	ds_destroy(&vm->ds);
 	tdp_mmu_put_root(vm->mmu, vm->root);
 	if (tdp_mmu_destroy(vm->mmu))
@@ -144,19 +215,40 @@ void fake_vm_touch(struct fake_vm *vm, u32 slot_id, u64 page)
 		tdp_mmu_mark_page_dirty(vm->mmu, 0, gpa_to_gfn(s->s.gpa) + page);
 }
 
-void fake_vm_write(struct fake_vm *vm, gpa_t gpa, const void *buf, u32 len)
+/* The write fault of one page, as hv/vm.c takes it: true when the page may be written. */
+static bool fake_write_fault(struct fake_vm *vm, gpa_t gpa)
+{
+	for (;;) {
+		enum tdp_fault_result r =
+		    tdp_mmu_page_fault(vm->mmu, vm->root, gpa, TDP_FAULT_WRITE | TDP_FAULT_PRESENT);
+
+		if (r == TDP_FAULT_FIXED || r == TDP_FAULT_SPURIOUS)
+			return true;
+		if (r != TDP_FAULT_TRACKED)
+			abort(); /* the fake maps every slot it writes */
+		/* The second vCPU writes (vCPU 1): the management side is vCPU 0's. */
+		if (cow_handle_write(&vm->cow, 1, gpa) == COW_FAULT_WAIT)
+			return false;
+	}
+}
+
+bool fake_vm_write(struct fake_vm *vm, gpa_t gpa, const void *buf, u32 len)
 {
 	for (u32 i = 0; i < vm->nr_slots; i++) {
 		struct fake_slot *s = &vm->slots[i];
 
 		if (!s->mem || gpa < s->s.gpa || gpa + len > s->s.gpa + s->s.size)
 			continue;
+		for (gpa_t p = gpa & PAGE_MASK; p < gpa + len; p += PAGE_SIZE)
+			if (!fake_write_fault(vm, p))
+				return false;
 		memcpy(s->mem + (gpa - s->s.gpa), buf, len);
 		for (u64 p = (gpa - s->s.gpa) >> PAGE_SHIFT;
 		     p <= (gpa - s->s.gpa + len - 1) >> PAGE_SHIFT; p++)
 			fake_vm_touch(vm, s->s.id, p);
-		return;
+		return true;
 	}
+	return false;
 }
 
 void fake_vm_log(struct fake_vm *vm, const char *line)

@@ -11,6 +11,7 @@
 #ifndef PT_TESTS_FAKE_BACKEND_H
 #define PT_TESTS_FAKE_BACKEND_H
 
+#include <hv/cow_session.h>
 #include <hv/dirty_session.h>
 #include <hv/mgmt.h>
 
@@ -42,8 +43,11 @@ struct fake_vm {
 	struct tdp_mmu_root *root; /* the one vCPU's */
 	struct model_platform plat;
 	struct dirty_session ds;
-	bool pml;	  /* the "CPU" offers PML (set before the first start) */
-	u32 pml_on;	  /* set_pml(true) calls minus set_pml(false) calls */
+	/* The product's copy-on-write snapshot over the same mmu/ (mgmt_set_cow). */
+	struct cow_session cow;
+	u64 cow_pool_pages;    /* pages the fake pool has for a budget */
+	bool pml;	       /* the "CPU" offers PML (set before the first start) */
+	u32 pml_on;	       /* set_pml(true) calls minus set_pml(false) calls */
 	long alloc_fail_after; /* >= 0: the session's allocations fail after this many */
 	bool paused;
 	u64 exits_cpuid, exits_npf;
@@ -59,8 +63,14 @@ extern const struct mgmt_backend fake_backend;
  */
 void fake_vm_init(struct fake_vm *vm, u32 ram0_mib);
 void fake_vm_free(struct fake_vm *vm);
-/* A guest write: changes memory, and logs the page through mmu/ (tdp_mmu_mark_page_dirty). */
-void fake_vm_write(struct fake_vm *vm, gpa_t gpa, const void *buf, u32 len);
+/*
+ * A guest write: each page's write fault first (mmu/'s tdp_mmu_page_fault, a
+ * tracked page handed to the copy-on-write session as hv/vm.c does), then
+ * memory changes and the page is logged through mmu/ (tdp_mmu_mark_page_dirty).
+ * False, nothing written, while a page waits for the session's budget (the
+ * vCPU would fault again): the caller tries again later.
+ */
+bool fake_vm_write(struct fake_vm *vm, gpa_t gpa, const void *buf, u32 len);
 /* Logs a page written without changing memory (bitmap patterns for tests). */
 void fake_vm_touch(struct fake_vm *vm, u32 slot_id, u64 page);
 void fake_vm_log(struct fake_vm *vm, const char *line);

@@ -4,7 +4,7 @@
 MGMT_CODEC_SRCS := hv/proto/proto.c hv/proto/codec.c
 # The dispatcher with the product's dirty-log session over the real mmu/; the fake
 # stands in for the CPU only (tests/proto/fake_backend.h).
-MGMT_DIRTY_SRCS := hv/dirty_session.c $(sort $(wildcard mmu/*.c)) tests/model/model_platform.c \
+MGMT_DIRTY_SRCS := hv/dirty_session.c hv/cow_session.c $(sort $(wildcard mmu/*.c)) tests/model/model_platform.c \
 	tests/model/hw_model.c
 MGMT_SIM_SRCS := hv/mgmt.c tests/proto/fake_backend.c $(MGMT_DIRTY_SRCS) $(MGMT_CODEC_SRCS)
 

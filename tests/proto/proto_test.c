@@ -872,6 +872,144 @@ static void test_mgmt_mem(void)
 	dispatcher_teardown();
 }
 
+/* COW_READ from @gpa until @len is covered (raw or tokens, replies as they come) into @out. */
+static u64 cow_read_all(u64 gpa, u64 len, u8 *out, u32 *frames)
+{
+	u64 done = 0;
+
+	while (done < len) {
+		struct proto_buf b, q;
+		u8 qq[32];
+		u64 olen = 0;
+		int n;
+
+		proto_wbuf_init(&q, qq, sizeof(qq));
+		proto_put_varint(&q, gpa + done);
+		proto_put_varint(&q, len - done);
+		proto_put_u8(&q, *frames % 3 ? PROTO_MEM_LZ : 0);
+		n = tx_req(PROTO_CMD_COW_READ, q);
+		CHECK(n > 0);
+		if (n <= 0)
+			break;
+		proto_rbuf_init(&b, rep, (u32)n);
+		CHECK(proto_get_varint(&b) == gpa + done);
+		if (proto_get_u8(&b) == PROTO_MEM_RAW) {
+			olen = proto_rbuf_left(&b);
+			memcpy(out + done, proto_get_bytes(&b, (u32)olen), olen);
+		} else {
+			CHECK(proto_tokens_decode(&b, out + done, &olen, len - done));
+		}
+		CHECK(olen > 0);
+		done += olen;
+		(*frames)++;
+		/* The guest writes between replies: behind the stream, ahead of it, again. */
+		for (int k = 0; k < 3; k++) {
+			u64 stamp = 0x5eed0000ull + done + (u64)k;
+			u64 page = (done / PAGE_SIZE + (u64)k * 37) % ((gpa + len) / PAGE_SIZE);
+
+			fake_vm_write(&vm, gpa + page * PAGE_SIZE + 8 * (u64)k, &stamp,
+				      sizeof(stamp));
+		}
+	}
+	return done;
+}
+
+/*
+ * The copy-on-write snapshot through the dispatcher: COW_ARM only while
+ * paused, its bad requests; after the arm the guest writes all the time and
+ * a tiny budget makes writes wait; COW_READ (small replies, so pages go on
+ * across replies) gives memory as it was at the arm, each page once; a
+ * second vCPU faulting on a page copied already makes no second copy;
+ * COW_END reports, and the session is gone.
+ */
+static void test_mgmt_cow(void)
+{
+	static u8 want0[8 << 20], want1[4 << 20], got[8 << 20];
+	struct fake_slot *s0, *s1;
+	u64 stamp = 0xabcdef, unsent, copies;
+	u32 frames = 0;
+	int n;
+
+	dispatcher_setup();
+	s0 = &vm.slots[0];
+	s1 = &vm.slots[1];
+	CHECK(tx_req(PROTO_CMD_COW_ARM, REQ(8, 0)) == -2 - PROTO_E_UNSUPPORTED); /* no session */
+	CHECK(tx_req(PROTO_CMD_COW_READ, REQ(0, 4096, 1)) == -2 - PROTO_E_UNSUPPORTED);
+	mgmt_set_cow(&m, &vm.cow);
+	n = tx_req(PROTO_CMD_HELLO, REQ(PROTO_CAPS_ALL, 600)); /* small replies */
+	CHECK(n > 2 && (proto_get_varint(&(struct proto_buf){.p = rep + 2, .len = (u32)n - 2}) &
+			 PROTO_CAP_COW));
+	CHECK(tx_req(PROTO_CMD_COW_ARM, REQ(8, 0)) == -2 - PROTO_E_STATE); /* not paused */
+	CHECK(transact(PROTO_CMD_PAUSE, NULL, 0) == 0);
+	CHECK(tx_req(PROTO_CMD_COW_ARM, REQ(0, 0)) == -2 - PROTO_E_RANGE);
+	CHECK(tx_req(PROTO_CMD_COW_ARM, REQ(8, 600001)) == -2 - PROTO_E_RANGE);
+	CHECK(tx_req(PROTO_CMD_COW_ARM, REQ(8, 0, 1)) == -2 - PROTO_E_BAD_REQUEST);
+	CHECK(tx_req(PROTO_CMD_COW_ARM, REQ(1 << 20, 0)) == -2 - PROTO_E_NOMEM);
+	CHECK(tx_req(PROTO_CMD_COW_READ, REQ(0, 4096, 1)) == -2 - PROTO_E_STATE); /* not armed */
+	CHECK(transact(PROTO_CMD_COW_END, NULL, 0) == -2 - PROTO_E_STATE);
+	memcpy(want0, s0->mem, s0->s.size);
+	memcpy(want1, s1->mem, s1->s.size);
+	n = tx_req(PROTO_CMD_COW_ARM, REQ(8, 0));
+	CHECK(n > 0);
+	{
+		struct proto_buf b;
+
+		proto_rbuf_init(&b, rep, (u32)(n > 0 ? n : 0));
+		CHECK(proto_get_varint(&b) == 8 &&
+		       proto_get_varint(&b) == s0->npages + s1->npages);
+	}
+	CHECK(tx_req(PROTO_CMD_COW_ARM, REQ(8, 0)) == -2 - PROTO_E_STATE); /* armed already */
+	CHECK(transact(PROTO_CMD_RESUME, NULL, 0) == 0);
+
+	/* Eight writes take the budget; the ninth waits, and writes nothing. */
+	for (u64 p = 0; p < 8; p++)
+		CHECK(fake_vm_write(&vm, s1->s.gpa + (100 + p) * PAGE_SIZE, &stamp, 8));
+	CHECK(!fake_vm_write(&vm, s1->s.gpa + 200 * PAGE_SIZE, &stamp, 8));
+	CHECK(!fake_vm_write(&vm, s1->s.gpa + 200 * PAGE_SIZE, &stamp, 8));
+	CHECK(vm.cow.st.copies == 8 && vm.cow.st.waits == 1 && vm.cow.st.wait_faults == 2);
+	CHECK(memcmp(s1->mem + 200 * PAGE_SIZE, want1 + 200 * PAGE_SIZE, PAGE_SIZE) == 0);
+	/* Another vCPU on a page copied already: no second copy, no wait. */
+	copies = vm.cow.st.copies;
+	CHECK(cow_handle_write(&vm.cow, 0, s1->s.gpa + 100 * PAGE_SIZE) == COW_FAULT_AGAIN);
+	CHECK(vm.cow.st.copies == copies);
+
+	/* Slot 1 first: the stream frees the copies as it passes them. */
+	CHECK(cow_read_all(s1->s.gpa, s1->s.size, got, &frames) == s1->s.size);
+	CHECK(!memcmp(got, want1, s1->s.size));
+	CHECK(fake_vm_write(&vm, s1->s.gpa + 200 * PAGE_SIZE, &stamp, 8)); /* sent: no wait */
+	CHECK(cow_read_all(s0->s.gpa, s0->s.size, got, &frames) == s0->s.size);
+	CHECK(!memcmp(got, want0, s0->s.size));
+	CHECK(memcmp(s0->mem, want0, s0->s.size) != 0); /* the guest did write meanwhile */
+	CHECK(frames > 2 * (s0->s.size + s1->s.size) / 4096 / 2);
+	/* Each page once; MMIO is no memory. */
+	CHECK(tx_req(PROTO_CMD_COW_READ, REQ(0, 4096, 1)) == -2 - PROTO_E_STATE);
+	CHECK(tx_req(PROTO_CMD_COW_READ, REQ(0xfe000000, 4096, 1)) == -2 - PROTO_E_FAULT);
+	n = transact(PROTO_CMD_COW_END, NULL, 0);
+	CHECK(n > 0);
+	{
+		struct proto_buf b;
+
+		proto_rbuf_init(&b, rep, (u32)(n > 0 ? n : 0));
+		CHECK(proto_get_varint(&b) == vm.cow.st.copies && vm.cow.st.copies >= 8);
+		CHECK(proto_get_varint(&b) >= 1); /* waits */
+		CHECK(proto_get_varint(&b) == 8); /* the whole budget was used */
+		unsent = proto_get_varint(&b);
+		CHECK(unsent == 0 && proto_rbuf_done(&b));
+	}
+	CHECK(transact(PROTO_CMD_COW_END, NULL, 0) == -2 - PROTO_E_STATE);
+	CHECK(tx_req(PROTO_CMD_COW_READ, REQ(0x1000, 4096, 1)) == -2 - PROTO_E_STATE);
+	/* Tracking is over: writes go straight through, the budget is back in the pool. */
+	CHECK(fake_vm_write(&vm, s0->s.gpa + 5 * PAGE_SIZE, &stamp, 8));
+	CHECK(vm.cow_pool_pages == 4096 + COW_POOL_FLOOR_PAGES);
+	/* Ended early: the pages never sent are counted and released. */
+	CHECK(transact(PROTO_CMD_PAUSE, NULL, 0) == 0);
+	CHECK(tx_req(PROTO_CMD_COW_ARM, REQ(4, 0)) > 0);
+	CHECK(transact(PROTO_CMD_RESUME, NULL, 0) == 0);
+	CHECK(fake_vm_write(&vm, s0->s.gpa, &stamp, 8));
+	CHECK(cow_end(&vm.cow, &unsent) == 0 && unsent == s0->npages + s1->npages);
+	dispatcher_teardown();
+}
+
 static void test_mgmt_abuse(void)
 {
 	static u8 g[100000];
@@ -1330,6 +1468,7 @@ int main(void)
 	test_run("mgmt.hello_info_slots_errors", test_mgmt_basic);
 	test_run("mgmt.dirty_snapshot_read_clear", test_mgmt_dirty);
 	test_run("mgmt.mem_read_window_credit", test_mgmt_mem);
+	test_run("mgmt.cow_arm_read_end", test_mgmt_cow);
 	test_run("mgmt.abuse_then_recover", test_mgmt_abuse);
 	test_run("mgmt.steps_same_reply_as_one_step", test_mgmt_steps_same_result);
 	test_run("mgmt.steps_start_stop_all", test_mgmt_steps_start_stop);

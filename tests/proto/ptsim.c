@@ -205,6 +205,33 @@ static int sim_pause(void *ctx)
 	return r;
 }
 
+/*
+ * One store of the fake guest. A store whose page waits for the
+ * copy-on-write budget is the vCPU stuck on its fault: it is tried again,
+ * first thing, at the next poll, and nothing else is written meanwhile.
+ */
+static struct {
+	bool on;
+	struct fake_slot *s;
+	u64 page, off, stamp;
+} blocked;
+
+static bool guest_store(struct fake_slot *s, u64 page, u64 off, u64 stamp)
+{
+	if (!fake_vm_write(&sim.vm, s->s.gpa + page * PAGE_SIZE + off, &stamp, sizeof(stamp))) {
+		blocked.on = true;
+		blocked.s = s;
+		blocked.page = page;
+		blocked.off = off;
+		blocked.stamp = stamp;
+		return false;
+	}
+	if (fake_slot_mode(&sim.vm, s->s.id) != PROTO_DIRTY_OFF)
+		proto_set_bit(sim.oracle[s - sim.vm.slots], page);
+	proto_set_bit(sim.written[s - sim.vm.slots], page);
+	return true;
+}
+
 static void guest_write(void)
 {
 	struct fake_slot *s = &sim.vm.slots[rng() % 2];
@@ -212,13 +239,14 @@ static void guest_write(void)
 	u32 run = rng() % 4 == 0 ? 1 + rng() % 32 : 1; /* some clustered */
 	u64 stamp = ((u64)rng() << 32) | rng();
 
-	for (u32 k = 0; k < run && page + k < s->npages; k++) {
-		fake_vm_write(&sim.vm, s->s.gpa + (page + k) * PAGE_SIZE + (rng() % 512) * 8,
-			      &stamp, sizeof(stamp));
-		if (fake_slot_mode(&sim.vm, s->s.id) != PROTO_DIRTY_OFF)
-			proto_set_bit(sim.oracle[s - sim.vm.slots], page + k);
-		proto_set_bit(sim.written[s - sim.vm.slots], page + k);
+	if (blocked.on) {
+		blocked.on = false;
+		guest_store(blocked.s, blocked.page, blocked.off, blocked.stamp);
+		return;
 	}
+	for (u32 k = 0; k < run && page + k < s->npages; k++)
+		if (!guest_store(s, page + k, (rng() % 512) * 8, stamp))
+			return;
 }
 
 /* --- Main loop ----------------------------------------------------------------- */
@@ -329,6 +357,7 @@ int main(int argc, char **argv)
 	}
 	if (step > 0)
 		mgmt_set_step_pages(&sim.mgmt, (u64)step);
+	mgmt_set_cow(&sim.mgmt, &sim.vm.cow);
 	signal(SIGTERM, on_signal);
 	signal(SIGINT, on_signal);
 	signal(SIGPIPE, SIG_IGN);
