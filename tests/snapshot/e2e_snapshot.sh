@@ -11,6 +11,12 @@
 #   a failing write (file size limit) and SIGTERM leave no file, no temporary, an older
 #   FILE untouched and the guest running; a ptctl killed (SIGKILL) while the guest is
 #   paused: the hypervisor ends the pause once the lease runs out, and logs it.
+#   --cow: the core equals memory dumped at the PAUSE before the arm although the guest
+#   wrote during the copy (memory after it differs), --base on it exact; a 3-page budget
+#   makes the writer wait (counted, logged) and is still exact; a guest the user paused is
+#   resumed after arming and the output says so; a budget the pool cannot hold and bad
+#   usage refused; a ptctl killed during the copy: the hypervisor ends the session after
+#   the lease, frees the budget and logs it.
 set -u
 source "$(dirname "$0")/../proto/ptsim_lib.sh"
 ptsim_init snapshot_e2e
@@ -87,6 +93,79 @@ refused base.restarted_log_refused "dirty log moved" pt snapshot -o "$dir/refuse
 refused base.not_a_core_refused "cannot be a base" pt snapshot -o "$dir/refused.core" --base "$dir/inc1.json"
 check base.base_unchanged python3 "$CHECK" "$dir/full.core" --vcpus 2
 
+# --cow: the core is memory at the PAUSE before the arm, while the guest writes during the
+# whole copy (the hypervisor copies a page before its first write); then the guest runs.
+rm -f "$dir"/mem-*.bin
+pt --json snapshot -o "$dir/cow.core" --cow >"$dir/cow.json" 2>"$dir/out"
+check cow.json json "$dir/cow.json" \
+	'd["mode"]=="cow" and d["pages"]==1536 and d["pages_sent"]==1536 and d["cow_pages"]>0 and d["guest"]=="running" and d["cow_budget_pages"]==256 and not d["resumed_users_pause"]'
+cp "$dir/mem-0.bin" "$dir/cow-mem-0.bin"
+cp "$dir/mem-1.bin" "$dir/cow-mem-1.bin"
+pt --json info >"$dir/info.json"
+check cow.guest_running json "$dir/info.json" 'not d["paused"]'
+pt --json regs --vcpu 0 >"$dir/r0.json" && pt --json regs --vcpu 1 >"$dir/r1.json"
+check cow.corecheck python3 "$CHECK" "$dir/cow.core" --vcpus 2 --mem "0:$dir/cow-mem-0.bin" \
+	--mem "0x100000000:$dir/cow-mem-1.bin" --regs "0:$dir/r0.json" --regs "1:$dir/r1.json"
+check cow.readelf readelf -W -h -l -n "$dir/cow.core"
+# The guest wrote during the copy: memory now is not the core any more.
+pt pause >/dev/null
+if python3 "$CHECK" "$dir/cow.core" --vcpus 2 --mem "0:$dir/mem-0.bin" \
+	--mem "0x100000000:$dir/mem-1.bin" >"$dir/out" 2>&1; then
+	not_ok "cow.guest_wrote_during_copy (memory after the copy equals the core)"
+else ok cow.guest_wrote_during_copy; fi
+pt resume >/dev/null
+pt --json slots >"$dir/slots.json"
+check cow.leaves_logging json "$dir/slots.json" 'all(s["logging"] for s in d if s["type"]=="ram")'
+# The series goes on from a --cow core: --base on it is exact.
+rm -f "$dir"/mem-*.bin
+pt --json snapshot -o "$dir/cowbase.core" --base "$dir/cow.core" --stay-paused >"$dir/cowbase.json" 2>"$dir/out"
+check cow.base_on_it.json json "$dir/cowbase.json" 'd["mode"]=="base" and 0<d["pages_sent"]<=d["pages"]'
+corecheck_at cow.base_on_it "$dir/cowbase.core"
+check cow.base_on_it.resume pt resume
+
+# A budget of 3 pages: vCPUs wait for the stream to free room, counted and logged; still exact.
+pt --json stats >"$dir/stats0.json"
+rm -f "$dir"/mem-*.bin
+pt --json snapshot -o "$dir/cowtiny.core" --cow --cow-mib 0.01 >"$dir/cowtiny.json" 2>"$dir/out"
+check cow.tiny_budget.json json "$dir/cowtiny.json" \
+	'd["cow_budget_pages"]==3 and d["cow_waits"]>0 and d["cow_max_used"]==3 and d["cow_pages"]>0'
+pt --json stats >"$dir/stats1.json"
+pt log --bytes 20000 >"$dir/log.txt"
+check cow.tiny_budget.waits_counted python3 -c "import json,sys; a,b=(json.load(open(f)) for f in sys.argv[1:]); sys.exit(0 if b['cow.waits_total']>a['cow.waits_total']>=0 and b['cow.sent_copy']==b['cow.copies'] else 1)" "$dir/stats0.json" "$dir/stats1.json"
+check cow.tiny_budget.wait_logged grep -q "budget full, a vCPU waits for the stream" "$dir/log.txt"
+pt --json regs --vcpu 0 >"$dir/r0.json" && pt --json regs --vcpu 1 >"$dir/r1.json"
+check cow.tiny_budget.corecheck python3 "$CHECK" "$dir/cowtiny.core" --vcpus 2 --mem "0:$dir/mem-0.bin" \
+	--mem "0x100000000:$dir/mem-1.bin" --regs "0:$dir/r0.json" --regs "1:$dir/r1.json"
+
+# A guest the user paused: --cow resumes it after arming, and says so.
+pt pause >/dev/null
+pt snapshot -o "$dir/cowp.core" --cow >"$dir/cowp.txt" 2>&1
+pt --json info >"$dir/info.json"
+check cow.users_pause_resumed json "$dir/info.json" 'not d["paused"]'
+check cow.users_pause_said grep -q "paused before, resumed after arming" "$dir/cowp.txt"
+check cow.users_pause.corecheck python3 "$CHECK" "$dir/cowp.core" --vcpus 2 --mem "0:$dir/mem-0.bin" \
+	--mem "0x100000000:$dir/mem-1.bin"
+
+# Refusals: a budget the pool cannot hold (exit 1, no file, guest running); bad usage (2).
+refused_cow() {
+	local name=$1 want=$2 msg=$3 rc
+	shift 3
+	"$@" >"$dir/out" 2>&1
+	rc=$?
+	pt --json info >"$dir/info.json"
+	if [ "$rc" -eq "$want" ] && grep -q -- "$msg" "$dir/out" && [ ! -e "$dir/refused.core" ] &&
+		! ls "$dir"/refused.core.tmp.* >/dev/null 2>&1 && json "$dir/info.json" 'not d["paused"]'; then
+		ok "$name"
+	else
+		not_ok "$name (exit $rc; $(tr '\n' ' ' <"$dir/out"))"
+	fi
+}
+refused_cow cow.budget_too_big_refused 1 "smaller --cow-mib" pt snapshot -o "$dir/refused.core" --cow --cow-mib 64
+refused_cow cow.with_live_usage 2 "goes alone" pt snapshot -o "$dir/refused.core" --cow --live
+refused_cow cow.stay_paused_usage 2 "goes alone" pt snapshot -o "$dir/refused.core" --cow --stay-paused
+refused_cow cow.mib_without_cow_usage 2 "goes with --cow" pt snapshot -o "$dir/refused.core" --cow-mib 4
+refused_cow cow.bad_mib_usage 2 "bad --cow-mib" pt snapshot -o "$dir/refused.core" --cow --cow-mib -1
+
 # A paused guest stays paused; plain snapshot of it without --stay-paused.
 pt pause >/dev/null
 pt --json snapshot -o "$dir/p2.core" >"$dir/p2.json" 2>"$dir/out"
@@ -147,4 +226,31 @@ if json "$dir/info.json" 'not d["paused"]' && [ ! -e "$dir/kill.core" ] &&
 else
 	not_ok "lease.ended_by_hypervisor ($(cat "$dir/info.json") $(tail -2 "$dir/log.txt"))"
 fi
+# SIGKILL during a --cow copy (the guest running, pages protected, copies held): the
+# hypervisor ends the session once the host is silent for the lease, frees the budget and
+# says so. A try that ended before the kill leaves no session; try shorter delays.
+for delay in 0.6 0.3 0.15 1.0; do
+	pt --json stats >"$dir/stats0.json"
+	"$PT" -c "unix:$sock" snapshot -o "$dir/kill.core" --cow --cow-mib 0.01 --lease 1000 \
+		>"$dir/out" 2>&1 &
+	spid=$!
+	sleep "$delay"
+	kill -KILL "$spid" 2>/dev/null
+	wait "$spid" 2>/dev/null
+	[ ! -e "$dir/kill.core" ] && break
+done
+sleep 2.5
+pt --json stats >"$dir/stats1.json"
+pt log --bytes 4000 >"$dir/log.txt"
+pt --json info >"$dir/info.json"
+if [ ! -e "$dir/kill.core" ] && json "$dir/info.json" 'not d["paused"]' &&
+	json "$dir/stats1.json" 'd["cow.ended_by_lease"]>=1' &&
+	grep -q "silent for its copy-on-write lease" "$dir/log.txt"; then
+	ok cow.lease_ended_by_hypervisor
+else
+	not_ok "cow.lease_ended_by_hypervisor ($(tail -2 "$dir/log.txt"))"
+fi
+# The budget is free again: a new --cow snapshot arms.
+rm -f "$dir"/mem-*.bin
+check cow.after_lease pt snapshot -o "$dir/cow3.core" --cow
 ptsim_done

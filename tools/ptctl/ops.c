@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include "ops.h"
-
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -337,7 +337,8 @@ int pt_dirty_harvest(struct pt_conn *c, u64 slot, bool clear, u64 *bm, u64 npage
 	return clear ? pt_dirty_done(c, slot, s.gen) : 0;
 }
 
-int pt_mem_read_chunk(struct pt_conn *c, u64 gpa, u64 len, u8 *dst, u64 cap, u64 *out)
+/* One MEM_READ or COW_READ (@cmd): the same request, the same reply. */
+static int mem_read_chunk(struct pt_conn *c, u8 cmd, u64 gpa, u64 len, u8 *dst, u64 cap, u64 *out)
 {
 	u8 q[48], rep[PROTO_MAX_PAYLOAD];
 	struct proto_buf b;
@@ -352,34 +353,40 @@ int pt_mem_read_chunk(struct pt_conn *c, u64 gpa, u64 len, u8 *dst, u64 cap, u64
 	proto_put_varint(&b, gpa);
 	proto_put_varint(&b, len);
 	proto_put_u8(&b, PROTO_MEM_LZ);
-	r = pt_request(c, PROTO_CMD_MEM_READ, q, b.len, rep, &rl, NULL);
+	r = pt_request(c, cmd, q, b.len, rep, &rl, NULL);
 	if (r)
 		return r;
 	proto_rbuf_init(&b, rep, rl);
 	if (proto_get_varint(&b) != gpa)
-		return bad_reply(c, PROTO_CMD_MEM_READ);
+		return bad_reply(c, cmd);
 	enc = proto_get_u8(&b);
 	if (b.err)
-		return bad_reply(c, PROTO_CMD_MEM_READ);
+		return bad_reply(c, cmd);
 	if (enc == PROTO_MEM_RAW) {
 		*out = proto_rbuf_left(&b);
 		if (*out > cap)
-			return bad_reply(c, PROTO_CMD_MEM_READ);
+			return bad_reply(c, cmd);
 		memcpy(dst, proto_get_bytes(&b, (u32)*out), *out);
 	} else if (enc != PROTO_MEM_TOKENS || !proto_tokens_decode(&b, dst, out, cap)) {
-		return bad_reply(c, PROTO_CMD_MEM_READ);
+		return bad_reply(c, cmd);
 	}
-	return *out ? 0 : bad_reply(c, PROTO_CMD_MEM_READ);
+	return *out ? 0 : bad_reply(c, cmd);
 }
 
-int pt_mem_read(struct pt_conn *c, u64 gpa, u64 len, u8 *buf, void (*progress)(void *ctx, u64 done),
-		void *ctx)
+int pt_mem_read_chunk(struct pt_conn *c, u64 gpa, u64 len, u8 *dst, u64 cap, u64 *out)
+{
+	return mem_read_chunk(c, PROTO_CMD_MEM_READ, gpa, len, dst, cap, out);
+}
+
+static int mem_read_all(struct pt_conn *c, u8 cmd, u64 gpa, u64 len, u8 *buf,
+			void (*progress)(void *ctx, u64 done), void *ctx)
 {
 	u64 done = 0;
 
 	while (done < len) {
 		u64 out;
-		int r = pt_mem_read_chunk(c, gpa + done, len - done, buf + done, len - done, &out);
+		int r =
+		    mem_read_chunk(c, cmd, gpa + done, len - done, buf + done, len - done, &out);
 
 		if (r)
 			return r;
@@ -404,4 +411,76 @@ void pt_json_str(const char *s)
 			putchar(ch);
 	}
 	putchar('"');
+}
+
+int pt_mem_read(struct pt_conn *c, u64 gpa, u64 len, u8 *buf, void (*progress)(void *ctx, u64 done),
+		void *ctx)
+{
+	return mem_read_all(c, PROTO_CMD_MEM_READ, gpa, len, buf, progress, ctx);
+}
+
+int pt_cow_read(struct pt_conn *c, u64 gpa, u64 len, u8 *buf, void (*progress)(void *ctx, u64 done),
+		void *ctx)
+{
+	return mem_read_all(c, PROTO_CMD_COW_READ, gpa, len, buf, progress, ctx);
+}
+
+int pt_cow_arm(struct pt_conn *c, u64 budget, u64 lease_ms, u64 *tracked)
+{
+	u8 q[32], rep[PROTO_MAX_PAYLOAD];
+	struct proto_buf b;
+	u32 len;
+	int r, e = 0;
+
+	if (!(c->peer_caps & PROTO_CAP_COW)) {
+		snprintf(c->err, sizeof(c->err),
+			 "the hypervisor has no copy-on-write snapshot (COW_ARM): update it, or "
+			 "take a plain or --live snapshot");
+		return PT_EHV;
+	}
+	proto_wbuf_init(&b, q, sizeof(q));
+	proto_put_varint(&b, budget);
+	proto_put_varint(&b, (c->peer_caps & PROTO_CAP_LEASE) ? lease_ms : 0);
+	r = pt_request(c, PROTO_CMD_COW_ARM, q, b.len, rep, &len, &e);
+	if (r == PT_EHV) {
+		size_t n = strlen(c->err);
+		const char *why =
+		    e == PROTO_E_NOMEM	 ? "the hypervisor's pool cannot hold a budget "
+					   "of that many pages: a smaller --cow-mib"
+		    : e == PROTO_E_STATE ? "the guest is not paused, or another "
+					   "copy-on-write snapshot runs"
+		    : e == PROTO_E_UNSUPPORTED
+			? "refused (other CPUs run unvirtualized, or no clock for the "
+			  "lease): see `ptctl log`"
+			: NULL;
+
+		if (why)
+			snprintf(c->err + n, sizeof(c->err) - n, " (%" PRIu64 " pages: %s)", budget,
+				 why);
+	}
+	if (r)
+		return r;
+	proto_rbuf_init(&b, rep, len);
+	if (proto_get_varint(&b) != budget)
+		return bad_reply(c, PROTO_CMD_COW_ARM);
+	*tracked = proto_get_varint(&b);
+	return proto_rbuf_done(&b) ? 0 : bad_reply(c, PROTO_CMD_COW_ARM);
+}
+
+int pt_cow_end(struct pt_conn *c, struct pt_cow_result *out)
+{
+	u8 rep[PROTO_MAX_PAYLOAD];
+	struct proto_buf b;
+	u32 len;
+	int r;
+
+	r = pt_request(c, PROTO_CMD_COW_END, NULL, 0, rep, &len, NULL);
+	if (r)
+		return r;
+	proto_rbuf_init(&b, rep, len);
+	out->copies = proto_get_varint(&b);
+	out->waits = proto_get_varint(&b);
+	out->max_used = proto_get_varint(&b);
+	out->unsent = proto_get_varint(&b);
+	return proto_rbuf_done(&b) ? 0 : bad_reply(c, PROTO_CMD_COW_END);
 }

@@ -129,4 +129,23 @@ int pt_mem_read(struct pt_conn *c, u64 gpa, u64 len, u8 *buf, void (*progress)(v
  */
 void pt_json_str(const char *s);
 
+/*
+ * The copy-on-write snapshot (docs/snapshot.md, docs/protocol.md COW_*).
+ * COW_ARM while the guest is paused: budget pages of hidden memory, the
+ * session ended by the hypervisor after lease_ms of silence (0: never; only
+ * with PROTO_CAP_LEASE); *tracked = pages of the instant.
+ */
+int pt_cow_arm(struct pt_conn *c, u64 budget, u64 lease_ms, u64 *tracked);
+/*
+ * COW_READ of [gpa, gpa + len) into buf, as pt_mem_read: the instant's
+ * bytes; every page read is released in the hypervisor (read once).
+ */
+int pt_cow_read(struct pt_conn *c, u64 gpa, u64 len, u8 *buf, void (*progress)(void *ctx, u64 done),
+		void *ctx);
+/* What COW_END reports of the session it ended. */
+struct pt_cow_result {
+	u64 copies, waits, max_used, unsent;
+};
+int pt_cow_end(struct pt_conn *c, struct pt_cow_result *out);
+
 #endif /* PT_PTCTL_OPS_H */

@@ -41,8 +41,9 @@ static void copy_progress(void *ctx, u64 done)
 		cc->s->progress(cc->s->ctx, cc->st);
 }
 
-int precopy_copy(struct pt_conn *c, u64 gpa, u64 len, const struct precopy_sink *s,
-		 struct precopy_stats *st)
+/* Guest memory (MEM_READ) or a copy-on-write snapshot's instant (COW_READ). */
+static int copy_range(struct pt_conn *c, bool cow, u64 gpa, u64 len, const struct precopy_sink *s,
+		      struct precopy_stats *st)
 {
 	static u8 *buf;
 	int r;
@@ -57,7 +58,8 @@ int precopy_copy(struct pt_conn *c, u64 gpa, u64 len, const struct precopy_sink 
 
 		if ((r = cancelled(c, s)))
 			return r;
-		r = pt_mem_read(c, gpa, n, buf, copy_progress, &cc);
+		r = cow ? pt_cow_read(c, gpa, n, buf, copy_progress, &cc)
+			: pt_mem_read(c, gpa, n, buf, copy_progress, &cc);
 		if (r)
 			return r;
 		r = s->put(s->ctx, gpa, buf, n);
@@ -69,6 +71,18 @@ int precopy_copy(struct pt_conn *c, u64 gpa, u64 len, const struct precopy_sink 
 		len -= n;
 	}
 	return 0;
+}
+
+int precopy_copy(struct pt_conn *c, u64 gpa, u64 len, const struct precopy_sink *s,
+		 struct precopy_stats *st)
+{
+	return copy_range(c, false, gpa, len, s, st);
+}
+
+int precopy_copy_cow(struct pt_conn *c, u64 gpa, u64 len, const struct precopy_sink *s,
+		     struct precopy_stats *st)
+{
+	return copy_range(c, true, gpa, len, s, st);
 }
 
 int precopy_copy_bitmap(struct pt_conn *c, u64 gpa, const u64 *bm, u64 npages,

@@ -80,6 +80,10 @@ int precopy_run(struct pt_conn *c, const struct precopy_range *r, u32 n,
 int precopy_copy(struct pt_conn *c, u64 gpa, u64 len, const struct precopy_sink *s,
 		 struct precopy_stats *st);
 
+/* The same from an armed copy-on-write snapshot (COW_READ: each page read once). */
+int precopy_copy_cow(struct pt_conn *c, u64 gpa, u64 len, const struct precopy_sink *s,
+		     struct precopy_stats *st);
+
 /* Copies the pages whose bits are set in bm (page i = gpa + i * 4 KiB). */
 int precopy_copy_bitmap(struct pt_conn *c, u64 gpa, const u64 *bm, u64 npages,
 			const struct precopy_sink *s, struct precopy_stats *st);

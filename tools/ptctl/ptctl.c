@@ -33,6 +33,7 @@ static const char usage_text[] =
     "    log [--bytes N]\n"
     "    snapshot -o FILE [--live [--downtime MS] [--max-rounds N] | --base OLD.core]\n"
     "             [--stay-paused] [--lease MS]\n"
+    "    snapshot -o FILE --cow [--cow-mib MIB] [--lease MS]\n"
     "                       ELF core of the guest (QEMU dump-guest-memory layout)\n"
     "    ping [--count N]   round-trip latency of INFO: p50, p99, max\n"
     "    dirty rate --seconds S | --interval T --count N   distinct pages written, pages/s\n"
@@ -52,8 +53,8 @@ static struct {
 	int timeout_ms;
 	/* command options */
 	const char *slot, *mode, *out, *first, *count, *vcpu, *bytes, *downtime, *max_rounds, *base,
-	    *lease;
-	bool all, clear, live, stay_paused;
+	    *lease, *cow_mib;
+	bool all, clear, live, cow, stay_paused;
 	const char *pos[8];
 	int npos;
 } opt = {.baud = 115200, .timeout_ms = 2000};
@@ -771,6 +772,10 @@ int main(int argc, char **argv)
 			opt.live = true;
 			continue;
 		}
+		if (!strcmp(a, "--cow")) {
+			opt.cow = true;
+			continue;
+		}
 		if (!strcmp(a, "--stay-paused")) {
 			opt.stay_paused = true;
 			continue;
@@ -793,6 +798,8 @@ int main(int argc, char **argv)
 			val = &opt.base;
 		else if (!strcmp(a, "--lease"))
 			val = &opt.lease;
+		else if (!strcmp(a, "--cow-mib"))
+			val = &opt.cow_mib;
 		else if (!strcmp(a, "--bytes"))
 			val = &opt.bytes;
 		if (!val && research_option(argc, argv, &i))
@@ -857,6 +864,24 @@ int main(int argc, char **argv)
 			snap.base = opt.base;
 			if (opt.live && opt.base)
 				return usage("--base goes with the plain form, not --live");
+			if (opt.cow_mib && !opt.cow)
+				return usage("--cow-mib goes with --cow");
+			if (opt.cow && (opt.live || opt.base || opt.stay_paused))
+				return usage(
+				    "--cow goes alone: the guest runs during the copy and the "
+				    "core is complete (not with --live, --base or "
+				    "--stay-paused)");
+			snap.cow = opt.cow;
+			if (opt.cow_mib) {
+				char *end;
+				double mib = strtod(opt.cow_mib, &end);
+
+				if (end == opt.cow_mib || *end || !(mib > 0) || mib > 1048576)
+					return usage("bad --cow-mib %s (MiB of hidden memory for "
+						     "copies, e.g. 8 or 0.05)",
+						     opt.cow_mib);
+				snap.cow_pages = (u64)(mib * 256 + 0.999999);
+			}
 			snap.stay_paused = opt.stay_paused;
 			snap.json = opt.json;
 			snap.downtime_ms = 300;

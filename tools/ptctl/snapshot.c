@@ -3,7 +3,9 @@
  * `ptctl snapshot -o FILE`: the guest's memory and vCPU state as an ELF core
  * (elfcore.h). Plain: pause, take the vCPU state, copy, resume. --live: the
  * pre-copy engine (precopy.h) copies while the guest runs and pauses only
- * for the last pages. Either way every slot the core covers is left logging
+ * for the last pages. --cow: pause, take the vCPU state, arm the
+ * hypervisor's copy-on-write, resume at once, then copy the instant's pages
+ * while the guest runs. Either way every slot the core covers is left logging
  * dirty pages, and the file appears under its name only when complete
  * (a temporary file in the same directory, fsync, rename).
  */
@@ -313,6 +315,107 @@ static int finish_file(struct snap *s, const char *tmp)
 	return 0;
 }
 
+/* What a copy-on-write snapshot did, for the output. */
+struct cow_run {
+	u64 budget; /* pages of hidden memory asked for */
+	struct pt_cow_result res;
+	bool resumed_users_pause; /* the guest was paused before: resumed after arming */
+};
+
+/*
+ * --cow: PAUSE (unless the guest is paused already), logging started where
+ * it is off, the vCPU state, COW_ARM (every page of memory write-protected
+ * for the snapshot, TLBs flushed), RESUME at once; then every page of the
+ * instant with COW_READ while the guest runs (a page the guest wrote comes
+ * from the copy the hypervisor made before the write), COW_END. The core
+ * is memory at the PAUSE. On a failure after the arm, COW_END frees the
+ * hypervisor's budget (and the lease does, should ptctl die).
+ */
+static int cow_snapshot(struct snap *s, const struct pt_info *info, const struct precopy_range *pr,
+			u32 nr, const struct precopy_sink *sink, struct precopy_stats *st,
+			struct cow_run *cow)
+{
+	struct pt_conn *c = s->c;
+	const struct snapshot_opts *o = s->o;
+	double t_pause = 0;
+	bool leased = false, armed = false, paused = info->paused;
+	u64 tracked = 0, k;
+	int r = 0;
+
+	st->pages = 0;
+	for (u32 i = 0; i < nr; i++)
+		st->pages += pr[i].size / PAGE_SIZE;
+	st->pass_total = st->pages;
+	/* Default budget: 1/50 of the memory covered, at least 1 MiB. */
+	cow->budget = o->cow_pages;
+	if (!cow->budget)
+		cow->budget = st->pages / 50 > 256 ? st->pages / 50 : 256;
+	if (!info->paused) {
+		r = pt_pause(c, o->lease_ms, &leased);
+		st->paused_by_us = !r;
+		paused = !r;
+		t_pause = now_ms();
+	}
+	for (u32 i = 0; i < nr && !r; i++)
+		if (pr[i].log_mode == PROTO_DIRTY_OFF)
+			r = pt_dirty_start_slot(c, pr[i].slot, pt_best_dirty_mode(info->modes), &k);
+	if (!r)
+		r = snap_regs(s, c);
+	if (!r) {
+		r = pt_cow_arm(c, cow->budget, o->lease_ms, &tracked);
+		armed = !r;
+	}
+	/* Armed: the guest runs from here on, whoever had paused it. */
+	if (!r && st->paused_by_us) {
+		r = pt_pause_end(c, leased, false);
+		paused = r != 0;
+	} else if (!r) {
+		r = pt_simple(c, PROTO_CMD_RESUME);
+		paused = r != 0;
+		cow->resumed_users_pause = !r;
+	}
+	if (st->paused_by_us)
+		st->downtime_ms = now_ms() - t_pause;
+	if (!r && tracked < st->pages) {
+		snprintf(c->err, sizeof(c->err),
+			 "the hypervisor protected %" PRIu64 " pages, the core covers %" PRIu64,
+			 tracked, st->pages);
+		r = PT_EHV;
+	}
+	for (u32 i = 0; i < nr && !r; i++)
+		r = precopy_copy_cow(c, pr[i].gpa, pr[i].size, sink, st);
+	st->rounds = 1;
+	if (armed) {
+		char keep[sizeof(c->err)];
+		int e;
+
+		memcpy(keep, c->err, sizeof(keep));
+		e = pt_cow_end(c, &cow->res);
+		if (r)
+			memcpy(c->err, keep, sizeof(keep));
+		else if (e)
+			r = e;
+		else if (cow->res.unsent) {
+			snprintf(c->err, sizeof(c->err),
+				 "the hypervisor still held %" PRIu64
+				 " pages of the instant at the "
+				 "end",
+				 cow->res.unsent);
+			r = PT_EHV;
+		}
+	}
+	if (r && paused && st->paused_by_us) {
+		/* A failure while the guest is paused by this command: it must not stay so. */
+		char keep[sizeof(c->err)];
+
+		memcpy(keep, c->err, sizeof(keep));
+		if (pt_simple(c, PROTO_CMD_RESUME))
+			st->left_paused = true;
+		memcpy(c->err, keep, sizeof(keep));
+	}
+	return r;
+}
+
 int snapshot_cmd(struct pt_conn *c, const struct snapshot_opts *o)
 {
 	struct pt_info info;
@@ -328,6 +431,7 @@ int snapshot_cmd(struct pt_conn *c, const struct snapshot_opts *o)
 				    .cancel = &snap_cancel};
 	char *tmp = NULL;
 	struct core old = {0};
+	struct cow_run cow = {0};
 	u64 *bms[PROTO_MAX_SLOTS] = {0};
 	int nslots, r, bfd = -1;
 	u32 nr = 0;
@@ -395,6 +499,8 @@ int snapshot_cmd(struct pt_conn *c, const struct snapshot_opts *o)
 					   .lease_ms = o->lease_ms};
 
 		r = precopy_run(c, pr, nr, &p, &sink, &st);
+	} else if (o->cow) {
+		r = cow_snapshot(&s, &info, pr, nr, &sink, &st, &cow);
 	} else {
 		/* Plain: pause, log from here on, the vCPU state, every page, resume. */
 		double t_pause = 0;
@@ -486,31 +592,46 @@ int snapshot_cmd(struct pt_conn *c, const struct snapshot_opts *o)
 	{
 		u64 wire = c->wire_rx + c->wire_tx - s.wire0;
 		double total = now_ms() - s.t0;
-		const char *state = info.paused	     ? "paused before, still paused"
+		const char *state = cow.resumed_users_pause
+					? "paused before, resumed after arming "
+					  "(--cow: the guest runs during the copy)"
+				    : info.paused    ? "paused before, still paused"
 				    : st.left_paused ? "left paused (--stay-paused)"
 						     : "resumed";
+		bool running = cow.resumed_users_pause || (!info.paused && !st.left_paused);
 
 		if (o->json) {
 			printf("{\"file\":");
 			pt_json_str(o->out);
 			printf(",\"pages\":%" PRIu64 ",\"pages_sent\":%" PRIu64
-			       ",\"cow_pages\":0,\"wire_bytes\":%" PRIu64 ",\"rounds\":%u"
-			       ",\"downtime_ms\":%.1f,\"total_ms\":%.1f,\"vcpus\":%u"
-			       ",\"mode\":\"%s\",\"guest\":\"%s\"}\n",
-			       st.pages, st.pages_sent, wire, st.rounds, st.downtime_ms, total,
-			       s.core.nvcpus,
+			       ",\"cow_pages\":%" PRIu64 ",\"wire_bytes\":%" PRIu64
+			       ",\"rounds\":%u,\"downtime_ms\":%.1f"
+			       ",\"total_ms\":%.1f,\"vcpus\":%u,\"mode\":\"%s\",\"guest\":\"%s\"",
+			       st.pages, st.pages_sent, cow.res.copies, wire, st.rounds,
+			       st.downtime_ms, total, s.core.nvcpus,
 			       o->live	 ? "live"
 			       : o->base ? "base"
+			       : o->cow	 ? "cow"
 					 : "plain",
-			       info.paused	? "paused"
-			       : st.left_paused ? "paused"
-						: "running");
+			       running ? "running" : "paused");
+			if (o->cow)
+				printf(",\"cow_budget_pages\":%" PRIu64 ",\"cow_waits\":%" PRIu64
+				       ",\"cow_max_used\":%" PRIu64 ",\"resumed_users_pause\":%s",
+				       cow.budget, cow.res.waits, cow.res.max_used,
+				       cow.resumed_users_pause ? "true" : "false");
+			printf("}\n");
 		} else {
 			printf("snapshot %s: %" PRIu64 " pages in %u range(s), %u vCPU(s); %" PRIu64
 			       " pages read in %u round(s), %" PRIu64
 			       " bytes on the wire; guest paused %.1f ms of %.1f ms (%s)\n",
 			       o->out, st.pages, nr, s.core.nvcpus, st.pages_sent, st.rounds, wire,
 			       st.downtime_ms, total, state);
+			if (o->cow)
+				printf("copy-on-write: %" PRIu64
+				       " page(s) copied before a guest write, budget %" PRIu64
+				       " pages (%" PRIu64 " used at most), %" PRIu64
+				       " wait(s) of a vCPU for room\n",
+				       cow.res.copies, cow.budget, cow.res.max_used, cow.res.waits);
 		}
 	}
 	core_free(&s.core);

@@ -8,6 +8,8 @@
 struct snapshot_opts {
 	const char *out;  /* -o FILE */
 	bool live;	  /* --live: pre-copy while the guest runs */
+	bool cow;	  /* --cow: copy-on-write, exact at the start, the guest running */
+	u64 cow_pages;	  /* --cow-mib as pages (0: a share of the memory covered) */
 	const char *base; /* --base OLD.core: only what changed since OLD crosses */
 	bool stay_paused; /* --stay-paused */
 	u64 downtime_ms;  /* --downtime MS (--live) */
