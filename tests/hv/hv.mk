@@ -28,3 +28,14 @@ TEST_DEPS += $(BUILD)/hv/triple_fault.efi $(BUILD)/pagetrail.efi
 TEST_SCRIPTS += tests/hv/test_shell_and_fault.sh
 TEST_DEPS += $(BUILD)/ptctl
 
+
+# The copy-on-write session with vCPU threads faulting and writing while a stream reads the
+# instant (ThreadSanitizer): exact, each page once, one copy per page, waits, the log whole.
+HV_COW_MT_SRCS := tests/hv/cow_mt_test.c hv/cow_session.c $(sort $(wildcard mmu/*.c)) \
+	tests/model/model_platform.c tests/model/hw_model.c
+
+$(BUILD)/hv/cow_mt_test: $(HV_COW_MT_SRCS) $(wildcard hv/*.h include/pt/*.h mmu/*.h tests/model/*.h tests/*.h)
+	@mkdir -p $(@D)
+	$(Q)$(HOST_CC) $(filter-out -MMD -MP,$(HOST_CFLAGS)) $(TSAN_CFLAGS) $(HV_COW_MT_SRCS) -o $@
+
+HOST_TESTS += $(BUILD)/hv/cow_mt_test
