@@ -5,14 +5,16 @@
 # memory the whole time: each core compared page by page
 # with QMP pmemsave taken at the snapshot's instant (the guest left paused by
 # --stay-paused), its NT_PRSTATUS and QEMU CPU notes with `ptctl regs`, readelf accepts it
-# (tests/snapshot/qemu_snapshot.py). The plain form (a full copy takes minutes over QEMU's
-# 16550), then --base on it checked the same way, then someone else's dirty get --clear and
-# the base refused; PT_SNAPSHOT_FORMS=plain,base,live adds --live. Then the hypervisor
-# reports no fault.
+# (tests/snapshot/qemu_snapshot.py). --cow (a full copy takes minutes over QEMU's 16550;
+# the guest, paused by the user for QMP pmemsave, is resumed by the arm and writes during
+# the copy, with a budget small enough that writes wait), then --base on the --cow core
+# checked the same way, then someone else's dirty get --clear and the base refused;
+# PT_SNAPSHOT_FORMS=plain,cow,base,live adds the plain form and --live (a full copy each).
+# Then the hypervisor reports no fault.
 source "$(dirname "$0")/../qemu/lib.sh"
 pt_init snapshot_qemu
 
-forms=${PT_SNAPSHOT_FORMS:-plain,base}
+forms=${PT_SNAPSHOT_FORMS:-cow,base}
 PT_QEMU_TIMEOUT=$((300 + 600 * $(tr , ' ' <<<"$forms" | wc -w))) pt_qemu_start --com1-socket \
 	--qemu-arg -m --qemu-arg 256M --kernel-args "init_on_free=1 no_timer_check"
 if ! python3 tests/snapshot/qemu_snapshot.py "$RUN_DIR" --forms "$forms" \
