@@ -106,8 +106,16 @@ static void set_offset(struct vhpet *vh, u64 off)
 	for (g = 0; g < vh->nr_guest; g++)
 		gval[g] = guest_cmp(vh, vhpet_phys(vh, g));
 	vh->offset = off;
-	for (g = 0; g < vh->nr_guest; g++)
+	for (g = 0; g < vh->nr_guest; g++) {
+		/*
+		 * A periodic comparator whose increment the guest never wrote
+		 * (the firmware's) cannot be moved without setting one: left.
+		 */
+		if ((rd(vh, HPET_TN_CONF(vhpet_phys(vh, g))) & HPET_TN_TYPE_PERIODIC) &&
+		    !(vh->period_known & BIT_ULL(g)))
+			continue;
 		set_cmp(vh, g, gval[g]);
+	}
 }
 
 /* Physical Tn_INT_ENB_CNF: the guest's, held off while the guest has the counter halted. */
@@ -292,6 +300,7 @@ static void write_cmp(struct vhpet *vh, unsigned int g, u64 val, u64 mask, bool 
 		return;
 	}
 	vh->period[g] = (vh->period[g] & ~mask) | (val & mask);
+	vh->period_known |= (u32)BIT_ULL(g);
 	if (val_set) {
 		set_cmp(vh, g, (guest_cmp(vh, p) & ~mask) | (val & mask));
 		return;

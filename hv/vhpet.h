@@ -53,12 +53,14 @@ struct vhpet {
 	u64 offset;	       /* guest counter = physical + offset (while enabled) */
 	u64 frozen;	       /* the guest's counter while it has it halted */
 	u32 int_enb;	       /* bit g: the guest set Tn_INT_ENB_CNF of its comparator g */
-	u32 val_set; /* bit g: Tn_VAL_SET_CNF written, the next comparator write sets it */
-	u64 period[HPET_MAX_TIMERS]; /* the value last written to comparator g (periodic increment)
-				      */
-	pt_spinlock_t lock;	     /* vCPUs on several CPUs */
-	u64 accesses;		     /* guest accesses emulated */
-	u64 refused;		     /* guest writes (or parts of them) refused */
+	/* Bit g: Tn_VAL_SET_CNF written, the next comparator write sets the accumulator. */
+	u32 val_set;
+	/* The value last written to periodic comparator g (its increment), and which are known. */
+	u64 period[HPET_MAX_TIMERS];
+	u32 period_known;
+	pt_spinlock_t lock; /* vCPUs on several CPUs */
+	u64 accesses;	    /* guest accesses emulated */
+	u64 refused;	    /* guest writes (or parts of them) refused */
 };
 
 /*

@@ -220,7 +220,8 @@ static void check_one_shot(unsigned t, UINT64 ticks_per_ms)
 		  (0x1fu << TN_ROUTE_SHIFT));
 	conf |= TN_LEVEL | ((UINT32)route << TN_ROUTE_SHIFT);
 	wr32(HPET_TN_CONF(t), conf);
-	when = rd64(HPET_COUNTER) + 5 * ticks_per_ms;
+	/* Far enough ahead that the programming, an exit per write, ends before the match. */
+	when = rd64(HPET_COUNTER) + 200 * ticks_per_ms;
 	if (!(conf & TN_SIZE_CAP))
 		when &= 0xffffffffull;
 	wr32(HPET_TN_CMP(t), (UINT32)when);
@@ -254,8 +255,13 @@ static void check_periodic(unsigned t, UINT64 ticks_per_ms)
 	}
 	conf &= ~(TN_INT_ENB | TN_FSB_EN | TN_VAL_SET | (0x1fu << TN_ROUTE_SHIFT));
 	conf |= TN_LEVEL | TN_PERIODIC | TN_32MODE | ((UINT32)route << TN_ROUTE_SHIFT);
-	/* As Linux's hpet_clkevt_set_state_periodic: accumulator with VAL_SET, then the period. */
-	first = (UINT32)(rd32(HPET_COUNTER) + period);
+	/*
+	 * As Linux's hpet_clkevt_set_state_periodic: accumulator with VAL_SET, then the period.
+	 * Until the second write the increment is the first value written (QEMU, and the spec's
+	 * "value last written"): the first match lies 200 ms ahead so that it cannot come
+	 * between the two writes, each an exit under the hypervisor, on a loaded host.
+	 */
+	first = (UINT32)(rd32(HPET_COUNTER) + 100 * period);
 	wr32(HPET_TN_CONF(t), conf | TN_VAL_SET | TN_INT_ENB);
 	wr32(HPET_TN_CMP(t), (UINT32)first);
 	wr32(HPET_TN_CMP(t), (UINT32)period);

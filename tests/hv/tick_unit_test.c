@@ -451,6 +451,15 @@ static void test_vhpet(void)
 			   "refused %d %d", r1, r4);
 	}
 
+	/* A periodic comparator the firmware left, its increment unknown: not moved. */
+	reg_set(HPET_TN_CONF(1), reg_get(HPET_TN_CONF(1)) | HPET_TN_TYPE_PERIODIC);
+	reg_set(HPET_TN_COMPARATOR(1), 0x777);
+	vhpet_write(&vh, HPET_GEN_CONF, 4, 0, &why);
+	vhpet_write(&vh, HPET_MAIN_COUNTER, 8, 0x9000, &why);
+	vhpet_write(&vh, HPET_GEN_CONF, 4, HPET_GEN_ENABLE_CNF, &why);
+	CHECK_CASE("vhpet.unknown_period_left", reg_get(HPET_TN_COMPARATOR(1)) == 0x777,
+		   "comparator 0x%llx", (unsigned long long)reg_get(HPET_TN_COMPARATOR(1)));
+
 	h.timer = 1;
 	CHECK_CASE("vhpet.refuses_comparator_1", vhpet_init(&vh, &h, &why) == -1,
 		   "shared comparator 1");
