@@ -44,13 +44,18 @@ EFI_LD ?= ld
 EFI_OBJCOPY ?= objcopy
 NASM ?= nasm
 
+# Which assertions the image carries (include/pt/assert.h): 1, what ships and what
+# `make bench` measures, keeps the checks made once per operation; 2 adds those made
+# once per entry of a walk (a debug image: `make BUILD=build/debug PT_DEBUG=2`).
+PT_DEBUG ?= 1
+
 # Common to every file of the image. -ffile-prefix-map and no timestamps keep the
 # build reproducible (the same sources give the same bytes).
 FREESTANDING_CFLAGS := -std=gnu11 -O2 -Wall -Wextra -Werror -Iinclude -I. \
 	-ffreestanding -fno-stack-protector -fno-stack-check -fshort-wchar \
 	-mno-red-zone -maccumulate-outgoing-args -mgeneral-regs-only -fpic \
 	-fno-common -fno-strict-aliasing -ffile-prefix-map=$(CURDIR)=. \
-	-DPT_FREESTANDING=1 -MMD -MP
+	-DPT_FREESTANDING=1 -DPT_DEBUG=$(PT_DEBUG) -MMD -MP
 # Only boot/ sees GNU-EFI's headers: it is the one part that calls UEFI services.
 EFI_HDR_CFLAGS := -I/usr/include/efi -I/usr/include/efi/x86_64 -DGNU_EFI_USE_MS_ABI
 

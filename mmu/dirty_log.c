@@ -194,12 +194,12 @@ tdp_rearm_block(struct tdp_op *op, const struct tdp_memslot *slot, u64 *pt, gfn_
 		if (new == old)
 			continue;
 		if (fast && (old & fm) == fm) {
-			PT_ASSERT(tdp_rearm_can_store(op, slot, old, new));
+			PT_ASSERT_ENTRY(tdp_rearm_can_store(op, slot, old, new));
 			__atomic_store_n(&pt[i], new, __ATOMIC_RELAXED);
 			/* SYNC_D's fast path takes only entries with D set
 			 * (tdp_rearm_run_init: D is in fm), so each is marked. */
 			if (how == TDP_REARM_SYNC_D) {
-				PT_ASSERT(old & dirty_mask);
+				PT_ASSERT_ENTRY(old & dirty_mask);
 				marks |= 1ull << (i % 64);
 			}
 			n++;
@@ -430,7 +430,7 @@ static bool clear_dirty_pt_masked(struct tdp_op *op, struct tdp_mmu_root *root,
 			if (new == old)
 				continue;
 			if (r.fast && (old & r.fast_mask) == r.fast_mask) {
-				PT_ASSERT(tdp_rearm_can_store(op, slot, old, new));
+				PT_ASSERT_ENTRY(tdp_rearm_can_store(op, slot, old, new));
 				__atomic_store_n(sptep, new, __ATOMIC_RELAXED);
 				/* SYNC_D: D was set, so the page is marked. */
 				marks |= (u64)((old & mark_mask) != 0) << (g - gfn);

@@ -298,7 +298,7 @@ static void handle_removed_pt(struct tdp_op *op, u64 *pt, hpa_t hpa, int level, 
 		if (spte_is_leaf(f, old, lvl)) {
 			/* The funnel's work for leaf -> not present, with the
 			 * shared counters updated once per table tree below. */
-			PT_ASSERT(lvl <= TDP_MAX_HUGE_LEVEL);
+			PT_ASSERT_ENTRY(lvl <= TDP_MAX_HUGE_LEVEL);
 			removed[lvl]++;
 			if (f->has_ad && (old & f->accessed_mask))
 				accessed++;
@@ -331,14 +331,15 @@ void handle_changed_spte(struct tdp_op *op, gfn_t gfn, u64 old_spte, u64 new_spt
 	bool is_leaf = is_present && spte_is_leaf(f, new_spte, level);
 	bool frame_changed = spte_to_hfn(f, old_spte) != spte_to_hfn(f, new_spte);
 
-	tdp_mmu_assert_held(mmu);
-	PT_ASSERT(level >= TDP_LEVEL_4K && level <= TDP_ROOT_LEVEL);
-	PT_ASSERT(!(gfn & (tdp_pages_per_level(level) - 1)));
+	/* Once per changed entry: debug-build checks only (include/pt/assert.h). */
+	PT_ASSERT_ENTRY(pt_rwlock_is_locked(&mmu->mmu_lock));
+	PT_ASSERT_ENTRY(level >= TDP_LEVEL_4K && level <= TDP_ROOT_LEVEL);
+	PT_ASSERT_ENTRY(!(gfn & (tdp_pages_per_level(level) - 1)));
 	if (old_spte == new_spte)
 		return;
 	/* A table is never swapped for another table: that would leak the old
 	 * one's children under a shared lock. */
-	PT_ASSERT(!(was_present && !was_leaf && is_present && !is_leaf));
+	PT_ASSERT_ENTRY(!(was_present && !was_leaf && is_present && !is_leaf));
 
 	/* Shared counters: touched only when leaf-ness changes, not on every
 	 * W/D flip of a dirty-log pass. */

@@ -23,6 +23,9 @@
  * tables, 2 GiB of floor array, 32 MiB of bitmap) when PT_BENCH_TIB=1 or when
  * MemAvailable is above 8 GiB. PT_BENCH_SIZES="1 16" (GiB) overrides.
  * Figures go to stdout as JSON lines (tools/bench.sh), progress to stderr.
+ * Every figure's note names the processor it was measured on and the build
+ * of mmu/ it measured: the image's own objects (tests/model/model.mk), so the
+ * figures are those of what ships.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -152,12 +155,44 @@ static double atomic_floor(u64 n)
 
 /* ---- output ---- */
 
+#ifndef PT_BENCH_MMU_BUILD
+#error "PT_BENCH_MMU_BUILD names the build of mmu/ linked in (tests/model/model.mk)"
+#endif
+
+/* The processor's name (/proc/cpuinfo "model name"), JSON-safe. */
+static char cpu_model[96] = "unknown CPU";
+
+static void read_cpu_model(void)
+{
+	FILE *fp = fopen("/proc/cpuinfo", "r");
+	char line[256];
+
+	if (!fp)
+		return;
+	while (fgets(line, sizeof(line), fp)) {
+		char *v = strchr(line, ':');
+		size_t n = 0;
+
+		if (strncmp(line, "model name", 10) || !v)
+			continue;
+		for (v++; *v == ' ' || *v == '\t'; v++)
+			;
+		for (; *v && *v != '\n' && n + 1 < sizeof(cpu_model); v++)
+			if (*v != '"' && *v != '\\')
+				cpu_model[n++] = *v;
+		cpu_model[n] = 0;
+		break;
+	}
+	fclose(fp);
+}
+
 static void fig(const char *op, const char *size, double ns_per_page, double floor, double ratio,
 		const char *unit, const char *ref_name, const char *note)
 {
 	printf("{\"name\": \"mmu.%s.%s\", \"value\": %.4g, \"unit\": \"%s\", \"ref\": %.4g, "
-	       "\"ref_name\": \"%s\", \"ratio\": %.3g, \"note\": \"%s\"}\n",
-	       op, size, ns_per_page, unit, floor, ref_name, ratio, note);
+	       "\"ref_name\": \"%s\", \"ratio\": %.3g, \"note\": \"%s; %s, %s\"}\n",
+	       op, size, ns_per_page, unit, floor, ref_name, ratio, note, cpu_model,
+	       PT_BENCH_MMU_BUILD);
 	fflush(stdout);
 }
 
@@ -614,6 +649,9 @@ int main(void)
 	const char *sizes = getenv("PT_BENCH_SIZES");
 	const char *tib = getenv("PT_BENCH_TIB");
 	u64 avail = mem_available_gib();
+
+	read_cpu_model();
+	fprintf(stderr, "mmu_bench: %s; mmu/ built as %s\n", cpu_model, PT_BENCH_MMU_BUILD);
 
 	if (sizes) {
 		char *s = strdup(sizes), *save = NULL;

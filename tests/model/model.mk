@@ -3,7 +3,7 @@
 #
 #   build/model/dirty_log_seq   sequential groups + format + negative tests, ASan+UBSan
 #   build/model/dirty_log_mt    vCPU threads + harvester, ThreadSanitizer
-#   build/model/mmu_bench       `make bench` step, -O2, no sanitizer
+#   build/model/mmu_bench       `make bench` step: the image's mmu/ objects, no sanitizer
 #
 # PT_MODEL_SEEDS=N runs N seeds per group (default 1); a seed on the command
 # line replays one (e.g. build/model/dirty_log_mt 42).
@@ -28,11 +28,17 @@ $(MODEL_OUT)/dirty_log_mt: tests/model/dirty_log_test.c $(MODEL_HW_SRCS) $(MODEL
 	$(Q)$(HOST_CC) $(MODEL_CFLAGS) $(TSAN_CFLAGS) -DMODEL_THREADED=1 \
 		$(filter %.c,$^) -o $@
 
+# The bench links the image's own mmu/ objects ($(BUILD)/efi/mmu/*.o: the same
+# compiler flags and PT_DEBUG as pagetrail.efi), so its figures are those of the
+# code that ships; only the harness around them is built for the host.
+MODEL_SHIPPED_MMU_OBJS := $(MODEL_MMU_SRCS:%.c=$(BUILD)/efi/%.o)
+
 $(MODEL_OUT)/mmu_bench: tests/model/mmu_bench.c tests/model/model_platform.c \
-		tests/model/hw_model.c $(MODEL_MMU_SRCS) $(MODEL_HDRS)
+		tests/model/hw_model.c $(MODEL_SHIPPED_MMU_OBJS) $(MODEL_HDRS)
 	@mkdir -p $(@D)
-	$(Q)$(HOST_CC) $(filter-out -O2 -g,$(MODEL_CFLAGS)) -O2 -DPT_DEBUG=0 \
-		$(filter %.c,$^) -o $@
+	$(Q)$(HOST_CC) $(filter-out -O2 -g,$(MODEL_CFLAGS)) -O2 \
+		-DPT_BENCH_MMU_BUILD='"pagetrail.efi objects, PT_DEBUG=$(PT_DEBUG)"' \
+		$(filter %.c %.o,$^) -o $@
 
 .PHONY: model
 model: $(MODEL_OUT)/dirty_log_seq $(MODEL_OUT)/dirty_log_mt
