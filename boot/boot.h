@@ -26,14 +26,28 @@ int boot_copy_memory_map(struct hv_boot_info *bi);
 /* No --cow-reserve-mib: 1/32 of RAM (boot/efi_main.c). */
 #define BOOT_COW_RESERVE_DEFAULT (~0ull)
 
+enum boot_emulator_exit {
+	BOOT_EMULATOR_EXIT_AUTO, /* the emulator's exit ports only if one is detected */
+	BOOT_EMULATOR_EXIT_ON,
+	BOOT_EMULATOR_EXIT_OFF,
+};
+
 struct boot_cmdline {
 	bool no_mgmt_tick;   /* --no-mgmt-tick */
 	u64 mgmt_step_pages; /* --mgmt-step-pages N, 0 without it */
 	u64 cow_reserve_mib; /* --cow-reserve-mib N, BOOT_COW_RESERVE_DEFAULT without it */
+	u8 emulator_exit;    /* enum boot_emulator_exit: --emulator-exit */
+	char mgmt_uart[HV_MGMT_UART_SPEC_LEN]; /* --mgmt-uart SPEC, "" without it */
 	CHAR16 *path;	     /* next program, or NULL */
 	CHAR16 *child_opts;  /* "PATH ARGS...", its LoadOptions */
 	UINT32 child_opts_size;
 };
+
+/*
+ * CPUID and SMBIOS say this is QEMU or Bochs (boot/platform.c): true, and
+ * `name` says which sign. Reads only; writes no port.
+ */
+bool boot_detect_emulator(char *name, UINTN size);
 
 /* 0, or -1 after logging an unknown option. */
 int boot_parse_cmdline(EFI_LOADED_IMAGE *li, struct boot_cmdline *cmd);

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Command line and chaining (syntax in boot/efi_main.c):
- *     pagetrail.efi [--no-mgmt-tick] [--mgmt-step-pages N] [--] [PATH [ARGS...]]
+ *     pagetrail.efi [--no-mgmt-tick] [--mgmt-step-pages N] [--cow-reserve-mib N]
+ *                   [--mgmt-uart SPEC] [--emulator-exit auto|on|off] [--] [PATH [ARGS...]]
  * LoadOptions are UCS-2, argv[0] first (as the UEFI shell and the test
  * loader pass them). A boot manager entry may pass binary optional data
  * instead: anything that is not printable text is ignored.
@@ -47,6 +48,39 @@ static bool token_is(const CHAR16 *opt, UINTN i, UINTN len, const char *word)
 	return i + k == len || is_space(opt[i + k]);
 }
 
+/*
+ * The token at opt[*i..] as ASCII into out (size bytes with the NUL); *i
+ * moves past it. False if there is none or it does not fit.
+ */
+static bool token_copy(const CHAR16 *opt, UINTN *i, UINTN len, char *out, UINTN size)
+{
+	UINTN k;
+
+	for (k = 0; *i + k < len && !is_space(opt[*i + k]); k++) {
+		if (k + 1 >= size)
+			return false;
+		out[k] = (char)opt[*i + k];
+	}
+	if (!k)
+		return false;
+	out[k] = 0;
+	*i += k;
+	return true;
+}
+
+static bool str_eq(const char *a, const char *b)
+{
+	while (*a && *a == *b)
+		a++, b++;
+	return *a == *b;
+}
+
+static void skip_spaces(const CHAR16 *opt, UINTN *i, UINTN len)
+{
+	while (*i < len && is_space(opt[*i]))
+		(*i)++;
+}
+
 int boot_parse_cmdline(EFI_LOADED_IMAGE *li, struct boot_cmdline *cmd)
 {
 	const CHAR16 *opt = li->LoadOptions;
@@ -56,6 +90,8 @@ int boot_parse_cmdline(EFI_LOADED_IMAGE *li, struct boot_cmdline *cmd)
 	cmd->no_mgmt_tick = false;
 	cmd->mgmt_step_pages = 0;
 	cmd->cow_reserve_mib = BOOT_COW_RESERVE_DEFAULT;
+	cmd->emulator_exit = BOOT_EMULATOR_EXIT_AUTO;
+	cmd->mgmt_uart[0] = 0;
 	cmd->path = NULL;
 	cmd->child_opts = NULL;
 	cmd->child_opts_size = 0;
@@ -111,6 +147,38 @@ int boot_parse_cmdline(EFI_LOADED_IMAGE *li, struct boot_cmdline *cmd)
 			}
 			continue;
 		}
+		if (token_is(opt, i, len, "--mgmt-uart")) {
+			i += sizeof("--mgmt-uart") - 1;
+			skip_spaces(opt, &i, len);
+			/* Checked by hv_init (hv/mgmt_uart.c), which says what is wrong. */
+			if (!token_copy(opt, &i, len, cmd->mgmt_uart, sizeof(cmd->mgmt_uart))) {
+				hv_log("boot: --mgmt-uart wants a UART (com1..com4, io,PORT, "
+				       "mmio[16|32],ADDR, pci,BB:DD.F or spcr, then ,BAUD), "
+				       "at most %u characters",
+				       (unsigned)sizeof(cmd->mgmt_uart) - 1);
+				return -1;
+			}
+			continue;
+		}
+		if (token_is(opt, i, len, "--emulator-exit")) {
+			char word[8];
+
+			i += sizeof("--emulator-exit") - 1;
+			skip_spaces(opt, &i, len);
+			if (!token_copy(opt, &i, len, word, sizeof(word)))
+				word[0] = 0;
+			if (str_eq(word, "auto")) {
+				cmd->emulator_exit = BOOT_EMULATOR_EXIT_AUTO;
+			} else if (str_eq(word, "on")) {
+				cmd->emulator_exit = BOOT_EMULATOR_EXIT_ON;
+			} else if (str_eq(word, "off")) {
+				cmd->emulator_exit = BOOT_EMULATOR_EXIT_OFF;
+			} else {
+				hv_log("boot: --emulator-exit wants auto, on or off");
+				return -1;
+			}
+			continue;
+		}
 		{
 			char bad[32];
 			UINTN k;
@@ -120,8 +188,8 @@ int boot_parse_cmdline(EFI_LOADED_IMAGE *li, struct boot_cmdline *cmd)
 				bad[k] = (char)opt[i + k];
 			bad[k] = 0;
 			hv_log("boot: unknown option %s (pagetrail.efi [--no-mgmt-tick] "
-			       "[--mgmt-step-pages N] [--cow-reserve-mib N] [--] "
-			       "[PATH [ARGS...]])",
+			       "[--mgmt-step-pages N] [--cow-reserve-mib N] [--mgmt-uart SPEC] "
+			       "[--emulator-exit auto|on|off] [--] [PATH [ARGS...]])",
 			       bad);
 		}
 		return -1;

@@ -5,7 +5,8 @@
  * Invocation (UEFI shell, or LoadOptions set by a loader, shell-style with
  * argv[0] first):
  *
- *     pagetrail.efi [--no-mgmt-tick] [--mgmt-step-pages N] [--] [PATH [ARGS...]]
+ *     pagetrail.efi [--no-mgmt-tick] [--mgmt-step-pages N] [--cow-reserve-mib N]
+ *                   [--mgmt-uart SPEC] [--emulator-exit auto|on|off] [--] [PATH [ARGS...]]
  *
  * pagetrail.efi virtualizes the CPU it runs on; the firmware continues as its
  * guest. Without PATH it then returns EFI_SUCCESS to its caller. With PATH
@@ -17,7 +18,10 @@
  * tests/qemu/test_irqoff.sh). --mgmt-step-pages N: long management commands
  * (dirty start/stop/get/clear) do at most N pages of nested-table work per
  * exit (default 2^18; docs/protocol.md "Long commands"; tests use small N to
- * make every command take many steps).
+ * make every command take many steps). --mgmt-uart SPEC: the management
+ * UART (default COM2; syntax in hv/mgmt_uart.h and docs/hv.md).
+ * --emulator-exit: whether a fatal stop may write QEMU's and Bochs' exit and
+ * power-off ports (auto: only when boot/platform.c detects an emulator).
  *
  * Steps: allocate the hidden pool (EfiReservedMemoryType, see hv/boot.h),
  * copy this image into it and relocate the copy (boot/reloc.c), copy the
@@ -196,6 +200,28 @@ static void boot_virtualize_aps(void)
 static EFI_GUID acpi20_guid = ACPI_20_TABLE_GUID;
 static EFI_GUID acpi10_guid = ACPI_TABLE_GUID;
 
+/* May hv_machine_stop write the emulator's exit ports (hv/log.c)? Logged either way. */
+static bool boot_emulator_exit(const struct boot_cmdline *cmd)
+{
+	char name[96];
+
+	if (cmd->emulator_exit == BOOT_EMULATOR_EXIT_ON) {
+		hv_log("boot: emulator exit ports on (--emulator-exit on)");
+		return true;
+	}
+	if (cmd->emulator_exit == BOOT_EMULATOR_EXIT_OFF) {
+		hv_log("boot: emulator exit ports off (--emulator-exit off)");
+		return false;
+	}
+	if (boot_detect_emulator(name, sizeof(name))) {
+		hv_log("boot: emulator detected (%s): its exit ports stop the machine", name);
+		return true;
+	}
+	hv_log("boot: no emulator detected: a fatal stop halts, no exit or power-off port is "
+	       "written");
+	return false;
+}
+
 /*
  * The ACPI RSDP from the EFI configuration table (UEFI 2.10, 4.6 "EFI
  * Configuration Table & Properties Table"): the ACPI 2.0+ one (with the
@@ -305,6 +331,9 @@ static EFI_STATUS boot_virtualize(EFI_HANDLE image, EFI_LOADED_IMAGE *li,
 	bi->acpi_rsdp = boot_find_rsdp();
 	bi->tsc_hz = boot_measure_tsc_hz();
 	bi->flags = cmd->no_mgmt_tick ? HV_BOOT_NO_MGMT_TICK : 0;
+	if (boot_emulator_exit(cmd))
+		bi->flags |= HV_BOOT_EMULATOR_EXIT;
+	CopyMem(bi->mgmt_uart, cmd->mgmt_uart, sizeof(bi->mgmt_uart));
 	bi->mgmt_step_pages = cmd->mgmt_step_pages;
 	if (boot_copy_memory_map(bi)) {
 		BS->FreePages(pool, pool_size / PAGE_SIZE);
@@ -340,8 +369,9 @@ EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *systab)
 	}
 	boot_image_init(li);
 	if (boot_parse_cmdline(li, &cmd)) {
-		Print(L"usage: pagetrail.efi [--no-mgmt-tick] [--mgmt-step-pages N] [--] "
-		      L"[PATH [ARGS...]]\n");
+		Print(L"usage: pagetrail.efi [--no-mgmt-tick] [--mgmt-step-pages N] "
+		      L"[--cow-reserve-mib N] [--mgmt-uart SPEC] [--emulator-exit auto|on|off] "
+		      L"[--] [PATH [ARGS...]]\n");
 		return EFI_INVALID_PARAMETER;
 	}
 

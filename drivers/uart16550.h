@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Polled 16550 UART: the hypervisor's management port (COM2, I/O 0x2F8).
+ * Polled 16550 UART: the hypervisor's management port. COM2 (I/O 0x2F8) by
+ * default; any 16550 at an I/O port or memory-mapped (register stride and
+ * access width as the board wires it: hv/mgmt_uart.h chooses).
  * No interrupts: the hypervisor polls it from its exit loop. Every wait is
  * bounded, so a missing or wedged UART slows the hypervisor, never hangs it.
  */
@@ -9,8 +11,13 @@
 
 #include <pt/types.h>
 
+#define UART_COM1_BASE 0x3f8
 #define UART_COM2_BASE 0x2f8
+#define UART_COM3_BASE 0x3e8
+#define UART_COM4_BASE 0x2e8
 #define UART_NR_PORTS  8
+/* The clock of a PC's 16550 (1.8432 MHz): divisor = clock / (16 * baud). */
+#define UART_CLOCK_PC 1843200u
 
 /* Register offsets (NS16550A data sheet, "Register Summary"). */
 enum uart_reg {
@@ -41,13 +48,32 @@ enum uart_reg {
 #define UART_IIR_NO_INT		     0x01
 #define UART_MSR_CTS_DSR_DCD	     0xb0
 
+enum uart_space {
+	UART_SPACE_IO,	 /* port I/O: register r at port base + r */
+	UART_SPACE_MMIO, /* memory: register r at physical base + (r << reg_shift) */
+};
+
 struct uart16550 {
-	u16 base;
+	u64 base;     /* I/O port, or physical address (identity-mapped) */
+	u8 space;     /* enum uart_space */
+	u8 reg_shift; /* MMIO register stride is 1 << reg_shift bytes (0, 1 or 2); I/O: 0 */
+	u8 reg_width; /* MMIO access width in bytes (1, 2 or 4); I/O: 1 */
 	bool present; /* scratch register answered at init */
 };
 
-/* Programs 8N1 at `baud`, FIFOs on, interrupts off. Returns false if absent. */
-bool uart_init(struct uart16550 *u, u16 base, u32 baud);
+/* Bytes of address space the eight registers take (I/O ports or MMIO). */
+static inline u64 uart_span(const struct uart16550 *u)
+{
+	return (u64)UART_NR_PORTS << u->reg_shift;
+}
+
+/*
+ * u->base, space, reg_shift and reg_width set by the caller: checks that a
+ * UART answers (scratch register), programs 8N1 at `baud` from `clock_hz`
+ * (0: UART_CLOCK_PC), FIFOs on, interrupts off. baud 0 keeps the divisor
+ * the firmware set. Returns false if absent.
+ */
+bool uart_init(struct uart16550 *u, u32 baud, u32 clock_hz);
 /* Writes one byte, waiting a bounded time for room. False if it timed out. */
 bool uart_putc(struct uart16550 *u, u8 c);
 void uart_puts(struct uart16550 *u, const char *s);

@@ -78,6 +78,15 @@ struct hv_cpu {
 };
 
 #define HV_BOOT_NO_MGMT_TICK BIT_ULL(0) /* --no-mgmt-tick: SVM takes no HPET tick */
+/*
+ * The machine is an emulator (detected by boot/platform.c, or said so with
+ * --emulator-exit on): hv_machine_stop may write its exit and power-off
+ * ports. Never set on a real machine unless asked for.
+ */
+#define HV_BOOT_EMULATOR_EXIT BIT_ULL(1)
+
+/* --mgmt-uart SPEC, as typed (hv/mgmt_uart.h reads it); "" means COM2. */
+#define HV_MGMT_UART_SPEC_LEN 64
 
 struct hv_boot_info {
 	u64 pool_base; /* hpa of the whole hidden pool */
@@ -94,6 +103,7 @@ struct hv_boot_info {
 	u64 flags;	     /* HV_BOOT_* */
 	u64 mgmt_step_pages; /* --mgmt-step-pages N: pages of work per poll; 0: the default */
 	u64 tsc_hz;	     /* TSC ticks per second measured by boot/ against Stall; 0: unknown */
+	char mgmt_uart[HV_MGMT_UART_SPEC_LEN]; /* --mgmt-uart SPEC, or "" */
 	struct hv_cpu cpus[HV_MAX_CPUS]; /* the first min(nr_cpus, HV_MAX_CPUS), BSP first */
 };
 

@@ -9,6 +9,7 @@
 #include "hv/log.h"
 #include "hv/mgmt_tick.h"
 #include "hv/mgmt.h"
+#include "hv/mgmt_uart.h"
 #include "hv/page_alloc.h"
 #include "hv/smp.h"
 #include "hv/vm.h"
@@ -34,7 +35,7 @@ struct hv_control {
 
 static struct hv_control ctl;
 
-/* ---- transport: the 16550 at COM2, polled ---- */
+/* ---- transport: the management 16550 (hv/mgmt_uart.h), polled ---- */
 
 static int tp_rx_byte(void *ctx)
 {
@@ -568,7 +569,7 @@ int hv_control_init(struct hv *hv)
 
 	ctl.hv = hv;
 	if (!hv->mgmt_uart.present) {
-		hv_log("management port: none (no UART at 0x%x)", UART_COM2_BASE);
+		hv_log("management port: none (no UART at %s)", hv_mgmt_uart_name());
 		return 0;
 	}
 	if (hv->bi->tsc_hz) {
@@ -609,7 +610,7 @@ int hv_control_init(struct hv *hv)
 		mgmt_set_step_pages(&ctl.mgmt, hv->bi->mgmt_step_pages);
 	hv_log("management: long commands in steps of %lu pages", ctl.mgmt.step_pages);
 	ctl.up = true;
-	hv_log("management port: up on COM2 (0x%x)", UART_COM2_BASE);
+	hv_log("management port: up on %s", hv_mgmt_uart_name());
 	return 0;
 }
 

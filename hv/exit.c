@@ -12,6 +12,7 @@
 #include "hv/lapic.h"
 #include "hv/log.h"
 #include "hv/mgmt_tick.h"
+#include "hv/mgmt_uart.h"
 #include "hv/smp.h"
 #include "hv/vm.h"
 
@@ -293,9 +294,9 @@ static void handle_msr(struct vcpu *v, bool write, u32 msr)
 
 static void handle_io(struct vcpu *v, const struct hv_exit_io *io)
 {
-	unsigned int i;
+	unsigned int i, first;
 
-	if (io->port < UART_COM2_BASE || io->port >= UART_COM2_BASE + UART_NR_PORTS) {
+	if (!mgmt_uart_io_reg(&hv.mgmt_uart, io->port, &first)) {
 		/* Only the management UART is in the I/O permission map. */
 		hv_guest_fatal("FATAL: unexpected I/O exit port=0x%x rip=0x%lx", io->port, v->rip);
 	}
@@ -309,7 +310,7 @@ static void handle_io(struct vcpu *v, const struct hv_exit_io *io)
 		u64 val = 0;
 
 		for (i = 0; i < io->size; i++) {
-			unsigned int reg = (io->port - UART_COM2_BASE + i) % UART_NR_PORTS;
+			unsigned int reg = (first + i) % UART_NR_PORTS;
 
 			val |= (u64)hv_control_port_read(reg) << (8 * i);
 		}
@@ -323,8 +324,7 @@ static void handle_io(struct vcpu *v, const struct hv_exit_io *io)
 		u64 val = vcpu_gpr(v, HV_GPR_RAX);
 
 		for (i = 0; i < io->size; i++)
-			hv_control_port_write((io->port - UART_COM2_BASE + i) % UART_NR_PORTS,
-					      (u8)(val >> (8 * i)));
+			hv_control_port_write((first + i) % UART_NR_PORTS, (u8)(val >> (8 * i)));
 	}
 	v->rip = io->next_rip;
 }

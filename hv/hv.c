@@ -14,6 +14,7 @@
 #include "hv/control.h"
 #include "hv/log.h"
 #include "hv/mgmt_tick.h"
+#include "hv/mgmt_uart.h"
 #include "hv/page_alloc.h"
 #include "hv/smp.h"
 #include "hv/vm.h"
@@ -23,8 +24,6 @@
 struct hv hv;
 static struct vm hv_vm;
 static struct vcpu hv_bsp;
-
-#define MGMT_UART_BAUD 115200
 
 static void log_footprint(const struct hv_boot_info *bi)
 {
@@ -106,10 +105,8 @@ int hv_init(struct hv_boot_info *bi)
 	}
 	hv_page_alloc_init(bi->alloc_base, bi->pool_base + bi->pool_size);
 
-	if (uart_init(&hv.mgmt_uart, UART_COM2_BASE, MGMT_UART_BAUD))
-		hv_log("management port: COM2 at 0x%x", UART_COM2_BASE);
-	else
-		hv_log("management port: no UART at 0x%x", UART_COM2_BASE);
+	if (hv_mgmt_uart_setup(bi, &hv.mgmt_uart))
+		return -1;
 
 	hv_log("cpus: %u listed by the firmware (boot CPU APIC ID %u)", bi->nr_cpus,
 	       bi->cpus[0].apic_id);
@@ -118,6 +115,10 @@ int hv_init(struct hv_boot_info *bi)
 	for (i = 0; i < bi->nr_ranges; i++)
 		if (bi->ranges[i].base + bi->ranges[i].pages * PAGE_SIZE > top)
 			top = bi->ranges[i].base + bi->ranges[i].pages * PAGE_SIZE;
+	/* The host reaches an MMIO management UART through its identity map too. */
+	if (hv.mgmt_uart.space == UART_SPACE_MMIO &&
+	    hv.mgmt_uart.base + uart_span(&hv.mgmt_uart) > top)
+		top = hv.mgmt_uart.base + uart_span(&hv.mgmt_uart);
 	top = (top + (1ull << 30) - 1) & ~((1ull << 30) - 1);
 	/* Before vm_create: the tick may hide a page (the HPET) from the guest. */
 	hv_mgmt_tick_init(bi);

@@ -118,16 +118,23 @@ void pt_assert_failed(const char *expr, const char *file, int line)
 }
 
 /*
- * QEMU's isa-debug-exit (iobase 0xf4) exits with status (v << 1) | 1.
- * Without it, try ACPI S5 on q35's PM block (ICH9 PMBASE 0x600, PM1a_CNT
- * at +4: SLP_TYP 0 on QEMU, SLP_EN bit 13), then the PIIX4 one (0x604 is
- * also what QEMU's i440fx uses for S5 with SLP_TYP 0), then halt.
+ * Only on an emulator (HV_BOOT_EMULATOR_EXIT: detected by boot/, or asked
+ * for): QEMU's isa-debug-exit (iobase 0xf4) exits with status (v << 1) | 1.
+ * Without it, ACPI S5 on q35's PM block (ICH9 PMBASE 0x600, PM1a_CNT at
+ * +4: SLP_TYP 0 on QEMU, SLP_EN bit 13), then the PIIX4 one (0xb004, Bochs;
+ * 0x604 is also what QEMU's i440fx uses for S5 with SLP_TYP 0). On a real
+ * machine those ports belong to other chips: nothing is written, the CPU
+ * halts with the report already out on both ports.
  */
 void hv_machine_stop(int code)
 {
-	x86_outb(0xf4, (u8)code);
-	x86_outw(0x604, 0x2000);
-	x86_outw(0xb004, 0x2000);
-	debugcon_puts("pagetrail: machine did not stop; halting\n");
+	if (hv.bi && (hv.bi->flags & HV_BOOT_EMULATOR_EXIT)) {
+		x86_outb(0xf4, (u8)code);
+		x86_outw(0x604, 0x2000);
+		x86_outw(0xb004, 0x2000);
+		debugcon_puts("pagetrail: machine did not stop; halting\n");
+	} else {
+		debugcon_puts("pagetrail: halting (not an emulator: no exit port written)\n");
+	}
 	x86_halt_forever();
 }

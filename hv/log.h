@@ -48,7 +48,11 @@ __attribute__((noreturn, format(printf, 1, 2))) void hv_guest_fatal(const char *
 				       __LINE__);                                                  \
 	} while (0)
 
-/* Stops QEMU (isa-debug-exit, then ACPI S5, then halts). Never returns. */
+/*
+ * On an emulator (hv_boot_info HV_BOOT_EMULATOR_EXIT) stops it: QEMU's
+ * isa-debug-exit, then ACPI S5. Otherwise, and if that fails, halts this
+ * CPU. Never returns.
+ */
 __attribute__((noreturn)) void hv_machine_stop(int code);
 
 #endif /* PT_HV_LOG_H */

@@ -70,7 +70,7 @@ static void plat_log(void *ctx, enum mmu_log_level level, const char *msg, u64 a
 static int vm_collect_hidden(struct vm *vm, const struct hv_boot_info *bi)
 {
 	unsigned int i;
-	gpa_t gpa;
+	gpa_t gpa, end;
 
 	vm->nr_hidden = 0;
 	for (i = 0; i < bi->nr_ranges; i++) {
@@ -96,6 +96,18 @@ static int vm_collect_hidden(struct vm *vm, const struct hv_boot_info *bi)
 		hv_log("local APIC page 0x%lx-0x%lx read-only for the guest: its writes are "
 		       "emulated (INIT and start-up IPIs to vCPUs)",
 		       APIC_DEFAULT_BASE, APIC_DEFAULT_BASE + (u64)PAGE_SIZE);
+	}
+	if (hv.mgmt_uart.space == UART_SPACE_MMIO) {
+		/* The management UART's registers: the guest must not reach them (hv/mgmt_uart.h).
+		 */
+		gpa = hv.mgmt_uart.base & PAGE_MASK;
+		end = (hv.mgmt_uart.base + uart_span(&hv.mgmt_uart) + PAGE_SIZE - 1) & PAGE_MASK;
+		if (vm->nr_hidden == HV_MAX_HIDDEN) {
+			hv_log("too many hidden ranges");
+			return -1;
+		}
+		vm->hidden[vm->nr_hidden++] = (struct hv_hidden_range){gpa, end};
+		hv_log("hidden region 0x%lx-0x%lx (the management UART's registers)", gpa, end);
 	}
 	if (hv_mgmt_tick_hpet_page(&gpa)) {
 		if (vm->nr_hidden == HV_MAX_HIDDEN) {

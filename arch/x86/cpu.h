@@ -209,6 +209,14 @@ static inline void x86_outl(u16 port, u32 v)
 	__asm__ volatile("outl %0, %1" : : "a"(v), "Nd"(port));
 }
 
+static inline u32 x86_inl(u16 port)
+{
+	u32 v;
+
+	__asm__ volatile("inl %1, %0" : "=a"(v) : "Nd"(port));
+	return v;
+}
+
 static inline u64 x86_rdtsc(void)
 {
 	u32 lo, hi;

@@ -28,7 +28,6 @@ TEST_DEPS += $(BUILD)/hv/triple_fault.efi $(BUILD)/pagetrail.efi
 TEST_SCRIPTS += tests/hv/test_shell_and_fault.sh
 TEST_DEPS += $(BUILD)/ptctl
 
-
 # The copy-on-write session with vCPU threads faulting and writing while a stream reads the
 # instant (ThreadSanitizer): exact, each page once, one copy per page, waits, the log whole.
 HV_COW_MT_SRCS := tests/hv/cow_mt_test.c hv/cow_session.c $(sort $(wildcard mmu/*.c)) \
@@ -39,3 +38,13 @@ $(BUILD)/hv/cow_mt_test: $(HV_COW_MT_SRCS) $(wildcard hv/*.h include/pt/*.h mmu/
 	$(Q)$(HOST_CC) $(filter-out -MMD -MP,$(HOST_CFLAGS)) $(TSAN_CFLAGS) $(HV_COW_MT_SRCS) -o $@
 
 HOST_TESTS += $(BUILD)/hv/cow_mt_test
+
+# The management UART's choice (--mgmt-uart, PCI BAR, SPCR) and the 16550's MMIO register
+# access against a fake register file.
+UART_UNIT_SRCS := tests/hv/uart_unit_test.c hv/mgmt_uart.c hv/format.c drivers/uart16550.c
+
+$(BUILD)/hv/uart_unit_test: $(UART_UNIT_SRCS) $(wildcard hv/*.h drivers/*.h include/pt/*.h)
+	@mkdir -p $(@D)
+	$(Q)$(HOST_CC) $(HOST_CFLAGS) $(SAN_CFLAGS) $(UART_UNIT_SRCS) -o $@
+
+HOST_TESTS += $(BUILD)/hv/uart_unit_test

@@ -812,8 +812,10 @@ static int svm_vcpu_create(struct vcpu *v, const struct hv_boot_info *bi)
 	svm_vcpus[v->id] = s;
 	x86_host_nmi_hook = svm_host_nmi;
 
-	for (port = UART_COM2_BASE; port < UART_COM2_BASE + UART_NR_PORTS; port++)
-		svm_intercept_io_port(s, port);
+	/* The management UART's ports (hv/exit.c answers them; hv/mgmt_uart.h). */
+	if (hv.mgmt_uart.space == UART_SPACE_IO)
+		for (port = 0; port < UART_NR_PORTS; port++)
+			svm_intercept_io_port(s, (u16)(hv.mgmt_uart.base + port));
 	svm_intercept_msr(s, MSR_EFER, true, true);
 	svm_intercept_msr(s, MSR_VM_CR, true, true);
 	svm_intercept_msr(s, MSR_VM_HSAVE_PA, true, true);

@@ -24,10 +24,6 @@ _Static_assert(VMX_ASM_ENTER_FAIL_VALID == VMX_ENTER_FAIL_VALID, "vmx_entry.S re
 /* Host selectors (arch/x86/host.h); TR has no GDT entry, see vmx_write_host_state. */
 #define VMX_HOST_TR_SEL 0x18
 
-/* COM2, the management UART, is intercepted like on SVM (hv/exit.c handles it). */
-#define VMX_MGMT_PORT_FIRST UART_COM2_BASE
-#define VMX_MGMT_PORT_COUNT UART_NR_PORTS
-
 static struct vmx_caps caps;
 /* One I/O and one MSR bitmap for all vCPUs: the policy is the VM's. */
 static u8 *vmx_io_bitmap_a, *vmx_io_bitmap_b, *vmx_msr_bitmap;
@@ -1539,8 +1535,10 @@ static int vmx_vcpu_create(struct vcpu *v, const struct hv_boot_info *bi)
 		vmx_nr_vcpus = v->id + 1;
 	x86_host_nmi_hook = vmx_host_nmi;
 
-	for (port = VMX_MGMT_PORT_FIRST; port < VMX_MGMT_PORT_FIRST + VMX_MGMT_PORT_COUNT; port++)
-		vmx_intercept_io_port(x, port);
+	/* The management UART's ports, as on SVM (hv/exit.c answers them; hv/mgmt_uart.h). */
+	if (hv.mgmt_uart.space == UART_SPACE_IO)
+		for (port = 0; port < UART_NR_PORTS; port++)
+			vmx_intercept_io_port(x, (u16)(hv.mgmt_uart.base + port));
 	/* VMX is hidden: its MSRs behave as on a CPU without it (hv/exit.c). */
 	vmx_intercept_msr(x, MSR_IA32_FEATURE_CONTROL, true, true);
 	for (msr = MSR_IA32_VMX_BASIC; msr <= MSR_IA32_VMX_VMFUNC; msr++)
