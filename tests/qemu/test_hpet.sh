@@ -9,6 +9,8 @@
 #     logged.
 #   hpet.efi bare (with PT_HPET_EFI_BARE=1): the same checks pass, one comparator more.
 #   Linux with clocksource=hpet under the hypervisor and bare: both switch to the HPET,
+#     under the hypervisor a user-space program writes the tick's comparator through
+#     /dev/mem: it reads 0, the refusal is logged, hv.mgmt_ticks grows afterwards;
 #     its clock advances across sleeps, Linux and hpet.efi find one comparator fewer under
 #     the hypervisor than Linux bare, and the TSC rate that Linux calibrates against the HPET comes out the
 #     same (within 1%) as bare: the emulated counter counts at the HPET's rate (a rate
@@ -102,9 +104,25 @@ linux_comparators() { pt_text "$1" | sed -n 's/.*hpet0: \([0-9]*\) comparators.*
 tsc_mhz() { pt_text "$1" | sed -n 's/.*Refined TSC clocksource calibration: \([0-9.]*\) MHz.*/\1/p' | head -1; }
 
 pt_run_dir hpet/linux
-PT_QEMU_TIMEOUT=240 pt_qemu_start --kernel-args "$linux_args"
+PT_QEMU_TIMEOUT=240 pt_qemu_start --kernel-args "$linux_args pt.hpet_attack=1"
+if pt_wait_for "$RUN_DIR/com1.log" '^hpet: attack comparator' 200; then
+	rc1=0
+	s1=$(ptctl --timeout 10000 stats 2>&1) || rc1=$?
+	sleep 1
+	rc2=0
+	s2=$(ptctl --timeout 10000 stats 2>&1) || rc2=$?
+	t1=$(stat_of hv.mgmt_ticks "$s1")
+	t2=$(stat_of hv.mgmt_ticks "$s2")
+	pt_check hpet.linux.tick_runs_after_attack "(ptctl exit $rc1/$rc2, hv.mgmt_ticks '$t1' then '$t2')" \
+		eval '[ -n "$t1" ] && [ -n "$t2" ] && [ "$t2" -gt "$t1" ]'
+else
+	pt_not_ok "hpet.linux.attack_ran (no 'hpet: attack comparator' line)"
+fi
 pt_qemu_wait
 linux_checks hpet.linux
+pt_check hpet.linux.attack_refused "(the tick's comparator did not read 0 after Linux wrote it, or no refusal logged)" \
+	eval 'pt_has "$RUN_DIR/com1.log" "^hpet: attack comparator [0-9]+ conf 0x0+ comparator 0x0+$" &&
+		pt_has "$RUN_DIR/hv.log" "HPET write refused: .*offset 0x1[0-9a-f]8 value 0x1234"'
 pt_hv_log_checks hpet.linux
 lc_pt=$(linux_comparators "$RUN_DIR/com1.log")
 mhz_pt=$(tsc_mhz "$RUN_DIR/com1.log")
