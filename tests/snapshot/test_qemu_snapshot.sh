@@ -15,8 +15,10 @@ source "$(dirname "$0")/../qemu/lib.sh"
 pt_init snapshot_qemu
 
 forms=${PT_SNAPSHOT_FORMS:-cow,base}
+# PT_SNAPSHOT_SMP=2: the same with two vCPUs (not in make test: a full copy more).
 PT_QEMU_TIMEOUT=$((300 + 600 * $(tr , ' ' <<<"$forms" | wc -w))) pt_qemu_start --com1-socket \
-	--qemu-arg -m --qemu-arg 256M --kernel-args "init_on_free=1 no_timer_check"
+	--smp "${PT_SNAPSHOT_SMP:-1}" --qemu-arg -m --qemu-arg 256M \
+	--kernel-args "init_on_free=1 no_timer_check"
 if ! python3 tests/snapshot/qemu_snapshot.py "$RUN_DIR" --forms "$forms" \
 	--deadline $((240 + 600 * $(tr , ' ' <<<"$forms" | wc -w))); then
 	PT_FAILED=$((PT_FAILED + 1))
