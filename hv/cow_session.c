@@ -79,6 +79,32 @@ static int cow_slot_state(struct cow_session *cs, u32 i)
 	return c->track && c->copy_of ? 0 : -PROTO_E_NOMEM;
 }
 
+static u64 cow_bytes_to_pages(u64 bytes)
+{
+	return (bytes + PAGE_SIZE - 1) / PAGE_SIZE;
+}
+
+/* Pages the first arm (or a larger budget) takes for good besides the budget. */
+static u64 cow_state_pages(const struct cow_session *cs, u64 budget)
+{
+	u64 n = 0;
+
+	for (u32 i = 0; i < cs->nr_slots; i++) {
+		const struct hv_slot *s = &cs->vm->slots[i];
+
+		if (!cow_is_memory(s))
+			continue;
+		if (!cs->slots[i].track)
+			n += cow_bytes_to_pages(tdp_dirty_bitmap_words(s->npages) * 8);
+		if (!cs->slots[i].copy_of)
+			n += cow_bytes_to_pages(s->npages * sizeof(u32));
+	}
+	if (budget > cs->capacity)
+		n += cow_bytes_to_pages(budget * sizeof(void *)) +
+		     cow_bytes_to_pages(budget * sizeof(u32));
+	return n;
+}
+
 static void cow_free_budget(struct cow_session *cs)
 {
 	for (u32 i = 0; i < cs->budget; i++) {
@@ -128,6 +154,19 @@ int cow_arm(struct cow_session *cs, u64 budget, u64 *tracked)
 		rc = -PROTO_E_STATE;
 		goto out;
 	}
+	/*
+	 * Everything this arm takes from the pool, checked before any of it
+	 * is taken: what is kept for good (per-slot state, a larger page
+	 * array) must not leave the nested page tables without memory when
+	 * the budget then does not fit.
+	 */
+	if (cs->hooks.pages_free(cs->hooks.ctx) <
+	    cow_state_pages(cs, budget) + budget + COW_POOL_FLOOR_PAGES) {
+		cow_log(cs, "copy-on-write: the pool cannot give the budget (pages wanted/free)",
+			cow_state_pages(cs, budget) + budget, cs->hooks.pages_free(cs->hooks.ctx));
+		rc = -PROTO_E_NOMEM;
+		goto out;
+	}
 	for (i = 0; i < cs->nr_slots && !rc; i++)
 		if (cow_is_memory(&cs->vm->slots[i]))
 			rc = cow_slot_state(cs, i);
@@ -145,12 +184,6 @@ int cow_arm(struct cow_session *cs, u64 budget, u64 *tracked)
 		cs->pages = pages;
 		cs->free_idx = idx;
 		cs->capacity = (u32)budget;
-	}
-	if (cs->hooks.pages_free(cs->hooks.ctx) < budget + COW_POOL_FLOOR_PAGES) {
-		cow_log(cs, "copy-on-write: the pool cannot give the budget (pages wanted/free)",
-			budget, cs->hooks.pages_free(cs->hooks.ctx));
-		rc = -PROTO_E_NOMEM;
-		goto out;
 	}
 	for (cs->budget = 0; cs->budget < budget; cs->budget++) {
 		cs->pages[cs->budget] = cs->hooks.alloc_page(cs->hooks.ctx);

@@ -38,6 +38,8 @@ void pt_assert_failed(const char *expr, const char *file, int line)
 #define WRITES	 6000 /* per vCPU */
 #define HOTPAGES 64   /* every vCPU also hammers these: the same page at once */
 #define ROUNDS	 8    /* sessions, one after the other, on the same memory */
+/* The fake pool: the budget, the floor it must leave, the per-slot state. */
+#define POOL (BUDGET + COW_POOL_FLOOR_PAGES + 64)
 
 static u8 *guest;   /* guest memory: gpa = offset */
 static u8 *instant; /* its copy at the arm */
@@ -47,7 +49,7 @@ static struct tdp_mmu *mmu;
 static struct tdp_mmu_root *root;
 static struct model_platform plat;
 static struct cow_session cs;
-static atomic_long pool_pages = BUDGET + COW_POOL_FLOOR_PAGES;
+static atomic_long pool_pages = POOL;
 static atomic_int stop;
 static atomic_ulong written[NPAGES / 64]; /* pages stored to after the arm */
 
@@ -220,7 +222,7 @@ static void one_session(int id, u8 *buf)
 	      ": copies %" PRIu64 " waits %" PRIu64 " max_used %" PRIu64, cs.st.copies, cs.st.waits,
 	      cs.st.max_used);
 	CHECK(cow_end(&cs, &unsent) == 0 && unsent == 0);
-	CHECK(atomic_load(&pool_pages) == BUDGET + COW_POOL_FLOOR_PAGES, ": budget back");
+	CHECK(atomic_load(&pool_pages) == POOL, ": budget back");
 	/* Every page stored to after the arm is in the log. */
 	tdp_mmu_get_dirty_log(mmu, id, out, NPAGES / 64, &flush);
 	tdp_mmu_flush_remote_tlbs(mmu);

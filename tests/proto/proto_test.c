@@ -945,6 +945,8 @@ static void test_mgmt_cow(void)
 	CHECK(tx_req(PROTO_CMD_COW_ARM, REQ(8, 600001)) == -2 - PROTO_E_RANGE);
 	CHECK(tx_req(PROTO_CMD_COW_ARM, REQ(8, 0, 1)) == -2 - PROTO_E_BAD_REQUEST);
 	CHECK(tx_req(PROTO_CMD_COW_ARM, REQ(1 << 20, 0)) == -2 - PROTO_E_NOMEM);
+	/* Refused before anything was taken from the pool for good. */
+	CHECK(!vm.cow.slots[0].track && !vm.cow.slots[0].copy_of && !vm.cow.capacity);
 	CHECK(tx_req(PROTO_CMD_COW_READ, REQ(0, 4096, 1)) == -2 - PROTO_E_STATE); /* not armed */
 	CHECK(transact(PROTO_CMD_COW_END, NULL, 0) == -2 - PROTO_E_STATE);
 	memcpy(want0, s0->mem, s0->s.size);
