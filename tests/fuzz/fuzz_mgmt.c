@@ -90,11 +90,17 @@ int LLVMFuzzerTestOneInput(const u8 *data, size_t size)
 	u16 id = 1;
 	size_t i = 0;
 
-	if (!mem)
+	/*
+	 * The VM is built once and rebuilt after every input (fake_vm_reset: the
+	 * same steps in the same host memory), so every input starts from a fresh
+	 * VM; allocating its megabytes anew cost 5 ms an input under ASan.
+	 */
+	if (!mem) {
 		mem = malloc(MGMT_MEM_SIZE);
+		fake_vm_init(&vm, 1);
+	}
 	memset(&u, 0, sizeof(u));
 	proto_rx_init(&u.rx, u.rxbuf, sizeof(u.rxbuf));
-	fake_vm_init(&vm, 1);
 	if (mgmt_init(&m, mem, MGMT_MEM_SIZE, &fake_backend, &vm, &vm.ds, &f_tp, NULL))
 		__builtin_trap();
 	/* Small steps: dirty start/stop/harvest span polls, and requests meet them. */
@@ -144,6 +150,7 @@ int LLVMFuzzerTestOneInput(const u8 *data, size_t size)
 		__builtin_trap(); /* never came back to rest */
 	if (ds_busy(&vm.ds))
 		__builtin_trap(); /* the command ended, its session operation did not */
-	fake_vm_free(&vm);
+	/* Tears this input's VM down (an mmu root still held traps here) and builds the next. */
+	fake_vm_reset(&vm);
 	return 0;
 }

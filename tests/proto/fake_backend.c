@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 /* mmu/'s and the session's PT_ASSERT: a broken invariant ends the test loudly. */
 void pt_assert_failed(const char *expr, const char *file, int line)
@@ -17,7 +19,7 @@ static struct fake_slot *slot_by_id(struct fake_vm *vm, u32 id)
 	return id < vm->nr_slots ? &vm->slots[id] : NULL;
 }
 
-static void add_slot(struct fake_vm *vm, gpa_t gpa, u64 size, u8 type)
+static void add_slot(struct fake_vm *vm, gpa_t gpa, u64 size, u8 type, u8 *mem)
 {
 	u32 id = vm->nr_slots++;
 	struct fake_slot *s = &vm->slots[id];
@@ -36,7 +38,7 @@ static void add_slot(struct fake_vm *vm, gpa_t gpa, u64 size, u8 type)
 	s->s.size = size;
 	s->s.type = type;
 	s->npages = size >> PAGE_SHIFT;
-	s->mem = type == PROTO_SLOT_MMIO ? NULL : calloc(1, size);
+	s->mem = type == PROTO_SLOT_MMIO ? NULL : mem ? mem : calloc(1, size);
 	if (type != PROTO_SLOT_MMIO && !s->mem)
 		abort();
 	*hs = (struct hv_slot){
@@ -137,7 +139,12 @@ static void fk_cow_log(void *ctx, const char *msg, u64 a, u64 b)
 	fake_vm_log(ctx, line);
 }
 
-void fake_vm_init(struct fake_vm *vm, u32 ram0_mib)
+/*
+ * Builds the VM; the host memory it needs (the mmu's struct, the RAM slots'
+ * buffers, all zero) comes from the caller when reused (fake_vm_reset), else
+ * from calloc.
+ */
+static void fake_vm_setup(struct fake_vm *vm, u32 ram0_mib, struct tdp_mmu *mmu, u8 *ram[2])
 {
 	struct spte_format fmt;
 	struct mmu_platform plat;
@@ -150,20 +157,21 @@ void fake_vm_init(struct fake_vm *vm, u32 ram0_mib)
 	};
 
 	memset(vm, 0, sizeof(*vm));
+	vm->ram0_mib = ram0_mib;
 	vm->alloc_fail_after = -1;
 	model_platform_init(&vm->plat, NULL);
 	plat = model_platform_ops(&vm->plat);
 	spte_format_init_ept(&fmt, true, true);
-	vm->mmu = aligned_alloc(64, (sizeof(*vm->mmu) + 63) & ~(size_t)63);
+	vm->mmu = mmu ? mmu : aligned_alloc(64, (sizeof(*vm->mmu) + 63) & ~(size_t)63);
 	if (!vm->mmu || tdp_mmu_init(vm->mmu, &fmt, &plat))
 		abort();
 	vm->layout.mmu = vm->mmu;
 	vm->layout.slots = vm->layout_slots;
-	add_slot(vm, 0, (u64)ram0_mib << 20, PROTO_SLOT_RAM);
-	add_slot(vm, 0x100000000ull, 4ull << 20, PROTO_SLOT_RAM);
+	add_slot(vm, 0, (u64)ram0_mib << 20, PROTO_SLOT_RAM, ram[0]);
+	add_slot(vm, 0x100000000ull, 4ull << 20, PROTO_SLOT_RAM, ram[1]);
 	/* Below 4 GiB where RAM leaves room (as on a PC), else after slot 1. */
 	add_slot(vm, ((u64)ram0_mib << 20) <= 0xfe000000ull ? 0xfe000000ull : 0x100400000ull,
-		 64ull << 10, PROTO_SLOT_MMIO);
+		 64ull << 10, PROTO_SLOT_MMIO, NULL);
 	const struct cow_hooks cow_hooks = {
 	    .ctx = vm,
 	    .alloc = fk_alloc,
@@ -183,7 +191,15 @@ void fake_vm_init(struct fake_vm *vm, u32 ram0_mib)
 	fake_vm_log(vm, "pagetrail: fake hypervisor up");
 }
 
-void fake_vm_free(struct fake_vm *vm)
+void fake_vm_init(struct fake_vm *vm, u32 ram0_mib)
+{
+	u8 *ram[2] = {NULL, NULL};
+
+	fake_vm_setup(vm, ram0_mib, NULL, ram);
+}
+
+/* Everything but the host memory fake_vm_setup may be handed back. */
+static void fake_vm_teardown(struct fake_vm *vm)
 {
 	u64 unsent;
 
@@ -200,11 +216,47 @@ void fake_vm_free(struct fake_vm *vm)
 	tdp_mmu_put_root(vm->mmu, vm->root);
 	if (tdp_mmu_destroy(vm->mmu))
 		abort();
-	free(vm->mmu);
 	model_platform_fini(&vm->plat);
+}
+
+void fake_vm_free(struct fake_vm *vm)
+{
+	fake_vm_teardown(vm);
+	free(vm->mmu);
 	for (u32 i = 0; i < vm->nr_slots; i++)
 		free(vm->slots[i].mem);
 	memset(vm, 0, sizeof(*vm));
+}
+
+/*
+ * Zeroes host memory without writing all of it: the whole pages inside go
+ * back to the kernel (the next touch maps a zero page), the edges are cleared.
+ * A reset then costs what the last input touched, not the slot's size.
+ */
+static void zero_host_memory(u8 *p, u64 n)
+{
+	uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE);
+	uintptr_t lo = ((uintptr_t)p + pg - 1) & ~(pg - 1);
+	uintptr_t hi = ((uintptr_t)p + n) & ~(pg - 1);
+
+	if (hi <= lo || madvise((void *)lo, hi - lo, MADV_DONTNEED)) {
+		memset(p, 0, n);
+		return;
+	}
+	memset(p, 0, lo - (uintptr_t)p);
+	memset((void *)hi, 0, (uintptr_t)p + n - hi);
+}
+
+void fake_vm_reset(struct fake_vm *vm)
+{
+	struct tdp_mmu *mmu = vm->mmu;
+	u8 *ram[2] = {vm->slots[0].mem, vm->slots[1].mem};
+
+	fake_vm_teardown(vm);
+	/* tdp_mmu_init clears the mmu; the guest's RAM is zeroed here, as calloc gives it. */
+	zero_host_memory(ram[0], vm->slots[0].s.size);
+	zero_host_memory(ram[1], vm->slots[1].s.size);
+	fake_vm_setup(vm, vm->ram0_mib, mmu, ram);
 }
 
 void fake_vm_touch(struct fake_vm *vm, u32 slot_id, u64 page)

@@ -36,6 +36,7 @@ struct fake_slot {
 struct fake_vm {
 	struct fake_slot slots[FAKE_NR_SLOTS];
 	u32 nr_slots;
+	u32 ram0_mib;
 	/* The product's own dirty logging: the session over a real mmu/. */
 	struct vm layout;
 	struct hv_slot layout_slots[FAKE_NR_SLOTS];
@@ -63,6 +64,13 @@ extern const struct mgmt_backend fake_backend;
  */
 void fake_vm_init(struct fake_vm *vm, u32 ram0_mib);
 void fake_vm_free(struct fake_vm *vm);
+/*
+ * The VM fake_vm_init gives (same size, memory zero, nothing logged), built
+ * again through the same steps but in the host memory it already has: a
+ * fuzzer starts every input from a fresh VM without paying for megabytes of
+ * fresh allocations (under ASan each is an mmap, its shadow and page faults).
+ */
+void fake_vm_reset(struct fake_vm *vm);
 /*
  * A guest write: each page's write fault first (mmu/'s tdp_mmu_page_fault, a
  * tracked page handed to the copy-on-write session as hv/vm.c does), then
