@@ -94,6 +94,21 @@ void lapic_handle_write_fault(struct vcpu *v, gpa_t gpa)
 			       "gpa=0x%lx",
 			       v->id, v->rip, gpa);
 	val = (u32)(st.has_imm ? st.imm : v->gprs.r[st.reg]);
+	/*
+	 * In x2APIC mode the memory-mapped interface is gone (Intel SDM Vol. 3A,
+	 * 11.12.1 "Detecting and Enabling x2APIC Mode"): the store reaches no
+	 * register. Forwarding it would turn its offset into an MSR write
+	 * (x86_apic_write): one that does not exist (#GP in the hypervisor), or
+	 * the ICR from a reserved offset such as 0x304, an INIT the emulation
+	 * never sees.
+	 */
+	if (x86_apic_x2apic_mode()) {
+		lapic_log("lapic: vCPU %u: store to the xAPIC page (offset 0x%x) in x2APIC mode "
+			  "dropped",
+			  v->id, off);
+		hv_guest_skip_insn(v, st.len);
+		return;
+	}
 	switch (off) {
 	case APIC_ICR_HI:
 		/* Kept for the low half's write; the hardware's is the host's too (kicks). */
