@@ -28,3 +28,27 @@ $(BUILD)/mgmt/replay_%: tests/fuzz/replay_main.c tests/fuzz/%.c $(FUZZ_MGMT) \
 		tests/fuzz/replay_main.c tests/fuzz/$*.c $(FUZZ_MGMT) -o $@
 
 HOST_TESTS += $(BUILD)/mgmt/replay_fuzz_frame $(BUILD)/mgmt/replay_fuzz_mgmt
+
+# fuzz_guest: the exit path a hostile guest reaches (hv/exit.c's CPUID, MSR and port I/O
+# policy, hv/lapic.c, hv/insn.c through hv/guest_mem.c, the HPET page: hv/mgmt_tick.c,
+# hv/vhpet.c, drivers/hpet.c, hv/acpi.c), with the CPU replaced by tests/fuzz/guest_shim.h.
+FUZZ_GUEST := hv/exit.c hv/lapic.c hv/insn.c hv/guest_mem.c hv/mgmt_tick.c hv/vhpet.c \
+	drivers/hpet.c hv/acpi.c
+FUZZ_GUEST_DEPS := tests/fuzz/guest_shim.h $(wildcard hv/*.h drivers/*.h arch/x86/*.h include/pt/*.h)
+
+$(BUILD)/mgmt/fuzz_guest: tests/fuzz/fuzz_guest.c $(FUZZ_GUEST) $(FUZZ_GUEST_DEPS)
+	@mkdir -p $(@D)
+	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -include tests/fuzz/guest_shim.h tests/fuzz/fuzz_guest.c \
+		$(FUZZ_GUEST) -o $@
+
+FUZZ_TARGETS += $(BUILD)/mgmt/fuzz_guest
+
+$(BUILD)/mgmt/replay_fuzz_guest: tests/fuzz/replay_main.c tests/fuzz/fuzz_guest.c $(FUZZ_GUEST) \
+		$(FUZZ_GUEST_DEPS)
+	@mkdir -p $(@D)
+	$(Q)$(HOST_CC) $(filter-out -MMD -MP,$(HOST_CFLAGS)) $(SAN_CFLAGS) \
+		-DTARGET='"fuzz_guest"' -DCORPUS_DIR='"tests/fuzz/corpus/fuzz_guest"' \
+		tests/fuzz/replay_main.c -include tests/fuzz/guest_shim.h tests/fuzz/fuzz_guest.c \
+		$(FUZZ_GUEST) -o $@
+
+HOST_TESTS += $(BUILD)/mgmt/replay_fuzz_guest

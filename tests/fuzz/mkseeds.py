@@ -2,7 +2,8 @@
 """Writes the seed corpus of the fuzz targets (tests/fuzz/corpus/*/seed-*).
 
 Run from the top of the tree; the fuzzers' own finds are merged in with
-libFuzzer's -merge=1 (see run.sh). Formats: see fuzz_frame.c and fuzz_mgmt.c.
+libFuzzer's -merge=1 (see run.sh). Formats: see fuzz_frame.c, fuzz_mgmt.c and
+fuzz_guest.c.
 """
 import os
 import random
@@ -97,3 +98,50 @@ write("fuzz_frame", "tokens", b"\x02" + b"\x03abcd" + b"\x85\x02" + b"\xc0" + va
 write("fuzz_frame", "rt-frame", b"\x03" + bytes(rnd.randrange(3) for _ in range(700)))
 write("fuzz_frame", "rt-bitmap", b"\x04\x05" + bytes(rnd.choice([0, 0, 0, 1, 0xFF]) for _ in range(600)))
 write("fuzz_frame", "rt-lz", b"\x05\x09" + b"pagetrail " * 300 + bytes(500))
+
+
+# fuzz_guest: 4 setup bytes, then 40-byte exit records (see fuzz_guest.c).
+K_CPUID, K_RDMSR, K_WRMSR, K_IO, K_APIC, K_HPET, K_FAULT, K_VIRT, K_NMI, K_INTR, K_HLT = range(11)
+
+
+def exit_rec(kind, flags=4, arg=0, rax=0, rcx=0, rip=0x100, insn=b"", ans=b"\x00\x00\x00"):
+    insn = (insn + b"\x90" * 15)[:15]
+    return (bytes([kind, flags]) + arg.to_bytes(2, "little") + rax.to_bytes(8, "little")
+            + rcx.to_bytes(8, "little") + rip.to_bytes(2, "little") + insn + ans)
+
+
+setup = bytes([3, 0x3F, 0x10, 1])  # 6 comparators, all FSB-capable from 2 on, long mode
+guest = [
+    exit_rec(K_CPUID, rax=1, insn=b"\x0f\xa2"),
+    exit_rec(K_CPUID, rax=0x80000001, insn=b"\x0f\xa2"),
+    exit_rec(K_CPUID, rax=0x8000000A, insn=b"\x0f\xa2"),
+    exit_rec(K_CPUID, rax=0x40000000, insn=b"\x66\x0f\xa2"),
+]
+for i in range(15):  # every MSR the policy names, read and written
+    guest.append(exit_rec(K_RDMSR, arg=0x8000 | i, insn=b"\x0f\x32"))
+    guest.append(exit_rec(K_WRMSR, arg=0x8000 | i, rax=0xD01, insn=b"\x0f\x30"))
+for a in (0x40, 0x48, 0x50, 0x00, 0x3040, 0x8060):  # in/out of 1, 2, 4 bytes, INS, a foreign port
+    guest.append(exit_rec(K_IO, arg=a, insn=b"\xec"))
+icr_init = 0x4500  # INIT, assert
+guest += [
+    # mov [abs], eax / mov [abs], imm32 on the APIC page: ICR high, then low (INIT, SIPI)
+    exit_rec(K_APIC, arg=0x1310, rax=1 << 24, insn=b"\x89\x04\x25\x10\x03\xe0\xfe"),
+    exit_rec(K_APIC, arg=0x1300, rax=icr_init, insn=b"\x89\x04\x25\x00\x03\xe0\xfe"),
+    exit_rec(K_APIC, arg=0x1300, insn=b"\xc7\x04\x25\x00\x03\xe0\xfe\x08\x46\x00\x00"),
+    exit_rec(K_APIC, arg=0x1300, rax=0xC4500, insn=b"\x89\x04\x25\x00\x03\xe0\xfe"),
+    exit_rec(K_APIC, arg=0x10B0, insn=b"\x89\x04\x25\xb0\x00\xe0\xfe"),
+    exit_rec(K_APIC, flags=12, arg=0x1080, insn=b"\x89\x04\x25\x80\x00\xe0\xfe"),
+    # the HPET: load the counter (64-bit), write the tick's comparator and the guest's
+    exit_rec(K_HPET, arg=0x00F0, insn=b"\x48\x8b\x04\x25\xf0\x00\xd0\xfe"),
+    exit_rec(K_HPET, arg=0x1000 | 0x148, rax=5, insn=b"\x89\x04\x25\x48\x01\xd0\xfe"),
+    exit_rec(K_HPET, arg=0x1000 | 0x1C0, rax=0x4004, insn=b"\x89\x04\x25\xc0\x01\xd0\xfe"),
+    exit_rec(K_HPET, arg=0x1000 | 0x010, rax=0, insn=b"\x89\x04\x25\x10\x00\xd0\xfe"),
+    exit_rec(K_HPET, arg=0x1000 | 0x110, rax=0x100000000, insn=b"\x48\x89\x04\x25\x10\x01\xd0\xfe"),
+    exit_rec(K_HPET, arg=0x0000, insn=b"\x8b\x04\x25\x00\x00\xd0\xfe"),
+    exit_rec(K_FAULT, arg=0x1000, insn=b"\x89\x00"),
+    exit_rec(K_VIRT), exit_rec(K_NMI), exit_rec(K_INTR), exit_rec(K_HLT),
+    exit_rec(K_CPUID, flags=0, rip=0x1FF2, insn=b"\x0f\xa2"),  # 16-bit code at the end of RAM
+]
+write("fuzz_guest", "all", setup + b"".join(guest))
+for i, r in enumerate(guest):
+    write("fuzz_guest", f"exit{i:02d}", setup + r)
