@@ -5,6 +5,7 @@
  */
 #include "hv/cow_session.h"
 
+#include "hv/mmu_err.h"
 #include "mmu/tdp_mmu.h"
 
 #include <hv/proto/proto.h>
@@ -208,7 +209,7 @@ int cow_arm(struct cow_session *cs, u64 budget, u64 *tracked)
 		r = tdp_mmu_write_track_enable(cs->mmu, (unsigned int)s->mmu_id, c->track, &f);
 		flush |= f;
 		if (r) {
-			rc = r == MMU_ENOMEM ? -PROTO_E_NOMEM : -PROTO_E_INTERNAL;
+			rc = hv_mmu_err_to_proto(r);
 			cow_log(cs, "copy-on-write: cannot track slot (slot, mmu error)", i,
 				(u64)(s64)r);
 			break;

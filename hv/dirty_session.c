@@ -7,6 +7,7 @@
  */
 #include "hv/dirty_session.h"
 
+#include "hv/mmu_err.h"
 #include "mmu/tdp_mmu.h"
 
 /* DIRTY_CLEAR: pages per mmu call (one page of mask words). */
@@ -25,30 +26,6 @@ static void ds_log(const struct dirty_session *ds, const char *msg, u64 a, u64 b
 {
 	if (ds->hooks.log)
 		ds->hooks.log(ds->hooks.ctx, msg, a, b);
-}
-
-/*
- * The one mapping of mmu/'s errors to the protocol's. The session checks
- * what a request may ask before it calls mmu/ (the slot exists, is memory,
- * logs or not, the mode is one the format has, the range fits), so only
- * running out of memory is the host's to hear about as such; anything else
- * mmu/ refuses is the hypervisor's own mistake.
- */
-int ds_mmu_err_to_proto(int mmu_err)
-{
-	switch (mmu_err) {
-	case MMU_OK:
-		return 0;
-	case MMU_ENOMEM:
-		return -PROTO_E_NOMEM;
-	case MMU_ENOENT:
-	case MMU_EINVAL:
-	case MMU_EBUSY:
-	case MMU_EEXIST:
-	case MMU_ENOSPC:
-		break;
-	}
-	return -PROTO_E_INTERNAL;
 }
 
 static const struct hv_slot *ds_hv_slot(const struct dirty_session *ds, u32 slot)
@@ -226,7 +203,7 @@ static int ds_step_done(struct dirty_session *ds, u64 n, int mmu_rc, bool flush)
 
 	op->flush_owed |= flush;
 	if (mmu_rc)
-		return ds_mmu_err_to_proto(mmu_rc);
+		return hv_mmu_err_to_proto(mmu_rc);
 	op->pos += n;
 	return op->pos < ds->vm->slots[op->slot].npages ? DS_STEP_MORE : 0;
 }
@@ -302,7 +279,7 @@ static int ds_start_begin(struct dirty_session *ds, u32 slot, u8 mode)
 					  &flush);
 	ds->op.flush_owed |= flush;
 	if (rc)
-		return ds_mmu_err_to_proto(rc);
+		return hv_mmu_err_to_proto(rc);
 	/*
 	 * PML before the first page is armed: PML logs a page only when the
 	 * CPU sets its D bit, and the guest runs between steps. A page armed
@@ -348,7 +325,7 @@ static int ds_start_step(struct dirty_session *ds, u64 budget)
 			return -PROTO_E_INTERNAL;
 		op->flush_owed |= flush;
 		ds_pml_release(ds, slot, op->req.mode);
-		return ds_mmu_err_to_proto(rc);
+		return hv_mmu_err_to_proto(rc);
 	}
 	return ds_step_done(ds, n, 0, false);
 }
@@ -369,7 +346,7 @@ static int ds_stop_step(struct dirty_session *ds, u64 budget)
 		rc = tdp_mmu_disable_dirty_logging_deferred(ds->mmu, ds_mmu_id(ds, slot), &flush);
 		op->flush_owed |= flush;
 		if (rc)
-			return ds_mmu_err_to_proto(rc);
+			return hv_mmu_err_to_proto(rc);
 		/* Not logging from here on: the later steps only collapse. */
 		ds_pml_release(ds, slot, mode);
 		ds_log(ds, "dirty logging off: slot", slot, 0);
@@ -404,7 +381,7 @@ static int ds_harvest_step(struct dirty_session *ds, u64 budget)
 					 d->scratch + op->pos / 64, &flush);
 	op->flush_owed |= flush;
 	if (rc)
-		return ds_mmu_err_to_proto(rc);
+		return hv_mmu_err_to_proto(rc);
 	if (op->req.clear) {
 		rc = tdp_mmu_clear_dirty_log(ds->mmu, ds_mmu_id(ds, slot), op->pos, n,
 					     d->scratch + op->pos / 64, &flush);
@@ -460,7 +437,7 @@ static s64 ds_clear_chunk(struct dirty_session *ds, u64 budget)
 	rc = tdp_mmu_clear_dirty_log(ds->mmu, ds_mmu_id(ds, slot), base, n, mask, &flush);
 	op->flush_owed |= flush;
 	if (rc)
-		return ds_mmu_err_to_proto(rc);
+		return hv_mmu_err_to_proto(rc);
 	for (u64 w = 0; w < words; w++) {
 		view[base / 64 + w] &= ~mask[w];
 		op->res.ndirty += ds_popcount64(mask[w]);

@@ -184,12 +184,4 @@ static inline bool ds_busy(const struct dirty_session *ds)
 int ds_view_read(const struct dirty_session *ds, enum ds_consumer c, u32 slot, u32 gen,
 		 const u64 **bits, u64 *npages);
 
-/*
- * The one mapping of mmu/'s errors (enum mmu_err) to the protocol's:
- * MMU_ENOMEM is PROTO_E_NOMEM (the pool is dry: reported at once, not
- * retried), every other one PROTO_E_INTERNAL (the session checked the
- * request before calling mmu/).
- */
-int ds_mmu_err_to_proto(int mmu_err);
-
 #endif /* PT_HV_DIRTY_SESSION_H */
