@@ -78,6 +78,7 @@ static int be_info(void *ctx, struct mgmt_info *out)
 	out->vcpus = __atomic_load_n(&c->hv->nr_online, __ATOMIC_SEQ_CST);
 	out->mem_bytes = c->hv->vm->ram_pages * PAGE_SIZE;
 	out->paused = c->hv->vcpu->paused;
+	out->stopped = __atomic_load_n(&c->hv->vm->stopped, __ATOMIC_SEQ_CST);
 	return 0;
 }
 
@@ -99,6 +100,9 @@ static int be_resume(void *ctx)
 {
 	struct hv_control *c = ctx;
 
+	/* After a guest-fatal event the guest never runs again (hv_guest_stop). */
+	if (__atomic_load_n(&c->hv->vm->stopped, __ATOMIC_SEQ_CST))
+		return -PROTO_E_GUEST_STOPPED;
 	c->hv->vcpu->paused = false;
 	smp_resume_others(c->hv->vm);
 	return 0;
@@ -676,6 +680,22 @@ void hv_control_log_stats(void)
 bool hv_control_wants_poll(void)
 {
 	return ctl.up && mgmt_wants_poll(&ctl.mgmt);
+}
+
+void hv_control_serve_stopped(struct vcpu *v)
+{
+	smp_pause_others(v->vm, v);
+	v->paused = true;
+	if (!ctl.up) {
+		hv_log("guest stopped; no management port: halting");
+		x86_halt_forever();
+	}
+	hv_log("guest stopped; the management port keeps answering (ptctl info, log, regs, "
+	       "mem read, snapshot); resume is refused until the machine is reset");
+	for (;;) {
+		mgmt_poll(&ctl.mgmt);
+		x86_pause();
+	}
 }
 
 void hv_control_poll(struct vcpu *v)

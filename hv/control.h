@@ -28,6 +28,12 @@ void hv_control_port_write(unsigned int reg, u8 val);
  * (polling) until it is resumed.
  */
 void hv_control_poll(struct vcpu *v);
+/*
+ * The guest is stopped for good (hv_guest_stop), on the boot CPU: every
+ * other vCPU parked, then the management port served until the machine is
+ * reset (halts if there is none). Never returns.
+ */
+__attribute__((noreturn)) void hv_control_serve_stopped(struct vcpu *v);
 /* True while a reply is going out or a long command runs its steps
  * (docs/protocol.md "Long commands"): the vCPU should exit again soon. */
 bool hv_control_wants_poll(void);

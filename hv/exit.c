@@ -165,8 +165,8 @@ static void skip_insn(struct vcpu *v, u8 op1, int op2, const char *what)
 	unsigned int len = insn_len(v, op1, op2);
 
 	if (!len)
-		hv_guest_fatal("FATAL: cannot decode %s at rip=0x%lx (cs.base=0x%lx)", what, v->rip,
-			       v->ctrl.cs_base);
+		hv_guest_fatal(v, "FATAL: cannot decode %s at rip=0x%lx (cs.base=0x%lx)", what,
+			       v->rip, v->ctrl.cs_base);
 	v->rip += len;
 	if (!v->ctrl.cs_long)
 		v->rip &= 0xffffffffull;
@@ -298,7 +298,8 @@ static void handle_io(struct vcpu *v, const struct hv_exit_io *io)
 
 	if (!mgmt_uart_io_reg(&hv.mgmt_uart, io->port, &first)) {
 		/* Only the management UART is in the I/O permission map. */
-		hv_guest_fatal("FATAL: unexpected I/O exit port=0x%x rip=0x%lx", io->port, v->rip);
+		hv_guest_fatal(v, "FATAL: unexpected I/O exit port=0x%x rip=0x%lx", io->port,
+			       v->rip);
 	}
 	v->stats.mgmt_port_io++;
 	if (io->string) {
@@ -484,16 +485,19 @@ void hv_handle_exit(struct vcpu *v, struct hv_exit *e)
 		handle_tdp_fault(v, &e->tdp);
 		break;
 	case HV_EXIT_SHUTDOWN:
-		hv_guest_fatal("FATAL: guest shutdown (triple fault) rip=0x%lx cr0=0x%lx "
+		hv_guest_fatal(v,
+			       "FATAL: guest shutdown (triple fault) rip=0x%lx cr0=0x%lx "
 			       "cr3=0x%lx",
 			       v->rip, v->ctrl.cr0, v->ctrl.cr3);
 	case HV_EXIT_ENTRY_FAILED:
-		hv_guest_fatal("FATAL: VMRUN failed (exit code 0x%lx) rip=0x%lx efer=0x%lx "
+		hv_guest_fatal(v,
+			       "FATAL: VMRUN failed (exit code 0x%lx) rip=0x%lx efer=0x%lx "
 			       "cr0=0x%lx cr4=0x%lx",
 			       e->raw_code, v->rip, v->ctrl.efer, v->ctrl.cr0, v->ctrl.cr4);
 	case HV_EXIT_UNKNOWN:
 	case HV_NR_EXIT_REASONS:
-		hv_guest_fatal("FATAL: unknown exit %s code=0x%lx info1=0x%lx info2=0x%lx "
+		hv_guest_fatal(v,
+			       "FATAL: unknown exit %s code=0x%lx info1=0x%lx info2=0x%lx "
 			       "rip=0x%lx",
 			       e->name, e->raw_code, e->raw_info1, e->raw_info2, v->rip);
 	}

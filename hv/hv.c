@@ -136,11 +136,28 @@ int hv_init(struct hv_boot_info *bi)
 	return 0;
 }
 
+void hv_guest_stop(struct vcpu *v)
+{
+	struct vm *vm = v->vm;
+
+	if (!__atomic_exchange_n(&vm->stopped, 1, __ATOMIC_SEQ_CST))
+		hv_log("vCPU %u: the guest is stopped for good; the hypervisor stays up", v->id);
+	__atomic_store_n(&vm->pause_req, 1, __ATOMIC_SEQ_CST);
+	if (v->id == 0)
+		hv_control_serve_stopped(v);
+	/* The boot CPU owns the management port: out of the guest to serve it. */
+	smp_kick(vm->vcpus[0]);
+	smp_park_stopped(v);
+}
+
 static __attribute__((noreturn)) void hv_run_loop(struct vcpu *v)
 {
 	struct hv_exit exit;
 
 	for (;;) {
+		/* Another vCPU stopped the guest (hv_guest_fatal): this one never enters it. */
+		if (__atomic_load_n(&v->vm->stopped, __ATOMIC_SEQ_CST))
+			hv_guest_stop(v);
 		smp_vcpu_requests(v);
 		smp_vcpu_enter(v);
 		v->ops->run(v, &exit);

@@ -61,6 +61,15 @@ static inline bool hv_dirty_logging_allowed(void)
 	return !__atomic_load_n(&hv.smp_unvirtualized, __ATOMIC_SEQ_CST);
 }
 
+/*
+ * Stops the guest for good, on vCPU v's own CPU, outside the guest (after
+ * hv_guest_fatal's report): marks the VM stopped and holds every vCPU out
+ * of it. The boot CPU then serves the management port until the machine
+ * is reset (hv_control_serve_stopped); another vCPU kicks the boot CPU out
+ * of the guest and parks. Never returns.
+ */
+__attribute__((noreturn)) void hv_guest_stop(struct vcpu *v);
+
 /* hv/exit.c: handles one exit; returns when the vCPU may run again. */
 void hv_handle_exit(struct vcpu *v, struct hv_exit *exit);
 void hv_log_exit_stats(struct vcpu *v);

@@ -90,7 +90,8 @@ void lapic_handle_write_fault(struct vcpu *v, gpa_t gpa)
 
 	/* A guest whose APIC write cannot be emulated cannot go on correctly. */
 	if (!n || insn_decode_store(b, n, hv_guest_insn_mode(v), &st) || (off & 3) || st.size < 4)
-		hv_guest_fatal("FATAL: vCPU %u: cannot emulate the APIC write at rip=0x%lx "
+		hv_guest_fatal(v,
+			       "FATAL: vCPU %u: cannot emulate the APIC write at rip=0x%lx "
 			       "gpa=0x%lx",
 			       v->id, v->rip, gpa);
 	val = (u32)(st.has_imm ? st.imm : v->gprs.r[st.reg]);

@@ -4,6 +4,7 @@
 #include "arch/x86/cpu.h"
 #include "drivers/uart16550.h"
 #include "hv/hv.h"
+#include "hv/vcpu.h"
 
 #include <pt/assert.h>
 #include <pt/lock.h>
@@ -84,10 +85,16 @@ static void hv_report_fatal(const char *fmt, va_list ap)
 	debugcon_puts("pagetrail: ");
 	debugcon_puts(line);
 	debugcon_puts("\n");
-	/* The protocol owns COM2; a dying hypervisor writes one plain line anyway. */
+	/*
+	 * The protocol owns the port; a person at a terminal gets one plain
+	 * line anyway. The NUL after it is the protocol's frame delimiter: a
+	 * host tool counts the line as one bad frame and resynchronizes on the
+	 * next real one.
+	 */
 	uart_puts(&hv.mgmt_uart, "pagetrail: ");
 	uart_puts(&hv.mgmt_uart, line);
 	uart_puts(&hv.mgmt_uart, "\r\n");
+	uart_putc(&hv.mgmt_uart, 0);
 }
 
 void hv_panic(const char *fmt, ...)
@@ -101,15 +108,14 @@ void hv_panic(const char *fmt, ...)
 	hv_machine_stop(3);
 }
 
-void hv_guest_fatal(const char *fmt, ...)
+void hv_guest_fatal(struct vcpu *v, const char *fmt, ...)
 {
 	va_list ap;
 
 	va_start(ap, fmt);
 	hv_report_fatal(fmt, ap);
 	va_end(ap);
-	hv_log("stopping the machine");
-	hv_machine_stop(2);
+	hv_guest_stop(v);
 }
 
 void pt_assert_failed(const char *expr, const char *file, int line)

@@ -4,9 +4,11 @@
  * port_e9_hack), each prefixed "pagetrail: ". Fatal events go to the
  * management UART too (hv_report_fatal).
  *
- * Error policy (Xen's): return an error where the caller can cope; kill the
- * guest (vm_bug_on -> hv_guest_fatal) where guest state is broken; hv_panic
- * only where the hypervisor's own state is corrupt.
+ * Error policy (Xen's, KVM's KVM_BUG_ON): return an error where the caller
+ * can cope; kill the guest, not the machine (vm_bug_on -> hv_guest_fatal)
+ * where guest state is broken: the guest stops for good and the hypervisor
+ * stays up, serving the management port for a post-mortem; hv_panic only
+ * where the hypervisor's own state is corrupt (the machine stops).
  */
 #ifndef PT_HV_LOG_H
 #define PT_HV_LOG_H
@@ -35,16 +37,24 @@ __attribute__((format(printf, 3, 4))) int hv_snprintf(char *buf, size_t size, co
  */
 __attribute__((noreturn, format(printf, 1, 2))) void hv_panic(const char *fmt, ...);
 
+struct vcpu;
 /*
  * The guest's state is broken beyond repair (or it asked to die: shutdown,
- * triple fault): report it on both ports and stop the machine cleanly.
+ * triple fault), seen by vCPU v on its own CPU: report it on the log and the
+ * management UART, then stop the guest for good: every vCPU leaves it and
+ * never enters it again (hv_guest_stop). The machine is not stopped: the
+ * hypervisor keeps answering on the management port (INFO says "stopped",
+ * RESUME is refused with GUEST_STOPPED; LOG, REGS, MEM_READ and snapshots
+ * read the dead guest). Never returns.
  */
-__attribute__((noreturn, format(printf, 1, 2))) void hv_guest_fatal(const char *fmt, ...);
+__attribute__((noreturn, format(printf, 2, 3))) void hv_guest_fatal(struct vcpu *v, const char *fmt,
+								    ...);
 
-#define vm_bug_on(cond)                                                                            \
+/* vCPU v found the guest's state broken: the guest is stopped, the hypervisor lives on. */
+#define vm_bug_on(v, cond)                                                                         \
 	do {                                                                                       \
 		if (unlikely(cond))                                                                \
-			hv_guest_fatal("FATAL: vm_bug_on(%s) at %s:%d", #cond, __FILE__,           \
+			hv_guest_fatal(v, "FATAL: vm_bug_on(%s) at %s:%d", #cond, __FILE__,        \
 				       __LINE__);                                                  \
 	} while (0)
 

@@ -44,6 +44,12 @@ struct vm {
 	u32 nr_vcpus;
 	u64 tlb_gen;	/* bumped by every remote TLB flush (smp_flush_tlbs) */
 	u32 pause_req;	/* the management side holds every vCPU out of the guest */
+	/*
+	 * The guest is stopped for good after a guest-fatal event
+	 * (hv_guest_fatal): no vCPU enters it again; pause_req stays set and
+	 * RESUME is refused, the management port keeps answering.
+	 */
+	u32 stopped;
 	u32 pml_on;	/* hardware dirty logging wanted on every vCPU (smp_set_pml) */
 	u64 pml_drain_gen; /* bumped by every request to drain the vCPUs' PML logs */
 	bool lapic_intercept; /* the APIC page is read-only: INIT/SIPI are emulated (hv/lapic.c) */

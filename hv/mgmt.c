@@ -315,7 +315,9 @@ static int cmd_info(struct mgmt *m, struct proto_buf *req, struct proto_buf *out
 	proto_put_varint(out, info.vcpus);
 	proto_put_varint(out, ds_modes_supported(m->ds));
 	proto_put_varint(out, info.mem_bytes);
-	proto_put_u8(out, info.paused);
+	proto_put_u8(out, info.stopped	? PROTO_STATE_STOPPED
+			  : info.paused ? PROTO_STATE_PAUSED
+					: PROTO_STATE_RUNNING);
 	proto_put_varint(out, m->ds->nr_slots);
 	return 0;
 }

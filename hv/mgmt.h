@@ -59,6 +59,7 @@ struct mgmt_info {
 	u32 vcpus;
 	u64 mem_bytes;	 /* guest RAM */
 	bool paused;
+	bool stopped; /* the guest was stopped for good after a fatal error (paused too) */
 };
 
 struct mgmt_regs {

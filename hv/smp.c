@@ -238,6 +238,15 @@ static void smp_park_while_paused(struct vcpu *v)
 	st(&v->parked, 0);
 }
 
+void smp_park_stopped(struct vcpu *v)
+{
+	/* pause_req stays set once the VM is stopped (RESUME is refused). */
+	for (;;) {
+		smp_park_while_paused(v);
+		x86_pause();
+	}
+}
+
 void smp_vcpu_requests(struct vcpu *v)
 {
 	u32 sipi;

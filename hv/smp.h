@@ -63,6 +63,12 @@ bool smp_claim_kick(struct vcpu *v);
  * loop) / lets them go. The caller is the management CPU, outside the guest.
  */
 void smp_pause_others(struct vm *vm, struct vcpu *self);
+/*
+ * The guest is stopped for good (vm->stopped): vCPU v, not the boot CPU,
+ * parks as for a pause (registers readable, PML drains served) and never
+ * leaves. Never returns.
+ */
+__attribute__((noreturn)) void smp_park_stopped(struct vcpu *v);
 void smp_resume_others(struct vm *vm);
 
 /* Architectural INIT and start-up IPIs to a vCPU, emulated (hv/lapic.c). */

@@ -274,7 +274,7 @@ static void vm_reload_root(struct vm *vm, struct vcpu *v)
 	struct tdp_mmu_root *old = v->tdp_root, *root = tdp_mmu_get_root(vm->mmu, VM_AS);
 
 	if (!root)
-		hv_guest_fatal("FATAL: no memory for a new nested page table root");
+		hv_guest_fatal(v, "FATAL: no memory for a new nested page table root");
 	v->tdp_root = root;
 	v->ops->set_tdp_root(v, tdp_mmu_root_hpa(root));
 	tdp_mmu_put_root(vm->mmu, old);
@@ -307,7 +307,7 @@ void vm_handle_tdp_fault(struct vm *vm, struct vcpu *v, const struct hv_exit_tdp
 		v->ops->inject_exception(v, X86_VEC_GP, true, 0);
 		return;
 	case TDP_FAULT_NOMEM:
-		hv_guest_fatal("FATAL: out of pool memory for nested page tables (gpa=0x%lx)",
+		hv_guest_fatal(v, "FATAL: out of pool memory for nested page tables (gpa=0x%lx)",
 			       f->gpa);
 	case TDP_FAULT_TRACKED:
 		/*

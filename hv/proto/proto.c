@@ -50,6 +50,7 @@ static const char *const err_names[PROTO_E_NR] = {
     [PROTO_E_NO_VCPU] = "no such vCPU",
     [PROTO_E_INTERNAL] = "internal error",
     [PROTO_E_NOMEM] = "out of hypervisor memory",
+    [PROTO_E_GUEST_STOPPED] = "the guest is stopped after a fatal error (see the log)",
 };
 
 const char *proto_err_name(int err)

@@ -86,28 +86,38 @@ enum proto_cmd {
 /* Typed errors: the first payload byte of a PROTO_F_ERROR frame. */
 enum proto_err {
 	PROTO_E_OK = 0,
-	PROTO_E_VERSION = 1,	  /* peer speaks another protocol version */
-	PROTO_E_UNKNOWN_CMD = 2,  /* command not known to this hypervisor */
-	PROTO_E_BAD_REQUEST = 3,  /* payload malformed or with trailing bytes */
-	PROTO_E_BAD_CRC = 4,	  /* NAK: a frame failed its CRC */
-	PROTO_E_FRAMING = 5,	  /* NAK: invalid COBS (truncated block) */
-	PROTO_E_TOO_BIG = 6,	  /* NAK: frame longer than the receiver's maximum */
-	PROTO_E_TOO_SHORT = 7,	  /* NAK: frame shorter than header + CRC */
-	PROTO_E_NO_SLOT = 8,	  /* no memory slot with that id */
-	PROTO_E_RANGE = 9,	  /* address, page or index out of range */
-	PROTO_E_UNSUPPORTED = 10, /* mode or feature not available on this CPU */
-	PROTO_E_STALE = 11,	  /* snapshot generation changed under the reader */
-	PROTO_E_BUSY = 12,	  /* try again later */
-	PROTO_E_FAULT = 13,	  /* guest memory not readable (MMIO, hole) */
-	PROTO_E_STATE = 14,	  /* wrong state (e.g. logging not started) */
-	PROTO_E_NO_VCPU = 15,	  /* no vCPU with that index */
-	PROTO_E_INTERNAL = 16,	  /* hypervisor-internal failure */
-	PROTO_E_NOMEM = 17,	  /* the hypervisor's memory pool is exhausted */
+	PROTO_E_VERSION = 1,	    /* peer speaks another protocol version */
+	PROTO_E_UNKNOWN_CMD = 2,    /* command not known to this hypervisor */
+	PROTO_E_BAD_REQUEST = 3,    /* payload malformed or with trailing bytes */
+	PROTO_E_BAD_CRC = 4,	    /* NAK: a frame failed its CRC */
+	PROTO_E_FRAMING = 5,	    /* NAK: invalid COBS (truncated block) */
+	PROTO_E_TOO_BIG = 6,	    /* NAK: frame longer than the receiver's maximum */
+	PROTO_E_TOO_SHORT = 7,	    /* NAK: frame shorter than header + CRC */
+	PROTO_E_NO_SLOT = 8,	    /* no memory slot with that id */
+	PROTO_E_RANGE = 9,	    /* address, page or index out of range */
+	PROTO_E_UNSUPPORTED = 10,   /* mode or feature not available on this CPU */
+	PROTO_E_STALE = 11,	    /* snapshot generation changed under the reader */
+	PROTO_E_BUSY = 12,	    /* try again later */
+	PROTO_E_FAULT = 13,	    /* guest memory not readable (MMIO, hole) */
+	PROTO_E_STATE = 14,	    /* wrong state (e.g. logging not started) */
+	PROTO_E_NO_VCPU = 15,	    /* no vCPU with that index */
+	PROTO_E_INTERNAL = 16,	    /* hypervisor-internal failure */
+	PROTO_E_NOMEM = 17,	    /* the hypervisor's memory pool is exhausted */
+	PROTO_E_GUEST_STOPPED = 18, /* the guest was stopped for good after a fatal error */
 	PROTO_E_NR,
 };
 
 const char *proto_err_name(int err);
 const char *proto_cmd_name(int cmd);
+
+/*
+ * INFO's state byte. STOPPED: a guest-fatal event (triple fault, broken
+ * state) stopped the guest for good; the hypervisor still answers, RESUME
+ * gets GUEST_STOPPED. Hosts that read the byte as "paused" see 2 as true.
+ */
+#define PROTO_STATE_RUNNING 0
+#define PROTO_STATE_PAUSED  1
+#define PROTO_STATE_STOPPED 2
 
 /* Capability flags (HELLO). */
 #define PROTO_CAP_CREDIT     BIT_ULL(0) /* window + CREDIT flow control */

@@ -4,7 +4,8 @@
 #   test_linux_boot.sh   Linux boots under the hypervisor, runs pt-memload, powers off
 #   test_isolation.sh    a Linux attacker against hidden memory and the management UART
 #   test_shell.sh        from the UEFI shell pagetrail.efi returns success; the probe then passes
-#   test_guest_fault.sh  a triple-faulting guest ends in "pagetrail: FATAL" and a clean QEMU stop
+#   test_guest_fault.sh  a triple-faulting guest ends in "pagetrail: FATAL": the guest is stopped,
+#                        the hypervisor stays up (ptctl info/resume/log/regs/mem read answer)
 #   test_run_terminal.sh `make run`'s way: COM1 on stdin/stdout, printed log and socket paths work
 #   test_irqoff.sh       the management port answers while the guest spins with interrupts
 #                        off (HPET NMI tick); negative control with --no-mgmt-tick

@@ -15,7 +15,7 @@ static int bad_reply(struct pt_conn *c, u8 cmd)
 
 int pt_get_info(struct pt_conn *c, struct pt_info *in)
 {
-	u8 rep[PROTO_MAX_PAYLOAD];
+	u8 rep[PROTO_MAX_PAYLOAD], state;
 	struct proto_buf b;
 	u32 len;
 	int r = pt_request(c, PROTO_CMD_INFO, NULL, 0, rep, &len, NULL);
@@ -28,9 +28,11 @@ int pt_get_info(struct pt_conn *c, struct pt_info *in)
 	in->vcpus = proto_get_varint(&b);
 	in->modes = proto_get_varint(&b);
 	in->mem = proto_get_varint(&b);
-	in->paused = proto_get_u8(&b);
+	state = proto_get_u8(&b);
+	in->paused = state != PROTO_STATE_RUNNING;
+	in->stopped = state == PROTO_STATE_STOPPED;
 	in->nslots = proto_get_varint(&b);
-	if (!proto_rbuf_done(&b) || !in->vcpus || in->vcpus > 4096)
+	if (!proto_rbuf_done(&b) || !in->vcpus || in->vcpus > 4096 || state > PROTO_STATE_STOPPED)
 		return bad_reply(c, PROTO_CMD_INFO);
 	return 0;
 }

@@ -15,6 +15,7 @@ struct pt_info {
 	char backend[16], version[64];
 	u64 vcpus, modes, mem, nslots;
 	bool paused;
+	bool stopped; /* a fatal error stopped the guest for good (paused is true too) */
 };
 
 struct pt_slot {

@@ -242,8 +242,10 @@ static int cmd_info(void)
 			printf("%s\"%s\"", first ? "" : ",", mode_name(m));
 			first = false;
 		}
-		printf("],\"mem_bytes\":%" PRIu64 ",\"slots\":%" PRIu64 ",\"paused\":%s}\n", in.mem,
-		       in.nslots, in.paused ? "true" : "false");
+		printf("],\"mem_bytes\":%" PRIu64 ",\"slots\":%" PRIu64
+		       ",\"paused\":%s,\"stopped\":%s}\n",
+		       in.mem, in.nslots, in.paused ? "true" : "false",
+		       in.stopped ? "true" : "false");
 		return 0;
 	}
 	human_size(in.mem, sz, sizeof(sz));
@@ -256,7 +258,11 @@ static int cmd_info(void)
 			printf(" %s", mode_name(m));
 	printf("\nmemory       %s\n", sz);
 	printf("slots        %" PRIu64 "\n", in.nslots);
-	printf("state        %s\n", in.paused ? "paused" : "running");
+	printf("state        %s\n", in.stopped
+					? "stopped: a fatal error stopped the guest for good "
+					  "(`ptctl log` says which); reset the machine"
+				    : in.paused ? "paused"
+						: "running");
 	return 0;
 }
 
