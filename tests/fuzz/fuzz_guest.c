@@ -234,8 +234,9 @@ void hv_log(const char *fmt, ...)
 	(void)fmt;
 }
 
-void hv_guest_fatal(const char *fmt, ...)
+void hv_guest_fatal(struct vcpu *v, const char *fmt, ...)
 {
+	(void)v;
 	(void)fmt;
 	longjmp(m.fatal, 1);
 }
@@ -466,6 +467,9 @@ static void machine_reset(const u8 *setup)
 	memset(&hv, 0, sizeof(hv));
 	hv.bi = &m.bi;
 	hv.vm = &m.vm;
+	/* The default management UART: COM2's eight ports are intercepted (hv/mgmt_uart.h). */
+	hv.mgmt_uart =
+	    (struct uart16550){.base = UART_COM2_BASE, .space = UART_SPACE_IO, .reg_width = 1};
 	hv.next_stats_tsc = ~0ull;
 	m.ans = NULL;
 	hv_mgmt_tick_init(&m.bi);
