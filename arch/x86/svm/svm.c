@@ -6,6 +6,7 @@
 #include "arch/x86/cpu.h"
 #include "arch/x86/host.h"
 #include "arch/x86/svm/svm_insn.h"
+#include "hv/guest_mem.h"
 #include "hv/hv.h"
 #include "hv/log.h"
 #include "hv/page_alloc.h"
@@ -327,6 +328,25 @@ static void svm_decode_exit(struct vcpu *v, struct hv_exit *e)
 }
 
 /*
+ * The guest is halted on the HLT at RIP, which runs again at the next VMRUN:
+ * after the HLT's own intercept (svm_halt_in_guest) or after a tick woke
+ * it (nmi_rewound_halt). An interrupt that comes before that HLT has run
+ * again must end the halt, as it would have on the bare CPU, where the
+ * guest was asleep all along: taken before the HLT, its handler would
+ * return onto the HLT and the guest would sleep on with its wake-up
+ * handled (Linux's idle task then kept woken tasks waiting for seconds and
+ * its 24-bit ACPI PM timer wrapped unread). The interrupt shadow the HLT
+ * ran under would hold the interrupt until the HLT ran, but QEMU TCG does
+ * not honour the shadow VMRUN loads (APM Vol. 2, 15.21.5 "Interrupt
+ * Shadows"). So INTR is intercepted for that VMRUN, and an INTR exit with
+ * RIP still on the HLT completes it (svm_run).
+ */
+static bool svm_halt_pending(const struct svm_vcpu *s)
+{
+	return s->guest_halt || s->nmi_rewound_halt;
+}
+
+/*
  * The host gets a turn on every guest interrupt, without taking interrupts
  * itself (GIF stays 0) and without a preemption timer (SVM has none): INTR
  * is always intercepted; after an INTR exit the next VMRUN does not
@@ -360,13 +380,49 @@ static void svm_arm_poll_exits(struct svm_vcpu *s)
 	c->intercept_exceptions = s->nmi_stepping ? BIT_ULL(X86_VEC_DB) : 0;
 	if (s->intr_window)
 		c->intercept_misc3 |= SVM_INTERCEPT_IRET;
-	else
+	/* See svm_halt_pending: an interrupt before the HLT runs again ends the halt. */
+	if (!s->intr_window || svm_halt_pending(s))
 		c->intercept_misc3 |= SVM_INTERCEPT_INTR;
 }
 
+/*
+ * The HLT exited before it executed, and runs again in the guest. With
+ * RFLAGS.IF set it runs under an interrupt shadow, so that an interrupt
+ * pending by then (it came during the exit, or right at the STI of
+ * `sti; hlt`) wakes the HLT instead of being taken before it and returning
+ * onto it. Always legal: the guest sees its HLT end on an interrupt that
+ * came a moment later. (QEMU TCG ignores the shadow: svm_halt_pending.)
+ */
 static void svm_halt_in_guest(struct vcpu *v)
 {
-	to_svm(v)->guest_halt = true;
+	struct svm_vcpu *s = to_svm(v);
+
+	s->guest_halt = true;
+	if (v->rflags & X86_EFLAGS_IF)
+		s->vmcb->control.interrupt_shadow = SVM_INTERRUPT_SHADOW;
+}
+
+/*
+ * RIP after the HLT at RIP: HLT is F4, after any legacy prefixes (Intel SDM
+ * Vol. 2A, 2.1.1 "Instruction Prefixes"). The guest stopped on it, so its
+ * bytes were fetched; one that cannot be read now is a broken guest.
+ */
+static u64 svm_hlt_end(struct vcpu *v)
+{
+	unsigned int i;
+	u8 b;
+
+	for (i = 0; i < 15; i++) {
+		if (hv_guest_read_linear(v, v->ctrl.cs_base + v->rip + i, &b, 1))
+			break;
+		if (b == 0xf4)
+			return v->rip + i + 1;
+		if (b != 0x26 && b != 0x2e && b != 0x36 && b != 0x3e && b != 0x64 && b != 0x65 &&
+		    b != 0x66 && b != 0x67 && b != 0xf2 && b != 0xf3 && b != 0xf0)
+			break;
+	}
+	hv_guest_fatal("FATAL: vCPU %u halted at rip=0x%lx, where no HLT can be read", v->id,
+		       v->rip);
 }
 
 /*
@@ -393,7 +449,6 @@ static u64 svm_reinjectable(u64 info)
 /* Bounded wait for the pending NMI after STGI (it is taken at once on QEMU TCG). */
 #define SVM_NMI_WAIT_SPINS 1000
 #define SVM_NMI_LOG_LIMIT  4
-#define X86_RFLAGS_IF	   BIT_ULL(9)
 
 static u64 svm_host_rflags(void)
 {
@@ -425,7 +480,7 @@ static void svm_take_pending_nmi(struct svm_vcpu *s)
 	u64 before = svm_host_nmis(s);
 	unsigned int i;
 
-	PT_ASSERT(!(svm_host_rflags() & X86_RFLAGS_IF));
+	PT_ASSERT(!(svm_host_rflags() & X86_EFLAGS_IF));
 	svm_stgi();
 	for (i = 0; i < SVM_NMI_WAIT_SPINS && svm_host_nmis(s) == before; i++)
 		x86_pause();
@@ -562,11 +617,14 @@ static void svm_run(struct vcpu *v, struct hv_exit *e)
 {
 	struct svm_vcpu *s = to_svm(v);
 	struct vmcb *vmcb = s->vmcb;
-	bool halt_run;
-	u64 entry_rip, entry_shadow;
+	bool halt_run, halt_pending;
+	u64 entry_rip, entry_shadow, halt_end;
 
 again:
 	halt_run = s->guest_halt;
+	halt_pending = svm_halt_pending(s);
+	/* Where the pending HLT ends (0: not known yet, svm_hlt_end reads it). */
+	halt_end = s->nmi_rewound_halt ? s->halt_rip : 0;
 	entry_rip = v->rip;
 	svm_nmi_before_run(v, s);
 	/*
@@ -614,17 +672,40 @@ again:
 	svm_sync_ctrl(v);
 	svm_decode_exit(v, e);
 	s->nmi_rewound_halt = false;
-	if (e->reason == HV_EXIT_NMI) {
+	if (halt_pending && v->rip == entry_rip &&
+	    (e->reason == HV_EXIT_INTR || e->reason == HV_EXIT_NMI)) {
+		/* The HLT has not run again: svm_halt_pending. */
+		if (!halt_end)
+			halt_end = svm_hlt_end(v);
+		if (e->reason == HV_EXIT_INTR) {
+			v->rip = halt_end; /* the interrupt ends the halt */
+		} else {
+			s->halt_rip = halt_end;
+			s->halt_shadow =
+			    (v->rflags & X86_EFLAGS_IF) ? SVM_INTERRUPT_SHADOW : entry_shadow;
+			s->nmi_rewound_halt = true; /* still halted */
+		}
+		if (e->reason == HV_EXIT_NMI)
+			svm_take_pending_nmi(s);
+	} else if (e->reason == HV_EXIT_NMI) {
 		svm_take_pending_nmi(s);
 		/*
 		 * The guest executed its HLT (RIP moved past it: at most one
 		 * instruction, as every interrupt exits first) and the NMI woke
 		 * it. Put it back on the HLT: a tick must not end a halt the
 		 * guest did not see end (a `cli; hlt` stop would run on).
+		 *
+		 * Not when an event was being delivered as the NMI came
+		 * (EXITINTINFO): that interrupt ended the halt and returns after
+		 * the HLT, where it is re-injected. With RFLAGS.IF set the HLT
+		 * runs again under an interrupt shadow, whatever shadow it had,
+		 * so that a pending interrupt wakes it (svm_halt_pending).
 		 */
-		if (halt_run && v->rip != entry_rip && v->rip - entry_rip <= 15) {
+		if (halt_run && v->rip != entry_rip && v->rip - entry_rip <= 15 &&
+		    !(vmcb->control.exit_int_info & SVM_EVTINJ_VALID)) {
 			s->halt_rip = v->rip;
-			s->halt_shadow = entry_shadow;
+			s->halt_shadow =
+			    (v->rflags & X86_EFLAGS_IF) ? SVM_INTERRUPT_SHADOW : entry_shadow;
 			v->rip = entry_rip;
 			s->nmi_rewound_halt = true;
 		}

@@ -44,6 +44,8 @@ enum svm_tlb_control {
 #define SVM_VINTR_V_IRQ		 BIT_ULL(8)
 #define SVM_VINTR_V_IGN_TPR	 BIT_ULL(20)
 #define SVM_VINTR_V_INTR_MASKING BIT_ULL(24)
+/* INTERRUPT_SHADOW bit 0: the guest is in an interrupt shadow (APM Vol. 2, 15.21.5). */
+#define SVM_INTERRUPT_SHADOW BIT_ULL(0)
 
 /* EVENTINJ and EXITINTINFO, APM 15.20 "Event Injection". */
 #define SVM_EVTINJ_VEC_MASK	  GENMASK_ULL(7, 0)
