@@ -139,6 +139,22 @@ static uint64_t phys_of(const void *va)
 	return (e & ((1ull << 55) - 1)) * PAGE;
 }
 
+/* vm.compact_unevictable_allowed = 0: compaction leaves mlocked pages where they are. */
+static int forbid_unevictable_compaction(void)
+{
+	const char *path = "/proc/sys/vm/compact_unevictable_allowed";
+	int fd = open(path, O_WRONLY);
+
+	if (fd < 0 || write(fd, "0\n", 2) != 2) {
+		fprintf(stderr, "dirtywriter: cannot write 0 to %s: %s\n", path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	close(fd);
+	return 0;
+}
+
 static void report(enum pattern pat, uint64_t pages, uint64_t stores, double secs)
 {
 	printf("dirtywriter: pattern=%s pages=%llu stores=%llu seconds=%.3f rate=%.0f\n",
@@ -300,6 +316,16 @@ int main(int argc, char **argv)
 			*(volatile uint64_t *)(buf + i * PAGE + 8) = TAG_MAGIC | tag;
 	}
 	if (tag) {
+		/*
+		 * The oracle reads the control page at the guest-physical address printed below
+		 * for as long as the writer runs, so the page must not move. MAP_LOCKED keeps it
+		 * resident, but compaction (kcompactd compacts proactively) still migrates
+		 * mlocked pages unless vm.compact_unevictable_allowed is 0
+		 * (Documentation/admin-guide/sysctl/vm.rst); the old frame is then freed and
+		 * reused, and the oracle read another page's bytes where the tag should be.
+		 */
+		if (forbid_unevictable_compaction())
+			return 1;
 		control = mmap(NULL, PAGE, PROT_READ | PROT_WRITE,
 			       MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE | MAP_LOCKED, -1, 0);
 		if (control == MAP_FAILED) {
