@@ -280,7 +280,7 @@ class Oracle:
                 if paused:
                     ptctl("resume", want_json=False)
                     paused = False
-                time.sleep(0.3)
+                time.sleep(0.1)
                 if not running:
                     ptctl("pause", want_json=False)
                     paused = True
@@ -385,9 +385,11 @@ class Oracle:
 class Workload:
     """A workload running in the guest, started and stopped over the console."""
 
-    def __init__(self, con, name, mib, rate=None):
+    def __init__(self, con, name, mib, rate=None, tagged=None):
         self.con, self.name, self.mib, self.pid = con, name, mib, None
         self.rate = args.writer_rate if rate is None else rate
+        # Tagged writers publish their store count in a control page (pt-dirtywriter --tag).
+        self.tagged = args.after_harvest_check if tagged is None else tagged
 
     def start(self):
         if self.name == "linux":
@@ -405,7 +407,7 @@ class Workload:
             # and numbers, which must not count for this one.
             global next_tag
             next_tag += 1
-            tag = f" --tag {next_tag}" if args.after_harvest_check else ""
+            tag = f" --tag {next_tag}" if self.tagged else ""
             m = self.con.run_cmd(f"{pin}pt-dirtywriter --pattern {self.name} --mib {max(1, self.mib // len(cpus))} "
                                  f"--nap-ms {args.nap_ms} --rate {rate}{tag} & echo wl-pid-$!",
                                  r"^wl-pid-(\d+)", 30)
@@ -456,6 +458,25 @@ def writer_seqs():
                         "(the page moved?)")
         out[tag] = seq
     return out
+
+
+CONTROL_STORES = 2000  # stores the lost harvest's window must hold (about 1900 distinct pages of 64 MiB)
+
+
+def wait_writer_progress(stores, timeout):
+    """Waits until every tagged writer has made `stores` more stores (read through ptctl)."""
+    t0 = time.time()
+    start = writer_seqs()
+    deadline_at = time.time() + timeout
+    while True:
+        now_seqs = writer_seqs()
+        if all(now_seqs[t] - start[t] >= stores for t in start):
+            note(f"the writer made {stores} stores after the round before in {time.time() - t0:.2f} s")
+            return
+        if time.time() > deadline_at:
+            raise Fatal(f"the writer made {min(now_seqs[t] - start[t] for t in start)} stores in "
+                        f"{timeout} s, want {stores}: the guest does not run")
+        time.sleep(0.05)
 
 
 def throughput(con, oracle, mode, secs):
@@ -605,12 +626,17 @@ def main():
         # Control: a harvest thrown away must show up as misses in the next copy. Its writer
         # is throttled even where the others are not (--writer-rate 0): an unthrottled one
         # rewrites its pages before the next harvest, which then covers the lost one.
-        w = Workload(con, "random", args.writer_mib, rate=args.writer_rate or 20000)
+        # The harvest to be lost must have pages in it: the writer must have made stores
+        # between the round before and that harvest. A fixed sleep does not promise it (a
+        # guest that took its time to run again after the pause wrote nothing there, and
+        # every page it then wrote was in the next harvest: "went unnoticed"), so wait
+        # until the writer's control page shows CONTROL_STORES more stores.
+        w = Workload(con, "random", args.writer_mib, rate=args.writer_rate or 20000, tagged=True)
         w.start()
         try:
             time.sleep(0.3)
             pre = oracle.round(f"{mode}.control.pre")
-            time.sleep(0.3)
+            wait_writer_progress(CONTROL_STORES, 60)
             r = oracle.round(f"{mode}.control", discard_harvest=True)
         except BaseException:
             w.stop_after_error()
