@@ -13,6 +13,7 @@
 #   test_nmi.sh          the guest's NMI blocking under the tick (nmi.efi), bare QEMU as reference
 #   test_hpet.sh         the guest keeps the HPET with one comparator fewer beside the tick's
 #                        (hpet.efi and Linux clocksource=hpet, each also bare as reference)
+#   test_guest_clock.sh  Linux's clock (ACPI PM timer) keeps pace under the tick, across pauses
 #   test_mgmt_uart.sh    the management port on a PCI 16550 at the I/O BAR OVMF chose
 #                        (--mgmt-uart pci,00:06.0): ptctl end to end, its ports intercepted,
 #                        COM2 the firmware's again; a bad PCI address refused
@@ -24,7 +25,7 @@
 QEMU_TEST_SCRIPTS := tests/qemu/test_probe.sh tests/qemu/test_linux_boot.sh \
 	tests/qemu/test_isolation.sh tests/qemu/test_shell.sh tests/qemu/test_guest_fault.sh \
 	tests/qemu/test_run_terminal.sh tests/qemu/test_irqoff.sh tests/qemu/test_tick_refusal.sh \
-	tests/qemu/test_nmi.sh tests/qemu/test_smp.sh tests/qemu/test_hpet.sh \
+	tests/qemu/test_nmi.sh tests/qemu/test_guest_clock.sh tests/qemu/test_smp.sh tests/qemu/test_hpet.sh \
 	tests/qemu/test_mgmt_uart.sh
 TEST_SCRIPTS += $(QEMU_TEST_SCRIPTS)
 
