@@ -8,7 +8,7 @@ source "$(dirname "$0")/lib.sh"
 pt_init guest_clock
 
 PT_QEMU_TIMEOUT=240 pt_qemu_start --com1-socket --qemu-arg -m --qemu-arg 256M \
-	--kernel-args "clocksource=acpi_pm tsc=unstable"
+	--kernel-args "clocksource=acpi_pm"
 if python3 tests/qemu/guest_clock.py "$RUN_DIR"; then
 	pt_qemu_wait
 	pt_check guest_clock.clean_poweroff "(QEMU status $pt_qemu_status)" test "$pt_qemu_status" -eq 0
