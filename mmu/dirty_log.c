@@ -170,6 +170,39 @@ static void tdp_rearm_run_init(const struct tdp_op *op, const struct tdp_memslot
 }
 
 /*
+ * One entry of tdp_rearm_block's loop, read as @old, decided alone: a
+ * fast-path store, a bit in *slow for the slow path, or nothing to do.
+ */
+static __attribute__((always_inline)) inline void
+tdp_rearm_entry(const struct tdp_op *op, const struct tdp_memslot *slot, u64 *sptep, u64 old,
+		unsigned int i, enum tdp_rearm how, u64 keep, u64 set, u64 fm, bool fast, u64 *marks,
+		u64 *slow, u64 *n)
+{
+	u64 new = (old & keep) | set;
+
+	(void)op;
+	(void)slot;
+	if (new == old)
+		return;
+	if (fast && (old & fm) == fm) {
+		PT_ASSERT_ENTRY(tdp_rearm_can_store(op, slot, old, new));
+		__atomic_store_n(sptep, new, __ATOMIC_RELAXED);
+		/* SYNC_D's fast path takes only entries with D set
+		 * (tdp_rearm_run_init: D is in fm), so each is marked. */
+		if (how == TDP_REARM_SYNC_D) {
+			PT_ASSERT_ENTRY(old & op->mmu->fmt.dirty_mask);
+			*marks |= 1ull << (i % 64);
+		}
+		(*n)++;
+	} else if (spte_is_present(old)) {
+		*slow |= 1ull << (i % 64);
+	}
+}
+
+/* Entries tdp_rearm_block decides together: one test for the whole group. */
+#define TDP_REARM_GROUP 8
+
+/*
  * The loop of tdp_rearm_leaf_run over entries [lo, hi] of one 64-entry block,
  * with @how a constant in each caller (always inlined): SYNC_D's marks cost
  * nothing in the other passes. The loop itself calls nothing, so everything
@@ -177,43 +210,67 @@ static void tdp_rearm_run_init(const struct tdp_op *op, const struct tdp_memslot
  * the funnel) are collected in a mask and handled after it. Returns the
  * block's marks (SYNC_D: pages whose D it took); counts plain stores in
  * *plain and slow-path changes in *changed.
+ *
+ * Where a pass finds what a running guest leaves (every entry of a group on
+ * the fast path), the per-entry branches are the pass's cost, not memory: so
+ * the loop reads a group of entries, ANDs them, and when every one has the
+ * fast-path bits stores the group's new values without deciding entry by
+ * entry. That is the same decision as entry by entry: each entry of the
+ * group passes the fast-path test on the value read, and one whose new value
+ * equals the old (SET_D on an entry with A and D set) is stored unchanged,
+ * which tdp_rearm_can_store allows for the same reason (nothing left that
+ * the processor could set). A group that fails goes entry by entry.
  */
 static __attribute__((always_inline)) inline u64
 tdp_rearm_block(struct tdp_op *op, const struct tdp_memslot *slot, u64 *pt, gfn_t gfn0,
 		unsigned int lo, unsigned int hi, enum tdp_rearm how, u64 keep, u64 set, u64 fm,
 		bool fast, u64 *plain, bool *changed)
 {
-	const u64 dirty_mask = op->mmu->fmt.dirty_mask;
 	u64 marks = 0, slow = 0, n = 0;
-	unsigned int i;
+	unsigned int i = lo, k;
 
-	for (i = lo; i <= hi; i++) {
-		u64 old = __atomic_load_n(&pt[i], __ATOMIC_RELAXED);
-		u64 new = (old & keep) | set;
+	for (; fast && i + TDP_REARM_GROUP <= hi + 1; i += TDP_REARM_GROUP) {
+		u64 old[TDP_REARM_GROUP], all = ~0ull, *p = &pt[i];
 
-		if (new == old)
-			continue;
-		if (fast && (old & fm) == fm) {
-			PT_ASSERT_ENTRY(tdp_rearm_can_store(op, slot, old, new));
-			__atomic_store_n(&pt[i], new, __ATOMIC_RELAXED);
-			/* SYNC_D's fast path takes only entries with D set
-			 * (tdp_rearm_run_init: D is in fm), so each is marked. */
-			if (how == TDP_REARM_SYNC_D) {
-				PT_ASSERT_ENTRY(old & dirty_mask);
-				marks |= 1ull << (i % 64);
-			}
-			n++;
-		} else if (spte_is_present(old)) {
-			slow |= 1ull << (i % 64);
+#pragma GCC unroll 8
+		for (k = 0; k < TDP_REARM_GROUP; k++) {
+			old[k] = __atomic_load_n(&p[k], __ATOMIC_RELAXED);
+			all &= old[k];
 		}
+		if ((all & fm) != fm) {
+#pragma GCC unroll 8
+			for (k = 0; k < TDP_REARM_GROUP; k++)
+				tdp_rearm_entry(op, slot, &p[k], old[k], i + k, how, keep, set, fm,
+						fast, &marks, &slow, &n);
+			continue;
+		}
+#pragma GCC unroll 8
+		for (k = 0; k < TDP_REARM_GROUP; k++) {
+			/* Only SET_D sets bits; the others only clear. */
+			u64 new = how == TDP_REARM_SET_D ? old[k] | set : old[k] & keep;
+
+			PT_ASSERT_ENTRY(tdp_rearm_can_store(op, slot, old[k], new));
+			__atomic_store_n(&p[k], new, __ATOMIC_RELAXED);
+			/* Only SET_D can find nothing to change (fm holds the
+			 * bit every other re-arm clears). */
+			if (how == TDP_REARM_SET_D)
+				n += new != old[k];
+		}
+		if (how != TDP_REARM_SET_D)
+			n += TDP_REARM_GROUP;
+		if (how == TDP_REARM_SYNC_D)
+			marks |= ((1ull << TDP_REARM_GROUP) - 1) << (i % 64);
 	}
+	for (; i <= hi; i++)
+		tdp_rearm_entry(op, slot, &pt[i], __atomic_load_n(&pt[i], __ATOMIC_RELAXED), i, how,
+				keep, set, fm, fast, &marks, &slow, &n);
 	for (; slow; slow &= slow - 1) {
-		unsigned int k = (lo & ~63u) + (unsigned int)__builtin_ctzll(slow);
+		unsigned int j = (lo & ~63u) + (unsigned int)__builtin_ctzll(slow);
 		bool had_d = false;
 
 		/* tdp_rearm_one re-reads the entry and decides again. */
-		*changed |= tdp_rearm_one(op, slot, &pt[k], gfn0 + k, TDP_LEVEL_4K, how, &had_d);
-		marks |= (u64)had_d << (k % 64);
+		*changed |= tdp_rearm_one(op, slot, &pt[j], gfn0 + j, TDP_LEVEL_4K, how, &had_d);
+		marks |= (u64)had_d << (j % 64);
 	}
 	*plain += n;
 	return marks;
