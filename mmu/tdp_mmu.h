@@ -26,9 +26,9 @@
  *   reports "flush needed" too, so combining two results with = instead of
  *   |= cannot lose one.
  *   Exceptions, flushed internally because freeing page tables is only safe
- *   after a flush: tdp_mmu_zap_range(), tdp_mmu_delete_memslot(),
- *   tdp_mmu_disable_dirty_logging() (collapse), tdp_mmu_put_root() (last put
- *   of an invalid root), tdp_mmu_destroy().
+ *   after a flush: tdp_mmu_disable_dirty_logging() (collapse),
+ *   tdp_mmu_collapse_range(), tdp_mmu_put_root() (last put of an invalid
+ *   root), and zap, delete-memslot and destroy of tdp_mmu_parity.h.
  *
  * Locks (details in tdp_mmu.c and docs/mmu.md)
  *   mmu_lock is a reader-writer lock (KVM >= 5.12). Functions here take it
@@ -41,6 +41,10 @@
  *   paths never take mgmt_lock. Long walks give up the lock every
  *   `yield_every` entries and restart from the next GFN, holding a reference
  *   on the root they walk.
+ *
+ * This header is what the hypervisor (hv/, arch/) calls. The rest of KVM's
+ * surface that mmu/ implements, for tests and KVM parity but never called by
+ * the product, is declared apart in mmu/tdp_mmu_parity.h.
  *
  * Dirty bitmaps are KVM's layout: little-endian u64 words, bit i of the slot's
  * bitmap = page base_gfn + i (word i / 64, bit i % 64). The bitmap memory is
@@ -183,11 +187,6 @@ struct tdp_mmu {
 /* @fmt and @plat are copied. Returns MMU_OK or MMU_EINVAL. */
 int tdp_mmu_init(struct tdp_mmu *mmu, const struct spte_format *fmt,
 		 const struct mmu_platform *plat);
-/*
- * Frees every page-table page (MMU_EBUSY, nothing freed, if a vCPU still
- * holds a root). Afterwards stats.pt_pages is 0.
- */
-int tdp_mmu_destroy(struct tdp_mmu *mmu);
 
 /* ---- roots ---- */
 
@@ -201,9 +200,6 @@ struct tdp_mmu_root *tdp_mmu_get_root(struct tdp_mmu *mmu, unsigned int as_id);
 /* Drop a reference; the last one of an invalid root frees its tables (after
  * a flush of that root). Caller must not hold mmu_lock. */
 void tdp_mmu_put_root(struct tdp_mmu *mmu, struct tdp_mmu_root *root);
-/* Mark every root of @as_id invalid: new users get a new root; the old ones
- * are freed at their last put. Caller then makes vCPUs reload their root. */
-void tdp_mmu_invalidate_roots(struct tdp_mmu *mmu, unsigned int as_id);
 
 static inline hpa_t tdp_mmu_root_hpa(const struct tdp_mmu_root *root)
 {
@@ -223,13 +219,6 @@ static inline bool tdp_mmu_root_is_valid(const struct tdp_mmu_root *root)
  */
 int tdp_mmu_set_memslot(struct tdp_mmu *mmu, unsigned int as_id, gfn_t base_gfn, u64 npages,
 			hfn_t base_hfn, const struct tdp_map_attrs *attrs, u64 flags);
-/* Remove a memslot and zap its range from every root of its address space
- * (flushes before the freed tables go back to the allocator). */
-int tdp_mmu_delete_memslot(struct tdp_mmu *mmu, unsigned int slot_id);
-/* The slot containing @gfn, or NULL; O(log n). Caller holds mmu_lock (read or
- * write) or otherwise knows no memslot changes meanwhile. */
-const struct tdp_memslot *tdp_mmu_gfn_to_memslot(struct tdp_mmu *mmu, unsigned int as_id,
-						 gfn_t gfn);
 /* The slot with id @slot_id, or NULL if that id is not in use. */
 const struct tdp_memslot *tdp_mmu_memslot(struct tdp_mmu *mmu, unsigned int slot_id);
 
@@ -249,10 +238,6 @@ static inline u64 tdp_dirty_bitmap_words(u64 npages)
  * stays mapped). *flush: a present mapping was changed.
  */
 int tdp_mmu_map_range(struct tdp_mmu *mmu, unsigned int as_id, gfn_t gfn, u64 npages, bool *flush);
-
-/* Unmap [gfn, gfn + npages) in every root of @as_id; flushes internally.
- * Returns true if anything was unmapped. */
-bool tdp_mmu_zap_range(struct tdp_mmu *mmu, unsigned int as_id, gfn_t gfn, u64 npages);
 
 /* ---- faults (vCPU path) ---- */
 
@@ -332,16 +317,6 @@ int tdp_mmu_get_dirty_log_range(struct tdp_mmu *mmu, unsigned int slot_id, u64 f
 				u64 npages, u64 *out, bool *flush);
 
 /*
- * Harvest: in PML mode, first drain every vCPU's PML buffer (the caller's job,
- * tdp_mmu_pml_drain). In DBIT mode this scans and clears D bits into the
- * bitmap. Then copies the bitmap into @out (@out_words >= words of the slot):
- * without MANUAL_PROTECT it also clears it and re-arms (write-protect or clear
- * D of) every page reported; with it, only copies. Flush (if *flush) before
- * handing @out out.
- */
-int tdp_mmu_get_dirty_log(struct tdp_mmu *mmu, unsigned int slot_id, u64 *out, u64 out_words,
-			  bool *flush);
-/*
  * KVM_CLEAR_DIRTY_LOG: for each bit set in @mask (bit i = page first_page + i
  * of the slot) that is set in the bitmap: clear it and re-arm the page.
  * @first_page must be a multiple of 64; @npages a multiple of 64 unless the
@@ -349,22 +324,6 @@ int tdp_mmu_get_dirty_log(struct tdp_mmu *mmu, unsigned int slot_id, u64 *out, u
  */
 int tdp_mmu_clear_dirty_log(struct tdp_mmu *mmu, unsigned int slot_id, u64 first_page, u64 npages,
 			    const u64 *mask, bool *flush);
-
-/* The passes the above are built from (KVM's kvm_tdp_mmu_*), usable alone. */
-
-/* Remove W from every leaf of the slot at @min_level or above. */
-bool tdp_mmu_wrprot_slot(struct tdp_mmu *mmu, unsigned int slot_id, int min_level);
-/* Clear the dirty state of every leaf: D where the format has A/D, else W. */
-bool tdp_mmu_clear_dirty_slot(struct tdp_mmu *mmu, unsigned int slot_id);
-/* Clear the dirty state of the 4 KiB leaves of pages base_gfn + gfn_offset + i
- * for each bit i of @mask: W when @wrprot or the format has no A/D, else D.
- * @gfn_offset is a multiple of 64. */
-bool tdp_mmu_clear_dirty_masked(struct tdp_mmu *mmu, unsigned int slot_id, u64 gfn_offset, u64 mask,
-				bool wrprot);
-/* Set D on every leaf of the slot (PML: the CPU stops logging those pages). */
-bool tdp_mmu_set_dirty_slot(struct tdp_mmu *mmu, unsigned int slot_id);
-/* DBIT mode: atomically clear D of every leaf and mark the pages that had it. */
-bool tdp_mmu_sync_dirty_bits(struct tdp_mmu *mmu, unsigned int slot_id);
 
 /* ---- write tracking ----
  *
@@ -405,9 +364,6 @@ bool tdp_mmu_write_untrack(struct tdp_mmu *mmu, unsigned int slot_id, u64 page);
 /* Whether page @page of @slot_id is tracked now. */
 bool tdp_mmu_write_tracked(struct tdp_mmu *mmu, unsigned int slot_id, u64 page);
 
-/* The hypervisor itself wrote guest page @gfn (emulation, DMA): mark it. */
-void tdp_mmu_mark_page_dirty(struct tdp_mmu *mmu, unsigned int as_id, gfn_t gfn);
-
 /* ---- PML ---- */
 
 #define TDP_PML_ENTRIES 512
@@ -423,12 +379,6 @@ void tdp_mmu_mark_page_dirty(struct tdp_mmu *mmu, unsigned int as_id, gfn_t gfn)
  * PML-full exits and before every harvest.
  */
 u32 tdp_mmu_pml_drain(struct tdp_mmu *mmu, unsigned int as_id, const u64 *pml_buf, u16 *pml_index);
-
-/* ---- accessed tracking ---- */
-
-/* Clear A of every leaf in [gfn, gfn + npages) of @as_id; returns the number
- * of 4 KiB pages that had it. A/D formats only (0 otherwise). *flush as above. */
-u64 tdp_mmu_age_range(struct tdp_mmu *mmu, unsigned int as_id, gfn_t gfn, u64 npages, bool *flush);
 
 /* ---- misc ---- */
 

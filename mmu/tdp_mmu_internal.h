@@ -7,7 +7,7 @@
 #define PT_MMU_TDP_MMU_INTERNAL_H
 
 #include <pt/assert.h>
-#include "mmu/tdp_mmu.h"
+#include "mmu/tdp_mmu_parity.h"
 #include "mmu/tdp_iter.h"
 
 #define TDP_MMU_DEFAULT_YIELD_EVERY 1024

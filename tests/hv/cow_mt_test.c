@@ -22,7 +22,7 @@
 
 #include "hv/cow_session.h"
 #include "hv/proto/proto.h"
-#include "mmu/tdp_mmu.h"
+#include "mmu/tdp_mmu_parity.h"
 #include "tests/check.h"
 #include "tests/model/model_platform.h"
 

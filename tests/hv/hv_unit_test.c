@@ -12,7 +12,7 @@
 #include "hv/log.h"
 #include "hv/memslot.h"
 #include "hv/page_alloc.h"
-#include "mmu/tdp_mmu.h"
+#include "mmu/tdp_mmu_parity.h"
 #include "tests/model/model_platform.h"
 #include "tests/check.h"
 

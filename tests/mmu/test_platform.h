@@ -16,7 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "mmu/tdp_mmu.h"
+#include "mmu/tdp_mmu_parity.h"
 
 struct test_plat {
 	long live; /* pages allocated now */

@@ -44,7 +44,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "mmu/tdp_mmu.h"
+#include "mmu/tdp_mmu_parity.h"
 #include "hw_model.h"
 #include "model_platform.h"
 

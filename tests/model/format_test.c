@@ -22,7 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "mmu/tdp_mmu.h"
+#include "mmu/tdp_mmu_parity.h"
 #include "hw_model.h"
 #include "model_platform.h"
 

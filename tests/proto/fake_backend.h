@@ -16,7 +16,7 @@
 #include <hv/mgmt.h>
 
 #include "hv/memslot.h"
-#include "mmu/tdp_mmu.h"
+#include "mmu/tdp_mmu_parity.h"
 #include "tests/model/model_platform.h"
 
 #define FAKE_NR_SLOTS 3
