@@ -421,7 +421,7 @@ static u64 svm_hlt_end(struct vcpu *v)
 		    b != 0x66 && b != 0x67 && b != 0xf2 && b != 0xf3 && b != 0xf0)
 			break;
 	}
-	hv_guest_fatal("FATAL: vCPU %u halted at rip=0x%lx, where no HLT can be read", v->id,
+	hv_guest_fatal(v, "FATAL: vCPU %u halted at rip=0x%lx, where no HLT can be read", v->id,
 		       v->rip);
 }
 
