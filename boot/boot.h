@@ -47,7 +47,7 @@ struct boot_cmdline {
  * CPUID and SMBIOS say this is QEMU or Bochs (boot/platform.c): true, and
  * `name` says which sign. Reads only; writes no port.
  */
-bool boot_detect_emulator(char *name, UINTN size);
+bool boot_detect_emulator(u64 rsdp, char *name, UINTN size);
 
 /* 0, or -1 after logging an unknown option. */
 int boot_parse_cmdline(EFI_LOADED_IMAGE *li, struct boot_cmdline *cmd);

@@ -201,7 +201,7 @@ static EFI_GUID acpi20_guid = ACPI_20_TABLE_GUID;
 static EFI_GUID acpi10_guid = ACPI_TABLE_GUID;
 
 /* May hv_machine_stop write the emulator's exit ports (hv/log.c)? Logged either way. */
-static bool boot_emulator_exit(const struct boot_cmdline *cmd)
+static bool boot_emulator_exit(const struct boot_cmdline *cmd, u64 rsdp)
 {
 	char name[96];
 
@@ -213,7 +213,7 @@ static bool boot_emulator_exit(const struct boot_cmdline *cmd)
 		hv_log("boot: emulator exit ports off (--emulator-exit off)");
 		return false;
 	}
-	if (boot_detect_emulator(name, sizeof(name))) {
+	if (boot_detect_emulator(rsdp, name, sizeof(name))) {
 		hv_log("boot: emulator detected (%s): its exit ports stop the machine", name);
 		return true;
 	}
@@ -331,7 +331,7 @@ static EFI_STATUS boot_virtualize(EFI_HANDLE image, EFI_LOADED_IMAGE *li,
 	bi->acpi_rsdp = boot_find_rsdp();
 	bi->tsc_hz = boot_measure_tsc_hz();
 	bi->flags = cmd->no_mgmt_tick ? HV_BOOT_NO_MGMT_TICK : 0;
-	if (boot_emulator_exit(cmd))
+	if (boot_emulator_exit(cmd, bi->acpi_rsdp))
 		bi->flags |= HV_BOOT_EMULATOR_EXIT;
 	CopyMem(bi->mgmt_uart, cmd->mgmt_uart, sizeof(bi->mgmt_uart));
 	bi->mgmt_step_pages = cmd->mgmt_step_pages;

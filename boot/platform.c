@@ -5,7 +5,7 @@
  * PM1a control ports QEMU's q35 and i440fx and Bochs decode, hv/log.c): on
  * a real machine those ports belong to whatever chip decodes them there.
  *
- * Two independent signs, either suffices:
+ * Independent signs, any one suffices:
  *  - CPUID: leaf 1 ECX bit 31 ("reserved for use by hypervisors", AMD APM
  *    Vol. 3, Appendix E.3.2; Intel SDM Vol. 2A, CPUID, "Feature Information")
  *    and the vendor signature of leaf 0x40000000: QEMU's TCG answers
@@ -14,13 +14,16 @@
  *  - SMBIOS (DMTF DSP0134 3.x, 7.1 "BIOS Information (Type 0)" and 7.2
  *    "System Information (Type 1)"): the system manufacturer "QEMU" or
  *    "Bochs", or the BIOS vendor naming OVMF, the firmware built only for
- *    virtual machines (it is what boots PageTrail under Bochs, whose CPU
- *    has no hypervisor leaf).
- * Nothing here writes a port: a real machine is only read (CPUID and the
- * firmware's SMBIOS table).
+ *    virtual machines.
+ *  - ACPI: the FADT's OEM ID "BOCHS " or OEM Table ID "BXPC" (QEMU's tables).
+ *  - The debug console: port 0xE9 reads back 0xE9 (Bochs + OVMF, whose CPU
+ *    has no hypervisor leaf and whose firmware tables do not name it).
+ * Nothing here writes a port: a real machine is only read (CPUID, the
+ * firmware's tables, one read of port 0xE9).
  */
 #include "arch/x86/cpu.h"
 #include "boot/boot.h"
+#include "hv/acpi.h"
 #include "hv/log.h"
 
 #define CPUID_1_ECX_HYPERVISOR (1u << 31)
@@ -153,7 +156,54 @@ static bool boot_smbios_emulator(char *name, UINTN size)
 	return false;
 }
 
-bool boot_detect_emulator(char *name, UINTN size)
+/*
+ * The FADT's header (ACPI 6.5, 5.2.6 "System Description Table Header": OEM
+ * ID at offset 10, OEM Table ID at 16): QEMU's tables, and the ones Bochs'
+ * BIOS wrote, say OEM "BOCHS " and table "BXPC...". Logged either way: what
+ * a machine's firmware calls itself is worth a line when detection fails.
+ */
+static bool boot_acpi_emulator(u64 rsdp, char *name, UINTN size)
 {
-	return boot_cpuid_emulator(name, size) || boot_smbios_emulator(name, size);
+	u64 t = acpi_find_table(rsdp, "FACP");
+	const u8 *h = (const u8 *)(uintptr_t)t;
+	char oem[7], table[9];
+	UINTN i;
+
+	if (!t)
+		return false;
+	for (i = 0; i < 6; i++)
+		oem[i] = h[10 + i] >= 0x20 && h[10 + i] < 0x7f ? (char)h[10 + i] : '?';
+	for (i = 0; i < 8; i++)
+		table[i] = h[16 + i] >= 0x20 && h[16 + i] < 0x7f ? (char)h[16 + i] : '?';
+	oem[6] = table[8] = 0;
+	hv_log("boot: ACPI FADT OEM \"%s\" table \"%s\"", oem, table);
+	if (mem_eq(oem, "BOCHS ", 6) || mem_eq(table, "BXPC", 4)) {
+		hv_snprintf(name, size, "ACPI FADT OEM \"%s\" table \"%s\"", oem, table);
+		return true;
+	}
+	return false;
+}
+
+/*
+ * The debug console the hypervisor logs to (port 0xE9) reads back 0xE9:
+ * Bochs' port_e9_hack (Bochs User Manual, "port_e9_hack") and QEMU's
+ * isa-debugcon (property readback, default 0xe9) both answer so. On a PC
+ * nothing decodes that port and a read floats to 0xFF. One read, no write
+ * beyond the log lines the hypervisor sends there anyway. It is how Bochs
+ * + OVMF is recognised: Bochs' CPU models have no hypervisor leaf, and
+ * OVMF there (no fw_cfg) publishes neither SMBIOS nor ACPI naming it.
+ */
+static bool boot_debugcon_emulator(char *name, UINTN size)
+{
+	if (x86_inb(HV_DEBUGCON_PORT) != HV_DEBUGCON_PORT)
+		return false;
+	hv_snprintf(name, size, "port 0x%x reads back 0x%x: Bochs or QEMU debug console",
+		    HV_DEBUGCON_PORT, HV_DEBUGCON_PORT);
+	return true;
+}
+
+bool boot_detect_emulator(u64 rsdp, char *name, UINTN size)
+{
+	return boot_cpuid_emulator(name, size) || boot_smbios_emulator(name, size) ||
+	       boot_acpi_emulator(rsdp, name, size) || boot_debugcon_emulator(name, size);
 }
