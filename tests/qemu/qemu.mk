@@ -17,6 +17,8 @@
 #   test_mgmt_uart.sh    the management port on a PCI 16550 at the I/O BAR OVMF chose
 #                        (--mgmt-uart pci,00:06.0): ptctl end to end, its ports intercepted,
 #                        COM2 the firmware's again; a bad PCI address refused
+#   test_mgmt_uart_spcr.sh the management UART from an ACPI SPCR table (given with
+#                        -acpitable, naming COM1): ptctl answers on COM1, not on COM2
 #   test_smp.sh          every CPU virtualized (4 and 2 CPUs, multi-threaded TCG): bring-up,
 #                        signature on each CPU, regs per vCPU, a pause stops every vCPU
 # bench_boot.py is the `make bench` step: Linux boot time with/without, exits/s.
@@ -26,7 +28,7 @@ QEMU_TEST_SCRIPTS := tests/qemu/test_probe.sh tests/qemu/test_linux_boot.sh \
 	tests/qemu/test_isolation.sh tests/qemu/test_shell.sh tests/qemu/test_guest_fault.sh \
 	tests/qemu/test_run_terminal.sh tests/qemu/test_irqoff.sh tests/qemu/test_tick_refusal.sh \
 	tests/qemu/test_nmi.sh tests/qemu/test_guest_clock.sh tests/qemu/test_smp.sh tests/qemu/test_hpet.sh \
-	tests/qemu/test_mgmt_uart.sh
+	tests/qemu/test_mgmt_uart.sh tests/qemu/test_mgmt_uart_spcr.sh
 TEST_SCRIPTS += $(QEMU_TEST_SCRIPTS)
 
 # Boot time with/without the hypervisor (median of PT_BENCH_BOOT_RUNS alternating runs),
