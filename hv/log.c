@@ -76,8 +76,12 @@ void hv_log(const char *fmt, ...)
 	va_end(ap);
 }
 
-/* One clear line on both the log and the management UART. */
-static void hv_report_fatal(const char *fmt, va_list ap)
+/*
+ * One clear line on the log and, if to_uart, the management UART: only the
+ * CPU that owns the port writes to it (the boot CPU, or any CPU when the
+ * machine is about to stop), so two CPUs never drive the UART at once.
+ */
+static void hv_report_fatal(bool to_uart, const char *fmt, va_list ap)
 {
 	char line[256];
 
@@ -85,6 +89,8 @@ static void hv_report_fatal(const char *fmt, va_list ap)
 	debugcon_puts("pagetrail: ");
 	debugcon_puts(line);
 	debugcon_puts("\n");
+	if (!to_uart)
+		return;
 	/*
 	 * The protocol owns the port; a person at a terminal gets one plain
 	 * line anyway. The NUL after it is the protocol's frame delimiter: a
@@ -103,7 +109,7 @@ void hv_panic(const char *fmt, ...)
 
 	debugcon_puts("pagetrail: PANIC (hypervisor state corrupt)\n");
 	va_start(ap, fmt);
-	hv_report_fatal(fmt, ap);
+	hv_report_fatal(true, fmt, ap);
 	va_end(ap);
 	hv_machine_stop(3);
 }
@@ -113,7 +119,8 @@ void hv_guest_fatal(struct vcpu *v, const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	hv_report_fatal(fmt, ap);
+	/* Another vCPU's line is in the log ring: INFO says stopped, LOG shows it. */
+	hv_report_fatal(v->id == 0, fmt, ap);
 	va_end(ap);
 	hv_guest_stop(v);
 }

@@ -638,11 +638,20 @@ static int cmd_pause_resume(struct mgmt *m, struct proto_buf *req, bool pause)
 /* The host went silent for its lease: resume the guest it paused, and say so. */
 static void lease_check(struct mgmt *m)
 {
+	int r;
+
 	if (!m->lease_on || m->be->now_ns(m->be_ctx) - m->lease_last_ns < m->lease_ns)
 		return;
 	m->lease_on = false;
 	m->c.leases_expired++;
-	if (m->be->resume(m->be_ctx)) {
+	r = m->be->resume(m->be_ctx);
+	if (r == -PROTO_E_GUEST_STOPPED) {
+		if (m->be->note)
+			m->be->note(m->be_ctx, "the host went silent for its pause lease: lease "
+					       "ended, the guest stays stopped (fatal error)");
+		return;
+	}
+	if (r) {
 		if (m->be->note)
 			m->be->note(m->be_ctx,
 				    "the host went silent for its pause lease; resume FAILED");
