@@ -33,6 +33,7 @@
 
 #include "arch/x86/cpu.h"
 #include "boot/boot.h"
+#include "boot/efi_mp.h"
 #include "hv/boot.h"
 #include "hv/hv.h"
 #include "hv/log.h"
@@ -41,44 +42,10 @@
 /* Pool beyond the image: host tables, VMCB and friends, then nested tables. */
 #define POOL_FIXED_BYTES (4ull << 20)
 
-static EFI_GUID mp_services_guid = {
-    0x3fdda605, 0xa76e, 0x4f46, {0xad, 0x29, 0x12, 0xf4, 0x53, 0x1b, 0x3d, 0x08}};
-
-/*
- * EFI_MP_SERVICES_PROTOCOL (UEFI PI spec 1.7, Vol. 2, 13.4 "MP Services
- * Protocol"): the firmware owns the APs until the OS starts them; through
- * it each AP runs pagetrail.efi's takeover procedure, one at a time.
- */
-typedef void(EFIAPI *efi_ap_procedure)(void *arg);
-
-struct efi_cpu_location {
-	UINT32 package, core, thread;
-};
-
-/* EFI_PROCESSOR_INFORMATION (13.4.2), without ExtendedInformation (not asked for). */
-struct efi_processor_info {
-	UINT64 processor_id; /* the local APIC ID */
-	UINT32 status_flag;  /* BIT0 BSP, BIT1 enabled, BIT2 healthy */
-	struct efi_cpu_location location;
-	UINT8 extended[64]; /* room for firmware that fills ExtendedInformation anyway */
-};
-
-struct efi_mp_services {
-	EFI_STATUS(EFIAPI *get_number_of_processors)
-	(struct efi_mp_services *self, UINTN *total, UINTN *enabled);
-	EFI_STATUS(EFIAPI *get_processor_info)
-	(struct efi_mp_services *self, UINTN number, struct efi_processor_info *info);
-	EFI_STATUS(EFIAPI *startup_all_aps)
-	(struct efi_mp_services *self, efi_ap_procedure proc, BOOLEAN single_thread,
-	 EFI_EVENT wait, UINTN timeout_us, void *arg, UINTN **failed);
-	EFI_STATUS(EFIAPI *startup_this_ap)
-	(struct efi_mp_services *self, efi_ap_procedure proc, UINTN number, EFI_EVENT wait,
-	 UINTN timeout_us, void *arg, BOOLEAN *finished);
-};
-
 static struct efi_mp_services *boot_mp_services(void)
 {
 	struct efi_mp_services *mp = NULL;
+	EFI_GUID mp_services_guid = EFI_MP_SERVICES_PROTOCOL_GUID;
 
 	if (EFI_ERROR(LibLocateProtocol(&mp_services_guid, (void **)&mp)))
 		return NULL;
@@ -190,10 +157,12 @@ static void boot_virtualize_aps(void)
 		ap->virtualized = false;
 		st = mp->startup_this_ap(mp, boot_ap_procedure, ap->efi_number, NULL, 0, ap, NULL);
 		if (EFI_ERROR(st))
-			hv_log("boot: StartupThisAP(processor %u): %lx: that CPU is not virtualized",
-			       i, (u64)st);
+			hv_log(
+			    "boot: StartupThisAP(processor %u): %lx: that CPU is not virtualized",
+			    i, (u64)st);
 		else if (!ap->virtualized)
-			hv_log("boot: processor %u ran the takeover but is not PageTrail's guest", i);
+			hv_log("boot: processor %u ran the takeover but is not PageTrail's guest",
+			       i);
 	}
 }
 

@@ -8,9 +8,16 @@
  * event the guest cannot mask gives the hypervisor control: tests/qemu/test_irqoff.sh
  * checks that the management port answers during the spin with the tick, and does not
  * without it.
+ *
+ * `irqoff.efi SECONDS all`: every CPU spins so, at once: the firmware's MP services run
+ * the same spin on each AP (StartupAllAPs, not waited for) while the boot CPU spins; the
+ * line then says how many CPUs, and "irqoff: done" comes once the APs have finished too.
+ * Whichever CPU the management port is served on, no CPU leaves the guest of its own.
  */
 #include <efi.h>
 #include <efilib.h>
+
+#include "boot/efi_mp.h"
 
 #define DEFAULT_SECONDS 40
 #define MAX_SECONDS	3600
@@ -22,6 +29,38 @@ static UINT64 rdtsc(void)
 
 	__asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));
 	return ((UINT64)hi << 32) | lo;
+}
+
+static volatile UINT64 spin_end;
+
+/* No instruction that exits: CLI, RDTSC and PAUSE only, until spin_end. */
+static void EFIAPI spin(void *unused)
+{
+	(void)unused;
+	__asm__ volatile("cli" ::: "memory");
+	while (rdtsc() < spin_end)
+		__asm__ volatile("pause");
+	__asm__ volatile("sti" ::: "memory");
+}
+
+/* The load options after argv[0] contain the word "all". */
+static BOOLEAN arg_all(EFI_HANDLE image)
+{
+	EFI_LOADED_IMAGE *li = NULL;
+	const CHAR16 *o;
+	UINTN n, i;
+
+	if (EFI_ERROR(uefi_call_wrapper(BS->HandleProtocol, 3, image, &LoadedImageProtocol,
+					(void **)&li)) ||
+	    !li || !li->LoadOptions)
+		return FALSE;
+	o = li->LoadOptions;
+	n = li->LoadOptionsSize / sizeof(CHAR16);
+	for (i = 1; i + 2 < n; i++)
+		if (o[i - 1] == L' ' && o[i] == L'a' && o[i + 1] == L'l' && o[i + 2] == L'l' &&
+		    (i + 3 == n || o[i + 3] == L' ' || o[i + 3] == 0))
+			return TRUE;
+	return FALSE;
 }
 
 /* SECONDS: the first argument after argv[0] in the load options, if it is a number. */
@@ -55,8 +94,12 @@ static UINTN arg_seconds(EFI_HANDLE image)
 
 EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *systab)
 {
-	UINT64 t0, per_ms, end;
-	UINTN seconds;
+	EFI_GUID mp_guid = EFI_MP_SERVICES_PROTOCOL_GUID;
+	struct efi_mp_services *mp = NULL;
+	EFI_EVENT aps_done = NULL;
+	UINT64 t0, per_ms;
+	UINTN seconds, total = 1, enabled = 1;
+	EFI_STATUS st;
 
 	InitializeLib(image, systab);
 	seconds = arg_seconds(image);
@@ -67,13 +110,37 @@ EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *systab)
 		Print(L"irqoff: the TSC does not advance\n");
 		return EFI_DEVICE_ERROR;
 	}
-	Print(L"irqoff: spinning %lu s with interrupts disabled (%lu TSC/ms)\n", (UINT64)seconds,
-	      per_ms);
-	end = rdtsc() + (UINT64)seconds * 1000 * per_ms;
-	__asm__ volatile("cli" ::: "memory");
-	while (rdtsc() < end)
-		__asm__ volatile("pause");
-	__asm__ volatile("sti" ::: "memory");
+	if (arg_all(image)) {
+		if (EFI_ERROR(LibLocateProtocol(&mp_guid, (void **)&mp)) ||
+		    EFI_ERROR(mp->get_number_of_processors(mp, &total, &enabled)) || enabled < 2) {
+			Print(L"irqoff: 'all' needs more than one CPU (MP services: %lu enabled)\n",
+			      (UINT64)enabled);
+			return EFI_UNSUPPORTED;
+		}
+		st = uefi_call_wrapper(BS->CreateEvent, 5, 0, 0, NULL, NULL, &aps_done);
+		if (EFI_ERROR(st)) {
+			Print(L"irqoff: CreateEvent: %r\n", st);
+			return st;
+		}
+	}
+	Print(L"irqoff: spinning %lu s with interrupts disabled on %lu CPU(s) (%lu TSC/ms)\n",
+	      (UINT64)seconds, (UINT64)(mp ? enabled : 1), per_ms);
+	spin_end = rdtsc() + (UINT64)seconds * 1000 * per_ms;
+	if (mp) {
+		/* Not waited for (an event given): the boot CPU spins meanwhile. */
+		st = mp->startup_all_aps(mp, spin, FALSE, aps_done, 0, NULL, NULL);
+		if (EFI_ERROR(st)) {
+			Print(L"irqoff: StartupAllAPs: %r\n", st);
+			return st;
+		}
+	}
+	spin(NULL);
+	if (mp) {
+		/* The APs end their spin at the same TSC; MP services signal the event then. */
+		while (uefi_call_wrapper(BS->CheckEvent, 1, aps_done) == EFI_NOT_READY)
+			uefi_call_wrapper(BS->Stall, 1, 1000);
+		uefi_call_wrapper(BS->CloseEvent, 1, aps_done);
+	}
 	Print(L"irqoff: done\n");
 	return EFI_SUCCESS;
 }

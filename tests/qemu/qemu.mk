@@ -8,7 +8,8 @@
 #                        the hypervisor stays up (ptctl info/resume/log/regs/mem read answer)
 #   test_run_terminal.sh `make run`'s way: COM1 on stdin/stdout, printed log and socket paths work
 #   test_irqoff.sh       the management port answers while the guest spins with interrupts
-#                        off (HPET NMI tick); negative control with --no-mgmt-tick
+#                        off (HPET NMI tick), also on both CPUs at once (a pause reaching the
+#                        spinning AP); negative control with --no-mgmt-tick
 #   test_tick_refusal.sh no silent fallback: HPET in use / no FSB -> "management tick: NONE"
 #   test_nmi.sh          the guest's NMI blocking under the tick (nmi.efi), bare QEMU as reference
 #   test_hpet.sh         the guest keeps the HPET with one comparator fewer beside the tick's

@@ -9,6 +9,9 @@
 # request sent during the spin gets no answer (ptctl exits 3, timeout) while the guest
 # has not printed "done"; after the spin the port answers again. Both assertions are
 # functional (answered during the spin, or not), not time bounds.
+# Every CPU at once (2 CPUs, `irqoff.efi SECONDS all`: the APs spin through the firmware's
+# MP services while the boot CPU spins): info, pause, regs of the AP, resume and stats are
+# answered during the spin, and the pause reached the spinning AP (its kick counted).
 source "$(dirname "$0")/lib.sh"
 pt_init irqoff
 
@@ -18,10 +21,12 @@ hv='\EFI\pagetrail\pagetrail.efi'
 spin_re='^irqoff: spinning'
 done_re='^irqoff: done'
 
-# run PREFIX HV_ARGS: boots the guest, waits for the spin to start; fails if it does not.
+# start_spin PREFIX HV_ARGS [APP_ARGS [RUN_QEMU_ARGS...]]: boots the guest, waits for the
+# spin to start; fails if it does not.
 start_spin() {
-	local prefix=$1 hv_args=$2
-	PT_QEMU_TIMEOUT=$((secs + 150)) pt_qemu_start --boot-cfg "$hv $hv_args$app"
+	local prefix=$1 hv_args=$2 app_args=${3:-}
+	shift 3 2>/dev/null || shift $#
+	PT_QEMU_TIMEOUT=$((secs + 150)) pt_qemu_start --boot-cfg "$hv $hv_args$app$app_args" "$@"
 	if ! pt_wait_for "$RUN_DIR/com1.log" "$spin_re" 120; then
 		pt_not_ok "$prefix.spin_started (no 'irqoff: spinning' on $RUN_DIR/com1.log)"
 		return 1
@@ -80,5 +85,31 @@ if start_spin irqoff.no_tick '--no-mgmt-tick '; then
 	pt_check irqoff.no_tick.log_says_none "(no 'management tick: NONE (disabled by --no-mgmt-tick)' in $RUN_DIR/hv.log)" \
 		pt_has "$RUN_DIR/hv.log" 'management tick: NONE \(disabled by --no-mgmt-tick\)'
 	pt_hv_log_checks irqoff.no_tick
+fi
+pt_qemu_kill
+
+# Every CPU spinning with interrupts off.
+pt_run_dir irqoff/smp
+if start_spin irqoff.smp '' ' all' --smp 2; then
+	pt_check irqoff.smp.all_cpus_spin "(the spin line does not say 2 CPUs)" \
+		pt_has "$RUN_DIR/com1.log" '^irqoff: spinning .* on 2 CPU'
+	answers=()
+	for cmd in info pause "regs --vcpu 1" resume stats; do
+		rc=0
+		out=$(ptctl --timeout 10000 $cmd 2>&1) || rc=$?
+		answers+=("$cmd:$rc")
+		[ "$cmd" = stats ] && stats=$out
+	done
+	spun_through=1
+	pt_has "$RUN_DIR/com1.log" "$done_re" && spun_through=0
+	pt_check irqoff.smp.all_answered "(${answers[*]}: each wants exit 0)" \
+		eval '! grep -qv ":0$" < <(printf "%s\n" "${answers[@]}")'
+	pt_check irqoff.smp.answered_during_spin "(the guest printed 'irqoff: done' before the answers were checked: spin too short)" \
+		test "$spun_through" -eq 1
+	pt_check irqoff.smp.pause_kicked_the_ap "(no vcpu.1.kicks > 0 in: $(grep -E '^vcpu\.1\.' <<<"$stats" | tr '\n' ' '))" \
+		eval 'grep -Eq "^vcpu\.1\.kicks +[1-9]" <<<"$stats"'
+	pt_check irqoff.smp.guest_finished "(no 'irqoff: done' after the spin)" \
+		pt_wait_for "$RUN_DIR/com1.log" "$done_re" $((secs + 60))
+	pt_hv_log_checks irqoff.smp
 fi
 pt_finish
