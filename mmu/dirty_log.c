@@ -175,8 +175,8 @@ static void tdp_rearm_run_init(const struct tdp_op *op, const struct tdp_memslot
  */
 static __attribute__((always_inline)) inline void
 tdp_rearm_entry(const struct tdp_op *op, const struct tdp_memslot *slot, u64 *sptep, u64 old,
-		unsigned int i, enum tdp_rearm how, u64 keep, u64 set, u64 fm, bool fast, u64 *marks,
-		u64 *slow, u64 *n)
+		unsigned int i, enum tdp_rearm how, u64 keep, u64 set, u64 fm, bool fast,
+		u64 *marks, u64 *slow, u64 *n)
 {
 	u64 new = (old & keep) | set;
 
@@ -219,7 +219,9 @@ tdp_rearm_entry(const struct tdp_op *op, const struct tdp_memslot *slot, u64 *sp
  * group passes the fast-path test on the value read, and one whose new value
  * equals the old (SET_D on an entry with A and D set) is stored unchanged,
  * which tdp_rearm_can_store allows for the same reason (nothing left that
- * the processor could set). A group that fails goes entry by entry.
+ * the processor could set). A group in which no entry has a bit to clear
+ * (the common case of a harvest: clean pages) is left alone as a whole; any
+ * other group goes entry by entry.
  */
 static __attribute__((always_inline)) inline u64
 tdp_rearm_block(struct tdp_op *op, const struct tdp_memslot *slot, u64 *pt, gfn_t gfn0,
@@ -230,14 +232,19 @@ tdp_rearm_block(struct tdp_op *op, const struct tdp_memslot *slot, u64 *pt, gfn_
 	unsigned int i = lo, k;
 
 	for (; fast && i + TDP_REARM_GROUP <= hi + 1; i += TDP_REARM_GROUP) {
-		u64 old[TDP_REARM_GROUP], all = ~0ull, *p = &pt[i];
+		u64 old[TDP_REARM_GROUP], all = ~0ull, any = 0, *p = &pt[i];
 
 #pragma GCC unroll 8
 		for (k = 0; k < TDP_REARM_GROUP; k++) {
 			old[k] = __atomic_load_n(&p[k], __ATOMIC_RELAXED);
 			all &= old[k];
+			any |= old[k];
 		}
 		if ((all & fm) != fm) {
+			/* Re-arms that only clear: no entry has a bit to clear
+			 * (a clean or already re-armed group), nothing to do. */
+			if (how != TDP_REARM_SET_D && !(any & ~keep))
+				continue;
 #pragma GCC unroll 8
 			for (k = 0; k < TDP_REARM_GROUP; k++)
 				tdp_rearm_entry(op, slot, &p[k], old[k], i + k, how, keep, set, fm,
