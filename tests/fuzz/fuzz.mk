@@ -52,3 +52,18 @@ $(BUILD)/mgmt/replay_fuzz_guest: tests/fuzz/replay_main.c tests/fuzz/fuzz_guest.
 		$(FUZZ_GUEST) -o $@
 
 HOST_TESTS += $(BUILD)/mgmt/replay_fuzz_guest
+
+# make fuzz-long: the targets in turns of PT_FUZZ_SECONDS (600) until 10^8 executions in
+# all (PT_FUZZ_TOTAL); hours at this machine's rates: fuzz.long.hours_for_1e8 in
+# docs/PERFORMANCE.md. fuzz-build and fuzz-list serve the bench step.
+.PHONY: fuzz-long fuzz-build fuzz-list
+fuzz-long: deps $(FUZZ_TARGETS)
+	$(Q)PT_FUZZ_TOTAL=$${PT_FUZZ_TOTAL:-100000000} PT_FUZZ_SECONDS=$${PT_FUZZ_SECONDS:-600} \
+		tests/fuzz/run.sh $(FUZZ_TARGETS)
+
+fuzz-build: $(FUZZ_TARGETS)
+
+fuzz-list:
+	@echo $(FUZZ_TARGETS)
+
+BENCH_STEPS += tests/fuzz/bench_fuzz.sh
