@@ -8,7 +8,8 @@
  *   0x00..0x7f  a request: cmd = next byte, length = next byte % 80, payload;
  *               framed with a valid CRC (id = record number)
  *   0x80..0xbf  (b & 0x3f) + 1 raw bytes follow (garbage, cut frames)
- *   0xc0..0xfd  a fake guest write to page (next byte) of slot (b & 1)
+ *   0xc0..0xfd  a guest store to page (next byte) of slot (b & 1): its write fault
+ *               (a copy while a copy-on-write snapshot is armed), then the log
  *   0xfe        a line error (overrun) on the next read
  *   0xff        the transmitter stalls for a while (tx_room 0)
  * Every frame the dispatcher sends must decode (a bad frame from it traps),
@@ -103,6 +104,8 @@ int LLVMFuzzerTestOneInput(const u8 *data, size_t size)
 	proto_rx_init(&u.rx, u.rxbuf, sizeof(u.rxbuf));
 	if (mgmt_init(&m, mem, MGMT_MEM_SIZE, &fake_backend, &vm, &vm.ds, &f_tp, NULL))
 		__builtin_trap();
+	/* The copy-on-write snapshot commands too, as the hypervisor has them. */
+	mgmt_set_cow(&m, &vm.cow);
 	/* Small steps: dirty start/stop/harvest span polls, and requests meet them. */
 	mgmt_set_step_pages(&m, 64);
 
@@ -134,8 +137,11 @@ int LLVMFuzzerTestOneInput(const u8 *data, size_t size)
 			for (u32 j = 0; j < n && i < size; j++)
 				put(&m, data[i++]);
 		} else if (k < 0xfe) {
+			/* A byte stored: the write fault (a copy under a snapshot), then the log. */
 			if (i < size)
-				fake_vm_touch(&vm, k & 1, data[i++]);
+				(void)fake_vm_write(&vm, vm.slots[k & 1].s.gpa + data[i++] * PAGE_SIZE +
+							     (k & 0x3e),
+						    &k, 1);
 		} else if (k == 0xfe) {
 			u.line_error = true;
 		} else {

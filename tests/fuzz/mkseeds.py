@@ -81,6 +81,12 @@ session = [
     req(0x31, varint(0) + varint(100)),
 ]
 write("fuzz_mgmt", "session", b"".join(session))
+cow = [hello, req(0x10, bytes([1]) + varint(0) + bytes([1])),
+       req(0x24, varint(64) + varint(1000)),  # copy-on-write arm: budget, lease
+       bytes([0xC0, 5, 0xC1, 9, 0xC0, 5, 0xC0, 6]),  # guest stores: copies
+       req(0x25, varint(0) + varint(5)), req(0x25, varint(1) + varint(9)),
+       req(0x26), req(0x11, bytes([0]) + varint(0))]
+write("fuzz_mgmt", "cow", b"".join(cow))
 for i, r in enumerate(session):
     write("fuzz_mgmt", f"cmd{i:02d}", hello + r)
 write("fuzz_mgmt", "abuse", hello + bytes([0x85]) + bytes(rnd.randrange(256) for _ in range(6))
