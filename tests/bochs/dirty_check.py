@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Checks one dirty-log round of tests/bochs/test_dirty_log.sh.
 
-    dirty_check.py OLD NEW BITMAP SLOT_GPA BUF_GPA NPAGES
+    dirty_check.py OLD NEW BITMAP SLOT_GPA BUF_GPA NPAGES [VCPUS]
 
 OLD and NEW: the writer's buffer (NPAGES pages at BUF_GPA) read before and after the
 round, with the guest paused both times. BITMAP: the round's dirty bitmap of the slot that
@@ -12,7 +12,8 @@ write was LOST), and a page that did not change should not be (else the page was
 re-armed by the previous harvest, or logging is imprecise). One exception, as in KVM's
 dirty_log_test: the store the vCPU was executing when it was paused may have been logged
 (its write fault handled, the pause taken before the store ran again) and lands in the
-next round; so one spurious page per round is tolerated (one vCPU, one store in flight).
+next round; so one spurious page per round per vCPU is tolerated (VCPUS, default 1: one
+store in flight on each).
 Prints "changed N dirty_in_buf N missing N spurious N", then one "missing page GPA" /
 "spurious page GPA" line each; exits 1 if any page is missing, 2 if only spurious ones,
 3 if the inputs are wrong."""
@@ -26,6 +27,7 @@ def main():
     new = open(sys.argv[2], "rb").read()
     bitmap = open(sys.argv[3], "rb").read()
     slot_gpa, buf_gpa, npages = int(sys.argv[4], 0), int(sys.argv[5], 0), int(sys.argv[6], 0)
+    vcpus = int(sys.argv[7]) if len(sys.argv) > 7 else 1
     if len(old) != npages * PAGE or len(new) != npages * PAGE:
         print("bad sizes: old %d new %d, want %d" % (len(old), len(new), npages * PAGE))
         return 3
@@ -52,7 +54,7 @@ def main():
         print("missing page 0x%x" % gpa)
     for gpa in spurious:
         print("spurious page 0x%x" % gpa)
-    return 1 if missing else 2 if len(spurious) > 1 else 0
+    return 1 if missing else 2 if len(spurious) > vcpus else 0
 
 
 if __name__ == "__main__":

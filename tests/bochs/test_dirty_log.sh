@@ -12,7 +12,8 @@
 #   PT_BOCHS_MODEL=corei7_skylake_x (default): modes wp dbit pml, PML must be used.
 #   PT_BOCHS_MODEL=corei7_haswell_4770: no PML: `dirty start --mode pml` must be refused
 #   with a clear answer, and wp and dbit must still work.
-#   PT_BOCHS_CPUS=2 (tests/bochs/test_dirty_log_smp.sh): both CPUs are vCPUs, PML is
+#   PT_BOCHS_CPUS=2 (tests/bochs/test_dirty_log_smp.sh): both CPUs are vCPUs and both
+#   write (the writer runs its loop on the AP too, on its own part of the buffer), PML is
 #   switched on and off on each (each on its own CPU) and every harvest drains both logs.
 source "$(dirname "$0")/lib.sh"
 model=${PT_BOCHS_MODEL:-corei7_skylake_x}
@@ -51,7 +52,10 @@ if ! pt_wait_for "$com1" '^dirty_writer: buf 0x[0-9A-Fa-f]+ pages [0-9]+' 400; t
 fi
 set -- $(pt_text "$com1" | sed -n 's/^dirty_writer: buf \(0x[0-9A-Fa-f]*\) pages \([0-9]*\)$/\1 \2/p')
 buf=$1 npages=$2
+writers=$(pt_text "$com1" | sed -n 's/^dirty_writer: cpus \([0-9]*\)$/\1/p')
 pt_ok "$t.writer_started buf $buf pages $npages"
+pt_check "$t.writer_on_every_cpu" "(the writer writes on ${writers:-?} CPU(s), want $cpus)" \
+	test "${writers:-0}" -eq "$cpus"
 
 ptctl() { $PT_PTCTL "$@" 2>>"$RUN_DIR/ptctl.err"; }
 
@@ -99,7 +103,7 @@ check_mode() {
 			break
 		fi
 		out=$(python3 tests/bochs/dirty_check.py "$RUN_DIR/$mode.$((r - 1)).mem" \
-			"$RUN_DIR/$mode.$r.mem" "$RUN_DIR/$mode.$r.bm" "$slot_gpa" "$buf" "$npages")
+			"$RUN_DIR/$mode.$r.mem" "$RUN_DIR/$mode.$r.bm" "$slot_gpa" "$buf" "$npages" "$cpus")
 		rc=$?
 		summary=$(echo "$out" | head -1)
 		if [ $rc -eq 1 ] || [ $rc -eq 3 ]; then
