@@ -126,24 +126,19 @@ EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *systab)
 		cpus = cpus > DW_MAX_CPUS ? DW_MAX_CPUS : cpus;
 	else
 		cpus = 1;
+	/*
+	 * One allocation: the buffer, the scratch area and the stats page are then in one
+	 * memory-map range and so in the one slot the test logs (separate allocations
+	 * could land in different ranges, and the scratch sweep then went unlogged).
+	 */
 	status = uefi_call_wrapper(BS->AllocatePages, 4, AllocateAnyPages, EfiLoaderData,
-				   DW_PAGES * cpus, &buf);
+				   (DW_PAGES + DW_SCRATCH_PAGES) * cpus + 1, &buf);
 	if (EFI_ERROR(status)) {
 		Print(L"dirty_writer: AllocatePages: %r\n", status);
 		return status;
 	}
-	status = uefi_call_wrapper(BS->AllocatePages, 4, AllocateAnyPages, EfiLoaderData,
-				   DW_SCRATCH_PAGES * cpus, &scratch);
-	if (EFI_ERROR(status)) {
-		Print(L"dirty_writer: AllocatePages (scratch): %r\n", status);
-		return status;
-	}
-	status =
-	    uefi_call_wrapper(BS->AllocatePages, 4, AllocateAnyPages, EfiLoaderData, 1, &stats);
-	if (EFI_ERROR(status)) {
-		Print(L"dirty_writer: AllocatePages (stats): %r\n", status);
-		return status;
-	}
+	scratch = buf + DW_PAGES * cpus * 4096;
+	stats = scratch + DW_SCRATCH_PAGES * cpus * 4096;
 	st = (volatile UINT64 *)stats;
 	SetMem((void *)stats, 4096, 0);
 	st[DW_ST_PAGES] = 1 + DW_SWEEP;
