@@ -13,26 +13,12 @@
 #include <efi.h>
 #include <efilib.h>
 
+#include "boot/efi_mp.h"
+
 struct idt_ptr {
 	UINT16 limit;
 	UINT64 base;
 } __attribute__((packed));
-
-static EFI_GUID mp_guid = {
-    0x3fdda605, 0xa76e, 0x4f46, {0xad, 0x29, 0x12, 0xf4, 0x53, 0x1b, 0x3d, 0x08}};
-
-typedef void(EFIAPI *ap_proc)(void *arg);
-
-/* UEFI PI spec 1.7, Vol. 2, 13.4 "MP Services Protocol" (the calls used here). */
-struct mp_services {
-	EFI_STATUS(EFIAPI *get_number_of_processors)
-	(struct mp_services *self, UINTN *total, UINTN *enabled);
-	void *get_processor_info;
-	void *startup_all_aps;
-	EFI_STATUS(EFIAPI *startup_this_ap)
-	(struct mp_services *self, ap_proc proc, UINTN number, EFI_EVENT wait, UINTN timeout_us,
-	 void *arg, BOOLEAN *finished);
-};
 
 static void triple_fault(void)
 {
@@ -62,7 +48,8 @@ static BOOLEAN want_ap(EFI_LOADED_IMAGE *li)
 EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *systab)
 {
 	EFI_LOADED_IMAGE *li = NULL;
-	struct mp_services *mp = NULL;
+	EFI_GUID mp_guid = EFI_MP_SERVICES_PROTOCOL_GUID;
+	struct efi_mp_services *mp = NULL;
 	UINTN total = 0, enabled = 0;
 	EFI_STATUS st;
 
@@ -70,8 +57,8 @@ EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *systab)
 	uefi_call_wrapper(BS->HandleProtocol, 3, image, &LoadedImageProtocol, (void **)&li);
 	if (want_ap(li)) {
 		st = uefi_call_wrapper(BS->LocateProtocol, 3, &mp_guid, NULL, (void **)&mp);
-		if (EFI_ERROR(st) || EFI_ERROR(mp->get_number_of_processors(mp, &total, &enabled)) ||
-		    enabled < 2) {
+		if (EFI_ERROR(st) ||
+		    EFI_ERROR(mp->get_number_of_processors(mp, &total, &enabled)) || enabled < 2) {
 			Print(L"crash: no AP to triple-fault (MP services %r, %u CPUs)\n", st,
 			      enabled);
 			return EFI_UNSUPPORTED;
