@@ -6,7 +6,10 @@
 #   make test-build what the tests need, built and not run; then one test alone, e.g.
 #                   `tests/run.sh build/mmu/mmu_unit_test` or `tests/qemu/test_probe.sh`
 #   make bench      speed and memory figures -> build/bench.json, docs/PERFORMANCE.md
-#   make fuzz       libFuzzer targets, each for a bounded time
+#   make fuzz       libFuzzer targets, each for a bounded time (PT_FUZZ_SECONDS)
+#   make fuzz-long  the libFuzzer targets in turns until 10^8 executions in all (hours)
+#   make soak       hours of the QEMU dirty oracle and of a Linux harvest loop (figures
+#                   in build/soak.jsonl); SOAK_ROUNDS, SOAK_HARVEST_SECONDS shorten it
 #   make deps       install the Debian packages that are missing (run, test, bench and fuzz
 #                   do it first)
 #   make format     clang-format every tracked .c and .h (the one .clang-format)
