@@ -14,36 +14,12 @@
 #include <efi.h>
 #include <efilib.h>
 
+#include "boot/efi_mp.h"
+
 #define HV_SIG_EBX 0x65676150u /* "Page" */
 #define HV_SIG_ECX 0x69617254u /* "Trai" */
 #define HV_SIG_EDX 0x0056486cu /* "lHV\0" */
 #define MAX_CPUS   64
-
-static EFI_GUID mp_guid = {
-    0x3fdda605, 0xa76e, 0x4f46, {0xad, 0x29, 0x12, 0xf4, 0x53, 0x1b, 0x3d, 0x08}};
-
-typedef void(EFIAPI *ap_proc)(void *arg);
-
-/* UEFI PI spec 1.7, Vol. 2, 13.4 "MP Services Protocol" (the calls used here). */
-struct mp_info {
-	UINT64 processor_id;
-	UINT32 status_flag;
-	UINT32 package, core, thread;
-	UINT8 extended[64];
-};
-
-struct mp_services {
-	EFI_STATUS(EFIAPI *get_number_of_processors)
-	(struct mp_services *self, UINTN *total, UINTN *enabled);
-	EFI_STATUS(EFIAPI *get_processor_info)
-	(struct mp_services *self, UINTN number, struct mp_info *info);
-	EFI_STATUS(EFIAPI *startup_all_aps)
-	(struct mp_services *self, ap_proc proc, BOOLEAN single_thread, EFI_EVENT wait,
-	 UINTN timeout_us, void *arg, UINTN **failed);
-	EFI_STATUS(EFIAPI *startup_this_ap)
-	(struct mp_services *self, ap_proc proc, UINTN number, EFI_EVENT wait, UINTN timeout_us,
-	 void *arg, BOOLEAN *finished);
-};
 
 struct ap_result {
 	volatile UINT32 ran;
@@ -103,8 +79,9 @@ static void report(BOOLEAN ok, const char *what, UINTN n)
 
 EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *st)
 {
-	struct mp_services *mp = NULL;
-	struct mp_info info;
+	EFI_GUID mp_guid = EFI_MP_SERVICES_PROTOCOL_GUID;
+	struct efi_mp_services *mp = NULL;
+	struct efi_processor_info info;
 	UINTN total = 0, enabled = 0, n, map_size = 0, map_key, desc_size, round;
 	UINT32 desc_version;
 	EFI_MEMORY_DESCRIPTOR *map = NULL;

@@ -43,19 +43,28 @@ static void EFIAPI spin(void *unused)
 	__asm__ volatile("sti" ::: "memory");
 }
 
-/* The load options after argv[0] contain the word "all". */
-static BOOLEAN arg_all(EFI_HANDLE image)
+/* The image's load options (its command line), as UCS-2 characters; FALSE: none. */
+static BOOLEAN load_options(EFI_HANDLE image, const CHAR16 **o, UINTN *n)
 {
 	EFI_LOADED_IMAGE *li = NULL;
-	const CHAR16 *o;
-	UINTN n, i;
 
 	if (EFI_ERROR(uefi_call_wrapper(BS->HandleProtocol, 3, image, &LoadedImageProtocol,
 					(void **)&li)) ||
 	    !li || !li->LoadOptions)
 		return FALSE;
-	o = li->LoadOptions;
-	n = li->LoadOptionsSize / sizeof(CHAR16);
+	*o = li->LoadOptions;
+	*n = li->LoadOptionsSize / sizeof(CHAR16);
+	return TRUE;
+}
+
+/* The load options after argv[0] contain the word "all". */
+static BOOLEAN arg_all(EFI_HANDLE image)
+{
+	const CHAR16 *o;
+	UINTN n, i;
+
+	if (!load_options(image, &o, &n))
+		return FALSE;
 	for (i = 1; i + 2 < n; i++)
 		if (o[i - 1] == L' ' && o[i] == L'a' && o[i + 1] == L'l' && o[i + 2] == L'l' &&
 		    (i + 3 == n || o[i + 3] == L' ' || o[i + 3] == 0))
@@ -66,17 +75,12 @@ static BOOLEAN arg_all(EFI_HANDLE image)
 /* SECONDS: the first argument after argv[0] in the load options, if it is a number. */
 static UINTN arg_seconds(EFI_HANDLE image)
 {
-	EFI_LOADED_IMAGE *li = NULL;
 	const CHAR16 *o;
 	UINTN n, i = 0, v = 0;
 	BOOLEAN digits = FALSE;
 
-	if (EFI_ERROR(uefi_call_wrapper(BS->HandleProtocol, 3, image, &LoadedImageProtocol,
-					(void **)&li)) ||
-	    !li || !li->LoadOptions)
+	if (!load_options(image, &o, &n))
 		return DEFAULT_SECONDS;
-	o = li->LoadOptions;
-	n = li->LoadOptionsSize / sizeof(CHAR16);
 	while (i < n && o[i] == L' ')
 		i++;
 	while (i < n && o[i] && o[i] != L' ')
