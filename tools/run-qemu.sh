@@ -25,7 +25,8 @@
 #   --shell FILE         no BOOTX64.EFI: OVMF falls back to its UEFI shell, which runs FILE
 #                        as \startup.nsh (after its 5 s countdown)
 #   --smp N              N CPUs (default 1); with more than one, multi-threaded TCG
-#                        (-accel tcg,thread=multi), so the vCPUs really run at once
+#                        (-accel tcg,thread=multi), so the vCPUs really run at once, and
+#                        Linux gets tsc=reliable (see below)
 #   --hv-efi FILE        this hypervisor image in place of the ESP's pagetrail.efi (tests:
 #                        build/pagetrail-noshootdown.efi, a negative control)
 #   --qemu-arg ARG       one more QEMU argument (repeatable)
@@ -97,6 +98,15 @@ if [ -z "$boot_cfg" ]; then
 		;;
 	probe) boot_cfg="$hv_path \\EFI\\tests\\probe.efi" ;;
 	esac
+fi
+# With more than one CPU, multi-threaded TCG runs the vCPUs on host threads that the host
+# schedules as it likes, and Linux's boot-time check of the CPUs' TSCs then often finds
+# them "unsynchronized" (they are one host clock) and drops the TSC for the HPET. Under
+# PageTrail every read of the guest's HPET is an exit (its page is emulated: docs/hv.md
+# "The guest's HPET"), and a guest that reads its clock that way crawls (a boot took
+# minutes). A real server's invariant TSC passes that check; say so to Linux here too.
+if [ "$smp" -gt 1 ] && [[ $boot_cfg == *vmlinuz* ]] && [[ $boot_cfg != *tsc=* ]]; then
+	boot_cfg="$boot_cfg tsc=reliable"
 fi
 
 mkdir -p "$run_dir"
