@@ -3,3 +3,5 @@
 TEST_DEPS += $(BUILD)/mgmt/ptsim $(BUILD)/mgmt/ptctl-san
 TEST_SCRIPTS += tests/snapshot/e2e_snapshot.sh
 TEST_SCRIPTS += tests/snapshot/test_qemu_snapshot.sh
+# Downtime, total time, pages and wire bytes of each form against QEMU's dump-guest-memory.
+BENCH_STEPS += tests/snapshot/bench_snapshot.py
