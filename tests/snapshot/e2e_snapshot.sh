@@ -9,7 +9,9 @@
 #   base refused (exit 1, nothing written, guest running) after someone else's dirty get
 #   --clear, after dirty stop, after stop and start, and for a file that is no core;
 #   a failing write (file size limit) and SIGTERM leave no file, no temporary, an older
-#   FILE untouched and the guest running; a ptctl killed (SIGKILL) while the guest is
+#   FILE untouched and the guest running; a --base whose write fails, -o naming the base,
+#   leaves the base byte for byte; a plain and a --base snapshot of a guest the user
+#   paused leave every RAM slot as it was; a ptctl killed (SIGKILL) while the guest is
 #   paused: the hypervisor ends the pause once the lease runs out, and logs it.
 #   --cow: the core equals memory dumped at the PAUSE before the arm although the guest
 #   wrote during the copy (memory after it differs), --base on it exact; a 3-page budget
@@ -200,6 +202,51 @@ if [ "$rc" -ne 0 ] && [ ! -e "$dir/term.core" ] && ! ls "$dir"/term.core.tmp.* >
 	json "$dir/info.json" 'not d["paused"]'; then ok fault.sigterm; else
 	not_ok "fault.sigterm (exit $rc; $(ls "$dir" | tr '\n' ' '))"
 fi
+# A --base whose write fails, -o naming the base itself: the base stays byte for byte.
+pt snapshot -o "$dir/series.core" >/dev/null 2>&1
+cp "$dir/series.core" "$dir/series.orig"
+(
+	trap '' XFSZ
+	ulimit -f 64
+	pt snapshot -o "$dir/series.core" --base "$dir/series.core"
+) >"$dir/out" 2>&1
+rc=$?
+pt --json info >"$dir/info.json"
+if [ "$rc" -ne 0 ] && cmp -s "$dir/series.core" "$dir/series.orig" &&
+	! ls "$dir"/series.core.tmp.* >/dev/null 2>&1 && json "$dir/info.json" 'not d["paused"]'; then
+	ok fault.base_write_fails_base_intact
+else
+	not_ok "fault.base_write_fails_base_intact (exit $rc; $(ls "$dir" | tr '\n' ' '))"
+fi
+rm -f "$dir/series.core" "$dir/series.orig"
+# A snapshot never writes guest memory: with the guest paused by the user (it stays
+# paused), every RAM slot reads the same before and after a plain and a --base snapshot.
+# mem_all OUT: every RAM slot, one file each, OUT.N.
+mem_all() {
+	local i=0 base size
+	while read -r base size; do
+		pt mem read "$base" "$size" -o "$1.$i" >/dev/null || return 1
+		i=$((i + 1))
+	done < <(python3 -c 'import json,sys
+for s in json.load(open(sys.argv[1])):
+    if s["type"] == "ram": print(s["gpa"], s["size"])' "$dir/slots.json")
+}
+pt --json slots >"$dir/slots.json"
+pt pause >/dev/null
+mem_all "$dir/before"
+pt snapshot -o "$dir/ro.core" >/dev/null 2>"$dir/out" &&
+	pt snapshot -o "$dir/ro2.core" --base "$dir/ro.core" >/dev/null 2>>"$dir/out"
+rc=$?
+mem_all "$dir/after"
+same=1
+for f in "$dir"/before.*; do cmp -s "$f" "$dir/after.${f##*.}" || same=0; done
+if [ "$rc" -eq 0 ] && [ "$same" -eq 1 ] && ls "$dir"/before.* >/dev/null 2>&1; then
+	ok snapshot.guest_memory_unchanged
+else
+	not_ok "snapshot.guest_memory_unchanged (exit $rc, same $same; $(tr '\n' ' ' <"$dir/out"))"
+fi
+pt resume >/dev/null
+rm -f "$dir"/before.* "$dir"/after.* "$dir/ro.core" "$dir/ro2.core"
 # SIGKILL while the guest is paused: no FILE; the hypervisor ends the pause on its own
 # once the host is silent for the lease, and says so in its log.
 # The kill must land after the PAUSE and before the copy ends; how long the copy takes
