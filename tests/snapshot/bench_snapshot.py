@@ -111,6 +111,7 @@ def main():
                                      f"{MIB}M", "--kernel-args", "init_on_free=1 no_timer_check"],
                            300 + FULL_COPY_S * len(FORMS) * len(PHASES))
     status = 0
+    qmp = None
     try:
         if not wait_file(os.path.join(RUN_DIR, "com1.log"), r"^pagetrail-init: shell", 300):
             raise QemuError("Linux did not reach its shell")
@@ -151,8 +152,9 @@ def main():
         status = 1
     finally:
         # QEMU is run-qemu.sh's child: QMP quit ends it, killing the script would not.
+        # QEMU's QMP socket serves one client: quit on the connection the run used.
         try:
-            Qmp(os.path.join(RUN_DIR, "qmp.sock")).cmd("quit")
+            (qmp or Qmp(os.path.join(RUN_DIR, "qmp.sock"))).cmd("quit")
         except (QemuError, OSError):
             pass
         ptqemu.stop_qemu(p, 30)
