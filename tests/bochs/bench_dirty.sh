@@ -3,7 +3,10 @@
 # whose counts do not depend on the host's speed. One Bochs run (corei7_skylake_x, the
 # model with PML); dirty_writer.efi (tests/bochs/dirty_writer.c) writes, as in
 # test_dirty_log.sh, one tracked page and a sweep of 1024 scratch pages per iteration.
-# For each of off, wp, dbit, pml: logging started on the writer's slot (not for off), then
+# For each of off, wp, dbit, pml: logging started on the writer's slots (not for off): every
+# slot that holds its tracked buffer or its scratch area (the firmware may place the two
+# allocations in different slots; logging only the buffer's would leave the sweep untracked
+# and the figures meaningless), then
 # PT_BENCH_BOCHS_ROUNDS rounds (default 3) of PT_BENCH_BOCHS_ROUND_S seconds (default 2):
 # resume, wait, pause, `dirty get --clear` (re-arms the slot, like a migration pass).
 # The host sends nothing while the guest runs: a management request served during a
@@ -42,18 +45,28 @@ pt_wait_for "$com1" '^dirty_writer: buf 0x[0-9A-Fa-f]+ pages [0-9]+' 400 ||
 	die "no 'dirty_writer: buf' line in $com1"
 stats=$(pt_text "$com1" | sed -n 's/^dirty_writer: stats \(0x[0-9A-Fa-f]*\)$/\1/p')
 buf=$(pt_text "$com1" | sed -n 's/^dirty_writer: buf \(0x[0-9A-Fa-f]*\) pages.*$/\1/p')
+read -r scratch scratch_pages < <(pt_text "$com1" |
+	sed -n 's/^dirty_writer: scratch \(0x[0-9A-Fa-f]*\) pages \([0-9]*\)$/\1 \2/p')
 [ -n "$stats" ] || die "no 'dirty_writer: stats' line in $com1 (old dirty_writer.efi?)"
-echo "bench_dirty: writer buf $buf stats $stats"
+[ -n "$scratch" ] || die "no 'dirty_writer: scratch' line in $com1"
+echo "bench_dirty: writer buf $buf scratch $scratch ($scratch_pages pages) stats $stats"
 
 ptctl() { $PT_PTCTL "$@" 2>>"$RUN_DIR/ptctl.err"; }
 ptctl info >"$RUN_DIR/info.txt" || die "ptctl info failed ($(tail -1 "$RUN_DIR/ptctl.err"))"
 grep -q 'dirty modes.*pml' "$RUN_DIR/info.txt" || die "$model offers no pml: $(cat "$RUN_DIR/info.txt")"
 ptctl --json slots >"$RUN_DIR/slots.json" || die "ptctl slots failed"
-slot=$(python3 -c '
+# The slots holding the tracked buffer and every page of the scratch area.
+slots=$(python3 -c '
 import json, sys
-buf = int(sys.argv[2], 0)
-print(next(s["id"] for s in json.load(open(sys.argv[1])) if s["gpa"] <= buf < s["gpa"] + s["size"]))
-' "$RUN_DIR/slots.json" "$buf") || die "no slot holds $buf"
+slots = json.load(open(sys.argv[1]))
+buf, scratch, n = int(sys.argv[2], 0), int(sys.argv[3], 0), int(sys.argv[4])
+ids = set()
+for gpa in [buf] + [scratch + i * 4096 for i in range(n)]:
+    ids.add(next(s["id"] for s in slots if s["gpa"] <= gpa < s["gpa"] + s["size"]))
+print(" ".join(map(str, sorted(ids))))
+' "$RUN_DIR/slots.json" "$buf" "$scratch" "$scratch_pages") ||
+	die "no slot holds the writer's buffer $buf or scratch $scratch"
+echo "bench_dirty: logging slots $slots"
 
 # sample NAME: with the guest paused, the hypervisor's counters and the writer's stats page.
 sample() {
@@ -86,15 +99,21 @@ pause_at() {
 measure() {
 	local mode=$1 r
 	: >"$RUN_DIR/$mode.pauses"
+	local slot
+	rm -f "$RUN_DIR/$mode".*.bm
 	if [ "$mode" != off ]; then
-		ptctl dirty start --slot "$slot" --mode "$mode" >/dev/null ||
-			die "dirty start --mode $mode: $(tail -1 "$RUN_DIR/ptctl.err")"
+		for slot in $slots; do
+			ptctl dirty start --slot "$slot" --mode "$mode" >/dev/null ||
+				die "dirty start --slot $slot --mode $mode: $(tail -1 "$RUN_DIR/ptctl.err")"
+		done
 	fi
 	pause_at "$mode"
 	# The first harvest only re-arms: its bitmap holds the pages dirty before logging began.
 	if [ "$mode" != off ]; then
-		ptctl dirty get --slot "$slot" --clear -o "$RUN_DIR/$mode.0.bm" >/dev/null ||
-			die "$mode: first harvest failed"
+		for slot in $slots; do
+			ptctl dirty get --slot "$slot" --clear -o "$RUN_DIR/$mode.0.$slot.bm" >/dev/null ||
+				die "$mode: first harvest of slot $slot failed"
+		done
 	fi
 	sample "$mode.first" || die "$mode: first sample failed"
 	for ((r = 1; r <= rounds; r++)); do
@@ -102,14 +121,18 @@ measure() {
 		sleep "$round_s"
 		pause_at "$mode"
 		if [ "$mode" != off ]; then
-			ptctl dirty get --slot "$slot" --clear -o "$RUN_DIR/$mode.$r.bm" >/dev/null ||
-				die "$mode: round $r harvest failed"
+			for slot in $slots; do
+				ptctl dirty get --slot "$slot" --clear -o "$RUN_DIR/$mode.$r.$slot.bm" >/dev/null ||
+					die "$mode: round $r harvest of slot $slot failed"
+			done
 		fi
 	done
 	sample "$mode.last" || die "$mode: last sample failed"
 	ptctl resume >/dev/null || die "resume failed"
 	if [ "$mode" != off ]; then
-		ptctl dirty stop --slot "$slot" >/dev/null || die "dirty stop $mode failed"
+		for slot in $slots; do
+			ptctl dirty stop --slot "$slot" >/dev/null || die "dirty stop $mode slot $slot failed"
+		done
 	fi
 	echo "bench_dirty: $mode measured"
 }
@@ -117,14 +140,15 @@ measure() {
 for m in off wp dbit pml; do
 	measure "$m"
 done
-python3 - "$RUN_DIR" "$rounds" "$round_s" <<'PY' >&3 || exit 1
+python3 - "$RUN_DIR" "$rounds" "$round_s" "$slots" "$scratch_pages" <<'PY' >&3 || exit 1
 import json, struct, sys
 
-run, rounds, round_s = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+run, rounds, round_s, slots = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4].split()
 modes = ("off", "wp", "dbit", "pml")
 
 
 ST_ITERS, ST_PAGES, ST_COST, COST_RING = 0, 2, 3, 256  # dirty_writer.c's stats page
+SWEEP_PAGES = int(sys.argv[5])  # the scratch area, stored to in every iteration
 
 
 def load(mode, which):
@@ -142,9 +166,15 @@ for m in modes:
     pages = 0
     if m != "off":
         for r in range(1, rounds + 1):
-            pages += sum(bin(b).count("1") for b in open(f"{run}/{m}.{r}.bm", "rb").read())
+            for s in slots:
+                pages += sum(bin(b).count("1") for b in open(f"{run}/{m}.{r}.{s}.bm", "rb").read())
         if pages == 0:
             sys.exit(f"bench_dirty: {m}: the harvests found no dirty page")
+    # Every iteration stores to each scratch page: fewer pages than one sweep means the
+    # sweep was not logged, and the per-page figures would describe something else.
+    if m != "off" and pages < SWEEP_PAGES:
+        sys.exit(f"bench_dirty: {m}: {pages} pages harvested in {rounds} rounds, fewer than one "
+                 f"sweep of {SWEEP_PAGES}: the writer's scratch area is not logged")
     if i1 - i0 > COST_RING:
         sys.exit(f"bench_dirty: {m}: {i1 - i0} iterations overflow the writer's cost ring")
     # The pauses followed by a resume in this mode (the last one is not); after a pause
@@ -168,7 +198,8 @@ def fig(name, value, unit, note, ref=None, ref_name=None):
     print(json.dumps(f))
 
 
-where = f"Bochs corei7_skylake_x, {rounds} rounds of {round_s} s, harvest --clear per round"
+where = (f"Bochs corei7_skylake_x, {rounds} rounds of {round_s} s, harvest --clear per round, "
+         f"{len(slots)} slot(s) logged")
 off = res["off"]
 for m in modes[1:]:
     r = res[m]
