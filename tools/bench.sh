@@ -4,50 +4,43 @@
 #   {"name": "mmu.wrprot_slot.16GiB", "value": 1.9, "unit": "ns/page",
 #    "ref": 1.2, "ref_name": "stream floor", "ratio": 1.58, "note": "..."}
 # name, value and unit are required; ref, ref_name, ratio and note are optional.
-# Other lines (progress) go to stderr. The figures of all steps are written to
-# build/bench.json and docs/PERFORMANCE.md, with the command that made them.
+# Other lines (progress) go to stderr. tools/bench_render.py writes the figures of all
+# steps to build/bench.json and docs/PERFORMANCE.md, with the command that made them, the
+# commit they were measured at (taken before the first step, "+ uncommitted changes" when
+# tracked files differ from it), the steps that failed and, if the run is interrupted
+# (INT, TERM), the steps it never started: the document says so instead of dropping them.
 set -euo pipefail
 mkdir -p build
 lines=build/bench.jsonl
 : >"$lines"
+rev=$(git rev-parse --short HEAD 2>/dev/null || true)
+if [ -n "$rev" ] && [ -n "$(git status --porcelain --untracked-files=no -- . ':!docs/PERFORMANCE.md')" ]; then
+	rev="$rev + uncommitted changes"
+fi
 status=0
-for step in "$@"; do
+render=(tools/bench_render.py "$lines" "$rev")
+interrupted() {
+	local s
+	trap - INT TERM
+	echo "bench: interrupted in $1" >&2
+	render+=(--failed "$1")
+	for s in "${@:2}"; do
+		render+=(--not-run "$s")
+	done
+	"${render[@]}"
+	exit 130
+}
+steps=("$@")
+for ((i = 0; i < ${#steps[@]}; i++)); do
+	step=${steps[i]}
 	echo "bench: $step" >&2
+	trap 'interrupted "${steps[@]:i}"' INT TERM
 	if ! "./$step" >>"$lines"; then
 		echo "bench: $step failed" >&2
 		status=1
+		render+=(--failed "$step")
 	fi
 done
-python3 - "$lines" <<'PY'
-import json, sys, datetime, platform, subprocess
-figs = []
-for ln in open(sys.argv[1]):
-    ln = ln.strip()
-    if not ln:
-        continue
-    f = json.loads(ln)
-    for k in ("name", "value", "unit"):
-        if k not in f:
-            raise SystemExit(f"bench: figure without {k}: {ln}")
-    figs.append(f)
-out = {f["name"]: {k: v for k, v in f.items() if k != "name"} for f in figs}
-json.dump(out, open("build/bench.json", "w"), indent=2, sort_keys=True)
-rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
-md = ["# Performance", "",
-      "Written by `make bench` (tools/bench.sh); do not edit by hand. Every ratio is measured",
-      "side by side in the same run; the reference is named in its row.", "",
-      f"- command: `make bench`", f"- commit: {rev or 'uncommitted'}",
-      f"- date: {datetime.datetime.utcnow().strftime('%Y-%m-%d %H:%M UTC')}",
-      f"- machine: {cpu}, {platform.machine()}", "",
-      "| figure | value | unit | reference | ratio | note |", "|---|---|---|---|---|---|"]
-def fmt(v):
-    return f"{v:.4g}" if isinstance(v, float) else str(v)
-for f in figs:
-    ref = f"{fmt(f['ref'])} ({f.get('ref_name', '')})" if "ref" in f else ""
-    ratio = fmt(f["ratio"]) if "ratio" in f else ""
-    md.append(f"| {f['name']} | {fmt(f['value'])} | {f['unit']} | {ref} | {ratio} | {f.get('note', '')} |")
-open("docs/PERFORMANCE.md", "w").write("\n".join(md) + "\n")
-print(f"bench: {len(figs)} figures -> build/bench.json, docs/PERFORMANCE.md")
-PY
+trap - INT TERM
+"${render[@]}"
 exit $status
