@@ -3,7 +3,8 @@
 #   vmx_probe.efi  the guest contract under VMX (tests/bochs/vmx_probe.c)
 #   dirty_writer.efi  in-guest writer of the dirty-log tests; relay.py bridges COM2 to ptctl
 #   test_*.sh    emulator tests, added to TEST_SCRIPTS only once they pass
-#                (test_linux_boot.sh passes but is left out: minutes of Bochs; run it by hand)
+#                (test_linux_boot.sh passes but is left out: minutes of Bochs; run it by hand;
+#                `make bench` boots the same Linux in bench_linux_boot.sh)
 # (Fragments are included in sorted order: this one comes before guest.mk and images.mk,
 # so it names their outputs by path.) One Bochs at a time: lib.sh serializes runs.
 
@@ -42,3 +43,8 @@ TEST_SCRIPTS += tests/bochs/test_harness.sh tests/bochs/test_vmx_probe.sh \
 # Bench: exits per dirtied page and the writer's emulated instruction cost per
 # mode (wp, dbit, pml, off), from one Bochs run (tests/bochs/bench_dirty.sh, ~1 min).
 BENCH_STEPS += tests/bochs/bench_dirty.sh
+
+# Bench: Linux's boot to /init under VMX against the same boot without PageTrail, host
+# time and the guest's own (emulated) uptime (tests/bochs/bench_linux_boot.sh, two
+# Linux boots in Bochs, ~5 min); needs the kernel and initramfs of tests/images.
+BENCH_STEPS += tests/bochs/bench_linux_boot.sh
