@@ -1,6 +1,6 @@
 # Host unit tests of hv/ logic that needs no CPU (memslots, with a real mmu/ for a long
 # map, page allocator, formatter, the APIC store decoder).
-HV_UNIT_SRCS := tests/hv/hv_unit_test.c hv/memslot.c hv/page_alloc.c hv/format.c hv/insn.c \
+HV_UNIT_SRCS := tests/hv/hv_unit_test.c tests/hv/host_log.c hv/memslot.c hv/page_alloc.c hv/format.c hv/insn.c \
 	$(sort $(wildcard mmu/*.c)) tests/model/model_platform.c tests/model/hw_model.c
 
 $(BUILD)/hv/hv_unit_test: $(HV_UNIT_SRCS) $(wildcard hv/*.h include/pt/*.h mmu/*.h tests/model/*.h)
@@ -41,7 +41,7 @@ HOST_TESTS += $(BUILD)/hv/cow_mt_test
 
 # The management UART's choice (--mgmt-uart, PCI BAR, SPCR) and the 16550's MMIO register
 # access against a fake register file.
-UART_UNIT_SRCS := tests/hv/uart_unit_test.c hv/mgmt_uart.c hv/format.c drivers/uart16550.c
+UART_UNIT_SRCS := tests/hv/uart_unit_test.c tests/hv/host_log.c hv/mgmt_uart.c hv/format.c drivers/uart16550.c
 
 $(BUILD)/hv/uart_unit_test: $(UART_UNIT_SRCS) $(wildcard hv/*.h drivers/*.h include/pt/*.h)
 	@mkdir -p $(@D)

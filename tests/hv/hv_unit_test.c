@@ -21,18 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The hypervisor's log and panic, for the host. */
-void hv_log(const char *fmt, ...)
-{
-	char line[256];
-	va_list ap;
-
-	va_start(ap, fmt);
-	hv_vsnprintf(line, sizeof(line), fmt, ap);
-	va_end(ap);
-	printf("# hv_log: %s\n", line);
-}
-
+/* The hypervisor's panic, for the host (hv_log: tests/hv/host_log.c). */
 void pt_assert_failed(const char *expr, const char *file, int line)
 {
 	printf("not ok assertion %s at %s:%d\n", expr, file, line);

@@ -17,17 +17,6 @@
 #include <stdio.h>
 #include <string.h>
 
-void hv_log(const char *fmt, ...)
-{
-	char line[256];
-	va_list ap;
-
-	va_start(ap, fmt);
-	hv_vsnprintf(line, sizeof(line), fmt, ap);
-	va_end(ap);
-	printf("# hv_log: %s\n", line);
-}
-
 static char err[256];
 
 static int parse(const char *spec, struct mgmt_uart_spec *s)
