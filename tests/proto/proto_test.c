@@ -819,6 +819,37 @@ static void test_mgmt_dirty(void)
 	dispatcher_teardown();
 }
 
+/*
+ * One MEM_READ or COW_READ request for @len bytes at @gpa, asking for encoding @enc,
+ * and its reply (raw or tokens) decoded into @out: the bytes it covered, 0 on failure.
+ */
+static u64 read_reply(u8 cmd, u64 gpa, u64 len, u8 enc, u8 *out)
+{
+	struct proto_buf b, q;
+	u8 qq[32];
+	u64 olen = 0;
+	int n;
+
+	proto_wbuf_init(&q, qq, sizeof(qq));
+	proto_put_varint(&q, gpa);
+	proto_put_varint(&q, len);
+	proto_put_u8(&q, enc);
+	n = tx_req(cmd, q);
+	CHECK(n > 0);
+	if (n <= 0)
+		return 0;
+	proto_rbuf_init(&b, rep, (u32)n);
+	CHECK(proto_get_varint(&b) == gpa);
+	if (proto_get_u8(&b) == PROTO_MEM_RAW) {
+		olen = proto_rbuf_left(&b);
+		memcpy(out, proto_get_bytes(&b, (u32)olen), olen);
+	} else {
+		CHECK(proto_tokens_decode(&b, out, &olen, len));
+	}
+	CHECK(olen > 0);
+	return olen;
+}
+
 static void test_mgmt_mem(void)
 {
 	static u8 out[(8 << 20) + PAGE_SIZE];
@@ -831,28 +862,11 @@ static void test_mgmt_mem(void)
 	/* An all-zero megabyte: zero pages elided into one token. */
 	memset(s1->mem + (1 << 20), 0, 1 << 20);
 	while (done < len) {
-		struct proto_buf b, q;
-		u8 qq[32];
-		u64 olen = 0;
-		int n;
+		u64 olen = read_reply(PROTO_CMD_MEM_READ, gpa + done, len - done,
+				      frames % 2 ? PROTO_MEM_LZ : 0, out + done);
 
-		proto_wbuf_init(&q, qq, sizeof(qq));
-		proto_put_varint(&q, gpa + done);
-		proto_put_varint(&q, len - done);
-		proto_put_u8(&q, frames % 2 ? PROTO_MEM_LZ : 0);
-		n = tx_req(PROTO_CMD_MEM_READ, q);
-		CHECK(n > 0);
-		if (n <= 0)
+		if (!olen)
 			break;
-		proto_rbuf_init(&b, rep, (u32)n);
-		CHECK(proto_get_varint(&b) == gpa + done);
-		if (proto_get_u8(&b) == PROTO_MEM_RAW) {
-			olen = proto_rbuf_left(&b);
-			memcpy(out + done, proto_get_bytes(&b, (u32)olen), olen);
-		} else {
-			CHECK(proto_tokens_decode(&b, out + done, &olen, len - done));
-		}
-		CHECK(olen > 0);
 		done += olen;
 		frames++;
 	}
@@ -878,28 +892,11 @@ static u64 cow_read_all(u64 gpa, u64 len, u8 *out, u32 *frames)
 	u64 done = 0;
 
 	while (done < len) {
-		struct proto_buf b, q;
-		u8 qq[32];
-		u64 olen = 0;
-		int n;
+		u64 olen = read_reply(PROTO_CMD_COW_READ, gpa + done, len - done,
+				      *frames % 3 ? PROTO_MEM_LZ : 0, out + done);
 
-		proto_wbuf_init(&q, qq, sizeof(qq));
-		proto_put_varint(&q, gpa + done);
-		proto_put_varint(&q, len - done);
-		proto_put_u8(&q, *frames % 3 ? PROTO_MEM_LZ : 0);
-		n = tx_req(PROTO_CMD_COW_READ, q);
-		CHECK(n > 0);
-		if (n <= 0)
+		if (!olen)
 			break;
-		proto_rbuf_init(&b, rep, (u32)n);
-		CHECK(proto_get_varint(&b) == gpa + done);
-		if (proto_get_u8(&b) == PROTO_MEM_RAW) {
-			olen = proto_rbuf_left(&b);
-			memcpy(out + done, proto_get_bytes(&b, (u32)olen), olen);
-		} else {
-			CHECK(proto_tokens_decode(&b, out + done, &olen, len - done));
-		}
-		CHECK(olen > 0);
 		done += olen;
 		(*frames)++;
 		/* The guest writes between replies: behind the stream, ahead of it, again. */
@@ -938,7 +935,7 @@ static void test_mgmt_cow(void)
 	mgmt_set_cow(&m, &vm.cow);
 	n = tx_req(PROTO_CMD_HELLO, REQ(PROTO_CAPS_ALL, 600)); /* small replies */
 	CHECK(n > 2 && (proto_get_varint(&(struct proto_buf){.p = rep + 2, .len = (u32)n - 2}) &
-			 PROTO_CAP_COW));
+			PROTO_CAP_COW));
 	CHECK(tx_req(PROTO_CMD_COW_ARM, REQ(8, 0)) == -2 - PROTO_E_STATE); /* not paused */
 	CHECK(transact(PROTO_CMD_PAUSE, NULL, 0) == 0);
 	CHECK(tx_req(PROTO_CMD_COW_ARM, REQ(0, 0)) == -2 - PROTO_E_RANGE);
@@ -957,8 +954,7 @@ static void test_mgmt_cow(void)
 		struct proto_buf b;
 
 		proto_rbuf_init(&b, rep, (u32)(n > 0 ? n : 0));
-		CHECK(proto_get_varint(&b) == 8 &&
-		       proto_get_varint(&b) == s0->npages + s1->npages);
+		CHECK(proto_get_varint(&b) == 8 && proto_get_varint(&b) == s0->npages + s1->npages);
 	}
 	CHECK(tx_req(PROTO_CMD_COW_ARM, REQ(8, 0)) == -2 - PROTO_E_STATE); /* armed already */
 	CHECK(transact(PROTO_CMD_RESUME, NULL, 0) == 0);

@@ -189,31 +189,8 @@ def check_form(name, qmp, ram, extra, keep=False):
     try:
         rc, loads = loads_of(core)
         ok(f"{name}.readelf", rc == 0 and loads, f"readelf status {rc}, {len(loads)} PT_LOADs")
-        for gpa, size in loads:
-            for a, b in ram:
-                lo, hi = max(a, gpa), min(b, gpa + size)
-                if lo < hi:
-                    f = os.path.join(os.path.abspath(run_dir), f"{name}.{lo:x}.pmem")
-                    qmp.cmd("pmemsave", val=lo, size=hi - lo, filename=f)
-                    mems += ["--mem", f"{lo:#x}:{f}"]
-        regs = []
-        for v in range(info["vcpus"]):
-            r, _ = ptctl("regs", "--vcpu", str(v))
-            f = os.path.join(run_dir, f"{name}.regs{v}.json")
-            with open(f, "w") as fh:
-                json.dump(r, fh)
-            regs += ["--regs", f"{v}:{f}"]
-        cc = subprocess.run([sys.executable, "tests/snapshot/corecheck.py", core, "--vcpus",
-                             str(info["vcpus"]), "--json"] + mems + regs,
-                            capture_output=True, text=True)
-        for line in cc.stdout.splitlines():
-            if line.startswith("ok ") or line.startswith("not ok "):
-                good = line.startswith("ok ")
-                ok(f"{name}." + line.split()[1 if good else 2].split(".", 1)[1], good,
-                   line.split(" ", 3)[3] if not good and len(line.split(" ", 3)) > 3 else "")
-            elif line.startswith("corecheck "):
-                print(f"# {name}: {line}", flush=True)
-        ok(f"{name}.corecheck_status", cc.returncode == 0, cc.stderr.strip()[-300:])
+        mems = pmemsave(name, qmp, ram, loads)
+        corecheck(name, core, info, mems, save_regs(name, info))
     finally:
         ptctl("resume", want_json=False)
         if not keep:
