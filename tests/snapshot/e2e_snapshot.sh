@@ -280,8 +280,12 @@ else
 fi
 # SIGKILL during a --cow copy (the guest running, pages protected, copies held): the
 # hypervisor ends the session once the host is silent for the lease, frees the budget and
-# says so. A try that ended before the kill leaves no session; try shorter delays.
-for delay in 0.6 0.3 0.15 1.0; do
+# says so. The kill must land after COW_ARM (the session counter went up) and before the
+# copy ended (no FILE); how long the copy takes depends on the machine, so try shorter and
+# longer delays until one does. A try that finished wrote FILE: remove it before the next,
+# or a later try that did land would still look finished.
+for delay in 0.6 0.3 0.15 0.08 0.04 1.0 2; do
+	rm -f "$dir/kill.core"
 	pt --json stats >"$dir/stats0.json"
 	"$PT" -c "unix:$sock" snapshot -o "$dir/kill.core" --cow --cow-mib 0.01 --lease 1000 \
 		>"$dir/out" 2>&1 &
@@ -289,7 +293,11 @@ for delay in 0.6 0.3 0.15 1.0; do
 	sleep "$delay"
 	kill -KILL "$spid" 2>/dev/null
 	wait "$spid" 2>/dev/null
-	[ ! -e "$dir/kill.core" ] && break
+	pt --json stats >"$dir/stats_k.json"
+	sessions0=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["cow.sessions"])' "$dir/stats0.json")
+	[ ! -e "$dir/kill.core" ] && json "$dir/stats_k.json" "d['cow.sessions']>$sessions0" && break
+	# Killed before the arm: the guest may be paused under the 1 s pause lease; let it end.
+	sleep 1.5
 done
 # The lease is 1 s: stay silent for 2.5 s, then look (as above, a request renews it); a
 # busy host once stretched the end past one such wait: look up to 6 times.
@@ -305,7 +313,7 @@ if [ ! -e "$dir/kill.core" ] && json "$dir/info.json" 'not d["paused"]' &&
 	grep -q "silent for its copy-on-write lease" "$dir/log.txt"; then
 	ok cow.lease_ended_by_hypervisor
 else
-	not_ok "cow.lease_ended_by_hypervisor ($(tail -2 "$dir/log.txt"))"
+	not_ok "cow.lease_ended_by_hypervisor (FILE $([ -e "$dir/kill.core" ] && echo written || echo absent); $(cat "$dir/info.json"); $(tail -2 "$dir/log.txt"))"
 fi
 # The budget is free again: a new --cow snapshot arms.
 rm -f "$dir"/mem-*.bin
