@@ -5,6 +5,8 @@
 #   irqoff.efi  UEFI application that spins with interrupts disabled (the port must answer)
 #   nmi.efi     UEFI application: the guest's NMIs and their blocking as on the bare CPU
 #   hpet.efi    UEFI application: the guest's HPET beside the management tick's comparator
+#   uartblast.efi  UEFI application run without the hypervisor: the most bytes per second
+#               any code gets through QEMU's 16550 (tests/snapshot/bench_line.py)
 #   pt-memload  static Linux program, a memory workload for the initramfs
 #   pt-attack   static Linux program, the isolation attacker for the initramfs
 #   pt-dirtywriter  static Linux program, the dirty-logging oracle workload (random, seq, hot)
@@ -15,7 +17,7 @@
 
 GUEST_DIR := $(BUILD)/guest
 GUEST_EFI_PROGS := $(GUEST_DIR)/probe.efi $(GUEST_DIR)/crash.efi $(GUEST_DIR)/irqoff.efi \
-	$(GUEST_DIR)/nmi.efi $(GUEST_DIR)/hpet.efi
+	$(GUEST_DIR)/nmi.efi $(GUEST_DIR)/hpet.efi $(GUEST_DIR)/uartblast.efi
 GUEST_LINUX_PROGS := $(GUEST_DIR)/pt-memload $(GUEST_DIR)/pt-attack $(GUEST_DIR)/pt-dirtywriter \
 	$(GUEST_DIR)/pt-cpusig
 TEST_DEPS += $(GUEST_EFI_PROGS)
@@ -38,6 +40,9 @@ $(GUEST_DIR)/irqoff.efi: $(GUEST_DIR)/irqoff.o
 	$(call pt_efi_app_link,$@,$^)
 
 $(GUEST_DIR)/hpet.efi: $(GUEST_DIR)/hpet.o
+	$(call pt_efi_app_link,$@,$^)
+
+$(GUEST_DIR)/uartblast.efi: $(GUEST_DIR)/uartblast.o
 	$(call pt_efi_app_link,$@,$^)
 
 $(GUEST_DIR)/nmi.efi: $(GUEST_DIR)/nmi.o $(GUEST_DIR)/nmi_trap.o $(GUEST_DIR)/probe_trap.o
