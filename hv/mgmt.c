@@ -53,7 +53,8 @@ int mgmt_init(struct mgmt *m, void *mem, size_t mem_size, const struct mgmt_back
 	m->cow_page = carve(&p, end, PAGE_SIZE);
 	m->page = carve(&p, end, PAGE_SIZE);
 	m->lz = carve(&p, end, sizeof(struct proto_lz));
-	if (!rxbuf || !m->payload || !m->tx || !m->page || !m->cow_page || !m->lz)
+	m->dfl = carve(&p, end, sizeof(struct proto_deflate));
+	if (!rxbuf || !m->payload || !m->tx || !m->page || !m->cow_page || !m->lz || !m->dfl)
 		return -PROTO_E_INTERNAL;
 	m->be = be;
 	m->be_ctx = be_ctx;
@@ -731,6 +732,88 @@ static int mem_source(struct mgmt *m, bool cow, u64 at, u32 chunk, const u8 **sr
 	return 0;
 }
 
+/* True when all len bytes equal p[0]. */
+static bool all_same(const u8 *p, u32 len)
+{
+	for (u32 i = 1; i < len; i++)
+		if (p[i] != p[0])
+			return false;
+	return true;
+}
+
+/*
+ * A DEFLATE reply (PROTO_MEM_DEFLATE): zero and fill pages as runs (a few
+ * bytes, as with tokens), the other bytes in DEFLATE items whose history is
+ * the whole reply's (hv/proto/deflate.c). Called with the reply's header
+ * written; returns the bytes covered.
+ */
+static int mem_read_deflate(struct mgmt *m, bool cow, u64 gpa, u64 len, struct proto_buf *out,
+			    u64 *covered_out)
+{
+	struct proto_deflate *d = m->dfl;
+	u64 covered = 0, zpend = 0;
+	const u8 *src;
+	int r = 0;
+
+	proto_dfl_begin(d);
+	for (u32 pages = 0; pages < MGMT_MEM_MAX_PAGES && covered + zpend < len; pages++) {
+		u64 at = gpa + covered + zpend;
+		u32 chunk = (u32)(PAGE_SIZE - (at & (PAGE_SIZE - 1)));
+		u32 done, room;
+
+		if (chunk > len - covered - zpend)
+			chunk = (u32)(len - covered - zpend);
+		/* Room for an item's end and a zero run's token, whatever comes. */
+		if (proto_wbuf_room(out) < PROTO_DFL_ITEM_OVERHEAD + 16)
+			break;
+		if (cow && (!m->cow_page_held || m->cow_page_gpa != (at & PAGE_MASK)) &&
+		    proto_wbuf_room(out) < MGMT_COW_TAKE_ROOM + PROTO_DFL_ITEM_OVERHEAD)
+			break;
+		r = mem_source(m, cow, at, chunk, &src);
+		if (r)
+			break; /* the host asks again from here and gets the error */
+		if (all_zero(src, chunk)) {
+			if (!proto_dfl_end_item(d, out))
+				return -PROTO_E_INTERNAL; /* room was kept for it */
+			zpend += chunk;
+			continue;
+		}
+		if (!proto_dfl_end_item(d, out))
+			return -PROTO_E_INTERNAL;
+		if (zpend) {
+			if (!proto_put_zero_run(out, zpend))
+				break;
+			covered += zpend;
+			zpend = 0;
+		}
+		if (chunk >= 8 && all_same(src, chunk)) {
+			if (2 + proto_varint_len(chunk) > proto_wbuf_room(out))
+				break;
+			proto_put_u8(out, PROTO_TOK_FILL);
+			proto_put_u8(out, src[0]);
+			proto_put_varint(out, chunk);
+			covered += chunk;
+			continue;
+		}
+		/* After a zero run went in: the item and its end must still fit. */
+		if (proto_wbuf_room(out) < PROTO_DFL_ITEM_OVERHEAD + 16)
+			break;
+		room = proto_wbuf_room(out) - PROTO_DFL_ITEM_OVERHEAD;
+		if (room > PROTO_MAX_PAYLOAD)
+			room = PROTO_MAX_PAYLOAD;
+		done = d->in_len + chunk <= PROTO_DFL_IN_MAX ? proto_dfl_page(d, src, chunk, room) : 0;
+		covered += done;
+		if (done < chunk)
+			break;
+	}
+	if (!proto_dfl_end_item(d, out))
+		return -PROTO_E_INTERNAL;
+	if (zpend && proto_put_zero_run(out, zpend))
+		covered += zpend;
+	*covered_out = covered;
+	return covered ? 0 : r ? r : -PROTO_E_INTERNAL;
+}
+
 static int cmd_mem_read(struct mgmt *m, struct proto_buf *req, struct proto_buf *out, bool cow)
 {
 	u64 gpa = proto_get_varint(req);
@@ -741,13 +824,17 @@ static int cmd_mem_read(struct mgmt *m, struct proto_buf *req, struct proto_buf 
 	bool tokens = flags & PROTO_MEM_LZ;
 	int r;
 
-	if (!proto_rbuf_done(req) || (flags & ~PROTO_MEM_LZ))
+	if (!proto_rbuf_done(req) || (flags & ~(PROTO_MEM_LZ | PROTO_MEM_DFL)))
 		return -PROTO_E_BAD_REQUEST;
 	if (len == 0 || gpa + len < gpa)
 		return -PROTO_E_RANGE;
 	if (cow && !m->cow)
 		return -PROTO_E_UNSUPPORTED;
 	proto_put_varint(out, gpa);
+	if (flags & PROTO_MEM_DFL) {
+		proto_put_u8(out, PROTO_MEM_DEFLATE);
+		return mem_read_deflate(m, cow, gpa, len, out, &covered);
+	}
 	proto_put_u8(out, tokens ? PROTO_MEM_TOKENS : PROTO_MEM_RAW);
 
 	for (u32 pages = 0; pages < MGMT_MEM_MAX_PAGES && covered + zpend < len; pages++) {

@@ -117,11 +117,11 @@ struct mgmt_backend {
 #define MGMT_PROGRESS_STEPS 16
 /*
  * Memory mgmt_init() wants: receive frame, reply payload, transmit frame, a
- * page, the copy-on-write stream's page, LZ table.
+ * page, the copy-on-write stream's page, LZ table, DEFLATE coder (~280 KiB).
  */
 #define MGMT_MEM_SIZE                                                                              \
 	(PROTO_MAX_REQ_FRAME + PROTO_MAX_PAYLOAD + PROTO_MAX_WIRE + 2 * PAGE_SIZE +                \
-	 sizeof(struct proto_lz) + 64)
+	 sizeof(struct proto_lz) + sizeof(struct proto_deflate) + 64)
 
 /* Protocol counters, reported first by STATS ("proto.*"). */
 struct mgmt_counters {
@@ -192,6 +192,7 @@ struct mgmt {
 	bool cow_lease_on;
 	u64 cow_lease_ns, cow_lease_last_ns;
 	struct proto_lz *lz;
+	struct proto_deflate *dfl; /* DEFLATE replies' coder (PROTO_MEM_DFL) */
 
 	u16 last_id; /* the request answered by tx[] */
 	u32 last_crc;

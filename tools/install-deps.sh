@@ -24,6 +24,8 @@ need gcc gcc
 # static libc for the guest programs of the test initramfs (tests/guest/)
 need libc6-dev /usr/lib/x86_64-linux-gnu/libc.a
 need make make
+# zlib: ptctl inflates the hypervisor's DEFLATE replies (tools/ptctl/inflate.c)
+need zlib1g-dev /usr/include/zlib.h
 need binutils ld objcopy
 need clang clang
 need libclang-rt-14-dev /usr/lib/llvm-14/lib/clang/14.0.6/lib/linux/libclang_rt.fuzzer-x86_64.a

@@ -127,10 +127,11 @@ const char *proto_cmd_name(int cmd);
 #define PROTO_CAP_LOG	     BIT_ULL(4)
 #define PROTO_CAP_REGS	     BIT_ULL(5)
 #define PROTO_CAP_PAUSE	     BIT_ULL(6)
-#define PROTO_CAP_EPOCH	     BIT_ULL(7) /* DIRTY_EPOCH */
-#define PROTO_CAP_LEASE	     BIT_ULL(8) /* PAUSE with a lease (needs a clock) */
-#define PROTO_CAP_COW	     BIT_ULL(9) /* COW_ARM, COW_READ, COW_END */
-#define PROTO_CAPS_ALL	     GENMASK_ULL(9, 0)
+#define PROTO_CAP_EPOCH	     BIT_ULL(7)	 /* DIRTY_EPOCH */
+#define PROTO_CAP_LEASE	     BIT_ULL(8)	 /* PAUSE with a lease (needs a clock) */
+#define PROTO_CAP_COW	     BIT_ULL(9)	 /* COW_ARM, COW_READ, COW_END */
+#define PROTO_CAP_DEFLATE    BIT_ULL(10) /* MEM_READ/COW_READ DEFLATE encoding */
+#define PROTO_CAPS_ALL	     GENMASK_ULL(10, 0)
 
 /* Dirty-logging modes (DIRTY_START) and the INFO dirty_modes mask bits. */
 enum proto_dirty_mode {
@@ -144,6 +145,7 @@ enum proto_dirty_mode {
 #define PROTO_START_ALL	 0x01 /* DIRTY_START/STOP flags: every slot */
 #define PROTO_SNAP_CLEAR 0x01 /* DIRTY_SNAP flags: clear and re-protect */
 #define PROTO_MEM_LZ	 0x01 /* MEM_READ flags: token encoding allowed */
+#define PROTO_MEM_DFL	 0x02 /* MEM_READ flags: DEFLATE encoding allowed (PROTO_CAP_DEFLATE) */
 
 enum proto_slot_type {
 	PROTO_SLOT_RAM = 0,
@@ -402,6 +404,7 @@ s64 proto_bitmap_decode_block(struct proto_buf *b, u64 *bm, u64 first, u32 n);
 enum proto_mem_enc {
 	PROTO_MEM_RAW = 0,
 	PROTO_MEM_TOKENS = 1,
+	PROTO_MEM_DEFLATE = 2,
 };
 #define PROTO_TOK_LIT_MAX   128
 #define PROTO_TOK_MATCH	    0x80
@@ -429,5 +432,52 @@ bool proto_put_zero_run(struct proto_buf *b, u64 n);
  * malformed or when it would exceed cap.
  */
 bool proto_tokens_decode(struct proto_buf *b, u8 *out, u64 *out_len, u64 cap);
+
+/* --- DEFLATE replies ------------------------------------------------------------
+ * PROTO_MEM_DEFLATE (a host that set PROTO_MEM_DFL): a stream of items
+ *   0xc0        zero run: varint n zero bytes (as in TOKENS)
+ *   0xc1        fill run: one byte b, varint n copies of b
+ *   0xd0        varint n, varint clen, clen bytes, u32le crc: a raw DEFLATE stream
+ *               (RFC 1951, ending with a final block) that inflates to exactly n
+ *               bytes, whose CRC-32C is crc. Its preset dictionary is the last
+ *               32 KiB (or fewer) of the bytes this reply's earlier 0xd0 items
+ *               inflated to, in order: matches reach across pages and items.
+ * hv/proto/deflate.c encodes (LZ77, fixed Huffman or stored blocks); hosts inflate
+ * with zlib (tools/ptctl/inflate.c).
+ */
+#define PROTO_DFL_ITEM	    0xd0
+#define PROTO_DFL_WIN	    32768u /* RFC 1951's window */
+#define PROTO_DFL_IN_MAX    65536u /* DEFLATE input per reply (the coder's buffer) */
+#define PROTO_DFL_HASH_BITS 14
+#define PROTO_DFL_POS_BITS  17
+/* Candidates looked at per position: bounds the work per page. */
+#define PROTO_DFL_CHAIN 16
+/* An item's bytes besides its DEFLATE data: tag, two varints, CRC. */
+#define PROTO_DFL_ITEM_OVERHEAD 16
+
+struct proto_deflate {
+	u8 in[PROTO_DFL_IN_MAX];	     /* this reply's DEFLATE input */
+	u16 prev[PROTO_DFL_IN_MAX];	     /* distance - 1 to the previous same hash; ffff none */
+	u32 head[1u << PROTO_DFL_HASH_BITS]; /* gen << POS_BITS | (position + 1) */
+	u16 sym_lit[PAGE_SIZE];		     /* the page's symbols: literal or match length */
+	u16 sym_dist[PAGE_SIZE];	     /* 0 for a literal */
+	u8 out[PROTO_MAX_PAYLOAD];	     /* the item being coded */
+	u64 bitbuf;
+	u32 bitcnt, out_len, nsym, in_len, item_start, gen, last_dist;
+	bool item_open, full, err;
+};
+
+/* A new reply: forgets the previous reply's input. */
+void proto_dfl_begin(struct proto_deflate *d);
+/*
+ * Codes src[0..len) (len <= PAGE_SIZE) as the next bytes of the current item
+ * (opening one), keeping the item's DEFLATE data within room bytes (<=
+ * PROTO_MAX_PAYLOAD) with its end included. Returns the bytes covered: len,
+ * or fewer when the rest would not fit (the reply is full then: later calls
+ * return 0).
+ */
+u32 proto_dfl_page(struct proto_deflate *d, const u8 *src, u32 len, u32 room);
+/* Ends the open item (if any) and writes it into b; false when it does not fit. */
+bool proto_dfl_end_item(struct proto_deflate *d, struct proto_buf *b);
 
 #endif /* PT_PROTO_H */

@@ -5,7 +5,7 @@
 FUZZ_CC ?= clang
 FUZZ_CFLAGS := -std=gnu11 -O1 -g -Wall -Wextra -Werror -Iinclude -I. \
 	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
-FUZZ_CODEC := hv/proto/proto.c hv/proto/codec.c
+FUZZ_CODEC := hv/proto/proto.c hv/proto/codec.c hv/proto/deflate.c
 FUZZ_MGMT := $(FUZZ_CODEC) hv/mgmt.c tests/proto/fake_backend.c hv/dirty_session.c hv/cow_session.c \
 	$(sort $(wildcard mmu/*.c)) tests/model/model_platform.c tests/model/hw_model.c
 

@@ -1,7 +1,7 @@
 # Host tests of the management protocol: codec and dispatcher unit tests, the
 # simulator (mgmt.c + fake backend behind a unix socket and an emulated 16550)
 # with ptctl end to end against it, and the protocol benchmark.
-MGMT_CODEC_SRCS := hv/proto/proto.c hv/proto/codec.c
+MGMT_CODEC_SRCS := hv/proto/proto.c hv/proto/codec.c hv/proto/deflate.c
 # The dispatcher with the product's dirty-log session over the real mmu/; the fake
 # stands in for the CPU only (tests/proto/fake_backend.h).
 MGMT_DIRTY_SRCS := hv/dirty_session.c hv/cow_session.c $(sort $(wildcard mmu/*.c)) tests/model/model_platform.c \
@@ -15,16 +15,31 @@ $(BUILD)/mgmt/proto_test: $(addprefix $(BUILD)/mgmt/san/,$(MGMT_SIM_SRCS:.c=.o) 
 $(BUILD)/mgmt/ptsim: $(addprefix $(BUILD)/mgmt/san/,$(MGMT_SIM_SRCS:.c=.o) tests/proto/ptsim.o)
 	$(Q)$(HOST_CC) $(HOST_CFLAGS) $(SAN_CFLAGS) $^ -o $@
 
-$(BUILD)/mgmt/ptinject: $(addprefix $(BUILD)/mgmt/san/,tools/ptctl/client.o \
+$(BUILD)/mgmt/ptinject: $(addprefix $(BUILD)/mgmt/san/,tools/ptctl/client.o tools/ptctl/inflate.o \
 		$(MGMT_CODEC_SRCS:.c=.o) tests/proto/ptinject.o)
-	$(Q)$(HOST_CC) $(HOST_CFLAGS) $(SAN_CFLAGS) $^ -o $@
+	$(Q)$(HOST_CC) $(HOST_CFLAGS) $(SAN_CFLAGS) $^ -lz -o $@
 
 # The benchmark is built without sanitizers: it measures bytes, and speed.
 $(BUILD)/mgmt/bench_proto: $(addprefix $(BUILD)/mgmt/host/,$(MGMT_SIM_SRCS:.c=.o) \
-		tools/ptctl/client.o tests/proto/bench_proto.o)
-	$(Q)$(HOST_CC) $(HOST_CFLAGS) $^ -o $@
+		tools/ptctl/client.o tools/ptctl/inflate.o tests/proto/bench_proto.o)
+	$(Q)$(HOST_CC) $(HOST_CFLAGS) $^ -lz -o $@
 
 HOST_TESTS += $(BUILD)/mgmt/proto_test
+
+# The DEFLATE coder (hv/proto/deflate.c) against zlib's inflate, through the host's
+# decoder (tools/ptctl/inflate.c): every length, block boundary and kind of page.
+$(BUILD)/mgmt/deflate_test: $(addprefix $(BUILD)/mgmt/san/,$(MGMT_CODEC_SRCS:.c=.o) \
+		tools/ptctl/inflate.o tests/proto/deflate_test.o)
+	$(Q)$(HOST_CC) $(HOST_CFLAGS) $(SAN_CFLAGS) $^ -lz -o $@
+
+HOST_TESTS += $(BUILD)/mgmt/deflate_test
+
+# Wire bytes of guest memory (a raw image) with each MEM_READ encoding, through the
+# dispatcher; every reply checked (tests/snapshot/bench_line.py, docs/snapshot.md).
+$(BUILD)/mgmt/codec_bytes: $(addprefix $(BUILD)/mgmt/host/,$(MGMT_SIM_SRCS:.c=.o) \
+		tools/ptctl/inflate.o tests/proto/codec_bytes.o)
+	$(Q)$(HOST_CC) $(HOST_CFLAGS) $^ -lz -o $@
+TEST_DEPS += $(BUILD)/mgmt/codec_bytes
 
 # ptctl end to end against the simulator (needs socat and python3).
 TEST_DEPS += $(BUILD)/mgmt/ptsim $(BUILD)/mgmt/ptctl-san $(BUILD)/mgmt/ptinject

@@ -9,10 +9,13 @@
    counts the bytes and times them from the first to the last. No x86 code pushes bytes
    through this UART faster than the better of the two.
 2. The hypervisor: PageTrail with Linux as its guest (PT_BENCH_LINE_MIB of RAM, default
-   256), paused with `ptctl pause`; `ptctl mem read` of the kernel's code and data
-   (/proc/iomem "Kernel code" to "Kernel bss", the first PT_BENCH_LINE_READ_MIB, default
-   4) in the paused loop: wire bytes (both directions, as ptctl counts them) per second
-   of the command, against the ceiling (a ratio).
+   256), idle, paused with `ptctl pause`; `ptctl mem read` of PT_BENCH_LINE_READ_MIB
+   (default 4) of the kernel from /proc/iomem's "Kernel code" on, in the paused loop,
+   with each codec (--codec tokens, deflate): wire bytes (both directions, as ptctl
+   counts them) per second of the command, against the ceiling (a ratio).
+3. In the same pause, QMP pmemsave of the whole RAM; build/mgmt/codec_bytes runs it
+   through the dispatcher with each encoding (every reply decoded and compared): the
+   wire bytes of the whole guest, and the seconds they take at the ceiling.
 
 Prints JSON lines (tools/bench.sh); progress on stderr.
 """
@@ -105,13 +108,17 @@ def ptctl_json(*cmd, timeout=1200):
 
 
 def hypervisor_rate():
-    """ptctl mem read of the guest kernel, paused: (wire bytes, seconds, bytes read)."""
+    """ptctl mem read of the guest kernel, paused, with each codec: {codec: (wire bytes,
+    seconds, bytes read)}; and the wire bytes of the whole RAM per encoding (codec_bytes
+    over a QMP pmemsave taken in the same pause)."""
     p, _ = ptqemu.run_qemu(RUN_DIR, ["--com1-socket", "--qemu-arg", "-m", "--qemu-arg",
                                      f"{MIB}M", "--kernel-args", "init_on_free=1 no_timer_check"],
-                           600)
+                           1200)
+    qmp = None
     try:
         if not wait_file(os.path.join(RUN_DIR, "com1.log"), r"^pagetrail-init: shell", 300):
             raise QemuError("Linux did not reach its shell")
+        qmp = ptqemu.Qmp(os.path.join(RUN_DIR, "qmp.sock"))
         con = Console(os.path.join(RUN_DIR, "com1.sock"))
         con.run_cmd("echo console-$((20+3))", r"^console-23", 30)
         since = con.mark()
@@ -122,17 +129,30 @@ def hypervisor_rate():
             raise QemuError(f"no 'Kernel code' in /proc/iomem: {txt!r}")
         gpa = int(code.group(1), 16)
         con.close()
+        time.sleep(5)  # idle, as bench_snapshot.py measures it
         ptctl_json("pause")
+        rates = {}
         out = os.path.join(RUN_DIR, "kernel.bin")
-        r, dt = ptctl_json("mem", "read", hex(gpa), str(READ_MIB << 20), "-o", out)
+        for codec in ("tokens", "deflate"):
+            r, dt = ptctl_json("--codec", codec, "mem", "read", hex(gpa), str(READ_MIB << 20),
+                               "-o", out)
+            log(f"hypervisor: {codec}: mem read of {READ_MIB} MiB at {gpa:#x} (paused): "
+                f"{r['wire_bytes']} wire bytes in {dt:.2f} s")
+            rates[codec] = (r["wire_bytes"], dt, r["bytes"])
         os.unlink(out)
+        ram = os.path.abspath(os.path.join(RUN_DIR, "ram.bin"))
+        qmp.cmd("pmemsave", val=0, size=MIB << 20, filename=ram)
         ptctl_json("resume")
-        log(f"hypervisor: mem read of {READ_MIB} MiB at {gpa:#x} (paused): "
-            f"{r['wire_bytes']} wire bytes in {dt:.2f} s")
-        return r["wire_bytes"], dt, r["bytes"]
+        cb = subprocess.run([os.path.join(BUILD, "mgmt", "codec_bytes"), ram],
+                            capture_output=True, text=True, timeout=1200)
+        os.unlink(ram)
+        if cb.returncode != 0:
+            raise QemuError(f"codec_bytes: {cb.stderr.strip()}")
+        whole = {j["encoding"]: j for j in map(json.loads, cb.stdout.splitlines())}
+        return rates, whole
     finally:
         try:
-            ptqemu.Qmp(os.path.join(RUN_DIR, "qmp.sock")).cmd("quit")
+            (qmp or ptqemu.Qmp(os.path.join(RUN_DIR, "qmp.sock"))).cmd("quit")
         except (QemuError, OSError):
             pass
         ptqemu.stop_qemu(p, 30)
@@ -151,18 +171,36 @@ def main():
                  note=f"uartblast.efi without the hypervisor, LSR read "
                  f"{'per 16 bytes' if mode == 'fifo' else 'per byte'}, {SECONDS} s into "
                  "QEMU's unix-socket chardev (TCG + OVMF)")
-        wire, dt, nbytes = hypervisor_rate()
-        rate = wire / dt
-        fig = dict(name="line.hypervisor.mem_read_wire_kb_per_s", value=round(rate / 1000, 1),
-                   unit="KB/s",
-                   note=f"ptctl mem read of {nbytes >> 20} MiB of the guest kernel, guest "
-                   f"paused, {MIB} MiB Linux; wire bytes per second of the command")
-        if best:
-            fig.update(ref=round(best / 1000, 1), ref_name="uartblast.efi ceiling",
-                       ratio=round(rate / best, 3))
-        emit(**fig)
-        emit(name="line.hypervisor.mem_read_memory_kb_per_s", value=round(nbytes / dt / 1000, 1),
-             unit="KB/s", note="guest memory covered per second by the same read")
+        rates, whole = hypervisor_rate()
+        for codec, (wire, dt, nbytes) in rates.items():
+            rate = wire / dt
+            fig = dict(name=f"line.hypervisor.{codec}.mem_read_wire_kb_per_s",
+                       value=round(rate / 1000, 1), unit="KB/s",
+                       note=f"ptctl --codec {codec} mem read of {nbytes >> 20} MiB of the guest "
+                       f"kernel, guest paused, {MIB} MiB Linux; wire bytes per second")
+            if best:
+                fig.update(ref=round(best / 1000, 1), ref_name="uartblast.efi ceiling",
+                           ratio=round(rate / best, 3))
+            emit(**fig)
+            emit(name=f"line.hypervisor.{codec}.mem_read_memory_kb_per_s",
+                 value=round(nbytes / dt / 1000, 1), unit="KB/s",
+                 note="guest memory covered per second by the same read")
+            emit(name=f"line.hypervisor.{codec}.kernel_wire_bytes", value=wire, unit="B",
+                 note=f"wire bytes of the same {nbytes >> 20} MiB of kernel")
+        ref = whole.get("tokens")
+        for enc, j in whole.items():
+            fig = dict(name=f"line.ram.{enc}.wire_mb", value=round(j["wire_bytes"] / 1e6, 2),
+                       unit="MB", note=f"MEM_READ of all {MIB} MiB of the idle Linux guest "
+                       f"({j['nonzero_pages']} of {j['pages']} pages not zero) through the "
+                       f"dispatcher (tests/proto/codec_bytes.c), {j['replies']} replies")
+            if ref:
+                fig.update(ref=round(ref["wire_bytes"] / 1e6, 2), ref_name="tokens",
+                           ratio=round(j["wire_bytes"] / ref["wire_bytes"], 3))
+            emit(**fig)
+            if best:
+                emit(name=f"line.ram.{enc}.seconds_at_ceiling",
+                     value=round(j["wire_bytes"] / best, 1), unit="s",
+                     note=f"those wire bytes at the ceiling ({best / 1000:.1f} KB/s)")
     except (QemuError, subprocess.TimeoutExpired, KeyError, OSError) as e:
         log(f"failed: {e}")
         status = 1

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include "client.h"
+#include "inflate.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -152,6 +153,8 @@ void pt_close(struct pt_conn *c)
 	if (c->fd >= 0)
 		close(c->fd);
 	c->fd = -1;
+	pt_inflate_free(c->inflate);
+	c->inflate = NULL;
 }
 
 int pt_send_raw(struct pt_conn *c, const u8 *buf, u32 len)

@@ -40,6 +40,13 @@ struct pt_conn {
 	u64 retransmits, naks, credits, stray_frames, bad_frames, busy;
 	bool bad_long; /* a long frame failed its checks since the last send */
 
+	/*
+	 * MEM_READ/COW_READ replies: PT_CODEC_AUTO takes DEFLATE when the
+	 * hypervisor offers it (PROTO_CAP_DEFLATE), else tokens.
+	 */
+	enum { PT_CODEC_AUTO, PT_CODEC_TOKENS, PT_CODEC_RAW } codec;
+	struct pt_inflate *inflate; /* DEFLATE decoder, made at the first such reply */
+
 	/* Filled by pt_hello(). */
 	u64 peer_caps;
 	char peer_name[64];

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include "ops.h"
+#include "inflate.h"
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -354,7 +355,11 @@ static int mem_read_chunk(struct pt_conn *c, u8 cmd, u64 gpa, u64 len, u8 *dst, 
 	proto_wbuf_init(&b, q, sizeof(q));
 	proto_put_varint(&b, gpa);
 	proto_put_varint(&b, len);
-	proto_put_u8(&b, PROTO_MEM_LZ);
+	proto_put_u8(&b, c->codec == PT_CODEC_RAW	  ? 0
+			 : c->codec == PT_CODEC_TOKENS ? PROTO_MEM_LZ
+			 : (c->peer_caps & PROTO_CAP_DEFLATE)
+			     ? PROTO_MEM_LZ | PROTO_MEM_DFL
+			     : PROTO_MEM_LZ);
 	r = pt_request(c, cmd, q, b.len, rep, &rl, NULL);
 	if (r)
 		return r;
@@ -369,6 +374,12 @@ static int mem_read_chunk(struct pt_conn *c, u8 cmd, u64 gpa, u64 len, u8 *dst, 
 		if (*out > cap)
 			return bad_reply(c, cmd);
 		memcpy(dst, proto_get_bytes(&b, (u32)*out), *out);
+	} else if (enc == PROTO_MEM_DEFLATE && c->codec == PT_CODEC_AUTO) {
+		if (!c->inflate && !(c->inflate = pt_inflate_new()))
+			return bad_reply(c, cmd);
+		/* A reply that does not decode exactly is refused, never half-used. */
+		if (!pt_inflate_reply(c->inflate, &b, dst, out, cap))
+			return bad_reply(c, cmd);
 	} else if (enc != PROTO_MEM_TOKENS || !proto_tokens_decode(&b, dst, out, cap)) {
 		return bad_reply(c, cmd);
 	}

@@ -20,7 +20,8 @@
 #include <unistd.h>
 
 static const char usage_text[] =
-    "usage: ptctl -c CONN [--baud N] [--json] [--timeout MS] [-v] COMMAND\n"
+    "usage: ptctl -c CONN [--baud N] [--json] [--timeout MS] [--codec deflate|tokens|raw] [-v]\n"
+    "             COMMAND\n"
     "  CONN: unix:PATH (QEMU chardev socket) | tcp:HOST:PORT | /dev/ttyS1 (--baud, default "
     "115200)\n"
     "  COMMAND:\n"
@@ -43,6 +44,8 @@ static const char usage_text[] =
     "            the same with the pages read over the management line (live snapshot engine)\n"
     "    wws --seconds S [--interval T] [--csv FILE] [--plot FILE]   writable working set\n"
     "  --json: machine-readable output of every command\n"
+    "  --codec: guest memory on the wire (mem read, snapshot): deflate (the default when the\n"
+    "           hypervisor offers it), tokens (the in-page codec) or raw\n"
     "  exit status: 0 ok, 1 error from the hypervisor, 2 usage, 3 transport or timeout\n";
 
 static struct {
@@ -53,7 +56,7 @@ static struct {
 	int timeout_ms;
 	/* command options */
 	const char *slot, *mode, *out, *first, *count, *vcpu, *bytes, *downtime, *max_rounds, *base,
-	    *lease, *cow_mib;
+	    *lease, *cow_mib, *codec;
 	bool all, clear, live, cow, stay_paused;
 	const char *pos[8];
 	int npos;
@@ -808,6 +811,8 @@ int main(int argc, char **argv)
 			val = &opt.cow_mib;
 		else if (!strcmp(a, "--bytes"))
 			val = &opt.bytes;
+		else if (!strcmp(a, "--codec"))
+			val = &opt.codec;
 		if (!val && research_option(argc, argv, &i))
 			continue;
 		if (val) {
@@ -906,9 +911,16 @@ int main(int argc, char **argv)
 			return usage("unknown command or wrong arguments: %s %s", cmd, sub);
 	}
 
+	if (opt.codec && strcmp(opt.codec, "deflate") && strcmp(opt.codec, "tokens") &&
+	    strcmp(opt.codec, "raw"))
+		return usage("--codec is deflate, tokens or raw, not %s", opt.codec);
 	r = pt_connect(&conn, opt.conn, opt.baud);
 	if (r)
 		return failed(r);
+	/* deflate: the hypervisor's choice between DEFLATE and tokens (PROTO_CAP_DEFLATE). */
+	conn.codec = !opt.codec || !strcmp(opt.codec, "deflate") ? PT_CODEC_AUTO
+		     : !strcmp(opt.codec, "tokens")		  ? PT_CODEC_TOKENS
+								  : PT_CODEC_RAW;
 	conn.timeout_ms = opt.timeout_ms;
 	conn.verbose = opt.verbose;
 	r = pt_hello(&conn);
