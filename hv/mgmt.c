@@ -56,6 +56,7 @@ int mgmt_init(struct mgmt *m, void *mem, size_t mem_size, const struct mgmt_back
 	m->dfl = carve(&p, end, sizeof(struct proto_deflate));
 	if (!rxbuf || !m->payload || !m->tx || !m->page || !m->cow_page || !m->lz || !m->dfl)
 		return -PROTO_E_INTERNAL;
+	proto_dfl_init(m->dfl);
 	m->be = be;
 	m->be_ctx = be_ctx;
 	m->ds = ds;
@@ -732,10 +733,18 @@ static int mem_source(struct mgmt *m, bool cow, u64 at, u32 chunk, const u8 **sr
 	return 0;
 }
 
-/* True when all len bytes equal p[0]. */
+/* True when all len bytes equal p[0]: eight at a time, most pages differ early. */
 static bool all_same(const u8 *p, u32 len)
 {
-	for (u32 i = 1; i < len; i++)
+	u64 w = 0x0101010101010101ull * p[0], v;
+	u32 i = 0;
+
+	for (; i + 8 <= len; i += 8) {
+		__builtin_memcpy(&v, p + i, 8);
+		if (v != w)
+			return false;
+	}
+	for (; i < len; i++)
 		if (p[i] != p[0])
 			return false;
 	return true;

@@ -3,8 +3,8 @@
  * A DEFLATE (RFC 1951) compressor for MEM_READ and COW_READ replies
  * (PROTO_MEM_DEFLATE, docs/protocol.md section 7): LZ77 over the reply's
  * non-zero pages with hash chains of bounded depth, each page's symbols coded
- * as one block, fixed Huffman codes (RFC 1951, 3.2.6) or stored (3.2.4),
- * whichever is shorter. The host decodes with zlib.
+ * as one block with dynamic Huffman codes (RFC 1951, 3.2.7), fixed ones
+ * (3.2.6) or stored (3.2.4), whichever is shortest. The host decodes with zlib.
  *
  * Written for the hypervisor: no libc, no allocation (the caller gives one
  * struct proto_deflate), no recursion, bounded work per call (one page: at
@@ -18,10 +18,14 @@
 #define DFL_MIN_MATCH 3
 #define DFL_MAX_MATCH 258
 #define DFL_EOB	      256
+/* Alphabets (RFC 1951, 3.2.5-3.2.7): literal/length, distance, code length. */
+#define DFL_NLIT  PROTO_DFL_NLIT
+#define DFL_NDIST PROTO_DFL_NDIST
+#define DFL_NCL	  PROTO_DFL_NCL
+/* A match this long ends the search: longer ones save too little for the time. */
+#define DFL_NICE_MATCH 32
 /* Bits the item's end takes: an empty final fixed block (3 + 7) and the padding. */
 #define DFL_END_BITS (3 + 7 + 7)
-/* A symbol's most bits with fixed codes: length 8 + 5 extra, distance 5 + 13 extra. */
-#define DFL_SYM_MAX_BITS 31
 
 /* head[] holds (generation << PROTO_DFL_POS_BITS) | (position + 1). */
 #define DFL_POS_MASK ((1u << PROTO_DFL_POS_BITS) - 1)
@@ -67,23 +71,6 @@ static void dfl_align(struct proto_deflate *d)
 		dfl_bits(d, 0, 8 - d->bitcnt);
 }
 
-/* Fixed literal/length code of symbol s (RFC 1951, 3.2.6): value and length. */
-static inline u32 fixed_lit_len(u32 s)
-{
-	return s < 144 ? 8 : s < 256 ? 9 : s < 280 ? 7 : 8;
-}
-
-static void put_fixed_lit(struct proto_deflate *d, u32 s)
-{
-	u32 code = s < 144   ? 0x30 + s
-		   : s < 256 ? 0x190 + (s - 144)
-		   : s < 280 ? s - 256
-			     : 0xc0 + (s - 280);
-	u32 len = fixed_lit_len(s);
-
-	dfl_bits(d, dfl_rev(code, len), len);
-}
-
 /* RFC 1951, 3.2.5: a length's code (257..285), extra bits and their value. */
 static inline void len_code(u32 l, u32 *code, u32 *nextra, u32 *extra)
 {
@@ -124,41 +111,329 @@ static inline void dist_code(u32 dist, u32 *code, u32 *nextra, u32 *extra)
 	*extra = x & ((1u << (n - 1)) - 1);
 }
 
-/* Bits of one symbol with fixed codes. */
-static u32 sym_fixed_bits(const struct proto_deflate *d, u32 i)
+/*
+ * Per symbol, once after LZ77: its literal/length code, and for a match the
+ * distance code and the extra bits of both (count and value), so that costing
+ * a block three ways and writing it read tables only.
+ */
+static void dfl_classify(struct proto_deflate *d)
 {
-	u32 code, ne, ex, bits;
+	for (u32 i = 0; i < d->nsym; i++) {
+		u32 c, ne, ex, dc, dne, dex;
 
-	if (!d->sym_dist[i])
-		return fixed_lit_len(d->sym_lit[i]);
-	len_code(d->sym_lit[i], &code, &ne, &ex);
-	bits = fixed_lit_len(code) + ne;
-	dist_code(d->sym_dist[i], &code, &ne, &ex);
-	return bits + 5 + ne;
+		if (!d->sym_dist[i]) {
+			d->sym_lc[i] = d->sym_lit[i];
+			d->sym_extra_bits[i] = 0;
+			continue;
+		}
+		len_code(d->sym_lit[i], &c, &ne, &ex);
+		dist_code(d->sym_dist[i], &dc, &dne, &dex);
+		d->sym_lc[i] = (u16)c;
+		d->sym_dc[i] = (u8)dc;
+		d->sym_extra_bits[i] = (u8)(ne + dne);
+		/* Written as one field: the length's extra bits, then the distance's. */
+		d->sym_extra[i] = ex;
+		d->sym_dextra[i] = (u16)dex;
+		d->sym_ne[i] = (u8)ne;
+	}
 }
 
-static void put_sym_fixed(struct proto_deflate *d, u32 i)
+/* Bits of symbol i with codes c. */
+static inline u32 sym_bits(const struct proto_deflate *d, const struct proto_dfl_codes *c, u32 i)
 {
-	u32 code, ne, ex;
+	if (!d->sym_dist[i])
+		return c->len_l[d->sym_lc[i]];
+	return (u32)c->len_l[d->sym_lc[i]] + c->len_d[d->sym_dc[i]] + d->sym_extra_bits[i];
+}
 
-	if (!d->sym_dist[i]) {
-		put_fixed_lit(d, d->sym_lit[i]);
+static void put_sym(struct proto_deflate *d, const struct proto_dfl_codes *c, u32 i)
+{
+	u32 lc = d->sym_lc[i];
+
+	dfl_bits(d, c->code_l[lc], c->len_l[lc]);
+	if (!d->sym_dist[i])
 		return;
-	}
-	len_code(d->sym_lit[i], &code, &ne, &ex);
-	put_fixed_lit(d, code);
-	if (ne)
-		dfl_bits(d, ex, ne);
-	dist_code(d->sym_dist[i], &code, &ne, &ex);
-	dfl_bits(d, dfl_rev(code, 5), 5);
-	if (ne)
-		dfl_bits(d, ex, ne);
+	if (d->sym_ne[i])
+		dfl_bits(d, d->sym_extra[i], d->sym_ne[i]);
+	dfl_bits(d, c->code_d[d->sym_dc[i]], c->len_d[d->sym_dc[i]]);
+	if (d->sym_extra_bits[i] - d->sym_ne[i])
+		dfl_bits(d, d->sym_dextra[i], d->sym_extra_bits[i] - d->sym_ne[i]);
 }
 
 /* Input bytes of symbol i. */
 static inline u32 sym_bytes(const struct proto_deflate *d, u32 i)
 {
 	return d->sym_dist[i] ? d->sym_lit[i] : 1;
+}
+
+/*
+ * Canonical Huffman codes from code lengths (RFC 1951, 3.2.2), stored bit-
+ * reversed: the coder writes the least significant bit first.
+ */
+static void huff_codes(const u8 *len, u32 n, u16 *code)
+{
+	u32 count[16] = {0}, next[16], c = 0;
+
+	for (u32 i = 0; i < n; i++)
+		count[len[i]]++;
+	count[0] = 0;
+	for (u32 b = 1; b < 16; b++) {
+		c = (c + count[b - 1]) << 1;
+		next[b] = c;
+	}
+	for (u32 i = 0; i < n; i++)
+		code[i] = len[i] ? (u16)dfl_rev(next[len[i]]++, len[i]) : 0;
+}
+
+/* RFC 1951, 3.2.6: the fixed codes, built once. */
+static void fixed_codes(struct proto_deflate *d)
+{
+	struct proto_dfl_codes *c = &d->fixed;
+
+	/* All 288 take part in the canonical assignment, or codes 144..255 come out wrong. */
+	for (u32 s = 0; s < 288; s++)
+		c->len_l[s] = s < 144 ? 8 : s < 256 ? 9 : s < 280 ? 7 : 8;
+	for (u32 s = 0; s < DFL_NDIST; s++)
+		c->len_d[s] = 5;
+	huff_codes(c->len_l, 288, c->code_l);
+	huff_codes(c->len_d, DFL_NDIST, c->code_d);
+	d->fixed_ready = true;
+}
+
+/*
+ * Code lengths of at most @limit bits for the n symbols with frequencies
+ * freq (0: unused, length 0): minimum-redundancy lengths computed in place
+ * (Moffat and Katajainen, "In-Place Calculation of Minimum-Redundancy Codes",
+ * 1995: no tree, no recursion), then the longest codes shortened until the
+ * lengths fit the limit and still make a complete code (the Kraft sum kept at
+ * one). A lone symbol gets length 1.
+ */
+static void huff_lengths(struct proto_deflate *d, const u16 *freq, u32 n, u32 limit, u8 *len)
+{
+	u32 *a = d->hw_a, m = 0, num[33] = {0}, total = 0;
+	u16 *sym = d->hw_sym;
+	s32 root, leaf, next, avbl, used, dpth;
+
+	for (u32 i = 0; i < n; i++) {
+		len[i] = 0;
+		if (freq[i]) {
+			sym[m] = (u16)i;
+			a[m++] = freq[i];
+		}
+	}
+	if (!m)
+		return;
+	if (m == 1) {
+		len[sym[0]] = 1;
+		return;
+	}
+	/* Shell sort by frequency, ascending (n <= 286). */
+	for (u32 gap = 64; gap; gap /= 4) {
+		for (u32 i = gap; i < m; i++) {
+			u32 fa = a[i];
+			u16 sa = sym[i];
+			u32 j = i;
+
+			for (; j >= gap && a[j - gap] > fa; j -= gap) {
+				a[j] = a[j - gap];
+				sym[j] = sym[j - gap];
+			}
+			a[j] = fa;
+			sym[j] = sa;
+		}
+	}
+	a[0] += a[1];
+	root = 0;
+	leaf = 2;
+	for (next = 1; next < (s32)m - 1; next++) {
+		if (leaf >= (s32)m || a[root] < a[leaf]) {
+			a[next] = a[root];
+			a[root++] = (u32)next;
+		} else {
+			a[next] = a[leaf++];
+		}
+		if (leaf >= (s32)m || (root < next && a[root] < a[leaf])) {
+			a[next] += a[root];
+			a[root++] = (u32)next;
+		} else {
+			a[next] += a[leaf++];
+		}
+	}
+	a[m - 2] = 0;
+	for (next = (s32)m - 3; next >= 0; next--)
+		a[next] = a[a[next]] + 1;
+	avbl = 1;
+	used = dpth = 0;
+	root = (s32)m - 2;
+	next = (s32)m - 1;
+	while (avbl > 0) {
+		while (root >= 0 && (s32)a[root] == dpth) {
+			used++;
+			root--;
+		}
+		while (avbl > used) {
+			a[next--] = (u32)dpth;
+			avbl--;
+		}
+		avbl = 2 * used;
+		dpth++;
+		used = 0;
+	}
+	/* a[i]: the length of sym[i]; the most frequent last, shortest. */
+	for (u32 i = 0; i < m; i++)
+		num[a[i] > 32 ? 32 : a[i]]++;
+	for (u32 i = limit + 1; i <= 32; i++) {
+		num[limit] += num[i];
+		num[i] = 0;
+	}
+	for (u32 i = limit; i > 0; i--)
+		total += num[i] << (limit - i);
+	while (total != 1u << limit) {
+		num[limit]--;
+		for (u32 i = limit - 1; i > 0; i--) {
+			if (num[i]) {
+				num[i]--;
+				num[i + 1] += 2;
+				break;
+			}
+		}
+		total--;
+	}
+	{
+		u32 j = m;
+
+		for (u32 i = 1; i <= limit; i++)
+			for (u32 k = num[i]; k > 0; k--)
+				len[sym[--j]] = (u8)i;
+	}
+}
+
+/* RFC 1951, 3.2.7: the order the code length code's lengths are sent in. */
+static const u8 cl_order[DFL_NCL] = {16, 17, 18, 0, 8,	7, 9,  6, 10, 5,
+				     11, 4,  12, 3, 13, 2, 14, 1, 15};
+
+/*
+ * Dynamic codes for symbols [0, nsym): frequencies, lengths, the run-length
+ * coded lengths and their own code. Returns the bits of the block header
+ * (BFINAL and BTYPE included).
+ */
+static u32 dyn_build(struct proto_deflate *d, u32 nsym)
+{
+	struct proto_dfl_codes *c = &d->dyn;
+	u16 *fl = d->freq_l, *fd = d->freq_d, *fc = d->freq_cl;
+	u8 *lens = d->rle_lens;
+	u32 total, n = 0, bits, used = 0;
+
+	for (u32 i = 0; i < DFL_NLIT; i++)
+		fl[i] = 0;
+	for (u32 i = 0; i < DFL_NDIST; i++)
+		fd[i] = 0;
+	for (u32 i = 0; i < DFL_NCL; i++)
+		fc[i] = 0;
+	for (u32 i = 0; i < nsym; i++) {
+		fl[d->sym_lc[i]]++;
+		if (d->sym_dist[i])
+			fd[d->sym_dc[i]]++;
+	}
+	fl[DFL_EOB] = 1;
+	/* No match: one distance code all the same, so no decoder sees an empty set. */
+	for (used = 0; used < DFL_NDIST && !fd[used]; used++)
+		;
+	if (used == DFL_NDIST)
+		fd[0] = 1;
+	huff_lengths(d, fl, DFL_NLIT, 15, c->len_l);
+	huff_lengths(d, fd, DFL_NDIST, 15, c->len_d);
+	d->hlit = DFL_NLIT;
+	while (d->hlit > 257 && !c->len_l[d->hlit - 1])
+		d->hlit--;
+	d->hdist = DFL_NDIST;
+	while (d->hdist > 1 && !c->len_d[d->hdist - 1])
+		d->hdist--;
+	total = d->hlit + d->hdist;
+	for (u32 i = 0; i < d->hlit; i++)
+		lens[i] = c->len_l[i];
+	for (u32 i = 0; i < d->hdist; i++)
+		lens[d->hlit + i] = c->len_d[i];
+	/* RFC 1951, 3.2.7: 16 repeats the previous length 3-6 times, 17 and 18 zeros. */
+	for (u32 i = 0; i < total;) {
+		u32 v = lens[i], run = 1;
+
+		while (i + run < total && lens[i + run] == v)
+			run++;
+		if (!v && run >= 3) {
+			u32 r = run > 138 ? 138 : run;
+
+			d->rle_sym[n] = r >= 11 ? 18 : 17;
+			d->rle_extra[n] = (u8)(r >= 11 ? r - 11 : r - 3);
+			fc[d->rle_sym[n++]]++;
+			i += r;
+			continue;
+		}
+		d->rle_sym[n] = (u8)v;
+		fc[v]++;
+		n++;
+		i++;
+		if (v && run >= 4) {
+			u32 r = run - 1 > 6 ? 6 : run - 1;
+
+			d->rle_sym[n] = 16;
+			d->rle_extra[n] = (u8)(r - 3);
+			fc[16]++;
+			n++;
+			i += r;
+		}
+	}
+	d->nrle = n;
+	/* The code length code must be complete (zlib refuses a lone code there). */
+	used = 0;
+	for (u32 i = 0; i < DFL_NCL; i++)
+		used += fc[i] != 0;
+	for (u32 i = 0; used < 2; i++)
+		if (!fc[i]) {
+			fc[i] = 1;
+			used++;
+		}
+	huff_lengths(d, fc, DFL_NCL, 7, d->len_cl);
+	huff_codes(d->len_cl, DFL_NCL, d->code_cl);
+	d->hclen = DFL_NCL;
+	while (d->hclen > 4 && !d->len_cl[cl_order[d->hclen - 1]])
+		d->hclen--;
+	bits = 3 + 5 + 5 + 4 + 3 * d->hclen;
+	for (u32 i = 0; i < n; i++) {
+		u32 sy = d->rle_sym[i];
+
+		bits += d->len_cl[sy] + (sy == 16 ? 2 : sy == 17 ? 3 : sy == 18 ? 7 : 0);
+	}
+	huff_codes(c->len_l, DFL_NLIT, c->code_l);
+	huff_codes(c->len_d, DFL_NDIST, c->code_d);
+	return bits;
+}
+
+static void put_dyn_header(struct proto_deflate *d)
+{
+	dfl_bits(d, 4, 3); /* BFINAL 0, BTYPE 10 */
+	dfl_bits(d, d->hlit - 257, 5);
+	dfl_bits(d, d->hdist - 1, 5);
+	dfl_bits(d, d->hclen - 4, 4);
+	for (u32 i = 0; i < d->hclen; i++)
+		dfl_bits(d, d->len_cl[cl_order[i]], 3);
+	for (u32 i = 0; i < d->nrle; i++) {
+		u32 sy = d->rle_sym[i];
+
+		dfl_bits(d, d->code_cl[sy], d->len_cl[sy]);
+		if (sy >= 16)
+			dfl_bits(d, d->rle_extra[i], sy == 16 ? 2 : sy == 17 ? 3 : 7);
+	}
+}
+
+void proto_dfl_init(struct proto_deflate *d)
+{
+	for (u32 h = 0; h < ARRAY_SIZE(d->head); h++)
+		d->head[h] = 0;
+	d->gen = 0;
+	d->fixed_ready = false;
+	d->item_open = false;
+	d->full = true; /* until proto_dfl_begin */
 }
 
 void proto_dfl_begin(struct proto_deflate *d)
@@ -196,14 +471,33 @@ static inline void dfl_insert(struct proto_deflate *d, u32 p)
 	d->head[h] = d->gen << PROTO_DFL_POS_BITS | (p + 1);
 }
 
-/* Length of the match of in[p..) against in[cand..), at most max. */
+static inline u64 load64(const u8 *p)
+{
+	u64 v;
+
+	__builtin_memcpy(&v, p, 8); /* one unaligned load, no call */
+	return v;
+}
+
+/*
+ * Length of the match of in[p..) against in[cand..), at most max: eight bytes
+ * at a time (the hypervisor runs this under emulators too, where every load
+ * counts). in[] has 8 bytes of slack past PROTO_DFL_IN_MAX.
+ */
 static inline u32 match_len(const struct proto_deflate *d, u32 cand, u32 p, u32 max)
 {
 	u32 l = 0;
 
-	while (l < max && d->in[cand + l] == d->in[p + l])
-		l++;
-	return l;
+	while (l < max) {
+		u64 x = load64(d->in + cand + l) ^ load64(d->in + p + l);
+
+		if (x) {
+			l += (u32)__builtin_ctzll(x) / 8;
+			break;
+		}
+		l += 8;
+	}
+	return l < max ? l : max;
 }
 
 /*
@@ -240,7 +534,7 @@ static void dfl_lz77(struct proto_deflate *d, u32 p0, u32 p1)
 		}
 		if (p + DFL_MIN_MATCH <= p1) {
 			s32 c = head_get(d, dfl_hash(d->in + p));
-			u32 chain = best == max ? 0 : PROTO_DFL_CHAIN;
+			u32 chain = best >= DFL_NICE_MATCH || best == max ? 0 : PROTO_DFL_CHAIN;
 
 			dfl_insert(d, p);
 			while (c >= 0 && chain--) {
@@ -253,7 +547,7 @@ static void dfl_lz77(struct proto_deflate *d, u32 p0, u32 p1)
 					if (l > best) {
 						best = l;
 						best_dist = dist;
-						if (l == max)
+						if (l == max || l >= DFL_NICE_MATCH)
 							break;
 					}
 				}
@@ -267,7 +561,9 @@ static void dfl_lz77(struct proto_deflate *d, u32 p0, u32 p1)
 			d->sym_lit[d->nsym] = (u16)best;
 			d->sym_dist[d->nsym++] = (u16)best_dist;
 			d->last_dist = best_dist;
-			for (u32 k = 1; k < best; k++)
+			/* As zlib's fast levels: a long match's inner positions are not worth the
+			 * time. */
+			for (u32 k = 1; best <= DFL_NICE_MATCH && k < best; k++)
 				if (p + k + DFL_MIN_MATCH <= p1)
 					dfl_insert(d, p + k);
 			p += best;
@@ -305,21 +601,49 @@ static void put_stored(struct proto_deflate *d, const u8 *src, u32 n)
 		dfl_bits(d, src[i], 8);
 }
 
-static void put_fixed_block(struct proto_deflate *d, u32 nsym)
+/* A Huffman block of symbols [0, nsym): fixed codes, or the dynamic ones dyn_build made. */
+static void put_huff_block(struct proto_deflate *d, bool dyn, u32 nsym)
 {
-	dfl_bits(d, 2, 3); /* BFINAL 0, BTYPE 01 */
+	const struct proto_dfl_codes *c = dyn ? &d->dyn : &d->fixed;
+
+	if (dyn)
+		put_dyn_header(d);
+	else
+		dfl_bits(d, 2, 3); /* BFINAL 0, BTYPE 01 */
 	for (u32 i = 0; i < nsym; i++)
-		put_sym_fixed(d, i);
-	put_fixed_lit(d, DFL_EOB);
+		put_sym(d, c, i);
+	dfl_bits(d, c->code_l[DFL_EOB], c->len_l[DFL_EOB]);
+}
+
+/* Symbols of a prefix that fit in @avail bits with codes c after @hdr bits, and its input bytes. */
+static u32 prefix_fit(const struct proto_deflate *d, const struct proto_dfl_codes *c, u32 hdr,
+		      u32 avail, u32 *bytes)
+{
+	u32 bits = hdr + c->len_l[DFL_EOB], n;
+
+	*bytes = 0;
+	if (bits > avail)
+		return 0;
+	for (n = 0; n < d->nsym; n++) {
+		u32 b = sym_bits(d, c, n);
+
+		if (bits + b > avail)
+			break;
+		bits += b;
+		*bytes += sym_bytes(d, n);
+	}
+	return n;
 }
 
 u32 proto_dfl_page(struct proto_deflate *d, const u8 *src, u32 len, u32 room)
 {
-	u32 p0 = d->in_len, used, budget, fixed = 3 + 7, n, bytes;
+	u32 p0 = d->in_len, used, budget, fixed = 3, dyn_hdr, dyn, stored, bytes;
 
 	if (d->full || d->err || !len || len > PAGE_SIZE || room > sizeof(d->out) ||
 	    PROTO_DFL_IN_MAX - d->in_len < len)
 		return 0;
+	if (!d->fixed_ready)
+		fixed_codes(d);
 	if (!d->item_open) {
 		d->item_open = true;
 		d->item_start = d->in_len;
@@ -333,50 +657,91 @@ u32 proto_dfl_page(struct proto_deflate *d, const u8 *src, u32 len, u32 room)
 		return 0;
 	}
 	budget = room * 8 - DFL_END_BITS; /* the item must still end */
-	for (u32 i = 0; i < len; i++)
-		d->in[p0 + i] = src[i];
+	{
+		u32 i = 0;
+
+		for (; i + 8 <= len; i += 8) {
+			u64 v = load64(src + i);
+
+			__builtin_memcpy(d->in + p0 + i, &v, 8);
+		}
+		for (; i < len; i++)
+			d->in[p0 + i] = src[i];
+	}
 	d->in_len += len;
 	dfl_lz77(d, p0, p0 + len);
-	for (u32 i = 0; i < d->nsym; i++)
-		fixed += sym_fixed_bits(d, i);
-	if (used + fixed <= budget && fixed <= stored_bits(used, len)) {
-		put_fixed_block(d, d->nsym);
+	dfl_classify(d);
+	dyn_hdr = dyn_build(d, d->nsym);
+	dyn = dyn_hdr + d->dyn.len_l[DFL_EOB];
+	fixed += d->fixed.len_l[DFL_EOB];
+	for (u32 i = 0; i < d->nsym; i++) {
+		fixed += sym_bits(d, &d->fixed, i);
+		dyn += sym_bits(d, &d->dyn, i);
+	}
+	stored = stored_bits(used, len);
+	if (used + dyn <= budget && dyn <= fixed && dyn <= stored) {
+		put_huff_block(d, true, d->nsym);
 		return len;
 	}
-	if (used + stored_bits(used, len) <= budget) {
+	if (used + fixed <= budget && fixed <= stored) {
+		put_huff_block(d, false, d->nsym);
+		return len;
+	}
+	if (used + stored <= budget) {
 		put_stored(d, d->in + p0, len);
 		return len;
 	}
 	/*
-	 * The page does not fit whole: the longest prefix that does, fixed or
-	 * stored, ends the reply (the next request starts after it).
+	 * The page does not fit whole: the longest prefix that does (dynamic
+	 * codes, fixed or stored) ends the reply; the next request starts after it.
 	 */
 	d->full = true;
-	fixed = 3 + 7;
-	for (n = 0, bytes = 0; n < d->nsym; n++) {
-		u32 b = sym_fixed_bits(d, n);
-
-		if (used + fixed + b > budget)
-			break;
-		fixed += b;
-		bytes += sym_bytes(d, n);
-	}
 	{
-		u32 fixed_bytes = bytes, stored_n = 0, s = stored_bits(used, 0);
+		u32 dyn_bytes, fixed_bytes, stored_n = 0, s = stored_bits(used, 0);
+		u32 dyn_n = prefix_fit(d, &d->dyn, dyn_hdr, budget - used, &dyn_bytes);
+		u32 fixed_n = prefix_fit(d, &d->fixed, 3, budget - used, &fixed_bytes);
 
 		if (used + s <= budget)
 			stored_n = (budget - used - s) / 8;
 		if (stored_n > len)
 			stored_n = len;
-		if (stored_n > fixed_bytes) {
+		bytes = 0;
+		if (stored_n > fixed_bytes && stored_n > dyn_bytes) {
 			put_stored(d, d->in + p0, stored_n);
 			bytes = stored_n;
+		} else if (dyn_bytes >= fixed_bytes && dyn_bytes) {
+			put_huff_block(d, true, dyn_n);
+			bytes = dyn_bytes;
 		} else if (fixed_bytes) {
-			put_fixed_block(d, n);
+			put_huff_block(d, false, fixed_n);
+			bytes = fixed_bytes;
 		}
 	}
 	d->in_len = p0 + bytes;
 	return bytes;
+}
+
+/*
+ * Adler-32 (RFC 1950, 8.2), the check zlib streams carry: cheap per byte (two
+ * additions, a modulo per 5552 bytes), where CRC-32C by nibbles costs two
+ * table loads per byte.
+ */
+static u32 dfl_adler32(const u8 *p, u32 n)
+{
+	u32 a = 1, b = 0;
+
+	while (n) {
+		u32 k = n < 5552 ? n : 5552;
+
+		n -= k;
+		while (k--) {
+			a += *p++;
+			b += a;
+		}
+		a %= 65521;
+		b %= 65521;
+	}
+	return b << 16 | a;
 }
 
 bool proto_dfl_end_item(struct proto_deflate *d, struct proto_buf *b)
@@ -392,7 +757,7 @@ bool proto_dfl_end_item(struct proto_deflate *d, struct proto_buf *b)
 	if (!n)
 		return true; /* opened, but its first page did not fit: nothing to send */
 	dfl_bits(d, 3, 3);   /* BFINAL 1, BTYPE 01: an empty fixed block ends the stream */
-	put_fixed_lit(d, DFL_EOB);
+	dfl_bits(d, d->fixed.code_l[DFL_EOB], d->fixed.len_l[DFL_EOB]);
 	dfl_align(d);
 	if (d->err)
 		return false;
@@ -404,12 +769,12 @@ bool proto_dfl_end_item(struct proto_deflate *d, struct proto_buf *b)
 	proto_put_varint(b, d->out_len);
 	proto_put_bytes(b, d->out, d->out_len);
 	{
-		u32 crc = proto_crc32c(0, d->in + d->item_start, n);
+		u32 adler = dfl_adler32(d->in + d->item_start, n);
 
-		proto_put_u8(b, (u8)crc);
-		proto_put_u8(b, (u8)(crc >> 8));
-		proto_put_u8(b, (u8)(crc >> 16));
-		proto_put_u8(b, (u8)(crc >> 24));
+		proto_put_u8(b, (u8)adler);
+		proto_put_u8(b, (u8)(adler >> 8));
+		proto_put_u8(b, (u8)(adler >> 16));
+		proto_put_u8(b, (u8)(adler >> 24));
 	}
 	return !b->err;
 }

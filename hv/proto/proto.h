@@ -437,13 +437,14 @@ bool proto_tokens_decode(struct proto_buf *b, u8 *out, u64 *out_len, u64 cap);
  * PROTO_MEM_DEFLATE (a host that set PROTO_MEM_DFL): a stream of items
  *   0xc0        zero run: varint n zero bytes (as in TOKENS)
  *   0xc1        fill run: one byte b, varint n copies of b
- *   0xd0        varint n, varint clen, clen bytes, u32le crc: a raw DEFLATE stream
- *               (RFC 1951, ending with a final block) that inflates to exactly n
- *               bytes, whose CRC-32C is crc. Its preset dictionary is the last
- *               32 KiB (or fewer) of the bytes this reply's earlier 0xd0 items
- *               inflated to, in order: matches reach across pages and items.
- * hv/proto/deflate.c encodes (LZ77, fixed Huffman or stored blocks); hosts inflate
- * with zlib (tools/ptctl/inflate.c).
+ *   0xd0        varint n, varint clen, clen bytes, u32le adler: a raw DEFLATE
+ *               stream (RFC 1951, ending with a final block) that inflates to
+ *               exactly n bytes, whose Adler-32 (RFC 1950) is adler. Its preset
+ *               dictionary is the last 32 KiB (or fewer) of the bytes this reply's
+ *               earlier 0xd0 items inflated to, in order: matches reach across
+ *               pages and items.
+ * hv/proto/deflate.c encodes (LZ77; dynamic Huffman, fixed Huffman or stored
+ * blocks); hosts inflate with zlib (tools/ptctl/inflate.c).
  */
 #define PROTO_DFL_ITEM	    0xd0
 #define PROTO_DFL_WIN	    32768u /* RFC 1951's window */
@@ -451,22 +452,47 @@ bool proto_tokens_decode(struct proto_buf *b, u8 *out, u64 *out_len, u64 cap);
 #define PROTO_DFL_HASH_BITS 14
 #define PROTO_DFL_POS_BITS  17
 /* Candidates looked at per position: bounds the work per page. */
-#define PROTO_DFL_CHAIN 16
+#define PROTO_DFL_CHAIN 4
 /* An item's bytes besides its DEFLATE data: tag, two varints, CRC. */
 #define PROTO_DFL_ITEM_OVERHEAD 16
 
-struct proto_deflate {
-	u8 in[PROTO_DFL_IN_MAX];	     /* this reply's DEFLATE input */
-	u16 prev[PROTO_DFL_IN_MAX];	     /* distance - 1 to the previous same hash; ffff none */
-	u32 head[1u << PROTO_DFL_HASH_BITS]; /* gen << POS_BITS | (position + 1) */
-	u16 sym_lit[PAGE_SIZE];		     /* the page's symbols: literal or match length */
-	u16 sym_dist[PAGE_SIZE];	     /* 0 for a literal */
-	u8 out[PROTO_MAX_PAYLOAD];	     /* the item being coded */
-	u64 bitbuf;
-	u32 bitcnt, out_len, nsym, in_len, item_start, gen, last_dist;
-	bool item_open, full, err;
+#define PROTO_DFL_NLIT	286 /* literal/length codes */
+#define PROTO_DFL_NDIST 30  /* distance codes */
+#define PROTO_DFL_NCL	19  /* code length codes */
+
+/* One block's Huffman codes: lengths, and codes bit-reversed for the LSB-first coder. */
+struct proto_dfl_codes {
+	/* 288: the fixed code is built over 288 symbols (RFC 1951, 3.2.6), 286 and 287 unused. */
+	u8 len_l[288], len_d[PROTO_DFL_NDIST];
+	u16 code_l[288], code_d[PROTO_DFL_NDIST];
 };
 
+struct proto_deflate {
+	u8 in[PROTO_DFL_IN_MAX + 8];	     /* this reply's DEFLATE input (+8: word compares) */
+	u16 prev[PROTO_DFL_IN_MAX];	     /* distance - 1 to the previous same hash; ffff none */
+	u32 head[1u << PROTO_DFL_HASH_BITS]; /* gen << POS_BITS | (position + 1) */
+	/* The page's symbols: a literal (dist 0) or a match, and their codes. */
+	u16 sym_lit[PAGE_SIZE], sym_dist[PAGE_SIZE], sym_lc[PAGE_SIZE], sym_dextra[PAGE_SIZE];
+	u8 sym_dc[PAGE_SIZE], sym_ne[PAGE_SIZE], sym_extra_bits[PAGE_SIZE];
+	u8 sym_extra[PAGE_SIZE];
+	struct proto_dfl_codes fixed, dyn;
+	/* Dynamic header: frequencies, run-length coded lengths, the code length code. */
+	u16 freq_l[PROTO_DFL_NLIT], freq_d[PROTO_DFL_NDIST], freq_cl[PROTO_DFL_NCL];
+	u8 rle_lens[PROTO_DFL_NLIT + PROTO_DFL_NDIST];
+	u8 rle_sym[PROTO_DFL_NLIT + PROTO_DFL_NDIST], rle_extra[PROTO_DFL_NLIT + PROTO_DFL_NDIST];
+	u8 len_cl[PROTO_DFL_NCL];
+	u16 code_cl[PROTO_DFL_NCL];
+	u32 hw_a[PROTO_DFL_NLIT];   /* huff_lengths' work: frequencies, then lengths */
+	u16 hw_sym[PROTO_DFL_NLIT]; /* and the symbols in frequency order */
+	u32 nrle, hlit, hdist, hclen;
+	u8 out[PROTO_MAX_PAYLOAD]; /* the item being coded */
+	u64 bitbuf;
+	u32 bitcnt, out_len, nsym, in_len, item_start, gen, last_dist;
+	bool item_open, full, err, fixed_ready;
+};
+
+/* Once, on memory of any content (hidden memory is not zeroed). */
+void proto_dfl_init(struct proto_deflate *d);
 /* A new reply: forgets the previous reply's input. */
 void proto_dfl_begin(struct proto_deflate *d);
 /*

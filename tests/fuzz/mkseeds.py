@@ -79,12 +79,15 @@ session = [
     req(0x23, varint(0)), req(0x23, varint(7)),
     req(0x30, varint(0)), req(0x30, varint(20)),
     req(0x31, varint(0) + varint(100)),
+    req(0x22, varint(0) + varint(1 << 20) + bytes([3])),  # DEFLATE reply
+    req(0x22, varint(4000) + varint(70000) + bytes([2])),
 ]
 write("fuzz_mgmt", "session", b"".join(session))
 cow = [hello, req(0x10, bytes([1]) + varint(0) + bytes([1])),
        req(0x24, varint(64) + varint(1000)),  # copy-on-write arm: budget, lease
        bytes([0xC0, 5, 0xC1, 9, 0xC0, 5, 0xC0, 6]),  # guest stores: copies
        req(0x25, varint(0) + varint(5)), req(0x25, varint(1) + varint(9)),
+       req(0x25, varint(4096) + varint(40000) + bytes([3])),  # DEFLATE reply
        req(0x26), req(0x11, bytes([0]) + varint(0))]
 write("fuzz_mgmt", "cow", b"".join(cow))
 for i, r in enumerate(session):

@@ -308,6 +308,8 @@ int main(void)
 	inf = pt_inflate_new();
 	if (!inf)
 		return 1;
+	memset(&dfl, 0xa5, sizeof(dfl)); /* as hidden memory may hold anything */
+	proto_dfl_init(&dfl);
 	test_run("deflate.every_length", test_every_length);
 	test_run("deflate.every_room", test_every_room);
 	test_run("deflate.items_and_dictionary", test_items_and_dictionary);

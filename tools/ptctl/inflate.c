@@ -3,7 +3,7 @@
  * The host's decoder of PROTO_MEM_DEFLATE replies (docs/protocol.md section 7):
  * zero and fill runs by hand, DEFLATE items with zlib's raw inflate, each
  * given the reply's earlier item output as its preset dictionary, each checked
- * against its length and CRC-32C. Any mismatch fails the reply: a wrong page
+ * against its length and Adler-32. Any mismatch fails the reply: a wrong page
  * is never handed on.
  */
 #include "inflate.h"
@@ -78,7 +78,7 @@ bool pt_inflate_reply(struct pt_inflate *s, struct proto_buf *b, u8 *out, u64 *o
 			u64 n = proto_get_varint(b), clen = proto_get_varint(b);
 			const u8 *data;
 			const u8 *c;
-			u32 crc;
+			u32 adler;
 			int r;
 
 			if (b->err || n == 0 || n > cap - o || clen == 0 ||
@@ -88,7 +88,7 @@ bool pt_inflate_reply(struct pt_inflate *s, struct proto_buf *b, u8 *out, u64 *o
 			c = proto_get_bytes(b, 4);
 			if (!data || !c)
 				return false;
-			crc = (u32)c[0] | (u32)c[1] << 8 | (u32)c[2] << 16 | (u32)c[3] << 24;
+			adler = (u32)c[0] | (u32)c[1] << 8 | (u32)c[2] << 16 | (u32)c[3] << 24;
 			if (inflateReset(&s->z) != Z_OK ||
 			    (s->hist_len &&
 			     inflateSetDictionary(&s->z, s->hist, s->hist_len) != Z_OK))
@@ -101,7 +101,7 @@ bool pt_inflate_reply(struct pt_inflate *s, struct proto_buf *b, u8 *out, u64 *o
 			/* Exactly n bytes from exactly clen: the stream ends with its data. */
 			if (r != Z_STREAM_END || s->z.avail_in || s->z.avail_out)
 				return false;
-			if (proto_crc32c(0, out + o, n) != crc)
+			if (adler32(adler32(0, Z_NULL, 0), out + o, (uInt)n) != adler)
 				return false;
 			hist_push(s, out + o, n);
 			o += n;
