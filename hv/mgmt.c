@@ -768,15 +768,18 @@ static int mem_read_deflate(struct mgmt *m, bool cow, u64 gpa, u64 len, struct p
 	for (u32 pages = 0; pages < MGMT_MEM_MAX_PAGES && covered + zpend < len; pages++) {
 		u64 at = gpa + covered + zpend;
 		u32 chunk = (u32)(PAGE_SIZE - (at & (PAGE_SIZE - 1)));
-		u32 done, room;
+		u32 done, room, pend = proto_dfl_pending(d);
+		/* The room left once the open item is ended: it is not in out yet. */
+		u32 avail = proto_wbuf_room(out) > pend ? proto_wbuf_room(out) - pend : 0;
 
 		if (chunk > len - covered - zpend)
 			chunk = (u32)(len - covered - zpend);
 		/* Room for an item's end and a zero run's token, whatever comes. */
-		if (proto_wbuf_room(out) < PROTO_DFL_ITEM_OVERHEAD + 16)
+		if (avail < PROTO_DFL_ITEM_OVERHEAD + 16)
 			break;
+		/* A page taken from the session must be covered: see MGMT_COW_TAKE_ROOM. */
 		if (cow && (!m->cow_page_held || m->cow_page_gpa != (at & PAGE_MASK)) &&
-		    proto_wbuf_room(out) < MGMT_COW_TAKE_ROOM + PROTO_DFL_ITEM_OVERHEAD)
+		    avail < MGMT_COW_TAKE_ROOM + PROTO_DFL_ITEM_OVERHEAD)
 			break;
 		r = mem_source(m, cow, at, chunk, &src);
 		if (r)

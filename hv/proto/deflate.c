@@ -721,6 +721,13 @@ u32 proto_dfl_page(struct proto_deflate *d, const u8 *src, u32 len, u32 room)
 	return bytes;
 }
 
+u32 proto_dfl_pending(const struct proto_deflate *d)
+{
+	if (!d->item_open)
+		return 0;
+	return d->out_len + (d->bitcnt + DFL_END_BITS + 7) / 8 + PROTO_DFL_ITEM_OVERHEAD;
+}
+
 /*
  * Adler-32 (RFC 1950, 8.2), the check zlib streams carry: cheap per byte (two
  * additions, a modulo per 5552 bytes), where CRC-32C by nibbles costs two

@@ -503,6 +503,8 @@ void proto_dfl_begin(struct proto_deflate *d);
  * return 0).
  */
 u32 proto_dfl_page(struct proto_deflate *d, const u8 *src, u32 len, u32 room);
+/* Bytes the open item will take in the reply once ended (0 without one). */
+u32 proto_dfl_pending(const struct proto_deflate *d);
 /* Ends the open item (if any) and writes it into b; false when it does not fit. */
 bool proto_dfl_end_item(struct proto_deflate *d, struct proto_buf *b);
 

@@ -9,8 +9,8 @@ MGMT_DIRTY_SRCS := hv/dirty_session.c hv/cow_session.c $(sort $(wildcard mmu/*.c
 MGMT_SIM_SRCS := hv/mgmt.c tests/proto/fake_backend.c $(MGMT_DIRTY_SRCS) $(MGMT_CODEC_SRCS)
 
 $(BUILD)/mgmt/proto_test: $(addprefix $(BUILD)/mgmt/san/,$(MGMT_SIM_SRCS:.c=.o) \
-		tests/proto/proto_test.o)
-	$(Q)$(HOST_CC) $(HOST_CFLAGS) $(SAN_CFLAGS) $^ -o $@
+		tools/ptctl/inflate.o tests/proto/proto_test.o)
+	$(Q)$(HOST_CC) $(HOST_CFLAGS) $(SAN_CFLAGS) $^ -lz -o $@
 
 $(BUILD)/mgmt/ptsim: $(addprefix $(BUILD)/mgmt/san/,$(MGMT_SIM_SRCS:.c=.o) tests/proto/ptsim.o)
 	$(Q)$(HOST_CC) $(HOST_CFLAGS) $(SAN_CFLAGS) $^ -o $@

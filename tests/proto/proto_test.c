@@ -8,6 +8,7 @@
  */
 #include "fake_backend.h"
 #include "tests/check.h"
+#include "tools/ptctl/inflate.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -821,8 +822,18 @@ static void test_mgmt_dirty(void)
 
 /*
  * One MEM_READ or COW_READ request for @len bytes at @gpa, asking for encoding @enc,
- * and its reply (raw or tokens) decoded into @out: the bytes it covered, 0 on failure.
+ * and its reply (raw, tokens or DEFLATE) decoded into @out: the bytes it covered, 0 on failure.
  */
+static struct pt_inflate *inflater;
+
+/* The encodings a host may ask for, in turn: raw, tokens, DEFLATE. */
+static u8 enc_turn(u32 i)
+{
+	static const u8 e[3] = {0, PROTO_MEM_LZ, PROTO_MEM_LZ | PROTO_MEM_DFL};
+
+	return e[i % 3];
+}
+
 static u64 read_reply(u8 cmd, u64 gpa, u64 len, u8 enc, u8 *out)
 {
 	struct proto_buf b, q;
@@ -840,11 +851,21 @@ static u64 read_reply(u8 cmd, u64 gpa, u64 len, u8 enc, u8 *out)
 		return 0;
 	proto_rbuf_init(&b, rep, (u32)n);
 	CHECK(proto_get_varint(&b) == gpa);
-	if (proto_get_u8(&b) == PROTO_MEM_RAW) {
+	switch (proto_get_u8(&b)) {
+	case PROTO_MEM_RAW:
+		CHECK(!(enc & (PROTO_MEM_LZ | PROTO_MEM_DFL)));
 		olen = proto_rbuf_left(&b);
 		memcpy(out, proto_get_bytes(&b, (u32)olen), olen);
-	} else {
+		break;
+	case PROTO_MEM_DEFLATE:
+		CHECK(enc & PROTO_MEM_DFL);
+		if (!inflater)
+			inflater = pt_inflate_new();
+		CHECK(inflater && pt_inflate_reply(inflater, &b, out, &olen, len));
+		break;
+	default:
 		CHECK(proto_tokens_decode(&b, out, &olen, len));
+		break;
 	}
 	CHECK(olen > 0);
 	return olen;
@@ -862,8 +883,8 @@ static void test_mgmt_mem(void)
 	/* An all-zero megabyte: zero pages elided into one token. */
 	memset(s1->mem + (1 << 20), 0, 1 << 20);
 	while (done < len) {
-		u64 olen = read_reply(PROTO_CMD_MEM_READ, gpa + done, len - done,
-				      frames % 2 ? PROTO_MEM_LZ : 0, out + done);
+		u64 olen = read_reply(PROTO_CMD_MEM_READ, gpa + done, len - done, enc_turn(frames),
+				      out + done);
 
 		if (!olen)
 			break;
@@ -892,8 +913,8 @@ static u64 cow_read_all(u64 gpa, u64 len, u8 *out, u32 *frames)
 	u64 done = 0;
 
 	while (done < len) {
-		u64 olen = read_reply(PROTO_CMD_COW_READ, gpa + done, len - done,
-				      *frames % 3 ? PROTO_MEM_LZ : 0, out + done);
+		u64 olen = read_reply(PROTO_CMD_COW_READ, gpa + done, len - done, enc_turn(*frames),
+				      out + done);
 
 		if (!olen)
 			break;
