@@ -9,9 +9,13 @@ FUZZ_CODEC := hv/proto/proto.c hv/proto/codec.c hv/proto/deflate.c
 FUZZ_MGMT := $(FUZZ_CODEC) hv/mgmt.c tests/proto/fake_backend.c hv/dirty_session.c hv/cow_session.c \
 	$(sort $(wildcard mmu/*.c)) tests/model/model_platform.c tests/model/hw_model.c
 
-$(BUILD)/mgmt/fuzz_frame: tests/fuzz/fuzz_frame.c $(FUZZ_CODEC) $(wildcard hv/proto/*.h)
+# The host's DEFLATE decoder (zlib) reads what the line brings too.
+FUZZ_INFLATE := tools/ptctl/inflate.c
+
+$(BUILD)/mgmt/fuzz_frame: tests/fuzz/fuzz_frame.c $(FUZZ_CODEC) $(FUZZ_INFLATE) $(wildcard hv/proto/*.h \
+		tools/ptctl/inflate.h)
 	@mkdir -p $(@D)
-	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) tests/fuzz/fuzz_frame.c $(FUZZ_CODEC) -o $@
+	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) tests/fuzz/fuzz_frame.c $(FUZZ_CODEC) $(FUZZ_INFLATE) -lz -o $@
 
 $(BUILD)/mgmt/fuzz_mgmt: tests/fuzz/fuzz_mgmt.c $(FUZZ_MGMT) $(wildcard hv/proto/*.h hv/*.h \
 		mmu/*.h tests/proto/*.h)
@@ -20,12 +24,12 @@ $(BUILD)/mgmt/fuzz_mgmt: tests/fuzz/fuzz_mgmt.c $(FUZZ_MGMT) $(wildcard hv/proto
 
 FUZZ_TARGETS += $(BUILD)/mgmt/fuzz_frame $(BUILD)/mgmt/fuzz_mgmt
 
-$(BUILD)/mgmt/replay_%: tests/fuzz/replay_main.c tests/fuzz/%.c $(FUZZ_MGMT) \
-		$(wildcard hv/proto/*.h hv/*.h mmu/*.h tests/proto/*.h)
+$(BUILD)/mgmt/replay_%: tests/fuzz/replay_main.c tests/fuzz/%.c $(FUZZ_MGMT) $(FUZZ_INFLATE) \
+		$(wildcard hv/proto/*.h hv/*.h mmu/*.h tests/proto/*.h tools/ptctl/inflate.h)
 	@mkdir -p $(@D)
 	$(Q)$(HOST_CC) $(filter-out -MMD -MP,$(HOST_CFLAGS)) $(SAN_CFLAGS) \
 		-DTARGET='"$*"' -DCORPUS_DIR='"tests/fuzz/corpus/$*"' \
-		tests/fuzz/replay_main.c tests/fuzz/$*.c $(FUZZ_MGMT) -o $@
+		tests/fuzz/replay_main.c tests/fuzz/$*.c $(FUZZ_MGMT) $(FUZZ_INFLATE) -lz -o $@
 
 HOST_TESTS += $(BUILD)/mgmt/replay_fuzz_frame $(BUILD)/mgmt/replay_fuzz_mgmt
 

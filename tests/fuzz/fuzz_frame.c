@@ -9,9 +9,14 @@
  *   3  round trip: the rest as a frame payload, encoded and decoded
  *   4  round trip: the rest as a bitmap, encoded in blocks and decoded
  *   5  round trip: the rest as a page, compressed into a bounded buffer
+ * and, by the whole first byte (these two take 0xd0 and 0xd1 from the above):
+ *   0xd0  a DEFLATE reply body, through the host's decoder (zlib)
+ *   0xd1  round trip: the rest as pages, DEFLATE-coded into a bounded room, inflated
  * A failed round trip traps.
  */
 #include <hv/proto/proto.h>
+
+#include "tools/ptctl/inflate.h"
 
 #include <string.h>
 
@@ -21,6 +26,8 @@ static u8 frame[PROTO_MAX_FRAME + 8], wire[PROTO_MAX_WIRE + 8];
 static u64 bm[PROTO_BITMAP_BLOCK * 2 / 64], bm2[PROTO_BITMAP_BLOCK * 2 / 64];
 static u8 out[1 << 16];
 static struct proto_lz lz;
+static struct proto_deflate dfl;
+static struct pt_inflate *inf;
 
 static void decoder(const u8 *d, size_t n)
 {
@@ -145,10 +152,67 @@ static void lz_roundtrip(const u8 *d, size_t n)
 		__builtin_trap();
 }
 
+static void deflate_decode(const u8 *d, size_t n)
+{
+	struct proto_buf b;
+	u64 ol = 0;
+
+	if (!inf && !(inf = pt_inflate_new()))
+		__builtin_trap();
+	proto_rbuf_init(&b, d, (u32)n);
+	pt_inflate_reply(inf, &b, out, &ol, sizeof(out));
+	if (ol > sizeof(out))
+		__builtin_trap();
+}
+
+/* The input as consecutive pages (each its own length), one reply's room from d[0]. */
+static void deflate_roundtrip(const u8 *d, size_t n)
+{
+	static u8 enc[PROTO_MAX_PAYLOAD];
+	struct proto_buf b;
+	u32 room, covered = 0;
+	u64 ol = 0;
+
+	if (n < 2)
+		return;
+	if (!inf && !(inf = pt_inflate_new()))
+		__builtin_trap();
+	if (!dfl.fixed_ready)
+		proto_dfl_init(&dfl);
+	room = 1 + (d[0] * 61u) % (PROTO_MAX_PAYLOAD - PROTO_DFL_ITEM_OVERHEAD);
+	d++;
+	n--;
+	proto_wbuf_init(&b, enc, sizeof(enc));
+	proto_dfl_begin(&dfl);
+	while (covered < n) {
+		u32 len = n - covered > PAGE_SIZE ? PAGE_SIZE : (u32)(n - covered);
+		u32 done = proto_dfl_page(&dfl, d + covered, len, room);
+
+		if (done > len)
+			__builtin_trap();
+		covered += done;
+		if (done < len)
+			break;
+	}
+	if (!proto_dfl_end_item(&dfl, &b) || b.len > room + PROTO_DFL_ITEM_OVERHEAD)
+		__builtin_trap();
+	proto_rbuf_init(&b, enc, b.len);
+	if (!pt_inflate_reply(inf, &b, out, &ol, sizeof(out)) || ol != covered ||
+	    memcmp(out, d, covered))
+		__builtin_trap();
+}
+
 int LLVMFuzzerTestOneInput(const u8 *data, size_t size)
 {
 	if (!size)
 		return 0;
+	if (data[0] == 0xd0 || data[0] == 0xd1) {
+		if (data[0] == 0xd0)
+			deflate_decode(data + 1, size - 1);
+		else
+			deflate_roundtrip(data + 1, size - 1);
+		return 0;
+	}
 	switch (data[0] % 6) {
 	case 0:
 		decoder(data + 1, size - 1);
