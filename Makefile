@@ -133,7 +133,7 @@ test: deps
 
 bench: deps
 	$(Q)$(MAKE) --no-print-directory test-build
-	$(Q)tools/bench.sh $(BENCH_STEPS)
+	$(Q)PT_BENCH_STEPS_ORIGIN='$(origin BENCH_STEPS)' tools/bench.sh $(BENCH_STEPS)
 
 fuzz: deps $(FUZZ_TARGETS)
 	$(Q)tests/fuzz/run.sh $(FUZZ_TARGETS)

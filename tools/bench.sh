@@ -18,7 +18,20 @@ if [ -n "$rev" ] && [ -n "$(git status --porcelain --untracked-files=no -- . ':!
 	rev="$rev + uncommitted changes"
 fi
 status=0
-render=(tools/bench_render.py "$lines" "$rev")
+# The command as run: PT_BENCH_* settings in the environment and a BENCH_STEPS given on
+# make's command line change what is measured, so the document names them.
+cmd="make bench"
+if [ "${PT_BENCH_STEPS_ORIGIN:-}" = "command line" ]; then
+	cmd="$cmd BENCH_STEPS='$*'"
+fi
+settings=
+for v in $(compgen -e); do
+	case $v in
+	PT_BENCH_STEPS_ORIGIN) ;;
+	PT_BENCH_*) settings+="$v='${!v}' " ;;
+	esac
+done
+render=(tools/bench_render.py "$lines" "$rev" --command "$settings$cmd")
 interrupted() {
 	local s
 	trap - INT TERM

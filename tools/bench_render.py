@@ -2,10 +2,11 @@
 """Writes build/bench.json and docs/PERFORMANCE.md from the JSON lines of `make bench`'s
 steps (tools/bench.sh calls it after the last step, or when the run is interrupted).
 
-    tools/bench_render.py LINES REV [--failed STEP]... [--not-run STEP]...
+    tools/bench_render.py LINES REV [--command CMD] [--failed STEP]... [--not-run STEP]...
 
 REV is the commit the figures were measured at, as tools/bench.sh took it before the
-first step. Steps that failed (figures missing or partial) and steps an interrupted run
+first step; CMD the command with the settings that changed what was measured (default
+`make bench`). Steps that failed (figures missing or partial) and steps an interrupted run
 never started are named in the document instead of being dropped silently.
 """
 import argparse
@@ -16,6 +17,7 @@ import platform
 ap = argparse.ArgumentParser()
 ap.add_argument("lines")
 ap.add_argument("rev")
+ap.add_argument("--command", default="make bench")
 ap.add_argument("--failed", action="append", default=[])
 ap.add_argument("--not-run", action="append", default=[])
 a = ap.parse_args()
@@ -42,7 +44,7 @@ def steps(names):
 md = ["# Performance", "",
       "Written by `make bench` (tools/bench.sh); do not edit by hand. Every ratio is measured",
       "side by side in the same run; the reference is named in its row.", "",
-      "- command: `make bench`" + (" (interrupted)" if a.not_run else ""),
+      f"- command: `{a.command}`" + (" (interrupted)" if a.not_run else ""),
       f"- commit: {a.rev or 'uncommitted'}",
       f"- date: {datetime.datetime.utcnow().strftime('%Y-%m-%d %H:%M UTC')}",
       f"- machine: {cpu}, {platform.machine()}",
