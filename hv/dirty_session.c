@@ -95,8 +95,16 @@ static enum proto_dirty_mode ds_mmu_mode(const struct dirty_session *ds, u32 slo
 
 enum proto_dirty_mode ds_slot_mode(const struct dirty_session *ds, u32 slot)
 {
-	/* Logging in mmu/ from a start's first step on, but started only at its end. */
-	if (ds->op.req.kind == DS_OP_START && ds->op.slot == slot)
+	/*
+	 * Logging in mmu/ from a start's first step on, but started only at its
+	 * end: the flush that makes every vCPU see the armed entries is owed to
+	 * the end of the operation, and until then a vCPU may still write
+	 * through a writable translation it cached before. With --all, so is
+	 * every slot this start did before the one it works on (a slot that
+	 * logged already makes the start fail: none of those is older).
+	 */
+	if (ds->op.req.kind == DS_OP_START &&
+	    (ds->op.slot == slot || (ds->op.req.all && slot < ds->op.slot)))
 		return PROTO_DIRTY_OFF;
 	return ds_mmu_mode(ds, slot);
 }
