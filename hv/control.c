@@ -677,6 +677,11 @@ void hv_control_log_stats(void)
 	       (int)mgmt_wants_poll(&ctl.mgmt));
 }
 
+const struct dirty_session *hv_control_dirty_session(void)
+{
+	return &ctl.ds;
+}
+
 bool hv_control_wants_poll(void)
 {
 	return ctl.up && mgmt_wants_poll(&ctl.mgmt);

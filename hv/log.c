@@ -28,11 +28,27 @@ static struct {
  */
 static pt_spinlock_t log_lock = PT_SPINLOCK_INIT;
 
+#ifdef PT_FREESTANDING
+static void debugcon_putc(char c)
+{
+	x86_outb(HV_DEBUGCON_PORT, (u8)c);
+}
+#else
+/* Host tests (tests/hv/host_machine.c): the debug console is the process's stderr. */
+#include <stdio.h>
+#include <stdlib.h>
+
+static void debugcon_putc(char c)
+{
+	fputc(c, stderr);
+}
+#endif
+
 static void debugcon_puts(const char *s)
 {
 	while (*s) {
 		ring.buf[ring.end++ % HV_LOG_RING_SIZE] = *s;
-		x86_outb(HV_DEBUGCON_PORT, (u8)*s++);
+		debugcon_putc(*s++);
 	}
 }
 
@@ -141,6 +157,11 @@ void pt_assert_failed(const char *expr, const char *file, int line)
  */
 void hv_machine_stop(int code)
 {
+#ifndef PT_FREESTANDING
+	/* Host tests: the machine stopping ends the test loudly. */
+	fprintf(stderr, "pagetrail: machine stop (code %d)\n", code);
+	abort();
+#endif
 	if (hv.bi && (hv.bi->flags & HV_BOOT_EMULATOR_EXIT)) {
 		x86_outb(0xf4, (u8)code);
 		x86_outw(0x604, 0x2000);

@@ -5,6 +5,10 @@
 
 #include <pt/lock.h>
 
+#ifndef PT_FREESTANDING
+uintptr_t hv_host_phys_base;
+#endif
+
 struct free_page {
 	struct free_page *next;
 };

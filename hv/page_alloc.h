@@ -18,6 +18,7 @@ void hv_page_free(void *page);
 u64 hv_pages_in_use(void);
 u64 hv_pages_free(void);
 
+#ifdef PT_FREESTANDING
 static inline hpa_t hv_pa(const void *p)
 {
 	return (hpa_t)(uintptr_t)p;
@@ -26,5 +27,23 @@ static inline void *hv_va(hpa_t pa)
 {
 	return (void *)(uintptr_t)pa;
 }
+#else
+/*
+ * Host tests: the simulated machine's physical memory (guest RAM and the
+ * hidden pool) is one mapping of the test process, at this address
+ * (tests/hv/host_machine.c); 0, the identity, where a test keeps host
+ * pointers as physical addresses.
+ */
+extern uintptr_t hv_host_phys_base;
+
+static inline hpa_t hv_pa(const void *p)
+{
+	return (hpa_t)((uintptr_t)p - hv_host_phys_base);
+}
+static inline void *hv_va(hpa_t pa)
+{
+	return (void *)(uintptr_t)(pa + hv_host_phys_base);
+}
+#endif
 
 #endif /* PT_HV_PAGE_ALLOC_H */

@@ -151,7 +151,7 @@ static int vm_map_lapic(struct vm *vm)
 	return 0;
 }
 
-static int vm_create_mmu(struct vm *vm)
+int vm_create_tdp(struct vm *vm)
 {
 	struct spte_format fmt;
 	struct mmu_platform plat = {
@@ -237,7 +237,7 @@ int vm_create(struct vm *vm, const struct hv_boot_info *bi)
 	if (hv_memslots_build(vm, bi, 1ull << x86_phys_addr_bits()))
 		return -1;
 	hv_memslots_log(vm);
-	return vm_create_mmu(vm);
+	return vm_create_tdp(vm);
 }
 
 /* The backend's PML-full exit and pml_flush (struct vcpu_hooks). */

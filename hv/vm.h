@@ -15,6 +15,12 @@
  */
 int vm_create(struct vm *vm, const struct hv_boot_info *bi);
 /*
+ * vm_create's second half: mmu/ over vm->slots, laid out already (each
+ * slot's mmu_id set here), the nested page tables of the first 4 GiB built.
+ * Host tests lay out a machine's slots themselves. 0 or -1 (logged).
+ */
+int vm_create_tdp(struct vm *vm);
+/*
  * Makes v one of the VM's vCPUs (vm->vcpus[v->id]) running on its own
  * reference to the VM's root, with its hooks (PML drain) set. 0, or -1
  * (logged) without memory for a root.

@@ -69,6 +69,8 @@ int LLVMFuzzerTestOneInput(const u8 *data, size_t size);
 #define EFER_ARCH (BIT_ULL(0) | BIT_ULL(8) | BIT_ULL(10) | BIT_ULL(11) | GENMASK_ULL(15, 12))
 
 struct hv hv;
+/* Guest memory is this process's: physical addresses are host pointers (hv/page_alloc.h). */
+uintptr_t hv_host_phys_base;
 
 static struct {
 	/* The machine. */

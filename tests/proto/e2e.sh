@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # End to end without the hypervisor: ptctl (built with ASan+UBSan) against ptsim,
-# which runs hv/mgmt.c and the dirty-log session over the real mmu/ (the CPU
-# stood in for by tests/proto/fake_backend.c) behind a unix socket and an emulated
+# which runs hv/'s management side (hv/control.c, hv/mgmt.c, the dirty-log session),
+# exit dispatch and fault path over the real mmu/ (the CPU stood in for by the hardware
+# model of tests/model: tests/hv/host_machine.h) behind a unix socket and an emulated
 # 16550 (16-byte receive FIFO that drops bytes on overflow, polled every 300 us
 # with 5 ms stalls, like a hypervisor that reads the UART only on VM exits).
 # Every command; the dirty log against the simulator's oracle (no page lost);
@@ -39,7 +40,7 @@ pt regs --vcpu 1 --json >"$dir/regs.json"
 check regs_json json "$dir/regs.json" 'd["vcpu"]==1 and d["rip"]==0xffffffff81000001 and d["cr0"]==0x80050033'
 check regs grep -q 'rip      0xffffffff81000000' <(pt regs)
 status regs_no_vcpu 1 pt regs --vcpu 9
-check log grep -q 'fake hypervisor up' <(pt log)
+check log grep -q 'management port: up on COM2' <(pt log)
 pt ping --count 20 --json >"$dir/ping.json"
 check ping_json json "$dir/ping.json" 'd["count"]==20 and 0 < d["p50_ms"] <= d["p99_ms"] <= d["max_ms"]'
 pt log --json --bytes 10 >"$dir/log.json"

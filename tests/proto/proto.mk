@@ -1,5 +1,6 @@
 # Host tests of the management protocol: codec and dispatcher unit tests, the
-# simulator (mgmt.c + fake backend behind a unix socket and an emulated 16550)
+# simulator (hv/'s management side and fault path on a simulated machine, behind a
+# unix socket and an emulated 16550)
 # with ptctl end to end against it, and the protocol benchmark.
 MGMT_CODEC_SRCS := hv/proto/proto.c hv/proto/codec.c hv/proto/deflate.c
 # The dispatcher with the product's dirty-log session over the real mmu/; the fake
@@ -12,7 +13,16 @@ $(BUILD)/mgmt/proto_test: $(addprefix $(BUILD)/mgmt/san/,$(MGMT_SIM_SRCS:.c=.o) 
 		tools/ptctl/inflate.o tests/proto/proto_test.o)
 	$(Q)$(HOST_CC) $(HOST_CFLAGS) $(SAN_CFLAGS) $^ -lz -o $@
 
-$(BUILD)/mgmt/ptsim: $(addprefix $(BUILD)/mgmt/san/,$(MGMT_SIM_SRCS:.c=.o) tests/proto/ptsim.o)
+# The simulator runs hv/'s own management side, exit dispatch and fault path on a
+# simulated machine (tests/hv/host_machine.h: the hardware model as the CPU); it
+# defines the management UART's functions itself (drivers/uart16550.h).
+HV_HOST_SRCS := hv/control.c hv/vm.c hv/exit.c hv/mgmt.c hv/dirty_session.c hv/cow_session.c \
+	hv/memslot.c hv/page_alloc.c hv/log.c hv/format.c hv/lapic.c hv/insn.c hv/guest_mem.c \
+	hv/mgmt_tick.c hv/vhpet.c hv/acpi.c hv/mgmt_uart.c drivers/hpet.c \
+	$(sort $(wildcard mmu/*.c)) tests/model/hw_model.c tests/hv/host_machine.c \
+	$(MGMT_CODEC_SRCS)
+
+$(BUILD)/mgmt/ptsim: $(addprefix $(BUILD)/mgmt/san/,$(HV_HOST_SRCS:.c=.o) tests/proto/ptsim.o)
 	$(Q)$(HOST_CC) $(HOST_CFLAGS) $(SAN_CFLAGS) $^ -o $@
 
 $(BUILD)/mgmt/ptinject: $(addprefix $(BUILD)/mgmt/san/,tools/ptctl/client.o tools/ptctl/inflate.o \

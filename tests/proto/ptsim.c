@@ -1,30 +1,45 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * ptsim: the hypervisor's management side without the CPU. Runs hv/mgmt.c and
- * the dirty-log session over the real mmu/ (tests/proto/fake_backend.h) behind
- * a unix socket, through an emulated 16550:
+ * ptsim: the hypervisor without a CPU. Runs hv/'s own management side
+ * (hv/control.c, hv/mgmt.c, the dirty-log and copy-on-write sessions), its
+ * exit dispatch and fault path (hv/exit.c, hv/vm.c) and the real mmu/ on a
+ * simulated machine (tests/hv/host_machine.h: the hardware model of
+ * tests/model as the CPU), behind a unix socket, through an emulated 16550:
  * a 16-byte receive FIFO that DROPS bytes (and flags an overrun) when the host
  * sends more than the "hypervisor" has read, polled only every --poll-us (and
  * not at all during --stall-ms pauses every --stall-every polls), like a
- * hypervisor that reads the UART only on VM exits. A fake guest writes pages
- * while it is not paused; every page it writes while its slot logs is recorded
- * in an oracle bitmap (every page written at all in another), dumped with the
- * memory on every pause (--dump-dir), so
- * that tests can prove that no dirty page was lost on the way to ptctl.
+ * hypervisor that reads the UART only on VM exits: each poll is an exit of
+ * vCPU 0 (HV_EXIT_INTR) through hv_handle_exit, which polls the port, and
+ * stays in hv/control.c's paused loop while the guest is paused.
+ *
+ * A fake guest on vCPU 1 writes pages while it is not paused: every store goes
+ * through the hardware model's page walk, so what mmu/ set up (write
+ * protection, clean D bits, PML) is what logs it, through the exits hv/ takes.
+ * Every page it writes while its slot logs is recorded in an oracle bitmap
+ * (every page written at all in another), dumped with the memory on every
+ * pause (--dump-dir), so that tests can prove that no dirty page was lost on
+ * the way to ptctl.
  *
  *   ptsim --socket PATH [--poll-us N] [--stall-every N --stall-ms N] [--baud N]
  *         [--ram-mib N] [--writes-per-poll N] [--corrupt-every N] [--dump-dir DIR]
  *         [--seed N] [--pml] [--step-pages N] [--pool-pages N]
  *
- * --pool-pages: the dirty-log session's allocations fail after N (its pool is
- * dry: a start gets the NOMEM error).
+ * --pml: an Intel CPU (EPT with A/D, PML, backend "vmx"); else AMD nested
+ * paging ("svm").
+ *
+ * --pool-pages: the hypervisor's pool keeps only N free pages after start
+ * (it is dry: a dirty-log start gets the NOMEM error).
  *
  * --step-pages: pages of work per poll for dirty start/stop/harvest (the
  * hypervisor's --mgmt-step-pages): small values make them span many polls
  * with the fake guest writing in between.
  */
 #define _GNU_SOURCE
-#include "fake_backend.h"
+#include "drivers/uart16550.h"
+#include "hv/control.h"
+#include "hv/dirty_session.h"
+#include "hv/proto/proto.h"
+#include "tests/hv/host_machine.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -39,24 +54,34 @@
 #include <unistd.h>
 
 #define FIFO_SIZE 16
+/* The guest's vCPU: vCPU 0's exits are the ones that poll the management port. */
+#define GUEST_VCPU 1
 
 static struct {
-	struct fake_vm vm;
-	struct mgmt mgmt;
-	int client;
+	struct host_machine m;
+	const char *path;
+	int lfd, client;
 	u8 fifo[FIFO_SIZE];
 	u32 fifo_head, fifo_count;
 	bool overrun;
-	u64 dropped;
+	u64 dropped, rx_bytes;
+	/* The hypervisor read the FIFO empty: its next read is its next poll. */
+	bool rx_idle;
 	/* Transmit side at --baud: the FIFO empties at baud/10 bytes a second. */
 	double tx_level, tx_last;
 	int baud;
+	u8 tx_buf[8192];
+	u32 tx_len;
 	u32 corrupt_every, tx_frames;
+	bool damaged;
 	const char *dump_dir;
-	u64 *oracle[FAKE_NR_SLOTS];
+	u64 *oracle[HM_NR_SLOTS];
 	/* Every page written at all, logged or not: a reported page must be in here. */
-	u64 *written[FAKE_NR_SLOTS];
+	u64 *written[HM_NR_SLOTS];
 	u32 seed;
+	long poll_us, stall_every, stall_ms;
+	u64 polls;
+	double next;
 } sim;
 
 static volatile sig_atomic_t stop;
@@ -77,7 +102,7 @@ static u32 rng(void)
 	return sim.seed;
 }
 
-/* --- The emulated UART ------------------------------------------------------- */
+/* --- The line: the socket, one host at a time ------------------------------------ */
 
 static void uart_receive(u8 b)
 {
@@ -90,21 +115,113 @@ static void uart_receive(u8 b)
 	sim.fifo[(sim.fifo_head + sim.fifo_count++) % FIFO_SIZE] = b;
 }
 
-static int sim_rx_byte(void *ctx)
+static void tx_flush(void)
+{
+	if (sim.tx_len && sim.client >= 0 && write(sim.client, sim.tx_buf, sim.tx_len) < 0) {
+		close(sim.client);
+		sim.client = -1;
+	}
+	sim.tx_len = 0;
+}
+
+/* Waits up to wait_ms for the host; every byte it sent meets the FIFO at once. */
+static void line_pump(int wait_ms)
+{
+	struct pollfd pfd[2] = {{.fd = sim.lfd, .events = POLLIN},
+				{.fd = sim.client, .events = POLLIN}};
+
+	tx_flush();
+	poll(pfd, sim.client >= 0 ? 2 : 1, wait_ms);
+	if (pfd[0].revents & POLLIN) {
+		int fd = accept4(sim.lfd, NULL, NULL, SOCK_CLOEXEC);
+
+		/* One host at a time, like a serial line: a new one replaces the old. */
+		if (fd >= 0) {
+			if (sim.client >= 0)
+				close(sim.client);
+			sim.client = fd;
+		}
+	}
+	if (sim.client >= 0 && (pfd[1].revents & (POLLIN | POLLHUP))) {
+		u8 buf[4096];
+		ssize_t n = read(sim.client, buf, sizeof(buf));
+
+		if (n <= 0) {
+			close(sim.client);
+			sim.client = -1;
+		}
+		/* An infinitely fast line. */
+		for (ssize_t k = 0; k < n; k++)
+			uart_receive(buf[k]);
+	}
+}
+
+static void finish(void)
+{
+	fprintf(stderr, "ptsim: %llu polls, %llu bytes dropped by the FIFO, %llu rx bytes\n",
+		(unsigned long long)sim.polls, (unsigned long long)sim.dropped,
+		(unsigned long long)sim.rx_bytes);
+	unlink(sim.path);
+	exit(0);
+}
+
+/*
+ * Time passes until the hypervisor's next poll (--poll-us, --stall-*), the
+ * line served meanwhile. Ends the process on SIGTERM: it may be waiting in
+ * hv/'s paused loop, which never returns by itself.
+ */
+static void wait_poll_slot(void)
+{
+	for (;;) {
+		double t = now_s();
+
+		if (stop)
+			finish();
+		line_pump(t >= sim.next ? 0 : 1);
+		if (now_s() >= sim.next)
+			break;
+	}
+	sim.polls++;
+	sim.next = now_s() + sim.poll_us * 1e-6;
+	if (sim.stall_every && sim.polls % (u64)sim.stall_every == 0)
+		sim.next += sim.stall_ms * 1e-3;
+}
+
+/* --- The emulated 16550 (drivers/uart16550.h, for hv/control.c and hv/log.c) ---- */
+
+int uart_getc_or_error(struct uart16550 *u)
 {
 	u8 b;
 
-	(void)ctx;
+	(void)u;
+	/*
+	 * While the guest is paused, hv/control.c polls in a loop: a read after
+	 * one that found the FIFO empty is the next poll, which comes at the
+	 * next poll slot (the loop spins on the UART; here time passes).
+	 */
+	if (sim.rx_idle && hv.vcpu->paused)
+		wait_poll_slot();
+	sim.rx_idle = false;
 	if (sim.overrun) {
 		sim.overrun = false;
-		return MGMT_RX_LINE_ERROR;
+		return -2;
 	}
-	if (!sim.fifo_count)
-		return MGMT_RX_NONE;
+	if (!sim.fifo_count) {
+		sim.rx_idle = true;
+		return -1;
+	}
 	b = sim.fifo[sim.fifo_head];
 	sim.fifo_head = (sim.fifo_head + 1) % FIFO_SIZE;
 	sim.fifo_count--;
+	sim.rx_bytes++;
 	return b;
+}
+
+int uart_getc_nowait(struct uart16550 *u)
+{
+	int c = uart_getc_or_error(u);
+
+	return c < 0 ? -1 : c;
 }
 
 static void tx_drain(void)
@@ -119,49 +236,47 @@ static void tx_drain(void)
 	sim.tx_last = t;
 }
 
-static u32 sim_tx_room(void *ctx)
+u32 uart_tx_room(struct uart16550 *u)
 {
-	(void)ctx;
+	(void)u;
+	tx_flush();
 	tx_drain();
 	/* THRE: room for a whole FIFO only once it is empty. */
 	return sim.tx_level <= 0 ? FIFO_SIZE : 0;
 }
 
-static void sim_tx_bytes(void *ctx, const u8 *buf, u32 len)
+void uart_putc_nowait(struct uart16550 *u, u8 c)
 {
-	static bool damaged;
-	u8 tmp[FIFO_SIZE];
-
-	(void)ctx;
-	memcpy(tmp, buf, len);
+	(void)u;
 	/* --corrupt-every N: damage one byte of every Nth frame (a noisy line). */
-	for (u32 i = 0; i < len; i++) {
-		if (tmp[i] == 0) {
-			sim.tx_frames++;
-			damaged = false;
-		} else if (sim.corrupt_every && !damaged &&
-			   sim.tx_frames % sim.corrupt_every == sim.corrupt_every - 1) {
-			tmp[i] ^= tmp[i] == 0x40 ? 0x20 : 0x40;
-			damaged = true;
-		}
+	if (c == 0) {
+		sim.tx_frames++;
+		sim.damaged = false;
+	} else if (sim.corrupt_every && !sim.damaged &&
+		   sim.tx_frames % sim.corrupt_every == sim.corrupt_every - 1) {
+		c ^= c == 0x40 ? 0x20 : 0x40;
+		sim.damaged = true;
 	}
 	if (sim.baud)
-		sim.tx_level += len;
-	if (sim.client >= 0 && write(sim.client, tmp, len) < 0) {
-		close(sim.client);
-		sim.client = -1;
-	}
+		sim.tx_level += 1;
+	if (sim.tx_len == sizeof(sim.tx_buf))
+		tx_flush();
+	sim.tx_buf[sim.tx_len++] = c;
 }
 
-static const struct mgmt_transport sim_transport = {
-    .rx_byte = sim_rx_byte,
-    .tx_room = sim_tx_room,
-    .tx_bytes = sim_tx_bytes,
-};
+bool uart_putc(struct uart16550 *u, u8 c)
+{
+	uart_putc_nowait(u, c);
+	return true;
+}
 
-/* --- The backend, wrapped: the oracle and the dumps ----------------------------- */
+void uart_puts(struct uart16550 *u, const char *s)
+{
+	while (*s)
+		uart_putc_nowait(u, (u8)*s++);
+}
 
-static struct mgmt_backend sim_backend;
+/* --- The oracle and the dumps, taken while every vCPU is out of the guest ------- */
 
 static void dump(const char *name, const void *p, size_t len)
 {
@@ -177,32 +292,64 @@ static void dump(const char *name, const void *p, size_t len)
 	fclose(f);
 }
 
-static u64 sim_now_ns(void *ctx)
+static void on_pause(void *ctx)
 {
 	(void)ctx;
-	return (u64)(now_s() * 1e9);
+	if (!sim.dump_dir)
+		return;
+	for (u32 i = 0; i < sim.m.vm.nr_slots; i++) {
+		const struct hv_slot *s = &sim.m.vm.slots[i];
+		char name[64];
+
+		snprintf(name, sizeof(name), "oracle-%u.bin", i);
+		dump(name, sim.oracle[i], (s->npages + 63) / 64 * 8);
+		snprintf(name, sizeof(name), "written-%u.bin", i);
+		dump(name, sim.written[i], (s->npages + 63) / 64 * 8);
+		if (s->type == HV_MEM_RAM) {
+			snprintf(name, sizeof(name), "mem-%u.bin", i);
+			dump(name, host_machine_mem(&sim.m, gfn_to_gpa(s->base_gfn)),
+			     s->npages * PAGE_SIZE);
+		}
+	}
 }
 
-static int sim_pause(void *ctx)
+/* --- The fake guest --------------------------------------------------------------- */
+
+/* Guest memory as firmware leaves it: a mix of zero, repetitive and random pages. */
+static void fill_memory(void)
 {
-	int r = fake_backend.pause(ctx);
+	u32 st = sim.seed | 1;
 
-	if (!r && sim.dump_dir) {
-		for (u32 i = 0; i < sim.vm.nr_slots; i++) {
-			struct fake_slot *s = &sim.vm.slots[i];
-			char name[64];
+	for (u32 i = 0; i < sim.m.vm.nr_slots; i++) {
+		const struct hv_slot *s = &sim.m.vm.slots[i];
 
-			snprintf(name, sizeof(name), "oracle-%u.bin", s->s.id);
-			dump(name, sim.oracle[i], (s->npages + 63) / 64 * 8);
-			snprintf(name, sizeof(name), "written-%u.bin", s->s.id);
-			dump(name, sim.written[i], (s->npages + 63) / 64 * 8);
-			if (s->mem) {
-				snprintf(name, sizeof(name), "mem-%u.bin", s->s.id);
-				dump(name, s->mem, s->s.size);
+		if (s->type != HV_MEM_RAM)
+			continue;
+		for (u64 p = 0; p < s->npages; p++) {
+			u8 *pg = host_machine_mem(&sim.m, gfn_to_gpa(s->base_gfn + p));
+			u32 kind;
+
+			st ^= st << 13, st ^= st >> 17, st ^= st << 5;
+			kind = st % 4;
+			if (kind == 0) { /* zero */
+				memset(pg, 0, PAGE_SIZE);
+			} else if (kind == 1) { /* random */
+				for (u32 k = 0; k < PAGE_SIZE; k++) {
+					st ^= st << 13, st ^= st >> 17, st ^= st << 5;
+					pg[k] = (u8)st;
+				}
+			} else if (kind == 2) { /* text-like, repetitive */
+				for (u32 k = 0; k < PAGE_SIZE; k++)
+					pg[k] = (u8)("pagetrail dirty page "[k % 21] + (k / 512));
+			} else { /* sparse words */
+				memset(pg, 0, PAGE_SIZE);
+				for (u32 k = 0; k < 16; k++) {
+					st ^= st << 13, st ^= st >> 17, st ^= st << 5;
+					pg[st % PAGE_SIZE] = (u8)(st >> 12);
+				}
 			}
 		}
 	}
-	return r;
 }
 
 /*
@@ -212,40 +359,50 @@ static int sim_pause(void *ctx)
  */
 static struct {
 	bool on;
-	struct fake_slot *s;
+	u32 slot;
 	u64 page, off, stamp;
 } blocked;
 
-static bool guest_store(struct fake_slot *s, u64 page, u64 off, u64 stamp)
+static bool guest_store(u32 slot, u64 page, u64 off, u64 stamp)
 {
-	if (!fake_vm_write(&sim.vm, s->s.gpa + page * PAGE_SIZE + off, &stamp, sizeof(stamp))) {
+	const struct hv_slot *s = &sim.m.vm.slots[slot];
+	gpa_t gpa = gfn_to_gpa(s->base_gfn + page) + off;
+	int rc = host_machine_store(&sim.m, GUEST_VCPU, gpa, stamp);
+
+	if (rc == -EAGAIN) {
 		blocked.on = true;
-		blocked.s = s;
+		blocked.slot = slot;
 		blocked.page = page;
 		blocked.off = off;
 		blocked.stamp = stamp;
 		return false;
 	}
-	if (fake_slot_mode(&sim.vm, s->s.id) != PROTO_DIRTY_OFF)
-		proto_set_bit(sim.oracle[s - sim.vm.slots], page);
-	proto_set_bit(sim.written[s - sim.vm.slots], page);
+	if (rc) {
+		fprintf(stderr, "ptsim: the guest's store at 0x%llx failed (%d)\n",
+			(unsigned long long)gpa, rc);
+		exit(1);
+	}
+	if (ds_slot_mode(hv_control_dirty_session(), slot) != PROTO_DIRTY_OFF)
+		proto_set_bit(sim.oracle[slot], page);
+	proto_set_bit(sim.written[slot], page);
 	return true;
 }
 
 static void guest_write(void)
 {
-	struct fake_slot *s = &sim.vm.slots[rng() % 2];
-	u64 page = rng() % s->npages;
+	u32 slot = rng() % 2;
+	u64 npages = sim.m.vm.slots[slot].npages;
+	u64 page = rng() % npages;
 	u32 run = rng() % 4 == 0 ? 1 + rng() % 32 : 1; /* some clustered */
 	u64 stamp = ((u64)rng() << 32) | rng();
 
 	if (blocked.on) {
 		blocked.on = false;
-		guest_store(blocked.s, blocked.page, blocked.off, blocked.stamp);
+		guest_store(blocked.slot, blocked.page, blocked.off, blocked.stamp);
 		return;
 	}
-	for (u32 k = 0; k < run && page + k < s->npages; k++)
-		if (!guest_store(s, page + k, (rng() % 512) * 8, stamp))
+	for (u32 k = 0; k < run && page + k < npages; k++)
+		if (!guest_store(slot, page + k, (rng() % 512) * 8, stamp))
 			return;
 }
 
@@ -278,22 +435,17 @@ static int listen_on(const char *path)
 
 int main(int argc, char **argv)
 {
-	const char *path = NULL;
-	long poll_us = 500, stall_every = 0, stall_ms = 0, ram_mib = 32, writes = 0, step = 0;
-	bool pml = false;
-	u64 polls = 0;
-	void *mem;
-	int lfd;
-	double next;
-	long pool_pages = -1;
+	struct host_machine_config cfg = {.ram0_mib = 32, .on_pause = on_pause};
+	long ram_mib = 32, writes = 0, step = 0, pool_pages = -1;
 
 	sim.seed = 12345;
 	sim.client = -1;
+	sim.poll_us = 500;
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 
 		if (!strcmp(a, "--pml")) {
-			pml = true;
+			cfg.pml = true;
 			continue;
 		}
 		if (!v) {
@@ -302,13 +454,13 @@ int main(int argc, char **argv)
 		}
 		i++;
 		if (!strcmp(a, "--socket"))
-			path = v;
+			sim.path = v;
 		else if (!strcmp(a, "--poll-us"))
-			poll_us = atol(v);
+			sim.poll_us = atol(v);
 		else if (!strcmp(a, "--stall-every"))
-			stall_every = atol(v);
+			sim.stall_every = atol(v);
 		else if (!strcmp(a, "--stall-ms"))
-			stall_ms = atol(v);
+			sim.stall_ms = atol(v);
 		else if (!strcmp(a, "--baud"))
 			sim.baud = atoi(v);
 		else if (!strcmp(a, "--ram-mib"))
@@ -330,87 +482,39 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (!path || ram_mib < 1 || ram_mib > 4096) {
+	if (!sim.path || ram_mib < 1 || ram_mib > 4096 || step < 0) {
 		fprintf(stderr, "usage: ptsim --socket PATH [options] (see the source)\n");
 		return 2;
 	}
 
-	fake_vm_init(&sim.vm, (u32)ram_mib);
-	if (pml)
-		sim.vm.pml = true;
-	sim.vm.alloc_fail_after = pool_pages;
-	fake_vm_fill(&sim.vm, sim.seed);
-	for (u32 i = 0; i < sim.vm.nr_slots; i++)
-		sim.oracle[i] = calloc((sim.vm.slots[i].npages + 63) / 64, 8);
-	for (u32 i = 0; i < sim.vm.nr_slots; i++)
-		sim.written[i] = calloc((sim.vm.slots[i].npages + 63) / 64, 8);
-	sim_backend = fake_backend;
-	sim_backend.pause = sim_pause;
-	/* Real time: a pause lease (PAUSE with lease_ms) ends after real silence. */
-	sim_backend.now_ns = sim_now_ns;
-	mem = malloc(MGMT_MEM_SIZE);
-	if (!mem ||
-	    mgmt_init(&sim.mgmt, mem, MGMT_MEM_SIZE, &sim_backend, &sim.vm, &sim.vm.ds,
-		      &sim_transport, NULL)) {
-		fprintf(stderr, "ptsim: mgmt_init failed\n");
-		return 1;
+	cfg.ram0_mib = (u32)ram_mib;
+	cfg.step_pages = (u64)step;
+	cfg.seed = sim.seed;
+	host_machine_init(&sim.m, &cfg);
+	fill_memory();
+	for (u32 i = 0; i < sim.m.vm.nr_slots; i++) {
+		sim.oracle[i] = calloc((sim.m.vm.slots[i].npages + 63) / 64, 8);
+		sim.written[i] = calloc((sim.m.vm.slots[i].npages + 63) / 64, 8);
+		if (!sim.oracle[i] || !sim.written[i])
+			abort();
 	}
-	if (step > 0)
-		mgmt_set_step_pages(&sim.mgmt, (u64)step);
-	mgmt_set_cow(&sim.mgmt, &sim.vm.cow);
+	if (pool_pages >= 0)
+		host_machine_drain_pool(&sim.m, (u64)pool_pages);
 	signal(SIGTERM, on_signal);
 	signal(SIGINT, on_signal);
 	signal(SIGPIPE, SIG_IGN);
-	lfd = listen_on(path);
-	fprintf(stderr, "ptsim: listening on %s\n", path);
+	sim.lfd = listen_on(sim.path);
+	fprintf(stderr, "ptsim: listening on %s\n", sim.path);
 	sim.tx_last = now_s();
-	next = now_s();
+	sim.next = now_s();
 
-	while (!stop) {
-		struct pollfd pfd[2] = {{.fd = lfd, .events = POLLIN},
-					{.fd = sim.client, .events = POLLIN}};
-		double t = now_s();
-		int wait_ms = t >= next ? 0 : (int)((next - t) * 1000) + 1;
-
-		if (wait_ms > 1)
-			wait_ms = 1;
-		poll(pfd, sim.client >= 0 ? 2 : 1, wait_ms);
-		if (pfd[0].revents & POLLIN) {
-			int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
-
-			/* One host at a time, like a serial line: a new one replaces the old. */
-			if (fd >= 0) {
-				if (sim.client >= 0)
-					close(sim.client);
-				sim.client = fd;
-			}
-		}
-		if (sim.client >= 0 && (pfd[1].revents & (POLLIN | POLLHUP))) {
-			u8 buf[4096];
-			ssize_t n = read(sim.client, buf, sizeof(buf));
-
-			if (n <= 0) {
-				close(sim.client);
-				sim.client = -1;
-			}
-			/* An infinitely fast line: every byte meets the FIFO at once. */
-			for (ssize_t k = 0; k < n; k++)
-				uart_receive(buf[k]);
-		}
-		if (now_s() < next)
-			continue;
-		polls++;
-		if (!sim.vm.paused)
+	for (;;) {
+		wait_poll_slot();
+		if (!hv.vcpu->paused)
 			for (long w = 0; w < writes; w++)
 				guest_write();
-		mgmt_poll(&sim.mgmt);
-		next = now_s() + poll_us * 1e-6;
-		if (stall_every && polls % (u64)stall_every == 0)
-			next += stall_ms * 1e-3;
+		/* The poll: vCPU 0 exits for the host's turn (a timer interrupt). */
+		sim.rx_idle = false;
+		host_machine_intr_exit(&sim.m, 0);
 	}
-	fprintf(stderr, "ptsim: %llu polls, %llu bytes dropped by the FIFO, %llu rx bytes\n",
-		(unsigned long long)polls, (unsigned long long)sim.dropped,
-		(unsigned long long)sim.mgmt.c.rx_bytes);
-	unlink(path);
-	return 0;
 }

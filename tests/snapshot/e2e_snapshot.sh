@@ -29,6 +29,17 @@ pt() { "$PT" -c "unix:$sock" "$@"; }
 ptsim_start "$sock" --dump-dir "$dir" --writes-per-poll 1 --ram-mib 2 --poll-us 20 ||
 	{ not_ok "sim_started"; exit 1; }
 
+# regs_paused: both vCPUs' registers taken with the guest paused (a vCPU running on
+# another CPU reports only the registers of its last exit, no segments), then running
+# again; the memory dumps of the last pause are kept (the core is checked against them).
+regs_paused() {
+	mkdir -p "$dir/keep" && cp "$dir"/mem-*.bin "$dir/keep/"
+	pt pause >/dev/null
+	pt --json regs --vcpu 0 >"$dir/r0.json" && pt --json regs --vcpu 1 >"$dir/r1.json"
+	pt resume >/dev/null
+	cp "$dir"/keep/mem-*.bin "$dir/"
+}
+
 # corecheck_at NAME CORE: the core against the dump of the last pause and regs now.
 corecheck_at() {
 	local name=$1 core=$2
@@ -105,7 +116,7 @@ cp "$dir/mem-0.bin" "$dir/cow-mem-0.bin"
 cp "$dir/mem-1.bin" "$dir/cow-mem-1.bin"
 pt --json info >"$dir/info.json"
 check cow.guest_running json "$dir/info.json" 'not d["paused"]'
-pt --json regs --vcpu 0 >"$dir/r0.json" && pt --json regs --vcpu 1 >"$dir/r1.json"
+regs_paused
 check cow.corecheck python3 "$CHECK" "$dir/cow.core" --vcpus 2 --mem "0:$dir/cow-mem-0.bin" \
 	--mem "0x100000000:$dir/cow-mem-1.bin" --regs "0:$dir/r0.json" --regs "1:$dir/r1.json"
 check cow.readelf readelf -W -h -l -n "$dir/cow.core"
@@ -135,7 +146,7 @@ pt --json stats >"$dir/stats1.json"
 pt log --bytes 20000 >"$dir/log.txt"
 check cow.tiny_budget.waits_counted python3 -c "import json,sys; a,b=(json.load(open(f)) for f in sys.argv[1:]); sys.exit(0 if b['cow.waits_total']>a['cow.waits_total']>=0 and b['cow.sent_copy']==b['cow.copies'] else 1)" "$dir/stats0.json" "$dir/stats1.json"
 check cow.tiny_budget.wait_logged grep -q "budget full, a vCPU waits for the stream" "$dir/log.txt"
-pt --json regs --vcpu 0 >"$dir/r0.json" && pt --json regs --vcpu 1 >"$dir/r1.json"
+regs_paused
 check cow.tiny_budget.corecheck python3 "$CHECK" "$dir/cowtiny.core" --vcpus 2 --mem "0:$dir/mem-0.bin" \
 	--mem "0x100000000:$dir/mem-1.bin" --regs "0:$dir/r0.json" --regs "1:$dir/r1.json"
 
