@@ -6,7 +6,8 @@
  * product's: the dirty-log session (hv/dirty_session.c) over the real mmu/
  * with the host platform of tests/model; only the CPU is missing, so a
  * "guest write" is logged through mmu/'s funnel (tdp_mmu_mark_page_dirty).
- * Used by the unit tests, the simulator (ptsim), the benchmark and the fuzzers.
+ * Used by the unit tests (proto_test), the benchmark and fuzz_mgmt; ptsim runs
+ * hv/control.c itself on a simulated machine (tests/hv/host_machine.h).
  */
 #ifndef PT_TESTS_FAKE_BACKEND_H
 #define PT_TESTS_FAKE_BACKEND_H

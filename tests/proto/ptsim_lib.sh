@@ -1,6 +1,7 @@
 # The harness of the end-to-end scripts that run ptctl (built with ASan+UBSan) against
-# ptsim (tests/proto/ptsim.c: hv/mgmt.c and the dirty-log session over the real mmu/,
-# behind a unix socket and an emulated 16550), sourced by tests/proto/e2e.sh,
+# ptsim (tests/proto/ptsim.c: hv/'s management side, exit dispatch and fault path over
+# the real mmu/ on the hardware model, behind a unix socket and an emulated 16550),
+# sourced by tests/proto/e2e.sh,
 # tests/research/e2e_research.sh and tests/snapshot/e2e_snapshot.sh.
 #
 #   ptsim_init PREFIX   B, SIM, PT; dir, a fresh temporary directory removed at exit
