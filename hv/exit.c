@@ -141,7 +141,7 @@ static unsigned int insn_prefixes(const struct vcpu *v, const u8 *b, unsigned in
 /*
  * Length of the instruction at RIP, which must be `opcode` (one or two
  * bytes, op2 < 0 for one) after prefixes. TCG has no NRIP save and no decode
- * assists (see /work/shared/notes/emulators.md), so the bytes are read from
+ * assists (docs/hv.md "SVM under QEMU TCG"), so the bytes are read from
  * guest memory. Returns 0 if the bytes are not that instruction.
  */
 static unsigned int insn_len(struct vcpu *v, u8 op1, int op2)

@@ -4,7 +4,7 @@
  * intercepted MMIO page (the local APIC's stores, hv/lapic.c; the HPET's
  * loads and stores, hv/vhpet.c): MOV r/m, reg (89), MOV r/m, imm (C7 /0) and
  * MOV reg, r/m (8B), with legacy and REX prefixes, in 16-, 32- and 64-bit
- * code. TCG has no decode assists (../shared/notes/emulators.md), so
+ * code. TCG has no decode assists (docs/hv.md "SVM under QEMU TCG"), so
  * the bytes come from guest memory. Pure: no guest access, host-tested.
  * AMD APM Vol. 3, 1 "Instruction Encoding"; Intel SDM Vol. 2A, 2.1-2.2.
  */

@@ -3,7 +3,7 @@
  * The guest's local APIC, with more than one vCPU: every CPU's APIC is its
  * own and stays the guest's, except for what would take a CPU away from
  * the hypervisor. An INIT resets a CPU outright (QEMU TCG does so even with
- * GIF = 0, ../shared/notes/emulators.md; hardware holds it only until the
+ * GIF = 0, docs/smp.md "INIT and start-up IPIs"; hardware holds it only until the
  * hypervisor's next STGI), and a start-up IPI starts it in real mode
  * outside the guest. So the guest's INIT and start-up IPIs to a vCPU never
  * reach the hardware: they are emulated (hv/smp.c), and the target starts

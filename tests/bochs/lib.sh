@@ -12,8 +12,8 @@
 #                                   $RUN_DIR/com1.log, $RUN_DIR/e9.log, $RUN_DIR/bochs.log.
 #
 # Bochs is slow (~8.5 s to the first EFI line) and the machine small: one Bochs at a time,
-# enforced with flock on $PT_BOCHS_LOCK. Working configuration and traps:
-# /work/shared/notes/emulators.md. Results are TAP-ish lines on stdout (tests/run.sh).
+# enforced with flock on $PT_BOCHS_LOCK. Configuration: tests/bochs/bochsrc.in; the tests
+# and the harness: docs/vmx.md. Results are TAP-ish lines on stdout (tests/run.sh).
 
 PT_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$PT_ROOT" || exit 1
@@ -27,7 +27,7 @@ PT_BOCHS_MEM_MB=${PT_BOCHS_MEM_MB:-512}
 PT_BOCHS_LOCK_WAIT=${PT_BOCHS_LOCK_WAIT:-1800}
 pt_bochs_pid=
 
-# Lines the hypervisor prints on 0xE9 (published by hv-svm in /work/coord/NOTES.md).
+# Lines the hypervisor prints on port 0xE9 when it runs the guest, and when it fails.
 PT_HV_RUNNING='pagetrail: guest running'
 PT_HV_FAULT='pagetrail: (FATAL|PANIC)'
 

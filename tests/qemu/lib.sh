@@ -12,7 +12,7 @@ export PYTHONDONTWRITEBYTECODE=1
 PT_FAILED=0
 pt_qemu_pid=
 
-# Lines the hypervisor prints on debugcon (published by hv-svm in /work/coord/NOTES.md).
+# Lines the hypervisor prints on debugcon when it runs the guest, and when it fails.
 PT_HV_RUNNING='pagetrail: guest running'
 PT_HV_FAULT='pagetrail: (FATAL|PANIC)'
 
