@@ -28,6 +28,8 @@
 #include <efi.h>
 #include <efilib.h>
 
+#include "tests/guest/efi_tsc.h"
+
 #define HPET_GCAP	  0x000u
 #define HPET_GEN_CONF	  0x010u
 #define HPET_GINTR_STA	  0x020u
@@ -54,14 +56,6 @@ static volatile UINT8 *hpet;
 static unsigned failures;
 static UINT64 tsc_per_ms;
 static EFI_GUID acpi20_guid = ACPI_20_TABLE_GUID;
-
-static UINT64 rdtsc(void)
-{
-	UINT32 lo, hi;
-
-	__asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));
-	return ((UINT64)hi << 32) | lo;
-}
 
 static UINT32 rd32(UINT32 off)
 {
@@ -112,20 +106,20 @@ static const UINT8 *find_hpet_table(void)
 /* Waits until the 64-bit counter reaches `until` (a hang ends after WAIT_LIMIT_S). */
 static BOOLEAN wait_counter(UINT64 until)
 {
-	UINT64 end = rdtsc() + WAIT_LIMIT_S * 1000 * tsc_per_ms;
+	UINT64 end = efi_rdtsc() + WAIT_LIMIT_S * 1000 * tsc_per_ms;
 
 	while ((INT64)(rd64(HPET_COUNTER) - until) < 0)
-		if (rdtsc() > end)
+		if (efi_rdtsc() > end)
 			return FALSE;
 	return TRUE;
 }
 
 static BOOLEAN wait_status(unsigned t)
 {
-	UINT64 end = rdtsc() + WAIT_LIMIT_S * 1000 * tsc_per_ms;
+	UINT64 end = efi_rdtsc() + WAIT_LIMIT_S * 1000 * tsc_per_ms;
 
 	while (!(rd32(HPET_GINTR_STA) & (1u << t)))
-		if (rdtsc() > end)
+		if (efi_rdtsc() > end)
 			return FALSE;
 	return TRUE;
 }
@@ -196,9 +190,9 @@ static void spin_irqs_off(void)
 	/* The guest's counter is halted meanwhile: the tick's must not be. */
 	wr32(HPET_GEN_CONF, rd32(HPET_GEN_CONF) & ~GEN_ENABLE);
 	Print(L"hpet: spinning %u s with interrupts disabled and the counter halted\n", SPIN_S);
-	end = rdtsc() + SPIN_S * 1000 * tsc_per_ms;
+	end = efi_rdtsc() + SPIN_S * 1000 * tsc_per_ms;
 	__asm__ volatile("cli" ::: "memory");
-	while (rdtsc() < end)
+	while (efi_rdtsc() < end)
 		__asm__ volatile("pause");
 	__asm__ volatile("sti" ::: "memory");
 	wr32(HPET_GEN_CONF, rd32(HPET_GEN_CONF) | GEN_ENABLE);
@@ -272,8 +266,8 @@ static void check_periodic(unsigned t, UINT64 ticks_per_ms)
 	 * runs exactly at the match (then one tick later): on a loaded host the value read
 	 * can lag the counter. Wait for it to move (a hang ends after WAIT_LIMIT_S).
 	 */
-	end = rdtsc() + WAIT_LIMIT_S * 1000 * tsc_per_ms;
-	while ((cmp = rd32(HPET_TN_CMP(t))) == (UINT32)first && rdtsc() < end)
+	end = efi_rdtsc() + WAIT_LIMIT_S * 1000 * tsc_per_ms;
+	while ((cmp = rd32(HPET_TN_CMP(t))) == (UINT32)first && efi_rdtsc() < end)
 		;
 	report(fired && (INT32)((UINT32)cmp - (UINT32)first) > 0 &&
 		   ((UINT32)cmp - (UINT32)first) % (UINT32)period == 0,
@@ -291,9 +285,9 @@ EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *systab)
 	unsigned n;
 
 	InitializeLib(image, systab);
-	t0 = rdtsc();
+	t0 = efi_rdtsc();
 	uefi_call_wrapper(BS->Stall, 1, 100000);
-	tsc_per_ms = (rdtsc() - t0) / 100;
+	tsc_per_ms = (efi_rdtsc() - t0) / 100;
 	if (!tsc_per_ms)
 		tsc_per_ms = 1;
 	table = find_hpet_table();

@@ -18,18 +18,11 @@
 #include <efilib.h>
 
 #include "boot/efi_mp.h"
+#include "tests/guest/efi_tsc.h"
 
 #define DEFAULT_SECONDS 40
 #define MAX_SECONDS	3600
 #define CALIB_US	200000
-
-static UINT64 rdtsc(void)
-{
-	UINT32 lo, hi;
-
-	__asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));
-	return ((UINT64)hi << 32) | lo;
-}
 
 static volatile UINT64 spin_end;
 
@@ -38,7 +31,7 @@ static void EFIAPI spin(void *unused)
 {
 	(void)unused;
 	__asm__ volatile("cli" ::: "memory");
-	while (rdtsc() < spin_end)
+	while (efi_rdtsc() < spin_end)
 		__asm__ volatile("pause");
 	__asm__ volatile("sti" ::: "memory");
 }
@@ -107,9 +100,9 @@ EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *systab)
 
 	InitializeLib(image, systab);
 	seconds = arg_seconds(image);
-	t0 = rdtsc();
+	t0 = efi_rdtsc();
 	uefi_call_wrapper(BS->Stall, 1, CALIB_US);
-	per_ms = (rdtsc() - t0) / (CALIB_US / 1000);
+	per_ms = (efi_rdtsc() - t0) / (CALIB_US / 1000);
 	if (per_ms == 0) {
 		Print(L"irqoff: the TSC does not advance\n");
 		return EFI_DEVICE_ERROR;
@@ -129,7 +122,7 @@ EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *systab)
 	}
 	Print(L"irqoff: spinning %lu s with interrupts disabled on %lu CPU(s) (%lu TSC/ms)\n",
 	      (UINT64)seconds, (UINT64)(mp ? enabled : 1), per_ms);
-	spin_end = rdtsc() + (UINT64)seconds * 1000 * per_ms;
+	spin_end = efi_rdtsc() + (UINT64)seconds * 1000 * per_ms;
 	if (mp) {
 		/* Not waited for (an event given): the boot CPU spins meanwhile. */
 		st = mp->startup_all_aps(mp, spin, FALSE, aps_done, 0, NULL, NULL);

@@ -17,6 +17,8 @@
 #include <efi.h>
 #include <efilib.h>
 
+#include "tests/guest/efi_tsc.h"
+
 #define COM1	     0x3f8
 #define COM2	     0x2f8
 #define UART_THR     0
@@ -29,14 +31,6 @@
 #define WAIT_HOST_S  120
 #define MAX_SECONDS  600
 #define DEFAULT_SECS 10
-
-static UINT64 rdtsc(void)
-{
-	UINT32 lo, hi;
-
-	__asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));
-	return ((UINT64)hi << 32) | lo;
-}
 
 static UINT8 inb(UINT16 port)
 {
@@ -130,24 +124,24 @@ EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *systab)
 
 	InitializeLib(image, systab);
 	parse_args(image, &seconds, &fifo);
-	t0 = rdtsc();
+	t0 = efi_rdtsc();
 	uefi_call_wrapper(BS->Stall, 1, CALIB_US);
-	per_ms = (rdtsc() - t0) / (CALIB_US / 1000);
+	per_ms = (efi_rdtsc() - t0) / (CALIB_US / 1000);
 	__asm__ volatile("cli" ::: "memory");
 	/* FIFOs on and cleared (as the hypervisor's uart_init leaves them). */
 	outb(COM2 + UART_FCR, 0x07);
 	com1_puts("uartblast: waiting for the host on COM2\r\n");
-	end = rdtsc() + (UINT64)WAIT_HOST_S * 1000 * per_ms;
+	end = efi_rdtsc() + (UINT64)WAIT_HOST_S * 1000 * per_ms;
 	while (!(inb(COM2 + UART_LSR) & LSR_DR))
-		if (rdtsc() > end) {
+		if (efi_rdtsc() > end) {
 			com1_puts("uartblast: no byte from the host\r\n");
 			outb(DEBUG_EXIT, 1);
 			return EFI_TIMEOUT;
 		}
 	inb(COM2 + UART_THR);
-	t0 = rdtsc();
+	t0 = efi_rdtsc();
 	end = t0 + (UINT64)seconds * 1000 * per_ms;
-	while (rdtsc() < end) {
+	while (efi_rdtsc() < end) {
 		if (fifo) {
 			while (!(inb(COM2 + UART_LSR) & LSR_THRE))
 				;
@@ -161,7 +155,7 @@ EFI_STATUS efi_main(EFI_HANDLE image, EFI_SYSTEM_TABLE *systab)
 			sent++;
 		}
 	}
-	ms = (rdtsc() - t0) / per_ms;
+	ms = (efi_rdtsc() - t0) / per_ms;
 	p = fmt_str(p, "uartblast: ");
 	p = fmt_str(p, fifo ? "fifo " : "byte ");
 	p = fmt_u64(p, sent);
