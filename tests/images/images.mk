@@ -12,7 +12,13 @@
 
 IMG_DIR := $(BUILD)/images
 PT_IMAGES := $(IMG_DIR)/esp.img $(IMG_DIR)/initramfs.cpio.gz
-PT_KERNEL_ARGS ?= console=ttyS0 panic=-1
+# no_timer_check: Linux checks at boot that the IO-APIC delivers IRQ 0 within a fixed
+# TSC-timed delay, and under TCG on a loaded host the emulated PIT can fall behind that
+# delay: "IO-APIC + timer doesn't work!", a panic at 0.004 s (seen under the hypervisor in
+# `make bench` with both cores busy; the 8259A and virtual-wire fallbacks fail the same
+# timed check). The tests of interrupt delivery under the hypervisor (guest clock, HPET,
+# NMI, interrupts-off) do not depend on this check.
+PT_KERNEL_ARGS ?= console=ttyS0 panic=-1 no_timer_check
 # Fixed dates and serial numbers so that the same inputs give the same image bytes.
 IMG_EPOCH := 1700000000
 IMG_TOUCH := touch -h -d @$(IMG_EPOCH)
