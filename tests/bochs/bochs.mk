@@ -44,7 +44,7 @@ bochs-deps: $(BOCHS_DEPS)
 TEST_DEPS += $(BOCHS_DEPS)
 
 # The Linux boots under VMX, too long for `make test` (docs/vmx.md): 1 CPU (~2.5 min)
-# and 2 CPUs (~10 min, Linux brings the AP online through the emulated INIT-SIPI-SIPI).
+# and 2 CPUs (~5-10 min, Linux brings the AP online through the emulated INIT-SIPI-SIPI).
 BOCHS_LINUX_TESTS := tests/bochs/test_linux_boot.sh tests/bochs/test_linux_smp.sh
 .PHONY: test-bochs-linux
 test-bochs-linux: deps

@@ -9,7 +9,7 @@
 # Linux before) and reads the signatures again. The test ends at the workload's status
 # line: no power-off, since without ACPI Linux can only halt, and a halt cuts off the
 # console output still queued in the serial driver.
-# Not in `make test`: about 10 minutes of Bochs (docs/vmx.md); `make test-bochs-linux`.
+# Not in `make test`: 5-10 minutes of Bochs (docs/vmx.md); `make test-bochs-linux`.
 source "$(dirname "$0")/lib.sh"
 pt_init linux_smp
 img=$RUN_DIR/esp.img
