@@ -60,6 +60,7 @@ TEST_SCRIPTS += tests/bochs/test_harness.sh tests/bochs/test_vmx_probe.sh \
 BENCH_STEPS += tests/bochs/bench_dirty.sh
 
 # Bench: Linux's boot to /init under VMX against the same boot without PageTrail, host
-# time and the guest's own (emulated) uptime (tests/bochs/bench_linux_boot.sh, two
-# Linux boots in Bochs, ~5 min); needs the kernel and initramfs of tests/images.
+# time and the guest's own (emulated) uptime, with 1 and with 2 CPUs (the 2-CPU boots
+# through mptable.efi) (tests/bochs/bench_linux_boot.sh, four Linux boots in Bochs,
+# ~15 min); needs the kernel and initramfs of tests/images.
 BENCH_STEPS += tests/bochs/bench_linux_boot.sh
