@@ -45,18 +45,24 @@ static void uart_out(struct uart16550 *u, enum uart_reg r, u8 v)
 
 bool uart_init(struct uart16550 *u, u32 baud, u32 clock_hz)
 {
-	u32 div = baud ? (clock_hz ? clock_hz : UART_CLOCK_PC) / (16 * baud) : 0;
+	u32 clock = clock_hz ? clock_hz : UART_CLOCK_PC;
+	u32 div = baud ? clock / (16 * baud) : 0;
 
+	u->baud = 0;
 	uart_out(u, UART_SCR, 0x5a);
 	u->present = uart_in(u, UART_SCR) == 0x5a;
 	if (!u->present)
 		return false;
 	uart_out(u, UART_IER, 0);
+	uart_out(u, UART_LCR, UART_LCR_DLAB);
 	if (div) {
-		uart_out(u, UART_LCR, UART_LCR_DLAB);
 		uart_out(u, UART_RBR_THR, (u8)div);
 		uart_out(u, UART_IER, (u8)(div >> 8));
+	} else {
+		/* The firmware's divisor, for the line's rate (u->baud). */
+		div = uart_in(u, UART_RBR_THR) | (u32)uart_in(u, UART_IER) << 8;
 	}
+	u->baud = div ? clock / (16 * div) : 0;
 	uart_out(u, UART_LCR, UART_LCR_8N1);
 	uart_out(u, UART_IIR_FCR, UART_FCR_ENABLE_CLEAR_TRIG14);
 	uart_out(u, UART_MCR, UART_MCR_DTR_RTS_OUT2);
@@ -108,8 +114,8 @@ int uart_getc_or_error(struct uart16550 *u)
 
 u32 uart_tx_room(struct uart16550 *u)
 {
-	/* uart_init enabled the 16-byte FIFOs (FCR = 0x07). */
-	return u->present && (uart_in(u, UART_LSR) & UART_LSR_THRE) ? 16 : 0;
+	/* uart_init enabled the FIFOs (FCR bit 0). */
+	return u->present && (uart_in(u, UART_LSR) & UART_LSR_THRE) ? UART_FIFO_BYTES : 0;
 }
 
 void uart_putc_nowait(struct uart16550 *u, u8 c)

@@ -16,6 +16,10 @@
 #define UART_COM3_BASE 0x3e8
 #define UART_COM4_BASE 0x2e8
 #define UART_NR_PORTS  8
+/* The 16550's transmit and receive FIFOs (NS16550A data sheet, "FIFO Control Register"). */
+#define UART_FIFO_BYTES 16u
+/* A character on the line as uart_init sets it (8N1): start bit, 8 data bits, stop bit. */
+#define UART_BITS_PER_CHAR 10u
 /* The clock of a PC's 16550 (1.8432 MHz): divisor = clock / (16 * baud). */
 #define UART_CLOCK_PC 1843200u
 
@@ -59,6 +63,12 @@ struct uart16550 {
 	u8 reg_shift; /* MMIO register stride is 1 << reg_shift bytes (0, 1 or 2); I/O: 0 */
 	u8 reg_width; /* MMIO access width in bytes (1, 2 or 4); I/O: 1 */
 	bool present; /* scratch register answered at init */
+	/*
+	 * The line's rate as uart_init left it: clock / (16 * divisor), from
+	 * the divisor it wrote or, when it kept the firmware's, the one it
+	 * read back. 0 if unknown (absent, or a divisor of 0).
+	 */
+	u32 baud;
 };
 
 /* Bytes of address space the eight registers take (I/O ports or MMIO). */
@@ -71,7 +81,7 @@ static inline u64 uart_span(const struct uart16550 *u)
  * u->base, space, reg_shift and reg_width set by the caller: checks that a
  * UART answers (scratch register), programs 8N1 at `baud` from `clock_hz`
  * (0: UART_CLOCK_PC), FIFOs on, interrupts off. baud 0 keeps the divisor
- * the firmware set. Returns false if absent.
+ * the firmware set (read back into u->baud). Returns false if absent.
  */
 bool uart_init(struct uart16550 *u, u32 baud, u32 clock_hz);
 /* Writes one byte, waiting a bounded time for room. False if it timed out. */
@@ -85,7 +95,7 @@ int uart_getc_nowait(struct uart16550 *u);
  * LSR clears them: a byte was lost), -1 when nothing waits.
  */
 int uart_getc_or_error(struct uart16550 *u);
-/* Bytes that may be written now without waiting: the FIFO (16) when THR is empty, else 0. */
+/* Bytes that may be written now without waiting: the FIFO when THR is empty, else 0. */
 u32 uart_tx_room(struct uart16550 *u);
 /* Writes a byte without waiting; the caller checked uart_tx_room. */
 void uart_putc_nowait(struct uart16550 *u, u8 c);

@@ -512,8 +512,9 @@ void hv_handle_exit(struct vcpu *v, struct hv_exit *e)
 	if (mgmt_poll_due(e->reason))
 		hv_control_poll(v);
 	want_poll = hv_control_wants_poll();
-	if (v->ops->want_poll_exits)
-		v->ops->want_poll_exits(v, want_poll);
+	if (v->ops->set_poll_exit_tsc)
+		v->ops->set_poll_exit_tsc(v, want_poll ? hv.mgmt_poll.fast_tsc
+						       : hv.mgmt_poll.idle_tsc);
 	/* While the management port sends, the tick comes faster (hv/mgmt_tick.h). */
 	hv_mgmt_tick_fast(want_poll);
 }

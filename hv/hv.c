@@ -38,6 +38,32 @@ static void log_footprint(const struct hv_boot_info *bi)
 	       (u64)(hv_pages_free() * PAGE_SIZE) >> 10);
 }
 
+/* The port's poll intervals (hv/mgmt_poll.h), and where a fixed one applies and why. */
+static void log_mgmt_poll(const struct hv_mgmt_poll *p)
+{
+	u64 fifo_ns;
+
+	if (!p->fast_ns) {
+		hv_log("management poll while a reply goes out: the line's rate is unknown: the "
+		       "fixed intervals (HPET tick %u us, a TSC-counting timer %lu TSC ticks)",
+		       HV_MGMT_TICK_FAST_US, p->fast_tsc);
+		return;
+	}
+	fifo_ns = (u64)UART_FIFO_BYTES * UART_BITS_PER_CHAR * 1000000000ull / p->baud;
+	hv_log("management poll while a reply goes out: every %lu.%lu us (%u characters at %u "
+	       "baud; the %u-byte FIFO empties in %lu us)",
+	       p->fast_ns / 1000, p->fast_ns % 1000 / 100, HV_MGMT_POLL_CHARS, p->baud,
+	       UART_FIFO_BYTES, fifo_ns / 1000);
+	if (p->tsc_derived)
+		hv_log("management poll: a TSC-counting timer waits %lu TSC ticks while a reply "
+		       "goes out, %lu idle",
+		       p->fast_tsc, p->idle_tsc);
+	else
+		hv_log("management poll: the TSC's rate is unknown: a TSC-counting timer keeps "
+		       "the fixed %lu TSC ticks while a reply goes out, %lu idle",
+		       p->fast_tsc, p->idle_tsc);
+}
+
 /*
  * One vCPU per CPU the firmware listed and enabled: the boot CPU's now, the
  * APs' ready for their own takeover (hv_ap_start), each with its backend
@@ -82,6 +108,8 @@ static int hv_create_vcpus(struct hv_boot_info *bi)
 			hv_log("out of pool memory for vCPU %u", i);
 			return -1;
 		}
+		if (v->ops->set_poll_exit_tsc)
+			v->ops->set_poll_exit_tsc(v, hv.mgmt_poll.idle_tsc);
 		if (vm_vcpu_attach(hv.vm, v))
 			return -1;
 	}
@@ -107,6 +135,9 @@ int hv_init(struct hv_boot_info *bi)
 
 	if (hv_mgmt_uart_setup(bi, &hv.mgmt_uart))
 		return -1;
+	hv_mgmt_poll_choose(&hv.mgmt_poll, hv.mgmt_uart.present ? hv.mgmt_uart.baud : 0,
+			    bi->tsc_hz);
+	log_mgmt_poll(&hv.mgmt_poll);
 
 	hv_log("cpus: %u listed by the firmware (boot CPU APIC ID %u)", bi->nr_cpus,
 	       bi->cpus[0].apic_id);
@@ -121,7 +152,7 @@ int hv_init(struct hv_boot_info *bi)
 		top = hv.mgmt_uart.base + uart_span(&hv.mgmt_uart);
 	top = (top + (1ull << 30) - 1) & ~((1ull << 30) - 1);
 	/* Before vm_create: the tick may hide a page (the HPET) from the guest. */
-	hv_mgmt_tick_init(bi);
+	hv_mgmt_tick_init(bi, &hv.mgmt_poll);
 	if (x86_host_prepare(top)) {
 		hv_log("out of pool memory for the host page tables");
 		return -1;

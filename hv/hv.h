@@ -9,6 +9,7 @@
 #include "drivers/uart16550.h"
 #include "hv/boot.h"
 #include "hv/memslot.h"
+#include "hv/mgmt_poll.h"
 #include "hv/vcpu.h"
 
 #include <pt/types.h>
@@ -49,8 +50,9 @@ struct hv {
 	bool smp_unvirtualized;
 	u32 nr_online; /* vCPUs running their loop (hv_note_online) */
 	u64 footprint_bytes;
-	u64 next_stats_tsc; /* when the exit statistics go to the log next */
-	u8 mgmt_tick;	    /* enum hv_mgmt_tick */
+	u64 next_stats_tsc;	       /* when the exit statistics go to the log next */
+	u8 mgmt_tick;		       /* enum hv_mgmt_tick */
+	struct hv_mgmt_poll mgmt_poll; /* how soon the guest gives the port a turn */
 };
 
 extern struct hv hv;

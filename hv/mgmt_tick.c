@@ -44,15 +44,17 @@ static struct {
 	u64 hpet_table;	    /* its ACPI table (the guest keeps it) */
 	struct vhpet vhpet; /* the guest's view: one comparator fewer */
 	u32 msi_addr;
-	u32 slow_ticks, fast_ticks; /* HV_MGMT_TICK_US, HV_MGMT_TICK_FAST_US in counter ticks */
+	u32 slow_ticks, fast_ticks; /* HV_MGMT_TICK_US, the fast interval in counter ticks */
+	u64 fast_ns;		    /* the fast interval */
 	u64 foreign;		    /* NMIs given to the guest */
 } tick;
 
 #define FOREIGN_NMI_LOG_LIMIT 16
 
-static int tick_setup_hpet(const struct hv_boot_info *bi, const char **why)
+static int tick_setup_hpet(const struct hv_boot_info *bi, const struct hv_mgmt_poll *poll,
+			   const char **why)
 {
-	u64 table, fs_per_tick;
+	u64 table;
 	int apic_id;
 
 	if (!bi->acpi_rsdp) {
@@ -73,9 +75,10 @@ static int tick_setup_hpet(const struct hv_boot_info *bi, const char **why)
 		return -1;
 	if (hpet_pick_fsb_timer(&tick.hpet, why) < 0)
 		return -1;
-	fs_per_tick = tick.hpet.period_fs;
-	tick.slow_ticks = (u32)((u64)HV_MGMT_TICK_US * 1000000000ull / fs_per_tick);
-	tick.fast_ticks = (u32)((u64)HV_MGMT_TICK_FAST_US * 1000000000ull / fs_per_tick);
+	/* hv/mgmt_poll.h: from the line's rate, or the fixed interval without it. */
+	tick.fast_ns = poll->fast_ns ? poll->fast_ns : HV_MGMT_TICK_FAST_US * 1000ull;
+	tick.slow_ticks = hv_mgmt_poll_ns_to_hpet(HV_MGMT_TICK_US * 1000ull, tick.hpet.period_fs);
+	tick.fast_ticks = hv_mgmt_poll_ns_to_hpet(tick.fast_ns, tick.hpet.period_fs);
 	apic_id = tick_boot_apic_id();
 	if (apic_id < 0) {
 		*why = "the boot CPU's APIC ID is above 255: an MSI cannot address it";
@@ -90,10 +93,17 @@ static int tick_setup_hpet(const struct hv_boot_info *bi, const char **why)
 	       tick.hpet_base, tick.hpet.nr_timers, tick.hpet.period_fs, tick.hpet.timer,
 	       tick.hpet.periodic ? "32-bit periodic" : "64-bit one-shot, re-armed each tick",
 	       HV_MGMT_TICK_US, tick.msi_addr, tick.vhpet.nr_guest);
+	if (tick.hpet.periodic)
+		hv_log("management tick: periodic: it stays at %u us while a reply goes out",
+		       HV_MGMT_TICK_US);
+	else
+		hv_log("management tick: every %lu.%lu us while a reply goes out (%u HPET ticks%s)",
+		       tick.fast_ns / 1000, tick.fast_ns % 1000 / 100, tick.fast_ticks,
+		       poll->fast_ns ? ", from the line's rate" : ": the line's rate is unknown");
 	return 0;
 }
 
-void hv_mgmt_tick_init(const struct hv_boot_info *bi)
+void hv_mgmt_tick_init(const struct hv_boot_info *bi, const struct hv_mgmt_poll *poll)
 {
 	const char *why = "";
 
@@ -107,7 +117,7 @@ void hv_mgmt_tick_init(const struct hv_boot_info *bi)
 		why = "disabled by --no-mgmt-tick";
 	else if (!arch_nmi_tick_supported())
 		why = "this backend has neither its own timer nor NMI interception";
-	else if (!tick_setup_hpet(bi, &why))
+	else if (!tick_setup_hpet(bi, poll, &why))
 		hv.mgmt_tick = HV_MGMT_TICK_HPET_NMI;
 	if (hv.mgmt_tick == HV_MGMT_TICK_NONE) {
 		tick.hpet.timer = -1;

@@ -16,25 +16,26 @@
 #define PT_HV_MGMT_TICK_H
 
 #include "hv/boot.h"
+#include "hv/mgmt_poll.h"
 
 #include <pt/types.h>
 
-/* Tick interval; the protocol's credit flow control needs no faster (docs/protocol.md). */
-#define HV_MGMT_TICK_US 10000u
 /*
- * While a reply is going out (hv_control_wants_poll): the UART takes 16
- * bytes per poll, so a reply of a few hundred bytes needs many polls.
+ * Intervals (hv/mgmt_poll.h): HV_MGMT_TICK_US idle, the protocol's credit
+ * flow control needs no faster (docs/protocol.md); while a reply is going
+ * out (hv_control_wants_poll), as the line needs: the UART takes 16 bytes
+ * per poll, so a reply of a few hundred bytes needs many polls.
  */
-#define HV_MGMT_TICK_FAST_US 1000u
 
 /*
  * Decides hv.mgmt_tick and logs the decision (hv_init, firmware context,
- * after hv_page_alloc_init, before vm_create). On SVM, unless disabled by
+ * after hv_page_alloc_init, before vm_create), its fast interval from
+ * *poll. On SVM, unless disabled by
  * --no-mgmt-tick: finds the HPET in ACPI, checks it is free and can deliver
  * through FSB, picks a comparator. Never fails the start: without a tick,
  * the log and hv.mgmt_tick say that no answer-time bound holds.
  */
-void hv_mgmt_tick_init(const struct hv_boot_info *bi);
+void hv_mgmt_tick_init(const struct hv_boot_info *bi, const struct hv_mgmt_poll *poll);
 /* The guest-physical page of the HPET whose accesses are emulated: false if none. */
 bool hv_mgmt_tick_hpet_page(gpa_t *gpa);
 struct vcpu;
@@ -54,7 +55,8 @@ u64 hv_mgmt_tick_hpet_refused(void);
  */
 void hv_mgmt_tick_start(void);
 /*
- * Fast ticks (HV_MGMT_TICK_FAST_US) while `fast`, else HV_MGMT_TICK_US. The
+ * Fast ticks while `fast` (poll->fast_ns given to hv_mgmt_tick_init, or
+ * HV_MGMT_TICK_FAST_US when the line's rate is unknown), else HV_MGMT_TICK_US. The
  * interval changes at the next re-arming (the tick already armed stays: an
  * NMI it may have raised must still be recognized). One-shot comparators
  * only; a periodic one keeps its interval.

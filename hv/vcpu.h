@@ -131,12 +131,14 @@ struct vcpu_ops {
 	void (*flush_tlb)(struct vcpu *v);
 	void (*set_tdp_root)(struct vcpu *v, hpa_t root);
 	/*
-	 * While `want` is true, the vCPU must exit again soon even if the
-	 * guest computes without exiting (the management port is sending):
-	 * VMX shortens its preemption timer. May be NULL (SVM: hv/ makes its
+	 * The vCPU must exit within `tsc` TSC ticks of each entry even if the
+	 * guest computes without exiting, so the management port is polled
+	 * (hv/mgmt_poll.h decides: shorter while a reply is going out). Set
+	 * once at creation and after every exit of the boot CPU. VMX loads it
+	 * into its preemption timer. May be NULL (SVM: hv/ makes its
 	 * management tick faster itself, hv_mgmt_tick_fast).
 	 */
-	void (*want_poll_exits)(struct vcpu *v, bool want);
+	void (*set_poll_exit_tsc)(struct vcpu *v, u64 tsc);
 	/*
 	 * Hardware dirty logging (Intel PML, SDM Vol. 3C 29.3.6): turns the
 	 * CPU's logging of EPT D-bit transitions on or off for this vCPU.

@@ -36,7 +36,7 @@ HOST_TESTS += $(BUILD)/mgmt/replay_fuzz_frame $(BUILD)/mgmt/replay_fuzz_mgmt
 # fuzz_guest: the exit path a hostile guest reaches (hv/exit.c's CPUID, MSR and port I/O
 # policy, hv/lapic.c, hv/insn.c through hv/guest_mem.c, the HPET page: hv/mgmt_tick.c,
 # hv/vhpet.c, drivers/hpet.c, hv/acpi.c), with the CPU replaced by tests/fuzz/guest_shim.h.
-FUZZ_GUEST := hv/exit.c hv/lapic.c hv/insn.c hv/guest_mem.c hv/mgmt_tick.c hv/vhpet.c \
+FUZZ_GUEST := hv/exit.c hv/lapic.c hv/insn.c hv/guest_mem.c hv/mgmt_tick.c hv/mgmt_poll.c hv/vhpet.c \
 	drivers/hpet.c hv/acpi.c
 FUZZ_GUEST_DEPS := tests/fuzz/guest_shim.h $(wildcard hv/*.h drivers/*.h arch/x86/*.h include/pt/*.h)
 

@@ -474,7 +474,8 @@ static void machine_reset(const u8 *setup)
 	    (struct uart16550){.base = UART_COM2_BASE, .space = UART_SPACE_IO, .reg_width = 1};
 	hv.next_stats_tsc = ~0ull;
 	m.ans = NULL;
-	hv_mgmt_tick_init(&m.bi);
+	hv_mgmt_poll_choose(&hv.mgmt_poll, 115200, 0);
+	hv_mgmt_tick_init(&m.bi, &hv.mgmt_poll);
 	if (hv.mgmt_tick != HV_MGMT_TICK_HPET_NMI)
 		fail(18); /* this HPET can always be shared */
 	hv_mgmt_tick_start();

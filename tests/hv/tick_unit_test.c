@@ -4,11 +4,15 @@
  * CPU: hv/acpi.c finding the HPET table and setting its block ID in
  * in-memory RSDP/XSDT/RSDT images, and drivers/hpet.c picking, programming
  * and claiming ticks on a register block that is plain memory, and the
- * guest's view of the shared HPET (hv/vhpet.c) on the same block.
+ * guest's view of the shared HPET (hv/vhpet.c) on the same block; the
+ * management port's poll intervals from the line's rate (hv/mgmt_poll.c),
+ * and a model of a 16550's transmitter fed at those polls.
  * Prints "ok NAME" / "not ok NAME reason" lines for tests/run.sh.
  */
 #include "drivers/hpet.h"
+#include "drivers/uart16550.h"
 #include "hv/acpi.h"
+#include "hv/mgmt_poll.h"
 #include "hv/vhpet.h"
 #include "tests/check.h"
 
@@ -535,11 +539,151 @@ static void test_vhpet_hostile(void)
 		   (unsigned long long)vh.accesses, i);
 }
 
+/* ---- The port's poll intervals (hv/mgmt_poll.c) ---- */
+
+static void test_poll_intervals(void)
+{
+	struct hv_mgmt_poll p;
+
+	/* 2 characters of 10 bits: 20 bit times. */
+	CHECK(hv_mgmt_poll_fast_ns(115200) == 173611, ": %llu",
+	      (unsigned long long)hv_mgmt_poll_fast_ns(115200));
+	CHECK(hv_mgmt_poll_fast_ns(57600) == 347222);
+	CHECK(hv_mgmt_poll_fast_ns(9600) == 2083333);
+	CHECK(hv_mgmt_poll_fast_ns(0) == 0, ": an unknown rate gives no interval");
+	/* Bounds: never under 50 us (a fast line), never over the idle tick (a slow one). */
+	CHECK(hv_mgmt_poll_fast_ns(460800) == 50000, ": 43403 ns raised to the bound");
+	CHECK(hv_mgmt_poll_fast_ns(921600) == HV_MGMT_POLL_MIN_NS);
+	CHECK(hv_mgmt_poll_fast_ns(3000000) == HV_MGMT_POLL_MIN_NS);
+	CHECK(hv_mgmt_poll_fast_ns(2400) == 8333333);
+	CHECK(hv_mgmt_poll_fast_ns(1200) == HV_MGMT_POLL_MAX_NS);
+	CHECK(hv_mgmt_poll_fast_ns(300) == HV_MGMT_POLL_MAX_NS);
+	CHECK(hv_mgmt_poll_fast_ns(1) == HV_MGMT_POLL_MAX_NS);
+	CHECK(hv_mgmt_poll_fast_ns(0xffffffffu) == HV_MGMT_POLL_MIN_NS);
+	test_report("mgmt_poll.fast_interval_is_two_characters_bounded");
+
+	CHECK(hv_mgmt_poll_ns_to_ticks(173611, 2500000000ull) == 434027);
+	CHECK(hv_mgmt_poll_ns_to_ticks(173611, 50000000ull) == 8680, ": Bochs at ips=50M");
+	CHECK(hv_mgmt_poll_ns_to_ticks(HV_MGMT_POLL_MAX_NS, 1000000000000000ull) ==
+		  10000000000000ull,
+	      ": a 1 PHz counter over 10 ms stays in 64 bits");
+	CHECK(hv_mgmt_poll_ns_to_ticks(1, 1000) == 1, ": never 0");
+	/* QEMU's HPET: 10 ns a tick; a 14.318 MHz one: 69841279 fs. */
+	CHECK(hv_mgmt_poll_ns_to_hpet(173611, 10000000) == 17361);
+	CHECK(hv_mgmt_poll_ns_to_hpet(10000000, 10000000) == 1000000);
+	CHECK(hv_mgmt_poll_ns_to_hpet(173611, 69841279) == 2485);
+	CHECK(hv_mgmt_poll_ns_to_hpet(10000000, 69841279) == 143181);
+	CHECK(hv_mgmt_poll_ns_to_hpet(10000000, 1) == 0xffffffffu, ": clamped to the comparator");
+	CHECK(hv_mgmt_poll_ns_to_hpet(1, 100000000) == 1, ": never 0");
+	CHECK(hv_mgmt_poll_ns_to_hpet(1000, 0) == 0xffffffffu, ": no period: the longest");
+	test_report("mgmt_poll.conversions_to_tsc_and_hpet_ticks");
+
+	hv_mgmt_poll_choose(&p, 115200, 2500000000ull);
+	CHECK(p.baud == 115200 && p.fast_ns == 173611 && p.tsc_derived && p.fast_tsc == 434027 &&
+	      p.idle_tsc == HV_MGMT_POLL_TSC_IDLE);
+	hv_mgmt_poll_choose(&p, 115200, 0);
+	CHECK(p.fast_ns == 173611 && !p.tsc_derived && p.fast_tsc == HV_MGMT_POLL_TSC_FAST,
+	      ": no TSC rate: the fixed TSC interval");
+	hv_mgmt_poll_choose(&p, 0, 2500000000ull);
+	CHECK(p.fast_ns == 0 && !p.tsc_derived && p.fast_tsc == HV_MGMT_POLL_TSC_FAST,
+	      ": no line rate: the fixed intervals");
+	hv_mgmt_poll_choose(&p, 9600, 2500000000ull);
+	CHECK(p.fast_tsc == HV_MGMT_POLL_TSC_IDLE, ": never slower than idle (%llu)",
+	      (unsigned long long)p.fast_tsc);
+	hv_mgmt_poll_choose(&p, 115200, 50000000ull);
+	CHECK(p.tsc_derived && p.fast_tsc == 8680 && p.idle_tsc == HV_MGMT_POLL_TSC_IDLE);
+	test_report("mgmt_poll.choice_and_fallbacks");
+}
+
+/*
+ * A 16550's transmitter fed by polls (NS16550A: THRE sets when the FIFO's
+ * last byte moves into the shift register, one character before the line
+ * falls idle). Each poll that finds THRE writes a FIFO's worth. gap(i)
+ * gives the time to the next poll, at most max_gap. Returns the line's
+ * busy time in parts per 10,000 over `refills` refills.
+ */
+struct poll_pattern {
+	u64 max_gap;
+	u64 char_ns;
+	u32 seed;
+	int kind; /* 0 periodic, 1 random gaps in (0, max_gap], 2 the worst placement */
+};
+
+static u64 next_poll(struct poll_pattern *pp, u64 now, u64 thre_at)
+{
+	switch (pp->kind) {
+	case 0:
+		return now + pp->max_gap;
+	case 1:
+		pp->seed = pp->seed * 1103515245u + 12345u;
+		return now + 1 + (pp->seed >> 8) % pp->max_gap;
+	default:
+		/* A poll just before THRE sets, then the longest wait. */
+		if (now < thre_at && thre_at - 1 - now <= pp->max_gap && thre_at - 1 > now)
+			return thre_at - 1;
+		return now + pp->max_gap;
+	}
+}
+
+static unsigned int line_busy_10k(struct poll_pattern pp, unsigned int refills)
+{
+	u64 t = 0, line_free = 0, thre_at = 0, first = 0, busy = 0;
+	unsigned int n = 0;
+
+	while (n < refills) {
+		if (t >= thre_at) {
+			u64 start = t > line_free ? t : line_free;
+
+			if (!n)
+				first = start;
+			thre_at = start + (UART_FIFO_BYTES - 1) * pp.char_ns;
+			line_free = start + UART_FIFO_BYTES * pp.char_ns;
+			busy += UART_FIFO_BYTES * pp.char_ns;
+			n++;
+		}
+		t = next_poll(&pp, t, thre_at);
+	}
+	return (unsigned int)(busy * 10000 / (line_free - first));
+}
+
+static void test_line_model(void)
+{
+	static const u32 bauds[] = {9600, 19200, 38400, 57600, 115200};
+	unsigned int i, kind, worst = 10000, b;
+
+	for (i = 0; i < ARRAY_SIZE(bauds); i++) {
+		u64 c = (u64)UART_BITS_PER_CHAR * 1000000000ull / bauds[i];
+		u64 p = hv_mgmt_poll_fast_ns(bauds[i]);
+		/* hv/mgmt_poll.h: busy >= 16 C / (15 C + P). */
+		unsigned int bound = (unsigned int)(16 * c * 10000 / (15 * c + p));
+
+		for (kind = 0; kind < 3; kind++) {
+			b = line_busy_10k((struct poll_pattern){p, c, 1, (int)kind}, 2000);
+			CHECK(b + 1 >= bound, ": %u baud, pattern %u: %u/10000 under the bound %u",
+			      bauds[i], kind, b, bound);
+			if (b < worst)
+				worst = b;
+		}
+		CHECK(bound >= 9400, ": %u baud: bound %u/10000", bauds[i], bound);
+	}
+	CHECK(worst >= 9400, ": the worst placement: %u/10000", worst);
+	test_report("mgmt_poll.line_model_keeps_the_line_94_percent_busy");
+
+	/* The old fixed 1 ms at 115200: the worst placement leaves the line idle. */
+	b = line_busy_10k((struct poll_pattern){1000000, 86805, 1, 2}, 2000);
+	CHECK(b < 9000, ": 1 ms polls, worst placement: %u/10000", b);
+	b = line_busy_10k((struct poll_pattern){1000000, 86805, 1, 0}, 2000);
+	CHECK(b < 9000, ": 1 ms polls, periodic: %u/10000", b);
+	test_report("mgmt_poll.line_model_negative_control_1ms");
+}
+
 int main(void)
 {
 	test_acpi();
 	test_hpet();
 	test_vhpet();
 	test_vhpet_hostile();
+	test_poll_intervals();
+	test_line_model();
 	return test_failures ? 1 : 0;
 }

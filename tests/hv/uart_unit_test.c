@@ -200,6 +200,7 @@ static void test_mmio32(void)
 		regs[i] = FILL32;
 	u.base = (u64)(uintptr_t)regs;
 	CHECK(uart_init(&u, 9600, 0) && u.present, ": the scratch register read back");
+	CHECK(u.baud == 9600, ": the line's rate %u", u.baud);
 	CHECK(regs[UART_RBR_THR] == 12, ": DLL 0x%x, want 12 (1.8432 MHz / 16 / 9600)",
 	      regs[UART_RBR_THR]);
 	CHECK(regs[UART_IER] == 0, ": DLM then IER: 0x%x", regs[UART_IER]);
@@ -256,10 +257,16 @@ static void test_mmio16(void)
 	u.base = (u64)(uintptr_t)regs;
 	CHECK(uart_init(&u, 115200, 48000000) && regs[0] == 26 && regs[1] == 0,
 	      ": DLL %u (48 MHz / 16 / 115200 = 26)", regs[0]);
+	CHECK(u.baud == 115384, ": the line's rate as divided: %u", u.baud);
 	for (i = 0; i < 8; i++)
 		regs[i] = 0xaaaa;
-	CHECK(uart_init(&u, 0, 0) && regs[0] == 0xaaaa && regs[3] == UART_LCR_8N1,
+	/* DLL 3: 38400 baud from a PC clock (DLM shares its cell with IER, written 0 here). */
+	regs[0] = 0xff03;
+	CHECK(uart_init(&u, 0, 0) && regs[0] == 0xff03 && regs[3] == UART_LCR_8N1,
 	      ": baud 0 must not touch the divisor (DLL 0x%x)", regs[0]);
+	CHECK(u.baud == 38400, ": the firmware's divisor read back as %u baud", u.baud);
+	regs[0] = regs[1] = 0;
+	CHECK(uart_init(&u, 0, 0) && u.baud == 0, ": a divisor of 0 is no rate");
 	test_report("uart16550.mmio16_and_firmware_divisor_kept");
 }
 

@@ -18,7 +18,7 @@ $(BUILD)/mgmt/proto_test: $(addprefix $(BUILD)/mgmt/san/,$(MGMT_SIM_SRCS:.c=.o) 
 # defines the management UART's functions itself (drivers/uart16550.h).
 HV_HOST_SRCS := hv/control.c hv/vm.c hv/exit.c hv/mgmt.c hv/dirty_session.c hv/cow_session.c \
 	hv/memslot.c hv/page_alloc.c hv/log.c hv/format.c hv/lapic.c hv/insn.c hv/guest_mem.c \
-	hv/mgmt_tick.c hv/vhpet.c hv/acpi.c hv/mgmt_uart.c drivers/hpet.c \
+	hv/mgmt_tick.c hv/mgmt_poll.c hv/vhpet.c hv/acpi.c hv/mgmt_uart.c drivers/hpet.c \
 	$(sort $(wildcard mmu/*.c)) tests/model/hw_model.c tests/hv/host_machine.c \
 	$(MGMT_CODEC_SRCS)
 

@@ -1293,6 +1293,20 @@ static void vmx_requeue_vectoring(struct vmx_vcpu *x)
 				 : 0;
 }
 
+/*
+ * The preemption timer's 32-bit field counts down once every 2^preempt_shift
+ * TSC ticks (SDM Vol. 3C, 26.5.1 "VMX-Preemption Timer"; A.6 "Miscellaneous
+ * Data"). At least 1: a 0 exits before the guest runs an instruction.
+ */
+static u32 vmx_preempt_timer_value(u64 tsc)
+{
+	u64 t = tsc >> caps.preempt_shift;
+
+	if (t > 0xffffffffull)
+		return 0xffffffffu;
+	return t ? (u32)t : 1;
+}
+
 static void vmx_run(struct vcpu *v, struct hv_exit *e)
 {
 	struct vmx_vcpu *x = to_vmx(v);
@@ -1334,9 +1348,7 @@ static void vmx_run(struct vcpu *v, struct hv_exit *e)
 		vmcs_write(VMCS_GUEST_RSP, v->gprs.r[HV_GPR_RSP]);
 		vmcs_write(VMCS_GUEST_RFLAGS, v->rflags);
 		if (caps.preempt_timer)
-			vmcs_write(VMCS_PREEMPTION_TIMER,
-				   (x->poll_fast ? VMX_POLL_TSC_FAST : VMX_POLL_TSC_IDLE) >>
-				       caps.preempt_shift);
+			vmcs_write(VMCS_PREEMPTION_TIMER, vmx_preempt_timer_value(x->poll_tsc));
 		vmcs_write(VMCS_ENTRY_INTR_INFO, x->inject_info);
 		if (x->inject_info & INTR_INFO_VALID) {
 			vmcs_write(VMCS_ENTRY_EXCEPTION_ERROR, x->inject_error);
@@ -1372,9 +1384,9 @@ static void vmx_run(struct vcpu *v, struct hv_exit *e)
 	vmx_sync_ctrl(v);
 }
 
-static void vmx_want_poll_exits(struct vcpu *v, bool want)
+static void vmx_set_poll_exit_tsc(struct vcpu *v, u64 tsc)
 {
-	to_vmx(v)->poll_fast = want;
+	to_vmx(v)->poll_tsc = tsc;
 }
 
 /*
@@ -1477,7 +1489,7 @@ static const struct vcpu_ops vmx_vcpu_ops = {
     .set_efer = vmx_set_efer,
     .flush_tlb = vmx_flush_tlb,
     .set_tdp_root = vmx_set_tdp_root,
-    .want_poll_exits = vmx_want_poll_exits,
+    .set_poll_exit_tsc = vmx_set_poll_exit_tsc,
     .set_pml = vmx_set_pml,
     .pml_flush = vmx_pml_flush,
     .halt_in_guest = vmx_halt_in_guest,

@@ -21,14 +21,6 @@
 
 #define VMX_GUEST_VPID	1
 #define VMX_PML_ENTRIES 512
-/*
- * The management port is polled on exits (hv/exit.c). A guest that computes
- * without exiting still exits after this many TSC ticks (VMX preemption
- * timer), sooner while a reply is being sent (mgmt wants ~1 poll per 16 bytes
- * at 115200 baud, ~1.4 ms).
- */
-#define VMX_POLL_TSC_IDLE (4ull << 20)
-#define VMX_POLL_TSC_FAST (256ull << 10)
 
 /* What the CPU offers, read once from the capability MSRs. */
 struct vmx_caps {
@@ -68,7 +60,12 @@ struct vmx_vcpu {
 	bool eptp_dirty;
 	bool tlb_flush_pending;
 	bool pml_on;
-	bool poll_fast; /* hv/ wants exits soon: a management reply is going out */
+	/*
+	 * The management port is polled on exits (hv/exit.c): a guest that
+	 * computes without exiting still exits after this many TSC ticks
+	 * (VMX preemption timer), as hv/ sets it (vmx_set_poll_exit_tsc).
+	 */
+	u64 poll_tsc;
 	u64 exit_rip;	/* guest RIP at the last exit: moved on means an instruction completed */
 	/* An event for the next entry (VMCS_ENTRY_INTR_INFO format) or 0. */
 	u32 inject_info, inject_error, inject_insn_len;
