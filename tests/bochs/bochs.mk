@@ -59,6 +59,10 @@ TEST_SCRIPTS += tests/bochs/test_harness.sh tests/bochs/test_vmx_probe.sh \
 # mode (wp, dbit, pml, off), from one Bochs run (tests/bochs/bench_dirty.sh, ~1 min).
 BENCH_STEPS += tests/bochs/bench_dirty.sh
 
+# Bench: the management line's rate while the guest runs against the paused loop's, on
+# Bochs' baud-paced 16550 (tests/bochs/bench_line.sh, one Bochs run, ~1-2 min).
+BENCH_STEPS += tests/bochs/bench_line.sh
+
 # Bench: Linux's boot to /init under VMX against the same boot without PageTrail, host
 # time and the guest's own (emulated) uptime, with 1 and with 2 CPUs (the 2-CPU boots
 # through mptable.efi) (tests/bochs/bench_linux_boot.sh, four Linux boots in Bochs,
