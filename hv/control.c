@@ -677,9 +677,9 @@ void hv_control_log_stats(void)
 	       (int)mgmt_wants_poll(&ctl.mgmt));
 }
 
-const struct dirty_session *hv_control_dirty_session(void)
+struct mgmt *hv_control_mgmt(void)
 {
-	return &ctl.ds;
+	return &ctl.mgmt;
 }
 
 bool hv_control_wants_poll(void)

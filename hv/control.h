@@ -12,7 +12,7 @@
 #include "hv/vcpu.h"
 
 struct hv;
-struct dirty_session;
+struct mgmt;
 
 /* Sets up the dispatcher and the session over hv's VM (memory from the pool). 0, or -1 (logged). */
 int hv_control_init(struct hv *hv);
@@ -38,8 +38,11 @@ __attribute__((noreturn)) void hv_control_serve_stopped(struct vcpu *v);
 /* True while a reply is going out or a long command runs its steps
  * (docs/protocol.md "Long commands"): the vCPU should exit again soon. */
 bool hv_control_wants_poll(void);
-/* The dirty-log session (host tests' oracles read a slot's mode from it). */
-const struct dirty_session *hv_control_dirty_session(void);
+/*
+ * The dispatcher (and through it the dirty-log and copy-on-write sessions):
+ * host tests check its counters and state against what went over the line.
+ */
+struct mgmt *hv_control_mgmt(void);
 /* One log line with the protocol counters (with the exit statistics). */
 void hv_control_log_stats(void);
 

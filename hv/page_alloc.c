@@ -25,10 +25,14 @@ static struct {
 	u64 in_use, nr_free_list;
 } pool;
 
+/* The whole pool, nothing handed out: a host test may build its machine again. */
 void hv_page_alloc_init(hpa_t start, hpa_t end)
 {
 	pool.next = (start + PAGE_SIZE - 1) & PAGE_MASK;
 	pool.end = end & PAGE_MASK;
+	pool.free_list = NULL;
+	pool.in_use = 0;
+	pool.nr_free_list = 0;
 }
 
 static void page_zero(void *p)

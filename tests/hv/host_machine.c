@@ -80,6 +80,13 @@ int x86_wrmsr_safe(u32 msr, u64 val)
 	return -1;
 }
 
+/* hv/log.c's debug console: the process's stderr, unless the test wants quiet. */
+void hv_host_debugcon_putc(char c)
+{
+	if (!hm || !hm->cfg.quiet)
+		fputc(c, stderr);
+}
+
 /* hv/mgmt_uart.c's choice of the port is the image's (it probes hardware): here COM2. */
 const char *hv_mgmt_uart_name(void)
 {
@@ -183,6 +190,8 @@ void hv_guest_stop(struct vcpu *v)
 	if (!__atomic_exchange_n(&v->vm->stopped, 1, __ATOMIC_SEQ_CST))
 		hv_log("vCPU %u: the guest is stopped for good; the hypervisor stays up", v->id);
 	__atomic_store_n(&v->vm->pause_req, 1, __ATOMIC_SEQ_CST);
+	if (hm->cfg.on_guest_stop)
+		hm->cfg.on_guest_stop(hm->cfg.ctx, v->id);
 	hv_control_serve_stopped(hv.vcpu);
 }
 
@@ -405,7 +414,12 @@ void host_machine_init(struct host_machine *m, const struct host_machine_config 
 	/* Below 4 GiB where RAM leaves room (as on a PC), else after the RAM at 4 GiB. */
 	gpa_t mmio = ram0 <= 0xfe000000ull ? 0xfe000000ull : 0x100400000ull;
 	struct vm *vm = &m->vm;
+	/* A machine built again (host_port_init: a fuzzer's next input) reuses the host memory. */
+	static u8 *phys;
+	static u64 phys_size, tsc_hz;
 
+	if (hm == m)
+		hw_machine_destroy(&m->hw);
 	memset(m, 0, sizeof(*m));
 	hm = m;
 	m->cfg = *cfg;
@@ -419,11 +433,33 @@ void host_machine_init(struct host_machine *m, const struct host_machine_config 
 	m->pool_base = 0x100600000ull;
 	m->pool_size = (64ull << 20) + ram0 / 64;
 	m->phys_size = m->pool_base + m->pool_size;
-	m->phys = mmap(NULL, m->phys_size, PROT_READ | PROT_WRITE,
-		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (m->phys == MAP_FAILED) {
-		perror("host_machine: mmap of the physical memory");
-		abort();
+	if (phys && phys_size != m->phys_size) {
+		munmap(phys, phys_size);
+		phys = NULL;
+	}
+	if (phys) {
+		/*
+		 * Guest memory (below the pool) reads zero again: private
+		 * anonymous memory does after MADV_DONTNEED. The pool keeps
+		 * its pages: the allocator zeroes each one it hands out.
+		 */
+		if (madvise(phys, m->pool_base, MADV_DONTNEED))
+			abort();
+	} else {
+		phys = mmap(NULL, m->phys_size, PROT_READ | PROT_WRITE,
+			    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+		if (phys == MAP_FAILED) {
+			perror("host_machine: mmap of the physical memory");
+			abort();
+		}
+		phys_size = m->phys_size;
+	}
+	m->phys = phys;
+	if (!tsc_hz) {
+		tsc_hz = measure_tsc_hz();
+		/* hv/log.c writes a character at a time: one write() a line, not one a byte. */
+		if (setvbuf(stderr, NULL, _IOLBF, 0))
+			abort();
 	}
 	hv_host_phys_base = (uintptr_t)m->phys;
 	hv_page_alloc_init(m->pool_base, m->pool_base + m->pool_size);
@@ -434,7 +470,7 @@ void host_machine_init(struct host_machine *m, const struct host_machine_config 
 	    .alloc_base = m->pool_base,
 	    .nr_cpus = HM_NR_VCPUS,
 	    .mgmt_step_pages = cfg->step_pages,
-	    .tsc_hz = measure_tsc_hz(),
+	    .tsc_hz = tsc_hz,
 	};
 	hv = (struct hv){
 	    .bi = &m->bi,

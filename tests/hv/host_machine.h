@@ -40,8 +40,11 @@ struct host_machine_config {
 	u64 step_pages; /* --mgmt-step-pages; 0: the default */
 	u64 seed;	/* the hardware model's */
 	void *ctx;	/* for on_pause */
+	bool quiet;	/* hv/'s log in its ring (LOG) only, not on stderr too */
 	/* Every vCPU is out of the guest for a pause (smp_pause_others): the test's look. */
 	void (*on_pause)(void *ctx);
+	/* hv_guest_stop on vCPU `vcpu`, before the boot CPU serves the port for ever. */
+	void (*on_guest_stop)(void *ctx, u32 vcpu);
 };
 
 struct host_machine {

@@ -38,6 +38,7 @@
 #include "drivers/uart16550.h"
 #include "hv/control.h"
 #include "hv/dirty_session.h"
+#include "hv/mgmt.h"
 #include "hv/proto/proto.h"
 #include "tests/hv/host_machine.h"
 
@@ -382,7 +383,7 @@ static bool guest_store(u32 slot, u64 page, u64 off, u64 stamp)
 			(unsigned long long)gpa, rc);
 		exit(1);
 	}
-	if (ds_slot_mode(hv_control_dirty_session(), slot) != PROTO_DIRTY_OFF)
+	if (ds_slot_mode(hv_control_mgmt()->ds, slot) != PROTO_DIRTY_OFF)
 		proto_set_bit(sim.oracle[slot], page);
 	proto_set_bit(sim.written[slot], page);
 	return true;
