@@ -110,6 +110,15 @@ BENCH_STEPS :=
 FUZZ_TARGETS :=
 ALL_TARGETS := $(BUILD)/pagetrail.efi
 
+# hv/ as host tests build it, on a simulated machine (tests/hv/host_machine.h: the
+# hardware model of tests/model as the CPU): the management side, exit dispatch,
+# fault path, the real mmu/. ptsim, proto_test, bench_proto and fuzz_mgmt run it.
+HV_HOST_SRCS := hv/control.c hv/vm.c hv/exit.c hv/mgmt.c hv/dirty_session.c hv/cow_session.c \
+	hv/memslot.c hv/page_alloc.c hv/log.c hv/format.c hv/lapic.c hv/insn.c hv/guest_mem.c \
+	hv/mgmt_tick.c hv/mgmt_poll.c hv/vhpet.c hv/acpi.c hv/mgmt_uart.c drivers/hpet.c \
+	$(sort $(wildcard mmu/*.c)) tests/model/hw_model.c tests/hv/host_machine.c \
+	hv/proto/proto.c hv/proto/codec.c hv/proto/deflate.c
+
 include $(sort $(wildcard boot/*.mk hv/*.mk mmu/*.mk arch/x86/*.mk drivers/*.mk tools/*.mk tools/*/*.mk \
 	tests/*.mk tests/*/*.mk))
 

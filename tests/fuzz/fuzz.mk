@@ -1,13 +1,14 @@
 # libFuzzer targets on the management protocol: the frame and payload decoders
-# (fuzz_frame) and the hypervisor's dispatcher with a fake backend (fuzz_mgmt).
+# (fuzz_frame) and the hypervisor's management port on the simulated machine (fuzz_mgmt).
 # `make fuzz` runs them (tests/fuzz/run.sh); `make test` replays the committed
 # corpus through the same code built with gcc + ASan/UBSan (replay_*).
 FUZZ_CC ?= clang
 FUZZ_CFLAGS := -std=gnu11 -O1 -g -Wall -Wextra -Werror -Iinclude -I. \
-	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer \
+	-fsanitize-coverage-ignorelist=tests/fuzz/coverage_ignore.txt
 FUZZ_CODEC := hv/proto/proto.c hv/proto/codec.c hv/proto/deflate.c
-FUZZ_MGMT := $(FUZZ_CODEC) hv/mgmt.c tests/proto/fake_backend.c hv/dirty_session.c hv/cow_session.c \
-	$(sort $(wildcard mmu/*.c)) tests/model/model_platform.c tests/model/hw_model.c
+# The management port as the hypervisor runs it, on the simulated machine (HV_HOST_SRCS).
+FUZZ_MGMT := $(HV_HOST_SRCS) tests/hv/host_port.c
 
 # The host's DEFLATE decoder (zlib) reads what the line brings too.
 FUZZ_INFLATE := tools/ptctl/inflate.c
@@ -18,14 +19,14 @@ $(BUILD)/mgmt/fuzz_frame: tests/fuzz/fuzz_frame.c $(FUZZ_CODEC) $(FUZZ_INFLATE) 
 	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) tests/fuzz/fuzz_frame.c $(FUZZ_CODEC) $(FUZZ_INFLATE) -lz -o $@
 
 $(BUILD)/mgmt/fuzz_mgmt: tests/fuzz/fuzz_mgmt.c $(FUZZ_MGMT) $(wildcard hv/proto/*.h hv/*.h \
-		mmu/*.h tests/proto/*.h)
+		mmu/*.h tests/hv/*.h tests/model/*.h)
 	@mkdir -p $(@D)
 	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) tests/fuzz/fuzz_mgmt.c $(FUZZ_MGMT) -o $@
 
 FUZZ_TARGETS += $(BUILD)/mgmt/fuzz_frame $(BUILD)/mgmt/fuzz_mgmt
 
 $(BUILD)/mgmt/replay_%: tests/fuzz/replay_main.c tests/fuzz/%.c $(FUZZ_MGMT) $(FUZZ_INFLATE) \
-		$(wildcard hv/proto/*.h hv/*.h mmu/*.h tests/proto/*.h tools/ptctl/inflate.h)
+		$(wildcard hv/proto/*.h hv/*.h mmu/*.h tests/hv/*.h tests/model/*.h tools/ptctl/inflate.h)
 	@mkdir -p $(@D)
 	$(Q)$(HOST_CC) $(filter-out -MMD -MP,$(HOST_CFLAGS)) $(SAN_CFLAGS) \
 		-DTARGET='"$*"' -DCORPUS_DIR='"tests/fuzz/corpus/$*"' \

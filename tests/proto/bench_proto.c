@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * `make bench` step: bytes on the management line. Runs the real dispatcher
- * (hv/mgmt.c) on the fake backend, with a host that follows ptctl's rules
+ * `make bench` step: bytes on the management line. Runs the hypervisor's
+ * management port as it runs (hv/control.c, hv/mgmt.c, the dirty-log session,
+ * the exit path, the real mmu/) on the simulated machine (tests/hv/host_port.h:
+ * the guest's writes go through the hardware model), with a host that follows ptctl's rules
  * (16-byte window, CREDITs, one request at a time), and counts every byte
  * on the wire both ways: framing, requests, credits and replies.
  *
@@ -13,14 +15,16 @@
  *
  * Prints JSON lines (tools/bench.sh).
  */
-#include "fake_backend.h"
+#include "tests/hv/host_port.h"
+
+#include "hv/dirty_session.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-static double poll_s; /* time spent inside mgmt_poll (the hypervisor's side) */
+static double poll_s; /* time in the boot CPU's turns (an exit and its poll of the port) */
 
 static double now_s(void)
 {
@@ -31,8 +35,6 @@ static double now_s(void)
 }
 
 static struct {
-	u8 fifo[16];
-	u32 head, count;
 	u64 wire_in, wire_out;
 } u;
 
@@ -40,40 +42,20 @@ static struct proto_rx host_rx;
 static u8 host_buf[PROTO_MAX_FRAME + 8];
 static u8 rep[PROTO_MAX_PAYLOAD];
 static u32 rep_len;
-
-static int b_rx(void *ctx)
-{
-	u8 b;
-
-	(void)ctx;
-	if (!u.count)
-		return MGMT_RX_NONE;
-	b = u.fifo[u.head];
-	u.head = (u.head + 1) % 16;
-	u.count--;
-	return b;
-}
-
-static u32 b_room(void *ctx)
-{
-	(void)ctx;
-	return 16;
-}
-
 static int reply_state; /* 0 waiting, 1 got reply, 2 got error */
 static u16 want_id;
 static u32 acked;
 
-static void b_tx(void *ctx, const u8 *p, u32 n)
+/* What the hypervisor sent since the last look, read as ptctl reads it. */
+static void host_read(void)
 {
-	(void)ctx;
-	u.wire_out += n;
-	for (u32 i = 0; i < n; i++) {
+	u.wire_out += host_port.tx_len;
+	for (u32 i = 0; i < host_port.tx_len; i++) {
 		struct proto_hdr h;
 		const u8 *pl;
 		u32 len;
 
-		if (proto_rx_byte(&host_rx, p[i]) != PROTO_RX_GOOD)
+		if (proto_rx_byte(&host_rx, host_port.tx[i]) != PROTO_RX_GOOD)
 			continue;
 		proto_rx_frame(&host_rx, &h, &pl, &len);
 		if (h.cmd == PROTO_CMD_CREDIT && h.id == want_id) {
@@ -87,11 +69,10 @@ static void b_tx(void *ctx, const u8 *p, u32 n)
 			reply_state = (h.flags & PROTO_F_ERROR) ? 2 : 1;
 		}
 	}
+	host_port.tx_len = 0;
 }
 
-static const struct mgmt_transport b_tp = {b_rx, b_room, b_tx};
-static struct mgmt m;
-static struct fake_vm vm;
+static struct mgmt *mg;
 static u16 next_id = 1;
 
 static bool request(u8 cmd, const u8 *q, u32 qlen)
@@ -104,29 +85,40 @@ static bool request(u8 cmd, const u8 *q, u32 qlen)
 	acked = 0;
 	reply_state = 0;
 	while (!reply_state) {
-		while (sent < wl && sent < acked + PROTO_WINDOW && u.count < 16) {
-			u.fifo[(u.head + u.count++) % 16] = w[sent++];
+		while (sent < wl && sent < acked + PROTO_WINDOW && host_port_put(w[sent])) {
+			sent++;
 			u.wire_in++;
 		}
 		double t0 = now_s();
 
-		mgmt_poll(&m);
+		host_port_poll();
 		poll_s += now_s() - t0;
+		host_read();
 	}
 	return reply_state == 1;
 }
 
 static void setup(u32 ram_mib)
 {
-	static void *mem;
+	const struct host_machine_config cfg = {.ram0_mib = ram_mib, .seed = 3, .quiet = true};
 
 	memset(&u, 0, sizeof(u));
 	proto_rx_init(&host_rx, host_buf, sizeof(host_buf));
-	fake_vm_init(&vm, ram_mib);
-	if (!mem)
-		mem = malloc(MGMT_MEM_SIZE);
-	if (!mem || mgmt_init(&m, mem, MGMT_MEM_SIZE, &fake_backend, &vm, &vm.ds, &b_tp, NULL)) {
-		fprintf(stderr, "bench_proto: setup failed\n");
+	host_port_init(&cfg);
+	mg = host_port_mgmt();
+}
+
+static gpa_t slot_gpa(u32 i)
+{
+	return gfn_to_gpa(host_port.m.vm.slots[i].base_gfn);
+}
+
+/* The guest writes page i of slot 0 (vCPU 1, through the hardware model). */
+static void touch(u64 i)
+{
+	if (host_port_store(slot_gpa(0) + i * PAGE_SIZE, i)) {
+		fprintf(stderr, "bench_proto: the guest's store to page %llu failed\n",
+			(unsigned long long)i);
 		exit(1);
 	}
 }
@@ -142,15 +134,13 @@ static u32 rnd(void)
 
 static void dirty_set(const char *name, int kind)
 {
-	struct fake_slot *s;
 	u8 q[32];
 	struct proto_buf b;
 	u64 gen, npages, ndirty, pos = 0, got = 0, wire;
 	static u64 bm[(4ull << 30) / PAGE_SIZE / 64];
 
 	setup(4096);
-	s = &vm.slots[0];
-	npages = s->npages;
+	npages = host_port.m.vm.slots[0].npages;
 	proto_wbuf_init(&b, q, sizeof(q));
 	proto_put_u8(&b, 0);
 	proto_put_varint(&b, 0);
@@ -172,7 +162,7 @@ static void dirty_set(const char *name, int kind)
 			break; /* dense: 50 % */
 		}
 		if (set)
-			fake_vm_touch(&vm, 0, i);
+			touch(i);
 	}
 	u.wire_in = u.wire_out = 0;
 	poll_s = 0;
@@ -206,7 +196,7 @@ static void dirty_set(const char *name, int kind)
 			pos += n;
 		}
 	}
-	if (got != ndirty || memcmp(bm, fake_view(&vm, 0), sizeof(bm))) {
+	if (got != ndirty || memcmp(bm, mg->ds->slots[0].view[DS_CONSUMER_MGMT].bits, sizeof(bm))) {
 		fprintf(stderr, "bench_proto: %s: transfer mismatch\n", name);
 		exit(1);
 	}
@@ -227,29 +217,37 @@ static void dirty_set(const char *name, int kind)
 	    (unsigned long long)ndirty, (unsigned long long)npages, (unsigned long long)wire,
 	    (unsigned long long)(npages / 8));
 	printf("{\"name\": \"proto.dirty.%s.hv_cpu_per_gib\", \"value\": %.1f, \"unit\": "
-	       "\"us/GiB\", \"note\": \"time inside mgmt_poll (harvest by the dirty-log session over mmu/, "
-	       "snapshot count, block encoding, framing) for the whole transfer, on this host "
-	       "CPU\"}\n",
+	       "\"us/GiB\", \"note\": \"time in the boot CPU's turns (an exit polling the port: "
+	       "harvest by the dirty-log session over mmu/, snapshot count, block encoding, "
+	       "framing) for the whole transfer, on this host CPU\"}\n",
 	       name, poll_s * 1e6 / 4.0);
-	fake_vm_free(&vm);
 }
 
 static void mem_kind(const char *name, int kind)
 {
-	struct fake_slot *s;
 	u64 gpa, len = 4ull << 20, done = 0, wire;
+	u8 *mem;
 	static u8 out[4 << 20];
 
 	setup(1);
-	s = &vm.slots[1];
-	gpa = s->s.gpa;
-	for (u64 i = 0; i < len; i++) {
-		if (kind == 0)
-			s->mem[i] = (u8)rnd();
+	gpa = slot_gpa(1);
+	mem = host_machine_mem(&host_port.m, gpa);
+	for (u64 p = 0; p < len / PAGE_SIZE; p++) {
+		u8 *pg = mem + p * PAGE_SIZE;
+		/* mixed: zero, random, text-like and sparse pages, a quarter each */
+		u32 k = kind == 2 ? rnd() % 4 : kind == 0 ? 1 : 0;
+
+		if (k == 1) {
+			for (u32 i = 0; i < PAGE_SIZE; i++)
+				pg[i] = (u8)rnd();
+		} else if (k == 2) {
+			for (u32 i = 0; i < PAGE_SIZE; i++)
+				pg[i] = (u8)("pagetrail dirty page "[i % 21] + (i / 512));
+		} else if (k == 3) {
+			for (u32 i = 0; i < 16; i++)
+				pg[rnd() % PAGE_SIZE] = (u8)rnd();
+		}
 	}
-	/* mixed: zero, random, text-like and sparse pages, a quarter each */
-	if (kind == 2)
-		fake_vm_fill(&vm, 5);
 	u.wire_in = u.wire_out = 0;
 	while (done < len) {
 		u8 q[32];
@@ -269,7 +267,7 @@ static void mem_kind(const char *name, int kind)
 			exit(1);
 		done += ol;
 	}
-	if (memcmp(out, s->mem, len)) {
+	if (memcmp(out, mem, len)) {
 		fprintf(stderr, "bench_proto: mem %s mismatch\n", name);
 		exit(1);
 	}
@@ -285,7 +283,6 @@ static void mem_kind(const char *name, int kind)
 		       "\"ratio\": %.4f, \"note\": \"incompressible memory: payload / wire bytes "
 		       "times the line rate (the hypervisor polling often enough)\"}\n",
 		       11.25 * len / wire, (double)len / wire);
-	fake_vm_free(&vm);
 }
 
 int main(void)

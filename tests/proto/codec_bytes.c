@@ -2,41 +2,21 @@
 /*
  * codec_bytes FILE: the bytes MEM_READ would put on the wire for guest memory
  * FILE (a raw image, e.g. QMP pmemsave of a guest's RAM from address 0), with
- * each encoding the hypervisor has (RAW, TOKENS, DEFLATE), through the real
- * dispatcher (hv/mgmt.c over the fake backend, the image as its RAM) and
- * requests as ptctl sends them. Every reply is decoded as ptctl decodes it and
- * compared with the image: a figure comes only from exact replies. Prints one
- * JSON object per encoding (wire bytes with frames, replies, host CPU seconds
- * in the dispatcher). For docs/snapshot.md and tests/snapshot/bench_line.py.
+ * each encoding the hypervisor has (RAW, TOKENS, DEFLATE), through the
+ * hypervisor's own dispatcher and backend (hv/mgmt.c, hv/control.c on the
+ * simulated machine of tests/hv/host_port.h, the image as its RAM), fed the
+ * requests as ptctl sends them (decoded frames: no line, the figure is bytes). Every reply is
+ * decoded as ptctl decodes it and compared with the image: a figure comes only from exact replies.
+ * Prints one JSON object per encoding (wire bytes with frames, replies, host CPU seconds in the
+ * dispatcher). For docs/snapshot.md and tests/snapshot/bench_line.py.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#include "tests/proto/fake_backend.h"
+#include "tests/hv/host_port.h"
 #include "tools/ptctl/inflate.h"
-
-static struct fake_vm vm;
-static struct mgmt m;
-
-static int t_rx(void *ctx)
-{
-	(void)ctx;
-	return MGMT_RX_NONE;
-}
-static u32 t_room(void *ctx)
-{
-	(void)ctx;
-	return 0;
-}
-static void t_tx(void *ctx, const u8 *b, u32 n)
-{
-	(void)ctx;
-	(void)b;
-	(void)n;
-}
-static const struct mgmt_transport tp = {t_rx, t_room, t_tx};
 
 static double now_s(void)
 {
@@ -58,10 +38,11 @@ int main(int argc, char **argv)
 	FILE *f;
 	long size;
 	u64 mib, nonzero = 0;
-	void *mem = malloc(MGMT_MEM_SIZE);
+	struct mgmt *m;
+	u8 *ram;
 	u16 id = 1;
 
-	if (argc != 2 || !inf || !mem) {
+	if (argc != 2 || !inf) {
 		fprintf(stderr, "usage: codec_bytes FILE (raw guest memory from address 0)\n");
 		return 2;
 	}
@@ -72,20 +53,20 @@ int main(int argc, char **argv)
 	}
 	rewind(f);
 	mib = (u64)size >> 20;
-	fake_vm_init(&vm, (u32)mib);
-	if (fread(vm.slots[0].mem, 1, (size_t)size, f) != (size_t)size) {
+	host_port_init(&(struct host_machine_config){.ram0_mib = (u32)mib, .quiet = true});
+	m = host_port_mgmt();
+	ram = host_machine_mem(&host_port.m, 0);
+	if (fread(ram, 1, (size_t)size, f) != (size_t)size) {
 		fprintf(stderr, "codec_bytes: cannot read %s\n", argv[1]);
 		return 2;
 	}
 	fclose(f);
 	for (u64 p = 0; p < (u64)size; p += PAGE_SIZE)
 		for (u32 i = 0; i < PAGE_SIZE; i++)
-			if (vm.slots[0].mem[p + i]) {
+			if (ram[p + i]) {
 				nonzero++;
 				break;
 			}
-	if (mgmt_init(&m, mem, MGMT_MEM_SIZE, &fake_backend, &vm, &vm.ds, &tp, NULL))
-		return 1;
 	for (u32 e = 0; e < ARRAY_SIZE(enc); e++) {
 		u64 done = 0, wire = 0, replies = 0;
 		double cpu = 0;
@@ -116,12 +97,12 @@ int main(int argc, char **argv)
 			}
 			wire += PROTO_WIRE_LEN(5 + ql + 4);
 			t0 = now_s();
-			mgmt_handle_frame(&m, frame, 5 + ql + 4);
+			mgmt_handle_frame(m, frame, 5 + ql + 4);
 			cpu += now_s() - t0;
-			wl = m.tx_len;
+			wl = m->tx_len;
 			wire += wl;
 			replies++;
-			if (proto_decode_frame(m.tx, wl, buf, sizeof(buf), &rh, &p, &pl, &err) !=
+			if (proto_decode_frame(m->tx, wl, buf, sizeof(buf), &rh, &p, &pl, &err) !=
 				PROTO_RX_GOOD ||
 			    (rh.flags & PROTO_F_ERROR)) {
 				fprintf(stderr, "codec_bytes: %s: bad reply at %#llx\n",
@@ -144,7 +125,7 @@ int main(int argc, char **argv)
 				ok = false;
 			}
 			if (!ok || !out || out > (u64)size - done ||
-			    memcmp(chunk, vm.slots[0].mem + done, out)) {
+			    memcmp(chunk, ram + done, out)) {
 				fprintf(stderr,
 					"codec_bytes: %s: reply at %#llx does not decode to "
 					"the memory\n",
@@ -162,7 +143,5 @@ int main(int argc, char **argv)
 		fflush(stdout);
 	}
 	pt_inflate_free(inf);
-	fake_vm_free(&vm);
-	free(mem);
 	return 0;
 }

@@ -3,36 +3,26 @@
 # unix socket and an emulated 16550)
 # with ptctl end to end against it, and the protocol benchmark.
 MGMT_CODEC_SRCS := hv/proto/proto.c hv/proto/codec.c hv/proto/deflate.c
-# The dispatcher with the product's dirty-log session over the real mmu/; the fake
-# stands in for the CPU only (tests/proto/fake_backend.h).
-MGMT_DIRTY_SRCS := hv/dirty_session.c hv/cow_session.c $(sort $(wildcard mmu/*.c)) tests/model/model_platform.c \
-	tests/model/hw_model.c
-MGMT_SIM_SRCS := hv/mgmt.c tests/proto/fake_backend.c $(MGMT_DIRTY_SRCS) $(MGMT_CODEC_SRCS)
-
-$(BUILD)/mgmt/proto_test: $(addprefix $(BUILD)/mgmt/san/,$(MGMT_SIM_SRCS:.c=.o) \
-		tools/ptctl/inflate.o tests/proto/proto_test.o)
-	$(Q)$(HOST_CC) $(HOST_CFLAGS) $(SAN_CFLAGS) $^ -lz -o $@
-
 # The simulator runs hv/'s own management side, exit dispatch and fault path on a
-# simulated machine (tests/hv/host_machine.h: the hardware model as the CPU); it
-# defines the management UART's functions itself (drivers/uart16550.h).
-HV_HOST_SRCS := hv/control.c hv/vm.c hv/exit.c hv/mgmt.c hv/dirty_session.c hv/cow_session.c \
-	hv/memslot.c hv/page_alloc.c hv/log.c hv/format.c hv/lapic.c hv/insn.c hv/guest_mem.c \
-	hv/mgmt_tick.c hv/mgmt_poll.c hv/vhpet.c hv/acpi.c hv/mgmt_uart.c drivers/hpet.c \
-	$(sort $(wildcard mmu/*.c)) tests/model/hw_model.c tests/hv/host_machine.c \
-	$(MGMT_CODEC_SRCS)
-
+# simulated machine (HV_HOST_SRCS, in the Makefile); it defines the management
+# UART's functions itself (drivers/uart16550.h).
 $(BUILD)/mgmt/ptsim: $(addprefix $(BUILD)/mgmt/san/,$(HV_HOST_SRCS:.c=.o) tests/proto/ptsim.o)
 	$(Q)$(HOST_CC) $(HOST_CFLAGS) $(SAN_CFLAGS) $^ -o $@
+
+# The protocol's unit tests: the codec, and the dispatcher on the same machine
+# with its management port in memory (tests/hv/host_port.h).
+$(BUILD)/mgmt/proto_test: $(addprefix $(BUILD)/mgmt/san/,$(HV_HOST_SRCS:.c=.o) \
+		tests/hv/host_port.o tools/ptctl/inflate.o tests/proto/proto_test.o)
+	$(Q)$(HOST_CC) $(HOST_CFLAGS) $(SAN_CFLAGS) $^ -lz -o $@
 
 $(BUILD)/mgmt/ptinject: $(addprefix $(BUILD)/mgmt/san/,tools/ptctl/client.o tools/ptctl/inflate.o \
 		$(MGMT_CODEC_SRCS:.c=.o) tests/proto/ptinject.o)
 	$(Q)$(HOST_CC) $(HOST_CFLAGS) $(SAN_CFLAGS) $^ -lz -o $@
 
 # The benchmark is built without sanitizers: it measures bytes, and speed.
-$(BUILD)/mgmt/bench_proto: $(addprefix $(BUILD)/mgmt/host/,$(MGMT_SIM_SRCS:.c=.o) \
-		tools/ptctl/client.o tools/ptctl/inflate.o tests/proto/bench_proto.o)
-	$(Q)$(HOST_CC) $(HOST_CFLAGS) $^ -lz -o $@
+$(BUILD)/mgmt/bench_proto: $(addprefix $(BUILD)/mgmt/host/,$(HV_HOST_SRCS:.c=.o) \
+		tests/hv/host_port.o tests/proto/bench_proto.o)
+	$(Q)$(HOST_CC) $(HOST_CFLAGS) $^ -o $@
 
 HOST_TESTS += $(BUILD)/mgmt/proto_test
 
@@ -46,8 +36,8 @@ HOST_TESTS += $(BUILD)/mgmt/deflate_test
 
 # Wire bytes of guest memory (a raw image) with each MEM_READ encoding, through the
 # dispatcher; every reply checked (tests/snapshot/bench_line.py, docs/snapshot.md).
-$(BUILD)/mgmt/codec_bytes: $(addprefix $(BUILD)/mgmt/host/,$(MGMT_SIM_SRCS:.c=.o) \
-		tools/ptctl/inflate.o tests/proto/codec_bytes.o)
+$(BUILD)/mgmt/codec_bytes: $(addprefix $(BUILD)/mgmt/host/,$(HV_HOST_SRCS:.c=.o) \
+		tests/hv/host_port.o tools/ptctl/inflate.o tests/proto/codec_bytes.o)
 	$(Q)$(HOST_CC) $(HOST_CFLAGS) $^ -lz -o $@
 TEST_DEPS += $(BUILD)/mgmt/codec_bytes
 

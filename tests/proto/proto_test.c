@@ -2,14 +2,18 @@
 /*
  * Unit tests of the management protocol: the codec (CRC-32C, varints, COBS
  * frames and the streaming decoder, bitmap blocks, memory tokens) and the
- * dispatcher (hv/mgmt.c) and the dirty-log session over the real mmu/ (the CPU
- * stood in for by tests/proto/fake_backend.c) through an in-memory 16550
- * whose receive FIFO holds 16 bytes. Built with ASan+UBSan.
+ * dispatcher as the hypervisor runs it: hv/control.c, hv/mgmt.c, the dirty-log
+ * and copy-on-write sessions, the exit path and the real mmu/ on the simulated
+ * machine (tests/hv/host_port.h), through an in-memory 16550 whose receive
+ * FIFO holds 16 bytes. Built with ASan+UBSan.
  */
-#include "fake_backend.h"
+#include "hv/log.h"
+#include "hv/page_alloc.h"
+#include "tests/hv/host_port.h"
 #include "tests/check.h"
 #include "tools/ptctl/inflate.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -405,87 +409,126 @@ static void test_lz(void)
 	}
 }
 
-/* --- dispatcher through an in-memory 16550 ------------------------------------------ */
-
-static struct {
-	u8 fifo[16];
-	u32 head, count;
-	bool overrun, line_error_next;
-	u64 overflows;
-	u8 tx[1 << 20];
-	u32 tx_len;
-	u32 tx_room;
-} uart;
-
-static int t_rx(void *ctx)
-{
-	u8 b;
-
-	(void)ctx;
-	if (uart.line_error_next) {
-		uart.line_error_next = false;
-		return MGMT_RX_LINE_ERROR;
-	}
-	if (!uart.count)
-		return MGMT_RX_NONE;
-	b = uart.fifo[uart.head];
-	uart.head = (uart.head + 1) % 16;
-	uart.count--;
-	return b;
-}
-
-static u32 t_room(void *ctx)
-{
-	(void)ctx;
-	return uart.tx_room;
-}
-
-static void t_tx(void *ctx, const u8 *p, u32 n)
-{
-	(void)ctx;
-	if (uart.tx_len + n <= sizeof(uart.tx)) {
-		memcpy(uart.tx + uart.tx_len, p, n);
-		uart.tx_len += n;
-	}
-}
-
-static const struct mgmt_transport t_transport = {t_rx, t_room, t_tx};
-
-static struct fake_vm vm;
-static struct mgmt m;
-static void *m_mem;
+/* --- the dispatcher through the hypervisor's own port ------------------------------- */
+/*
+ * hv/control.c, hv/mgmt.c, the sessions and the exit path on the simulated
+ * machine (tests/hv/host_port.h): its management UART is an in-memory 16550
+ * whose receive FIFO holds 16 bytes; one "poll" is one turn of the boot CPU
+ * (an exit, or a turn of the paused loop). The guest writes on vCPU 1 through
+ * the hardware model's page walk: what mmu/ set up is what logs it.
+ */
+static struct mgmt *mg;
 static struct proto_rx host_rx;
 static u8 host_rxbuf[PROTO_MAX_FRAME + 8];
 static u16 next_id = 100;
 static u32 credits_seen, naks_seen, last_nak_err;
 static int last_polls; /* polls transact_wire() made until its reply */
 
+#define DS   (mg->ds)
+#define COW  (mg->cow)
+#define uart host_port
+
 static bool uart_put(u8 b)
 {
-	if (uart.count == 16) {
-		uart.overflows++;
-		return false;
+	return host_port_put(b);
+}
+
+static void poll_once(void)
+{
+	host_port_poll();
+}
+
+static const struct hv_slot *slot(u32 i)
+{
+	return &host_port.m.vm.slots[i];
+}
+
+static gpa_t slot_gpa(u32 i)
+{
+	return gfn_to_gpa(slot(i)->base_gfn);
+}
+
+static u64 slot_size(u32 i)
+{
+	return slot(i)->npages * PAGE_SIZE;
+}
+
+static u8 *slot_mem(u32 i)
+{
+	return host_machine_mem(&host_port.m, slot_gpa(i));
+}
+
+static u8 slot_mode(u32 i)
+{
+	return (u8)ds_slot_mode(DS, i);
+}
+
+/* The session's log of a slot (mmu/'s bitmap), and the protocol's view of it. */
+static const u64 *slot_log(u32 i)
+{
+	return DS->slots[i].log;
+}
+
+static const u64 *slot_view(u32 i)
+{
+	return DS->slots[i].view[DS_CONSUMER_MGMT].bits;
+}
+
+/* A guest store on vCPU 1 at @gpa: 0, or -EAGAIN while it waits (host_machine_store). */
+static int guest_store(gpa_t gpa, u64 value)
+{
+	return host_port_store(gpa, value);
+}
+
+/* The guest writes the first word of a page of a slot (its write fault, then the log). */
+static void touch(u32 i, u64 page)
+{
+	CHECK(page < slot(i)->npages);
+	CHECK(guest_store(slot_gpa(i) + page * PAGE_SIZE, 0x70000000ull + page) == 0);
+}
+
+/* Guest RAM before the guest runs: a mix of zero, random, repetitive and sparse pages. */
+static void fill_memory(u32 seed)
+{
+	u32 st = seed | 1;
+
+	for (u32 i = 0; i < host_port.m.vm.nr_slots; i++) {
+		if (slot(i)->type != HV_MEM_RAM)
+			continue;
+		for (u64 p = 0; p < slot(i)->npages; p++) {
+			u8 *pg = slot_mem(i) + p * PAGE_SIZE;
+			u32 kind = (st = st * 1103515245 + 12345) >> 16 & 3;
+
+			if (kind == 0) {
+				memset(pg, 0, PAGE_SIZE);
+			} else if (kind == 1) {
+				for (u32 k = 0; k < PAGE_SIZE; k++)
+					pg[k] = (u8)rnd();
+			} else if (kind == 2) {
+				for (u32 k = 0; k < PAGE_SIZE; k++)
+					pg[k] = (u8)("pagetrail dirty page "[k % 21] + (k / 512));
+			} else {
+				memset(pg, 0, PAGE_SIZE);
+				for (u32 k = 0; k < 16; k++)
+					pg[rnd() % PAGE_SIZE] = (u8)rnd();
+			}
+		}
 	}
-	uart.fifo[(uart.head + uart.count++) % 16] = b;
-	return true;
 }
 
 static void dispatcher_setup_mib(u32 ram0_mib)
 {
-	fake_vm_init(&vm, ram0_mib);
-	fake_vm_fill(&vm, 99);
-	memset(&uart, 0, sizeof(uart));
+	const struct host_machine_config cfg = {.ram0_mib = ram0_mib, .seed = 7};
+	static u8 small[100];
+	struct mgmt tmp;
+
+	host_port_init(&cfg);
+	mg = host_port_mgmt();
+	fill_memory(99);
 	proto_rx_init(&host_rx, host_rxbuf, sizeof(host_rxbuf));
-	uart.tx_room = 16;
-	if (!m_mem)
-		m_mem = malloc(MGMT_MEM_SIZE);
-	CHECK(mgmt_init(&m, m_mem, MGMT_MEM_SIZE, &fake_backend, &vm, &vm.ds, &t_transport, NULL) ==
-	      0);
-	CHECK(mgmt_init(&m, m_mem, 100, &fake_backend, &vm, &vm.ds, &t_transport, NULL) ==
-	      -PROTO_E_INTERNAL);
-	CHECK(mgmt_init(&m, m_mem, MGMT_MEM_SIZE, &fake_backend, &vm, &vm.ds, &t_transport, NULL) ==
-	      0);
-	proto_rx_init(&host_rx, host_rxbuf, sizeof(host_rxbuf));
+	/* Too little memory for its buffers: refused, not overrun. */
+	CHECK(mgmt_init(&tmp, small, sizeof(small), mg->be, mg->be_ctx, mg->ds, mg->tp,
+			mg->tp_ctx) == -PROTO_E_INTERNAL);
 }
 
 static void dispatcher_setup(void)
@@ -493,9 +536,10 @@ static void dispatcher_setup(void)
 	dispatcher_setup_mib(8);
 }
 
+/* The machine is built again by the next setup (host_port_init). */
 static void dispatcher_teardown(void)
 {
-	fake_vm_free(&vm);
+	CHECK(host_port.tx_len <= host_port.tx_cap);
 }
 
 /*
@@ -517,7 +561,7 @@ static int transact_wire(const u8 *w, u32 wl, u16 id, u8 cmd)
 			CHECK(uart_put(w[sent]));
 			sent++;
 		}
-		mgmt_poll(&m);
+		poll_once();
 		last_polls = polls + 1;
 		for (; rpos < uart.tx_len; rpos++) {
 			struct proto_hdr h;
@@ -609,7 +653,7 @@ static void test_mgmt_basic(void)
 	CHECK(!strcmp(s, "svm"));
 	proto_get_str(&b, s, sizeof(s));
 	CHECK(proto_get_varint(&b) == 2);
-	CHECK(proto_get_varint(&b) == ds_modes_supported(&vm.ds));
+	CHECK(proto_get_varint(&b) == ds_modes_supported(DS));
 	CHECK(proto_get_varint(&b) == (8ull << 20) + (4ull << 20));
 	CHECK(proto_get_u8(&b) == 0);
 	CHECK(proto_get_varint(&b) == 3);
@@ -628,9 +672,11 @@ static void test_mgmt_basic(void)
 	CHECK(transact(0x5e, NULL, 0) == -2 - PROTO_E_UNKNOWN_CMD);
 	CHECK(tx_req(PROTO_CMD_INFO, REQ(1)) == -2 - PROTO_E_BAD_REQUEST); /* trailing byte */
 	CHECK(tx_req(PROTO_CMD_REGS, REQ(2)) == -2 - PROTO_E_NO_VCPU);
+	/* vCPU 1 runs on its CPU: only the registers of its last exit; parked, all of them. */
+	CHECK(tx_req(PROTO_CMD_REGS, REQ(1)) == 8 * PROTO_REG_NR_V1 + 2);
+	CHECK(transact(PROTO_CMD_PAUSE, NULL, 0) == 0 && host_port_paused());
 	CHECK(tx_req(PROTO_CMD_REGS, REQ(1)) == 8 * PROTO_REG_NR + 2);
-	CHECK(transact(PROTO_CMD_PAUSE, NULL, 0) == 0 && vm.paused);
-	CHECK(transact(PROTO_CMD_RESUME, NULL, 0) == 0 && !vm.paused);
+	CHECK(transact(PROTO_CMD_RESUME, NULL, 0) == 0 && !host_port_paused());
 	{
 		/* Another version: answered with E_VERSION in our version's header. */
 		static u8 w[64];
@@ -638,7 +684,7 @@ static void test_mgmt_basic(void)
 		u32 wl = proto_frame_encode(w, sizeof(w), &h, NULL, 0);
 
 		CHECK(transact_wire(w, wl, h.id, PROTO_CMD_INFO) == -2 - PROTO_E_VERSION);
-		CHECK(m.c.bad_version == 1);
+		CHECK(mg->c.bad_version == 1);
 	}
 	/* Stats: own counters first, then the backend's, paged. */
 	n = tx_req(PROTO_CMD_STATS, REQ(0));
@@ -649,11 +695,23 @@ static void test_mgmt_basic(void)
 	/* Log: offsets. */
 	n = tx_req(PROTO_CMD_LOG, REQ(0, 100));
 	CHECK(n > 3);
-	proto_rbuf_init(&b, rep, n > 0 ? (u32)n : 0);
-	CHECK(proto_get_varint(&b) == 0);
-	CHECK(proto_get_varint(&b) == vm.log_end);
-	CHECK(proto_get_varint(&b) == 0);
-	CHECK(proto_rbuf_left(&b) == vm.log_end && !memcmp(rep + 3, vm.log, vm.log_end));
+	{
+		/* The hypervisor's log ring, from its oldest byte (machines before this one wrote
+		 * too). */
+		static u8 ring[100];
+		u64 first, end, rf, re;
+		u32 left;
+
+		proto_rbuf_init(&b, rep, n > 0 ? (u32)n : 0);
+		rf = proto_get_varint(&b);
+		re = proto_get_varint(&b);
+		CHECK(proto_get_varint(&b) == rf);
+		left = proto_rbuf_left(&b);
+		CHECK(hv_log_ring_read(rf, ring, sizeof(ring), &first, &end) == sizeof(ring));
+		CHECK(rf == first && re > rf && re <= end);
+		CHECK(left == (re - rf < 100 ? re - rf : 100));
+		CHECK(!memcmp(proto_get_bytes(&b, left), ring, left));
+	}
 	CHECK(uart.overflows == 0);
 	dispatcher_teardown();
 }
@@ -708,15 +766,13 @@ static s64 read_snapshot(u32 slot, u64 gen, u64 npages, u64 *bm)
 
 static void test_mgmt_dirty(void)
 {
-	struct fake_slot *s0;
 	static u64 got[(8 << 20) / PAGE_SIZE / 64], want[(8 << 20) / PAGE_SIZE / 64];
 	u64 npages, nd, gen, gen2;
 	u8 q[8];
 	struct proto_buf b;
 
 	dispatcher_setup();
-	s0 = &vm.slots[0];
-	npages = s0->npages;
+	npages = slot(0)->npages;
 	/* Not logging yet: no snapshot. */
 	CHECK(tx_req(PROTO_CMD_DIRTY_SNAP, REQ(0, 0)) == -2 - PROTO_E_STATE);
 	/* Unknown mode, unknown slot, mode the CPU lacks. */
@@ -734,12 +790,12 @@ static void test_mgmt_dirty(void)
 	q[0] = PROTO_START_ALL;
 	q[1] = 0;
 	CHECK(tx_req(PROTO_CMD_DIRTY_START, b) == 1 && rep[0] == 2);
-	CHECK(fake_slot_mode(&vm, 2) == PROTO_DIRTY_OFF);
+	CHECK(slot_mode(2) == PROTO_DIRTY_OFF);
 
 	for (int i = 0; i < 300; i++) {
 		u64 p = rnd() % npages;
 
-		fake_vm_touch(&vm, 0, p);
+		touch(0, p);
 		proto_set_bit(want, p);
 	}
 	gen = snap(0, true, &nd);
@@ -751,7 +807,7 @@ static void test_mgmt_dirty(void)
 	 * The reader dies before DIRTY_DONE; new writes come; the next snapshot
 	 * still holds the first pages too (nothing lost).
 	 */
-	fake_vm_touch(&vm, 0, 5);
+	touch(0, 5);
 	proto_set_bit(want, 5);
 	gen2 = snap(0, true, &nd);
 	CHECK(gen2 != gen);
@@ -772,24 +828,23 @@ static void test_mgmt_dirty(void)
 	 * Get, then clear a range: only pages the snapshot reported are re-armed;
 	 * a page first written after the snapshot keeps its logged bit.
 	 */
-	fake_vm_touch(&vm, 0, 100);
-	fake_vm_touch(&vm, 0, 101);
-	fake_vm_touch(&vm, 0, 300);
+	touch(0, 100);
+	touch(0, 101);
+	touch(0, 300);
 	gen = snap(0, false, &nd);
 	CHECK(nd == 3);
-	fake_vm_touch(&vm, 0, 102); /* after the snapshot */
+	touch(0, 102); /* after the snapshot */
 	CHECK(tx_req(PROTO_CMD_DIRTY_CLEAR, REQ(0, 99, 5)) == 1 && rep[0] == 2);
-	CHECK(!proto_test_bit(fake_log(&vm, 0), 100) && !proto_test_bit(fake_log(&vm, 0), 101));
-	CHECK(proto_test_bit(fake_log(&vm, 0), 102) && proto_test_bit(fake_log(&vm, 0), 300));
-	CHECK(!proto_test_bit(fake_view(&vm, 0), 100) && proto_test_bit(fake_view(&vm, 0), 300));
+	CHECK(!proto_test_bit(slot_log(0), 100) && !proto_test_bit(slot_log(0), 101));
+	CHECK(proto_test_bit(slot_log(0), 102) && proto_test_bit(slot_log(0), 300));
+	CHECK(!proto_test_bit(slot_view(0), 100) && proto_test_bit(slot_view(0), 300));
 	CHECK(tx_req(PROTO_CMD_DIRTY_CLEAR, REQ(0, npages - 1, 2)) == -2 - PROTO_E_RANGE);
 	CHECK(tx_req(PROTO_CMD_DIRTY_CLEAR, REQ(0, 0, 0)) == -2 - PROTO_E_RANGE);
 	/* A range ending at the slot end, unaligned start. */
-	fake_vm_touch(&vm, 0, npages - 1);
+	touch(0, npages - 1);
 	gen = snap(0, false, &nd);
 	CHECK(tx_req(PROTO_CMD_DIRTY_CLEAR, REQ(0, 3, npages - 3)) == 1);
-	CHECK(!proto_test_bit(fake_log(&vm, 0), npages - 1) &&
-	      !proto_test_bit(fake_log(&vm, 0), 300));
+	CHECK(!proto_test_bit(slot_log(0), npages - 1) && !proto_test_bit(slot_log(0), 300));
 
 	/* A repeated request (lost reply) is answered from the cache, not run again. */
 	{
@@ -797,25 +852,25 @@ static void test_mgmt_dirty(void)
 		u8 body[] = {0, PROTO_SNAP_CLEAR};
 		struct proto_hdr h = {PROTO_VERSION, 0, ++next_id, PROTO_CMD_DIRTY_SNAP};
 		u32 wl = proto_frame_encode(w, sizeof(w), &h, body, sizeof(body));
-		u64 harvests = m.c.harvests;
+		u64 harvests = mg->c.harvests;
 		int n1, n2;
 		u8 first[64];
 
-		fake_vm_touch(&vm, 0, 7);
+		touch(0, 7);
 		n1 = transact_wire(w, wl, h.id, PROTO_CMD_DIRTY_SNAP);
 		CHECK(n1 > 0);
 		memcpy(first, rep, n1 > 0 ? (size_t)n1 : 0);
-		fake_vm_touch(&vm, 0, 8);
+		touch(0, 8);
 		n2 = transact_wire(w, wl, h.id, PROTO_CMD_DIRTY_SNAP);
 		CHECK(n2 == n1 && !memcmp(first, rep, n1 > 0 ? (size_t)n1 : 0));
-		CHECK(m.c.harvests == harvests + 1 && m.c.dup_requests == 1);
-		CHECK(proto_test_bit(fake_log(&vm, 0), 8)); /* still logged for the next harvest */
+		CHECK(mg->c.harvests == harvests + 1 && mg->c.dup_requests == 1);
+		CHECK(proto_test_bit(slot_log(0), 8)); /* still logged for the next harvest */
 	}
 	/* Stop. */
 	proto_wbuf_init(&b, q, sizeof(q));
 	proto_put_u8(&b, 0);
 	proto_put_varint(&b, 1);
-	CHECK(tx_req(PROTO_CMD_DIRTY_STOP, b) == 1 && fake_slot_mode(&vm, 1) == PROTO_DIRTY_OFF);
+	CHECK(tx_req(PROTO_CMD_DIRTY_STOP, b) == 1 && slot_mode(1) == PROTO_DIRTY_OFF);
 	CHECK(uart.overflows == 0);
 	dispatcher_teardown();
 }
@@ -875,13 +930,11 @@ static void test_mgmt_mem(void)
 {
 	static u8 out[(8 << 20) + PAGE_SIZE];
 	u64 gpa = 0x100000000ull + 123, len = (4 << 20) - 123 - 77, done = 0;
-	struct fake_slot *s1;
 	u32 frames = 0;
 
 	dispatcher_setup();
-	s1 = &vm.slots[1];
 	/* An all-zero megabyte: zero pages elided into one token. */
-	memset(s1->mem + (1 << 20), 0, 1 << 20);
+	memset(slot_mem(1) + (1 << 20), 0, 1 << 20);
 	while (done < len) {
 		u64 olen = read_reply(PROTO_CMD_MEM_READ, gpa + done, len - done, enc_turn(frames),
 				      out + done);
@@ -891,7 +944,7 @@ static void test_mgmt_mem(void)
 		done += olen;
 		frames++;
 	}
-	CHECK(done == len && !memcmp(out, s1->mem + 123, len));
+	CHECK(done == len && !memcmp(out, slot_mem(1) + 123, len));
 	CHECK(credits_seen > 0); /* MEM_READ at 4 GiB does not fit the 16-byte window */
 	/* MMIO: typed error. A hole too. */
 	CHECK(tx_req(PROTO_CMD_MEM_READ, REQ(0xfe000000, 16, 0)) == -2 - PROTO_E_FAULT);
@@ -923,10 +976,11 @@ static u64 cow_read_all(u64 gpa, u64 len, u8 *out, u32 *frames)
 		/* The guest writes between replies: behind the stream, ahead of it, again. */
 		for (int k = 0; k < 3; k++) {
 			u64 stamp = 0x5eed0000ull + done + (u64)k;
-			u64 page = (done / PAGE_SIZE + (u64)k * 37) % ((gpa + len) / PAGE_SIZE);
+			u64 page = (done / PAGE_SIZE + (u64)k * 37) % (len / PAGE_SIZE);
 
-			fake_vm_write(&vm, gpa + page * PAGE_SIZE + 8 * (u64)k, &stamp,
-				      sizeof(stamp));
+			int rc = guest_store(gpa + page * PAGE_SIZE + 8 * (u64)k, stamp);
+
+			CHECK(rc == 0 || rc == -EAGAIN); /* or it waits for the budget */
 		}
 	}
 	return done;
@@ -943,17 +997,20 @@ static u64 cow_read_all(u64 gpa, u64 len, u8 *out, u32 *frames)
 static void test_mgmt_cow(void)
 {
 	static u8 want0[8 << 20], want1[4 << 20], got[8 << 20];
-	struct fake_slot *s0, *s1;
-	u64 stamp = 0xabcdef, unsent, copies;
+	u64 stamp = 0xabcdef, unsent, copies, pool_free0;
 	u32 frames = 0;
 	int n;
 
 	dispatcher_setup();
-	s0 = &vm.slots[0];
-	s1 = &vm.slots[1];
-	CHECK(tx_req(PROTO_CMD_COW_ARM, REQ(8, 0)) == -2 - PROTO_E_UNSUPPORTED); /* no session */
-	CHECK(tx_req(PROTO_CMD_COW_READ, REQ(0, 4096, 1)) == -2 - PROTO_E_UNSUPPORTED);
-	mgmt_set_cow(&m, &vm.cow);
+	{
+		/* A dispatcher without the session (mgmt_set_cow never called) refuses both. */
+		struct cow_session *cow = COW;
+
+		mgmt_set_cow(mg, NULL);
+		CHECK(tx_req(PROTO_CMD_COW_ARM, REQ(8, 0)) == -2 - PROTO_E_UNSUPPORTED);
+		CHECK(tx_req(PROTO_CMD_COW_READ, REQ(0, 4096, 1)) == -2 - PROTO_E_UNSUPPORTED);
+		mgmt_set_cow(mg, cow);
+	}
 	n = tx_req(PROTO_CMD_HELLO, REQ(PROTO_CAPS_ALL, 600)); /* small replies */
 	CHECK(n > 2 && (proto_get_varint(&(struct proto_buf){.p = rep + 2, .len = (u32)n - 2}) &
 			PROTO_CAP_COW));
@@ -964,52 +1021,54 @@ static void test_mgmt_cow(void)
 	CHECK(tx_req(PROTO_CMD_COW_ARM, REQ(8, 0, 1)) == -2 - PROTO_E_BAD_REQUEST);
 	CHECK(tx_req(PROTO_CMD_COW_ARM, REQ(1 << 20, 0)) == -2 - PROTO_E_NOMEM);
 	/* Refused before anything was taken from the pool for good. */
-	CHECK(!vm.cow.slots[0].track && !vm.cow.slots[0].copy_of && !vm.cow.capacity);
+	CHECK(!COW->slots[0].track && !COW->slots[0].copy_of && !COW->capacity);
 	CHECK(tx_req(PROTO_CMD_COW_READ, REQ(0, 4096, 1)) == -2 - PROTO_E_STATE); /* not armed */
 	CHECK(transact(PROTO_CMD_COW_END, NULL, 0) == -2 - PROTO_E_STATE);
-	memcpy(want0, s0->mem, s0->s.size);
-	memcpy(want1, s1->mem, s1->s.size);
+	memcpy(want0, slot_mem(0), slot_size(0));
+	memcpy(want1, slot_mem(1), slot_size(1));
 	n = tx_req(PROTO_CMD_COW_ARM, REQ(8, 0));
 	CHECK(n > 0);
 	{
 		struct proto_buf b;
 
 		proto_rbuf_init(&b, rep, (u32)(n > 0 ? n : 0));
-		CHECK(proto_get_varint(&b) == 8 && proto_get_varint(&b) == s0->npages + s1->npages);
+		CHECK(proto_get_varint(&b) == 8 &&
+		      proto_get_varint(&b) == slot(0)->npages + slot(1)->npages);
 	}
 	CHECK(tx_req(PROTO_CMD_COW_ARM, REQ(8, 0)) == -2 - PROTO_E_STATE); /* armed already */
 	CHECK(transact(PROTO_CMD_RESUME, NULL, 0) == 0);
 
 	/* Eight writes take the budget; the ninth waits, and writes nothing. */
 	for (u64 p = 0; p < 8; p++)
-		CHECK(fake_vm_write(&vm, s1->s.gpa + (100 + p) * PAGE_SIZE, &stamp, 8));
-	CHECK(!fake_vm_write(&vm, s1->s.gpa + 200 * PAGE_SIZE, &stamp, 8));
-	CHECK(!fake_vm_write(&vm, s1->s.gpa + 200 * PAGE_SIZE, &stamp, 8));
-	CHECK(vm.cow.st.copies == 8 && vm.cow.st.waits == 1 && vm.cow.st.wait_faults == 2);
-	CHECK(memcmp(s1->mem + 200 * PAGE_SIZE, want1 + 200 * PAGE_SIZE, PAGE_SIZE) == 0);
+		CHECK(guest_store(slot_gpa(1) + (100 + p) * PAGE_SIZE, stamp) == 0);
+	CHECK(guest_store(slot_gpa(1) + 200 * PAGE_SIZE, stamp) == -EAGAIN);
+	CHECK(guest_store(slot_gpa(1) + 200 * PAGE_SIZE, stamp) == -EAGAIN);
+	CHECK(COW->st.copies == 8 && COW->st.waits == 1 && COW->st.wait_faults >= 2);
+	CHECK(memcmp(slot_mem(1) + 200 * PAGE_SIZE, want1 + 200 * PAGE_SIZE, PAGE_SIZE) == 0);
 	/* Another vCPU on a page copied already: no second copy, no wait. */
-	copies = vm.cow.st.copies;
-	CHECK(cow_handle_write(&vm.cow, 0, s1->s.gpa + 100 * PAGE_SIZE) == COW_FAULT_AGAIN);
-	CHECK(vm.cow.st.copies == copies);
+	copies = COW->st.copies;
+	CHECK(cow_handle_write(COW, 0, slot_gpa(1) + 100 * PAGE_SIZE) == COW_FAULT_AGAIN);
+	CHECK(COW->st.copies == copies);
 
 	/* Slot 1 first: the stream frees the copies as it passes them. */
-	CHECK(cow_read_all(s1->s.gpa, s1->s.size, got, &frames) == s1->s.size);
-	CHECK(!memcmp(got, want1, s1->s.size));
-	CHECK(fake_vm_write(&vm, s1->s.gpa + 200 * PAGE_SIZE, &stamp, 8)); /* sent: no wait */
-	CHECK(cow_read_all(s0->s.gpa, s0->s.size, got, &frames) == s0->s.size);
-	CHECK(!memcmp(got, want0, s0->s.size));
-	CHECK(memcmp(s0->mem, want0, s0->s.size) != 0); /* the guest did write meanwhile */
-	CHECK(frames > 2 * (s0->s.size + s1->s.size) / 4096 / 2);
+	CHECK(cow_read_all(slot_gpa(1), slot_size(1), got, &frames) == slot_size(1));
+	CHECK(!memcmp(got, want1, slot_size(1)));
+	CHECK(guest_store(slot_gpa(1) + 200 * PAGE_SIZE, stamp) == 0); /* sent: no wait */
+	CHECK(cow_read_all(slot_gpa(0), slot_size(0), got, &frames) == slot_size(0));
+	CHECK(!memcmp(got, want0, slot_size(0)));
+	CHECK(memcmp(slot_mem(0), want0, slot_size(0)) != 0); /* the guest did write meanwhile */
+	CHECK(frames > 2 * (slot_size(0) + slot_size(1)) / 4096 / 2);
 	/* Each page once; MMIO is no memory. */
 	CHECK(tx_req(PROTO_CMD_COW_READ, REQ(0, 4096, 1)) == -2 - PROTO_E_STATE);
 	CHECK(tx_req(PROTO_CMD_COW_READ, REQ(0xfe000000, 4096, 1)) == -2 - PROTO_E_FAULT);
+	pool_free0 = hv_pages_free();
 	n = transact(PROTO_CMD_COW_END, NULL, 0);
 	CHECK(n > 0);
 	{
 		struct proto_buf b;
 
 		proto_rbuf_init(&b, rep, (u32)(n > 0 ? n : 0));
-		CHECK(proto_get_varint(&b) == vm.cow.st.copies && vm.cow.st.copies >= 8);
+		CHECK(proto_get_varint(&b) == COW->st.copies && COW->st.copies >= 8);
 		CHECK(proto_get_varint(&b) >= 1); /* waits */
 		CHECK(proto_get_varint(&b) == 8); /* the whole budget was used */
 		unsent = proto_get_varint(&b);
@@ -1018,14 +1077,14 @@ static void test_mgmt_cow(void)
 	CHECK(transact(PROTO_CMD_COW_END, NULL, 0) == -2 - PROTO_E_STATE);
 	CHECK(tx_req(PROTO_CMD_COW_READ, REQ(0x1000, 4096, 1)) == -2 - PROTO_E_STATE);
 	/* Tracking is over: writes go straight through, the budget is back in the pool. */
-	CHECK(fake_vm_write(&vm, s0->s.gpa + 5 * PAGE_SIZE, &stamp, 8));
-	CHECK(vm.cow_pool_pages == 4096 + COW_POOL_FLOOR_PAGES);
+	CHECK(hv_pages_free() >= pool_free0 + 8);
+	CHECK(guest_store(slot_gpa(0) + 5 * PAGE_SIZE, stamp) == 0);
 	/* Ended early: the pages never sent are counted and released. */
 	CHECK(transact(PROTO_CMD_PAUSE, NULL, 0) == 0);
 	CHECK(tx_req(PROTO_CMD_COW_ARM, REQ(4, 0)) > 0);
 	CHECK(transact(PROTO_CMD_RESUME, NULL, 0) == 0);
-	CHECK(fake_vm_write(&vm, s0->s.gpa, &stamp, 8));
-	CHECK(cow_end(&vm.cow, &unsent) == 0 && unsent == s0->npages + s1->npages);
+	CHECK(guest_store(slot_gpa(0), stamp) == 0);
+	CHECK(cow_end(COW, &unsent) == 0 && unsent == slot(0)->npages + slot(1)->npages);
 	dispatcher_teardown();
 }
 
@@ -1046,12 +1105,12 @@ static void test_mgmt_abuse(void)
 		naks0 = naks_seen;
 		for (u32 i = 0; i < wl; i++) {
 			if (uart.count == 16)
-				mgmt_poll(&m);
+				poll_once();
 			uart_put(w[i]);
 		}
 		for (int i = 0; i < 10; i++)
-			mgmt_poll(&m);
-		CHECK(m.c.bad_crc == 1);
+			poll_once();
+		CHECK(mg->c.bad_crc == 1);
 		CHECK(transact(PROTO_CMD_INFO, NULL, 0) > 0);
 		CHECK(naks_seen == naks0 + 1 && last_nak_err == PROTO_E_BAD_CRC);
 	}
@@ -1063,16 +1122,16 @@ static void test_mgmt_abuse(void)
 
 		for (u32 i = 0; i < 5; i++)
 			uart_put(w[i]);
-		mgmt_poll(&m);
+		poll_once();
 		uart.line_error_next = true;
 		for (u32 i = 5; i < wl; i++) {
 			if (uart.count == 16)
-				mgmt_poll(&m);
+				poll_once();
 			uart_put(w[i]);
 		}
 		for (int i = 0; i < 10; i++)
-			mgmt_poll(&m);
-		CHECK(m.c.line_errors == 1 && m.c.framing == 1);
+			poll_once();
+		CHECK(mg->c.line_errors == 1 && mg->c.framing == 1);
 		CHECK(transact(PROTO_CMD_INFO, NULL, 0) > 0);
 	}
 	/* Oversize request: dropped with TOO_BIG. */
@@ -1083,12 +1142,12 @@ static void test_mgmt_abuse(void)
 
 		for (u32 i = 0; i < wl; i++) {
 			if (uart.count == 16)
-				mgmt_poll(&m);
+				poll_once();
 			uart_put(w[i]);
 		}
 		for (int i = 0; i < 10; i++)
-			mgmt_poll(&m);
-		CHECK(m.c.too_big == 1);
+			poll_once();
+		CHECK(mg->c.too_big == 1);
 		CHECK(transact(PROTO_CMD_INFO, NULL, 0) > 0);
 	}
 	/* A flood of random bytes, fed as fast as the FIFO takes them. */
@@ -1096,14 +1155,14 @@ static void test_mgmt_abuse(void)
 		g[i] = (u8)rnd();
 	for (size_t i = 0; i < sizeof(g); i++) {
 		if (uart.count == 16)
-			mgmt_poll(&m);
+			poll_once();
 		uart_put(g[i]);
 	}
 	for (int i = 0; i < 100; i++)
-		mgmt_poll(&m);
+		poll_once();
 	n = transact(PROTO_CMD_INFO, NULL, 0);
 	CHECK(n > 0);
-	CHECK(m.c.naks_sent + m.c.naks_dropped > 100);
+	CHECK(mg->c.naks_sent + mg->c.naks_dropped > 100);
 
 	/* The transmitter is busy: a complete request waits, and no byte is read past it. */
 	uart.tx_room = 0;
@@ -1111,24 +1170,24 @@ static void test_mgmt_abuse(void)
 		static u8 w[64];
 		struct proto_hdr h = {PROTO_VERSION, 0, ++next_id, PROTO_CMD_INFO};
 		u32 wl = proto_frame_encode(w, sizeof(w), &h, NULL, 0);
-		u64 ok0 = m.c.frames_ok;
+		u64 ok0 = mg->c.frames_ok;
 
-		m.tx_pos = 0; /* pretend the last reply is still going out */
+		mg->tx_pos = 0; /* pretend the last reply is still going out */
 		for (u32 i = 0; i < wl; i++)
 			uart_put(w[i]);
 		uart_put(0xaa);
-		mgmt_poll(&m);
-		CHECK(m.rx_held && uart.count == 1 && m.c.frames_ok == ok0);
-		CHECK(mgmt_wants_poll(&m));
+		poll_once();
+		CHECK(mg->rx_held && uart.count == 1 && mg->c.frames_ok == ok0);
+		CHECK(mgmt_wants_poll(mg));
 		uart.tx_room = 16;
 		for (int i = 0; i < 200; i++)
-			mgmt_poll(&m);
-		CHECK(!m.rx_held && m.c.frames_ok == ok0 + 1);
+			poll_once();
+		CHECK(!mg->rx_held && mg->c.frames_ok == ok0 + 1);
 		uart_put(0);
-		mgmt_poll(&m);
+		poll_once();
 	}
 	CHECK(transact(PROTO_CMD_INFO, NULL, 0) > 0);
-	CHECK(!mgmt_wants_poll(&m));
+	CHECK(!mgmt_wants_poll(mg));
 	dispatcher_teardown();
 }
 
@@ -1161,7 +1220,7 @@ static void send_short(const u8 *w, u32 wl)
 	CHECK(wl <= 16);
 	for (u32 i = 0; i < wl; i++)
 		CHECK(uart_put(w[i]));
-	mgmt_poll(&m);
+	poll_once();
 }
 
 /*
@@ -1210,25 +1269,25 @@ static void harvest_scenario(u64 step_pages, u8 *snap_rep, int *snap_len, u64 *b
 	u32 st = 7;
 
 	dispatcher_setup();
-	mgmt_set_step_pages(&m, step_pages);
+	mgmt_set_step_pages(mg, step_pages);
 	CHECK(start_stop_all(true, PROTO_DIRTY_WP) == 1 && rep[0] == 2);
-	npages = vm.slots[0].npages;
+	npages = slot(0)->npages;
 	for (int i = 0; i < 500; i++) {
 		st = st * 1103515245 + 12345;
-		fake_vm_touch(&vm, 0, (st >> 8) % npages);
+		touch(0, (st >> 8) % npages);
 	}
-	fake_vm_touch(&vm, 0, npages - 1);
+	touch(0, npages - 1);
 	proto_wbuf_init(&q, qq, sizeof(qq));
 	proto_put_varint(&q, 0);
 	proto_put_u8(&q, PROTO_SNAP_CLEAR);
-	steps0 = m.c.steps;
+	steps0 = mg->c.steps;
 	*snap_len = tx_req(PROTO_CMD_DIRTY_SNAP, q);
-	*steps = (int)(m.c.steps - steps0);
+	*steps = (int)(mg->c.steps - steps0);
 	CHECK(*snap_len > 0);
 	memcpy(snap_rep, rep, *snap_len > 0 ? (size_t)*snap_len : 0);
 	memset(bm, 0, npages / 8);
 	CHECK(read_snapshot(0, 1, npages, bm) > 0);
-	CHECK(vm.ds.stats.max_step_work <= step_pages);
+	CHECK(DS->stats.max_step_work <= step_pages);
 	dispatcher_teardown();
 }
 
@@ -1254,20 +1313,19 @@ static void test_mgmt_steps_start_stop(void)
 	u64 c0;
 
 	dispatcher_setup();
-	mgmt_set_step_pages(&m, 100); /* rounded up to 128 */
-	CHECK(m.step_pages == 128);
-	c0 = m.c.credits_sent;
+	mgmt_set_step_pages(mg, 100); /* rounded up to 128 */
+	CHECK(mg->step_pages == 128);
+	c0 = mg->c.credits_sent;
 	/* 2048 + 1024 pages: 24 steps of 128 pages, one per poll. */
 	CHECK(start_stop_all(true, PROTO_DIRTY_DBIT) == 1 && rep[0] == 2);
-	CHECK(vm.ds.stats.steps == 24 && vm.ds.stats.max_step_work == 128 && last_polls >= 24);
-	CHECK(fake_slot_mode(&vm, 0) == PROTO_DIRTY_DBIT &&
-	      fake_slot_mode(&vm, 1) == PROTO_DIRTY_DBIT);
-	CHECK(m.c.long_cmds == 1 && m.c.steps >= 24);
+	CHECK(DS->stats.steps == 24 && DS->stats.max_step_work == 128 && last_polls >= 24);
+	CHECK(slot_mode(0) == PROTO_DIRTY_DBIT && slot_mode(1) == PROTO_DIRTY_DBIT);
+	CHECK(mg->c.long_cmds == 1 && mg->c.steps >= 24);
 	/* Progress: a CREDIT for the running request every MGMT_PROGRESS_STEPS steps. */
-	CHECK(m.c.credits_sent >= c0 + 24 / MGMT_PROGRESS_STEPS);
+	CHECK(mg->c.credits_sent >= c0 + 24 / MGMT_PROGRESS_STEPS);
 	CHECK(start_stop_all(false, 0) == 1 && rep[0] == 2);
-	CHECK(vm.ds.stats.steps == 48 && fake_slot_mode(&vm, 0) == PROTO_DIRTY_OFF);
-	CHECK(!mgmt_wants_poll(&m) && uart.overflows == 0);
+	CHECK(DS->stats.steps == 48 && slot_mode(0) == PROTO_DIRTY_OFF);
+	CHECK(!mgmt_wants_poll(mg) && uart.overflows == 0);
 	dispatcher_teardown();
 }
 
@@ -1281,38 +1339,38 @@ static void test_mgmt_steps_busy_and_repeats(void)
 	u64 harvests;
 
 	dispatcher_setup();
-	mgmt_set_step_pages(&m, 64);
+	mgmt_set_step_pages(mg, 64);
 	CHECK(start_stop_all(true, PROTO_DIRTY_WP) == 1);
-	fake_vm_touch(&vm, 0, 3);
-	harvests = m.c.harvests;
+	touch(0, 3);
+	harvests = mg->c.harvests;
 	wl = wire_req(w, sizeof(w), id, PROTO_CMD_DIRTY_SNAP, body, sizeof(body));
 	send_short(w, wl);
-	CHECK(m.op.active && vm.ds.op.req.kind == DS_OP_HARVEST && vm.ds.stats.steps > 0);
-	CHECK(mgmt_wants_poll(&m));
+	CHECK(mg->op.active && DS->op.req.kind == DS_OP_HARVEST && DS->stats.steps > 0);
+	CHECK(mgmt_wants_poll(mg));
 	/* Other commands are answered meanwhile... */
 	CHECK(transact(PROTO_CMD_INFO, NULL, 0) > 0);
 	CHECK(tx_req(PROTO_CMD_STATS, REQ(0)) > 0);
-	CHECK(m.op.active && vm.ds.op.req.kind == DS_OP_HARVEST);
+	CHECK(mg->op.active && DS->op.req.kind == DS_OP_HARVEST);
 	/* ...dirty-log ones get BUSY, and are run once the command is over. */
 	CHECK(tx_req(PROTO_CMD_DIRTY_READ, REQ(0, 1, 0)) == -2 - PROTO_E_BUSY);
 	CHECK(tx_req(PROTO_CMD_DIRTY_CLEAR, REQ(0, 0, 64)) == -2 - PROTO_E_BUSY);
 	CHECK(start_stop_all(false, 0) == -2 - PROTO_E_BUSY);
-	CHECK(m.c.busy == 3);
+	CHECK(mg->c.busy == 3);
 	/* The host times out and sends the same request again: not run twice. */
 	send_short(w, wl);
-	CHECK(m.c.dup_requests == 1);
+	CHECK(mg->c.dup_requests == 1);
 	while (!host_scan(id, PROTO_CMD_DIRTY_SNAP, &credits, &len, &err) && polls++ < 10000)
-		mgmt_poll(&m);
+		poll_once();
 	CHECK(err == 0 && len > 0);
-	CHECK(m.c.harvests == harvests + 1);
+	CHECK(mg->c.harvests == harvests + 1);
 	/* A CREDIT answered the repeat at once; more came as progress. */
 	CHECK(credits >= 1);
 	/* Sent once more after the reply: answered from the kept reply, not run. */
 	n = transact_wire(w, wl, id, PROTO_CMD_DIRTY_SNAP);
-	CHECK(n == len && m.c.harvests == harvests + 1 && m.c.dup_requests == 2);
+	CHECK(n == len && mg->c.harvests == harvests + 1 && mg->c.dup_requests == 2);
 	/* The BUSY request, sent again now, is run. */
 	CHECK(start_stop_all(false, 0) == 1);
-	CHECK(!mgmt_wants_poll(&m));
+	CHECK(!mgmt_wants_poll(mg));
 	dispatcher_teardown();
 }
 
@@ -1326,22 +1384,20 @@ static void test_mgmt_steps_nothing_lost(void)
 	static u64 want[(8 << 20) / PAGE_SIZE / 64], got[(8 << 20) / PAGE_SIZE / 64];
 	static u8 w[64], bad[64];
 	u8 body[] = {0, PROTO_SNAP_CLEAR};
-	struct fake_slot *s0;
 	u64 npages, nd, gen;
 	u32 wl, bl, credits = 0;
 	int len, err;
 	u16 id = ++next_id;
 
 	dispatcher_setup();
-	s0 = &vm.slots[0];
-	npages = s0->npages;
-	mgmt_set_step_pages(&m, 64);
+	npages = slot(0)->npages;
+	mgmt_set_step_pages(mg, 64);
 	CHECK(start_stop_all(true, PROTO_DIRTY_WP) == 1);
 	memset(want, 0, sizeof(want));
 	for (int i = 0; i < 200; i++) {
 		u64 p = rnd() % npages;
 
-		fake_vm_touch(&vm, 0, p);
+		touch(0, p);
 		proto_set_bit(want, p);
 	}
 	wl = wire_req(w, sizeof(w), id, PROTO_CMD_DIRTY_SNAP, body, sizeof(body));
@@ -1350,13 +1406,13 @@ static void test_mgmt_steps_nothing_lost(void)
 		/* The guest writes between steps: behind and ahead of the cursor. */
 		u64 p = rnd() % npages;
 
-		fake_vm_touch(&vm, 0, p);
+		touch(0, p);
 		proto_set_bit(want, p);
-		fake_vm_touch(&vm, 0, npages - 1 - step);
+		touch(0, npages - 1 - step);
 		proto_set_bit(want, npages - 1 - step);
-		fake_vm_touch(&vm, 0, step * 64);
+		touch(0, step * 64);
 		proto_set_bit(want, step * 64);
-		mgmt_poll(&m);
+		poll_once();
 	}
 	/* The same request damaged on the line: a NAK; the host resends it. */
 	memcpy(bad, w, wl);
@@ -1365,32 +1421,34 @@ static void test_mgmt_steps_nothing_lost(void)
 		bad[wl - 3] = 0x55;
 	bl = wl;
 	send_short(bad, bl);
-	CHECK(m.c.bad_crc == 1);
+	CHECK(mg->c.bad_crc == 1);
 	send_short(w, wl);
-	CHECK(m.c.dup_requests == 1);
-	mgmt_poll(&m);
+	CHECK(mg->c.dup_requests == 1);
+	poll_once();
 	/* The host dies: nobody reads the line. A new session says HELLO. */
 	host_scan(0, 0, &credits, &len, &err);
 	CHECK(tx_req(PROTO_CMD_HELLO, REQ(PROTO_CAPS_ALL, PROTO_MAX_PAYLOAD)) > 0);
 	CHECK(tx_req(PROTO_CMD_DIRTY_SNAP, REQ(0, 1)) == -2 - PROTO_E_BUSY);
-	for (int i = 0; i < 10000 && mgmt_wants_poll(&m); i++)
-		mgmt_poll(&m);
-	CHECK(!mgmt_wants_poll(&m) && m.c.harvests == 1);
+	for (int i = 0; i < 10000 && mgmt_wants_poll(mg); i++)
+		poll_once();
+	CHECK(!mgmt_wants_poll(mg) && mg->c.harvests == 1);
 	/* Writes after the first harvest, then the new session's harvest. */
-	fake_vm_touch(&vm, 0, 17);
+	touch(0, 17);
 	proto_set_bit(want, 17);
 	gen = snap(0, true, &nd);
 	memset(got, 0, sizeof(got));
 	CHECK(read_snapshot(0, gen, npages, got) == (s64)nd);
 	CHECK(!memcmp(got, want, sizeof(got)));
 	for (u64 wd = 0; wd < npages / 64; wd++)
-		CHECK(fake_log(&vm, 0)[wd] == 0);
+		CHECK(slot_log(0)[wd] == 0);
 	dispatcher_teardown();
 }
 
 /*
- * A start that cannot get its bitmaps (the pool is dry): an error reply, the
- * slot is not logging, and the same start succeeds once memory is there.
+ * A start that cannot get its bitmaps (the hypervisor's pool is dry): the
+ * NOMEM error (not BUSY: the host reports it at once), the slot is not
+ * logging, nothing is left half done, and the port goes on answering; a
+ * second try meets the same error.
  */
 static void test_mgmt_start_without_memory(void)
 {
@@ -1402,35 +1460,34 @@ static void test_mgmt_start_without_memory(void)
 	proto_put_u8(&b, 0);
 	proto_put_varint(&b, 1);
 	proto_put_u8(&b, PROTO_DIRTY_WP);
-	vm.alloc_fail_after = 0;
+	host_machine_drain_pool(&host_port.m, 0);
+	CHECK(hv_pages_free() == 0);
 	CHECK(tx_req(PROTO_CMD_DIRTY_START, b) == -2 - PROTO_E_NOMEM);
-	CHECK(fake_slot_mode(&vm, 1) == PROTO_DIRTY_OFF && !ds_busy(&vm.ds));
-	vm.alloc_fail_after = -1;
-	CHECK(tx_req(PROTO_CMD_DIRTY_START, b) == 1 && rep[0] == 1);
-	CHECK(fake_slot_mode(&vm, 1) == PROTO_DIRTY_WP);
-	CHECK(!mgmt_wants_poll(&m));
+	CHECK(slot_mode(1) == PROTO_DIRTY_OFF && !ds_busy(DS));
+	CHECK(!mgmt_wants_poll(mg));
+	CHECK(transact(PROTO_CMD_INFO, NULL, 0) > 0);
+	CHECK(tx_req(PROTO_CMD_DIRTY_START, b) == -2 - PROTO_E_NOMEM);
+	CHECK(slot_mode(1) == PROTO_DIRTY_OFF && !ds_busy(DS));
 	dispatcher_teardown();
 }
 
 /* DIRTY_CLEAR of most of a slot in 64-page steps: the result of the one-step clear. */
 static void test_mgmt_steps_clear(void)
 {
-	struct fake_slot *s0;
 	u64 npages, nd, steps0, want = 0;
 
 	dispatcher_setup();
-	s0 = &vm.slots[0];
-	npages = s0->npages;
-	mgmt_set_step_pages(&m, 64);
+	npages = slot(0)->npages;
+	mgmt_set_step_pages(mg, 64);
 	CHECK(start_stop_all(true, PROTO_DIRTY_WP) == 1);
 	for (u64 p = 0; p < npages; p += 7)
-		fake_vm_touch(&vm, 0, p);
-	fake_vm_touch(&vm, 0, npages - 1); /* past the range's end */
+		touch(0, p);
+	touch(0, npages - 1); /* past the range's end */
 	snap(0, false, &nd);
 	for (u64 p = 0; p < npages; p += 7)
 		want += p >= 3 && p < npages - 3;
-	fake_vm_touch(&vm, 0, 1000); /* after the snapshot: keeps its logged bit */
-	steps0 = m.c.steps;
+	touch(0, 1000); /* after the snapshot: keeps its logged bit */
+	steps0 = mg->c.steps;
 	CHECK(tx_req(PROTO_CMD_DIRTY_CLEAR, REQ(0, 3, npages - 6)) > 0);
 	{
 		struct proto_buf b;
@@ -1438,40 +1495,36 @@ static void test_mgmt_steps_clear(void)
 		proto_rbuf_init(&b, rep, 8);
 		CHECK(proto_get_varint(&b) == want);
 	}
-	CHECK(m.c.steps - steps0 == npages / 64);
-	CHECK(proto_test_bit(fake_log(&vm, 0), 0) && !proto_test_bit(fake_log(&vm, 0), 7));
-	CHECK(proto_test_bit(fake_log(&vm, 0), 1000) &&
-	      proto_test_bit(fake_log(&vm, 0), npages - 1));
-	CHECK(proto_test_bit(fake_view(&vm, 0), 0) && !proto_test_bit(fake_view(&vm, 0), 7) &&
-	      !proto_test_bit(fake_view(&vm, 0), 1001) &&
-	      proto_test_bit(fake_view(&vm, 0), npages - 1));
-	CHECK(!mgmt_wants_poll(&m));
+	CHECK(mg->c.steps - steps0 == npages / 64);
+	CHECK(proto_test_bit(slot_log(0), 0) && !proto_test_bit(slot_log(0), 7));
+	CHECK(proto_test_bit(slot_log(0), 1000) && proto_test_bit(slot_log(0), npages - 1));
+	CHECK(proto_test_bit(slot_view(0), 0) && !proto_test_bit(slot_view(0), 7) &&
+	      !proto_test_bit(slot_view(0), 1001) && proto_test_bit(slot_view(0), npages - 1));
+	CHECK(!mgmt_wants_poll(mg));
 	dispatcher_teardown();
 }
 
 /* DIRTY_DONE and the snapshot count of a 64 MiB slot (256 words) with 64-page steps. */
 static void test_mgmt_steps_done(void)
 {
-	struct fake_slot *s0;
 	u64 nd, gen, steps0;
 
 	dispatcher_setup_mib(64);
-	s0 = &vm.slots[0];
-	mgmt_set_step_pages(&m, 64);
+	mgmt_set_step_pages(mg, 64);
 	CHECK(start_stop_all(true, PROTO_DIRTY_DBIT) == 1);
-	for (u64 p = 0; p < s0->npages; p += 3)
-		fake_vm_touch(&vm, 0, p);
+	for (u64 p = 0; p < slot(0)->npages; p += 3)
+		touch(0, p);
 	gen = snap(0, true, &nd);
-	CHECK(nd == (s0->npages + 2) / 3);
-	steps0 = m.c.steps;
+	CHECK(nd == (slot(0)->npages + 2) / 3);
+	steps0 = mg->c.steps;
 	CHECK(tx_req(PROTO_CMD_DIRTY_DONE, REQ(0, gen)) == 0);
 	/* 256 words, 64 a step. */
-	CHECK(m.c.steps - steps0 == 4);
-	for (u64 w = 0; w < s0->npages / 64; w++)
-		CHECK(fake_view(&vm, 0)[w] == 0);
+	CHECK(mg->c.steps - steps0 == 4);
+	for (u64 w = 0; w < slot(0)->npages / 64; w++)
+		CHECK(slot_view(0)[w] == 0);
 	gen = snap(0, true, &nd);
 	CHECK(nd == 0);
-	CHECK(!mgmt_wants_poll(&m));
+	CHECK(!mgmt_wants_poll(mg));
 	dispatcher_teardown();
 }
 
@@ -1496,6 +1549,5 @@ int main(void)
 	test_run("mgmt.start_without_memory_fails_cleanly", test_mgmt_start_without_memory);
 	test_run("mgmt.steps_clear_range", test_mgmt_steps_clear);
 	test_run("mgmt.steps_done_and_count", test_mgmt_steps_done);
-	free(m_mem);
 	return test_failures ? 1 : 0;
 }

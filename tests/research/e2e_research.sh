@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The research commands' line side (tools/ptctl/research_cmd.c, research_send.c) end to
-# end without the hypervisor: ptctl built with ASan+UBSan against ptsim (hv/mgmt.c with
-# the fake backend behind an emulated 16550, tests/proto/ptsim.c). dirty rate (one
+# end without the hypervisor: ptctl built with ASan+UBSan against ptsim (hv/ on the
+# simulated machine behind an emulated 16550, tests/proto/ptsim.c). dirty rate (one
 # window, a series), precopy over a simulated link, wws, precopy --send (the pages read
 # over the line by the live snapshot's engine, the fake guest not writing so that it
 # ends after its full pass), the refusals of bad arguments, and every command leaves the

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `ptctl snapshot` end to end without the hypervisor: ptctl (ASan+UBSan) against ptsim
-# (hv/mgmt.c + the fake backend, two vCPUs, a fake guest writing pages between polls;
+# (hv/ on the simulated machine, two vCPUs, a guest on vCPU 1 writing pages between polls;
 # on PAUSE it dumps its memory: the oracle of the core's instant).
 #   plain and --live (the guest writing all the time) with --stay-paused: every page of
 #   the core equals the memory dumped at the pause, NT_PRSTATUS and the QEMU CPU note of
