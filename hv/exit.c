@@ -404,6 +404,8 @@ static void handle_tdp_fault(struct vcpu *v, const struct hv_exit_tdp_fault *f)
 #define HV_POLL_INTERVAL_US 100
 
 static u64 mgmt_last_poll_tsc;
+/* Boot-CPU exits left at the fast poll interval after the port last wanted it. */
+static u32 mgmt_poll_linger;
 
 static bool mgmt_poll_due(enum hv_exit_reason r)
 {
@@ -419,7 +421,7 @@ static bool mgmt_poll_due(enum hv_exit_reason r)
 
 void hv_handle_exit(struct vcpu *v, struct hv_exit *e)
 {
-	bool want_poll;
+	bool fast;
 
 	v->stats.total++;
 	v->stats.by_reason[e->reason]++;
@@ -511,10 +513,9 @@ void hv_handle_exit(struct vcpu *v, struct hv_exit *e)
 	}
 	if (mgmt_poll_due(e->reason))
 		hv_control_poll(v);
-	want_poll = hv_control_wants_poll();
+	/* While the management port sends, and a little after (hv/mgmt_poll.h). */
+	fast = hv_mgmt_poll_fast_next(&mgmt_poll_linger, hv_control_wants_poll());
 	if (v->ops->set_poll_exit_tsc)
-		v->ops->set_poll_exit_tsc(v, want_poll ? hv.mgmt_poll.fast_tsc
-						       : hv.mgmt_poll.idle_tsc);
-	/* While the management port sends, the tick comes faster (hv/mgmt_tick.h). */
-	hv_mgmt_tick_fast(want_poll);
+		v->ops->set_poll_exit_tsc(v, fast ? hv.mgmt_poll.fast_tsc : hv.mgmt_poll.idle_tsc);
+	hv_mgmt_tick_fast(fast);
 }

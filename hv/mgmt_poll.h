@@ -64,6 +64,22 @@
 #define HV_MGMT_POLL_TSC_IDLE (4ull << 20)
 #define HV_MGMT_POLL_TSC_FAST (256ull << 10)
 
+/*
+ * After the port last wanted fast polls (a reply's last byte taken by the
+ * UART), they go on for HV_MGMT_POLL_LINGER more exits of the boot CPU: a
+ * host that streams (a snapshot, a long mem read) sends its next request
+ * as soon as a reply ends, and its first byte would otherwise wait for an
+ * idle-rate poll with the line idle meanwhile (4 Mi TSC ticks of VMX timer:
+ * 1.7 ms at 2.5 GHz, 84 ms in Bochs at 50 M ips; 10 ms of SVM tick; once
+ * the byte is in, a frame being received keeps the polls fast). 128 polls
+ * at 2 characters are 256 character times, 22 ms at 115200 baud: ptctl on
+ * a socket answers within a millisecond, a USB serial adapter within its
+ * latency timer (1-16 ms). Counted in exits, not time, so it needs no
+ * clock; a guest's own exits count too, but those poll anyway (at most
+ * every 100 us, hv/exit.c). Cost: 128 exits after each exchange.
+ */
+#define HV_MGMT_POLL_LINGER 128u
+
 struct hv_mgmt_poll {
 	u32 baud;	  /* the line's rate; 0: unknown */
 	u64 fast_ns;	  /* from the line; 0 when its rate is unknown */
@@ -78,6 +94,22 @@ u64 hv_mgmt_poll_fast_ns(u32 baud);
 u64 hv_mgmt_poll_ns_to_ticks(u64 ns, u64 hz);
 /* Nanoseconds to ticks of an HPET of `period_fs` (rounded down, at least 1, at most 2^32 - 1). */
 u32 hv_mgmt_poll_ns_to_hpet(u64 ns, u64 period_fs);
+/*
+ * After an exit of the boot CPU: whether the next polls come at the fast
+ * interval, given that the port wants them (`want`) and the exits left to
+ * linger (*linger, reset to HV_MGMT_POLL_LINGER while `want`).
+ */
+static inline bool hv_mgmt_poll_fast_next(u32 *linger, bool want)
+{
+	if (want) {
+		*linger = HV_MGMT_POLL_LINGER;
+		return true;
+	}
+	if (!*linger)
+		return false;
+	(*linger)--;
+	return true;
+}
 /* Fills *p for a line at `baud` (0: unknown) and a TSC at `tsc_hz` (0: unknown). */
 void hv_mgmt_poll_choose(struct hv_mgmt_poll *p, u32 baud, u64 tsc_hz);
 

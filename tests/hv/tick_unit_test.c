@@ -593,6 +593,27 @@ static void test_poll_intervals(void)
 	hv_mgmt_poll_choose(&p, 115200, 50000000ull);
 	CHECK(p.tsc_derived && p.fast_tsc == 8680 && p.idle_tsc == HV_MGMT_POLL_TSC_IDLE);
 	test_report("mgmt_poll.choice_and_fallbacks");
+
+	{
+		u32 linger = 0, n, fast_after = 0;
+
+		CHECK(!hv_mgmt_poll_fast_next(&linger, false), ": idle from the start");
+		CHECK(hv_mgmt_poll_fast_next(&linger, true) && linger == HV_MGMT_POLL_LINGER);
+		for (n = 0; n < 10 * HV_MGMT_POLL_LINGER && hv_mgmt_poll_fast_next(&linger, false);
+		     n++)
+			fast_after++;
+		CHECK(fast_after == HV_MGMT_POLL_LINGER, ": %u fast exits after the last want",
+		      fast_after);
+		CHECK(!hv_mgmt_poll_fast_next(&linger, false) && linger == 0, ": then idle");
+		for (n = 0; n < 5; n++)
+			hv_mgmt_poll_fast_next(&linger, false);
+		CHECK(hv_mgmt_poll_fast_next(&linger, true) && linger == HV_MGMT_POLL_LINGER,
+		      ": a new reply starts it again");
+		hv_mgmt_poll_fast_next(&linger, false);
+		CHECK(hv_mgmt_poll_fast_next(&linger, true) && linger == HV_MGMT_POLL_LINGER,
+		      ": a want in the middle of a linger resets it");
+		test_report("mgmt_poll.linger_after_the_last_reply");
+	}
 }
 
 /*
