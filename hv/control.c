@@ -214,6 +214,8 @@ enum ctl_stat {
 	STAT_MGMT_TICKS,
 	STAT_HPET_ACCESS,
 	STAT_HPET_REFUSED,
+	STAT_HV_TSC,
+	STAT_HV_TSC_HZ,
 	STAT_NR,
 };
 
@@ -412,6 +414,19 @@ static int be_stat(void *ctx, u32 index, const char **name, u64 *value)
 	case STAT_HPET_REFUSED:
 		*name = "guest.hpet_refused";
 		*value = hv_mgmt_tick_hpet_refused();
+		return 0;
+	case STAT_HV_TSC:
+		/*
+		 * The hypervisor's clock when the entry was read, so a host can time
+		 * what it asked in the machine's own time: in an emulator that time
+		 * need not be the host's (Bochs counts instructions).
+		 */
+		*name = "hv.tsc";
+		*value = x86_rdtsc();
+		return 0;
+	case STAT_HV_TSC_HZ:
+		*name = "hv.tsc_hz"; /* measured at boot; 0: unknown */
+		*value = hv->bi->tsc_hz;
 		return 0;
 	case STAT_EXIT_FIRST:
 	case STAT_NR:
