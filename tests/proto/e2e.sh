@@ -143,7 +143,9 @@ check noisy_dirty_equals_oracle cmp "$dir/nd.bin" "$dir/oracle-0.bin"
 # --timeout shorter than a harvest (1024 steps, ~1 s) shows that progress CREDITs keep
 # ptctl waiting instead of resending.
 steps=$dir/steps.sock
-start_sim "$steps" --poll-us 100 --stall-every 50 --stall-ms 2 --writes-per-poll 1 --seed 11 \
+# A poll a millisecond: 256 MiB in 64-page steps takes a few seconds, so the start
+# below is still running when its host is killed at 0.3 s (steps_busy_*).
+start_sim "$steps" --poll-us 1000 --stall-every 50 --stall-ms 2 --writes-per-poll 1 --seed 11 \
 	--ram-mib 256 --step-pages 64
 sp() { "$PT" -c "unix:$steps" "$@"; }
 check steps_dirty_start grep -q 'started on 2 slot' <(sp -v --timeout 400 dirty start --all --mode wp 2>"$dir/steps-start.err")

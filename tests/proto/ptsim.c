@@ -125,14 +125,16 @@ static void tx_flush(void)
 	sim.tx_len = 0;
 }
 
-/* Waits up to wait_ms for the host; every byte it sent meets the FIFO at once. */
-static void line_pump(int wait_ms)
+/* Waits up to wait_s for the host; every byte it sent meets the FIFO at once. */
+static void line_pump(double wait_s)
 {
 	struct pollfd pfd[2] = {{.fd = sim.lfd, .events = POLLIN},
 				{.fd = sim.client, .events = POLLIN}};
+	struct timespec ts = {.tv_sec = (time_t)wait_s,
+			      .tv_nsec = (long)((wait_s - (double)(time_t)wait_s) * 1e9)};
 
 	tx_flush();
-	poll(pfd, sim.client >= 0 ? 2 : 1, wait_ms);
+	ppoll(pfd, sim.client >= 0 ? 2 : 1, &ts, NULL);
 	if (pfd[0].revents & POLLIN) {
 		int fd = accept4(sim.lfd, NULL, NULL, SOCK_CLOEXEC);
 
@@ -178,7 +180,8 @@ static void wait_poll_slot(void)
 
 		if (stop)
 			finish();
-		line_pump(t >= sim.next ? 0 : 1);
+		/* Sleeps until the slot (to the microsecond), or less when the host sends. */
+		line_pump(t >= sim.next ? 0 : sim.next - t);
 		if (now_s() >= sim.next)
 			break;
 	}
