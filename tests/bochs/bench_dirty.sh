@@ -29,26 +29,14 @@ pt_init bench_dirty
 pt_need "$BUILD/ptctl" "$BUILD/bochs/dirty_writer.efi"
 rounds=${PT_BENCH_BOCHS_ROUNDS:-3}
 round_s=${PT_BENCH_BOCHS_ROUND_S:-2}
-img=$RUN_DIR/esp.img
-com1=$RUN_DIR/com1.log
 
 die() {
 	echo "bench_dirty: $*"
 	exit 1
 }
 
-pt_bochs_chain_esp "$img" '\EFI\pagetrail\pagetrail.efi \EFI\tests\dirty_writer.efi' ||
-	die "mtools failed"
-pt_relay_start || die "relay did not start ($(cat "$RUN_DIR/relay.out"))"
-pt_bochs_start "$model" "$img" 900 || die "Bochs did not start (see $RUN_DIR/bochs.err)"
-pt_wait_for "$com1" '^dirty_writer: buf 0x[0-9A-Fa-f]+ pages [0-9]+' 400 ||
-	die "no 'dirty_writer: buf' line in $com1"
-stats=$(pt_text "$com1" | sed -n 's/^dirty_writer: stats \(0x[0-9A-Fa-f]*\)$/\1/p')
-buf=$(pt_text "$com1" | sed -n 's/^dirty_writer: buf \(0x[0-9A-Fa-f]*\) pages.*$/\1/p')
-read -r scratch scratch_pages < <(pt_text "$com1" |
-	sed -n 's/^dirty_writer: scratch \(0x[0-9A-Fa-f]*\) pages \([0-9]*\)$/\1 \2/p')
-[ -n "$stats" ] || die "no 'dirty_writer: stats' line in $com1 (old dirty_writer.efi?)"
-[ -n "$scratch" ] || die "no 'dirty_writer: scratch' line in $com1"
+pt_bochs_dirty_writer "$model" 900 || die "the writer did not come up (above)"
+buf=$dw_buf stats=$dw_stats scratch=$dw_scratch scratch_pages=$dw_scratch_pages
 echo "bench_dirty: writer buf $buf scratch $scratch ($scratch_pages pages) stats $stats"
 
 ptctl() { $PT_PTCTL "$@" 2>>"$RUN_DIR/ptctl.err"; }

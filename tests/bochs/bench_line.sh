@@ -28,22 +28,14 @@ model=corei7_skylake_x
 pt_init bench_line
 pt_need "$BUILD/ptctl" "$BUILD/bochs/dirty_writer.efi"
 kib=${PT_BENCH_LINE_KIB:-128}
-img=$RUN_DIR/esp.img
-com1=$RUN_DIR/com1.log
 
 die() {
 	echo "bench_line: $*"
 	exit 1
 }
 
-pt_bochs_chain_esp "$img" '\EFI\pagetrail\pagetrail.efi \EFI\tests\dirty_writer.efi' ||
-	die "mtools failed"
-pt_relay_start || die "relay did not start ($(cat "$RUN_DIR/relay.out"))"
-pt_bochs_start "$model" "$img" 1200 || die "Bochs did not start (see $RUN_DIR/bochs.err)"
-pt_wait_for "$com1" '^dirty_writer: scratch 0x[0-9A-Fa-f]+ pages [0-9]+' 400 ||
-	die "no 'dirty_writer: scratch' line in $com1"
-read -r scratch scratch_pages < <(pt_text "$com1" |
-	sed -n 's/^dirty_writer: scratch \(0x[0-9A-Fa-f]*\) pages \([0-9]*\)$/\1 \2/p')
+pt_bochs_dirty_writer "$model" 1200 || die "the writer did not come up (above)"
+scratch=$dw_scratch scratch_pages=$dw_scratch_pages
 [ $((kib / 4)) -le "$scratch_pages" ] || die "$kib KiB is more than the scratch area"
 
 ptctl() { $PT_PTCTL "$@" 2>>"$RUN_DIR/ptctl.err"; }

@@ -215,6 +215,45 @@ pt_bochs_start() {
 	return 1
 }
 
+# pt_bochs_dirty_writer MODEL SECS: pagetrail.efi, then dirty_writer.efi (tests/bochs/
+# dirty_writer.c) in the virtualized firmware, in Bochs (bounded by SECS) with the
+# management relay up; returns once the writer printed its last address line, with
+# dw_buf, dw_stats, dw_scratch and dw_scratch_pages read from it. Status 1 with the
+# reason on stdout otherwise.
+pt_bochs_dirty_writer() {
+	local model=$1 secs=$2 com1=$RUN_DIR/com1.log
+	pt_bochs_chain_esp "$RUN_DIR/esp.img" \
+		'\EFI\pagetrail\pagetrail.efi \EFI\tests\dirty_writer.efi' || {
+		echo "mtools failed"
+		return 1
+	}
+	pt_relay_start || {
+		echo "relay did not start ($(cat "$RUN_DIR/relay.out"))"
+		return 1
+	}
+	pt_bochs_start "$model" "$RUN_DIR/esp.img" "$secs" || {
+		echo "Bochs did not start (see $RUN_DIR/bochs.err)"
+		return 1
+	}
+	# The buffer's line is the last of the four the writer prints.
+	pt_wait_for "$com1" '^dirty_writer: buf 0x[0-9A-Fa-f]+ pages [0-9]+' 400 || {
+		echo "no 'dirty_writer: buf' line in $com1"
+		return 1
+	}
+	dw_stats=$(pt_text "$com1" | sed -n 's/^dirty_writer: stats \(0x[0-9A-Fa-f]*\)$/\1/p')
+	dw_buf=$(pt_text "$com1" | sed -n 's/^dirty_writer: buf \(0x[0-9A-Fa-f]*\) pages.*$/\1/p')
+	read -r dw_scratch dw_scratch_pages < <(pt_text "$com1" |
+		sed -n 's/^dirty_writer: scratch \(0x[0-9A-Fa-f]*\) pages \([0-9]*\)$/\1 \2/p')
+	[ -n "$dw_stats" ] || {
+		echo "no 'dirty_writer: stats' line in $com1 (old dirty_writer.efi?)"
+		return 1
+	}
+	[ -n "$dw_scratch" ] || {
+		echo "no 'dirty_writer: scratch' line in $com1"
+		return 1
+	}
+}
+
 # pt_bochs_run MODEL IMG SECS [DONE_RE]
 pt_bochs_run() {
 	local model=$1 img=$2 secs=$3 done_re=${4:-} i
