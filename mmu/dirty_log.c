@@ -741,6 +741,36 @@ static bool tdp_rearm_masked(struct tdp_op *op, struct tdp_root_set *set,
 }
 
 /*
+ * Re-arm every 4 KiB leaf of @nwords whole bitmap words from @word on, in
+ * every root: a CLEAR whose words were all taken whole (every page of a
+ * dense range reported). One walk per root with tdp_rearm_leaf_run's tight
+ * loop over each table, instead of a walk from the root for every word as
+ * clear_dirty_pt_masked does; the same entries change the same way (huge
+ * leaves skipped, as there). A root made while a yield dropped the lock is
+ * walked too (tdp_root_set_refresh at the last one, as tdp_range_pass does).
+ */
+static void tdp_rearm_words(struct tdp_op *op, struct tdp_root_set *set,
+			    const struct tdp_memslot *slot, u64 word, u64 nwords,
+			    enum tdp_rearm how)
+{
+	gfn_t start = slot->base_gfn + word * 64, end = start + nwords * 64;
+	struct tdp_iter iter;
+	unsigned int i;
+
+	for (i = 0; i < set->n; i++) {
+		tdp_for_each_pte(iter, op, set->roots[i], start, end)
+		{
+			if (tdp_op_cond_yield(op, &iter))
+				continue;
+			if (iter.level == TDP_LEVEL_4K)
+				tdp_rearm_leaf_run(op, &iter, slot, end, how);
+		}
+		if (i + 1 == set->n)
+			tdp_root_set_refresh(op->mmu, slot->as_id, set);
+	}
+}
+
+/*
  * Re-arming by write protection excludes the fault path (mmu_lock for write,
  * as KVM takes it for kvm_arch_mmu_enable_log_dirty_pt_masked). The fault
  * path makes a page writable and then marks it, within one read-side section;
@@ -1280,7 +1310,7 @@ int tdp_mmu_clear_dirty_log(struct tdp_mmu *mmu, unsigned int slot_id, u64 first
 	struct tdp_root_set set;
 	struct tdp_op op;
 	enum tdp_rearm how;
-	u64 words, w, bits, cleared;
+	u64 words, w, bits, cleared, run = 0;
 	int ret = MMU_OK;
 
 	*flush = false;
@@ -1297,18 +1327,28 @@ int tdp_mmu_clear_dirty_log(struct tdp_mmu *mmu, unsigned int slot_id, u64 first
 		bits = mask[w];
 		if (w == words - 1 && (npages % 64))
 			bits &= (1ull << (npages % 64)) - 1;
-		if (!bits)
-			continue;
 		/* Only pages whose bit was set are re-armed (KVM: mask &=
 		 * fetch_andnot): a page never reported is not protected. */
-		cleared = __atomic_fetch_and(&slot->dirty_bitmap[first_page / 64 + w], ~bits,
-					     __ATOMIC_ACQ_REL) &
-			  bits;
+		cleared = 0;
+		if (bits)
+			cleared = __atomic_fetch_and(&slot->dirty_bitmap[first_page / 64 + w], ~bits,
+						     __ATOMIC_ACQ_REL) &
+				  bits;
+		/* Words taken whole are re-armed together, in one walk. */
+		if (cleared == ~0ull) {
+			run++;
+			continue;
+		}
+		if (run)
+			tdp_rearm_words(&op, &set, slot, first_page / 64 + w - run, run, how);
+		run = 0;
 		if (cleared)
 			tdp_rearm_masked(&op, &set, slot, first_page / 64 + w, cleared, how);
 		if (tdp_op_cond_yield(&op, NULL))
 			tdp_root_set_refresh(mmu, slot->as_id, &set);
 	}
+	if (run)
+		tdp_rearm_words(&op, &set, slot, first_page / 64 + words - run, run, how);
 	*flush = op.flush;
 	tdp_op_unlock(&op);
 	tdp_root_set_put(mmu, &set);
