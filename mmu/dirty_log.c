@@ -745,9 +745,11 @@ static bool tdp_rearm_masked(struct tdp_op *op, struct tdp_root_set *set,
  * every root: a CLEAR whose words were all taken whole (every page of a
  * dense range reported). One walk per root with tdp_rearm_leaf_run's tight
  * loop over each table, instead of a walk from the root for every word as
- * clear_dirty_pt_masked does; the same entries change the same way (huge
- * leaves skipped, as there). A root made while a yield dropped the lock is
- * walked too (tdp_root_set_refresh at the last one, as tdp_range_pass does).
+ * clear_dirty_pt_masked does; the same entries change the same way. Huge
+ * leaves are skipped, as there, and unlike rearm_gfn_range: a huge leaf also
+ * maps pages outside the words taken, whose dirty state is not this CLEAR's
+ * to re-arm. A root made while a yield dropped the lock is walked too
+ * (tdp_root_set_refresh at the last one, as tdp_range_pass does).
  */
 static void tdp_rearm_words(struct tdp_op *op, struct tdp_root_set *set,
 			    const struct tdp_memslot *slot, u64 word, u64 nwords,
