@@ -373,6 +373,36 @@ void host_machine_drain_pool(struct host_machine *m, u64 pages)
 			break;
 }
 
+static u32 fill_rng(u32 *st)
+{
+	*st ^= *st << 13;
+	*st ^= *st >> 17;
+	*st ^= *st << 5;
+	return *st;
+}
+
+void host_machine_fill(struct host_machine *m, gpa_t gpa, u64 npages, u32 seed, bool mixed)
+{
+	u32 st = seed | 1;
+
+	for (u64 p = 0; p < npages; p++) {
+		u8 *pg = host_machine_mem(m, gpa + p * PAGE_SIZE);
+		u32 kind = mixed ? fill_rng(&st) % 4 : 1;
+
+		memset(pg, 0, PAGE_SIZE);
+		if (kind == 1) { /* random */
+			for (u32 k = 0; k < PAGE_SIZE; k++)
+				pg[k] = (u8)fill_rng(&st);
+		} else if (kind == 2) { /* text-like, repetitive */
+			for (u32 k = 0; k < PAGE_SIZE; k++)
+				pg[k] = (u8)("pagetrail dirty page "[k % 21] + (k / 512));
+		} else if (kind == 3) { /* sparse words */
+			for (u32 k = 0; k < 16; k++)
+				pg[fill_rng(&st) % PAGE_SIZE] = (u8)fill_rng(&st);
+		}
+	}
+}
+
 /* ---- the machine ---- */
 
 /* TSC ticks per second over 20 ms of the monotonic clock, as boot/ measures it against Stall. */

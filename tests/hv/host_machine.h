@@ -79,6 +79,13 @@ int host_machine_store(struct host_machine *m, u32 vcpu, gpa_t gpa, u64 value);
 void host_machine_intr_exit(struct host_machine *m, u32 vcpu);
 /* Leaves `pages` pages free in the hypervisor's pool (the rest held for good). */
 void host_machine_drain_pool(struct host_machine *m, u64 pages);
+/*
+ * Guest RAM from `gpa` for `npages` pages, written directly (before the guest
+ * runs: nothing is logged), for tests of the memory encoders: with `mixed` a
+ * quarter each of zero, random, repetitive (text-like) and sparse pages, else
+ * all random. The same `seed`, the same bytes.
+ */
+void host_machine_fill(struct host_machine *m, gpa_t gpa, u64 npages, u32 seed, bool mixed);
 /* Host pointer to guest-physical memory (a RAM slot's). */
 static inline void *host_machine_mem(struct host_machine *m, gpa_t gpa)
 {

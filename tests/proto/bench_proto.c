@@ -232,22 +232,9 @@ static void mem_kind(const char *name, int kind)
 	setup(1);
 	gpa = slot_gpa(1);
 	mem = host_machine_mem(&host_port.m, gpa);
-	for (u64 p = 0; p < len / PAGE_SIZE; p++) {
-		u8 *pg = mem + p * PAGE_SIZE;
-		/* mixed: zero, random, text-like and sparse pages, a quarter each */
-		u32 k = kind == 2 ? rnd() % 4 : kind == 0 ? 1 : 0;
-
-		if (k == 1) {
-			for (u32 i = 0; i < PAGE_SIZE; i++)
-				pg[i] = (u8)rnd();
-		} else if (k == 2) {
-			for (u32 i = 0; i < PAGE_SIZE; i++)
-				pg[i] = (u8)("pagetrail dirty page "[i % 21] + (i / 512));
-		} else if (k == 3) {
-			for (u32 i = 0; i < 16; i++)
-				pg[rnd() % PAGE_SIZE] = (u8)rnd();
-		}
-	}
+	/* random; zero (as built); mixed: zero, random, text-like and sparse pages, a quarter each */
+	if (kind != 1)
+		host_machine_fill(&host_port.m, gpa, len / PAGE_SIZE, 5, kind == 2);
 	u.wire_in = u.wire_out = 0;
 	while (done < len) {
 		u8 q[32];
