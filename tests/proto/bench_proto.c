@@ -232,7 +232,7 @@ static void mem_kind(const char *name, int kind)
 	setup(1);
 	gpa = slot_gpa(1);
 	mem = host_machine_mem(&host_port.m, gpa);
-	/* random; zero (as built); mixed: zero, random, text-like and sparse pages, a quarter each */
+	/* random; zero (as built); mixed: zero, random, text-like and sparse, a quarter each */
 	if (kind != 1)
 		host_machine_fill(&host_port.m, gpa, len / PAGE_SIZE, 5, kind == 2);
 	u.wire_in = u.wire_out = 0;
